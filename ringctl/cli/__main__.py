@@ -1,0 +1,3 @@
+from ringctl.cli import main
+
+main()

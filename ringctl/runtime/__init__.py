@@ -1,0 +1,1 @@
+"""The ring-kernel runtime: lifecycle, contexts, queues, telemetry (no YAML, no CLI)."""

@@ -1,0 +1,171 @@
+"""``@ring_kernel`` and the one description of a kernel that the runtime launches.
+
+A kernel is an ``async def body(ctx)``. ``@ring_kernel`` adds what the runtime and the
+topology checks want to know about it (its default id, inbox size, the ports it sends
+on, a pydantic model for its params, an optional set-up hook run at launch) and
+registers it by id, so that ``runtime.launch("worker")`` finds it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ringctl.runtime.context import KernelContext
+
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "KernelBody",
+    "RingKernel",
+    "SetupHook",
+    "as_kernel",
+    "is_kernel",
+    "registered",
+    "ring_kernel",
+]
+
+DEFAULT_QUEUE_SIZE: Final = 1024
+
+KernelBody = Callable[["KernelContext"], Awaitable[Any]]
+SetupHook = Callable[["KernelContext"], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class RingKernel:
+    """A kernel body plus what the runtime needs to launch and check it.
+
+    Calling it calls the body, so a decorated function still works as a function.
+    """
+
+    func: KernelBody
+    kernel_id: str
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    input_type: type | None = None
+    output_type: type | None = None
+    #: Output ports the kernel sends on; ``None`` means undeclared (any port is accepted).
+    ports: tuple[str, ...] | None = None
+    #: A pydantic model that ``params`` must fit; the context then holds an instance of it.
+    params_model: type[BaseModel] | None = None
+    #: Runs during ``launch()`` (phase 1): allocate, compile, warm up. May be async.
+    setup: SetupHook | None = None
+    #: The backend the kernel asks for when the topology does not say (cpu | cuda | auto).
+    backend: str | None = None
+    doc: str = field(default="")
+
+    def __call__(self, ctx: KernelContext) -> Awaitable[Any]:
+        return self.func(ctx)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.func.__module__}:{self.func.__qualname__}"
+
+
+_REGISTRY: dict[str, RingKernel] = {}
+
+
+def ring_kernel(
+    kernel_id: str | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    input_type: type | None = None,
+    output_type: type | None = None,
+    *,
+    ports: Iterable[str] | None = None,
+    params: type[BaseModel] | None = None,
+    setup: SetupHook | None = None,
+    backend: str | None = None,
+) -> Callable[[KernelBody], RingKernel]:
+    """Declare an ``async def body(ctx)`` as a ring kernel and register it by ``kernel_id``.
+
+    Remember it as "the decorator names the kernel; the runtime runs it":
+    ``@ring_kernel(kernel_id="worker")`` then ``await runtime.launch("worker")``.
+    """
+    if queue_size < 1:
+        raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+    port_tuple = tuple(ports) if ports is not None else None
+
+    def decorate(func: KernelBody) -> RingKernel:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"@ring_kernel needs an 'async def' function, got {func!r}; "
+                "did you forget 'async' before 'def'?"
+            )
+        kernel = RingKernel(
+            func=func,
+            kernel_id=kernel_id or func.__name__,
+            queue_size=queue_size,
+            input_type=input_type,
+            output_type=output_type,
+            ports=port_tuple,
+            params_model=params,
+            setup=setup,
+            backend=backend,
+            doc=inspect.getdoc(func) or "",
+        )
+        _REGISTRY[kernel.kernel_id] = kernel
+        return kernel
+
+    return decorate
+
+
+def registered(kernel_id: str) -> RingKernel | None:
+    """The kernel registered under ``kernel_id`` by ``@ring_kernel``, if any."""
+    return _REGISTRY.get(kernel_id)
+
+
+def registered_ids() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def is_kernel(obj: object) -> bool:
+    """A ``RingKernel`` or a plain ``async def f(ctx)`` taking exactly one positional argument."""
+    if isinstance(obj, RingKernel):
+        return True
+    if not inspect.iscoroutinefunction(obj):
+        return False
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(positional) == 1
+
+
+def as_kernel(obj: object, kernel_id: str) -> RingKernel:
+    """Wrap a plain ``async def f(ctx)`` (or pass a ``RingKernel`` through).
+
+    Raises ``TypeError`` with a guess at the mistake for anything else.
+    """
+    if isinstance(obj, RingKernel):
+        return obj
+    if is_kernel(obj):
+        func: KernelBody = obj  # type: ignore[assignment]
+        return RingKernel(
+            func=func,
+            kernel_id=kernel_id,
+            params_model=getattr(obj, "params_model", None),
+            ports=getattr(obj, "ports", None),
+            doc=inspect.getdoc(obj) or "",
+        )
+    if inspect.iscoroutinefunction(obj):
+        raise TypeError(
+            f"{obj!r} is async but does not take exactly one argument (the kernel context); "
+            "a kernel is 'async def kernel(ctx)'"
+        )
+    if callable(obj):
+        raise TypeError(
+            f"{obj!r} is not a kernel: a kernel is 'async def kernel(ctx)' or a "
+            "@ring_kernel-decorated function; did you forget 'async'?"
+        )
+    raise TypeError(
+        f"{obj!r} ({type(obj).__name__}) is not a kernel: a kernel is 'async def kernel(ctx)' "
+        "or a @ring_kernel-decorated function"
+    )
