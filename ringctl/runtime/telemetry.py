@@ -86,6 +86,7 @@ class KernelSnapshot:
     entry: str | None = None
     node: str | None = None  # the host / Ray node it runs on
     backend_note: str | None = None  # e.g. "auto: no usable GPU, on cpu"
+    metrics: dict[str, Any] = field(default_factory=dict)  # what the kernel put in ctx.metrics
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,180 @@
+"""The live dashboard loop: ``ringctl up`` in a terminal, and ``ringctl top NAME``.
+
+One loop, in the caller's thread: take one snapshot (``get_status()``), hand rich a
+fresh view through ``Live(get_renderable=...)``, refresh, then wait for the next tick
+while watching the keyboard. Polling in the caller's thread means ``get_status`` need
+not be thread-safe (a control-plane client socket usually is not) and that the number of
+snapshots is exactly the number of frames: at most one per refresh, off the message path
+(issue 5). Rich's own refresh thread is off (``auto_refresh=False``) so that nothing
+else asks for a frame in between.
+
+Keys: where stdin is a terminal it is put in cbreak mode for the duration, so ``q``
+quits without Enter and without echo; Ctrl-C still raises ``KeyboardInterrupt`` (cbreak
+keeps signals), and the terminal settings are restored on every way out.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from ringctl.dashboard._status import STALL_AFTER_S
+from ringctl.dashboard.plain import StatusPoller, StopReason
+from ringctl.dashboard.view import render
+from ringctl.exceptions import UserInputError
+
+__all__ = ["DEFAULT_REFRESH_PER_SECOND", "QUIT_KEYS", "StopReason", "run_live"]
+
+DEFAULT_REFRESH_PER_SECOND: Final = 4.0
+QUIT_KEYS: Final = frozenset(b"qQ")
+
+StatusGetter = Callable[[], Mapping[str, Any] | None]
+
+
+class _Frame:
+    """What ``Live(get_renderable=...)`` pulls: the view of the latest snapshot."""
+
+    def __init__(self, view: RenderableType) -> None:
+        self.view = view
+
+    def __call__(self) -> RenderableType:
+        return self.view
+
+
+@contextmanager
+def _cbreak(fd: int | None) -> Iterator[int | None]:
+    """Single keypresses from ``fd`` while inside; yields ``None`` where that is impossible."""
+    if fd is None:
+        yield None
+        return
+    try:
+        import termios
+        import tty
+    except ImportError:  # pragma: no cover - Windows: no q key, Ctrl-C still works
+        yield None
+        return
+    try:
+        saved = termios.tcgetattr(fd)
+    except (termios.error, OSError):  # not a terminal after all
+        yield None
+        return
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _wait_for_key(fd: int | None, timeout: float, sleep: Callable[[float], None]) -> bool:
+    """Wait up to ``timeout`` s; True if a quit key was pressed meanwhile."""
+    if fd is None:
+        if timeout > 0:
+            sleep(timeout)
+        return False
+    readable, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+    if not readable:
+        return False
+    try:
+        data = os.read(fd, 64)
+    except OSError:
+        return False
+    return any(byte in QUIT_KEYS for byte in data)
+
+
+def _stdin_tty_fd() -> int | None:
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, closed stdin
+        return None
+    return fd if os.isatty(fd) else None
+
+
+def run_live(
+    get_status: StatusGetter,
+    refresh_per_second: float = DEFAULT_REFRESH_PER_SECOND,
+    *,
+    console: Console | None = None,
+    stop_when_finished: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    give_up_after_s: float | None = None,
+    stall_after_s: float = STALL_AFTER_S,
+    keys: bool | None = None,
+    input_fd: int | None = None,
+    screen: bool = False,
+    transient: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> StopReason:
+    """Show the dashboard live until the topology finishes, ``q``, Ctrl-C or ``should_stop``.
+
+    ``get_status`` returns the latest status document (``ps --json``'s shape) or
+    ``None`` when there is none yet; it is called from this thread, once per frame. An
+    exception from it keeps the last frame with a red "status unavailable" line, and
+    after ``give_up_after_s`` without a document (``top``: a few seconds; ``up``:
+    ``None``, it owns the runtime) the loop returns :attr:`StopReason.LOST`.
+
+    ``keys``: listen for ``q`` (default: when ``input_fd``, or stdin, is a terminal).
+    ``stop_when_finished``: return once the state is completed / failed / stopped,
+    leaving that last frame on screen (unless ``transient``). Ctrl-C returns
+    :attr:`StopReason.INTERRUPTED` instead of raising, so ``top`` can detach quietly and
+    ``up`` can start its graceful down.
+    """
+    if not refresh_per_second > 0:
+        raise UserInputError(
+            f"refresh rate must be above 0, got {refresh_per_second}",
+            hint="--refresh 4 redraws four times a second",
+        )
+    period = 1.0 / refresh_per_second
+    console = console if console is not None else Console()
+    fd = input_fd if input_fd is not None else _stdin_tty_fd()
+    if keys is False:
+        fd = None
+    poller = StatusPoller(get_status, give_up_after_s=give_up_after_s, clock=clock)
+
+    def view() -> RenderableType:
+        return render(
+            poller.last,
+            connection=poller.connection,
+            stall_after_s=stall_after_s,
+            # A live frame taller than the terminal scrolls and flickers; trim it,
+            # keeping the rows that need a look.
+            fit_height=console.is_terminal,
+        )
+
+    frame = _Frame(render(None))
+    try:
+        with (
+            _cbreak(fd) as key_fd,
+            Live(
+                get_renderable=frame,
+                console=console,
+                auto_refresh=False,
+                screen=screen,
+                transient=transient,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            ) as live,
+        ):
+            while True:
+                started = clock()
+                poller.poll()
+                frame.view = view()
+                live.refresh()
+                if stop_when_finished and poller.finished:
+                    return StopReason.FINISHED
+                if poller.lost:
+                    return StopReason.LOST
+                if should_stop is not None and should_stop():
+                    return StopReason.STOPPED
+                if _wait_for_key(key_fd, period - (clock() - started), sleep):
+                    return StopReason.QUIT
+    except KeyboardInterrupt:
+        return StopReason.INTERRUPTED

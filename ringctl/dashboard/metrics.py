@@ -1,0 +1,410 @@
+"""Prometheus exposition of the status document (``ringctl up --metrics-port PORT``).
+
+prometheus-client is an optional extra (``pip install 'ringctl[metrics]'``), so it is
+imported inside the functions that need it, never at module import: ``ringctl --help``
+stays fast and a machine without the extra only fails when metrics are asked for.
+
+Nothing here touches the message path. A scrape calls ``get_status`` once (the latest
+document the supervisor already has) and turns it into metric families with a custom
+collector, the way prometheus_client recommends for proxying another system's numbers
+(https://prometheus.github.io/client_python/collector/custom/): there are no
+``Counter`` objects to increment per message, and a kernel that disappears disappears
+from the next scrape instead of lingering with its last value.
+
+Names: ``ringctl_kernel_*`` with labels ``topology`` and ``kernel``; ``ringctl_queue_*``
+with ``topology``, ``from`` and ``to``; lifecycle state and status word as labelled 0/1
+gauges (``ringctl_kernel_state{state="ACTIVE"}``), so an alert can say
+``ringctl_kernel_status{status="stalled"} == 1``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Final
+
+from ringctl.dashboard._status import (
+    KERNEL_STATES,
+    TOPOLOGY_STATES,
+    KernelStatus,
+    parse_status,
+)
+from ringctl.exceptions import UserInputError
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+__all__ = [
+    "DEFAULT_HOST",
+    "MetricsServer",
+    "StatusCollector",
+    "metric_families",
+    "metrics_text",
+    "serve_metrics",
+]
+
+#: Loopback by default: the endpoint has no authentication, so exposing it beyond the
+#: machine is a decision the user makes with ``host="0.0.0.0"``, not a default.
+DEFAULT_HOST: Final = "127.0.0.1"
+
+StatusGetter = Callable[[], Mapping[str, Any] | None]
+
+
+def _prometheus() -> Any:
+    """The prometheus_client module, or an error that says which extra to install."""
+    try:
+        import prometheus_client
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        raise UserInputError(
+            "metrics need prometheus-client, which is not installed",
+            hint="pip install 'ringctl[metrics]'",
+        ) from exc
+    return prometheus_client
+
+
+def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
+    """The metric families for one status document (empty-but-valid when it is ``None``).
+
+    ``ringctl_status_available`` is 1 when a document was there to read: a scrape that
+    succeeds while the supervisor is gone must not look like a healthy idle topology.
+    """
+    _prometheus()  # the install hint, rather than a bare ImportError
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        InfoMetricFamily,
+    )
+
+    available = GaugeMetricFamily(
+        "ringctl_status_available",
+        "1 when the supervisor's latest status document was available to this scrape.",
+        value=0 if status is None else 1,
+    )
+    if status is None:
+        return [available]
+    st = parse_status(status)
+    topology = st.name or "unnamed"
+
+    t_labels = ["topology"]
+    uptime = GaugeMetricFamily(
+        "ringctl_topology_uptime_seconds", "Seconds since the topology started.", labels=t_labels
+    )
+    if st.uptime_s is not None:
+        uptime.add_metric([topology], st.uptime_s)
+    t_state = GaugeMetricFamily(
+        "ringctl_topology_state",
+        "1 for the topology's current state, 0 for the others.",
+        labels=[*t_labels, "state"],
+    )
+    states = list(TOPOLOGY_STATES)
+    if st.state and st.state not in states:
+        states.append(st.state)
+    for state in states:
+        t_state.add_metric([topology, state], 1.0 if state == st.state else 0.0)
+    t_kernels = GaugeMetricFamily(
+        "ringctl_topology_kernels", "Kernels in the topology.", labels=t_labels
+    )
+    t_kernels.add_metric([topology], len(st.kernels))
+
+    k_labels = ["topology", "kernel"]
+
+    def counter(name: str, doc: str) -> Any:
+        return CounterMetricFamily(name, doc, labels=k_labels)
+
+    def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Any:
+        return GaugeMetricFamily(name, doc, labels=[*k_labels, *extra])
+
+    k_in = counter("ringctl_kernel_messages_in", "Messages the kernel received.")
+    k_out = counter("ringctl_kernel_messages_out", "Messages the kernel sent.")
+    k_errors = counter("ringctl_kernel_errors", "Errors raised by the kernel's body.")
+    k_drops = counter("ringctl_kernel_drops", "Messages dropped on the way into the inbox.")
+    k_restarts = counter("ringctl_kernel_restarts", "Times the kernel was restarted.")
+    k_rate_in = gauge(
+        "ringctl_kernel_messages_in_per_second", "Receive rate over the runtime's window."
+    )
+    k_rate_out = gauge(
+        "ringctl_kernel_messages_out_per_second", "Send rate over the runtime's window."
+    )
+    k_depth = gauge("ringctl_kernel_inbox_depth", "Messages waiting in the inbox.")
+    k_capacity = gauge("ringctl_kernel_inbox_capacity", "Capacity of the inbox.")
+    k_high = gauge("ringctl_kernel_inbox_high_water", "Highest inbox depth seen.")
+    k_p50 = gauge("ringctl_kernel_latency_p50_seconds", "Median processing time.")
+    k_p99 = gauge("ringctl_kernel_latency_p99_seconds", "99th percentile processing time.")
+    k_replicas = gauge("ringctl_kernel_replicas", "Replicas of the kernel.")
+    k_waiting = gauge("ringctl_kernel_waiting_replicas", "Replicas idle in receive.")
+    k_blocked = gauge(
+        "ringctl_kernel_blocked_replicas", "Replicas waiting for space on a full queue."
+    )
+    k_quiet = gauge(
+        "ringctl_kernel_seconds_since_progress", "Seconds since the kernel last received or sent."
+    )
+    k_state = gauge(
+        "ringctl_kernel_state", "1 for the kernel's lifecycle state, 0 for the others.", ("state",)
+    )
+    k_status = gauge(
+        "ringctl_kernel_status",
+        "1 for the kernel's status word (idle, busy, backpressured, stalled, ...).",
+        ("status",),
+    )
+    k_user = gauge(
+        "ringctl_kernel_metric", "Numeric values the kernel put in ctx.metrics.", ("metric",)
+    )
+    k_info = InfoMetricFamily(
+        "ringctl_kernel", "Where and how the kernel runs.", labels=k_labels
+    )
+
+    seen: set[str] = set()
+    for k in st.kernels:
+        if k.id in seen:  # duplicate samples would make Prometheus reject the scrape
+            continue
+        seen.add(k.id)
+        lv = [topology, k.id]
+        for family, value in (
+            (k_in, k.messages_in),
+            (k_out, k.messages_out),
+            (k_errors, k.errors),
+            (k_drops, k.drops),
+            (k_restarts, k.restarts),
+            (k_rate_in, k.rate_in),
+            (k_rate_out, k.rate_out),
+            (k_depth, k.inbox_depth),
+            (k_capacity, k.inbox_capacity),
+            (k_high, k.inbox_high_water),
+            (k_p50, None if k.latency_p50_us is None else k.latency_p50_us / 1e6),
+            (k_p99, None if k.latency_p99_us is None else k.latency_p99_us / 1e6),
+            (k_replicas, k.replicas),
+            (k_waiting, k.waiting),
+            (k_blocked, k.blocked),
+            (k_quiet, k.last_progress_s),
+        ):
+            if value is not None:  # unknown is absent, not a misleading zero
+                family.add_metric(lv, float(value))
+        states = list(KERNEL_STATES)
+        if k.state and k.state not in states:
+            states.append(k.state)
+        for state in states:
+            k_state.add_metric([*lv, state], 1.0 if state == k.state else 0.0)
+        for word in KernelStatus:
+            k_status.add_metric([*lv, word.value], 1.0 if word is k.status else 0.0)
+        for name, value in k.metrics:
+            k_user.add_metric([*lv, name], value)
+        k_info.add_metric(
+            lv,
+            {
+                "backend": k.backend or "",
+                "device": k.device or "",
+                "node": k.node or "",
+                "entry": k.entry or "",
+            },
+        )
+
+    q_labels = ["topology", "from", "to"]
+    q_depth = GaugeMetricFamily("ringctl_queue_depth", "Messages in the queue.", labels=q_labels)
+    q_capacity = GaugeMetricFamily("ringctl_queue_capacity", "Queue capacity.", labels=q_labels)
+    q_high = GaugeMetricFamily(
+        "ringctl_queue_high_water", "Highest queue depth seen.", labels=q_labels
+    )
+    q_messages = CounterMetricFamily(
+        "ringctl_queue_messages", "Messages accepted into the queue.", labels=q_labels
+    )
+    q_drops = CounterMetricFamily("ringctl_queue_drops", "Messages dropped.", labels=q_labels)
+    q_blocked = CounterMetricFamily(
+        "ringctl_queue_blocked_seconds",
+        "Total time producers waited for space in the queue.",
+        labels=q_labels,
+    )
+    q_info = InfoMetricFamily("ringctl_queue", "The queue's name and policy.", labels=q_labels)
+    seen_edges: set[tuple[str, str]] = set()
+    for q in st.queues:
+        edge = (q.source, q.target)
+        if edge in seen_edges:
+            continue
+        seen_edges.add(edge)
+        lv = [topology, q.source, q.target]
+        for family, value in (
+            (q_depth, q.depth),
+            (q_capacity, q.capacity),
+            (q_high, q.high_water),
+            (q_messages, q.messages),
+            (q_drops, q.drops),
+            (q_blocked, q.blocked_s),
+        ):
+            if value is not None:
+                family.add_metric(lv, float(value))
+        q_info.add_metric(lv, {"name": q.name or "", "backpressure": q.backpressure or ""})
+
+    return [
+        available,
+        uptime,
+        t_state,
+        t_kernels,
+        k_in,
+        k_out,
+        k_errors,
+        k_drops,
+        k_restarts,
+        k_rate_in,
+        k_rate_out,
+        k_depth,
+        k_capacity,
+        k_high,
+        k_p50,
+        k_p99,
+        k_replicas,
+        k_waiting,
+        k_blocked,
+        k_quiet,
+        k_state,
+        k_status,
+        k_user,
+        k_info,
+        q_depth,
+        q_capacity,
+        q_high,
+        q_messages,
+        q_drops,
+        q_blocked,
+        q_info,
+    ]
+
+
+class StatusCollector:
+    """A prometheus_client collector that reads the latest status on every scrape.
+
+    Register it in any ``CollectorRegistry`` (an application that already serves its
+    own metrics can add ringctl's to them). ``describe()`` returns nothing so that
+    registering never calls ``get_status``.
+    """
+
+    def __init__(self, get_status: StatusGetter) -> None:
+        self._get_status = get_status
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = self._get_status()
+        except Exception:  # a scrape reports "unavailable" rather than an HTTP 500
+            status = None
+        yield from metric_families(status)
+
+
+def metrics_text(status: Mapping[str, Any] | None) -> str:
+    """The Prometheus text exposition of one status document (tests, ``ps --metrics``)."""
+    prometheus = _prometheus()
+    registry = prometheus.CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(lambda: status))
+    return str(prometheus.generate_latest(registry).decode("utf-8"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """``GET /metrics`` (and ``/``) answers the exposition; anything else is a 404."""
+
+    server: _MetricsHTTPServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path not in ("/", "/metrics"):
+            self.send_error(404, "only /metrics is served here")
+            return
+        try:
+            body, content_type = self.server.exposition()
+        except Exception as exc:
+            self.send_error(500, f"{type(exc).__name__}: {exc}")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the library never prints, and a scrape every 15 s is not news."""
+
+
+class _MetricsHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], exposition: Callable[[], tuple[bytes, str]]):
+        super().__init__(address, _Handler)
+        self.exposition = exposition
+
+
+class MetricsServer:
+    """A small threaded HTTP server for ``/metrics``, owned by whoever starts it.
+
+    ``port=0`` binds any free port (tests); :attr:`port` tells which. Use it as a
+    context manager, or ``start()`` / ``stop()``; ``stop()`` waits for the serving
+    thread, so nothing outlives ``ringctl up``.
+    """
+
+    def __init__(
+        self, get_status: StatusGetter, *, port: int = 9464, host: str = DEFAULT_HOST
+    ) -> None:
+        self._get_status = get_status
+        self._host = host
+        self._port = port
+        self._server: _MetricsHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (differs from the requested one when that was 0)."""
+        if self._server is None:
+            return self._port
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}/metrics"
+
+    def start(self) -> MetricsServer:
+        if self._server is not None:
+            return self
+        prometheus = _prometheus()
+        registry = prometheus.CollectorRegistry(auto_describe=False)
+        registry.register(StatusCollector(self._get_status))
+
+        def exposition() -> tuple[bytes, str]:
+            return bytes(prometheus.generate_latest(registry)), str(prometheus.CONTENT_TYPE_LATEST)
+
+        try:
+            self._server = _MetricsHTTPServer((self._host, self._port), exposition)
+        except OSError as exc:
+            raise UserInputError(
+                f"cannot serve metrics on {self._host}:{self._port}: {exc.strerror or exc}",
+                hint="pick another --metrics-port (0 picks any free port)",
+            ) from exc
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"ringctl-metrics:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> MetricsServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_metrics(
+    get_status: StatusGetter, port: int, *, host: str = DEFAULT_HOST
+) -> MetricsServer:
+    """Start serving ``http://host:port/metrics`` now; call ``.stop()`` when done."""
+    return MetricsServer(get_status, port=port, host=host).start()

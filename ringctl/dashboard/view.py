@@ -1,0 +1,590 @@
+"""The dashboard view: a status document in, a rich renderable out, nothing else.
+
+The view is a pure function of one snapshot (``shared/design/style.md``, habit 5): no
+clock, no socket, no global state. ``ringctl up``, ``ringctl top`` and ``top --once``
+call :func:`render` with the dict the supervisor sends and print what comes back, and
+the tests do the same with a ``Console(file=StringIO(), width=...)``.
+
+The renderable decides its columns at render time from the width rich offers, so one
+object serves a 40-column split pane and a 200-column monitor: columns are added by
+priority (who, what state, how much in, how full) until the width is spent, and the
+inbox bar replaces the bare ``depth/capacity`` figure only where it fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any, Final, Generic, TypeVar
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ringctl.dashboard._status import (
+    ATTENTION,
+    STALL_AFTER_S,
+    KernelRow,
+    KernelStatus,
+    QueueRow,
+    Status,
+    classify_kernel,
+    human_count,
+    human_duration,
+    human_latency,
+    parse_status,
+    pick_rows,
+    total_rate,
+)
+
+__all__ = [
+    "DashboardView",
+    "KernelStatus",
+    "classify_kernel",
+    "fill_bar",
+    "render",
+    "render_svg",
+    "render_text",
+]
+
+STATUS_STYLE: Final[dict[KernelStatus, str]] = {
+    KernelStatus.IDLE: "dim",
+    KernelStatus.BUSY: "green",
+    KernelStatus.BACKPRESSURED: "yellow",
+    KernelStatus.STALLED: "bold red",
+    KernelStatus.PAUSED: "blue",
+    KernelStatus.DONE: "cyan",
+    KernelStatus.FAILED: "bold white on red",
+    KernelStatus.STARTING: "cyan",
+    KernelStatus.STOPPING: "magenta",
+    KernelStatus.STOPPED: "dim",
+}
+
+STATE_STYLE: Final[dict[str, str]] = {
+    "CREATED": "dim",
+    "LAUNCHED": "cyan",
+    "ACTIVE": "green",
+    "DEACTIVATED": "blue",
+    "TERMINATING": "magenta",
+    "TERMINATED": "dim",
+}
+
+TOPOLOGY_STYLE: Final[dict[str, str]] = {
+    "starting": "cyan",
+    "running": "bold green",
+    "paused": "bold blue",
+    "draining": "bold magenta",
+    "completed": "bold cyan",
+    "failed": "bold white on red",
+    "stopped": "dim",
+}
+
+EVENT_STYLE: Final[dict[str, str]] = {
+    "failure": "red",
+    "restart": "yellow",
+    "pause": "blue",
+    "resume": "green",
+    "info": "default",
+}
+
+PHASE_VERB: Final[dict[str, str]] = {
+    "launch": "launched",
+    "activate": "activated",
+    "drain": "drained",
+    "run": "done",
+}
+
+BAR_WIDTH: Final = 10
+#: Cells added per column by the table: one padding cell each side and a separator.
+_COLUMN_OVERHEAD: Final = 3
+#: Longest kernel id / queue edge that may claim width when columns are chosen; longer
+#: ones are cut with an ellipsis rather than pushing the numbers off the screen.
+_NAME_CAP: Final = 28
+#: At most this many lines of failure / backend notes under the tables.
+_MAX_NOTES: Final = 6
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def fill_bar(
+    depth: int | None,
+    capacity: int | None,
+    high_water: int | None = None,
+    *,
+    width: int = BAR_WIDTH,
+    label: bool = True,
+) -> Text:
+    """``███▌······│·· 312/1024``: depth against capacity, with the high-water mark.
+
+    Storm UI shows capacity as a number people must compare in their heads; a bar
+    shows "where is the data piling up" at a glance, and the ``│`` mark keeps the worst
+    moment visible after the queue has drained. The fill turns yellow past half and red
+    past 90 %, where backpressure or drops are about to start. Without a capacity (an
+    unbounded queue) only the depth is shown.
+    """
+    depth_n = max(depth or 0, 0)
+    result = Text(no_wrap=True, overflow="ellipsis")
+    if capacity is None or capacity <= 0:
+        result.append(_exact(depth_n) if depth_n else "--")
+        return result
+    ratio = min(depth_n / capacity, 1.0)
+    filled = min(width, max(1, round(ratio * width))) if depth_n > 0 else 0
+    style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else "green"
+    mark = -1
+    if high_water is not None and high_water > depth_n:
+        # The cell holding the high-water fraction, shown only beyond the fill.
+        mark = min(width - 1, max(0, -(-high_water * width // capacity) - 1))
+    result.append("█" * filled, style=style)
+    for i in range(filled, width):
+        if i == mark:
+            result.append("│", style="magenta")
+        else:
+            result.append("·", style="bright_black")
+    if label:
+        result.append(f" {_exact(depth_n)}/{_exact(capacity)}")
+    return result
+
+
+def _exact(n: int) -> str:
+    """Depths and capacities stay exact while they are short enough to read at a glance."""
+    return str(n) if n < 100_000 else human_count(n)
+
+
+def _depth_text(depth: int | None, capacity: int | None) -> Text:
+    """``12/1024`` coloured by fill: the bar's information where the bar does not fit."""
+    d = max(depth or 0, 0)
+    if capacity is None or capacity <= 0:
+        return Text(_exact(d) if d else "--")
+    ratio = d / capacity
+    style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else ""
+    return Text(f"{_exact(d)}/{_exact(capacity)}", style=style)
+
+
+def _count_cell(n: float | None, bad: str = "red") -> Text:
+    """Drops, errors, restarts: ``--`` when none, coloured when any (they need a look)."""
+    s = human_count(n)
+    return Text(s, style=bad if s != "--" and (n or 0) > 0 else "dim")
+
+
+def _kernel_name(k: KernelRow) -> Text:
+    name = Text(k.id, style="bold")
+    if k.replicas is not None and k.replicas > 1:
+        name.append(f" ×{k.replicas}", style="dim")
+    return name
+
+
+def _backend(k: KernelRow) -> Text:
+    out = Text(k.device or k.backend or "--")
+    if k.backend_note:
+        out.append("*", style="yellow")  # explained in the notes under the table
+    return out
+
+
+def _latency(k: KernelRow) -> Text:
+    if k.latency_p50_us is None and k.latency_p99_us is None:
+        return Text("--", style="dim")
+    return Text(f"{human_latency(k.latency_p50_us)}/{human_latency(k.latency_p99_us)}")
+
+
+def _since(k: KernelRow, stall_after_s: float) -> Text:
+    if k.last_progress_s is None:
+        return Text("--", style="dim")
+    style = "red" if k.status is KernelStatus.STALLED else ""
+    if k.last_progress_s < 1.0 and k.status not in (KernelStatus.STALLED,):
+        return Text("now", style="dim")
+    return Text(f"{human_duration(k.last_progress_s)} ago", style=style)
+
+
+# --------------------------------------------------------------------------- columns
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Generic[RowT]):
+    """A table column: shown in ``order`` left to right, kept by ``priority`` when narrow.
+
+    ``replaces`` names a cheaper column carrying the same information (the bar replaces
+    the bare ``depth/capacity``), so a wide terminal never shows both.
+    """
+
+    key: str
+    header: str
+    priority: int
+    cell: Callable[[RowT], Text]
+    justify: str = "left"
+    replaces: str | None = None
+    cap: int | None = None
+
+
+def _kernel_columns(stall_after_s: float) -> list[Column[KernelRow]]:
+    return [
+        Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
+        Column("state", "state", 6, lambda k: Text(k.state or "--", style=_state_style(k))),
+        Column(
+            "status",
+            "status",
+            0,
+            lambda k: Text(k.status.value, style=STATUS_STYLE[k.status]),
+        ),
+        Column("backend", "backend", 9, _backend),
+        Column("in", "in", 1, lambda k: Text(total_rate(k.messages_in, k.rate_in)), "right"),
+        Column("out", "out", 3, lambda k: Text(total_rate(k.messages_out, k.rate_out)), "right"),
+        Column("depth", "inbox", 2, lambda k: _depth_text(k.inbox_depth, k.inbox_capacity), "right"),
+        Column(
+            "inbox",
+            "inbox",
+            5,
+            lambda k: fill_bar(k.inbox_depth, k.inbox_capacity, k.inbox_high_water),
+            replaces="depth",
+        ),
+        Column("drops", "drops", 4, lambda k: _count_cell(k.drops, "yellow"), "right"),
+        Column("errors", "errors", 4, lambda k: _count_cell(k.errors), "right"),
+        Column("restarts", "restarts", 7, lambda k: _count_cell(k.restarts, "yellow"), "right"),
+        Column("latency", "p50/p99", 8, _latency, "right"),
+        Column("since", "last msg", 10, lambda k: _since(k, stall_after_s), "right"),
+        Column("node", "node", 11, lambda k: Text(k.node or "--", style="dim")),
+    ]
+
+
+def _state_style(k: KernelRow) -> str:
+    if k.status is KernelStatus.FAILED:
+        return "red"
+    return STATE_STYLE.get(k.state or "", "")
+
+
+def _queue_columns() -> list[Column[QueueRow]]:
+    return [
+        Column("edge", "queue", 0, _edge, cap=_NAME_CAP + 8),
+        Column("depth", "depth", 1, lambda q: _depth_text(q.depth, q.capacity), "right"),
+        Column(
+            "bar",
+            "depth",
+            5,
+            lambda q: fill_bar(q.depth, q.capacity, q.high_water),
+            replaces="depth",
+        ),
+        Column("policy", "policy", 2, lambda q: Text(q.backpressure or "--")),
+        Column("drops", "drops", 3, lambda q: _count_cell(q.drops, "yellow"), "right"),
+        Column("messages", "messages", 4, lambda q: Text(human_count(q.messages)), "right"),
+        Column(
+            "blocked",
+            "blocked",
+            6,
+            lambda q: Text(human_duration(q.blocked_s) if q.blocked_s else "--", style="dim"),
+            "right",
+        ),
+    ]
+
+
+def _edge(q: QueueRow) -> Text:
+    edge = Text(q.source)
+    edge.append(" → ", style="dim")
+    edge.append(q.target, style="bold")
+    return edge
+
+
+def _fit(columns: Sequence[Column[RowT]], cells: dict[str, list[Text]], width: int) -> list[str]:
+    """The keys of the columns to show: by priority until ``width`` is spent.
+
+    Priority-0 columns are always shown (a row must say who and what); rich cuts them
+    with an ellipsis if even they do not fit. Never raises, whatever the width.
+    """
+    widths: dict[str, int] = {}
+    for col in columns:
+        w = max([cell_len(col.header), *(t.cell_len for t in cells[col.key])])
+        widths[col.key] = min(w, col.cap) if col.cap else w
+    chosen: list[str] = []
+    used = 0
+    for col in sorted(columns, key=lambda c: c.priority):
+        cost = widths[col.key] + _COLUMN_OVERHEAD
+        swap = col.replaces if col.replaces in chosen else None
+        if swap is not None:
+            cost -= widths[swap] + _COLUMN_OVERHEAD
+        if col.priority == 0 or used + cost <= width:
+            chosen.append(col.key)
+            used += cost
+            if swap is not None:
+                chosen.remove(swap)
+    return chosen
+
+
+def _table(
+    columns: Sequence[Column[RowT]], rows: Sequence[RowT], width: int, more: Text | None
+) -> Table:
+    cells = {col.key: [col.cell(row) for row in rows] for col in columns}
+    keep = set(_fit(columns, cells, width))
+    shown = [col for col in columns if col.key in keep]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+        expand=False,
+    )
+    for col in shown:
+        table.add_column(
+            col.header,
+            justify="right" if col.justify == "right" else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=col.cap,
+        )
+    for i in range(len(rows)):
+        table.add_row(*(cells[col.key][i] for col in shown))
+    if more is not None:
+        table.add_row(more)
+    return table
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(st: Status, connection: str | None) -> Panel:
+    top = Text()
+    top.append(st.name or "(unnamed topology)", style="bold")
+    top.append("  ")
+    state = st.state or "unknown"
+    top.append(state.upper(), style=TOPOLOGY_STYLE.get(state, "bold"))
+    top.append(f"  up {human_duration(st.uptime_s)}")
+    top.append(f"  {human_count(st.throughput)} msg/s", style="bold")
+    lines: list[RenderableType] = [top]
+
+    where = Text(style="dim")
+    parts = [p for p in (st.file, f"engine {st.engine}" if st.engine else None) if p]
+    summary = f"{len(st.kernels)} kernel{'s' if len(st.kernels) != 1 else ''}"
+    if st.status_counts:
+        counted = ", ".join(
+            f"{st.status_counts[s]} {s.value}" for s in KernelStatus if s in st.status_counts
+        )
+        summary += f": {counted}"
+    where.append(" · ".join([*parts, summary]))
+    lines.append(where)
+
+    if connection:
+        lines.append(Text(connection, style="bold red"))
+    event = st.last_event
+    if event is not None:
+        line = Text("last event: ", style="dim")
+        if event.t is not None:
+            line.append(f"[{human_duration(event.t)}] ", style="dim")
+        line.append(f"{event.kind}: ", style=EVENT_STYLE.get(event.kind, "default"))
+        line.append(event.text)
+        lines.append(line)
+    return Panel(
+        Group(*lines), title="ringctl", title_align="left", box=box.ROUNDED, padding=(0, 1)
+    )
+
+
+def _phase_lines(st: Status) -> list[Text]:
+    phase = st.phase
+    if phase is None:
+        return []
+    line = Text()
+    line.append(f"{phase.name} ", style="bold magenta")
+    if phase.total is not None and phase.total > 0:
+        done = min(max(phase.done or 0, 0), phase.total)
+        line.append_text(fill_bar(done, phase.total, label=False, width=BAR_WIDTH))
+        verb = PHASE_VERB.get(phase.name, "done")
+        line.append(f" {done}/{phase.total} kernels {verb}")
+    elif phase.done is not None:
+        line.append(f"{phase.done} done")
+    lines = [line]
+    for w in phase.waiting_on[:_MAX_NOTES]:
+        wait = Text("  waiting on ", style="dim")
+        wait.append(w.kernel, style="bold")
+        details = []
+        if w.queued is not None:
+            details.append(f"{w.queued} queued")
+        if w.seconds_left is not None:
+            details.append(f"{w.seconds_left:.1f} s left")
+        if details:
+            wait.append(": " + ", ".join(details))
+        lines.append(wait)
+    if len(phase.waiting_on) > _MAX_NOTES:
+        lines.append(Text(f"  … and {len(phase.waiting_on) - _MAX_NOTES} more", style="dim"))
+    return lines
+
+
+def _notes(st: Status) -> list[Text]:
+    """Failures, stalls and backend fallbacks, each on a line a person can act on."""
+    notes: list[Text] = []
+    for k in st.kernels:
+        if k.status is KernelStatus.FAILED or (k.last_error and k.status is not KernelStatus.DONE):
+            note = Text("✗ ", style="red")
+            note.append(k.id, style="bold")
+            note.append(f": {k.last_error or 'failed'}")
+            notes.append(note)
+        elif k.status is KernelStatus.STALLED:
+            note = Text("! ", style="bold red")
+            note.append(k.id, style="bold")
+            note.append(
+                f": {k.inbox_depth or 0} queued, no progress for "
+                f"{human_duration(k.last_progress_s)}"
+            )
+            notes.append(note)
+        if k.backend_note:
+            note = Text("* ", style="yellow")
+            note.append(k.id, style="bold")
+            note.append(f": {k.backend_note}")
+            notes.append(note)
+    if len(notes) > _MAX_NOTES:
+        extra = len(notes) - _MAX_NOTES + 1
+        notes = [*notes[: _MAX_NOTES - 1], Text(f"… and {extra} more notes", style="dim")]
+    return notes
+
+
+def _more(hidden: Sequence[KernelRow] | Sequence[QueueRow], noun: str) -> Text | None:
+    if not hidden:
+        return None
+    counts: dict[str, int] = {}
+    for row in hidden:
+        if isinstance(row, KernelRow):
+            counts[row.status.value] = counts.get(row.status.value, 0) + 1
+    detail = f" ({', '.join(f'{n} {w}' for w, n in counts.items())})" if counts else ""
+    return Text(f"… {len(hidden)} more {noun}{detail}", style="dim")
+
+
+# --------------------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardView:
+    """The dashboard for one status document: a plain object rich knows how to draw.
+
+    Build it with :func:`render`. Nothing is computed until rich renders it, because
+    only then is the width known; rendering the same object twice gives the same text.
+    """
+
+    status: Mapping[str, Any] | None
+    connection: str | None = None
+    stall_after_s: float = STALL_AFTER_S
+    max_kernel_rows: int | None = None
+    max_queue_rows: int | None = None
+    fit_height: bool = False
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 1)
+        if self.status is None:
+            yield Panel(
+                Text(self.connection or "waiting for the first status…", style="dim"),
+                title="ringctl",
+                title_align="left",
+                box=box.ROUNDED,
+            )
+            return
+        st = parse_status(self.status, stall_after_s=self.stall_after_s)
+        header = _header(st, self.connection)
+        phase = _phase_lines(st)
+        notes = _notes(st)
+
+        k_limit, q_limit = self.max_kernel_rows, self.max_queue_rows
+        if self.fit_height:
+            fixed = len(console.render_lines(header, options.update(height=None), pad=False))
+            k_fit, q_fit = _split_height(
+                options.size.height, fixed + len(phase) + len(notes), st
+            )
+            k_limit = k_fit if k_limit is None else min(k_limit, k_fit)
+            q_limit = q_fit if q_limit is None else min(q_limit, q_fit)
+
+        yield header
+        yield from phase
+        if st.kernels:
+            shown, hidden = pick_rows(st.kernels, k_limit, lambda k: k.status in ATTENTION)
+            cols = _kernel_columns(self.stall_after_s)
+            if not any(k.node for k in shown):
+                cols = [c for c in cols if c.key != "node"]
+            yield _table(cols, shown, width, _more(hidden, "kernels"))
+        else:
+            yield Text("no kernels reported", style="dim")
+        if st.queues:
+            q_shown, q_hidden = pick_rows(
+                st.queues,
+                q_limit,
+                lambda q: bool(q.drops) or (q.capacity or 0) > 0 and (q.depth or 0) >= q.capacity,
+            )
+            yield _table(_queue_columns(), q_shown, width, _more(q_hidden, "queues"))
+        yield from notes
+
+
+def _split_height(height: int, fixed: int, st: Status) -> tuple[int, int]:
+    """Rows for the kernel and queue tables so a live frame fits the terminal.
+
+    Kernels get the lion's share (they carry the status words); queues keep a few rows
+    so the fullest edge stays visible. Each table costs two lines of heading and one
+    for the "… N more" row.
+    """
+    budget = height - fixed - 1
+    tables = 1 + (1 if st.queues else 0)
+    budget -= 3 * tables
+    q_rows = min(len(st.queues), max(2, budget // 4)) if st.queues else 0
+    k_rows = max(3, budget - q_rows)
+    return k_rows, max(q_rows, 2)
+
+
+def render(
+    status: Mapping[str, Any] | None,
+    *,
+    connection: str | None = None,
+    stall_after_s: float = STALL_AFTER_S,
+    max_kernel_rows: int | None = None,
+    max_queue_rows: int | None = None,
+    fit_height: bool = False,
+) -> DashboardView:
+    """The dashboard for one status document (``ringctl ps NAME --json``'s shape).
+
+    ``status=None`` draws a "waiting" frame (nothing received yet); ``connection`` adds
+    a red line to the header, e.g. ``"supervisor not answering (3 s)"`` while the view
+    keeps showing the last document it had. ``fit_height`` trims the tables to the
+    terminal's height, keeping failed, stalled and backpressured rows: for live frames,
+    not for ``--once`` output that a script or a file should get whole.
+    """
+    return DashboardView(
+        status=status,
+        connection=connection,
+        stall_after_s=stall_after_s,
+        max_kernel_rows=max_kernel_rows,
+        max_queue_rows=max_queue_rows,
+        fit_height=fit_height,
+    )
+
+
+def render_text(status: Mapping[str, Any] | None, *, width: int = 100, color: bool = False) -> str:
+    """One frame as a string, e.g. for ``ringctl top NAME --once`` into a file or pipe."""
+    console = Console(
+        file=StringIO(),
+        width=width,
+        force_terminal=color,
+        color_system="truecolor" if color else None,
+        legacy_windows=False,
+    )
+    console.print(render(status))
+    out = console.file
+    assert isinstance(out, StringIO)
+    return out.getvalue()
+
+
+def render_svg(
+    status: Mapping[str, Any] | None, *, width: int = 110, title: str = "ringctl top"
+) -> str:
+    """One frame as an SVG document: the README screenshot, regenerated by a command.
+
+    ``python -m ringctl.dashboard svg status.json -o docs/img/dashboard.svg`` calls this
+    with a document saved from a real run (``ringctl ps NAME --json``), so the picture
+    is never drawn by hand and never drifts from what the view really shows.
+    """
+    console = Console(
+        record=True,
+        file=StringIO(),
+        width=width,
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+    )
+    console.print(render(status))
+    return console.export_svg(title=title)

@@ -1,0 +1,318 @@
+"""Bounded queues with a backpressure policy, and the inbox that merges them.
+
+A ``Queue`` is one edge (``producer.port -> consumer``), the external queue that
+``runtime.send`` fills, or the output queue of a port with no edge. An ``Inbox`` is
+where one kernel (all its replicas) reads from: fan-in merges several queues into it.
+
+Hot path rules (style.md, habit 8): messages are stored by reference; a put or get that
+needs no waiting is synchronous and allocates nothing but the deque slot; futures,
+timers and clock reads only happen on the slow path (waiting for data or for space).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Final
+
+from ringctl.exceptions import QueueFullError
+
+__all__ = ["EMPTY", "Backpressure", "Inbox", "Queue"]
+
+
+class Backpressure(enum.StrEnum):
+    """What a full queue does with one more message."""
+
+    BLOCK = "block"  # the producer waits for space: nothing is lost (the default)
+    DROP_OLDEST = "drop_oldest"  # the oldest queued message makes room (counted)
+    DROP_NEWEST = "drop_newest"  # the new message is dropped (counted)
+    REJECT = "reject"  # the send raises QueueFullError
+
+
+class _Empty:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+#: Returned by ``Inbox.get_nowait`` when nothing is queued (``None`` is a valid message).
+EMPTY: Final = _Empty()
+
+
+def _wake_first(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        fut = waiters.popleft()
+        if not fut.done():
+            fut.set_result(None)
+            return
+
+
+def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        fut = waiters.popleft()
+        if not fut.done():
+            fut.set_result(None)
+
+
+class Queue:
+    """A bounded FIFO feeding one ``Inbox``, with one backpressure policy."""
+
+    __slots__ = (
+        "_getters",
+        "_items",
+        "_limit",
+        "_space_waiters",
+        "blocked_s",
+        "capacity",
+        "closed",
+        "consumer",
+        "drops",
+        "high_water",
+        "inbox",
+        "messages",
+        "name",
+        "policy",
+        "port",
+        "producer",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        inbox: Inbox,
+        capacity: int,
+        policy: Backpressure | str = Backpressure.BLOCK,
+        *,
+        producer: str | None = None,
+        port: str | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"queue {name}: capacity must be at least 1, got {capacity}")
+        self.name = name
+        self.inbox = inbox
+        self.capacity = capacity
+        self.policy = Backpressure(policy)
+        self.producer = producer
+        self.port = port
+        self.consumer = consumer
+        self._items: deque[Any] = deque()
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        self.messages = 0
+        self.drops = 0
+        self.high_water = 0
+        self.blocked_s = 0.0
+        self.closed = False
+        # Hot-path shortcuts: the consumer's waiters, and a limit that is 0 once closed.
+        self._getters = inbox.waiters
+        self._limit = capacity
+        inbox.add(self)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name} {len(self._items)}/{self.capacity} {self.policy.value}>"
+
+    # -- producer side -------------------------------------------------------------------
+
+    def put_nowait(self, item: Any) -> bool:
+        """Enqueue if there is room; False means the caller must take the slow path."""
+        items = self._items
+        n = len(items)
+        if n >= self._limit:
+            return False
+        items.append(item)
+        self.messages += 1
+        if n >= self.high_water:
+            self.high_water = n + 1
+        if self._getters:
+            _wake_first(self._getters)
+        return True
+
+    async def put(self, item: Any) -> None:
+        """Enqueue, applying the policy when the queue is full."""
+        if self.put_nowait(item):
+            return
+        if self.closed:
+            self.drops += 1  # the consumer is gone: counted, never silent
+            return
+        policy = self.policy
+        if policy is Backpressure.BLOCK:
+            # Another producer may take the freed slot first: wait again until ours fits.
+            while not self.put_nowait(item):
+                if self.closed:
+                    self.drops += 1
+                    return
+                await self._wait_for_space()
+        elif policy is Backpressure.DROP_OLDEST:
+            self._items.popleft()
+            self.drops += 1
+            self.put_nowait(item)
+        elif policy is Backpressure.DROP_NEWEST:
+            self.drops += 1
+        else:
+            raise QueueFullError(self.name, self.capacity)
+
+    async def put_many(self, items: Iterable[Any]) -> None:
+        """Enqueue a batch in as few steps as the free space allows."""
+        batch = items if isinstance(items, list) else list(items)
+        start, total = 0, len(batch)
+        queue = self._items
+        while start < total:
+            room = self.capacity - len(queue)
+            if room > 0 and not self.closed:
+                chunk = batch[start : start + room]
+                queue.extend(chunk)
+                start += len(chunk)
+                self.messages += len(chunk)
+                if len(queue) > self.high_water:
+                    self.high_water = len(queue)
+                if self._getters:
+                    _wake_all(self._getters)
+                continue
+            # Full (or closed): the policy decides for the next message only.
+            await self.put(batch[start])
+            start += 1
+
+    async def _wait_for_space(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            while len(self._items) >= self.capacity and not self.closed:
+                fut: asyncio.Future[None] = loop.create_future()
+                self._space_waiters.append(fut)
+                try:
+                    await fut
+                except BaseException:
+                    # We were woken but leave without using the space: pass it on.
+                    if fut.done() and not fut.cancelled():
+                        _wake_first(self._space_waiters)
+                    raise
+        finally:
+            self.blocked_s += time.perf_counter() - started
+
+    @property
+    def producers_waiting(self) -> int:
+        return sum(1 for f in self._space_waiters if not f.done())
+
+    # -- consumer side (called through the Inbox) ---------------------------------------
+
+    def _took(self, n: int) -> None:
+        if self._space_waiters:
+            if n == 1:
+                _wake_first(self._space_waiters)
+            else:
+                _wake_all(self._space_waiters)
+
+    def clear(self) -> int:
+        """Empty the queue and return how many messages were in it (for the report)."""
+        n = len(self._items)
+        self._items.clear()
+        _wake_all(self._space_waiters)
+        return n
+
+    def close(self) -> int:
+        """The consumer is gone: later puts are counted as drops. Returns what was queued."""
+        self.closed = True
+        self._limit = 0
+        return self.clear()
+
+    def reopen(self) -> None:
+        """A restart policy gave the consumer a new instance: accept messages again."""
+        self.closed = False
+        self._limit = self.capacity
+
+
+class Inbox:
+    """Where one kernel reads: one or more queues merged, with waiters for data.
+
+    With several queues (fan-in) reads go round-robin over the non-empty ones, so no
+    producer starves another; each queue stays FIFO.
+    """
+
+    __slots__ = ("_cursor", "name", "queues", "single", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queues: list[Queue] = []
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        #: The only queue, when there is exactly one: readers take the fast path.
+        self.single: Queue | None = None
+        self._cursor = 0
+
+    def add(self, queue: Queue) -> None:
+        self.queues.append(queue)
+        self.single = self.queues[0] if len(self.queues) == 1 else None
+
+    def __len__(self) -> int:
+        return sum(len(q._items) for q in self.queues)
+
+    @property
+    def capacity(self) -> int:
+        return sum(q.capacity for q in self.queues)
+
+    @property
+    def high_water(self) -> int:
+        return max((q.high_water for q in self.queues), default=0)
+
+    @property
+    def drops(self) -> int:
+        return sum(q.drops for q in self.queues)
+
+    def get_nowait(self) -> Any:
+        """The next message, or ``EMPTY``."""
+        single = self.single
+        if single is not None:
+            items = single._items
+            if items:
+                item = items.popleft()
+                if single._space_waiters:
+                    _wake_first(single._space_waiters)
+                return item
+            return EMPTY
+        queues = self.queues
+        n = len(queues)
+        for i in range(n):
+            q = queues[(self._cursor + i) % n]
+            if q._items:
+                self._cursor = (self._cursor + i + 1) % n
+                item = q._items.popleft()
+                if q._space_waiters:
+                    _wake_first(q._space_waiters)
+                return item
+        return EMPTY
+
+    def get_many_nowait(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` messages (possibly none), oldest first within each queue."""
+        out: list[Any] = []
+        for q in self.queues:
+            items = q._items
+            if not items:
+                continue
+            want = max_items - len(out)
+            if want <= 0:
+                break
+            if len(items) <= want:
+                out.extend(items)
+                taken = len(items)
+                items.clear()
+            else:
+                popleft = items.popleft
+                out.extend([popleft() for _ in range(want)])
+                taken = want
+            q._took(taken)
+        return out
+
+    def notify(self) -> None:
+        _wake_first(self.waiters)
+
+    def wake_all(self) -> None:
+        _wake_all(self.waiters)
+
+    def clear(self) -> int:
+        return sum(q.clear() for q in self.queues)

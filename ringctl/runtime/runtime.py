@@ -1,0 +1,806 @@
+"""``RingKernelRuntime``: launches, wires, drives and observes ring kernels in one event loop.
+
+The lifecycle is the spec's (``shared/spec/ring-kernel-lifecycle.md``) and every move goes
+through ``lifecycle.next_state``. The runtime owns every task it creates: each kernel's
+body tasks live in its record and are awaited (or force-stopped) by ``terminate``; the
+async context manager terminates everything on the way out, errors included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+from ringctl.exceptions import (
+    KernelFailedError,
+    KernelLaunchError,
+    KernelNotFoundError,
+    KernelStateError,
+    UserInputError,
+)
+from ringctl.runtime.backends import BackendChoice, resolve_backend
+from ringctl.runtime.context import KernelContext, _expire, _woken
+from ringctl.runtime.kernel import RingKernel, as_kernel, registered, registered_ids
+from ringctl.runtime.lifecycle import USER_ACTIONS, KernelState, next_state
+from ringctl.runtime.ports import Fanout, OutPort
+from ringctl.runtime.queues import EMPTY, Backpressure, Inbox, Queue
+from ringctl.runtime.telemetry import (
+    KernelSnapshot,
+    LatencySampler,
+    QueueSnapshot,
+    RateWindow,
+    RuntimeSnapshot,
+)
+
+__all__ = ["KernelInfo", "RingKernelRuntime", "TerminationReport"]
+
+log = logging.getLogger("ringctl.runtime")
+
+S = KernelState
+#: After a terminate timeout, how long cancellation is retried before a task is abandoned.
+FORCE_STOP_GRACE_S: Final = 1.0
+_RUNNING_STATES: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+
+StateListener = Callable[[str, KernelState, KernelState], None]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelInfo:
+    """``get_state``'s companion: the state plus why the kernel is where it is."""
+
+    kernel_id: str
+    state: KernelState
+    replicas: int
+    backend: str
+    device: str | None
+    completed: bool  # the body returned on its own (a finite source)
+    error: str | None  # "TypeError: ..." when the body raised
+    exception: BaseException | None
+    traceback: str | None
+    restarts: int
+    forced: bool  # a terminate timed out and the body was cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class TerminationReport:
+    """What ``terminate`` did: nothing that was still queued goes unreported."""
+
+    kernel_id: str
+    graceful: bool  # the body returned within the timeout
+    forced: bool  # it had to be cancelled
+    left_in_inbox: int  # messages still queued for it, now discarded and counted
+    abandoned: int = 0  # tasks that swallowed cancellation and could not be stopped
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class _Kernel:
+    """The runtime's record of one kernel (all its replicas)."""
+
+    id: str
+    spec: RingKernel
+    params: Any
+    replicas: int
+    choice: BackendChoice
+    inbox: Inbox
+    ports: dict[str, OutPort]
+    queue_size: int  # the inbox capacity for runtime.send, and each unwired port's
+    external: Queue | None = None  # created on the first runtime.send
+    entry: str | None = None
+    state: KernelState = S.LAUNCHED
+    ctxs: list[KernelContext] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    store: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    error_tb: str | None = None
+    errors: int = 0  # crashes, summed over restarts
+    completed: bool = False
+    forced: bool = False
+    restarts: int = 0
+    terminating: bool = False
+    left_in_inbox: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counters of earlier instances (before a restart), so totals survive restarts.
+    base_in: int = 0
+    base_out: int = 0
+    base_errors: int = 0
+    rate_in: RateWindow = field(default_factory=RateWindow)
+    rate_out: RateWindow = field(default_factory=RateWindow)
+    progress_total: int = -1
+    progress_at: float = field(default_factory=time.monotonic)
+    latency: LatencySampler = field(default_factory=LatencySampler)
+
+
+class RingKernelRuntime:
+    """Runs ring kernels: ``launch`` → ``activate`` ⇄ ``deactivate``/``reactivate`` → ``terminate``.
+
+    Use it as ``async with RingKernelRuntime() as runtime:``; leaving the block terminates
+    every kernel (within ``shutdown_timeout`` each), even when the block raised.
+    """
+
+    def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
+        self._kernels: dict[str, _Kernel] = {}
+        self._edges: list[Queue] = []
+        self._listeners: list[StateListener] = []
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self.shutdown_timeout = shutdown_timeout
+
+    # -- context manager -----------------------------------------------------------------
+
+    async def __aenter__(self) -> RingKernelRuntime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Terminate every kernel and make sure no task of theirs is left running."""
+        await self.terminate_all(timeout=self.shutdown_timeout)
+        if self._abandoned:
+            for task in self._abandoned:
+                task.cancel()
+            await asyncio.wait(self._abandoned, timeout=FORCE_STOP_GRACE_S)
+            self._abandoned = {t for t in self._abandoned if not t.done()}
+
+    # -- looking kernels up --------------------------------------------------------------
+
+    @property
+    def kernel_ids(self) -> list[str]:
+        """Every kernel this runtime knows (launched, running or terminated), in launch order."""
+        return list(self._kernels)
+
+    @property
+    def active_kernels(self) -> list[str]:
+        return [k.id for k in self._kernels.values() if k.state is S.ACTIVE]
+
+    def get_state(self, kernel_id: str) -> KernelState:
+        """The kernel's state; a ``@ring_kernel`` never launched here is CREATED."""
+        k = self._kernels.get(kernel_id)
+        if k is not None:
+            return k.state
+        if registered(kernel_id) is not None:
+            return S.CREATED
+        raise KernelNotFoundError(kernel_id, self._known_ids())
+
+    def get_info(self, kernel_id: str) -> KernelInfo:
+        k = self._kernels.get(kernel_id)
+        if k is None:
+            spec = registered(kernel_id)
+            if spec is None:
+                raise KernelNotFoundError(kernel_id, self._known_ids())
+            return KernelInfo(
+                kernel_id, S.CREATED, 1, spec.backend or "cpu", None, False, None, None, None,
+                0, False,
+            )  # fmt: skip
+        return KernelInfo(
+            kernel_id=k.id,
+            state=k.state,
+            replicas=k.replicas,
+            backend=k.choice.backend,
+            device=k.choice.device_label,
+            completed=k.completed,
+            error=_describe(k.error),
+            exception=k.error,
+            traceback=k.error_tb,
+            restarts=k.restarts,
+            forced=k.forced,
+        )
+
+    def add_listener(self, listener: StateListener) -> None:
+        """Call ``listener(kernel_id, old, new)`` on every state change (keep it quick)."""
+        self._listeners.append(listener)
+
+    async def wait_finished(self, kernel_id: str, timeout: float | None = None) -> KernelInfo:
+        """Wait until the kernel is TERMINATED (its body returned, failed or was stopped)."""
+        k = self._require(kernel_id)
+        await asyncio.wait_for(k.finished.wait(), timeout)
+        return self.get_info(kernel_id)
+
+    def _known_ids(self) -> list[str]:
+        return sorted(set(self._kernels) | set(registered_ids()))
+
+    def _require(self, kernel_id: str, action: str | None = None) -> _Kernel:
+        k = self._kernels.get(kernel_id)
+        if k is not None:
+            return k
+        if action is not None and registered(kernel_id) is not None:
+            if action in USER_ACTIONS:
+                next_state(kernel_id, S.CREATED, action)  # raises with the table's expectations
+            raise KernelStateError(
+                kernel_id,
+                action,
+                S.CREATED,
+                _RUNNING_STATES,
+                hint="launch it first: await runtime.launch(kernel_id)",
+            )
+        raise KernelNotFoundError(kernel_id, self._known_ids())
+
+    def _move(self, k: _Kernel, action: Any) -> None:
+        old = k.state
+        k.state = next_state(k.id, old, action)
+        for listener in self._listeners:
+            try:
+                listener(k.id, old, k.state)
+            except Exception:  # a listener must never break the runtime
+                log.exception("state listener failed for %s", k.id)
+
+    # -- phase 1: launch -----------------------------------------------------------------
+
+    async def launch(
+        self,
+        kernel_id: str,
+        func: object | None = None,
+        *,
+        params: Any = None,
+        replicas: int = 1,
+        queue_size: int | None = None,
+        backend: str | None = None,
+        device: int | None = None,
+        entry: str | None = None,
+    ) -> None:
+        """Allocate the kernel's queues and contexts and run its set-up hook (phase 1).
+
+        The body does not start until ``activate``. A failure here (bad params, a
+        backend that is not usable, a set-up hook that raises) leaves nothing behind and
+        raises ``KernelLaunchError``.
+        """
+        existing = self._kernels.get(kernel_id)
+        if existing is not None:
+            next_state(kernel_id, existing.state, "launch")  # raises: already launched
+        if func is None:
+            spec = registered(kernel_id)
+            if spec is None:
+                raise KernelNotFoundError(kernel_id, self._known_ids())
+        else:
+            try:
+                spec = as_kernel(func, kernel_id)
+            except TypeError as exc:
+                raise KernelLaunchError(kernel_id, str(exc)) from exc
+        next_state(kernel_id, S.CREATED, "launch")
+        if replicas < 1:
+            raise KernelLaunchError(kernel_id, f"replicas must be at least 1, got {replicas}")
+        size = queue_size if queue_size is not None else spec.queue_size
+        if size < 1:
+            raise KernelLaunchError(kernel_id, f"queue_size must be at least 1, got {size}")
+        checked_params = _check_params(kernel_id, spec, params)
+        choice = resolve_backend(kernel_id, backend or spec.backend or "cpu", device)
+
+        k = _Kernel(
+            id=kernel_id,
+            spec=spec,
+            params=checked_params,
+            replicas=replicas,
+            choice=choice,
+            inbox=Inbox(kernel_id),
+            ports={},
+            queue_size=size,
+            entry=entry or spec.qualified_name,
+        )
+        k.ctxs = self._make_contexts(k)
+        await self._run_setup(k)  # raises KernelLaunchError; nothing was registered yet
+        self._kernels[kernel_id] = k
+        for listener in self._listeners:
+            listener(kernel_id, S.CREATED, S.LAUNCHED)
+
+    def _make_contexts(self, k: _Kernel) -> list[KernelContext]:
+        factory = functools.partial(self._port, k)
+        if k.spec.ports:
+            for name in k.spec.ports:
+                self._port(k, name)
+        return [
+            KernelContext(
+                k.id,
+                inbox=k.inbox,
+                ports=k.ports,
+                port_factory=factory,
+                params=k.params,
+                replica=r,
+                replicas=k.replicas,
+                backend=k.choice.backend,
+                device=k.choice.device,
+                state=k.store,
+            )
+            for r in range(k.replicas)
+        ]
+
+    async def _run_setup(self, k: _Kernel) -> None:
+        setup = k.spec.setup
+        if setup is None:
+            return
+        for ctx in k.ctxs:
+            try:
+                result = setup(ctx)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:
+                raise KernelLaunchError(
+                    k.id,
+                    f"its set-up hook raised {type(exc).__name__}: {exc}",
+                    hint="the kernel was not launched; fix the set-up hook or its params",
+                ) from exc
+
+    def _port(self, k: _Kernel, name: str) -> OutPort:
+        port = k.ports.get(name)
+        if port is None:
+            declared = k.spec.ports
+            if declared is not None and name not in declared:
+                raise UserInputError(
+                    f"kernel {k.id!r} has no output port {name!r} "
+                    f"(it declares: {', '.join(declared)})",
+                    hint="send on a declared port, or add it to @ring_kernel(ports=...)",
+                )
+            port = OutPort(k.id, name, k.queue_size)
+            k.ports[name] = port
+        return port
+
+    def connect(
+        self,
+        producer: str,
+        consumer: str,
+        *,
+        port: str = "out",
+        capacity: int | None = None,
+        backpressure: Backpressure | str = Backpressure.BLOCK,
+        fanout: Fanout | None = None,
+    ) -> Queue:
+        """Wire ``producer.port`` to ``consumer``'s inbox with a new bounded queue.
+
+        Both kernels must be launched and the producer not yet activated: wiring is
+        phase-1 work, so it never depends on the order kernels start in.
+        """
+        p = self._require(producer, "connect")
+        c = self._require(consumer, "connect")
+        if p.state is not S.LAUNCHED:
+            raise KernelStateError(
+                producer, "connect", p.state, (S.LAUNCHED,),
+                hint="wire queues after launch() and before activate()",
+            )  # fmt: skip
+        if c.state not in _RUNNING_STATES:
+            raise KernelStateError(consumer, "connect", c.state, _RUNNING_STATES)
+        out = self._port(p, port)
+        for q in out.targets:
+            if q.consumer == consumer:
+                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
+        size = capacity if capacity is not None else c.queue_size
+        queue = Queue(
+            f"{producer}.{port} -> {consumer}",
+            c.inbox,
+            size,
+            backpressure,
+            producer=producer,
+            port=port,
+            consumer=consumer,
+        )
+        out.connect(queue, fanout)
+        self._edges.append(queue)
+        return queue
+
+    # -- phase 2 and the ACTIVE ⇄ DEACTIVATED loop ---------------------------------------
+
+    async def activate(self, kernel_id: str) -> None:
+        """Start the kernel's body (one task per replica)."""
+        k = self._require(kernel_id, "activate")
+        self._move(k, "activate")
+        for ctx in k.ctxs:
+            ctx._active = True
+        loop = asyncio.get_running_loop()
+        for ctx in k.ctxs:
+            task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
+            task.add_done_callback(functools.partial(self._body_done, k, ctx))
+            k.tasks.append(task)
+
+    async def deactivate(self, kernel_id: str) -> None:
+        """Pause: from the moment this returns the kernel receives nothing until reactivated."""
+        k = self._require(kernel_id, "deactivate")
+        self._move(k, "deactivate")
+        for ctx in k.ctxs:
+            ctx._active = False
+            ctx._wake()
+
+    async def reactivate(self, kernel_id: str) -> None:
+        """Resume a paused kernel; what queued meanwhile is processed in order."""
+        k = self._require(kernel_id, "reactivate")
+        self._move(k, "reactivate")
+        for ctx in k.ctxs:
+            ctx._active = True
+            ctx._wake()
+
+    async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
+        if k.choice.backend == "cuda":
+            import cupy
+
+            cupy.cuda.Device(k.choice.device or 0).use()
+        return await k.spec.func(ctx)
+
+    def _body_done(self, k: _Kernel, ctx: KernelContext, task: asyncio.Task[Any]) -> None:
+        if task not in k.tasks:
+            return  # a task from before a relaunch
+        if not task.cancelled():
+            exc = task.exception()
+            # A receive that raised TimeoutError because termination was requested is how
+            # a loop without a timeout ends: a clean exit, not a failure.
+            if exc is not None and not (isinstance(exc, TimeoutError) and ctx._should_terminate):
+                self._record_failure(k, exc)
+        if all(t.done() for t in k.tasks):
+            self._finish(k)
+
+    def _record_failure(self, k: _Kernel, exc: BaseException) -> None:
+        k.errors += 1
+        if k.error is None:
+            k.error = exc
+            k.error_tb = "".join(traceback.format_exception(exc))
+            log.error("kernel %r failed:\n%s", k.id, k.error_tb)
+        if k.state in _RUNNING_STATES:
+            # The other replicas stop too: a kernel fails as a whole.
+            self._move(k, "terminate")
+            for sibling in k.ctxs:
+                sibling._should_terminate = True
+                sibling._wake()
+
+    def _finish(self, k: _Kernel) -> None:
+        if k.state is S.TERMINATED:
+            return
+        cancelled = any(t.cancelled() for t in k.tasks)
+        k.completed = k.error is None and not k.terminating and not cancelled
+        self._move(k, "finish")
+        for port in k.ports.values():
+            port.output_inbox.wake_all()  # a runtime.receive waiting on it must look again
+        k.finished.set()
+
+    # -- termination ---------------------------------------------------------------------
+
+    async def terminate(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
+        """Ask the kernel to stop; wait up to ``timeout``; then cancel it.
+
+        Returns within about ``timeout + FORCE_STOP_GRACE_S`` even if the body swallows
+        cancellation. What was still queued for it is counted in the report.
+        """
+        k = self._require(kernel_id, "terminate")
+        self._move(k, "terminate")
+        k.terminating = True
+        for ctx in k.ctxs:
+            ctx._should_terminate = True
+            ctx._wake()
+        abandoned = 0
+        pending = {t for t in k.tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        if pending:
+            k.forced = True
+            abandoned = await self._force_stop(k, pending)
+        self._finish(k)
+        k.left_in_inbox = sum(q.close() for q in k.inbox.queues)
+        return TerminationReport(
+            kernel_id=k.id,
+            graceful=not k.forced,
+            forced=k.forced,
+            left_in_inbox=k.left_in_inbox,
+            abandoned=abandoned,
+            error=_describe(k.error),
+        )
+
+    async def _force_stop(self, k: _Kernel, pending: set[asyncio.Task[Any]]) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FORCE_STOP_GRACE_S
+        while pending:
+            for task in pending:
+                task.cancel()
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            _, pending = await asyncio.wait(pending, timeout=min(0.05, left))
+        if pending:
+            log.error(
+                "kernel %r: %d task(s) swallowed cancellation and were abandoned",
+                k.id,
+                len(pending),
+            )
+            self._abandoned |= pending
+        return len(pending)
+
+    async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
+        """Terminate every running kernel concurrently; wait for any already terminating."""
+        running = [k.id for k in self._kernels.values() if k.state in _RUNNING_STATES]
+        reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
+        stopping = [k for k in self._kernels.values() if k.state is S.TERMINATING]
+        if stopping:
+            # Failing kernels whose siblings are still finishing: give them the same time.
+            waits = [asyncio.create_task(k.finished.wait()) for k in stopping]
+            _, late = await asyncio.wait(waits, timeout=timeout)
+            for w in late:
+                w.cancel()
+            for k in stopping:
+                pending = {t for t in k.tasks if not t.done()}
+                if pending:
+                    k.forced = True
+                    await self._force_stop(k, pending)
+                self._finish(k)
+        return list(reports)
+
+    async def relaunch(self, kernel_id: str) -> None:
+        """Give a TERMINATED kernel a new instance that keeps its inbox and wiring.
+
+        This is what a restart policy uses: messages queued for the failed instance
+        are processed by the new one; ``ctx.state`` carries over.
+        """
+        k = self._require(kernel_id, "relaunch")
+        self._move(k, "relaunch")
+        k.base_in += sum(c.messages_in for c in k.ctxs)
+        k.base_out += sum(c.messages_out for c in k.ctxs)
+        k.base_errors += sum(c.errors for c in k.ctxs)
+        for ctx in k.ctxs:
+            for sample in ctx._latency._samples:
+                k.latency.add(sample)
+        for q in k.inbox.queues:
+            q.reopen()
+        k.restarts += 1
+        k.error, k.error_tb = None, None
+        k.completed = k.forced = k.terminating = False
+        k.tasks = []
+        k.finished = asyncio.Event()
+        k.ctxs = self._make_contexts(k)
+        try:
+            await self._run_setup(k)
+        except KernelLaunchError as exc:
+            k.error = exc
+            self._move(k, "finish")
+            k.finished.set()
+            raise
+
+    def remove(self, kernel_id: str) -> None:
+        """Forget a TERMINATED kernel (and its queues) so its id can be launched anew."""
+        k = self._require(kernel_id, "remove")
+        if k.state is not S.TERMINATED:
+            raise KernelStateError(
+                kernel_id, "remove", k.state, (S.TERMINATED,),
+                hint="terminate it first",
+            )  # fmt: skip
+        for other in self._kernels.values():
+            for port in other.ports.values():
+                kept = [q for q in port.targets if q.consumer != kernel_id]
+                if len(kept) != len(port.targets):
+                    port.targets = []
+                    port.single = port.output
+                    for q in kept:
+                        port.connect(q)
+        self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
+        del self._kernels[kernel_id]
+
+    # -- messages from and to the outside ------------------------------------------------
+
+    async def send(self, kernel_id: str, msg: Any) -> None:
+        """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
+        q = self._external(kernel_id)
+        if not q.put_nowait(msg):
+            await q.put(msg)
+
+    async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
+        """Queue several messages in one call (each is one message to the kernel)."""
+        await self._external(kernel_id).put_many(msgs if isinstance(msgs, list) else list(msgs))
+
+    def _external(self, kernel_id: str) -> Queue:
+        k = self._kernels.get(kernel_id)
+        if k is None:
+            k = self._require(kernel_id, "send")
+        q = k.external
+        if q is not None and k.state in _RUNNING_STATES:
+            return q
+        if k.state not in _RUNNING_STATES:
+            raise KernelStateError(kernel_id, "send", k.state, _RUNNING_STATES)
+        # Made on first use so a kernel fed only by edges keeps a one-queue inbox (fast path).
+        q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
+        return q
+
+    async def receive(
+        self, kernel_id: str, timeout: float | None = None, *, port: str = "out"
+    ) -> Any:
+        """The next message the kernel sent on an unwired ``port``.
+
+        Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
+        kernel failed and nothing is left to read (instead of hanging).
+        """
+        k, inbox = self._output(kernel_id, port)
+        item = inbox.get_nowait()
+        if item is not EMPTY:
+            return item
+        return await self._wait_output(k, inbox, timeout, 0)
+
+    async def receive_batch(
+        self,
+        kernel_id: str,
+        max_items: int = 1024,
+        timeout: float | None = None,
+        *,
+        port: str = "out",
+    ) -> list[Any]:
+        k, inbox = self._output(kernel_id, port)
+        batch = inbox.get_many_nowait(max_items)
+        if batch:
+            return batch
+        result: list[Any] = await self._wait_output(k, inbox, timeout, max_items)
+        return result
+
+    def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
+        k = self._require(kernel_id, "receive")
+        out = self._port(k, port)
+        if out.targets:
+            wired = ", ".join(q.consumer or "?" for q in out.targets)
+            raise UserInputError(
+                f"port {port!r} of kernel {kernel_id!r} is wired to {wired}",
+                hint="runtime.receive reads ports with no queue edge; read at the consumer",
+            )
+        return k, out.output_inbox
+
+    async def _wait_output(
+        self, k: _Kernel, inbox: Inbox, timeout: float | None, max_items: int
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if max_items:
+                batch = inbox.get_many_nowait(max_items)
+                if batch:
+                    return batch
+            else:
+                item = inbox.get_nowait()
+                if item is not EMPTY:
+                    return item
+            if k.error is not None:
+                raise KernelFailedError(k.id, k.error) from k.error
+            if k.state is S.TERMINATED:
+                raise KernelStateError(
+                    k.id, "receive", k.state, _RUNNING_STATES,
+                    hint="it has terminated and everything it sent has been read",
+                )  # fmt: skip
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError()
+            fut: asyncio.Future[None] = loop.create_future()
+            inbox.waiters.append(fut)
+            timer = loop.call_at(deadline, _expire, fut) if deadline is not None else None
+            try:
+                await fut
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if not _woken(fut):
+                    with contextlib.suppress(ValueError):
+                        inbox.waiters.remove(fut)
+
+    # -- whole-runtime questions ---------------------------------------------------------
+
+    def is_idle(self, kernel_id: str) -> bool:
+        """Nothing queued for it, and every replica waits in receive (or has finished)."""
+        k = self._require(kernel_id)
+        if k.state is S.TERMINATED:
+            return True
+        if len(k.inbox):
+            return False
+        if k.state in (S.LAUNCHED, S.DEACTIVATED):
+            return True
+        return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
+
+    def is_quiescent(self, kernel_ids: Sequence[str] | None = None) -> bool:
+        """Every queue empty and every kernel waiting in receive: the drain can proceed."""
+        ids = self._kernels if kernel_ids is None else kernel_ids
+        return all(self.is_idle(kid) for kid in ids)
+
+    def queued(self, kernel_id: str) -> int:
+        return len(self._require(kernel_id).inbox)
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    def snapshot(self) -> RuntimeSnapshot:
+        """A frozen picture of every kernel and queue (cheap: no per-message work)."""
+        now = time.monotonic()
+        kernels = tuple(self._snapshot_kernel(k, now) for k in self._kernels.values())
+        queues = tuple(_snapshot_queue(q) for q in self._edges)
+        return RuntimeSnapshot(
+            taken_at=now,
+            kernels=kernels,
+            queues=queues,
+            quiescent=all(self.is_idle(kid) for kid in self._kernels),
+        )
+
+    def _snapshot_kernel(self, k: _Kernel, now: float) -> KernelSnapshot:
+        ctxs = k.ctxs
+        m_in = k.base_in + sum(c.messages_in for c in ctxs)
+        m_out = k.base_out + sum(c.messages_out for c in ctxs)
+        errors = k.errors + k.base_errors + sum(c.errors for c in ctxs)
+        if m_in + m_out != k.progress_total:
+            k.progress_total = m_in + m_out
+            k.progress_at = now
+        merged = LatencySampler()
+        for sample in k.latency._samples:
+            merged.add(sample)
+        for c in ctxs:
+            for sample in c._latency._samples:
+                merged.add(sample)
+        p50, p99 = merged.percentiles_us()
+        running = [(c, t) for c, t in zip(ctxs, k.tasks, strict=False) if not t.done()]
+        metrics: dict[str, Any] = {}
+        for c in ctxs:
+            metrics.update(c.metrics)
+        return KernelSnapshot(
+            id=k.id,
+            state=k.state.name,
+            backend=k.choice.backend,
+            device=k.choice.device_label,
+            replicas=k.replicas,
+            messages_in=m_in,
+            messages_out=m_out,
+            errors=errors,
+            drops=k.inbox.drops,
+            inbox_depth=len(k.inbox),
+            inbox_capacity=k.inbox.capacity or k.queue_size,
+            inbox_high_water=k.inbox.high_water,
+            latency_p50_us=p50,
+            latency_p99_us=p99,
+            rate_in=round(k.rate_in.observe(m_in, now), 1),
+            rate_out=round(k.rate_out.observe(m_out, now), 1),
+            restarts=k.restarts,
+            last_error=_describe(k.error),
+            completed=k.completed,
+            waiting=sum(1 for c, _ in running if c._waiting),
+            blocked=sum(1 for c, _ in running if c._blocked),
+            last_progress_s=round(now - k.progress_at, 3),
+            entry=k.entry,
+            backend_note=k.choice.note,
+            metrics=metrics,
+        )
+
+
+def _snapshot_queue(q: Queue) -> QueueSnapshot:
+    return QueueSnapshot(
+        name=q.name,
+        producer=q.producer,
+        port=q.port,
+        consumer=q.consumer,
+        depth=len(q),
+        capacity=q.capacity,
+        backpressure=q.policy.value,
+        messages=q.messages,
+        drops=q.drops,
+        high_water=q.high_water,
+        blocked_s=q.blocked_s,
+    )
+
+
+def _describe(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_params(kernel_id: str, spec: RingKernel, params: Any) -> Any:
+    model = spec.params_model
+    if model is None:
+        return params if params is not None else {}
+    if isinstance(params, model):
+        return params
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise KernelLaunchError(
+            kernel_id,
+            f"params do not fit {model.__name__}: {problems}",
+            hint="fix the kernel's params in the topology (ringctl validate --import checks them)",
+        ) from exc

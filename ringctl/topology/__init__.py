@@ -1,0 +1,70 @@
+"""Topology files: load and check them, order their launch, resolve their kernels.
+
+Remember it as the path a file takes through ``ringctl up``::
+
+    topology = load_topology("topologies/quickstart.yaml")   # YAML + schema + graph checks
+    kernels = resolve_entries(topology)                        # imports; params and ports
+    for kernel_id in launch_order(topology): ...               # dependencies, then sinks first
+
+Everything wrong with a file is raised at once as a ``TopologyError`` whose
+``diagnostics`` each name ``file:line:column``. Nothing here runs a kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ringctl.topology.errors import Diagnostic, TopologyError
+from ringctl.topology.graph import check_graph, launch_order
+from ringctl.topology.importer import resolve_entries
+from ringctl.topology.schema import (
+    Defaults,
+    Edge,
+    KernelExpectation,
+    KernelSpec,
+    QueueDefaults,
+    Resources,
+    RestartPolicy,
+    Smoke,
+    Topology,
+)
+from ringctl.topology.validate import load_topology
+
+__all__ = [
+    "SCHEMA_ID",
+    "Defaults",
+    "Diagnostic",
+    "Edge",
+    "KernelExpectation",
+    "KernelSpec",
+    "QueueDefaults",
+    "Resources",
+    "RestartPolicy",
+    "Smoke",
+    "Topology",
+    "TopologyError",
+    "check_graph",
+    "launch_order",
+    "load_topology",
+    "resolve_entries",
+    "topology_json_schema",
+]
+
+#: Where the schema would be published; editors only need a reachable copy (see docs).
+SCHEMA_ID = "https://ringctl.dev/schemas/topology-v1.json"
+
+
+def topology_json_schema() -> dict[str, Any]:
+    """The JSON Schema of topology files, from the same models that validate them.
+
+    Field names are as written in files (``from``, not ``from_``), so editors that read
+    it (yaml-language-server) check files exactly as ``ringctl validate`` does, short of
+    the graph checks, which a schema cannot express.
+    """
+    schema = Topology.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "ringctl topology",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }

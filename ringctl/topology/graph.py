@@ -1,0 +1,348 @@
+"""Checks on the wiring of a schema-valid topology, and the order to launch it in.
+
+Pure functions over a ``Topology``: no file, no import, no I/O. Problems come back as
+data paths (``("queues", 2, "to")``) and the caller turns them into file positions, so
+these checks work the same on a topology built in code.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ringctl.topology.errors import did_you_mean
+from ringctl.topology.loader import DataPath
+from ringctl.topology.schema import Topology
+
+__all__ = ["Problem", "check_graph", "find_cycles", "launch_order"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem at a data path; ``key`` asks for the position of the key, not the value."""
+
+    path: DataPath
+    message: str
+    hint: str | None = None
+    key: bool = False
+
+
+def _describe_default(path: DataPath) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+
+
+def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
+    guess = did_you_mean(name, known)
+    if guess is not None:
+        return f"did you mean '{guess}'?"
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    return f"the kernels in this file are: {shown}"
+
+
+def check_graph(
+    topology: Topology, where: Callable[[DataPath], str] = _describe_default
+) -> list[Problem]:
+    """Every wiring problem: unknown kernels, self-loops, duplicates, cycles.
+
+    ``where`` names a place for messages that point back to an earlier one ("first at
+    line 12"); by default it spells the data path.
+    """
+    problems: list[Problem] = []
+    known = list(topology.kernels)
+    known_set = set(known)
+
+    # depends_on: names must exist, no self-dependency, no repeats.
+    depends: dict[str, list[str]] = {}
+    for kernel_id, spec in topology.kernels.items():
+        seen: set[str] = set()
+        depends[kernel_id] = []
+        for index, dep in enumerate(spec.depends_on):
+            path: DataPath = ("kernels", kernel_id, "depends_on", index)
+            if dep == kernel_id:
+                problems.append(
+                    Problem(path, f"kernel '{kernel_id}' depends on itself", "remove it")
+                )
+            elif dep not in known_set:
+                problems.append(
+                    Problem(
+                        path,
+                        f"kernel '{kernel_id}' depends on '{dep}', which is not a kernel here",
+                        _unknown_kernel_hint(dep, known),
+                    )
+                )
+            elif dep in seen:
+                problems.append(
+                    Problem(path, f"kernel '{kernel_id}' lists '{dep}' twice in depends_on")
+                )
+            else:
+                depends[kernel_id].append(dep)
+            seen.add(dep)
+
+    # queues: endpoints must exist, no kernel wired to itself, no edge twice.
+    first_edge: dict[tuple[str, str, str], int] = {}
+    flows: dict[str, list[tuple[str, int]]] = {kernel_id: [] for kernel_id in known}
+    for index, edge in enumerate(topology.queues):
+        ok = True
+        if edge.producer not in known_set:
+            ok = False
+            problems.append(
+                Problem(
+                    ("queues", index, "from"),
+                    f"queue from '{edge.from_}': there is no kernel '{edge.producer}'",
+                    _unknown_kernel_hint(edge.producer, known),
+                )
+            )
+        if edge.to not in known_set:
+            ok = False
+            problems.append(
+                Problem(
+                    ("queues", index, "to"),
+                    f"queue to '{edge.to}': there is no kernel '{edge.to}'",
+                    _unknown_kernel_hint(edge.to, known),
+                )
+            )
+        if edge.producer == edge.to:
+            problems.append(
+                Problem(
+                    ("queues", index),
+                    f"queue {edge.label} wires kernel '{edge.to}' to itself",
+                    "a kernel cannot feed its own inbox through a queue; remove this edge",
+                )
+            )
+            continue
+        signature = (edge.producer, edge.port, edge.to)
+        if signature in first_edge:
+            first = ("queues", first_edge[signature])
+            problems.append(
+                Problem(
+                    ("queues", index),
+                    f"duplicate queue {edge.label} (first at {where(first)})",
+                    "remove one; to carry more messages, raise its capacity",
+                )
+            )
+            continue
+        first_edge[signature] = index
+        if ok and not edge.feedback:
+            flows[edge.producer].append((edge.to, index))
+
+    for cycle in find_cycles(known, {k: [d for d in v] for k, v in depends.items()}):
+        start, nxt = cycle[0], cycle[1]
+        index = topology.kernels[start].depends_on.index(nxt)
+        problems.append(
+            Problem(
+                ("kernels", start, "depends_on", index),
+                "dependency cycle: " + " -> ".join(cycle),
+                "depends_on must not loop; remove one of these dependencies",
+            )
+        )
+
+    successors = {k: [to for to, _ in v] for k, v in flows.items()}
+    for cycle in find_cycles(known, successors):
+        start, nxt = cycle[0], cycle[1]
+        index = next(i for to, i in flows[start] if to == nxt)
+        problems.append(
+            Problem(
+                ("queues", index),
+                "queue cycle: " + " -> ".join(cycle),
+                "if the loop is intended, mark one of its queues `feedback: true`; "
+                "otherwise remove one of them",
+            )
+        )
+
+    if topology.smoke is not None:
+        for kernel_id in topology.smoke.expect:
+            if kernel_id not in known_set:
+                problems.append(
+                    Problem(
+                        ("smoke", "expect", kernel_id),
+                        f"smoke.expect names '{kernel_id}', which is not a kernel here",
+                        _unknown_kernel_hint(kernel_id, known),
+                        key=True,
+                    )
+                )
+    return problems
+
+
+def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component with more than one node.
+
+    Each cycle starts at the component's first node in ``nodes`` order and is the
+    shortest way back to it, so the message is stable from run to run:
+    ``["alpha", "gamma", "beta", "alpha"]``.
+    """
+    order = {node: index for index, node in enumerate(nodes)}
+    cycles = []
+    for component in _strongly_connected(nodes, successors):
+        if len(component) < 2:
+            continue
+        members = set(component)
+        start = min(component, key=order.__getitem__)
+        # Breadth-first from `start`, inside the component, back to `start`.
+        parent: dict[str, str] = {}
+        frontier = [start]
+        found = False
+        while frontier and not found:
+            following: list[str] = []
+            for node in frontier:
+                for succ in successors.get(node, ()):
+                    if succ not in members:
+                        continue
+                    if succ == start:
+                        parent[start] = node
+                        found = True
+                        break
+                    if succ not in parent:
+                        parent[succ] = node
+                        following.append(succ)
+                if found:
+                    break
+            frontier = following
+        path = [start]
+        node = parent[start]
+        while node != start:
+            path.append(node)
+            node = parent[node]
+        path.append(start)
+        path.reverse()
+        cycles.append(path)
+    cycles.sort(key=lambda cycle: order[cycle[0]])
+    return cycles
+
+
+def _strongly_connected(
+    nodes: Iterable[str], successors: dict[str, list[str]]
+) -> list[list[str]]:
+    """Tarjan's algorithm without recursion (a 5,000-kernel chain would overflow the stack)."""
+    index_of: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    counter = 0
+    for root in nodes:
+        if root in index_of:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index_of[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succs = successors.get(node, [])
+            recurse = False
+            for position in range(child, len(succs)):
+                succ = succs[position]
+                if succ not in index_of:
+                    work.append((node, position + 1))
+                    work.append((succ, 0))
+                    recurse = True
+                    break
+                if succ in on_stack:
+                    low[node] = min(low[node], index_of[succ])
+            if recurse:
+                continue
+            if low[node] == index_of[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(component)
+            if work:
+                caller = work[-1][0]
+                low[caller] = min(low[caller], low[node])
+    return components
+
+
+def launch_order(topology: Topology) -> list[str]:
+    """The order the orchestrator launches (and activates) kernels in.
+
+    ``depends_on`` is a hard rule: dependencies first. Where it leaves the order open,
+    consumers come before producers, so a sink is ready before its source starts
+    (architecture.md, "Ordering and shutdown"); remaining ties go by file order.
+
+    Each kernel's rank is its distance (in non-feedback queues) to the furthest sink
+    below it: sinks 0, their producers 1, and so on. A kernel that something urgent
+    depends on inherits that urgency, so a dependency is never launched late just
+    because it sits high in its own pipeline. Among the kernels whose dependencies are
+    all launched, the lowest (urgency, rank, file position) goes next.
+    """
+    ids = list(topology.kernels)
+    position = {kernel_id: index for index, kernel_id in enumerate(ids)}
+    consumers: dict[str, list[str]] = {kernel_id: [] for kernel_id in ids}
+    for edge in topology.queues:
+        if edge.feedback or edge.producer == edge.to:
+            continue
+        if edge.producer in consumers and edge.to in consumers:
+            consumers[edge.producer].append(edge.to)
+
+    rank = _distance_to_sink(ids, consumers)
+
+    dependents: dict[str, list[str]] = {kernel_id: [] for kernel_id in ids}
+    waiting: dict[str, int] = {}
+    for kernel_id, spec in topology.kernels.items():
+        deps = {d for d in spec.depends_on if d in position and d != kernel_id}
+        waiting[kernel_id] = len(deps)
+        for dep in deps:
+            dependents[dep].append(kernel_id)
+
+    urgency = dict(rank)
+    # Dependents before their dependencies (reverse of a topological order): each one's
+    # urgency is final before it is passed down. Kernels on a cycle keep their own rank.
+    for kernel_id in reversed(_topological(ids, dependents, dict(waiting))):
+        for dependent in dependents[kernel_id]:
+            urgency[kernel_id] = min(urgency[kernel_id], urgency[dependent])
+
+    ready = [(urgency[k], rank[k], position[k], k) for k in ids if waiting[k] == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        *_, kernel_id = heapq.heappop(ready)
+        order.append(kernel_id)
+        for dependent in dependents[kernel_id]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(
+                    ready, (urgency[dependent], rank[dependent], position[dependent], dependent)
+                )
+    if len(order) < len(ids):  # a cycle: load_topology refuses these, but stay total
+        order.extend(k for k in ids if k not in set(order))
+    return order
+
+
+def _topological(ids: list[str], dependents: dict[str, list[str]], waiting: dict[str, int]) -> list[str]:
+    """Kahn's algorithm in file order; kernels on a cycle are left out."""
+    queue = [k for k in ids if waiting[k] == 0]
+    out: list[str] = []
+    while queue:
+        kernel_id = queue.pop()
+        out.append(kernel_id)
+        for dependent in dependents[kernel_id]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                queue.append(dependent)
+    return out
+
+
+def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[str, int]:
+    """Longest path to a kernel with no consumer, over an acyclic queue graph."""
+    outdegree = {k: len(set(consumers[k])) for k in ids}
+    producers: dict[str, set[str]] = {k: set() for k in ids}
+    for producer, targets in consumers.items():
+        for target in targets:
+            producers[target].add(producer)
+    rank = dict.fromkeys(ids, 0)
+    queue = [k for k in ids if outdegree[k] == 0]
+    while queue:
+        kernel_id = queue.pop()
+        for producer in producers[kernel_id]:
+            rank[producer] = max(rank[producer], rank[kernel_id] + 1)
+            outdegree[producer] -= 1
+            if outdegree[producer] == 0:
+                queue.append(producer)
+    return rank

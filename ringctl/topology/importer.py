@@ -1,0 +1,286 @@
+"""Resolve ``entry: module:attribute`` strings to kernels, with one error per way it fails.
+
+After uvicorn's ``importer.py``: a missing colon, a module that is not found, a module
+that fails while importing, a missing attribute and an object that is not a kernel are
+different mistakes with different fixes, so each gets its own message and hint. This is
+the only part of the topology layer that runs user code (module top levels); plain
+``ringctl validate`` never calls it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+from ringctl.topology.loader import DataPath, SourceMap
+from ringctl.topology.schema import Topology
+from ringctl.topology.validate import pydantic_diagnostics
+
+if TYPE_CHECKING:
+    from ringctl.runtime.kernel import RingKernel
+
+__all__ = ["EntryError", "import_entry", "resolve_entries", "search_path"]
+
+
+class EntryError(Exception):
+    """Why one ``entry`` string could not be turned into an object."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def search_path(topology: Topology) -> list[tuple[Path, str]]:
+    """Folders entries are imported from, in order, each with why it is there.
+
+    The topology's own folder, then its ``python_path`` (relative to the file), then
+    the current folder: design/topology.md, "Finding kernels".
+    """
+    base = topology.base_dir.resolve()
+    folders: list[tuple[Path, str]] = [(base, "the topology's folder")]
+    for entry in topology.python_path:
+        folders.append(((base / entry).resolve(), f"python_path '{entry}'"))
+    folders.append((Path.cwd().resolve(), "the current folder"))
+    unique: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for folder, why in folders:
+        if folder not in seen:
+            seen.add(folder)
+            unique.append((folder, why))
+    return unique
+
+
+def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
+    """Import ``module:attribute`` (attribute may be dotted) from the current ``sys.path``.
+
+    Raises ``EntryError``; ``searched`` only makes the "not found" hint name the folders.
+    """
+    module_name, colon, attribute = entry.partition(":")
+    if not colon or not module_name or not attribute:
+        raise EntryError(
+            f"entry '{entry}' is not `module:attribute`",
+            "write e.g. `kernels.math:square`: the module, a colon, then the function",
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise EntryError(
+                f"cannot import '{module_name}': no module named '{missing}'",
+                _not_found_hint(module_name, missing, searched),
+            ) from None
+        raise EntryError(
+            f"importing '{module_name}' failed: it imports '{missing}', which is not installed",
+            f"install the package that provides '{missing}' or fix the import in "
+            f"{_where(exc)}",
+        ) from None
+    except SyntaxError as exc:
+        raise EntryError(
+            f"importing '{module_name}' failed: syntax error at {exc.filename}:{exc.lineno}: "
+            f"{exc.msg}",
+            "fix the kernel module's source",
+        ) from None
+    except (Exception, SystemExit) as exc:  # its top level raised: report, never crash
+        raise EntryError(
+            f"importing '{module_name}' failed: {type(exc).__name__}: {exc}",
+            f"the error is raised at {_where(exc)}",
+        ) from None
+    obj: Any = module
+    walked = module_name
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            guess = did_you_mean(part, names)
+            if guess is not None:
+                hint = f"did you mean '{guess}'?"
+            else:
+                kernels = _kernels_in(obj)
+                hint = (
+                    "kernels there: " + ", ".join(kernels)
+                    if kernels
+                    else "check the name after the ':'"
+                )
+            raise EntryError(f"'{walked}' has no attribute '{part}'", hint) from None
+        walked = f"{walked}:{part}" if walked == module_name else f"{walked}.{part}"
+    return obj
+
+
+def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
+    """Import every kernel's entry, wrap it as a ``RingKernel`` and check params and ports.
+
+    Raises ``TopologyError`` with every problem found, positioned in the file. Modules
+    imported stay imported (the kernels need them), but ``sys.path`` is restored
+    afterwards so that loading a topology does not change what the rest of the process
+    imports; kernel modules must therefore import what they need at their top level.
+    """
+    from ringctl.runtime.kernel import as_kernel
+
+    source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
+    problems: list[Diagnostic] = []
+    folders = search_path(topology)
+    for index, entry in enumerate(topology.python_path):
+        folder = (topology.base_dir / entry).resolve()
+        if not folder.is_dir():
+            problems.append(
+                source.diagnostic(
+                    ("python_path", index),
+                    f"python_path entry '{entry}' is not a folder (it resolves to {folder})",
+                    "paths are relative to the topology file's folder",
+                )
+            )
+
+    resolved: dict[str, RingKernel] = {}
+    imported: dict[str, Any] = {}
+    saved = list(sys.path)
+    try:
+        sys.path[:0] = [str(folder) for folder, _ in folders]
+        importlib.invalidate_caches()
+        for kernel_id, spec in topology.kernels.items():
+            at: DataPath = ("kernels", kernel_id, "entry")
+            try:
+                if spec.entry not in imported:
+                    imported[spec.entry] = import_entry(spec.entry, folders)
+            except EntryError as exc:
+                imported[spec.entry] = exc
+            found = imported[spec.entry]
+            if isinstance(found, EntryError):
+                problems.append(
+                    source.diagnostic(at, f"kernel '{kernel_id}': {found.message}", found.hint)
+                )
+                continue
+            try:
+                kernel = as_kernel(found, kernel_id)
+            except TypeError as exc:
+                problems.append(
+                    source.diagnostic(
+                        at,
+                        f"kernel '{kernel_id}': entry '{spec.entry}' is not a kernel: {exc}",
+                        "a kernel is `async def kernel(ctx)` or decorated with @ring_kernel",
+                    )
+                )
+                continue
+            resolved[kernel_id] = kernel
+            problems.extend(_check_params(kernel_id, spec.params, kernel.params_model, source))
+    finally:
+        sys.path[:] = saved
+
+    for index, edge in enumerate(topology.queues):
+        producer = resolved.get(edge.producer)
+        if producer is None or producer.ports is None or edge.port in producer.ports:
+            continue
+        ports = ", ".join(producer.ports) or "none"
+        guess = did_you_mean(edge.port, producer.ports)
+        hint = (
+            f"did you mean `from: {edge.producer}.{guess}`?"
+            if guess
+            else f"its ports are: {ports}; write `from: {edge.producer}.<port>`"
+        )
+        problems.append(
+            source.diagnostic(
+                ("queues", index, "from"),
+                f"kernel '{edge.producer}' has no output port '{edge.port}' (its ports: {ports})",
+                hint,
+            )
+        )
+    if problems:
+        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+    return resolved
+
+
+def _check_params(
+    kernel_id: str,
+    params: dict[str, Any],
+    model: type[BaseModel] | None,
+    source: SourceMap,
+) -> list[Diagnostic]:
+    if model is None:
+        return []
+    prefix: DataPath = ("kernels", kernel_id, "params")
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        return [d for _, d in pydantic_diagnostics(exc, source, model, prefix)]
+    except Exception as exc:  # a validator in the kernel's model raised something else
+        return [
+            source.diagnostic(
+                prefix,
+                f"kernel '{kernel_id}': checking params raised {type(exc).__name__}: {exc}",
+                f"the params model {model.__qualname__} should raise ValueError for bad input",
+            )
+        ]
+    return []
+
+
+def _not_found_hint(module: str, missing: str, searched: list[tuple[Path, str]] | None) -> str:
+    folders = searched or []
+    parts: list[str] = []
+    parent_name, _, leaf = missing.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if parent is not None:
+        children = [info.name for info in pkgutil.iter_modules(getattr(parent, "__path__", []))]
+        guess = did_you_mean(leaf, children)
+        if guess is not None:
+            parts.append(f"did you mean '{parent_name}.{guess}'?")
+        location = getattr(parent, "__file__", None)
+        inside = location is not None and any(
+            Path(location).resolve().is_relative_to(folder) for folder, _ in folders[:-1]
+        )
+        if location is not None and not inside:
+            parts.append(
+                f"'{parent_name}' was imported from {location}: another package of that name?"
+            )
+    else:
+        candidates: list[str] = []
+        for folder, _ in folders:
+            try:
+                candidates.extend(
+                    p.stem
+                    for p in folder.iterdir()
+                    if p.suffix == ".py" or (p / "__init__.py").is_file()
+                )
+            except OSError:
+                continue
+        guess = did_you_mean(missing.partition(".")[0], candidates)
+        if guess is not None:
+            parts.append(f"did you mean '{guess}'?")
+        if module.partition(".")[0] == "kernels":
+            parts.append('the repository\'s kernels/ package is reached with `python_path: [".."]`')
+    if folders:
+        parts.append("searched: " + "; ".join(f"{folder} ({why})" for folder, why in folders))
+    return " ".join(parts) or "check the module name"
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The last frame outside importlib is where the kernel module's own code raised.
+    for frame in reversed(frames):
+        if "importlib" not in frame.filename:
+            return f"{os.path.relpath(frame.filename)}:{frame.lineno}"
+    return "the kernel module"
+
+
+def _kernels_in(obj: Any) -> list[str]:
+    from ringctl.runtime.kernel import is_kernel
+
+    names = []
+    for name in dir(obj):
+        if name.startswith("_"):
+            continue
+        try:
+            if is_kernel(getattr(obj, name)):
+                names.append(name)
+        except Exception:  # a property on a module object may raise; it is not a kernel
+            continue
+    return names[:12]

@@ -1,0 +1,396 @@
+"""The topology file format as pydantic models: one source for validation, JSON Schema and docs.
+
+Every model forbids unknown fields (a typo must fail loudly, not be ignored) and every
+field carries a description, because ``ringctl schema`` hands these descriptions to
+editors and ``python -m ringctl.topology.docs`` turns them into ``docs/topology.md``.
+Field defaults that depend on the file's ``defaults:`` section stay ``None`` here; the
+``effective_*`` properties apply them, so the orchestrator never re-implements that rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from ringctl.topology.loader import SourceMap
+
+__all__ = [
+    "ENTRY_PATTERN",
+    "KERNEL_ID_PATTERN",
+    "NAME_PATTERN",
+    "SUPPORTED_VERSIONS",
+    "Backend",
+    "Backpressure",
+    "Defaults",
+    "Edge",
+    "Fanout",
+    "KernelExpectation",
+    "KernelSpec",
+    "QueueDefaults",
+    "Resources",
+    "RestartPolicy",
+    "Smoke",
+    "Topology",
+]
+
+SUPPORTED_VERSIONS: Final = (1,)
+#: Topology names end up in socket and state file names and in ``ringctl ps``: keep them tame.
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
+#: Kernel ids are also Python-ish names in kernels' code, so ``_`` is allowed too.
+KERNEL_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*$"
+PORT_PATTERN: Final = r"[A-Za-z_][A-Za-z0-9_]*"
+ENDPOINT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*(\." + PORT_PATTERN + r")?$"
+_DOTTED: Final = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+ENTRY_PATTERN: Final = rf"^{_DOTTED}:{_DOTTED}$"
+MAX_NAME_LENGTH: Final = 63
+DEFAULT_PORT: Final = "out"
+
+Backpressure = Literal["block", "drop_oldest", "drop_newest", "reject"]
+Backend = Literal["cpu", "cuda", "auto"]
+Fanout = Literal["broadcast", "round_robin"]
+RestartMode = Literal["never", "on-failure", "always"]
+Engine = Literal["local", "ray"]
+
+
+def _not_bool(value: object) -> object:
+    # pydantic's lax mode reads `true` as 1; for a capacity or a count that is a mistake.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+_Number = BeforeValidator(_not_bool)
+Count = Annotated[int, _Number, Field(ge=0)]
+PositiveInt = Annotated[int, _Number, Field(ge=1)]
+Seconds = Annotated[float, _Number, Field(ge=0)]
+KernelId = Annotated[
+    str, Field(pattern=KERNEL_ID_PATTERN, max_length=MAX_NAME_LENGTH, description="A kernel id.")
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        use_attribute_docstrings=False,
+        validate_default=False,
+    )
+
+
+class QueueDefaults(_Model):
+    """Capacity and backpressure for every queue that does not set its own."""
+
+    capacity: PositiveInt = Field(
+        1024, description="Messages a queue holds before its backpressure policy applies."
+    )
+    backpressure: Backpressure = Field(
+        "block",
+        description=(
+            "What a send does on a full queue: `block` waits (nothing is lost), "
+            "`drop_oldest` / `drop_newest` drop a message and count it, `reject` raises."
+        ),
+    )
+
+
+class Defaults(_Model):
+    """Values that apply to every queue and kernel below unless they set their own."""
+
+    queue: QueueDefaults = Field(
+        default_factory=QueueDefaults, description="Defaults for every queue edge."
+    )
+    backend: Backend = Field(
+        "cpu",
+        description=(
+            "Where kernels run: `cpu`, `cuda` (an error at launch where no GPU is usable) "
+            "or `auto` (CUDA where usable, else CPU)."
+        ),
+    )
+
+
+class RestartPolicy(_Model):
+    """What the supervisor does when a kernel fails."""
+
+    policy: RestartMode = Field(
+        "never",
+        description=(
+            "`never`: a failure fails the run; `on-failure`: relaunch a kernel that raised; "
+            "`always`: also relaunch one that returned."
+        ),
+    )
+    max_restarts: Count = Field(3, description="Restarts allowed before the run fails.")
+    backoff: Seconds = Field(0.5, description="Seconds to wait before each restart.")
+
+
+class Resources(_Model):
+    """What one replica needs; the Ray engine places actors with it, the local engine ignores it."""
+
+    num_cpus: Annotated[float, _Number, Field(ge=0)] | None = Field(
+        None, description="CPU cores per replica (may be fractional)."
+    )
+    num_gpus: Annotated[float, _Number, Field(ge=0)] | None = Field(
+        None, description="GPUs per replica (may be fractional, e.g. 0.5 to share one)."
+    )
+
+
+class KernelSpec(_Model):
+    """One kernel: the code to run and how to run it. Its id is its key under `kernels`."""
+
+    entry: str = Field(
+        pattern=ENTRY_PATTERN,
+        description=(
+            "`module:attribute` of a `@ring_kernel` function or a plain `async def f(ctx)`; "
+            "imported from the topology's folder, its `python_path`, then the current folder."
+        ),
+        examples=["kernels.math:square"],
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Handed to the kernel as `ctx.params`; validated against the kernel's params "
+            "model where it declares one (`ringctl validate --import`, `ringctl up`)."
+        ),
+    )
+    replicas: PositiveInt = Field(1, description="Identical instances sharing one inbox.")
+    backend: Backend | None = Field(
+        None, description="`cpu`, `cuda` or `auto`; unset: `defaults.backend`."
+    )
+    depends_on: list[KernelId] = Field(
+        default_factory=list,
+        description=(
+            "Kernels launched and activated before this one (and terminated after it)."
+        ),
+    )
+    restart: RestartPolicy = Field(
+        default_factory=RestartPolicy, description="What to do when the kernel fails."
+    )
+    resources: Resources | None = Field(
+        None, description="CPUs and GPUs per replica, for the Ray engine."
+    )
+    queue_size: PositiveInt | None = Field(
+        None,
+        description=(
+            "Capacity of the kernel's inbox for messages sent to it directly "
+            "(`runtime.send`); unset: the kernel's own `@ring_kernel(queue_size=...)`."
+        ),
+    )
+    description: str | None = Field(None, description="Shown by `ringctl graph`.")
+
+    _id: str = PrivateAttr("")
+    _default_backend: Backend = PrivateAttr("cpu")
+
+    @property
+    def kernel_id(self) -> str:
+        """The id this spec has under ``kernels:`` (set when the topology is validated)."""
+        return self._id
+
+    @property
+    def effective_backend(self) -> Backend:
+        return self.backend if self.backend is not None else self._default_backend
+
+
+class Edge(_Model):
+    """A queue from a producer's output port into a consumer's inbox."""
+
+    from_: str = Field(
+        alias="from",
+        pattern=ENDPOINT_PATTERN,
+        description="The producer: `kernel` (its `out` port) or `kernel.port`.",
+        examples=["square", "split.evens"],
+    )
+    to: str = Field(
+        pattern=KERNEL_ID_PATTERN,
+        description="The consumer kernel (a kernel has one inbox, so no port here).",
+    )
+    capacity: PositiveInt | None = Field(
+        None, description="Messages the queue holds; unset: `defaults.queue.capacity`."
+    )
+    backpressure: Backpressure | None = Field(
+        None,
+        description=(
+            "`block`, `drop_oldest`, `drop_newest` or `reject`; "
+            "unset: `defaults.queue.backpressure`."
+        ),
+    )
+    fanout: Fanout | None = Field(
+        None,
+        description=(
+            "How messages reach a consumer with several replicas: `broadcast` (each gets "
+            "every message) or `round_robin`; unset: the engine's default (broadcast)."
+        ),
+    )
+    feedback: bool = Field(
+        False,
+        description=(
+            "Marks this edge as closing a deliberate loop; a queue cycle without one is an error."
+        ),
+    )
+
+    _queue_defaults: QueueDefaults = PrivateAttr(default_factory=QueueDefaults)
+
+    @property
+    def producer(self) -> str:
+        return self.from_.partition(".")[0]
+
+    @property
+    def port(self) -> str:
+        return self.from_.partition(".")[2] or DEFAULT_PORT
+
+    @property
+    def consumer(self) -> str:
+        return self.to
+
+    @property
+    def label(self) -> str:
+        """``producer.port -> consumer``, how messages and ``ringctl ps`` name a queue."""
+        return f"{self.producer}.{self.port} -> {self.to}"
+
+    @property
+    def effective_capacity(self) -> int:
+        return self.capacity if self.capacity is not None else self._queue_defaults.capacity
+
+    @property
+    def effective_backpressure(self) -> Backpressure:
+        if self.backpressure is not None:
+            return self.backpressure
+        return self._queue_defaults.backpressure
+
+
+class KernelExpectation(_Model):
+    """What `ringctl smoke` asserts about one kernel when the run ends."""
+
+    min_messages_in: Count | None = Field(None, description="At least this many messages received.")
+    min_messages_out: Count | None = Field(None, description="At least this many messages sent.")
+    max_errors: Count | None = Field(None, description="At most this many errors.")
+    max_drops: Count | None = Field(None, description="At most this many dropped messages.")
+    must_complete: bool = Field(
+        False, description="The kernel must finish on its own before the timeout."
+    )
+
+
+class Smoke(_Model):
+    """How `ringctl smoke` runs the topology in CI and what it checks."""
+
+    timeout: Seconds = Field(60, description="Seconds before the run counts as hung and fails.")
+    duration: Annotated[float, _Number, Field(gt=0)] | None = Field(
+        None,
+        description=(
+            "For endless topologies: run this many seconds, then down gracefully and check."
+        ),
+    )
+    expect: dict[KernelId, KernelExpectation] = Field(
+        default_factory=dict, description="Expectations per kernel id."
+    )
+
+
+class Topology(_Model):
+    """A topology file: kernels, the queues that wire them, and how to run them."""
+
+    version: Literal[1] = Field(description="The file format version; this ringctl reads 1.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+        description=(
+            "Lowercase letters, digits and `-`; the name `ringctl ps / pause / down` use."
+        ),
+        examples=["quickstart"],
+    )
+    description: str | None = Field(None, description="One line on what the topology does.")
+    python_path: list[str] = Field(
+        default_factory=list,
+        description="Folders, relative to this file, to import kernel entries from.",
+        examples=[[".."]],
+    )
+    engine: Engine = Field(
+        "local",
+        description=(
+            "`local`: one process, one event loop; `ray`: each kernel a Ray actor."
+        ),
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Defaults for every queue and kernel."
+    )
+    kernels: dict[KernelId, KernelSpec] = Field(
+        min_length=1,
+        description=(
+            "Kernel id -> spec. Ids: lowercase letters, digits, `-` and `_`, "
+            "starting with a letter or digit."
+        ),
+    )
+    queues: list[Edge] = Field(
+        default_factory=list, description="Edges `producer[.port]` -> `consumer`."
+    )
+    smoke: Smoke | None = Field(None, description="What `ringctl smoke` runs and asserts in CI.")
+
+    _source_path: Path | None = PrivateAttr(None)
+    _source: SourceMap | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _apply_defaults(self) -> Topology:
+        # Children learn their ids and the file's defaults once, here, so their
+        # `effective_*` properties need no back-reference to the topology.
+        for kernel_id, spec in self.kernels.items():
+            spec._id = kernel_id
+            spec._default_backend = self.defaults.backend
+        for edge in self.queues:
+            edge._queue_defaults = self.defaults.queue
+        return self
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file this topology was loaded from (``None`` when built in code)."""
+        return self._source_path
+
+    @property
+    def source_map(self) -> SourceMap | None:
+        """Positions in the file, for errors found after loading (e.g. params models)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the file (``python_path``) are taken from."""
+        return self._source_path.parent if self._source_path is not None else Path.cwd()
+
+    @property
+    def kernel_ids(self) -> list[str]:
+        return list(self.kernels)
+
+    @property
+    def source_kernels(self) -> list[str]:
+        """Kernels with no inbound queue, in file order: the ones `down` stops first.
+
+        A feedback edge does not count: a kernel that only hears back from its own loop
+        still originates the work.
+        """
+        fed = {edge.to for edge in self.queues if not edge.feedback}
+        return [kernel_id for kernel_id in self.kernels if kernel_id not in fed]
+
+    @property
+    def sink_kernels(self) -> list[str]:
+        """Kernels with no outbound queue, in file order."""
+        feeding = {edge.producer for edge in self.queues if not edge.feedback}
+        return [kernel_id for kernel_id in self.kernels if kernel_id not in feeding]
+
+    def inbound(self, kernel_id: str) -> list[Edge]:
+        return [edge for edge in self.queues if edge.to == kernel_id]
+
+    def outbound(self, kernel_id: str) -> list[Edge]:
+        return [edge for edge in self.queues if edge.producer == kernel_id]
+
+    def queue_capacity(self, edge: Edge) -> int:
+        return edge.effective_capacity
+
+    def queue_backpressure(self, edge: Edge) -> Backpressure:
+        return edge.effective_backpressure
+
+    def kernel_backend(self, kernel_id: str) -> Backend:
+        return self.kernels[kernel_id].effective_backend

@@ -1,0 +1,331 @@
+"""``load_topology``: file -> YAML with positions -> pydantic models -> graph checks.
+
+Each stage reports everything it finds; a later stage runs only on what the earlier
+one could make sense of (graph checks need a schema-valid topology), and stays quiet
+where an earlier stage already spoke, so one mistake gives one error.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+from ringctl.topology.graph import check_graph
+from ringctl.topology.loader import DataPath, SourceMap, load_yaml
+from ringctl.topology.schema import (
+    ENDPOINT_PATTERN,
+    ENTRY_PATTERN,
+    KERNEL_ID_PATTERN,
+    NAME_PATTERN,
+    SUPPORTED_VERSIONS,
+    Topology,
+)
+
+__all__ = ["describe_path", "load_topology", "pydantic_diagnostics"]
+
+
+def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> Topology:
+    """Read, interpolate and check a topology file; raise ``TopologyError`` with every problem.
+
+    ``env`` replaces ``os.environ`` for ``${VAR}`` interpolation (tests, and callers that
+    want a file to mean the same thing everywhere).
+    """
+    loaded = load_yaml(path, env=env)
+    if loaded.data is None:
+        raise TopologyError(loaded.problems)
+    source = loaded.source
+    problems = list(loaded.problems)
+    if not isinstance(loaded.data, dict):
+        found = "a list" if isinstance(loaded.data, list) else f"the value {loaded.data!r}"
+        problems.append(
+            source.diagnostic(
+                (),
+                f"a topology file is a mapping (version: 1, name: ..., kernels: ...); "
+                f"this one holds {found}",
+                "see docs/topology.md for the format",
+            )
+        )
+        raise TopologyError(problems)
+
+    try:
+        topology = Topology.model_validate(loaded.data)
+    except ValidationError as exc:
+        for diagnostic_path, diagnostic in pydantic_diagnostics(exc, source, Topology):
+            if not loaded.is_spoiled(diagnostic_path):
+                problems.append(diagnostic)
+        raise TopologyError(_sorted(problems or [source.diagnostic((), str(exc))])) from None
+    if problems:
+        raise TopologyError(_sorted(problems))
+
+    topology._source_path = Path(path)
+    topology._source = source
+
+    def where(data_path: DataPath) -> str:
+        return f"line {source.position(data_path)[0]}"
+
+    for problem in check_graph(topology, where):
+        problems.append(source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key))
+    if problems:
+        raise TopologyError(_sorted(problems))
+    return topology
+
+
+def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
+    # File order reads best; a stable sort keeps same-place problems in the order found.
+    return sorted(problems, key=lambda d: (d.line or 0, d.column or 0))
+
+
+def describe_path(path: Sequence[str | int]) -> str:
+    """``("queues", 1, "capacity")`` -> ``queues[1].capacity``, as a user would name it."""
+    text = ""
+    for step in path:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        else:
+            text += f".{step}" if text else str(step)
+    return text
+
+
+def pydantic_diagnostics(
+    exc: ValidationError,
+    source: SourceMap,
+    model: type[BaseModel],
+    prefix: DataPath = (),
+    subject: str | None = None,
+) -> list[tuple[DataPath, Diagnostic]]:
+    """pydantic's errors as positioned diagnostics that say what was found and expected.
+
+    ``prefix`` is where ``model``'s data sits in the file (a kernel's ``params``), and
+    ``subject`` how messages name that place when it is not the file's top level.
+    """
+    out: list[tuple[DataPath, Diagnostic]] = []
+    for error in exc.errors(include_url=False):
+        loc: tuple[str | int, ...] = tuple(error["loc"])
+        at_key = bool(loc) and loc[-1] == "[key]"
+        if at_key:
+            loc = loc[:-1]
+        path: DataPath = (*prefix, *loc)
+        message, hint, key, parent = _explain(error, loc, at_key, model, prefix, subject)
+        position_path = path[:-1] if parent else path
+        out.append((path, source.diagnostic(position_path, message, hint, key=key)))
+    return out
+
+
+_PATTERN_RULES: dict[str, tuple[str, str]] = {
+    NAME_PATTERN: (
+        "is not a valid name",
+        "use lowercase letters, digits and '-', starting with a letter or digit",
+    ),
+    KERNEL_ID_PATTERN: (
+        "is not a valid kernel id",
+        "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+    ),
+    ENDPOINT_PATTERN: (
+        "is not a valid queue end",
+        "write `kernel` or `kernel.port`, e.g. `square` or `split.evens`",
+    ),
+}
+
+
+def _explain(
+    error: Mapping[str, Any],
+    loc: tuple[str | int, ...],
+    at_key: bool,
+    model: type[BaseModel],
+    prefix: DataPath,
+    subject: str | None,
+) -> tuple[str, str | None, bool, bool]:
+    """(message, hint, position at the key?, position at the parent?) for one error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    full = (*prefix, *loc)
+    name = describe_path(full) if full else (subject or "the file")
+    if subject and not loc:
+        name = subject
+
+    if kind == "missing":
+        field = loc[-1]
+        owner = describe_path(full[:-1])
+        where = f" in {owner}" if owner else ""
+        return f"missing required field '{field}'{where}", _missing_hint(field), True, True
+    if kind == "extra_forbidden":
+        field = str(loc[-1])
+        owner = describe_path(full[:-1])
+        where = f" in {owner}" if owner else " at the top level"
+        known = _fields_at(model, loc[:-1])
+        guess = did_you_mean(field, known) if known else None
+        if guess is not None:
+            hint: str | None = f"did you mean '{guess}'?"
+        elif known:
+            hint = "known fields: " + ", ".join(known)
+        else:
+            hint = None
+        return f"unknown field '{field}'{where}", hint, True, False
+    if at_key:
+        if kind == "string_pattern_mismatch" and ctx.get("pattern") == KERNEL_ID_PATTERN:
+            rule, why = _PATTERN_RULES[KERNEL_ID_PATTERN]
+            return f"'{value}' {rule}", why, True, False
+        if kind == "string_too_long":
+            return f"'{value}' is too long (at most {ctx.get('max_length')} characters)", None, True, False
+        return f"key {value!r} in {describe_path(full[:-1])}: {error['msg']}", None, True, False
+    if kind == "literal_error":
+        if loc == ("version",) and not prefix:
+            versions = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+            return (
+                f"version {value!r} is not one this ringctl reads (it reads version {versions})",
+                "write `version: 1`, or upgrade ringctl if the file is newer",
+                False,
+                False,
+            )
+        expected = str(ctx.get("expected", ""))
+        options = [part.strip().strip("'") for part in expected.replace(" or ", ",").split(",")]
+        guess = did_you_mean(str(value), options) if isinstance(value, str) else None
+        hint = f"did you mean '{guess}'?" if guess else None
+        return f"{name} must be {expected}; got {_show(value)}", hint, False, False
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern")
+        if pattern == ENTRY_PATTERN:
+            return _entry_message(name, str(value))
+        if pattern in _PATTERN_RULES:
+            rule, why = _PATTERN_RULES[pattern]
+            if pattern == KERNEL_ID_PATTERN and loc and loc[-1] == "to" and "." in str(value):
+                return (
+                    f"{name}: '{value}' names a port; a queue goes into a kernel's one inbox",
+                    f"write `to: {str(value).partition('.')[0]}`",
+                    False,
+                    False,
+                )
+            return f"{name}: '{value}' {rule}", why, False, False
+    if kind == "string_too_long":
+        return f"{name} is too long (at most {ctx.get('max_length')} characters)", None, False, False
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op, bound = {
+            "greater_than_equal": (">=", ctx.get("ge")),
+            "greater_than": (">", ctx.get("gt")),
+            "less_than_equal": ("<=", ctx.get("le")),
+            "less_than": ("<", ctx.get("lt")),
+        }[kind]
+        return f"{name} must be {op} {bound}; got {_show(value)}", None, False, False
+    if kind == "too_short" and loc == ("kernels",):
+        return "a topology needs at least one kernel", "add one under `kernels:`", False, False
+    expected_kind = _EXPECTED.get(kind)
+    if expected_kind is not None:
+        return f"{name} must be {expected_kind}; got {_show(value)}", None, False, False
+    if kind == "model_type" or kind == "model_attributes_type":
+        return f"{name} must be a mapping; got {_show(value)}", None, False, False
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{name}: {message}", None, False, False
+
+
+_EXPECTED: dict[str, str] = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "finite_number": "a finite number",
+}
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _missing_hint(field: str | int) -> str | None:
+    return {
+        "version": "add `version: 1` at the top",
+        "name": "add `name: my-topology` (lowercase letters, digits, '-')",
+        "kernels": "add a `kernels:` mapping of kernel id -> {entry: module:attribute}",
+        "entry": "add `entry: module:attribute`, e.g. `entry: kernels.math:square`",
+        "from": "add `from: producer` (or `producer.port`)",
+        "to": "add `to: consumer`",
+    }.get(str(field))
+
+
+def _entry_message(name: str, value: str) -> tuple[str, str | None, bool, bool]:
+    if ":" not in value:
+        module, _, attr = value.rpartition(".")
+        example = f"{module}:{attr}" if module else "kernels.math:square"
+        return (
+            f"{name}: '{value}' has no ':' between the module and the attribute",
+            f"write `module:attribute`, e.g. `{example}`",
+            False,
+            False,
+        )
+    return (
+        f"{name}: '{value}' is not `module:attribute`",
+        "both parts are dotted Python names, e.g. `kernels.math:square`",
+        False,
+        False,
+    )
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
+    """The field names (as written in files) of the model found at ``loc``, if any."""
+    annotation: Any = model
+    for step in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = _field_named(annotation, str(step))
+            if field is None:
+                return None
+            annotation = field
+            continue
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is dict and len(args) == 2:
+            annotation = args[1]
+        elif origin is list and args:
+            annotation = args[0]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [info.alias or name for name, info in annotation.model_fields.items()]
+    return None
+
+
+def _field_named(model: type[BaseModel], written: str) -> Any:
+    for name, info in model.model_fields.items():
+        if written in (name, info.alias):
+            return info.annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
