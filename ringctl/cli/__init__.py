@@ -28,11 +28,10 @@ def _register_commands() -> None:
     from ringctl.cli import topology_cmds
 
     topology_cmds.register(app)
-    try:
-        from ringctl.cli import run_cmds
-    except ImportError:  # pragma: no cover - the orchestrator layer is optional during bring-up
-        return
+    from ringctl.cli import run_cmds, smoke_cmd
+
     run_cmds.register(app)
+    smoke_cmd.register(app)
 
 
 _register_commands()

@@ -146,7 +146,7 @@ class RateWindow:
 
     __slots__ = ("_readings", "_window")
 
-    def __init__(self, window_s: float = 5.0) -> None:
+    def __init__(self, window_s: float = 2.0) -> None:
         self._window = window_s
         self._readings: deque[tuple[float, int]] = deque()
 

@@ -1,0 +1,605 @@
+"""``up``, ``ps``, ``pause``, ``resume``, ``down`` and ``top``: running topologies.
+
+Thin by design: parse, call ``ringctl.orchestrator`` / ``ringctl.control``, render, pick
+the exit code (``shared/design/cli.md``). Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ringctl.cli import _render
+
+if TYPE_CHECKING:
+    from ringctl.orchestrator.plan import Plan
+    from ringctl.orchestrator.supervisor import RunResult
+
+_NAME_HELP = "The running topology (default: the only one running)."
+
+
+def _load_plan(file: Path, engine: str | None = None) -> Plan:
+    from ringctl.orchestrator.loading import plan_from_file
+    from ringctl.topology import TopologyError
+
+    try:
+        return plan_from_file(file, engine=engine)
+    except TopologyError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(diagnostic.format(), err=True)
+        n = len(exc.diagnostics)
+        typer.secho(
+            f"error: {file} has {n} problem{'s' if n != 1 else ''}; nothing was started",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _say(message: str) -> None:
+    typer.echo(f"ringctl: {message}", err=True)
+
+
+def up(
+    file: Annotated[Path, typer.Argument(help="The topology file.", show_default=False)],
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run the supervisor in the background.")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Run this many seconds, then down gracefully.", min=0),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds the final drain (and each kernel) gets before a force stop."),
+    ] = 10.0,
+    no_dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--no-dashboard", help="Plain progress lines (the default when not a terminal)."
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between plain progress lines.", min=0.05)
+    ] = 2.0,
+    json_stream: Annotated[
+        bool, typer.Option("--json-stream", help="One JSON status document per interval.")
+    ] = False,
+    refresh: Annotated[float, typer.Option(help="Dashboard redraws per second.", min=0.1)] = 4.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (needs ringctl[metrics])."),
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="local | ray (overrides the file's engine).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
+    ] = None,
+) -> None:
+    """Launch a topology in two phases, in dependency order, and run it.
+
+    Runs until Ctrl-C, `ringctl down`, --duration, or completion (every source returned
+    and every queue drained: exit 0).
+    """
+    from ringctl.exceptions import RingctlError
+
+    if engine is not None and engine not in ("local", "ray"):
+        _render.fail(_usage(f"unknown engine {engine!r}", "--engine is local or ray"))
+    plan = _load_plan(file, engine)
+    if detach:
+        _detach(file, plan, duration, timeout, engine, address)
+        return
+    try:
+        result = _run_foreground(
+            plan,
+            duration=duration,
+            timeout=timeout,
+            dashboard=not no_dashboard and not json_stream and sys.stdout.isatty(),
+            interval=interval,
+            json_stream=json_stream,
+            refresh=refresh,
+            metrics_port=metrics_port,
+            address=address,
+        )
+    except RingctlError as exc:
+        _render.fail(exc)
+    _report_result(plan, result)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_summary(status: dict[str, Any]) -> None:
+    """The run's totals, one line per kernel, with what each kernel put in ctx.metrics."""
+    from ringctl.dashboard._status import human_count
+
+    for k in status.get("kernels", []):
+        metrics = " ".join(f"{key}={value}" for key, value in (k.get("metrics") or {}).items())
+        line = (
+            f"  {k['id']:<16} in {human_count(k['messages_in']):>7}  "
+            f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
+            f"drops {k['drops']}  restarts {k['restarts']}"
+        )
+        typer.echo(line + (f"  {metrics}" if metrics else ""), err=True)
+
+
+def _usage(message: str, hint: str | None = None) -> Exception:
+    from ringctl.exceptions import UserInputError
+
+    return UserInputError(message, hint=hint)
+
+
+def _make_runtime(plan: Plan, address: str | None) -> Any:
+    if plan.engine == "ray":
+        from ringctl.engines.ray import RayRuntime
+
+        return RayRuntime(address=address)
+    return None
+
+
+def _run_foreground(
+    plan: Plan,
+    *,
+    duration: float | None,
+    timeout: float,
+    dashboard: bool,
+    interval: float,
+    json_stream: bool,
+    refresh: float,
+    metrics_port: int | None,
+    address: str | None,
+    log_path: str | None = None,
+) -> RunResult:
+    import asyncio
+    import threading
+
+    from ringctl.orchestrator.service import serve
+    from ringctl.runtime.loop import run
+
+    latest: dict[str, Any] = {}
+    shown_phase: list[str] = []
+    phase_started = [time.perf_counter()]
+
+    def on_phase(phase: dict[str, Any]) -> None:
+        name = phase.get("name", "")
+        complete = phase.get("done") == phase.get("total")
+        if name not in ("launch", "activate") or not complete or name in shown_phase:
+            return
+        shown_phase.append(name)
+        took = (time.perf_counter() - phase_started[0]) * 1e3
+        verb = "launched" if name == "launch" else "activated"
+        label = "phase 1" if name == "launch" else "phase 2"
+        if not dashboard:
+            _say(f"{label}: {verb} {phase.get('total')} kernels in {took:.1f} ms")
+        phase_started[0] = time.perf_counter()
+
+    def on_tick(status: dict[str, Any]) -> None:
+        latest["status"] = status
+        if dashboard:
+            return
+        from ringctl.dashboard.plain import json_line, plain_line
+
+        line = json_line(status) if json_stream else plain_line(status)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def on_signal(kind: str) -> None:
+        if dashboard:
+            return
+        if kind == "force":
+            _say("second interrupt: forcing the stop")
+        else:
+            _say("stopping: draining queues (Ctrl-C again to force)")
+
+    sup_box: list[Any] = []
+    metrics = None
+    if metrics_port is not None:
+        from ringctl.dashboard.metrics import serve_metrics
+
+        metrics = serve_metrics(lambda: latest.get("status"), port=metrics_port)
+        _say(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
+
+    _say(
+        f"{plan.name}: {len(plan.kernels)} kernels, {len(plan.edges)} queues, "
+        f"engine {plan.engine}" + (f" ({plan.file})" if plan.file else "")
+    )
+    viewer: threading.Thread | None = None
+
+    async def main() -> RunResult:
+        nonlocal viewer
+        runtime = _make_runtime(plan, address)
+        tick = 1.0 / refresh if dashboard else interval
+        if metrics is not None:
+            tick = min(tick, 1.0)
+
+        def ready(sup: Any) -> None:
+            sup_box.append(sup)
+            latest["status"] = sup.status()
+            if dashboard:
+                viewer = threading.Thread(target=_dashboard, args=(sup,), daemon=True)
+                viewer.start()
+
+        return await serve(
+            plan,
+            duration=duration,
+            down_timeout=timeout,
+            on_phase=on_phase,
+            on_tick=on_tick,
+            tick_interval=tick,
+            on_signal=on_signal,
+            runtime=runtime,
+            supervisor_ready=ready,
+            log_path=log_path,
+        )
+
+    def _dashboard(sup: Any) -> None:
+        from ringctl.dashboard.live import run_live
+        from ringctl.dashboard.plain import StopReason
+
+        reason = run_live(
+            lambda: latest.get("status"),
+            refresh_per_second=refresh,
+            should_stop=lambda: sup.ended,
+        )
+        if reason in (StopReason.QUIT, StopReason.INTERRUPTED) and not sup.ended:
+            loop = sup_loop[0]
+            loop.call_soon_threadsafe(sup.request_stop, "interrupted")
+
+    sup_loop: list[asyncio.AbstractEventLoop] = []
+
+    async def main_with_loop() -> RunResult:
+        sup_loop.append(asyncio.get_running_loop())
+        return await main()
+
+    try:
+        result = run(main_with_loop())
+    finally:
+        if metrics is not None:
+            metrics.stop()
+    if viewer is not None:
+        viewer.join(timeout=2.0)
+    if sup_box:
+        _print_summary(sup_box[0].status(fresh=True))
+    return result
+
+
+def _report_result(plan: Plan, result: RunResult) -> None:
+    down = result.down
+    if result.outcome == "completed":
+        _say(f"{plan.name} completed: every source finished and every queue drained")
+    elif result.outcome == "failed":
+        typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
+        typer.echo(
+            "hint: the kernel's traceback is in the log above; a restart policy "
+            "(restart: {policy: on-failure}) can replace a failed kernel",
+            err=True,
+        )
+    elif result.outcome == "interrupted":
+        _say(f"{plan.name} stopped (interrupted)")
+    else:
+        _say(f"{plan.name} stopped ({result.reason})")
+    if down is not None and not down.graceful:
+        where = ", ".join(f"{k}: {n}" for k, n in down.left.items()) or "none queued"
+        forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
+        typer.secho(
+            f"warning: the drain timed out: {down.messages_left} messages left ({where}){forced}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
+def _detach(
+    file: Path,
+    plan: Plan,
+    duration: float | None,
+    timeout: float,
+    engine: str | None,
+    address: str | None,
+) -> None:
+    from ringctl.control.paths import state_dir
+    from ringctl.control.server import socket_answers
+
+    directory = state_dir()
+    directory.ensure()
+    files = directory.files(plan.name)
+    if socket_answers(str(files.socket)):
+        _render.fail(
+            _usage(
+                f"topology {plan.name!r} is already running",
+                f"ringctl down {plan.name}, or ringctl ps {plan.name}",
+            ),
+            exit_code=1,
+        )
+    args = [sys.executable, "-m", "ringctl.cli", "up", str(file), "--no-dashboard",
+            "--timeout", str(timeout), "--interval", "5"]  # fmt: skip
+    if duration is not None:
+        args += ["--duration", str(duration)]
+    if engine is not None:
+        args += ["--engine", engine]
+    if address is not None:
+        args += ["--address", address]
+    with open(files.log, "ab") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ringctl up -d {file}\n".encode())
+        log.flush()
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "RINGCTL_DETACHED": "1"},
+        )
+    from ringctl.control.client import ControlClient
+    from ringctl.exceptions import RingctlError
+
+    client = ControlClient(files, timeout=2.0)
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            tail = _log_tail(files.log)
+            if code == 0:
+                _say(f"{plan.name} ran to completion before detaching (log: {files.log})")
+                raise typer.Exit(0)
+            typer.echo(tail, err=True)
+            typer.secho(
+                f"error: {plan.name} failed to come up (exit {code}); log: {files.log}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1)
+        if files.socket.exists():
+            try:
+                state = client.request("ping").get("state")
+            except RingctlError:
+                state = None
+            if state in ("running", "paused", "completed", "draining"):
+                _say(f"{plan.name} is up (pid {child.pid}); log: {files.log}")
+                typer.echo(
+                    f"  ringctl ps {plan.name}    ringctl top {plan.name}    "
+                    f"ringctl down {plan.name}",
+                    err=True,
+                )
+                return
+        time.sleep(0.02)
+    typer.secho(f"error: {plan.name} did not come up within 120 s; log: {files.log}", err=True)
+    raise typer.Exit(1)
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _client(name: str | None, timeout: float = 10.0) -> Any:
+    from ringctl.control.client import ControlClient, find
+
+    return ControlClient(find(name), timeout=timeout)
+
+
+def _run(action: Any) -> Any:
+    from ringctl.exceptions import RingctlError
+
+    try:
+        return action()
+    except RingctlError as exc:
+        _render.fail(exc)
+
+
+def ps(
+    name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List running topologies, or one topology's kernels and queues."""
+    if name is None:
+        from ringctl.control.client import running
+
+        found = _run(running)
+        if as_json:
+            _render.print_json({"topologies": found})
+            return
+        if not found:
+            typer.echo("no topology is running (start one with: ringctl up FILE)")
+            return
+        _print_topologies(found)
+        return
+    status = _run(lambda: _client(name).request("status"))
+    if as_json:
+        _render.print_json(status)
+        return
+    _print_status(status)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # In a pipe or a CI log, wrapping columns helps nobody: print full lines.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _print_topologies(found: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("NAME", "STATE", "UPTIME", "PID", "FILE"):
+        table.add_column(col)
+    for t in found:
+        table.add_row(str(t.get("name")), str(t.get("state")), f"{t.get('uptime_s', 0):.1f}s",
+                      str(t.get("pid")), str(t.get("file") or ""))  # fmt: skip
+    _console().print(table)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ringctl.dashboard._status import human_count
+
+    console = _console()
+    console.print(
+        f"[bold]{status.get('name')}[/] {status.get('state')}  "
+        f"uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
+        f"file {status.get('file')}"
+    )
+    table = Table(box=None, pad_edge=False)
+    cols = ("KERNEL", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS",
+            "RESTARTS")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("KERNEL", "STATE", "BACKEND") else "right")
+    for k in status.get("kernels", []):
+        kid = k["id"] + (f" x{k['replicas']}" if k.get("replicas", 1) > 1 else "")
+        table.add_row(
+            kid,
+            k["state"],
+            k["backend"] + (f" ({k['device']})" if k.get("device") else ""),
+            human_count(k["messages_in"]),
+            human_count(k["messages_out"]),
+            human_count(k["rate_in"] or k["rate_out"]),
+            f"{k['inbox_depth']}/{k['inbox_capacity']}",
+            str(k["drops"]),
+            str(k["errors"]),
+            str(k["restarts"]),
+        )
+    console.print(table)
+    for k in status.get("kernels", []):
+        if k.get("last_error"):
+            console.print(f"[red]{k['id']}: last error: {k['last_error']}[/]")
+        if k.get("backend_note"):
+            console.print(f"[yellow]{k['id']}: {k['backend_note']}[/]")
+    if status.get("failure"):
+        console.print(f"[red]failure: {status['failure']}[/]")
+
+
+def _control(op: str, name: str | None, kernels: list[str] | None, as_json: bool) -> None:
+    args: dict[str, Any] = {"kernels": kernels} if kernels else {}
+    result = _run(lambda: _client(name).request(op, **args))
+    if as_json:
+        _render.print_json(result)
+        return
+    done = result.get("paused" if op == "pause" else "resumed") or []
+    verb = "paused" if op == "pause" else "resumed"
+    if done:
+        typer.echo(f"{verb}: {', '.join(done)}")
+    else:
+        typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
+
+
+def pause(
+    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    kernels: Annotated[
+        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Deactivate all kernels (or the ones named); messages keep queueing."""
+    _control("pause", name, kernels, as_json)
+
+
+def resume(
+    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    kernels: Annotated[
+        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Reactivate paused kernels; what queued meanwhile is processed in order."""
+    _control("resume", name, kernels, as_json)
+
+
+def down(
+    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to drain (and per kernel) before a force stop.", min=0)
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Drain and terminate: sources first, then the rest in reverse launch order."""
+    client = _run(lambda: _client(name, timeout=timeout + 30.0))
+
+    def progress(message: dict[str, Any]) -> None:
+        if as_json:
+            return
+        for w in (message.get("data") or {}).get("waiting_on") or []:
+            typer.echo(
+                f"waiting on {w['kernel']}: {w['queued']} queued, {w['seconds_left']:.1f} s left",
+                err=True,
+            )
+
+    result = _run(lambda: client.request("down", on_event=progress, timeout=timeout))
+    _wait_gone(client.files, 10.0)
+    if as_json:
+        _render.print_json(result)
+    elif result.get("graceful"):
+        typer.echo(f"{client.files.name}: down (drained in {result.get('seconds', 0):.2f} s)")
+    else:
+        where = ", ".join(f"{k}: {n}" for k, n in (result.get("left") or {}).items())
+        typer.secho(
+            f"{client.files.name}: forced down after {timeout:g} s; "
+            f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    raise typer.Exit(0 if result.get("graceful") else 1)
+
+
+def _wait_gone(files: Any, seconds: float) -> None:
+    """Wait until the supervisor removed its files, so ``up`` of the same name works next."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (files.socket.exists() or files.pid.exists()):
+        time.sleep(0.02)
+
+
+def top(
+    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    refresh: Annotated[float, typer.Option(help="Redraws per second.", min=0.1)] = 4.0,
+    width: Annotated[int | None, typer.Option(help="Frame width for --once.")] = None,
+) -> None:
+    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
+    client = _run(lambda: _client(name, timeout=5.0))
+    if once:
+        from ringctl.dashboard.view import render_text
+
+        status = _run(lambda: client.request("status"))
+        typer.echo(render_text(status, width=width or 100, color=sys.stdout.isatty()), nl=False)
+        return
+    import threading
+
+    from ringctl.dashboard.live import run_live
+
+    latest: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        from ringctl.exceptions import RingctlError
+
+        try:
+            for message in client.stream("watch", interval=1.0 / refresh):
+                if message.get("event") == "status":
+                    latest["status"] = message.get("data")
+                if stop.is_set():
+                    return
+        except RingctlError:
+            return
+        finally:
+            latest["closed"] = True
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    run_live(lambda: latest.get("status"), refresh_per_second=refresh, give_up_after_s=5.0)
+    stop.set()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(ps)
+    app.command()(pause)
+    app.command()(resume)
+    app.command()(down)
+    app.command()(top)

@@ -1,0 +1,85 @@
+"""``ringctl smoke FILE...``: CI smoke runs of checked-in topologies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ringctl.cli import _render
+
+
+def smoke(
+    files: Annotated[list[Path], typer.Argument(help="Topology files.", show_default=False)],
+    junit: Annotated[
+        Path | None, typer.Option(help="Write a JUnit XML report here (for CI to display).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Results as one JSON document.")] = False,
+    engine: Annotated[str | None, typer.Option(help="local | ray (overrides the files).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+) -> None:
+    """Run each topology until it completes (or for smoke.duration) and check smoke.expect.
+
+    Exit 1 if any expectation fails or a run exceeds smoke.timeout; 2 if a file is invalid.
+    """
+    from ringctl.cli.run_cmds import _load_plan, _make_runtime
+    from ringctl.orchestrator.smoke import SmokeResult, junit_xml, smoke_plan
+    from ringctl.runtime.loop import run
+
+    if engine is not None and engine not in ("local", "ray"):
+        _render.fail(_usage(f"unknown engine {engine!r}"))
+    plans = [_load_plan(f, engine) for f in files]  # every file valid before anything runs
+    results: list[SmokeResult] = []
+    for plan in plans:
+        if not as_json:
+            typer.echo(f"smoke: {plan.name} ({plan.file}) ...", err=True)
+
+        async def one(plan: Any = plan) -> SmokeResult:
+            return await smoke_plan(plan, runtime=_make_runtime(plan, address))
+
+        results.append(run(one()))
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(results))
+    if as_json:
+        _render.print_json({"ok": all(r.ok for r in results),
+                            "results": [r.as_dict() for r in results]})  # fmt: skip
+    else:
+        _print_table(results)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+def _usage(message: str) -> Exception:
+    from ringctl.exceptions import UserInputError
+
+    return UserInputError(message, hint="--engine is local or ray")
+
+
+def _print_table(results: list[Any]) -> None:
+    from rich.table import Table
+
+    from ringctl.cli.run_cmds import _console
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("RESULT", "TOPOLOGY", "SECONDS", "OUTCOME", "CHECKS", "FILE"):
+        table.add_column(col)
+    for r in results:
+        passed = sum(1 for c in r.checks if c.ok)
+        table.add_row(
+            "[green]PASS[/]" if r.ok else "[red]FAIL[/]",
+            r.name,
+            f"{r.seconds:.2f}",
+            r.outcome,
+            f"{passed}/{len(r.checks)}",
+            r.file,
+        )
+    console = _console()
+    console.print(table)
+    for r in results:
+        for failure in r.failures:
+            console.print(f"[red]{r.name}: {failure}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(smoke)

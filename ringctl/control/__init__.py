@@ -1,0 +1,1 @@
+"""How a second ``ringctl`` invocation reaches a running ``ringctl up``: a Unix socket."""

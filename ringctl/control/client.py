@@ -1,0 +1,148 @@
+"""The client side of the control socket (plain blocking sockets: a CLI call is one request).
+
+``find(name)`` turns "the topology called X" (or "the only one running") into its files,
+cleaning up after a supervisor that was killed without a chance to remove them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ringctl.control import protocol
+from ringctl.control.paths import StateDir, TopologyFiles, state_dir
+from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
+
+__all__ = ["ControlClient", "find", "running"]
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ControlClient:
+    def __init__(self, files: TopologyFiles, *, timeout: float = 10.0) -> None:
+        self.files = files
+        self.timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.files.socket))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise self._not_running() from exc
+        except OSError as exc:
+            sock.close()
+            raise TopologyNotRunningError(
+                f"cannot reach topology {self.files.name!r}: {exc}",
+                hint=f"its socket is {self.files.socket}",
+            ) from exc
+        return sock
+
+    def _not_running(self) -> TopologyNotRunningError:
+        info = self.files.read_pid() or {}
+        pid = info.get("pid")
+        if _pid_alive(pid):
+            return TopologyNotRunningError(
+                f"the supervisor of {self.files.name!r} (pid {pid}) does not answer on "
+                f"{self.files.socket}",
+                hint=f"see its log{': ' + str(info['log']) if info.get('log') else ''}; "
+                f"kill {pid} if it is stuck",
+            )
+        stale = self.files.socket.exists() or self.files.pid.exists()
+        self.files.remove()
+        what = " (its supervisor died; cleaned up its stale files)" if stale else ""
+        return TopologyNotRunningError(
+            f"topology {self.files.name!r} is not running{what}",
+            hint="ringctl ps lists what is running; ringctl up FILE starts one",
+        )
+
+    def stream(self, op: str, **args: Any) -> Iterator[dict[str, Any]]:
+        """Every line the supervisor sends for one request, until its final reply."""
+        request = {"v": protocol.PROTOCOL_VERSION, "op": op, "args": args}
+        with self._connect() as sock:
+            try:
+                sock.sendall(protocol.encode(request))
+                reader = sock.makefile("rb")
+                while True:
+                    line = reader.readline()
+                    if not line:
+                        return
+                    message = json.loads(line)
+                    yield message
+                    if "ok" in message or message.get("event") == "end":
+                        return
+            except TimeoutError as exc:
+                raise TopologyNotRunningError(
+                    f"the supervisor of {self.files.name!r} did not answer within "
+                    f"{self.timeout:g}s",
+                ) from exc
+            except ConnectionError as exc:
+                raise TopologyNotRunningError(
+                    f"the supervisor of {self.files.name!r} closed the connection ({exc})"
+                ) from exc
+
+    def request(
+        self, op: str, *, on_event: Callable[[dict[str, Any]], None] | None = None, **args: Any
+    ) -> Any:
+        """Send one request; return its result or raise its error (with its exit code)."""
+        for message in self.stream(op, **args):
+            if "ok" not in message:
+                if on_event is not None:
+                    on_event(message)
+                continue
+            if message["ok"]:
+                return message.get("result")
+            error = message.get("error") or {}
+            exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
+            exc.exit_code = int(error.get("exit_code", 1))
+            raise exc
+        raise TopologyNotRunningError(
+            f"the supervisor of {self.files.name!r} closed the connection without a reply"
+        )
+
+
+def running(directory: StateDir | None = None) -> list[dict[str, Any]]:
+    """Every topology that answers a ping; stale leftovers are cleaned up on the way."""
+    directory = directory or state_dir()
+    found = []
+    for name in directory.names():
+        try:
+            files = directory.files(name)
+            found.append(ControlClient(files, timeout=2.0).request("ping"))
+        except (TopologyNotRunningError, ControlPlaneError, UserInputError):
+            continue
+    return found
+
+
+def find(name: str | None, directory: StateDir | None = None) -> TopologyFiles:
+    """The files of the named topology, or of the only one running."""
+    directory = directory or state_dir()
+    if name:
+        return directory.files(name)
+    alive = running(directory)
+    if len(alive) == 1:
+        return directory.files(str(alive[0]["name"]))
+    if not alive:
+        raise TopologyNotRunningError(
+            "no topology is running",
+            hint="start one with: ringctl up FILE (add -d to detach)",
+        )
+    names = ", ".join(str(t["name"]) for t in alive)
+    raise UserInputError(
+        f"several topologies are running ({names}); name the one you mean",
+        hint="e.g. ringctl ps NAME",
+    )

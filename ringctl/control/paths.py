@@ -1,0 +1,96 @@
+"""Where running topologies keep their socket, pid file and log: the private state dir.
+
+``RINGCTL_STATE_DIR`` overrides the default (``$XDG_STATE_HOME/ringctl``, else
+``~/.local/state/ringctl``). The directory is made mode 0700 and each socket 0600, so only
+the user who started a topology can control it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ringctl.exceptions import UserInputError
+
+__all__ = ["StateDir", "TopologyFiles", "state_dir"]
+
+#: sun_path is 108 bytes on Linux (104 on macOS), NUL included.
+_MAX_SOCKET_PATH = 103
+
+
+def state_dir() -> StateDir:
+    override = os.environ.get("RINGCTL_STATE_DIR")
+    if override:
+        return StateDir(Path(override).expanduser())
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return StateDir(Path(base) / "ringctl")
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyFiles:
+    """The files one running topology owns in the state directory."""
+
+    name: str
+    socket: Path
+    pid: Path
+    log: Path
+
+    def read_pid(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.pid.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def remove(self) -> None:
+        for path in (self.socket, self.pid):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class StateDir:
+    path: Path
+
+    def ensure(self) -> Path:
+        """Create the directory (0700) and refuse one that others can read or write."""
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            try:
+                self.path.chmod(0o700)
+            except OSError as exc:
+                raise UserInputError(
+                    f"state directory {self.path} is mode {mode:o} and cannot be made private",
+                    hint="set RINGCTL_STATE_DIR to a directory you own",
+                ) from exc
+        return self.path
+
+    def files(self, name: str) -> TopologyFiles:
+        files = TopologyFiles(
+            name,
+            self.path / f"{name}.sock",
+            self.path / f"{name}.pid",
+            self.path / f"{name}.log",
+        )
+        if len(os.fsencode(files.socket)) > _MAX_SOCKET_PATH:
+            raise UserInputError(
+                f"the socket path {files.socket} is too long for a Unix socket "
+                f"({len(os.fsencode(files.socket))} bytes, at most {_MAX_SOCKET_PATH})",
+                hint="set RINGCTL_STATE_DIR to a shorter directory, e.g. /tmp/ringctl-$USER",
+            )
+        return files
+
+    def names(self) -> list[str]:
+        """Names that have a socket or pid file here (running, or stale and not yet cleaned)."""
+        if not self.path.is_dir():
+            return []
+        found = {p.stem for p in self.path.glob("*.sock")} | {
+            p.stem for p in self.path.glob("*.pid")
+        }
+        return sorted(found)

@@ -1,0 +1,77 @@
+"""From a topology file to a launch ``Plan``: validate, import the kernels, order them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan, RestartPolicy
+
+__all__ = ["plan_from_file"]
+
+
+def plan_from_file(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    engine: str | None = None,
+) -> Plan:
+    """Load, validate and import a topology (raises ``TopologyError`` listing every problem).
+
+    The topology's search path stays on ``sys.path`` afterwards: this process is about
+    to run those kernels, and a kernel may import its siblings lazily.
+    """
+    from ringctl.topology import launch_order, load_topology, resolve_entries
+    from ringctl.topology.importer import search_path
+
+    topology = load_topology(path, env=env)
+    kernels = resolve_entries(topology)
+    for folder, _label in reversed(search_path(topology)):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    plans = []
+    for kernel_id in launch_order(topology):
+        spec = topology.kernels[kernel_id]
+        resources = {}
+        if spec.resources is not None:
+            resources = {
+                k: float(v) for k, v in spec.resources.model_dump().items() if v is not None
+            }
+        plans.append(
+            KernelPlan(
+                id=kernel_id,
+                kernel=kernels[kernel_id],
+                params=dict(spec.params),
+                replicas=spec.replicas,
+                backend=spec.effective_backend,
+                queue_size=spec.queue_size,
+                restart=RestartPolicy(
+                    policy=spec.restart.policy,
+                    max_restarts=spec.restart.max_restarts,
+                    backoff=spec.restart.backoff,
+                ),
+                entry=spec.entry,
+                resources=resources,
+            )
+        )
+    edges = [
+        EdgePlan(
+            producer=e.producer,
+            consumer=e.consumer,
+            port=e.port,
+            capacity=e.effective_capacity,
+            backpressure=str(e.effective_backpressure),
+            fanout=e.fanout,
+        )
+        for e in topology.queues
+    ]
+    return Plan(
+        name=topology.name,
+        kernels=plans,
+        edges=edges,
+        file=str(path),
+        engine=engine or topology.engine,
+        description=topology.description or "",
+        smoke=topology.smoke,
+    )

@@ -1,0 +1,465 @@
+"""The supervisor: brings a plan up in two phases, watches it, restarts, drains it down.
+
+It is the only place that knows about ordering, draining and restart policies
+(``shared/design/architecture.md``). It drives any object with the runtime's API (the
+local ``RingKernelRuntime`` or the Ray engine), never prints, and reports through
+``status()`` (the ``ringctl ps --json`` document) and the events it records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ringctl.exceptions import ControlPlaneError, KernelStateError, RingctlError, RunFailedError
+from ringctl.orchestrator.plan import Plan
+from ringctl.runtime.lifecycle import KernelState
+from ringctl.runtime.runtime import RingKernelRuntime
+
+__all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
+
+S = KernelState
+_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+#: How often the supervisor looks for completion when nothing else woke it.
+TICK_S: Final = 0.02
+#: The supervisor samples telemetry this often on its own (rates stay current).
+SAMPLE_EVERY_S: Final = 0.5
+#: A status document is rebuilt at most this often, however many watchers ask.
+STATUS_MAX_AGE_S: Final = 0.05
+
+Outcome = Literal["completed", "stopped", "failed", "interrupted"]
+Progress = Callable[[dict[str, Any]], None]
+
+
+class LaunchFailed(RunFailedError):
+    """Phase 1 failed: everything launched so far was terminated and nothing was activated."""
+
+    def __init__(self, kernel_id: str, cause: BaseException, rolled_back: list[str]) -> None:
+        self.kernel_id = kernel_id
+        self.cause = cause
+        self.rolled_back = rolled_back
+        reason = getattr(cause, "reason", None) or getattr(cause, "message", None) or str(cause)
+        undone = ", ".join(rolled_back) if rolled_back else "nothing else was launched"
+        super().__init__(
+            f"launch of kernel {kernel_id!r} failed: {reason}; rolled back ({undone}), "
+            "nothing was activated",
+            hint=getattr(cause, "hint", None),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DownReport:
+    """What a drain-and-terminate did. ``left`` names every kernel that lost messages."""
+
+    graceful: bool
+    seconds: float
+    left: dict[str, int] = field(default_factory=dict)
+    forced: tuple[str, ...] = ()
+
+    @property
+    def messages_left(self) -> int:
+        return sum(self.left.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "graceful": self.graceful,
+            "seconds": round(self.seconds, 3),
+            "messages_left": self.messages_left,
+            "left": dict(self.left),
+            "forced": list(self.forced),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcome: Outcome
+    exit_code: int
+    reason: str
+    down: DownReport | None = None
+    failure: str | None = None
+
+
+class Supervisor:
+    """Owns one running topology: its runtime, its restarts and its way down."""
+
+    def __init__(self, plan: Plan, runtime: Any | None = None) -> None:
+        self.plan = plan
+        self.runtime: Any = runtime if runtime is not None else RingKernelRuntime()
+        self.state = "created"
+        self.phase: dict[str, Any] | None = None
+        self.failure: str | None = None
+        self.events: deque[dict[str, Any]] = deque(maxlen=100)
+        self.timings: dict[str, float] = {}
+        self.down_report: DownReport | None = None
+        self._started = time.monotonic()
+        self._lock = asyncio.Lock()  # control commands run one at a time
+        self._notes: asyncio.Queue[str] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._force = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._restarting: set[str] = set()
+        self._status_cache: tuple[float, dict[str, Any]] | None = None
+        self.runtime.add_listener(self._on_state_change)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    def event(self, kind: str, text: str) -> None:
+        self.events.append({"t": round(self.uptime_s, 3), "kind": kind, "text": text})
+
+    def _on_state_change(self, kernel_id: str, old: KernelState, new: KernelState) -> None:
+        if new is S.TERMINATED and self.state in ("starting", "running", "paused"):
+            self._notes.put_nowait(kernel_id)
+
+    # -- phase 1 and phase 2 -------------------------------------------------------------
+
+    async def up(self, progress: Progress | None = None) -> None:
+        """Launch every kernel in order, wire the queues, then activate in the same order.
+
+        A launch failure terminates what was launched so far and raises ``LaunchFailed``.
+        """
+        plan, rt = self.plan, self.runtime
+        self.state = "starting"
+        launched: list[str] = []
+        t0 = time.perf_counter()
+        self._set_phase("launch", 0, len(plan.kernels), progress)
+        current = plan.kernels[0].id if plan.kernels else ""
+        try:
+            for n, k in enumerate(plan.kernels, 1):
+                current = k.id
+                await rt.launch(
+                    k.id,
+                    k.kernel,
+                    params=k.params,
+                    replicas=k.replicas,
+                    queue_size=k.queue_size,
+                    backend=k.backend,
+                    entry=k.entry,
+                    **({"resources": k.resources} if k.resources and _takes_resources(rt) else {}),
+                )
+                launched.append(k.id)
+                self._set_phase("launch", n, len(plan.kernels), progress)
+            for e in plan.edges:
+                current = e.producer
+                rt.connect(
+                    e.producer,
+                    e.consumer,
+                    port=e.port,
+                    capacity=e.capacity,
+                    backpressure=e.backpressure,
+                    fanout=e.fanout,
+                )
+        except (RingctlError, Exception) as exc:
+            await rt.terminate_all(timeout=2.0)
+            self.state = "failed"
+            self.failure = f"launch of {current!r} failed: {exc}"
+            self.event("failure", self.failure)
+            self._ended.set()
+            raise LaunchFailed(current, exc, launched) from exc
+        self.timings["launch_s"] = time.perf_counter() - t0
+        self.event("info", f"phase 1: {len(launched)} kernels launched")
+        t1 = time.perf_counter()
+        self._set_phase("activate", 0, len(plan.kernels), progress)
+        for n, k in enumerate(plan.kernels, 1):
+            await rt.activate(k.id)
+            self._set_phase("activate", n, len(plan.kernels), progress)
+        self.timings["activate_s"] = time.perf_counter() - t1
+        self.phase = None
+        self.state = "running"
+        self._status_cache = None
+        self.event("info", f"phase 2: {len(plan.kernels)} kernels active")
+
+    def _set_phase(self, name: str, done: int, total: int, progress: Progress | None) -> None:
+        self.phase = {"name": name, "done": done, "total": total, "waiting_on": []}
+        if progress is not None:
+            progress(dict(self.phase))
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, *, duration: float | None = None, down_timeout: float = 10.0) -> RunResult:
+        """Watch the running topology until completion, a stop request, duration or failure."""
+        deadline = None if duration is None else time.monotonic() + duration
+        quiet_checks = 0
+        next_sample = 0.0
+        try:
+            while not self._ended.is_set():
+                now = time.monotonic()
+                if now >= next_sample:
+                    # Keep the rate windows fed even when nobody watches, so the first
+                    # `ringctl ps` shows a current rate rather than one since launch.
+                    self.status()
+                    next_sample = now + SAMPLE_EVERY_S
+                try:
+                    note = await asyncio.wait_for(self._notes.get(), TICK_S)
+                except TimeoutError:
+                    note = None
+                if self._ended.is_set():
+                    break
+                if note is not None and note != "":
+                    await self._kernel_finished(note)
+                    continue
+                if self._stop_reason is not None:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._stop_reason = f"--duration {duration:g}s elapsed"
+                    break
+                if self._sources_done():
+                    quiet_checks = quiet_checks + 1 if self.runtime.is_quiescent() else 0
+                    if quiet_checks >= 2:  # seen quiet twice, a tick apart
+                        self._stop_reason = "completed"
+                        break
+            if not self._ended.is_set():
+                await self.down(down_timeout)
+        finally:
+            await self._cancel_tasks()
+        return self._result()
+
+    def _sources_done(self) -> bool:
+        sources = self.plan.sources
+        if not sources or self._restarting:
+            return False
+        return all(self.runtime.get_state(s) is S.TERMINATED for s in sources)
+
+    async def _kernel_finished(self, kernel_id: str) -> None:
+        info = self.runtime.get_info(kernel_id)
+        policy = self.plan.kernel(kernel_id).restart
+        if info.error is None and not info.completed:
+            return  # terminated on request
+        wants = policy.policy == "always" or (policy.policy == "on-failure" and info.error)
+        if wants and info.restarts < policy.max_restarts:
+            self._restarting.add(kernel_id)
+            delay = policy.delay(info.restarts)
+            why = f"failed ({info.error})" if info.error else "returned"
+            self.event("restart", f"{kernel_id} {why}; restart {info.restarts + 1} in {delay:g}s")
+            task = asyncio.get_running_loop().create_task(self._restart(kernel_id, delay))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        if info.error is None:
+            self.event("info", f"{kernel_id} completed")
+            return
+        if policy.policy == "never":
+            self.failure = f"kernel {kernel_id!r} failed: {info.error}"
+        else:
+            self.failure = (
+                f"kernel {kernel_id!r} failed: {info.error} "
+                f"(after {info.restarts} restart{'s' if info.restarts != 1 else ''}, "
+                f"max_restarts is {policy.max_restarts})"
+            )
+        self.event("failure", self.failure)
+        lost = self.runtime.close_inbox(kernel_id)
+        if lost:
+            self.event("failure", f"{lost} messages queued for {kernel_id} cannot be processed")
+        self._stop_reason = "failed"
+
+    async def _restart(self, kernel_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            if self.state not in ("running", "paused"):
+                return
+            await self.runtime.relaunch(kernel_id)
+            await self.runtime.activate(kernel_id)
+        except RingctlError as exc:
+            self.failure = f"restart of {kernel_id!r} failed: {exc}"
+            self.event("failure", self.failure)
+            self._stop_reason = "failed"
+            self._notes.put_nowait("")
+        finally:
+            self._restarting.discard(kernel_id)
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def request_stop(self, reason: str = "stop requested", *, force: bool = False) -> None:
+        """Start a graceful down (signal handlers call this); ``force`` skips the drain wait."""
+        if force:
+            self._force = True
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._notes.put_nowait("")
+
+    def _result(self) -> RunResult:
+        reason = self._stop_reason or "stopped"
+        down = self.down_report
+        if self.failure is not None:
+            return RunResult("failed", 1, reason, down, self.failure)
+        if down is not None and not down.graceful:
+            return RunResult("stopped", 1, reason, down, "the drain timed out")
+        if reason == "completed":
+            return RunResult("completed", 0, reason, down)
+        if reason == "interrupted":
+            return RunResult("interrupted", 130, reason, down)
+        return RunResult("stopped", 0, reason, down)
+
+    # -- control commands ----------------------------------------------------------------
+
+    def _select(self, kernels: list[str] | None) -> list[str]:
+        order = self.plan.order
+        if not kernels:
+            return order
+        unknown = [k for k in kernels if k not in order]
+        if unknown:
+            raise ControlPlaneError(
+                f"topology {self.plan.name!r} has no kernel {', '.join(map(repr, unknown))}",
+                hint=f"its kernels are: {', '.join(order)}",
+            )
+        return [k for k in order if k in kernels]
+
+    def _check_live(self, action: str) -> None:
+        if self.state not in ("running", "paused"):
+            raise ControlPlaneError(
+                f"cannot {action} topology {self.plan.name!r}: it is {self.state}"
+            )
+
+    async def pause(self, kernels: list[str] | None = None) -> list[str]:
+        """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
+        async with self._lock:
+            self._check_live("pause")
+            done = []
+            for kid in self._select(kernels):
+                if self.runtime.get_state(kid) is S.ACTIVE:
+                    await self.runtime.deactivate(kid)
+                    done.append(kid)
+            if not kernels:
+                self.state = "paused"
+            self.event("pause", f"paused {', '.join(done) if done else 'nothing (already paused)'}")
+            return done
+
+    async def resume(self, kernels: list[str] | None = None) -> list[str]:
+        """Reactivate the named (or all) paused kernels; returns those it resumed."""
+        async with self._lock:
+            self._check_live("resume")
+            done = []
+            for kid in self._select(kernels):
+                if self.runtime.get_state(kid) is S.DEACTIVATED:
+                    await self.runtime.reactivate(kid)
+                    done.append(kid)
+            self.state = "running"
+            self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
+            return done
+
+    async def down(self, timeout: float = 10.0, progress: Progress | None = None) -> DownReport:
+        """Drain and terminate: resume, stop the sources, wait until quiet, stop the rest.
+
+        ``timeout`` bounds the wait for quiescence and each kernel's termination; past it
+        kernels are force-stopped and what was still queued is reported per kernel.
+        """
+        async with self._lock:
+            if self.down_report is not None:
+                return self.down_report
+            if self._stop_reason is None:
+                self._stop_reason = "down requested"
+            previous = self.state
+            self.state = "draining"
+            self.event("info", f"down: {self._stop_reason}")
+            rt = self.runtime
+            t0 = time.monotonic()
+            for kid in self.plan.order:  # paused kernels must be able to drain
+                if rt.get_state(kid) is S.DEACTIVATED:
+                    await rt.reactivate(kid)
+            left: dict[str, int] = {}
+            forced: list[str] = []
+
+            async def stop(kid: str, wait: float) -> None:
+                if rt.get_state(kid) not in _RUNNING:
+                    return
+                with contextlib.suppress(KernelStateError):
+                    report = await rt.terminate(kid, timeout=wait)
+                    if report.left_in_inbox:
+                        left[kid] = report.left_in_inbox
+                    if report.forced:
+                        forced.append(kid)
+
+            await asyncio.gather(*(stop(s, timeout) for s in self.plan.sources))
+            deadline = t0 + timeout
+            while not rt.is_quiescent() and not self._force:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                self._report_drain(deadline - now, progress)
+                await asyncio.sleep(0.02)
+            graceful = rt.is_quiescent()
+            for kid in reversed(self.plan.order):
+                await stop(kid, timeout if graceful and not self._force else 0.0)
+            # Anything still running or stopping (a failing kernel's siblings) ends here.
+            await rt.terminate_all(timeout=0.0 if self._force else min(timeout, 2.0))
+            graceful = graceful and not forced and not left
+            if not graceful and previous != "failed":
+                self.event("failure", f"drain timed out; {sum(left.values())} messages left")
+            self.phase = None
+            self.state = (
+                "failed"
+                if self.failure
+                else ("completed" if self._stop_reason == "completed" else "stopped")
+            )
+            self.down_report = DownReport(graceful, time.monotonic() - t0, left, tuple(forced))
+            self._status_cache = None
+            self._ended.set()
+            self._notes.put_nowait("")
+            return self.down_report
+
+    def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
+        waiting = []
+        for kid in self.plan.order:
+            if self.runtime.get_state(kid) in _RUNNING and not self.runtime.is_idle(kid):
+                waiting.append(
+                    {
+                        "kernel": kid,
+                        "queued": self.runtime.queued(kid),
+                        "seconds_left": round(seconds_left, 1),
+                    }
+                )
+        self.phase = {"name": "drain", "done": 0, "total": 0, "waiting_on": waiting}
+        if progress is not None:
+            progress(dict(self.phase))
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The ``ringctl ps NAME --json`` document (rebuilt at most every 50 ms)."""
+        now = time.monotonic()
+        cached = self._status_cache
+        if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
+            return cached[1]
+        snap = self.runtime.snapshot()
+        doc: dict[str, Any] = {
+            "name": self.plan.name,
+            "file": self.plan.file,
+            "engine": self.plan.engine,
+            "pid": os.getpid(),
+            "uptime_s": round(self.uptime_s, 3),
+            "state": self.state,
+            "phase": self.phase,
+            "failure": self.failure,
+            "events": list(self.events)[-20:],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+        doc.update(snap.as_dict())
+        if self.down_report is not None:
+            doc["down"] = self.down_report.as_dict()
+        self._status_cache = (now, doc)
+        return doc
+
+
+def _takes_resources(runtime: Any) -> bool:
+    return bool(getattr(runtime, "accepts_resources", False))
