@@ -1,0 +1,663 @@
+"""``engine: ray``: the same topology, each kernel replica in a Ray actor.
+
+``RayRuntime`` has the local runtime's API (the supervisor cannot tell them apart):
+the driver keeps each kernel's lifecycle state with the same transition table, and a
+poller reads every actor's ``probe()`` a few times a second, so the synchronous
+questions the supervisor asks (state, idle, quiescent, snapshot) are answered from
+that cache. Ray does placement, processes and transport; nothing here is a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ringctl.exceptions import (
+    KernelFailedError,
+    KernelLaunchError,
+    KernelNotFoundError,
+    KernelStateError,
+    UserInputError,
+)
+from ringctl.runtime.backends import resolve_backend
+from ringctl.runtime.kernel import DEFAULT_QUEUE_SIZE, RingKernel, as_kernel, registered
+from ringctl.runtime.lifecycle import KernelState, next_state
+from ringctl.runtime.runtime import KernelInfo, TerminationReport
+from ringctl.runtime.telemetry import KernelSnapshot, QueueSnapshot, RateWindow, RuntimeSnapshot
+
+__all__ = ["RayRuntime", "import_ray"]
+
+log = logging.getLogger("ringctl.engines.ray")
+S = KernelState
+_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+POLL_S: Final = 0.05
+
+
+def _search_path() -> list[str]:
+    """The driver's import folders, so workers import kernels the same way."""
+    return [p for p in sys.path if p and os.path.isdir(p)]
+
+
+def import_ray() -> Any:
+    """``ray``, or a clear error saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserInputError(
+            "engine: ray needs Ray, which is not installed",
+            hint="pip install 'ringctl[ray]' (or use engine: local)",
+        ) from exc
+    return ray
+
+
+@dataclass(eq=False)
+class _RayKernel:
+    id: str
+    spec: RingKernel
+    kernel_bytes: bytes
+    params: Any
+    replicas: int
+    backend: str
+    device: str | None
+    note: str | None
+    queue_size: int
+    resources: dict[str, float]
+    entry: str | None
+    state: KernelState = S.LAUNCHED
+    actors: list[Any] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    probes: list[dict[str, Any] | None] = field(default_factory=list)
+    error: str | None = None
+    error_tb: str | None = None
+    completed: bool = False
+    forced: bool = False
+    restarts: int = 0
+    terminating: bool = False
+    lost: int = 0  # messages that died with an actor
+    base: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0, "errors": 0})
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    rate_in: RateWindow = field(default_factory=RateWindow)
+    rate_out: RateWindow = field(default_factory=RateWindow)
+    progress_total: int = -1
+    progress_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    id: str
+    producer: str
+    port: str
+    consumer: str
+    capacity: int
+    backpressure: str
+    fanout: str | None
+
+
+class RayRuntime:
+    """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``)."""
+
+    accepts_resources = True
+
+    def __init__(self, *, address: str | None = None, shutdown_timeout: float = 5.0) -> None:
+        self.address = address
+        self.shutdown_timeout = shutdown_timeout
+        self._ray: Any = None
+        self._started_ray = False
+        self._actor_class: Any = None
+        self._kernels: dict[str, _RayKernel] = {}
+        self._edges: list[_Edge] = []
+        self._listeners: list[Callable[[str, KernelState, KernelState], None]] = []
+        self._pending: list[Any] = []  # wiring calls not yet awaited (connect is sync)
+        self._poller: asyncio.Task[None] | None = None
+        self._idle_history: list[tuple[bool, int]] = []
+
+    # -- Ray itself ----------------------------------------------------------------------
+
+    def _ensure_ray(self) -> Any:
+        if self._ray is not None:
+            return self._ray
+        ray = import_ray()
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.WARNING,
+                "log_to_driver": True,
+            }
+            if self.address:
+                kwargs["address"] = self.address
+            # Workers import kernels by module name: give them the driver's search path.
+            paths = _search_path()
+            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+            ray.init(**kwargs)
+            self._started_ray = True
+        from ringctl.engines.ray_actor import KernelHost
+
+        self._actor_class = ray.remote(KernelHost)
+        self._ray = ray
+        return ray
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    @property
+    def kernel_ids(self) -> list[str]:
+        return list(self._kernels)
+
+    @property
+    def active_kernels(self) -> list[str]:
+        return [k.id for k in self._kernels.values() if k.state is S.ACTIVE]
+
+    def add_listener(self, listener: Callable[[str, KernelState, KernelState], None]) -> None:
+        self._listeners.append(listener)
+
+    def _require(self, kernel_id: str) -> _RayKernel:
+        k = self._kernels.get(kernel_id)
+        if k is None:
+            raise KernelNotFoundError(kernel_id, self._kernels)
+        return k
+
+    def _move(self, k: _RayKernel, action: Any) -> None:
+        old = k.state
+        k.state = next_state(k.id, old, action)
+        for listener in self._listeners:
+            try:
+                listener(k.id, old, k.state)
+            except Exception:
+                log.exception("state listener failed for %s", k.id)
+
+    def get_state(self, kernel_id: str) -> KernelState:
+        k = self._kernels.get(kernel_id)
+        if k is None:
+            if registered(kernel_id) is not None:
+                return S.CREATED
+            raise KernelNotFoundError(kernel_id, self._kernels)
+        return k.state
+
+    def get_info(self, kernel_id: str) -> KernelInfo:
+        k = self._require(kernel_id)
+        return KernelInfo(
+            kernel_id=k.id, state=k.state, replicas=k.replicas, backend=k.backend,
+            device=k.device, completed=k.completed, error=k.error, exception=None,
+            traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
+        )  # fmt: skip
+
+    # -- phase 1 -------------------------------------------------------------------------
+
+    async def launch(
+        self,
+        kernel_id: str,
+        func: object | None = None,
+        *,
+        params: Any = None,
+        replicas: int = 1,
+        queue_size: int | None = None,
+        backend: str | None = None,
+        device: int | None = None,
+        entry: str | None = None,
+        resources: dict[str, float] | None = None,
+    ) -> None:
+        if kernel_id in self._kernels:
+            next_state(kernel_id, self._kernels[kernel_id].state, "launch")
+        if func is None:
+            spec = registered(kernel_id)
+            if spec is None:
+                raise KernelNotFoundError(kernel_id, self._kernels)
+        else:
+            try:
+                spec = as_kernel(func, kernel_id)
+            except TypeError as exc:
+                raise KernelLaunchError(kernel_id, str(exc)) from exc
+        from ringctl.runtime.runtime import _check_params
+
+        _check_params(kernel_id, spec, params)  # a clear error here, before any actor starts
+        resources = dict(resources or {})
+        wants_gpu = resources.get("num_gpus", 0) > 0
+        requested = backend or spec.backend or "cpu"
+        if wants_gpu and requested != "cpu":
+            choice_backend, note = "cuda", None  # the GPU is on the actor's node, not ours
+        else:
+            choice = resolve_backend(kernel_id, requested, device)
+            choice_backend, note = choice.backend, choice.note
+        ray = self._ensure_ray()
+        from ray import cloudpickle
+
+        k = _RayKernel(
+            id=kernel_id,
+            spec=spec,
+            kernel_bytes=cloudpickle.dumps(spec),
+            params=params if params is not None else {},
+            replicas=replicas,
+            backend=choice_backend,
+            device="cuda:0" if choice_backend == "cuda" else None,
+            note=note,
+            queue_size=queue_size or spec.queue_size or DEFAULT_QUEUE_SIZE,
+            resources=resources,
+            entry=entry or spec.qualified_name,
+        )
+        try:
+            await self._start_actors(k)
+        except Exception as exc:
+            for actor in k.actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
+            cause = getattr(exc, "cause", exc)
+            raise KernelLaunchError(
+                kernel_id, f"{type(cause).__name__}: {cause}",
+                hint="the kernel's actor failed in set-up; see the Ray worker log above",
+            ) from exc  # fmt: skip
+        self._kernels[kernel_id] = k
+        for listener in self._listeners:
+            listener(kernel_id, S.CREATED, S.LAUNCHED)
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _start_actors(self, k: _RayKernel) -> None:
+        from ringctl.runtime.runtime import _check_params
+
+        params = _check_params(k.id, k.spec, k.params)
+        state: dict[str, Any] = {}
+        for probe in k.probes:
+            if probe:
+                state.update(probe.get("state") or {})
+        options: dict[str, Any] = {"max_concurrency": 64, "name": None}
+        options["num_cpus"] = k.resources.get("num_cpus", 0.25)
+        if k.resources.get("num_gpus"):
+            options["num_gpus"] = k.resources["num_gpus"]
+        options.pop("name")
+        paths = _search_path()
+        k.actors = [
+            self._actor_class.options(**options).remote(
+                k.id,
+                r,
+                k.replicas,
+                k.kernel_bytes,
+                params,
+                k.backend,
+                k.queue_size,
+                paths,
+                state,
+            )
+            for r in range(k.replicas)
+        ]
+        infos = await asyncio.gather(*(a.setup.remote() for a in k.actors))
+        k.nodes = [str(info.get("node")) for info in infos]
+        k.probes = [None] * k.replicas
+
+    def connect(
+        self,
+        producer: str,
+        consumer: str,
+        *,
+        port: str = "out",
+        capacity: int | None = None,
+        backpressure: str = "block",
+        fanout: str | None = None,
+    ) -> None:
+        p, c = self._require(producer), self._require(consumer)
+        if p.state is not S.LAUNCHED:
+            raise KernelStateError(producer, "connect", p.state, (S.LAUNCHED,))
+        edge = _Edge(
+            f"{producer}.{port} -> {consumer}",
+            producer,
+            port,
+            consumer,
+            capacity or c.queue_size,
+            str(backpressure),
+            fanout,
+        )
+        if any(e.id == edge.id for e in self._edges):
+            raise UserInputError(f"queue {edge.id} is already wired")
+        self._edges.append(edge)
+        self._wire_consumer(c, edge)
+        self._wire_producer(p, edge)
+
+    def _wire_consumer(self, c: _RayKernel, edge: _Edge) -> None:
+        for actor in c.actors:
+            self._pending.append(
+                actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+            )
+
+    def _wire_producer(self, p: _RayKernel, edge: _Edge) -> None:
+        c = self._kernels[edge.consumer]
+        for actor in p.actors:
+            self._pending.append(
+                actor.add_out_edge.remote(edge.port, edge.id, edge.capacity, c.actors, edge.fanout)
+            )
+
+    async def _flush_wiring(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- phase 2, pause, resume ----------------------------------------------------------
+
+    async def activate(self, kernel_id: str) -> None:
+        k = self._require(kernel_id)
+        next_state(kernel_id, k.state, "activate")
+        await self._flush_wiring()
+        await asyncio.gather(*(a.activate.remote() for a in k.actors))
+        self._move(k, "activate")
+
+    async def deactivate(self, kernel_id: str) -> None:
+        k = self._require(kernel_id)
+        next_state(kernel_id, k.state, "deactivate")
+        await asyncio.gather(*(a.deactivate.remote() for a in k.actors))
+        self._move(k, "deactivate")
+
+    async def reactivate(self, kernel_id: str) -> None:
+        k = self._require(kernel_id)
+        next_state(kernel_id, k.state, "reactivate")
+        await asyncio.gather(*(a.reactivate.remote() for a in k.actors))
+        self._move(k, "reactivate")
+
+    # -- termination and restarts --------------------------------------------------------
+
+    async def terminate(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
+        k = self._require(kernel_id)
+        self._move(k, "terminate")
+        k.terminating = True
+        left = 0
+        results = await asyncio.gather(
+            *(a.terminate.remote(timeout) for a in k.actors), return_exceptions=True
+        )
+        for i, result in enumerate(results):
+            if isinstance(result, BaseException):
+                left += (k.probes[i] or {}).get("inbox_depth", 0)
+                continue
+            k.forced = k.forced or bool(result["forced"])
+            left += int(result["left"]) + int(result["unsent"])
+            k.probes[i] = result["probe"]
+        self._finish(k)
+        return TerminationReport(k.id, not k.forced, k.forced, left, 0, k.error)
+
+    def _finish(self, k: _RayKernel) -> None:
+        if k.state is S.TERMINATED:
+            return
+        if k.state in _RUNNING:
+            self._move(k, "terminate")
+        k.completed = k.error is None and not k.terminating
+        self._move(k, "finish")
+        k.finished.set()
+
+    async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
+        running = [k.id for k in self._kernels.values() if k.state in _RUNNING]
+        reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
+        for k in self._kernels.values():
+            if k.state is S.TERMINATING:
+                self._finish(k)
+        return list(reports)
+
+    async def relaunch(self, kernel_id: str) -> None:
+        """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
+        k = self._require(kernel_id)
+        self._move(k, "relaunch")
+        ray = self._ensure_ray()
+        for probe in k.probes:
+            if probe:
+                k.base["in"] += probe["messages_in"]
+                k.base["out"] += probe["messages_out"]
+                k.base["errors"] += probe["errors"]
+        for actor in k.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        k.restarts += 1
+        k.error = k.error_tb = None
+        k.completed = k.forced = k.terminating = False
+        k.finished = asyncio.Event()
+        try:
+            await self._start_actors(k)
+        except Exception as exc:
+            k.error = f"{type(exc).__name__}: {exc}"
+            self._move(k, "finish")
+            raise KernelLaunchError(k.id, k.error) from exc
+        for edge in self._edges:
+            if edge.consumer == k.id:
+                self._wire_consumer(k, edge)
+                producer = self._kernels[edge.producer]
+                for actor in producer.actors:
+                    for replica, handle in enumerate(k.actors):
+                        self._pending.append(actor.retarget.remote(edge.id, replica, handle))
+            if edge.producer == k.id:
+                self._wire_producer(k, edge)
+        await self._flush_wiring()
+
+    def remove(self, kernel_id: str) -> None:
+        k = self._require(kernel_id)
+        if k.state is not S.TERMINATED:
+            raise KernelStateError(kernel_id, "remove", k.state, (S.TERMINATED,))
+        for actor in k.actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        del self._kernels[kernel_id]
+
+    def close_inbox(self, kernel_id: str) -> int:
+        k = self._require(kernel_id)
+        return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes)) + k.lost
+
+    async def close(self) -> None:
+        await self.terminate_all(timeout=self.shutdown_timeout)
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._ray is not None:
+            for k in self._kernels.values():
+                for actor in k.actors:
+                    with contextlib.suppress(Exception):
+                        self._ray.kill(actor)
+            if self._started_ray:
+                self._ray.shutdown()
+                self._started_ray = False
+
+    async def __aenter__(self) -> RayRuntime:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- messages from and to the outside (the spec's runtime.send / receive) ------------
+
+    async def send(self, kernel_id: str, msg: Any) -> None:
+        await self.send_batch(kernel_id, [msg])
+
+    async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
+        k = self._require(kernel_id)
+        if k.state not in _RUNNING:
+            raise KernelStateError(kernel_id, "send", k.state, _RUNNING)
+        await k.actors[0].send_external.remote(list(msgs))
+
+    async def receive(
+        self, kernel_id: str, timeout: float | None = None, *, port: str = "out"
+    ) -> Any:
+        batch = await self.receive_batch(kernel_id, 1, timeout, port=port)
+        return batch[0]
+
+    async def receive_batch(
+        self, kernel_id: str, max_items: int = 1024, timeout: float | None = None,
+        *, port: str = "out",
+    ) -> list[Any]:  # fmt: skip
+        k = self._require(kernel_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for actor in k.actors:
+                batch = await actor.receive_output.remote(port, max_items, 0.0)
+                if batch:
+                    return list(batch)
+            if k.error is not None:
+                raise KernelFailedError(k.id, RuntimeError(k.error))
+            if k.state is S.TERMINATED:
+                raise KernelStateError(k.id, "receive", k.state, _RUNNING)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError()
+            await asyncio.sleep(0.01)
+
+    # -- the poller and the questions it answers -----------------------------------------
+
+    async def _poll(self) -> None:
+        ray = self._ray
+        while True:
+            live = [k for k in self._kernels.values() if k.state in (*_RUNNING, S.TERMINATING)]
+            calls = [(k, i, a.probe.remote()) for k in live for i, a in enumerate(k.actors)]
+            if calls:
+                results = await asyncio.gather(*(c for _, _, c in calls), return_exceptions=True)
+                for (k, i, _), result in zip(calls, results, strict=True):
+                    if k.state not in (*_RUNNING, S.TERMINATING):
+                        continue
+                    if isinstance(result, ray.exceptions.RayActorError):
+                        self._actor_died(k, i, result)
+                    elif isinstance(result, BaseException):
+                        log.warning("probe of %s failed: %s", k.id, result)
+                    else:
+                        k.probes[i] = result
+                for k in live:
+                    self._check_done(k)
+            total = sum(self._totals(k)[0] + self._totals(k)[1] for k in self._kernels.values())
+            self._idle_history = [*self._idle_history[-1:], (self._idle_now(), total)]
+            await asyncio.sleep(POLL_S)
+
+    def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
+        k.lost += (k.probes[index] or {}).get("inbox_depth", 0)
+        k.probes[index] = None
+        if k.error is None and not k.terminating:
+            k.error = f"actor of replica {index} died: {type(exc).__name__}"
+            k.error_tb = str(exc)
+        if k.terminating or k.state is S.TERMINATING:
+            return
+        self._move(k, "terminate")
+        self._finish(k)
+
+    def _check_done(self, k: _RayKernel) -> None:
+        probes = [p for p in k.probes if p is not None]
+        if k.state is S.TERMINATED or not probes:
+            return
+        errors = [p for p in probes if p.get("error")]
+        if errors and k.error is None:
+            k.error = errors[0]["error"]
+            k.error_tb = errors[0].get("traceback")
+            log.error("kernel %r failed:\n%s", k.id, k.error_tb)
+        if errors and k.state in _RUNNING:
+            self._move(k, "terminate")  # the other replicas are stopped by terminate()
+            asyncio.get_running_loop().create_task(self._stop_failed(k))
+            return
+        if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in _RUNNING:
+            self._move(k, "finish")
+            k.completed = k.error is None
+            k.finished.set()
+
+    async def _stop_failed(self, k: _RayKernel) -> None:
+        await asyncio.gather(*(a.terminate.remote(0.5) for a in k.actors), return_exceptions=True)
+        self._finish(k)
+
+    def _totals(self, k: _RayKernel) -> tuple[int, int, int]:
+        probes = [p for p in k.probes if p]
+        return (
+            k.base["in"] + sum(p["messages_in"] for p in probes),
+            k.base["out"] + sum(p["messages_out"] for p in probes),
+            k.base["errors"] + sum(p["errors"] for p in probes),
+        )
+
+    def is_idle(self, kernel_id: str) -> bool:
+        k = self._require(kernel_id)
+        if k.state in (S.TERMINATED, S.LAUNCHED, S.DEACTIVATED):
+            return k.state is S.TERMINATED or all(
+                not p or (p["inbox_depth"] == 0 and p["pending_out"] == 0) for p in k.probes
+            )
+        return all(
+            p is not None
+            and p["inbox_depth"] == 0
+            and p["pending_out"] == 0
+            and (p["waiting"] or p["done"])
+            for p in k.probes
+        )
+
+    def _idle_now(self) -> bool:
+        return all(self.is_idle(kid) for kid in self._kernels)
+
+    def is_quiescent(self, kernel_ids: Sequence[str] | None = None) -> bool:
+        """Idle in the last two polls with no message counted in between."""
+        if kernel_ids is not None:
+            return all(self.is_idle(kid) for kid in kernel_ids)
+        h = self._idle_history
+        return len(h) == 2 and h[0][0] and h[1][0] and h[0][1] == h[1][1]
+
+    def queued(self, kernel_id: str) -> int:
+        return int(sum((p or {}).get("inbox_depth", 0) for p in self._require(kernel_id).probes))
+
+    def snapshot(self) -> RuntimeSnapshot:
+        now = time.monotonic()
+        kernels = tuple(self._snapshot_kernel(k, now) for k in self._kernels.values())
+        edge_stats: dict[str, dict[str, Any]] = {}
+        for k in self._kernels.values():
+            for p in k.probes:
+                for edge_id, st in ((p or {}).get("edges") or {}).items():
+                    agg = edge_stats.setdefault(
+                        edge_id, {"depth": 0, "drops": 0, "messages": 0, "high_water": 0,
+                                  "blocked_s": 0.0}
+                    )  # fmt: skip
+                    for key in ("depth", "drops", "messages", "blocked_s"):
+                        agg[key] += st[key]
+                    agg["high_water"] = max(agg["high_water"], st["high_water"])
+        queues = tuple(
+            QueueSnapshot(
+                name=e.id,
+                producer=e.producer,
+                port=e.port,
+                consumer=e.consumer,
+                depth=edge_stats.get(e.id, {}).get("depth", 0),
+                capacity=e.capacity,
+                backpressure=e.backpressure,
+                messages=edge_stats.get(e.id, {}).get("messages", 0),
+                drops=edge_stats.get(e.id, {}).get("drops", 0),
+                high_water=edge_stats.get(e.id, {}).get("high_water", 0),
+                blocked_s=edge_stats.get(e.id, {}).get("blocked_s", 0.0),
+            )
+            for e in self._edges
+        )
+        return RuntimeSnapshot(now, kernels, queues, quiescent=self._idle_now())
+
+    def _snapshot_kernel(self, k: _RayKernel, now: float) -> KernelSnapshot:
+        probes = [p for p in k.probes if p]
+        m_in, m_out, errors = self._totals(k)
+        if m_in + m_out != k.progress_total:
+            k.progress_total, k.progress_at = m_in + m_out, now
+        p99s = [p["latency_p99_us"] for p in probes if p.get("latency_p99_us") is not None]
+        p50s = [p["latency_p50_us"] for p in probes if p.get("latency_p50_us") is not None]
+        metrics: dict[str, Any] = {}
+        for p in probes:
+            metrics.update(p.get("metrics") or {})
+        return KernelSnapshot(
+            id=k.id,
+            state=k.state.name,
+            backend=k.backend,
+            device=k.device,
+            replicas=k.replicas,
+            messages_in=m_in,
+            messages_out=m_out,
+            errors=errors,
+            drops=sum(p["drops"] for p in probes),
+            inbox_depth=sum(p["inbox_depth"] for p in probes),
+            inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
+            inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),
+            latency_p50_us=max(p50s) if p50s else None,
+            latency_p99_us=max(p99s) if p99s else None,
+            rate_in=round(k.rate_in.observe(m_in, now), 1),
+            rate_out=round(k.rate_out.observe(m_out, now), 1),
+            restarts=k.restarts,
+            last_error=k.error,
+            completed=k.completed,
+            waiting=sum(1 for p in probes if p["waiting"]),
+            blocked=sum(1 for p in probes if p["blocked"]),
+            last_progress_s=round(now - k.progress_at, 3),
+            entry=k.entry,
+            node=",".join(sorted(set(k.nodes))) or None,
+            backend_note=k.note,
+            metrics=metrics,
+        )

@@ -1,0 +1,271 @@
+"""The Ray actor that hosts one replica of one kernel (imported only inside Ray workers).
+
+Inside the actor the kernel runs exactly as in the local engine: the same
+``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
+the same), the same lifecycle flags. What differs is the edge between two actors: the
+producer's port feeds a local *outbox* queue (edge capacity, blocking), and pump tasks
+move its contents to the consumer actor in batches (by size, after a short linger), one
+call in flight per pump, so per-edge order holds and a full consumer inbox slows the
+producer down instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from ringctl.runtime.context import KernelContext
+from ringctl.runtime.ports import OutPort
+from ringctl.runtime.queues import Backpressure, Inbox, Queue
+from ringctl.runtime.telemetry import LatencySampler
+
+MAX_BATCH = 1000
+LINGER_S = 0.001
+
+
+class KernelHost:
+    """One kernel replica inside a Ray worker process. Every method is called by the driver."""
+
+    def __init__(
+        self,
+        kernel_id: str,
+        replica: int,
+        replicas: int,
+        kernel_bytes: bytes,
+        params: Any,
+        backend: str,
+        queue_size: int,
+        sys_path: list[str],
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        for folder in reversed(sys_path):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+        self.kernel = pickle.loads(kernel_bytes)
+        self.kernel_id = kernel_id
+        self.queue_size = queue_size
+        self.inbox = Inbox(kernel_id)
+        self.ports: dict[str, OutPort] = {}
+        self.edges: dict[str, Queue] = {}  # inbound edge id -> its queue in our inbox
+        self.external: Queue | None = None
+        self.pumps: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self.targets: dict[tuple[str, int], Any] = {}  # (edge id, replica) -> actor handle
+        self.outboxes: dict[str, Queue] = {}
+        self.in_flight = 0
+        self.task: asyncio.Task[Any] | None = None
+        self.error: str | None = None
+        self.error_tb: str | None = None
+        self.completed = False
+        self.cuda_device = 0 if backend == "cuda" else None
+        self.ctx = KernelContext(
+            kernel_id,
+            inbox=self.inbox,
+            ports=self.ports,
+            port_factory=self._port,
+            params=params,
+            replica=replica,
+            replicas=replicas,
+            backend=backend,
+            device=self.cuda_device,
+            state=state,
+        )
+
+    def _port(self, name: str) -> OutPort:
+        port = self.ports.get(name)
+        if port is None:
+            port = OutPort(self.kernel_id, name, self.queue_size)
+            self.ports[name] = port
+        return port
+
+    def node(self) -> str:
+        return socket.gethostbyname(socket.gethostname())
+
+    async def setup(self) -> dict[str, Any]:
+        hook = self.kernel.setup
+        if hook is not None:
+            result = hook(self.ctx)
+            if asyncio.iscoroutine(result):
+                await result
+        return {"pid": os.getpid(), "node": self.node()}
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def add_in_edge(self, edge_id: str, capacity: int, policy: str) -> None:
+        if edge_id not in self.edges:
+            self.edges[edge_id] = Queue(edge_id, self.inbox, capacity, Backpressure(policy))
+
+    def add_out_edge(
+        self, port: str, edge_id: str, capacity: int, handles: list[Any], fanout: str | None
+    ) -> None:
+        out = self._port(port)
+        outbox_inbox = Inbox(f"{edge_id} (outbox)")
+        outbox = Queue(f"{edge_id} (outbox)", outbox_inbox, capacity)
+        self.outboxes[edge_id] = outbox
+        out.connect(outbox, fanout)  # type: ignore[arg-type]
+        for replica, handle in enumerate(handles):
+            self.targets[(edge_id, replica)] = handle
+            self.pumps[(edge_id, replica)] = asyncio.get_running_loop().create_task(
+                self._pump(edge_id, replica, outbox_inbox)
+            )
+
+    def retarget(self, edge_id: str, replica: int, handle: Any) -> None:
+        """The consumer was restarted: later batches go to its new actor."""
+        self.targets[(edge_id, replica)] = handle
+
+    async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = outbox.get_many_nowait(MAX_BATCH)
+            if not batch:
+                fut: asyncio.Future[None] = loop.create_future()
+                outbox.waiters.append(fut)
+                await fut
+                if len(outbox) < MAX_BATCH:
+                    await asyncio.sleep(LINGER_S)  # let a light stream form a batch
+                continue
+            self.in_flight += len(batch)
+            try:
+                while True:
+                    try:
+                        await self.targets[(edge_id, replica)].push.remote(edge_id, batch)
+                        break
+                    except Exception:  # the consumer died: hold the batch until retargeted
+                        await asyncio.sleep(0.1)
+            finally:
+                self.in_flight -= len(batch)
+
+    async def push(self, edge_id: str, batch: list[Any]) -> None:
+        """Messages from an upstream actor; waits for space when the edge blocks."""
+        await self.edges[edge_id].put_many(batch)
+
+    async def send_external(self, msgs: list[Any]) -> None:
+        if self.external is None:
+            self.external = Queue(f"(external) -> {self.kernel_id}", self.inbox, self.queue_size)
+        await self.external.put_many(msgs)
+
+    async def receive_output(self, port: str, max_items: int, timeout: float | None) -> list[Any]:
+        out = self._port(port)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = out.output_inbox.get_many_nowait(max_items)
+            if batch or (deadline is not None and time.monotonic() >= deadline) or self.done:
+                return batch
+            await asyncio.sleep(0.005)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def activate(self) -> None:
+        self.ctx._active = True
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        if self.cuda_device is not None:
+            import cupy
+
+            cupy.cuda.Device(self.cuda_device).use()
+        try:
+            await self.kernel.func(self.ctx)
+            self.completed = not self.ctx._should_terminate
+        except TimeoutError:
+            if not self.ctx._should_terminate:
+                self._fail()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._fail()
+
+    def _fail(self) -> None:
+        exc = sys.exc_info()[1]
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.error_tb = traceback.format_exc()
+
+    def deactivate(self) -> None:
+        self.ctx._active = False
+        self.ctx._wake()
+
+    def reactivate(self) -> None:
+        self.ctx._active = True
+        self.ctx._wake()
+
+    async def terminate(self, timeout: float) -> dict[str, Any]:
+        """Stop the body (cancel past ``timeout``), flush the outboxes, report what was left."""
+        ctx = self.ctx
+        ctx._should_terminate = True
+        ctx._wake()
+        forced = False
+        if self.task is not None and not self.task.done():
+            done, _ = await asyncio.wait({self.task}, timeout=max(0.0, timeout))
+            if not done:
+                forced = True
+                deadline = time.monotonic() + 1.0
+                while not self.task.done() and time.monotonic() < deadline:
+                    self.task.cancel()
+                    await asyncio.wait({self.task}, timeout=0.05)
+        # What the body already sent is delivered before we report (nothing silent).
+        flush_deadline = time.monotonic() + max(1.0, timeout)
+        while (self.in_flight or any(len(q) for q in self.outboxes.values())) and (
+            time.monotonic() < flush_deadline
+        ):
+            await asyncio.sleep(0.005)
+        unsent = self.in_flight + sum(len(q) for q in self.outboxes.values())
+        for pump in self.pumps.values():
+            pump.cancel()
+        left = sum(q.close() for q in self.inbox.queues)
+        return {"forced": forced, "left": left, "unsent": unsent, "probe": self.probe()}
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def probe(self) -> dict[str, Any]:
+        """Everything the driver shows or decides on, in one small document."""
+        ctx = self.ctx
+        p50, p99 = ctx._latency.percentiles_us()
+        return {
+            "done": self.done,
+            "error": self.error,
+            "traceback": self.error_tb,
+            "completed": self.completed,
+            "messages_in": ctx.messages_in,
+            "messages_out": ctx.messages_out,
+            "errors": ctx.errors + (1 if self.error else 0),
+            "drops": self.inbox.drops,
+            "inbox_depth": len(self.inbox),
+            "inbox_capacity": self.inbox.capacity or self.queue_size,
+            "inbox_high_water": self.inbox.high_water,
+            "waiting": ctx._waiting,
+            "blocked": ctx._blocked,
+            "pending_out": self.in_flight + sum(len(q) for q in self.outboxes.values()),
+            "latency_p50_us": p50,
+            "latency_p99_us": p99,
+            "metrics": dict(ctx.metrics),
+            "state": dict(ctx.state),
+            "edges": {
+                edge_id: {
+                    "depth": len(q),
+                    "drops": q.drops,
+                    "messages": q.messages,
+                    "high_water": q.high_water,
+                    "blocked_s": q.blocked_s,
+                }
+                for edge_id, q in self.edges.items()
+            },
+        }
+
+    def shutdown(self) -> None:
+        for pump in self.pumps.values():
+            pump.cancel()
+        if self.task is not None:
+            self.task.cancel()
+        with contextlib.suppress(Exception):
+            del self.kernel
+
+
+_ = LatencySampler  # the probe's percentiles come from the context's own sampler
