@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: test demo lint typecheck bench clean
+.PHONY: test demo lint typecheck bench clean screenshot docs
 
 $(BIN)/ringctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,10 @@ bench: $(BIN)/ringctl
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The README's picture, from a real run of a checked-in topology (never drawn by hand).
+screenshot: $(BIN)/ringctl
+	$(BIN)/python benchmarks/screenshot.py topologies/sensor-anomaly.yaml docs/img/dashboard.svg
+
+docs: $(BIN)/ringctl
+	$(BIN)/python -m ringctl.cli.docs > docs/cli.md
