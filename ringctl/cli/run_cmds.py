@@ -96,9 +96,15 @@ def up(
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
         return
+    log_path = None
+    if os.environ.get("RINGCTL_DETACHED"):  # the child of `up -d`: say where its log is
+        from ringctl.control.paths import state_dir
+
+        log_path = str(state_dir().files(plan.name).log)
     try:
         result = _run_foreground(
             plan,
+            log_path=log_path,
             duration=duration,
             timeout=timeout,
             dashboard=not no_dashboard and not json_stream and sys.stdout.isatty(),
@@ -116,7 +122,7 @@ def up(
 
 def _print_summary(status: dict[str, Any]) -> None:
     """The run's totals, one line per kernel, with what each kernel put in ctx.metrics."""
-    from ringctl.dashboard._status import human_count
+    from ringctl.dashboard import human_count
 
     for k in status.get("kernels", []):
         metrics = " ".join(f"{key}={value}" for key, value in (k.get("metrics") or {}).items())
@@ -202,7 +208,7 @@ def _run_foreground(
         from ringctl.dashboard.metrics import serve_metrics
 
         metrics = serve_metrics(lambda: latest.get("status"), port=metrics_port)
-        _say(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
+        _say(f"metrics on {metrics.url}")
 
     _say(
         f"{plan.name}: {len(plan.kernels)} kernels, {len(plan.edges)} queues, "
@@ -302,12 +308,11 @@ def _detach(
     address: str | None,
 ) -> None:
     from ringctl.control.paths import state_dir
-    from ringctl.control.server import socket_answers
 
     directory = state_dir()
     directory.ensure()
     files = directory.files(plan.name)
-    if socket_answers(str(files.socket)):
+    if files.clean_if_stale() == "held":
         _render.fail(
             _usage(
                 f"topology {plan.name!r} is already running",
@@ -355,10 +360,13 @@ def _detach(
             raise typer.Exit(1)
         if files.socket.exists():
             try:
-                state = client.request("ping").get("state")
+                ping = client.request("ping")
             except RingctlError:
-                state = None
-            if state in ("running", "paused", "completed", "draining"):
+                ping = {}
+            # Only our own child counts: a twin `up -d` racing this one may hold the name,
+            # and then our child is about to exit saying so.
+            mine = ping.get("pid") == child.pid
+            if mine and ping.get("state") in ("running", "paused", "completed", "draining"):
                 _say(f"{plan.name} is up (pid {child.pid}); log: {files.log}")
                 typer.echo(
                     f"  ringctl ps {plan.name}    ringctl top {plan.name}    "
@@ -439,7 +447,7 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
 def _print_status(status: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from ringctl.dashboard._status import human_count
+    from ringctl.dashboard import human_count
 
     console = _console()
     console.print(
@@ -592,7 +600,11 @@ def top(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    run_live(lambda: latest.get("status"), refresh_per_second=refresh, give_up_after_s=5.0)
+    def current() -> Any:
+        # Once the stream is gone, say so: run_live gives up after a few seconds of None.
+        return None if latest.get("closed") else latest.get("status")
+
+    run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
     stop.set()
 
 

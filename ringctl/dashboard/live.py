@@ -158,9 +158,8 @@ def run_live(
                 console=console,
                 auto_refresh=False,
                 screen=screen,
+                # Kernels that print in ``up``'s process: above the view, not through it.
                 transient=transient,
-                redirect_stdout=False,
-                redirect_stderr=False,
             ) as live,
         ):
             while True:

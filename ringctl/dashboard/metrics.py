@@ -150,9 +150,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
     k_user = gauge(
         "ringctl_kernel_metric", "Numeric values the kernel put in ctx.metrics.", ("metric",)
     )
-    k_info = InfoMetricFamily(
-        "ringctl_kernel", "Where and how the kernel runs.", labels=k_labels
-    )
+    k_info = InfoMetricFamily("ringctl_kernel", "Where and how the kernel runs.", labels=k_labels)
 
     seen: set[str] = set()
     for k in st.kernels:

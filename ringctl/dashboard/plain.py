@@ -276,4 +276,3 @@ def _new_events(events: tuple[Event, ...], last: Event | None) -> tuple[Event, .
 def _stdout_line(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-

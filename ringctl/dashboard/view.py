@@ -19,10 +19,11 @@ from io import StringIO
 from typing import Any, Final, Generic, TypeVar
 
 from rich import box
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
-from rich.table import Table
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from ringctl.dashboard._status import (
@@ -99,8 +100,8 @@ PHASE_VERB: Final[dict[str, str]] = {
 }
 
 BAR_WIDTH: Final = 10
-#: Cells added per column by the table: one padding cell each side and a separator.
-_COLUMN_OVERHEAD: Final = 3
+#: Spaces between two columns.
+_GAP: Final = 2
 #: Longest kernel id / queue edge that may claim width when columns are chosen; longer
 #: ones are cut with an ellipsis rather than pushing the numbers off the screen.
 _NAME_CAP: Final = 28
@@ -109,6 +110,39 @@ _MAX_NOTES: Final = 6
 
 
 # --------------------------------------------------------------------------- cells
+
+#: A run of text in one style; a table cell is a few runs (``("square", "bold")``).
+Run = tuple[str, str]
+Cell = tuple[Run, ...]
+
+
+def _cell(text: str, style: str = "") -> Cell:
+    return ((text, style),)
+
+
+def _bar_runs(
+    depth: int | None, capacity: int | None, high_water: int | None, width: int, label: bool
+) -> Cell:
+    depth_n = max(depth or 0, 0)
+    if capacity is None or capacity <= 0:
+        return _cell(_exact(depth_n) if depth_n else "--")
+    ratio = min(depth_n / capacity, 1.0)
+    filled = min(width, max(1, round(ratio * width))) if depth_n > 0 else 0
+    style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else "green"
+    mark = width  # nowhere
+    if high_water is not None and high_water > depth_n:
+        # The cell holding the high-water fraction, shown only beyond the fill.
+        at = min(width - 1, max(0, -(-high_water * width // capacity) - 1))
+        mark = at if at >= filled else width
+    runs: list[Run] = [("█" * filled, style)]
+    if mark < width:
+        runs += [("·" * (mark - filled), "bright_black"), ("│", "magenta")]
+        runs.append(("·" * (width - mark - 1), "bright_black"))
+    else:
+        runs.append(("·" * (width - filled), "bright_black"))
+    if label:
+        runs.append((f" {_exact(depth_n)}/{_exact(capacity)}", ""))
+    return tuple(run for run in runs if run[0])
 
 
 def fill_bar(
@@ -119,7 +153,7 @@ def fill_bar(
     width: int = BAR_WIDTH,
     label: bool = True,
 ) -> Text:
-    """``███▌······│·· 312/1024``: depth against capacity, with the high-water mark.
+    """``███····│·· 312/1024``: depth against capacity, with the high-water mark.
 
     Storm UI shows capacity as a number people must compare in their heads; a bar
     shows "where is the data piling up" at a glance, and the ``│`` mark keeps the worst
@@ -127,27 +161,8 @@ def fill_bar(
     past 90 %, where backpressure or drops are about to start. Without a capacity (an
     unbounded queue) only the depth is shown.
     """
-    depth_n = max(depth or 0, 0)
-    result = Text(no_wrap=True, overflow="ellipsis")
-    if capacity is None or capacity <= 0:
-        result.append(_exact(depth_n) if depth_n else "--")
-        return result
-    ratio = min(depth_n / capacity, 1.0)
-    filled = min(width, max(1, round(ratio * width))) if depth_n > 0 else 0
-    style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else "green"
-    mark = -1
-    if high_water is not None and high_water > depth_n:
-        # The cell holding the high-water fraction, shown only beyond the fill.
-        mark = min(width - 1, max(0, -(-high_water * width // capacity) - 1))
-    result.append("█" * filled, style=style)
-    for i in range(filled, width):
-        if i == mark:
-            result.append("│", style="magenta")
-        else:
-            result.append("·", style="bright_black")
-    if label:
-        result.append(f" {_exact(depth_n)}/{_exact(capacity)}")
-    return result
+    runs = _bar_runs(depth, capacity, high_water, width, label)
+    return Text.assemble(*runs, no_wrap=True, overflow="ellipsis")
 
 
 def _exact(n: int) -> str:
@@ -155,49 +170,58 @@ def _exact(n: int) -> str:
     return str(n) if n < 100_000 else human_count(n)
 
 
-def _depth_text(depth: int | None, capacity: int | None) -> Text:
+def _depth_cell(depth: int | None, capacity: int | None) -> Cell:
     """``12/1024`` coloured by fill: the bar's information where the bar does not fit."""
     d = max(depth or 0, 0)
     if capacity is None or capacity <= 0:
-        return Text(_exact(d) if d else "--")
+        return _cell(_exact(d) if d else "--")
     ratio = d / capacity
     style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else ""
-    return Text(f"{_exact(d)}/{_exact(capacity)}", style=style)
+    return _cell(f"{_exact(d)}/{_exact(capacity)}", style)
 
 
-def _count_cell(n: float | None, bad: str = "red") -> Text:
+def _count_cell(n: float | None, bad: str = "red") -> Cell:
     """Drops, errors, restarts: ``--`` when none, coloured when any (they need a look)."""
     s = human_count(n)
-    return Text(s, style=bad if s != "--" and (n or 0) > 0 else "dim")
+    return _cell(s, bad if s != "--" and (n or 0) > 0 else "dim")
 
 
-def _kernel_name(k: KernelRow) -> Text:
-    name = Text(k.id, style="bold")
+def _kernel_name(k: KernelRow) -> Cell:
     if k.replicas is not None and k.replicas > 1:
-        name.append(f" ×{k.replicas}", style="dim")
-    return name
+        return ((k.id, "bold"), (f" ×{k.replicas}", "dim"))  # noqa: RUF001 - a times sign
+    return _cell(k.id, "bold")
 
 
-def _backend(k: KernelRow) -> Text:
-    out = Text(k.device or k.backend or "--")
-    if k.backend_note:
-        out.append("*", style="yellow")  # explained in the notes under the table
-    return out
+def _backend(k: KernelRow) -> Cell:
+    where = k.device or k.backend or "--"
+    # The asterisk is explained in the notes under the table.
+    return ((where, ""), ("*", "yellow")) if k.backend_note else _cell(where)
 
 
-def _latency(k: KernelRow) -> Text:
+def _latency(k: KernelRow) -> Cell:
     if k.latency_p50_us is None and k.latency_p99_us is None:
-        return Text("--", style="dim")
-    return Text(f"{human_latency(k.latency_p50_us)}/{human_latency(k.latency_p99_us)}")
+        return _cell("--", "dim")
+    return _cell(f"{human_latency(k.latency_p50_us)}/{human_latency(k.latency_p99_us)}")
 
 
-def _since(k: KernelRow, stall_after_s: float) -> Text:
+def _since(k: KernelRow) -> Cell:
     if k.last_progress_s is None:
-        return Text("--", style="dim")
-    style = "red" if k.status is KernelStatus.STALLED else ""
-    if k.last_progress_s < 1.0 and k.status not in (KernelStatus.STALLED,):
-        return Text("now", style="dim")
-    return Text(f"{human_duration(k.last_progress_s)} ago", style=style)
+        return _cell("--", "dim")
+    if k.status is KernelStatus.STALLED:
+        return _cell(f"{human_duration(k.last_progress_s)} ago", "red")
+    if k.last_progress_s < 1.0:
+        return _cell("now", "dim")
+    return _cell(f"{human_duration(k.last_progress_s)} ago")
+
+
+def _state_style(k: KernelRow) -> str:
+    if k.status is KernelStatus.FAILED:
+        return "red"
+    return STATE_STYLE.get(k.state or "", "")
+
+
+def _edge(q: QueueRow) -> Cell:
+    return ((q.source, ""), (" → ", "dim"), (q.target, "bold"))
 
 
 # --------------------------------------------------------------------------- columns
@@ -207,7 +231,7 @@ RowT = TypeVar("RowT")
 
 @dataclass(frozen=True, slots=True)
 class Column(Generic[RowT]):
-    """A table column: shown in ``order`` left to right, kept by ``priority`` when narrow.
+    """A table column: shown in list order left to right, kept by ``priority`` when narrow.
 
     ``replaces`` names a cheaper column carrying the same information (the bar replaces
     the bare ``depth/capacity``), so a wide terminal never shows both.
@@ -216,96 +240,75 @@ class Column(Generic[RowT]):
     key: str
     header: str
     priority: int
-    cell: Callable[[RowT], Text]
+    cell: Callable[[RowT], Cell]
     justify: str = "left"
     replaces: str | None = None
     cap: int | None = None
 
 
-def _kernel_columns(stall_after_s: float) -> list[Column[KernelRow]]:
-    return [
-        Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
-        Column("state", "state", 6, lambda k: Text(k.state or "--", style=_state_style(k))),
-        Column(
-            "status",
-            "status",
-            0,
-            lambda k: Text(k.status.value, style=STATUS_STYLE[k.status]),
-        ),
-        Column("backend", "backend", 9, _backend),
-        Column("in", "in", 1, lambda k: Text(total_rate(k.messages_in, k.rate_in)), "right"),
-        Column("out", "out", 3, lambda k: Text(total_rate(k.messages_out, k.rate_out)), "right"),
-        Column("depth", "inbox", 2, lambda k: _depth_text(k.inbox_depth, k.inbox_capacity), "right"),
-        Column(
-            "inbox",
-            "inbox",
-            5,
-            lambda k: fill_bar(k.inbox_depth, k.inbox_capacity, k.inbox_high_water),
-            replaces="depth",
-        ),
-        Column("drops", "drops", 4, lambda k: _count_cell(k.drops, "yellow"), "right"),
-        Column("errors", "errors", 4, lambda k: _count_cell(k.errors), "right"),
-        Column("restarts", "restarts", 7, lambda k: _count_cell(k.restarts, "yellow"), "right"),
-        Column("latency", "p50/p99", 8, _latency, "right"),
-        Column("since", "last msg", 10, lambda k: _since(k, stall_after_s), "right"),
-        Column("node", "node", 11, lambda k: Text(k.node or "--", style="dim")),
-    ]
+KERNEL_COLUMNS: Final[tuple[Column[KernelRow], ...]] = (
+    Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
+    Column("state", "state", 8, lambda k: _cell(k.state or "--", _state_style(k))),
+    Column("status", "status", 0, lambda k: _cell(k.status.value, STATUS_STYLE[k.status])),
+    Column("backend", "backend", 9, _backend),
+    Column("in", "in", 1, lambda k: _cell(total_rate(k.messages_in, k.rate_in)), "right"),
+    Column("out", "out", 3, lambda k: _cell(total_rate(k.messages_out, k.rate_out)), "right"),
+    Column("depth", "inbox", 2, lambda k: _depth_cell(k.inbox_depth, k.inbox_capacity), "right"),
+    Column(
+        "inbox",
+        "inbox",
+        5,
+        lambda k: _bar_runs(k.inbox_depth, k.inbox_capacity, k.inbox_high_water, BAR_WIDTH, True),
+        replaces="depth",
+    ),
+    Column("drops", "drops", 4, lambda k: _count_cell(k.drops, "yellow"), "right"),
+    Column("errors", "errors", 4, lambda k: _count_cell(k.errors), "right"),
+    Column("restarts", "restarts", 6, lambda k: _count_cell(k.restarts, "yellow"), "right"),
+    Column("latency", "p50/p99", 7, _latency, "right"),
+    Column("since", "last msg", 10, _since, "right"),
+    Column("node", "node", 11, lambda k: _cell(k.node or "--", "dim")),
+)
+
+QUEUE_COLUMNS: Final[tuple[Column[QueueRow], ...]] = (
+    Column("edge", "queue", 0, _edge, cap=_NAME_CAP + 8),
+    Column("depth", "depth", 1, lambda q: _depth_cell(q.depth, q.capacity), "right"),
+    Column(
+        "bar",
+        "depth",
+        5,
+        lambda q: _bar_runs(q.depth, q.capacity, q.high_water, BAR_WIDTH, True),
+        replaces="depth",
+    ),
+    Column("policy", "policy", 2, lambda q: _cell(q.backpressure or "--")),
+    Column("drops", "drops", 3, lambda q: _count_cell(q.drops, "yellow"), "right"),
+    Column("messages", "messages", 4, lambda q: _cell(human_count(q.messages)), "right"),
+    Column(
+        "blocked",
+        "blocked",
+        6,
+        lambda q: _cell(human_duration(q.blocked_s) if q.blocked_s else "--", "dim"),
+        "right",
+    ),
+)
 
 
-def _state_style(k: KernelRow) -> str:
-    if k.status is KernelStatus.FAILED:
-        return "red"
-    return STATE_STYLE.get(k.state or "", "")
+def _width(cell: Cell) -> int:
+    return sum(cell_len(text) for text, _ in cell)
 
 
-def _queue_columns() -> list[Column[QueueRow]]:
-    return [
-        Column("edge", "queue", 0, _edge, cap=_NAME_CAP + 8),
-        Column("depth", "depth", 1, lambda q: _depth_text(q.depth, q.capacity), "right"),
-        Column(
-            "bar",
-            "depth",
-            5,
-            lambda q: fill_bar(q.depth, q.capacity, q.high_water),
-            replaces="depth",
-        ),
-        Column("policy", "policy", 2, lambda q: Text(q.backpressure or "--")),
-        Column("drops", "drops", 3, lambda q: _count_cell(q.drops, "yellow"), "right"),
-        Column("messages", "messages", 4, lambda q: Text(human_count(q.messages)), "right"),
-        Column(
-            "blocked",
-            "blocked",
-            6,
-            lambda q: Text(human_duration(q.blocked_s) if q.blocked_s else "--", style="dim"),
-            "right",
-        ),
-    ]
-
-
-def _edge(q: QueueRow) -> Text:
-    edge = Text(q.source)
-    edge.append(" → ", style="dim")
-    edge.append(q.target, style="bold")
-    return edge
-
-
-def _fit(columns: Sequence[Column[RowT]], cells: dict[str, list[Text]], width: int) -> list[str]:
+def _fit(columns: Sequence[Column[RowT]], widths: Mapping[str, int], width: int) -> list[str]:
     """The keys of the columns to show: by priority until ``width`` is spent.
 
-    Priority-0 columns are always shown (a row must say who and what); rich cuts them
-    with an ellipsis if even they do not fit. Never raises, whatever the width.
+    Priority-0 columns are always shown (a row must say who and what); the name column
+    is then cut with an ellipsis if even they do not fit. Never raises, whatever the width.
     """
-    widths: dict[str, int] = {}
-    for col in columns:
-        w = max([cell_len(col.header), *(t.cell_len for t in cells[col.key])])
-        widths[col.key] = min(w, col.cap) if col.cap else w
     chosen: list[str] = []
-    used = 0
+    used = -_GAP  # n columns cost n - 1 gaps
     for col in sorted(columns, key=lambda c: c.priority):
-        cost = widths[col.key] + _COLUMN_OVERHEAD
+        cost = widths[col.key] + _GAP
         swap = col.replaces if col.replaces in chosen else None
         if swap is not None:
-            cost -= widths[swap] + _COLUMN_OVERHEAD
+            cost -= widths[swap] + _GAP
         if col.priority == 0 or used + cost <= width:
             chosen.append(col.key)
             used += cost
@@ -314,32 +317,99 @@ def _fit(columns: Sequence[Column[RowT]], cells: dict[str, list[Text]], width: i
     return chosen
 
 
+def _place(cell: Cell, cell_width: int, width: int, justify: str) -> list[Run]:
+    """``cell`` cut (with an ellipsis) or padded to exactly ``width`` cells."""
+    if cell_width > width:
+        runs: list[Run] = []
+        room = width - 1  # keep one cell for the ellipsis
+        style = ""
+        for text, style in cell:
+            w = cell_len(text)
+            if w > room:
+                runs.append((set_cell_size(text, room), style))
+                break
+            runs.append((text, style))
+            room -= w
+        if width > 0:
+            runs.append(("…", style))
+        return runs
+    pad = (" " * (width - cell_width), "")
+    if cell_width == width:
+        return list(cell)
+    return [pad, *cell] if justify == "right" else [*cell, pad]
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """Pre-laid lines of styled runs, drawn as segments with no further layout.
+
+    rich's ``Table`` measures and renders every cell as its own renderable (about
+    0.2 ms a cell, so a thousand kernels cost over a second a frame); the widths are
+    already known here because they decide which columns fit, so the table is laid
+    out once and handed to rich as finished lines. Lines are still cut at the width
+    rich offers, so a miscount can never wrap.
+    """
+
+    lines: list[list[Run]]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        styles: dict[str, Style | None] = {"": None}
+        newline = Segment.line()
+        for line in self.lines:
+            used = 0
+            for text, name in line:
+                style = styles.get(name)
+                if style is None and name not in styles:
+                    style = styles[name] = console.get_style(name, default=None)
+                w = cell_len(text)
+                if used + w > width:
+                    yield Segment(set_cell_size(text, width - used), style)
+                    break
+                yield Segment(text, style)
+                used += w
+            yield newline
+
+
 def _table(
-    columns: Sequence[Column[RowT]], rows: Sequence[RowT], width: int, more: Text | None
-) -> Table:
+    columns: Sequence[Column[RowT]], rows: Sequence[RowT], width: int, more: str | None
+) -> _Lines:
+    """Header, rule and one line per row, with the columns that fit ``width``."""
     cells = {col.key: [col.cell(row) for row in rows] for col in columns}
-    keep = set(_fit(columns, cells, width))
+    sizes = {key: [_width(c) for c in column] for key, column in cells.items()}
+    widths: dict[str, int] = {}
+    for col in columns:
+        natural = max([cell_len(col.header), *sizes[col.key]])
+        widths[col.key] = min(natural, col.cap) if col.cap else natural
+    keep = set(_fit(columns, widths, width))
     shown = [col for col in columns if col.key in keep]
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        header_style="bold",
-        expand=False,
-    )
-    for col in shown:
-        table.add_column(
-            col.header,
-            justify="right" if col.justify == "right" else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=col.cap,
-        )
-    for i in range(len(rows)):
-        table.add_row(*(cells[col.key][i] for col in shown))
+    total = sum(widths[c.key] for c in shown) + _GAP * (len(shown) - 1)
+    if total > width and shown:
+        # Only the always-shown columns can overflow: take it out of the name column.
+        first = shown[0].key
+        cut = min(total - width, widths[first] - 1)
+        widths[first] -= cut
+        total -= cut
+    gap: Run = (" " * _GAP, "")
+    lines: list[list[Run]] = []
+    head: list[Run] = []
+    for i, col in enumerate(shown):
+        if i:
+            head.append(gap)
+        header = _cell(col.header, "bold")
+        head += _place(header, cell_len(col.header), widths[col.key], col.justify)
+    lines.append(head)
+    lines.append([("─" * min(total, width), "bright_black")])
+    for r in range(len(rows)):
+        line: list[Run] = []
+        for i, col in enumerate(shown):
+            if i:
+                line.append(gap)
+            line += _place(cells[col.key][r], sizes[col.key][r], widths[col.key], col.justify)
+        lines.append(line)
     if more is not None:
-        table.add_row(more)
-    return table
+        lines.append([(more, "dim")])
+    return _Lines(lines)
 
 
 # --------------------------------------------------------------------------- sections
@@ -439,15 +509,16 @@ def _notes(st: Status) -> list[Text]:
     return notes
 
 
-def _more(hidden: Sequence[KernelRow] | Sequence[QueueRow], noun: str) -> Text | None:
+def _more(hidden: Sequence[KernelRow] | Sequence[QueueRow], noun: str) -> str | None:
     if not hidden:
         return None
-    counts: dict[str, int] = {}
+    counts: dict[KernelStatus, int] = {}
     for row in hidden:
         if isinstance(row, KernelRow):
-            counts[row.status.value] = counts.get(row.status.value, 0) + 1
-    detail = f" ({', '.join(f'{n} {w}' for w, n in counts.items())})" if counts else ""
-    return Text(f"… {len(hidden)} more {noun}{detail}", style="dim")
+            counts[row.status] = counts.get(row.status, 0) + 1
+    words = [f"{counts[s]} {s.value}" for s in KernelStatus if s in counts]  # header's order
+    detail = f" ({', '.join(words)})" if words else ""
+    return f"… {len(hidden)} more {noun}{detail}"
 
 
 # --------------------------------------------------------------------------- the view
@@ -485,43 +556,49 @@ class DashboardView:
 
         k_limit, q_limit = self.max_kernel_rows, self.max_queue_rows
         if self.fit_height:
-            fixed = len(console.render_lines(header, options.update(height=None), pad=False))
+            # Rendered once here to count its lines, then reused rather than drawn twice.
+            drawn = console.render_lines(header, options.update(height=None), pad=False)
             k_fit, q_fit = _split_height(
-                options.size.height, fixed + len(phase) + len(notes), st
+                options.size.height, len(drawn) + len(phase) + len(notes), st
             )
             k_limit = k_fit if k_limit is None else min(k_limit, k_fit)
             q_limit = q_fit if q_limit is None else min(q_limit, q_fit)
-
-        yield header
+            newline = Segment.line()
+            for segments in drawn:
+                yield from segments
+                yield newline
+        else:
+            yield header
         yield from phase
         if st.kernels:
             shown, hidden = pick_rows(st.kernels, k_limit, lambda k: k.status in ATTENTION)
-            cols = _kernel_columns(self.stall_after_s)
+            cols = list(KERNEL_COLUMNS)
             if not any(k.node for k in shown):
                 cols = [c for c in cols if c.key != "node"]
             yield _table(cols, shown, width, _more(hidden, "kernels"))
         else:
             yield Text("no kernels reported", style="dim")
         if st.queues:
-            q_shown, q_hidden = pick_rows(
-                st.queues,
-                q_limit,
-                lambda q: bool(q.drops) or (q.capacity or 0) > 0 and (q.depth or 0) >= q.capacity,
-            )
-            yield _table(_queue_columns(), q_shown, width, _more(q_hidden, "queues"))
+            q_shown, q_hidden = pick_rows(st.queues, q_limit, _queue_urgent)
+            yield Text()  # a blank line: two tables, not one
+            yield _table(QUEUE_COLUMNS, q_shown, width, _more(q_hidden, "queues"))
         yield from notes
+
+
+def _queue_urgent(q: QueueRow) -> bool:
+    """A queue that drops or is full is where the data piles up: keep it on screen."""
+    full = q.capacity is not None and q.capacity > 0 and (q.depth or 0) >= q.capacity
+    return full or bool(q.drops)
 
 
 def _split_height(height: int, fixed: int, st: Status) -> tuple[int, int]:
     """Rows for the kernel and queue tables so a live frame fits the terminal.
 
     Kernels get the lion's share (they carry the status words); queues keep a few rows
-    so the fullest edge stays visible. Each table costs two lines of heading and one
-    for the "… N more" row.
+    so the fullest edge stays visible.
     """
     budget = height - fixed - 1
-    tables = 1 + (1 if st.queues else 0)
-    budget -= 3 * tables
+    budget -= 3 + (4 if st.queues else 0)  # heading, rule, "… more" (+ a blank line)
     q_rows = min(len(st.queues), max(2, budget // 4)) if st.queues else 0
     k_rows = max(3, budget - q_rows)
     return k_rows, max(q_rows, 2)
