@@ -4,22 +4,49 @@ The public runtime API (``shared/spec/ring-kernel-lifecycle.md``)::
 
     from ringctl import RingKernelRuntime, ring_kernel, KernelState, KernelContext
     from ringctl.exceptions import KernelStateError, KernelNotFoundError
+
+Names are imported on first use (PEP 562), so that ``ringctl --help`` and
+``ringctl validate`` do not pay for asyncio and the runtime they never touch.
 """
 
-from ringctl.exceptions import (
-    KernelFailedError,
-    KernelNotFoundError,
-    KernelStateError,
-    QueueFullError,
-    RingctlError,
-)
-from ringctl.runtime.context import KernelContext
-from ringctl.runtime.kernel import RingKernel, ring_kernel
-from ringctl.runtime.lifecycle import KernelState
-from ringctl.runtime.runtime import KernelInfo, RingKernelRuntime, TerminationReport
-from ringctl.runtime.telemetry import KernelSnapshot, QueueSnapshot, RuntimeSnapshot
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ringctl.exceptions import (
+        KernelFailedError,
+        KernelNotFoundError,
+        KernelStateError,
+        QueueFullError,
+        RingctlError,
+    )
+    from ringctl.runtime.context import KernelContext
+    from ringctl.runtime.kernel import RingKernel, ring_kernel
+    from ringctl.runtime.lifecycle import KernelState
+    from ringctl.runtime.runtime import KernelInfo, RingKernelRuntime, TerminationReport
+    from ringctl.runtime.telemetry import KernelSnapshot, QueueSnapshot, RuntimeSnapshot
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "KernelContext": "ringctl.runtime.context",
+    "KernelFailedError": "ringctl.exceptions",
+    "KernelInfo": "ringctl.runtime.runtime",
+    "KernelNotFoundError": "ringctl.exceptions",
+    "KernelSnapshot": "ringctl.runtime.telemetry",
+    "KernelState": "ringctl.runtime.lifecycle",
+    "KernelStateError": "ringctl.exceptions",
+    "QueueFullError": "ringctl.exceptions",
+    "QueueSnapshot": "ringctl.runtime.telemetry",
+    "RingKernel": "ringctl.runtime.kernel",
+    "RingKernelRuntime": "ringctl.runtime.runtime",
+    "RingctlError": "ringctl.exceptions",
+    "RuntimeSnapshot": "ringctl.runtime.telemetry",
+    "TerminationReport": "ringctl.runtime.runtime",
+    "ring_kernel": "ringctl.runtime.kernel",
+}
 
 __all__ = [
     "KernelContext",
@@ -39,3 +66,16 @@ __all__ = [
     "__version__",
     "ring_kernel",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ringctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

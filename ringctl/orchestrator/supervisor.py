@@ -163,7 +163,7 @@ class Supervisor:
                     backpressure=e.backpressure,
                     fanout=e.fanout,
                 )
-        except (RingctlError, Exception) as exc:
+        except Exception as exc:  # a RingctlError or a kernel's own bug: roll back either way
             await rt.terminate_all(timeout=2.0)
             self.state = "failed"
             self.failure = f"launch of {current!r} failed: {exc}"
