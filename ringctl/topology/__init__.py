@@ -31,7 +31,6 @@ from ringctl.topology.schema import (
 from ringctl.topology.validate import load_topology
 
 __all__ = [
-    "SCHEMA_ID",
     "Defaults",
     "Diagnostic",
     "Edge",
@@ -50,9 +49,6 @@ __all__ = [
     "topology_json_schema",
 ]
 
-#: Where the schema would be published; editors only need a reachable copy (see docs).
-SCHEMA_ID = "https://ringctl.dev/schemas/topology-v1.json"
-
 
 def topology_json_schema() -> dict[str, Any]:
     """The JSON Schema of topology files, from the same models that validate them.
@@ -64,7 +60,6 @@ def topology_json_schema() -> dict[str, Any]:
     schema = Topology.model_json_schema(by_alias=True, mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "ringctl topology",
         **{k: v for k, v in schema.items() if k != "title"},
     }

@@ -29,7 +29,9 @@ class Problem:
 
 
 def _describe_default(path: DataPath) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(
+        "."
+    )
 
 
 def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
@@ -61,7 +63,11 @@ def check_graph(
             path: DataPath = ("kernels", kernel_id, "depends_on", index)
             if dep == kernel_id:
                 problems.append(
-                    Problem(path, f"kernel '{kernel_id}' depends on itself", "remove it")
+                    Problem(
+                        path,
+                        f"kernel '{kernel_id}' depends on itself",
+                        f"remove '{kernel_id}' from its own depends_on",
+                    )
                 )
             elif dep not in known_set:
                 problems.append(
@@ -126,7 +132,7 @@ def check_graph(
         if ok and not edge.feedback:
             flows[edge.producer].append((edge.to, index))
 
-    for cycle in find_cycles(known, {k: [d for d in v] for k, v in depends.items()}):
+    for cycle in find_cycles(known, depends):
         start, nxt = cycle[0], cycle[1]
         index = topology.kernels[start].depends_on.index(nxt)
         problems.append(
@@ -210,9 +216,7 @@ def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[
     return cycles
 
 
-def _strongly_connected(
-    nodes: Iterable[str], successors: dict[str, list[str]]
-) -> list[list[str]]:
+def _strongly_connected(nodes: Iterable[str], successors: dict[str, list[str]]) -> list[list[str]]:
     """Tarjan's algorithm without recursion (a 5,000-kernel chain would overflow the stack)."""
     index_of: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -315,7 +319,9 @@ def launch_order(topology: Topology) -> list[str]:
     return order
 
 
-def _topological(ids: list[str], dependents: dict[str, list[str]], waiting: dict[str, int]) -> list[str]:
+def _topological(
+    ids: list[str], dependents: dict[str, list[str]], waiting: dict[str, int]
+) -> list[str]:
     """Kahn's algorithm in file order; kernels on a cycle are left out."""
     queue = [k for k in ids if waiting[k] == 0]
     out: list[str] = []

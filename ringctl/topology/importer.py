@@ -10,6 +10,7 @@ the only part of the topology layer that runs user code (module top levels); pla
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import sys
@@ -81,8 +82,7 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
             ) from None
         raise EntryError(
             f"importing '{module_name}' failed: it imports '{missing}', which is not installed",
-            f"install the package that provides '{missing}' or fix the import in "
-            f"{_where(exc)}",
+            f"install the package that provides '{missing}' or fix the import in {_where(exc)}",
         ) from None
     except SyntaxError as exc:
         raise EntryError(
@@ -125,7 +125,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
     afterwards so that loading a topology does not change what the rest of the process
     imports; kernel modules must therefore import what they need at their top level.
     """
-    from ringctl.runtime.kernel import as_kernel
+    from ringctl.runtime.kernel import as_kernel, is_kernel
 
     source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
     problems: list[Diagnostic] = []
@@ -160,16 +160,14 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
                     source.diagnostic(at, f"kernel '{kernel_id}': {found.message}", found.hint)
                 )
                 continue
+            if not is_kernel(found):
+                message, hint = _not_a_kernel(spec.entry, found)
+                problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {message}", hint))
+                continue
             try:
                 kernel = as_kernel(found, kernel_id)
-            except TypeError as exc:
-                problems.append(
-                    source.diagnostic(
-                        at,
-                        f"kernel '{kernel_id}': entry '{spec.entry}' is not a kernel: {exc}",
-                        "a kernel is `async def kernel(ctx)` or decorated with @ring_kernel",
-                    )
-                )
+            except TypeError as exc:  # is_kernel and as_kernel disagree: say what it said
+                problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {exc}"))
                 continue
             resolved[kernel_id] = kernel
             problems.extend(_check_params(kernel_id, spec.params, kernel.params_model, source))
@@ -197,6 +195,27 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
     return resolved
+
+
+def _not_a_kernel(entry: str, obj: Any) -> tuple[str, str]:
+    """Why ``obj`` is not a kernel, guessing the likely slip, with no addresses in it."""
+    usage = "a kernel is `async def kernel(ctx)` or a function decorated with @ring_kernel"
+    if inspect.iscoroutinefunction(obj):
+        return (
+            f"'{entry}' is async but does not take exactly one argument (the kernel context)",
+            usage,
+        )
+    if inspect.isclass(obj):
+        return f"'{entry}' is a class, not a kernel", usage
+    if inspect.ismodule(obj):
+        return f"'{entry}' is a module, not a kernel", "name a function after the ':'"
+    if callable(obj):
+        return f"'{entry}' is a plain function, not a kernel", "did you forget 'async'? " + usage
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    shown = repr(obj)
+    shown = shown if len(shown) <= 40 and " at 0x" not in shown else "..."
+    return f"'{entry}' is not a kernel (it is {article} {kind}: {shown})", usage
 
 
 def _check_params(

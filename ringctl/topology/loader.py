@@ -19,19 +19,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import ScalarNode
 
 from ringctl.topology.errors import Diagnostic
 
-__all__ = ["Loaded", "DataPath", "SourceMap", "interpolate", "load_yaml", "parse_yaml"]
+__all__ = ["DataPath", "Loaded", "SourceMap", "interpolate", "load_yaml", "parse_yaml"]
 
 #: A place in the data: mapping keys and list indexes from the top, as pydantic's ``loc``.
 DataPath = tuple[str | int, ...]
 
 try:  # libyaml is optional for PyYAML; the pure-Python composer gives the same nodes.
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 _TAG: Final = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -45,18 +45,50 @@ _VAR_BODY: Final = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default
 _constructor = yaml.constructor.SafeConstructor()
 
 
+class _Loader(_BaseLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only ``true`` and ``false``.
+
+    YAML 1.1 also reads ``on``, ``off``, ``yes``, ``no``, ``y`` and ``n`` as booleans, so
+    ``from: on`` would name the kernel ``True``. Topology files name things a lot; only
+    the spellings nobody writes by accident mean a boolean.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class Node:
+    """Where one value was written, and for a mapping or a list, where its parts were.
+
+    ``items`` is, for a mapping, key -> (key node, value node) with merges applied; for
+    a list, the item nodes; for a scalar, ``None``. Lines and columns count from 0.
+    """
+
+    __slots__ = ("column", "items", "line")
+
+    def __init__(self, line: int, column: int, items: Any = None) -> None:
+        self.line = line
+        self.column = column
+        self.items = items
+
+
 @dataclass
 class SourceMap:
     """Where each piece of the data was written: a path in, a ``(line, column)`` out.
 
-    Built once while loading; lookups walk the node graph from the top, so the cost of
-    positions is paid only for the errors that are reported.
+    Built while loading; lookups walk the nodes from the top, so the cost of positions
+    is paid only for the errors that are reported.
     """
 
     file: str
     root: Node | None
-    #: ``id(mapping node)`` -> key -> (key node, value node), merges already applied.
-    mappings: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict)
 
     def node_at(self, path: DataPath, *, key: bool = False) -> tuple[Node | None, int]:
         """The deepest node along ``path`` and how many steps of it were found.
@@ -69,16 +101,16 @@ class SourceMap:
         for depth_index, step in enumerate(path):
             if node is None:
                 break
-            last = depth_index == len(path) - 1
-            if isinstance(node, MappingNode):
-                entry = self.mappings.get(id(node), {}).get(str(step))
+            items = node.items
+            if isinstance(items, dict):
+                entry = items.get(str(step))
                 if entry is None:
                     break
-                node = entry[0] if key and last else entry[1]
-            elif isinstance(node, SequenceNode) and isinstance(step, int):
-                if not 0 <= step < len(node.value):
+                node = entry[0] if key and depth_index == len(path) - 1 else entry[1]
+            elif isinstance(items, list) and isinstance(step, int):
+                if not 0 <= step < len(items):
                     break
-                node = node.value[step]
+                node = items[step]
             else:
                 break
             depth += 1
@@ -89,7 +121,7 @@ class SourceMap:
         node, _ = self.node_at(path, key=key)
         if node is None:
             return 1, 1
-        return node.start_mark.line + 1, node.start_mark.column + 1
+        return node.line + 1, node.column + 1
 
     def diagnostic(
         self, path: DataPath, message: str, hint: str | None = None, *, key: bool = False
@@ -148,17 +180,28 @@ def parse_yaml(raw: bytes | str, file: str, *, env: Mapping[str, str] | None = N
         text = text_or_problem
     else:
         text = raw
+    builder = _Builder(file, os.environ if env is None else env, text)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root, data = builder.run(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         return Loaded(None, SourceMap(file, None), [_yaml_error(exc, file, text)])
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         message = f"the file is not YAML text: {exc.reason} (character {exc.character!r})"
         return Loaded(None, SourceMap(file, None), [Diagnostic(file, line, column, message)])
-    except RecursionError:
+    except _SecondDocument as exc:
         return Loaded(
-            None, SourceMap(file, None), [Diagnostic(file, 1, 1, "the file nests too deeply")]
+            None,
+            SourceMap(file, None),
+            [
+                Diagnostic(
+                    file,
+                    exc.line + 1,
+                    exc.column + 1,
+                    "a topology file holds one YAML document, and a second one starts here",
+                    "remove the '---' line and what follows, or split the file in two",
+                )
+            ],
         )
     if root is None:
         return Loaded(
@@ -174,14 +217,7 @@ def parse_yaml(raw: bytes | str, file: str, *, env: Mapping[str, str] | None = N
                 )
             ],
         )
-    builder = _Builder(file, os.environ if env is None else env)
-    try:
-        data = builder.build(root, ())
-    except RecursionError:
-        builder.report(root, (), "the file nests too deeply")
-        data = None
-    source = SourceMap(file, root, builder.mappings)
-    return Loaded(data, source, builder.problems, builder.spoiled)
+    return Loaded(data, SourceMap(file, root), builder.problems, builder.spoiled)
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[tuple[int, str, str]]]:
@@ -242,53 +278,235 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[tuple[int
     return "".join(parts), problems
 
 
-class _Builder:
-    """Turns a node graph into dicts, lists and scalars, noting problems as it goes."""
+class _SecondDocument(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        self.line, self.column = line, column
 
-    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+
+class _Frame:
+    """A mapping or a list being built, on the builder's explicit stack."""
+
+    __slots__ = ("anchor", "data", "is_key", "key", "merges", "node", "path")
+
+    def __init__(self, node: Node, data: Any, path: DataPath, anchor: str | None) -> None:
+        self.node = node
+        self.data = data
+        self.path = path
+        self.anchor = anchor
+        self.key: tuple[str, Node] | None = None  # mapping: the key whose value comes next
+        self.merges: list[tuple[Node, Any]] = []
+        self.is_key = False  # a list or mapping written as a key: reported, then dropped
+
+
+class _Builder:
+    """Turns parser events into dicts, lists and scalars plus their nodes, noting problems.
+
+    Working from events (not PyYAML's node graph) is what keeps big files fast: libyaml
+    parses, and one pass here resolves, constructs, interpolates and checks each value.
+    The stack is explicit, so deep nesting cannot overflow Python's.
+    """
+
+    def __init__(self, file: str, env: Mapping[str, str], text: str | None = None) -> None:
         self.file = file
         self.env = env
+        self.text = text
         self.problems: list[Diagnostic] = []
         self.spoiled: list[DataPath] = []
-        self.mappings: dict[int, dict[str, tuple[Node, Node]]] = {}
-        # An alias is the same node object as its anchor: build it once and share the
-        # result, so `&a` / `*a` chains cannot blow up in size (the "billion laughs").
-        self._built: dict[int, Any] = {}
-        self._building: set[int] = set()
+        # An alias is its anchor's value, shared rather than copied, so `&a` / `*a`
+        # chains cannot blow up in size (the "billion laughs").
+        self.anchors: dict[str, tuple[Node, Any]] = {}
+        self.open_anchors: set[str] = set()
+        self.resolver = _Loader.yaml_implicit_resolvers
 
-    def report(self, node: Node, path: DataPath, message: str, hint: str | None = None) -> None:
-        mark = node.start_mark
-        self.problems.append(Diagnostic(self.file, mark.line + 1, mark.column + 1, message, hint))
+    def report(
+        self, line: int, column: int, path: DataPath, message: str, hint: str | None = None
+    ) -> None:
+        self.problems.append(Diagnostic(self.file, line + 1, column + 1, message, hint))
         self.spoiled.append(path)
 
-    def build(self, node: Node, path: DataPath) -> Any:
-        key = id(node)
-        if key in self._built:
-            return self._built[key]
-        if key in self._building:
-            self.report(node, path, "an alias refers to a node that contains it (a cycle)")
-            return None
-        self._building.add(key)
-        try:
-            if isinstance(node, MappingNode):
-                value: Any = self._mapping(node, path)
-            elif isinstance(node, SequenceNode):
-                value = self._sequence(node, path)
+    def run(self, events: Any) -> tuple[Node | None, Any]:
+        stack: list[_Frame] = []
+        root: Node | None = None
+        data: Any = None
+        documents = 0
+        events_ = yaml.events
+        for event in events:
+            kind = type(event)
+            if kind is events_.ScalarEvent:
+                mark = event.start_mark
+                path = self._path_of_next(stack)
+                if stack and isinstance(stack[-1].data, dict) and stack[-1].key is None:
+                    self._key(stack[-1], event)
+                    continue
+                node = Node(mark.line, mark.column)
+                value = self._scalar(event, node, path)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (node, value)
+            elif kind is events_.MappingStartEvent or kind is events_.SequenceStartEvent:
+                mark = event.start_mark
+                path = self._path_of_next(stack)
+                is_map = kind is events_.MappingStartEvent
+                node = Node(mark.line, mark.column, {} if is_map else [])
+                tag = event.tag
+                if tag not in (None, "!", _MAP if is_map else _SEQ):
+                    self._bad_tag(tag, mark, path)
+                if stack and isinstance(stack[-1].data, dict) and stack[-1].key is None:
+                    self.report(
+                        mark.line,
+                        mark.column,
+                        stack[-1].path,
+                        "a mapping key must be a plain string, not a list or mapping",
+                    )
+                    is_key = True
+                else:
+                    is_key = False
+                if event.anchor is not None:
+                    self.open_anchors.add(event.anchor)
+                stack.append(_Frame(node, {} if is_map else [], path, event.anchor))
+                stack[-1].is_key = is_key
+                continue
+            elif kind is events_.MappingEndEvent or kind is events_.SequenceEndEvent:
+                frame = stack.pop()
+                if frame.is_key:
+                    stack[-1].key = ("", _DISCARD_NODE)
+                    if frame.anchor is not None:
+                        self.open_anchors.discard(frame.anchor)
+                    continue
+                if frame.merges:
+                    self._apply_merges(frame)
+                node, value = frame.node, frame.data
+                if frame.anchor is not None:
+                    self.open_anchors.discard(frame.anchor)
+                    self.anchors[frame.anchor] = (node, value)
+            elif kind is events_.AliasEvent:
+                mark = event.start_mark
+                path = self._path_of_next(stack)
+                if event.anchor in self.open_anchors:
+                    self.report(
+                        mark.line,
+                        mark.column,
+                        path,
+                        "an alias refers to a node that contains it (a cycle)",
+                    )
+                    node, value = Node(mark.line, mark.column), None
+                elif event.anchor not in self.anchors:
+                    self.report(
+                        mark.line,
+                        mark.column,
+                        path,
+                        f"found undefined alias *{event.anchor}",
+                        "define the anchor (&name) before using the alias (*name)",
+                    )
+                    node, value = Node(mark.line, mark.column), None
+                else:
+                    node, value = self.anchors[event.anchor]
+                if stack and isinstance(stack[-1].data, dict) and stack[-1].key is None:
+                    # An alias as a key: use its text if it is a scalar.
+                    if node.items is None and isinstance(value, str | int | float | bool):
+                        stack[-1].key = self._claim_key(stack[-1], str(value), node)
+                    else:
+                        self.report(
+                            mark.line,
+                            mark.column,
+                            stack[-1].path,
+                            "a mapping key must be a plain string, not a list or mapping",
+                        )
+                        stack[-1].key = ("", _DISCARD_NODE)
+                    continue
+            elif kind is events_.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _SecondDocument(event.start_mark.line, event.start_mark.column)
+                continue
             else:
-                value = self._scalar(node, path)
-        finally:
-            self._building.discard(key)
-        self._built[key] = value
-        return value
+                continue
+            # A finished value (scalar, alias, or a closed mapping / list): attach it.
+            if not stack:
+                root, data = node, value
+                continue
+            parent = stack[-1]
+            if isinstance(parent.data, list):
+                parent.data.append(value)
+                parent.node.items.append(node)
+                continue
+            assert parent.key is not None
+            name, key_node = parent.key
+            parent.key = None
+            if key_node is _MERGE_NODE:
+                parent.merges.append((node, value))
+            elif key_node is not _DISCARD_NODE:
+                parent.data[name] = value
+                parent.node.items[name] = (key_node, node)
+        return root, data
 
-    def _check_tag(self, node: Node, path: DataPath, allowed: frozenset[str] | str) -> bool:
-        tag = node.tag
-        if tag in allowed if isinstance(allowed, frozenset) else tag == allowed:
-            return True
+    def _path_of_next(self, stack: list[_Frame]) -> DataPath:
+        if not stack:
+            return ()
+        frame = stack[-1]
+        if isinstance(frame.data, list):
+            return (*frame.path, len(frame.data))
+        if frame.key is not None:
+            return (*frame.path, frame.key[0])
+        return frame.path
+
+    def _key(self, frame: _Frame, event: Any) -> None:
+        mark = event.start_mark
+        tag = event.tag
+        if tag is None and event.implicit[0] and event.value == "<<":
+            frame.key = ("<<", _MERGE_NODE)
+            return
+        if tag not in (None, "!") and tag not in _SCALAR_TAGS:
+            self._bad_tag(tag, mark, frame.path)
+            frame.key = ("", _DISCARD_NODE)
+            return
+        node = Node(mark.line, mark.column)
+        # Keys stay the text as written: `on:` or `no:` name a kernel, not a boolean.
+        frame.key = self._claim_key(frame, str(event.value), node)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (node, str(event.value))
+
+    def _claim_key(self, frame: _Frame, name: str, node: Node) -> tuple[str, Node]:
+        items = frame.node.items
+        if name in items:
+            first = items[name][0].line + 1
+            self.report(
+                node.line,
+                node.column,
+                (*frame.path, name),
+                f"duplicate key '{name}' (first at line {first})",
+                "YAML keeps only one of them; remove or rename one",
+            )
+            return name, _DISCARD_NODE
+        return name, node
+
+    def _apply_merges(self, frame: _Frame) -> None:
+        """``<<: *defaults``: keys written next to the merge win, then the first merged."""
+        sources: list[tuple[Node, Any]] = []
+        for node, value in frame.merges:
+            if isinstance(value, list) and isinstance(node.items, list):
+                sources.extend(zip(node.items, value, strict=True))
+            else:
+                sources.append((node, value))
+        for node, value in sources:
+            if not isinstance(value, dict) or not isinstance(node.items, dict):
+                self.report(
+                    node.line,
+                    node.column,
+                    frame.path,
+                    "'<<' (a merge key) takes a mapping or a list of them",
+                )
+                continue
+            for name, pair in node.items.items():
+                if name not in frame.node.items:
+                    frame.node.items[name] = pair
+                    frame.data[name] = value[name]
+
+    def _bad_tag(self, tag: str, mark: Any, path: DataPath) -> None:
         shown = "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
         if "python/" in tag:
             self.report(
-                node,
+                mark.line,
+                mark.column,
                 path,
                 f"the tag {shown} is refused: topology files are plain data, "
                 "and tags that build Python objects are never executed",
@@ -296,101 +514,79 @@ class _Builder:
             )
         else:
             self.report(
-                node,
+                mark.line,
+                mark.column,
                 path,
                 f"the tag {shown} is not supported in topology files",
                 "remove the tag; use plain strings, numbers, booleans, lists and mappings",
             )
-        return False
 
-    def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
-        if not self._check_tag(node, path, _MAP):
-            return {}
-        entries: dict[str, tuple[Node, Node]] = {}
-        merges: list[Node] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merges.append(value_node)
-                continue
-            if not isinstance(key_node, ScalarNode):
-                self.report(
-                    key_node,
-                    path,
-                    "a mapping key must be a plain string, not a list or mapping",
-                )
-                continue
-            if not self._check_tag(key_node, path, _SCALAR_TAGS):
-                continue
-            # Keys stay the text as written: `on:` or `no:` name a kernel, not a boolean.
-            name = str(key_node.value)
-            if name in entries:
-                first = entries[name][0].start_mark.line + 1
-                self.report(
-                    key_node,
-                    (*path, name),
-                    f"duplicate key '{name}' (first at line {first})",
-                    "YAML keeps only one of them; remove or rename one",
-                )
-                continue
-            entries[name] = (key_node, value_node)
-        for merged in merges:
-            self._merge(merged, path, entries)
-        self.mappings[id(node)] = entries
-        return {name: self.build(value, (*path, name)) for name, (_, value) in entries.items()}
+    def _resolve(self, value: str) -> str:
+        for tag, regexp in self.resolver.get(value[:1] if value else "", ()):
+            if regexp.match(value):
+                return str(tag)
+        return _STR
 
-    def _merge(self, node: Node, path: DataPath, entries: dict[str, tuple[Node, Node]]) -> None:
-        """``<<: *defaults``: keys written next to the merge win, then the first merged."""
-        sources = node.value if isinstance(node, SequenceNode) else [node]
-        for source in sources:
-            if not isinstance(source, MappingNode):
-                self.report(source, path, "'<<' (a merge key) takes a mapping or a list of them")
-                continue
-            self.build(source, path)  # indexes it and reports its own problems once
-            for name, pair in self.mappings.get(id(source), {}).items():
-                entries.setdefault(name, pair)
-
-    def _sequence(self, node: SequenceNode, path: DataPath) -> list[Any]:
-        if not self._check_tag(node, path, _SEQ):
-            return []
-        return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-
-    def _scalar(self, node: Node, path: DataPath) -> Any:
-        assert isinstance(node, ScalarNode)
-        if not self._check_tag(node, path, _SCALAR_TAGS):
+    def _scalar(self, event: Any, node: Node, path: DataPath) -> Any:
+        tag = event.tag
+        value = event.value
+        if tag is None or tag == "!":
+            tag = self._resolve(value) if event.implicit[0] and tag is None else _STR
+        elif tag not in _SCALAR_TAGS:
+            self._bad_tag(tag, event.start_mark, path)
             return None
-        tag = node.tag
         if tag == _STR:
-            return self._string(node, path)
+            return self._string(event, value, path)
         if tag == _TIMESTAMP:
             # A date is only ever a description or a param here: keep the text written.
-            return str(node.value)
+            return str(value)
+        scalar = ScalarNode(tag, value)
         try:
             if tag == _INT:
-                return _constructor.construct_yaml_int(node)
+                return _constructor.construct_yaml_int(scalar)
             if tag == _FLOAT:
-                return _constructor.construct_yaml_float(node)
+                return _constructor.construct_yaml_float(scalar)
             if tag == _BOOL:
-                return _constructor.construct_yaml_bool(node)
+                return _constructor.construct_yaml_bool(scalar)
             return None
         except (ValueError, KeyError, yaml.YAMLError):
-            kind = tag[len(_TAG) :]
-            self.report(node, path, f"{node.value!r} is not a valid {kind}")
+            mark = event.start_mark
+            self.report(
+                mark.line, mark.column, path, f"{value!r} is not a valid {tag[len(_TAG) :]}"
+            )
             return None
 
-    def _string(self, node: ScalarNode, path: DataPath) -> str:
-        value = str(node.value)
+    def _column_of(self, event: Any, value: str, offset: int) -> int:
+        """The 1-based column of ``value[offset]`` where the text shows it verbatim."""
+        start, end = event.start_mark, event.end_mark
+        column: int = start.column + 1
+        if start.line != end.line or self.text is None:
+            return column  # folded or multi-line: the scalar's start is the honest answer
+        raw = self.text[start.index : end.index]
+        if event.style in ("'", '"'):
+            raw, column = raw[1:-1], column + 1
+        return column + offset if raw == value else start.column + 1
+
+    def _string(self, event: Any, value: str, path: DataPath) -> str:
+        if "$" not in value:
+            return value
         expanded, problems = interpolate(value, self.env)
         for offset, message, hint in problems:
-            mark = node.start_mark
-            column = mark.column + 1
-            # The exact column is known only where the text is the value as written.
-            if node.style in (None, "") and "\n" not in value:
-                column += offset
-            elif node.style == "'" and "\n" not in value and "'" not in value:
-                column += offset + 1
-            self.problems.append(Diagnostic(self.file, mark.line + 1, column, message, hint))
+            self.problems.append(
+                Diagnostic(
+                    self.file,
+                    event.start_mark.line + 1,
+                    self._column_of(event, value, offset),
+                    message,
+                    hint,
+                )
+            )
             self.spoiled.append(path)
         return expanded
+
+
+_DISCARD_NODE: Final = Node(-1, -1)
+_MERGE_NODE: Final = Node(-1, -1)
 
 
 def _failed(file: str, message: str, hint: str | None = None) -> Loaded:
@@ -437,7 +633,9 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = exc.problem or "invalid YAML"
     message = f"invalid YAML: {problem}"
-    if exc.context and exc.context_mark is not None:
+    if "another document" in problem:
+        message = "a topology file holds one YAML document, and a second one starts here"
+    elif exc.context and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"
     elif exc.context:
         message += f" ({exc.context})"
@@ -446,7 +644,7 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     if char == "\t":
         hint = "YAML indents with spaces, not tabs"
     elif "another document" in (problem or ""):
-        hint = "a topology file holds one document: remove the '---' line and what follows"
+        hint = "remove the '---' line and what follows, or split the file in two"
     elif "mapping values are not allowed" in problem:
         hint = "a ':' inside a value needs quotes, or the line above is indented wrongly"
     elif "found undefined alias" in problem:

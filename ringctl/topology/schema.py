@@ -65,14 +65,15 @@ Engine = Literal["local", "ray"]
 def _not_bool(value: object) -> object:
     # pydantic's lax mode reads `true` as 1; for a capacity or a count that is a mistake.
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()}")
+        raise ValueError(f"must be a number; got {str(value).lower()}")
     return value
 
 
 _Number = BeforeValidator(_not_bool)
-Count = Annotated[int, _Number, Field(ge=0)]
-PositiveInt = Annotated[int, _Number, Field(ge=1)]
-Seconds = Annotated[float, _Number, Field(ge=0)]
+# The bound comes before the validator so that the JSON Schema shows it as `minimum`.
+Count = Annotated[int, Field(ge=0), _Number]
+PositiveInt = Annotated[int, Field(ge=1), _Number]
+Seconds = Annotated[float, Field(ge=0), _Number]
 KernelId = Annotated[
     str, Field(pattern=KERNEL_ID_PATTERN, max_length=MAX_NAME_LENGTH, description="A kernel id.")
 ]
@@ -134,10 +135,10 @@ class RestartPolicy(_Model):
 class Resources(_Model):
     """What one replica needs; the Ray engine places actors with it, the local engine ignores it."""
 
-    num_cpus: Annotated[float, _Number, Field(ge=0)] | None = Field(
+    num_cpus: Annotated[float, Field(ge=0), _Number] | None = Field(
         None, description="CPU cores per replica (may be fractional)."
     )
-    num_gpus: Annotated[float, _Number, Field(ge=0)] | None = Field(
+    num_gpus: Annotated[float, Field(ge=0), _Number] | None = Field(
         None, description="GPUs per replica (may be fractional, e.g. 0.5 to share one)."
     )
 
@@ -166,9 +167,7 @@ class KernelSpec(_Model):
     )
     depends_on: list[KernelId] = Field(
         default_factory=list,
-        description=(
-            "Kernels launched and activated before this one (and terminated after it)."
-        ),
+        description=("Kernels launched and activated before this one (and terminated after it)."),
     )
     restart: RestartPolicy = Field(
         default_factory=RestartPolicy, description="What to do when the kernel fails."
@@ -281,7 +280,7 @@ class Smoke(_Model):
     """How `ringctl smoke` runs the topology in CI and what it checks."""
 
     timeout: Seconds = Field(60, description="Seconds before the run counts as hung and fails.")
-    duration: Annotated[float, _Number, Field(gt=0)] | None = Field(
+    duration: Annotated[float, Field(gt=0), _Number] | None = Field(
         None,
         description=(
             "For endless topologies: run this many seconds, then down gracefully and check."
@@ -312,9 +311,7 @@ class Topology(_Model):
     )
     engine: Engine = Field(
         "local",
-        description=(
-            "`local`: one process, one event loop; `ray`: each kernel a Ray actor."
-        ),
+        description=("`local`: one process, one event loop; `ray`: each kernel a Ray actor."),
     )
     defaults: Defaults = Field(
         default_factory=Defaults, description="Defaults for every queue and kernel."

@@ -37,12 +37,17 @@ def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> 
     want a file to mean the same thing everywhere).
     """
     loaded = load_yaml(path, env=env)
-    if loaded.data is None:
+    if loaded.data is None and loaded.problems:
         raise TopologyError(loaded.problems)
     source = loaded.source
     problems = list(loaded.problems)
     if not isinstance(loaded.data, dict):
-        found = "a list" if isinstance(loaded.data, list) else f"the value {loaded.data!r}"
+        if isinstance(loaded.data, list):
+            found = "a list"
+        elif loaded.data is None:
+            found = "only null"
+        else:
+            found = f"the value {loaded.data!r}"
         problems.append(
             source.diagnostic(
                 (),
@@ -53,8 +58,10 @@ def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> 
         )
         raise TopologyError(problems)
 
+    # `x-...` keys at the top hold YAML anchors for reuse (as in docker compose files).
+    data = {key: value for key, value in loaded.data.items() if not key.startswith("x-")}
     try:
-        topology = Topology.model_validate(loaded.data)
+        topology = Topology.model_validate(data)
     except ValidationError as exc:
         for diagnostic_path, diagnostic in pydantic_diagnostics(exc, source, Topology):
             if not loaded.is_spoiled(diagnostic_path):
@@ -70,7 +77,9 @@ def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> 
         return f"line {source.position(data_path)[0]}"
 
     for problem in check_graph(topology, where):
-        problems.append(source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key))
+        problems.append(
+            source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key)
+        )
     if problems:
         raise TopologyError(_sorted(problems))
     return topology
@@ -107,7 +116,13 @@ def pydantic_diagnostics(
     out: list[tuple[DataPath, Diagnostic]] = []
     for error in exc.errors(include_url=False):
         loc: tuple[str | int, ...] = tuple(error["loc"])
-        at_key = bool(loc) and loc[-1] == "[key]"
+        # pydantic marks an invalid dict key by appending "[key]" to its path; a key
+        # the user really named "[key]" shows up as a plain path step instead.
+        at_key = (
+            len(loc) >= 2
+            and loc[-1] == "[key]"
+            and error["type"] not in ("extra_forbidden", "missing")
+        )
         if at_key:
             loc = loc[:-1]
         path: DataPath = (*prefix, *loc)
@@ -119,16 +134,16 @@ def pydantic_diagnostics(
 
 _PATTERN_RULES: dict[str, tuple[str, str]] = {
     NAME_PATTERN: (
-        "is not a valid name",
+        "name {value!r} is not valid",
         "use lowercase letters, digits and '-', starting with a letter or digit",
     ),
     KERNEL_ID_PATTERN: (
-        "is not a valid kernel id",
+        "kernel id {value!r} is not valid",
         "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
     ),
     ENDPOINT_PATTERN: (
-        "is not a valid queue end",
-        "write `kernel` or `kernel.port`, e.g. `square` or `split.evens`",
+        "{name}: {value!r} is not `kernel` or `kernel.port`",
+        "a port is a Python-style name, e.g. `square` or `split.evens`",
     ),
 }
 
@@ -171,9 +186,14 @@ def _explain(
     if at_key:
         if kind == "string_pattern_mismatch" and ctx.get("pattern") == KERNEL_ID_PATTERN:
             rule, why = _PATTERN_RULES[KERNEL_ID_PATTERN]
-            return f"'{value}' {rule}", why, True, False
+            return rule.format(name=name, value=value), why, True, False
         if kind == "string_too_long":
-            return f"'{value}' is too long (at most {ctx.get('max_length')} characters)", None, True, False
+            return (
+                f"'{value}' is too long (at most {ctx.get('max_length')} characters)",
+                None,
+                True,
+                False,
+            )
         return f"key {value!r} in {describe_path(full[:-1])}: {error['msg']}", None, True, False
     if kind == "literal_error":
         if loc == ("version",) and not prefix:
@@ -202,9 +222,14 @@ def _explain(
                     False,
                     False,
                 )
-            return f"{name}: '{value}' {rule}", why, False, False
+            return rule.format(name=name, value=value), why, False, False
     if kind == "string_too_long":
-        return f"{name} is too long (at most {ctx.get('max_length')} characters)", None, False, False
+        return (
+            f"{name} is too long (at most {ctx.get('max_length')} characters)",
+            None,
+            False,
+            False,
+        )
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         op, bound = {
             "greater_than_equal": (">=", ctx.get("ge")),
@@ -212,6 +237,8 @@ def _explain(
             "less_than_equal": ("<=", ctx.get("le")),
             "less_than": ("<", ctx.get("lt")),
         }[kind]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         return f"{name} must be {op} {bound}; got {_show(value)}", None, False, False
     if kind == "too_short" and loc == ("kernels",):
         return "a topology needs at least one kernel", "add one under `kernels:`", False, False
@@ -223,6 +250,8 @@ def _explain(
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if message.startswith("must be "):
+        return f"{name} {message}", None, False, False
     return f"{name}: {message}", None, False, False
 
 
@@ -328,4 +357,3 @@ def _unwrap(annotation: Any) -> Any:
             annotation = args[0]
         else:
             return annotation
-

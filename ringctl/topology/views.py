@@ -22,9 +22,9 @@ def _edge_text(edge: Edge) -> str:
 
 
 def _kernel_facts(spec: KernelSpec) -> list[str]:
-    facts = [spec.effective_backend]
+    facts: list[str] = [spec.effective_backend]
     if spec.replicas > 1:
-        facts.append(f"×{spec.replicas}")
+        facts.append(f"×{spec.replicas}")  # noqa: RUF001 - a multiplication sign, on purpose
     if spec.restart.policy != "never":
         facts.append(f"restart {spec.restart.policy} (max {spec.restart.max_restarts})")
     return facts
@@ -39,11 +39,13 @@ def render_tree(topology: Topology) -> str:
         f"{len(topology.queues)} queues"
     )
     width = max(len(k) for k in order)
+    digits = len(str(len(order)))
     lines.append("├── kernels (launch order)")
     for index, kernel_id in enumerate(order):
         spec = topology.kernels[kernel_id]
         branch = "└──" if index == len(order) - 1 else "├──"
-        text = f"{index + 1:>2}. {kernel_id:<{width}}  {spec.entry}  [{', '.join(_kernel_facts(spec))}]"
+        facts = ", ".join(_kernel_facts(spec))
+        text = f"{index + 1:>{digits}}. {kernel_id:<{width}}  {spec.entry}  [{facts}]"
         if spec.depends_on:
             text += f"  after {', '.join(spec.depends_on)}"
         lines.append(f"│   {branch} {text}".rstrip())

@@ -1,0 +1,1 @@
+import ringtest_not_installed_anywhere  # noqa: F401
