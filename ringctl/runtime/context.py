@@ -54,7 +54,8 @@ class KernelContext:
     Hooks and flags, and when the runtime touches them:
 
     - ``is_active`` turns False when ``runtime.deactivate()`` returns and True again on
-      ``reactivate()``; while it is False no ``receive`` completes, messages keep queueing.
+      ``reactivate()``; while it is False no ``receive`` completes and every ``send``
+      waits (so a source that never receives pauses too); messages keep queueing.
     - ``should_terminate`` turns True on ``runtime.terminate()``; the body should finish
       the message in hand and return. A ``receive`` that would have to wait raises
       ``asyncio.TimeoutError`` from then on, so a loop without a timeout still ends.
@@ -285,7 +286,7 @@ class KernelContext:
             p = self._port_factory(port)
         self.messages_out += 1
         q = p.single
-        if q is not None:
+        if q is not None and self._active:
             # The fast path, Queue.put_nowait inlined: room in the one queue this port feeds.
             items = q._items
             n = len(items)
@@ -297,6 +298,8 @@ class KernelContext:
                 if q._getters:
                     _wake_first(q._getters)
                 return
+        if not self._active:
+            await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True
         try:
             await p.send(msg)
@@ -310,6 +313,8 @@ class KernelContext:
             p = self._port_factory(port)
         batch = msgs if isinstance(msgs, list) else list(msgs)
         self.messages_out += len(batch)
+        if not self._active:
+            await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True
         try:
             await p.send_many(batch)

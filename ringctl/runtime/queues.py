@@ -217,10 +217,16 @@ class Queue:
         return n
 
     def close(self) -> int:
-        """The consumer is gone: later puts are counted as drops. Returns what was queued."""
+        """The consumer is gone: what was queued, and every later put, counts as a drop.
+
+        Returns what was queued (for the termination report); counting it in ``drops``
+        too is what makes it visible in telemetry, never silently lost (issue 2).
+        """
         self.closed = True
         self._limit = 0
-        return self.clear()
+        discarded = self.clear()
+        self.drops += discarded
+        return discarded
 
     def reopen(self) -> None:
         """A restart policy gave the consumer a new instance: accept messages again."""
@@ -288,15 +294,35 @@ class Inbox:
         return EMPTY
 
     def get_many_nowait(self, max_items: int) -> list[Any]:
-        """Up to ``max_items`` messages (possibly none), oldest first within each queue."""
+        """Up to ``max_items`` messages (possibly none), oldest first within each queue.
+
+        With fan-in, each call starts at the queue after the last one it read from (the
+        round robin of ``get_nowait``), so a busy producer cannot starve the others.
+        """
+        single = self.single
+        if single is not None:  # the hot path: one queue, no round robin to keep
+            items = single._items
+            if not items:
+                return []
+            if len(items) <= max_items:
+                batch = list(items)
+                items.clear()
+            else:
+                popleft = items.popleft
+                batch = [popleft() for _ in range(max_items)]
+            single._took(len(batch))
+            return batch
         out: list[Any] = []
-        for q in self.queues:
+        queues = self.queues
+        n = len(queues)
+        i = self._cursor
+        for _ in range(n):
+            q = queues[i]
+            i = i + 1 if i + 1 < n else 0
             items = q._items
             if not items:
                 continue
             want = max_items - len(out)
-            if want <= 0:
-                break
             if len(items) <= want:
                 out.extend(items)
                 taken = len(items)
@@ -306,6 +332,9 @@ class Inbox:
                 out.extend([popleft() for _ in range(want)])
                 taken = want
             q._took(taken)
+            self._cursor = i
+            if len(out) >= max_items:
+                break
         return out
 
     def notify(self) -> None:

@@ -626,6 +626,9 @@ class RingKernelRuntime:
         *,
         port: str = "out",
     ) -> list[Any]:
+        """Between 1 and ``max_items`` messages the kernel sent on an unwired ``port``."""
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
         k, inbox = self._output(kernel_id, port)
         batch = inbox.get_many_nowait(max_items)
         if batch:
@@ -672,6 +675,12 @@ class RingKernelRuntime:
             timer = loop.call_at(deadline, _expire, fut) if deadline is not None else None
             try:
                 await fut
+            except BaseException:
+                if _woken(fut):
+                    # Woken for a message we will not take (cancelled meanwhile): pass the
+                    # wake-up on, or another receive waiting here would hang.
+                    inbox.notify()
+                raise
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -696,6 +705,11 @@ class RingKernelRuntime:
         """Every queue empty and every kernel waiting in receive: the drain can proceed."""
         ids = self._kernels if kernel_ids is None else kernel_ids
         return all(self.is_idle(kid) for kid in ids)
+
+    def close_inbox(self, kernel_id: str) -> int:
+        """Refuse further messages for a kernel that will not run again; returns how many
+        were queued (the caller reports them). Later sends to it count as drops."""
+        return sum(q.close() for q in self._require(kernel_id).inbox.queues)
 
     def queued(self, kernel_id: str) -> int:
         return len(self._require(kernel_id).inbox)
