@@ -7,7 +7,6 @@ cleaning up after a supervisor that was killed without a chance to remove them.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,18 +16,6 @@ from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
 __all__ = ["ControlClient", "find", "running"]
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ControlClient:
@@ -55,16 +42,16 @@ class ControlClient:
     def _not_running(self) -> TopologyNotRunningError:
         info = self.files.read_pid() or {}
         pid = info.get("pid")
-        if _pid_alive(pid):
+        found = self.files.clean_if_stale()
+        if found == "held":
+            who = f" (pid {pid})" if pid else ""
             return TopologyNotRunningError(
-                f"the supervisor of {self.files.name!r} (pid {pid}) does not answer on "
+                f"the supervisor of {self.files.name!r}{who} does not answer on "
                 f"{self.files.socket}",
                 hint=f"see its log{': ' + str(info['log']) if info.get('log') else ''}; "
-                f"kill {pid} if it is stuck",
+                + (f"kill {pid} if it is stuck" if pid else "it may still be starting"),
             )
-        stale = self.files.socket.exists() or self.files.pid.exists()
-        self.files.remove()
-        what = " (its supervisor died; cleaned up its stale files)" if stale else ""
+        what = " (its supervisor died; cleaned up its stale files)" if found == "cleaned" else ""
         return TopologyNotRunningError(
             f"topology {self.files.name!r} is not running{what}",
             hint="ringctl ps lists what is running; ringctl up FILE starts one",

@@ -8,12 +8,13 @@ the user who started a topology can control it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ringctl.exceptions import UserInputError
 
@@ -47,10 +48,41 @@ class TopologyFiles:
             return None
         return data if isinstance(data, dict) else None
 
+    @property
+    def lock(self) -> Path:
+        """Locked (``flock``) by the supervisor for as long as it runs, from before it
+        makes the socket until after it removed it; the kernel unlocks it if it dies."""
+        return self.pid.with_suffix(".lock")
+
     def remove(self) -> None:
         for path in (self.socket, self.pid):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    def clean_if_stale(self) -> Literal["held", "cleaned", "absent"]:
+        """``held`` if a supervisor holds the name (running, starting or too busy to
+        answer); otherwise remove what a dead one left: ``cleaned``, or ``absent``.
+
+        The check and the removal happen under the lock, so a supervisor that is
+        starting (socket bound, pid file not yet written) is never mistaken for a dead
+        one and has its socket deleted under it.
+        """
+        try:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            return "absent"  # no state directory: nothing was ever here
+        except OSError:
+            return "held"  # cannot tell: leave it alone
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return "held"
+            leftovers = self.socket.exists() or self.pid.exists()
+            self.remove()
+            return "cleaned" if leftovers else "absent"
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
-import socket
 import time
 from typing import Any
 
@@ -20,23 +20,32 @@ from ringctl.control.paths import TopologyFiles
 from ringctl.exceptions import RingctlError, RunFailedError
 from ringctl.orchestrator.supervisor import Supervisor
 
-__all__ = ["AlreadyRunningError", "ControlServer", "socket_answers"]
+__all__ = ["AlreadyRunningError", "ControlServer"]
 
 
 class AlreadyRunningError(RunFailedError):
     """A topology of this name already runs from this state directory."""
 
 
-def socket_answers(path: str, timeout: float = 1.0) -> bool:
-    """True if a supervisor answers a ping on ``path`` (a stale socket refuses)."""
+def _claim(files: TopologyFiles) -> int:
+    """Take the name's lock (``NAME.lock``, held while the supervisor lives); returns its fd.
+
+    An ``flock`` rather than "does the socket answer?": two ``up`` racing each other, or
+    a live supervisor too busy to answer a ping in time, must never both get the name
+    (binding a Unix socket removes the old one, orphaning its supervisor). The kernel
+    drops the lock when the process dies, so a supervisor killed with -9 frees it.
+    """
+    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(protocol.encode({"v": protocol.PROTOCOL_VERSION, "op": "ping"}))
-            return bool(sock.makefile("rb").readline())
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False
+        os.close(fd)
+        pid = (files.read_pid() or {}).get("pid", "?")
+        raise AlreadyRunningError(
+            f"topology {files.name!r} is already running (pid {pid})",
+            hint=f"ringctl down {files.name}, or run this one with another name",
+        ) from None
+    return fd
 
 
 class ControlServer:
@@ -56,39 +65,42 @@ class ControlServer:
         self.log_path = log_path
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._lock_fd: int | None = None
 
     async def start(self) -> None:
         """Claim the name (refusing a live twin, cleaning a stale one) and listen."""
         files = self.files
-        if files.socket.exists() or files.pid.exists():
-            if socket_answers(str(files.socket)):
-                pid = (files.read_pid() or {}).get("pid", "?")
-                raise AlreadyRunningError(
-                    f"topology {files.name!r} is already running (pid {pid})",
-                    hint=f"ringctl down {files.name}, or run this one with another name",
-                )
-            files.remove()  # stale: its supervisor is gone
-        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+        self._lock_fd = _claim(files)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._accept, path=str(files.socket), limit=protocol.MAX_LINE
-            )
-        finally:
-            os.umask(old_umask)
-        files.socket.chmod(0o600)
-        info = {
-            "pid": os.getpid(),
-            "name": files.name,
-            "file": self.supervisor.plan.file,
-            "socket": str(files.socket),
-            "log": self.log_path,
-            "started": time.time(),
-        }
-        tmp = files.pid.with_suffix(".pid.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(info, fh)
-        os.replace(tmp, files.pid)
+            # Holding the name's lock, whatever socket or pid file is here is stale:
+            # the supervisor that made it is gone (a lock dies with its process).
+            files.remove()
+            old_umask = os.umask(0o177)  # the socket is born 0600: nobody else can connect
+            try:
+                self._server = await asyncio.start_unix_server(
+                    self._accept, path=str(files.socket), limit=protocol.MAX_LINE
+                )
+            finally:
+                os.umask(old_umask)
+            files.socket.chmod(0o600)
+            info = {
+                "pid": os.getpid(),
+                "name": files.name,
+                "file": self.supervisor.plan.file,
+                "socket": str(files.socket),
+                "log": self.log_path,
+                "started": time.time(),
+            }
+            tmp = files.pid.with_suffix(".pid.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(info, fh)
+            os.replace(tmp, files.pid)
+        except BaseException:
+            if self._server is not None:
+                self._server.close()
+            self._release()
+            raise
 
     async def close(self) -> None:
         """Stop listening, finish the replies in flight, remove the socket and pid file."""
@@ -100,7 +112,14 @@ class ControlServer:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        self.files.remove()
+        if self._lock_fd is not None:  # never remove the files of a twin that won the name
+            self.files.remove()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock: the name is free again
+            self._lock_fd = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

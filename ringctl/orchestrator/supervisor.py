@@ -251,6 +251,11 @@ class Supervisor:
             return
         if info.error is None:
             self.event("info", f"{kernel_id} completed")
+            # Nobody will read its inbox again: refuse (and count) rather than let a
+            # producer block on it forever.
+            lost = self.runtime.close_inbox(kernel_id)
+            if lost:
+                self.event("failure", f"{lost} messages queued for {kernel_id} were never read")
             return
         if policy.policy == "never":
             self.failure = f"kernel {kernel_id!r} failed: {info.error}"

@@ -1,0 +1,165 @@
+"""Test-only kernels for the orchestrator and control-plane tests.
+
+Topologies under ``tests/orchestrator/topologies/`` reach them as
+``orchestrator.testkernels:NAME`` (their ``python_path`` puts ``tests/`` first), and the
+in-process tests import the same module, so a test and a supervisor process agree on
+what each kernel does. A kernel that takes ``report`` writes its totals there as JSON
+when its body ends (also when it is force-stopped): that is how a test reads what a
+detached supervisor's kernels did after the supervisor has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ringctl import KernelContext, ring_kernel
+
+__all__ = ["boom", "flaky", "hog", "relay", "setup_fails", "tally", "ticker"]
+
+
+def _write_report(path: str | None, document: dict[str, Any]) -> None:
+    if not path:
+        return
+    target = Path(path)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document))
+    tmp.replace(target)  # a reader never sees half a report
+
+
+async def _hold_while_paused(ctx: KernelContext) -> bool:
+    """A source's loop guard: wait while paused; False once asked to stop."""
+    while not ctx.is_active and not ctx.should_terminate:
+        await ctx.wait_active()
+    return not ctx.should_terminate
+
+
+class TickerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int | None = Field(None, ge=0, description="How many to send; null: until stopped.")
+    rate: float | None = Field(None, gt=0, description="Messages per second; null: flat out.")
+    report: str | None = None
+
+
+@ring_kernel(kernel_id="ticker", params=TickerParams, ports=("out",))
+async def ticker(ctx: KernelContext) -> None:
+    """Send 1, 2, 3, ... one message each; metrics ``sent`` and ``sum`` count them."""
+    p: TickerParams = ctx.params
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / p.rate if p.rate else 0.0
+    sent = total = 0
+    next_at = loop.time()
+    try:
+        while await _hold_while_paused(ctx):
+            if p.count is not None and sent >= p.count:
+                break
+            if interval:
+                next_at = max(next_at + interval, loop.time() - 0.5)
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if ctx.should_terminate:
+                    break
+            value = sent + 1
+            await ctx.send(value)
+            sent, total = value, total + value
+            ctx.metrics["sent"], ctx.metrics["sum"] = sent, total
+    finally:
+        _write_report(p.report, {"sent": sent, "sum": total})
+
+
+class TallyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delay: float = Field(0.0, ge=0, description="Seconds spent on each message.")
+    report: str | None = None
+
+
+@ring_kernel(kernel_id="tally", params=TallyParams, ports=())
+async def tally(ctx: KernelContext) -> None:
+    """A sink: metrics ``received`` and ``sum`` of what it took."""
+    p: TallyParams = ctx.params
+    received: int = ctx.state.get("received", 0)
+    total: int = ctx.state.get("sum", 0)
+    try:
+        async for msg in ctx.messages():
+            if p.delay:
+                await asyncio.sleep(p.delay)
+            received += 1
+            total += msg
+            ctx.state["received"], ctx.state["sum"] = received, total
+            ctx.metrics["received"], ctx.metrics["sum"] = received, total
+    finally:
+        _write_report(p.report, {"received": received, "sum": total})
+
+
+@ring_kernel(kernel_id="relay", ports=("out",))
+async def relay(ctx: KernelContext) -> None:
+    """Forward every message unchanged."""
+    async for msg in ctx.messages():
+        await ctx.send(msg)
+
+
+class FlakyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fail_on: int = Field(description="The message value that makes the body raise.")
+    times: int = Field(1, ge=0, description="How many times it raises on that value.")
+
+
+@ring_kernel(kernel_id="flaky", params=FlakyParams, ports=())
+async def flaky(ctx: KernelContext) -> None:
+    """A sink that raises ``times`` times on ``fail_on``; ``ctx.state["seen"]`` lists what it
+    took (the state survives restarts, so the list covers every instance)."""
+    p: FlakyParams = ctx.params
+    seen: list[int] = ctx.state.setdefault("seen", [])
+    async for msg in ctx.messages():
+        seen.append(msg)
+        ctx.metrics["seen"] = len(seen)
+        if msg == p.fail_on and ctx.state.get("failures", 0) < p.times:
+            ctx.state["failures"] = ctx.state.get("failures", 0) + 1
+            raise RuntimeError(f"flaky: cannot take {msg}")
+
+
+@ring_kernel(kernel_id="boom", ports=())
+async def boom(ctx: KernelContext) -> None:
+    """Fails on every message it takes."""
+    async for msg in ctx.messages():
+        raise ValueError(f"boom on {msg!r}")
+
+
+def _broken_setup(ctx: KernelContext) -> None:
+    raise OSError("no such device: /dev/ring0")
+
+
+@ring_kernel(kernel_id="setup_fails", setup=_broken_setup, ports=())
+async def setup_fails(ctx: KernelContext) -> None:
+    """Never runs: its set-up hook raises at launch."""
+    async for _ in ctx.messages():
+        pass
+
+
+class HogParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: str = Field(description="When this file appears, block the event loop.")
+    seconds: float = Field(3.0, gt=0, description="For this long.")
+
+
+@ring_kernel(kernel_id="hog", params=HogParams, ports=())
+async def hog(ctx: KernelContext) -> None:
+    """Blocks its supervisor's event loop (as heavy work done wrong does) on a trigger:
+    a supervisor that cannot answer its socket for a while is still running."""
+    p: HogParams = ctx.params
+    trigger = Path(p.trigger)
+    while not ctx.should_terminate:
+        if trigger.exists():  # noqa: ASYNC240
+            trigger.unlink()  # noqa: ASYNC240
+            time.sleep(p.seconds)  # noqa: ASYNC251  (the point: block the loop)
+        await asyncio.sleep(0.01)
