@@ -105,6 +105,7 @@ class Supervisor:
         self._force = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restarting: set[str] = set()
+        self._paused: set[str] = set()  # paused by command (a restart keeps them paused)
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self.runtime.add_listener(self._on_state_change)
 
@@ -276,8 +277,14 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self.state not in ("running", "paused"):
                 return
-            await self.runtime.relaunch(kernel_id)
-            await self.runtime.activate(kernel_id)
+            async with self._lock:  # not while a pause, resume or down is half done
+                if self.state not in ("running", "paused"):
+                    return
+                await self.runtime.relaunch(kernel_id)
+                await self.runtime.activate(kernel_id)
+                if kernel_id in self._paused:
+                    # It was paused when it failed: its replacement starts paused too.
+                    await self.runtime.deactivate(kernel_id)
         except RingctlError as exc:
             self.failure = f"restart of {kernel_id!r} failed: {exc}"
             self.event("failure", self.failure)
@@ -306,7 +313,8 @@ class Supervisor:
         if self.failure is not None:
             return RunResult("failed", 1, reason, down, self.failure)
         if down is not None and not down.graceful:
-            return RunResult("stopped", 1, reason, down, "the drain timed out")
+            why = "force-stopped on request" if self._force else "the drain timed out"
+            return RunResult("stopped", 1, reason, down, why)
         if reason == "completed":
             return RunResult("completed", 0, reason, down)
         if reason == "interrupted":
@@ -339,13 +347,19 @@ class Supervisor:
             self._check_live("pause")
             done = []
             for kid in self._select(kernels):
+                self._paused.add(kid)
                 if self.runtime.get_state(kid) is S.ACTIVE:
                     await self.runtime.deactivate(kid)
                     done.append(kid)
-            if not kernels:
-                self.state = "paused"
+            self._update_paused_state()
             self.event("pause", f"paused {', '.join(done) if done else 'nothing (already paused)'}")
             return done
+
+    def _update_paused_state(self) -> None:
+        """"paused" while every kernel that still runs is paused; "running" otherwise."""
+        live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in _RUNNING]
+        everything_paused = bool(live) and all(kid in self._paused for kid in live)
+        self.state = "paused" if everything_paused else "running"
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
@@ -353,10 +367,11 @@ class Supervisor:
             self._check_live("resume")
             done = []
             for kid in self._select(kernels):
+                self._paused.discard(kid)
                 if self.runtime.get_state(kid) is S.DEACTIVATED:
                     await self.runtime.reactivate(kid)
                     done.append(kid)
-            self.state = "running"
+            self._update_paused_state()
             self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
             return done
 

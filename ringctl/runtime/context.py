@@ -284,7 +284,6 @@ class KernelContext:
         p = self._ports.get(port)
         if p is None:
             p = self._port_factory(port)
-        self.messages_out += 1
         q = p.single
         if q is not None and self._active:
             # The fast path, Queue.put_nowait inlined: room in the one queue this port feeds.
@@ -297,6 +296,7 @@ class KernelContext:
                     q.high_water = n + 1
                 if q._getters:
                     _wake_first(q._getters)
+                self.messages_out += 1
                 return
         if not self._active:
             await self.wait_active()  # a paused kernel sends nothing either
@@ -305,6 +305,7 @@ class KernelContext:
             await p.send(msg)
         finally:
             self._blocked = False
+        self.messages_out += 1  # counted once queued, so "out" never runs ahead of "in"
 
     async def send_batch(self, msgs: Iterable[Any], port: str = "out") -> None:
         """Send several messages in one call (each one is a message downstream)."""
@@ -312,7 +313,6 @@ class KernelContext:
         if p is None:
             p = self._port_factory(port)
         batch = msgs if isinstance(msgs, list) else list(msgs)
-        self.messages_out += len(batch)
         if not self._active:
             await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True
@@ -320,6 +320,7 @@ class KernelContext:
             await p.send_many(batch)
         finally:
             self._blocked = False
+        self.messages_out += len(batch)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:
         """Count a message the body could not process but chose to survive."""
