@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from ringctl.orchestrator.supervisor import RunResult
 
 _NAME_HELP = "The running topology (default: the only one running)."
+_NameArg = Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)]
+_KernelsArg = Annotated[
+    list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _load_plan(file: Path, engine: str | None = None) -> Plan:
@@ -403,7 +408,7 @@ def _run(action: Any) -> Any:
 
 def ps(
     name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: _JsonOpt = False,
 ) -> None:
     """List running topologies, or one topology's kernels and queues."""
     if name is None:
@@ -499,33 +504,29 @@ def _control(op: str, name: str | None, kernels: list[str] | None, as_json: bool
 
 
 def pause(
-    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
-    kernels: Annotated[
-        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    name: _NameArg = None,
+    kernels: _KernelsArg = None,
+    as_json: _JsonOpt = False,
 ) -> None:
     """Deactivate all kernels (or the ones named); messages keep queueing."""
     _control("pause", name, kernels, as_json)
 
 
 def resume(
-    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
-    kernels: Annotated[
-        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    name: _NameArg = None,
+    kernels: _KernelsArg = None,
+    as_json: _JsonOpt = False,
 ) -> None:
     """Reactivate paused kernels; what queued meanwhile is processed in order."""
     _control("resume", name, kernels, as_json)
 
 
 def down(
-    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    name: _NameArg = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to drain (and per kernel) before a force stop.", min=0)
     ] = 10.0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: _JsonOpt = False,
 ) -> None:
     """Drain and terminate: sources first, then the rest in reverse launch order."""
     client = _run(lambda: _client(name, timeout=timeout + 30.0))
@@ -564,7 +565,7 @@ def _wait_gone(files: Any, seconds: float) -> None:
 
 
 def top(
-    name: Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)] = None,
+    name: _NameArg = None,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
     refresh: Annotated[float, typer.Option(help="Redraws per second.", min=0.1)] = 4.0,
     width: Annotated[int | None, typer.Option(help="Frame width for --once.")] = None,
