@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ringctl import RingKernelRuntime  # noqa: E402
-from ringctl.runtime.loop import loop_name, run  # noqa: E402
+from ringctl import RingKernelRuntime
+from ringctl.runtime.loop import loop_name, run
 
 
 async def echo(ctx: Any) -> None:

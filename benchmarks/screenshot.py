@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ringctl.dashboard.view import render_svg  # noqa: E402
-from ringctl.orchestrator.loading import plan_from_file  # noqa: E402
-from ringctl.orchestrator.supervisor import Supervisor  # noqa: E402
+from ringctl.dashboard.view import render_svg
+from ringctl.orchestrator.loading import plan_from_file
+from ringctl.orchestrator.supervisor import Supervisor
 
 
-async def main(topology: str, out: str, seconds: float = 2.0) -> None:
+async def frame(topology: str, seconds: float = 2.0) -> str:
     plan = plan_from_file(topology)
     slowed = []
     for k in plan.kernels:
@@ -44,10 +44,12 @@ async def main(topology: str, out: str, seconds: float = 2.0) -> None:
     status = sup.status(fresh=True)
     sup.request_stop("screenshot taken")
     await run
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(render_svg(status, width=120, title=f"ringctl top {plan.name}"))
-    print(f"wrote {out}")
+    return render_svg(status, width=120, title=f"ringctl top {plan.name}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    svg = asyncio.run(frame(sys.argv[1]))
+    out = Path(sys.argv[2])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(svg)
+    print(f"wrote {out}")

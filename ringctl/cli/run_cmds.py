@@ -601,6 +601,7 @@ def top(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+
     def current() -> Any:
         # Once the stream is gone, say so: run_live gives up after a few seconds of None.
         return None if latest.get("closed") else latest.get("status")

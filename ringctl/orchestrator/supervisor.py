@@ -356,7 +356,7 @@ class Supervisor:
             return done
 
     def _update_paused_state(self) -> None:
-        """"paused" while every kernel that still runs is paused; "running" otherwise."""
+        """The topology reads "paused" while every kernel that still runs is paused."""
         live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in _RUNNING]
         everything_paused = bool(live) and all(kid in self._paused for kid in live)
         self.state = "paused" if everything_paused else "running"
