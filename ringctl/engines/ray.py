@@ -38,6 +38,10 @@ log = logging.getLogger("ringctl.engines.ray")
 S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 POLL_S: Final = 0.05
+#: How long a new actor may wait to be placed before its launch fails. An actor that
+#: asks for more than any node has free waits forever in Ray; this turns that into an
+#: error that names the resources. Generous: an autoscaling cluster may add a node.
+PLACEMENT_TIMEOUT_S: Final = 120.0
 
 
 def _search_path() -> list[str]:
@@ -73,6 +77,7 @@ class _RayKernel:
     state: KernelState = S.LAUNCHED
     actors: list[Any] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    hosts: list[dict[str, Any]] = field(default_factory=list)  # setup(): pid, node, node_id
     probes: list[dict[str, Any] | None] = field(default_factory=list)
     error: str | None = None
     error_tb: str | None = None
@@ -80,8 +85,11 @@ class _RayKernel:
     forced: bool = False
     restarts: int = 0
     terminating: bool = False
-    lost: int = 0  # messages that died with an actor
-    base: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0, "errors": 0})
+    saved_state: dict[str, Any] = field(default_factory=dict)  # ctx.state of dead actors
+    lost: int = 0  # messages that died with an actor (shown as drops)
+    base: dict[str, int] = field(
+        default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
+    )  # what replaced actors counted, so a restart never makes a count go back
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     rate_in: RateWindow = field(default_factory=RateWindow)
     rate_out: RateWindow = field(default_factory=RateWindow)
@@ -105,9 +113,17 @@ class RayRuntime:
 
     accepts_resources = True
 
-    def __init__(self, *, address: str | None = None, shutdown_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        shutdown_timeout: float = 5.0,
+        placement_timeout: float = PLACEMENT_TIMEOUT_S,
+    ) -> None:
+        import_ray()  # without Ray, say how to install it before anything is launched
         self.address = address
         self.shutdown_timeout = shutdown_timeout
+        self.placement_timeout = placement_timeout
         self._ray: Any = None
         self._started_ray = False
         self._actor_class: Any = None
@@ -117,6 +133,7 @@ class RayRuntime:
         self._pending: list[Any] = []  # wiring calls not yet awaited (connect is sync)
         self._poller: asyncio.Task[None] | None = None
         self._idle_history: list[tuple[bool, int]] = []
+        self._stopping: set[asyncio.Task[None]] = set()  # replicas stopped after a failure
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -180,6 +197,10 @@ class RayRuntime:
             raise KernelNotFoundError(kernel_id, self._kernels)
         return k.state
 
+    def actor_info(self, kernel_id: str) -> list[dict[str, Any]]:
+        """Per replica, where its actor runs: ``{"pid", "node", "node_id"}``."""
+        return [dict(host) for host in self._require(kernel_id).hosts]
+
     def get_info(self, kernel_id: str) -> KernelInfo:
         k = self._require(kernel_id)
         return KernelInfo(
@@ -231,7 +252,7 @@ class RayRuntime:
         k = _RayKernel(
             id=kernel_id,
             spec=spec,
-            kernel_bytes=cloudpickle.dumps(spec),
+            kernel_bytes=cloudpickle.dumps(spec),  # type: ignore[no-untyped-call]
             params=params if params is not None else {},
             replicas=replicas,
             backend=choice_backend,
@@ -247,6 +268,8 @@ class RayRuntime:
             for actor in k.actors:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
+            if isinstance(exc, TimeoutError):
+                raise self._unplaced(k) from exc
             cause = getattr(exc, "cause", exc)
             raise KernelLaunchError(
                 kernel_id, f"{type(cause).__name__}: {cause}",
@@ -262,15 +285,22 @@ class RayRuntime:
         from ringctl.runtime.runtime import _check_params
 
         params = _check_params(k.id, k.spec, k.params)
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = dict(k.saved_state)
+        k.saved_state.clear()
         for probe in k.probes:
             if probe:
                 state.update(probe.get("state") or {})
-        options: dict[str, Any] = {"max_concurrency": 64, "name": None}
-        options["num_cpus"] = k.resources.get("num_cpus", 0.25)
+        options: dict[str, Any] = {"max_concurrency": 64}
+        # Unasked, a replica reserves no CPU: kernels mostly wait on their inbox, and any
+        # reservation would cap the replicas a machine takes (nine at 0.25 on 2 CPUs).
+        options["num_cpus"] = k.resources.get("num_cpus", 0)
         if k.resources.get("num_gpus"):
             options["num_gpus"] = k.resources["num_gpus"]
-        options.pop("name")
+        # Any other key is a Ray custom resource (``ray start --resources``): pins a kernel
+        # to the nodes that declare it.
+        custom = {n: v for n, v in k.resources.items() if n not in ("num_cpus", "num_gpus")}
+        if custom:
+            options["resources"] = custom
         paths = _search_path()
         k.actors = [
             self._actor_class.options(**options).remote(
@@ -286,9 +316,36 @@ class RayRuntime:
             )
             for r in range(k.replicas)
         ]
+        # Placed and constructed first (bounded: Ray would wait forever for resources),
+        # then the kernel's own set-up hook, which may take as long as it needs.
+        await asyncio.wait_for(
+            asyncio.gather(*(a.node.remote() for a in k.actors)), self.placement_timeout
+        )
         infos = await asyncio.gather(*(a.setup.remote() for a in k.actors))
-        k.nodes = [str(info.get("node")) for info in infos]
+        # The node's address as Ray knows it (`ray status`), not what the worker's host
+        # name resolves to: they differ where a node was started with --node-ip-address.
+        addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in self._ray.nodes()}
+        k.hosts = [
+            {**info, "node": addresses.get(info.get("node_id"), info["node"])} for info in infos
+        ]
+        k.nodes = [str(host["node"]) for host in k.hosts]
         k.probes = [None] * k.replicas
+
+    def _unplaced(self, k: _RayKernel) -> KernelLaunchError:
+        asked = {"num_cpus": 0.0, **k.resources}
+        wants = ", ".join(f"{name}={value:g}" for name, value in asked.items())
+        free = self._ray.available_resources()
+        has = ", ".join(
+            f"{name} {free.get(name, 0):g}"
+            for name in ("CPU" if n == "num_cpus" else "GPU" if n == "num_gpus" else n
+                         for n in asked)
+        )  # fmt: skip
+        return KernelLaunchError(
+            k.id,
+            f"its actors were not placed within {self.placement_timeout:g} s "
+            f"(each replica asks for {wants}; free in the cluster now: {has})",
+            hint="lower the kernel's resources: or its replicas, or add a node that has them",
+        )
 
     def connect(
         self,
@@ -400,10 +457,7 @@ class RayRuntime:
         self._move(k, "relaunch")
         ray = self._ensure_ray()
         for probe in k.probes:
-            if probe:
-                k.base["in"] += probe["messages_in"]
-                k.base["out"] += probe["messages_out"]
-                k.base["errors"] += probe["errors"]
+            self._fold(k, probe)
         for actor in k.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
@@ -414,9 +468,10 @@ class RayRuntime:
         try:
             await self._start_actors(k)
         except Exception as exc:
-            k.error = f"{type(exc).__name__}: {exc}"
+            failure = self._unplaced(k) if isinstance(exc, TimeoutError) else None
+            k.error = failure.reason if failure else f"{type(exc).__name__}: {exc}"
             self._move(k, "finish")
-            raise KernelLaunchError(k.id, k.error) from exc
+            raise failure or KernelLaunchError(k.id, k.error) from exc
         for edge in self._edges:
             if edge.consumer == k.id:
                 self._wire_consumer(k, edge)
@@ -442,6 +497,8 @@ class RayRuntime:
         return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes)) + k.lost
 
     async def close(self) -> None:
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
         await self.terminate_all(timeout=self.shutdown_timeout)
         if self._poller is not None:
             self._poller.cancel()
@@ -523,16 +580,38 @@ class RayRuntime:
             self._idle_history = [*self._idle_history[-1:], (self._idle_now(), total)]
             await asyncio.sleep(POLL_S)
 
+    def _fold(self, k: _RayKernel, probe: dict[str, Any] | None) -> None:
+        """Keep what a replica counted before its actor goes away."""
+        if probe:
+            k.base["in"] += probe["messages_in"]
+            k.base["out"] += probe["messages_out"]
+            k.base["errors"] += probe["errors"]
+            k.base["drops"] += probe["drops"]
+
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
-        k.lost += (k.probes[index] or {}).get("inbox_depth", 0)
+        # Its inbox and outboxes died with it: counted (from its last probe) as lost.
+        # Producers keep their batches for it until the restart retargets them.
+        probe = k.probes[index]
         k.probes[index] = None
+        self._fold(k, probe)
+        k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
+        lost = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
+        k.lost += lost
         if k.error is None and not k.terminating:
-            k.error = f"actor of replica {index} died: {type(exc).__name__}"
+            k.error = (
+                f"actor of replica {index} died ({type(exc).__name__}); {lost} queued messages lost"
+            )
             k.error_tb = str(exc)
-        if k.terminating or k.state is S.TERMINATING:
+        if k.terminating or k.state not in _RUNNING:
             return
         self._move(k, "terminate")
-        self._finish(k)
+        self._stop_replicas(k)
+
+    def _stop_replicas(self, k: _RayKernel) -> None:
+        """Stop a failed kernel's other replicas in the background, then mark it TERMINATED."""
+        task = asyncio.get_running_loop().create_task(self._stop_failed(k))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _check_done(self, k: _RayKernel) -> None:
         probes = [p for p in k.probes if p is not None]
@@ -544,8 +623,8 @@ class RayRuntime:
             k.error_tb = errors[0].get("traceback")
             log.error("kernel %r failed:\n%s", k.id, k.error_tb)
         if errors and k.state in _RUNNING:
-            self._move(k, "terminate")  # the other replicas are stopped by terminate()
-            asyncio.get_running_loop().create_task(self._stop_failed(k))
+            self._move(k, "terminate")
+            self._stop_replicas(k)
             return
         if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in _RUNNING:
             self._move(k, "finish")
@@ -553,7 +632,14 @@ class RayRuntime:
             k.finished.set()
 
     async def _stop_failed(self, k: _RayKernel) -> None:
-        await asyncio.gather(*(a.terminate.remote(0.5) for a in k.actors), return_exceptions=True)
+        results = await asyncio.gather(
+            *(a.terminate.remote(0.5) for a in k.actors), return_exceptions=True
+        )
+        for i, result in enumerate(results):
+            if not isinstance(result, BaseException):
+                # A restart replaces these actors: what they still held is lost, and counted.
+                k.lost += int(result["left"]) + int(result["unsent"])
+                k.probes[i] = result["probe"]
         self._finish(k)
 
     def _totals(self, k: _RayKernel) -> tuple[int, int, int]:
@@ -642,7 +728,7 @@ class RayRuntime:
             messages_in=m_in,
             messages_out=m_out,
             errors=errors,
-            drops=sum(p["drops"] for p in probes),
+            drops=k.base["drops"] + sum(p["drops"] for p in probes) + k.lost,
             inbox_depth=sum(p["inbox_depth"] for p in probes),
             inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
             inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),

@@ -93,7 +93,7 @@ class KernelHost:
             result = hook(self.ctx)
             if asyncio.iscoroutine(result):
                 await result
-        return {"pid": os.getpid(), "node": self.node()}
+        return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -266,6 +266,16 @@ class KernelHost:
             self.task.cancel()
         with contextlib.suppress(Exception):
             del self.kernel
+
+
+def _node_id() -> str | None:
+    """Ray's id of the node this worker runs on (two nodes may share one address)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:
+        return None
 
 
 _ = LatencySampler  # the probe's percentiles come from the context's own sampler
