@@ -209,6 +209,12 @@ class RayRuntime:
             traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
         )  # fmt: skip
 
+    async def wait_finished(self, kernel_id: str, timeout: float | None = None) -> KernelInfo:
+        """Wait until the kernel is TERMINATED (returned, failed, stopped or its actor died)."""
+        k = self._require(kernel_id)
+        await asyncio.wait_for(k.finished.wait(), timeout)
+        return self.get_info(kernel_id)
+
     # -- phase 1 -------------------------------------------------------------------------
 
     async def launch(

@@ -21,6 +21,8 @@ import time
 import traceback
 from typing import Any
 
+from ray.exceptions import RayActorError
+
 from ringctl.runtime.context import KernelContext
 from ringctl.runtime.ports import OutPort
 from ringctl.runtime.queues import Backpressure, Inbox, Queue
@@ -59,6 +61,7 @@ class KernelHost:
         self.targets: dict[tuple[str, int], Any] = {}  # (edge id, replica) -> actor handle
         self.outboxes: dict[str, Queue] = {}
         self.in_flight = 0
+        self.undeliverable = 0  # messages a pump could not hand to the next actor
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
         self.error_tb: str | None = None
@@ -136,8 +139,15 @@ class KernelHost:
                     try:
                         await self.targets[(edge_id, replica)].push.remote(edge_id, batch)
                         break
-                    except Exception:  # the consumer died: hold the batch until retargeted
+                    except RayActorError:  # the consumer died: hold the batch until retargeted
                         await asyncio.sleep(0.1)
+            except Exception as exc:
+                # Not a death (a message that cannot be pickled, say): retrying cannot help,
+                # so the kernel fails with the reason and the batch is counted as lost.
+                self.undeliverable += len(batch)
+                self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
+                self.error_tb = traceback.format_exc()
+                return
             finally:
                 self.in_flight -= len(batch)
 
@@ -236,7 +246,7 @@ class KernelHost:
             "messages_in": ctx.messages_in,
             "messages_out": ctx.messages_out,
             "errors": ctx.errors + (1 if self.error else 0),
-            "drops": self.inbox.drops,
+            "drops": self.inbox.drops + self.undeliverable,
             "inbox_depth": len(self.inbox),
             "inbox_capacity": self.inbox.capacity or self.queue_size,
             "inbox_high_water": self.inbox.high_water,

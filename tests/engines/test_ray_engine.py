@@ -79,3 +79,39 @@ async def test_a_kernel_no_node_can_place_fails_its_launch_clearly(ray_session: 
     assert "each replica asks for num_cpus=64" in message
     assert "free in the cluster now: CPU " in message
     assert caught.value.hint and "add a node" in caught.value.hint
+
+
+async def test_a_message_that_cannot_cross_a_process_fails_the_producer_clearly(
+    ray_session: str,
+) -> None:
+    """Retrying cannot deliver an unpicklable message: the producer fails, with the reason."""
+    import threading
+
+    from ringctl.engines.ray import RayRuntime
+    from ringctl.runtime.lifecycle import KernelState
+
+    async def sends_a_lock(ctx: Any) -> None:
+        await ctx.send(threading.Lock())  # a lock cannot be pickled
+        while not ctx.should_terminate:
+            await ctx.wait_active()
+            try:
+                await ctx.receive(timeout=0.1)
+            except TimeoutError:
+                continue
+
+    async def sink(ctx: Any) -> None:
+        async for _ in ctx.messages():
+            pass
+
+    async with RayRuntime() as rt:
+        await rt.launch("sink", sink)
+        await rt.launch("bad", sends_a_lock)
+        rt.connect("bad", "sink")
+        await rt.activate("sink")
+        await rt.activate("bad")
+        info = await rt.wait_finished("bad", timeout=30)
+        assert info.state is KernelState.TERMINATED
+        assert info.error is not None
+        assert "cannot deliver to bad.out -> sink" in info.error
+        assert "lock" in info.error.lower()
+        assert rt.snapshot().kernel("bad").drops == 1
