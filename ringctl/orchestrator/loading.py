@@ -33,11 +33,11 @@ def plan_from_file(
     plans = []
     for kernel_id in launch_order(topology):
         spec = topology.kernels[kernel_id]
-        resources = {}
+        resources: dict[str, float] = {}
         if spec.resources is not None:
-            resources = {
-                k: float(v) for k, v in spec.resources.model_dump().items() if v is not None
-            }
+            r = spec.resources
+            wanted = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus, **r.custom}
+            resources = {k: float(v) for k, v in wanted.items() if v is not None}
         plans.append(
             KernelPlan(
                 id=kernel_id,

@@ -141,6 +141,13 @@ class Resources(_Model):
     num_gpus: Annotated[float, Field(ge=0), _Number] | None = Field(
         None, description="GPUs per replica (may be fractional, e.g. 0.5 to share one)."
     )
+    custom: dict[str, Annotated[float, Field(ge=0), _Number]] = Field(
+        default_factory=dict,
+        description=(
+            "Ray custom resources per replica (the names given to `ray start --resources`), "
+            "e.g. {node_a: 1} to pin a kernel to the node that has `node_a`."
+        ),
+    )
 
 
 class KernelSpec(_Model):

@@ -84,3 +84,24 @@ async def test_smoke_passes_a_finite_topology_and_fails_an_unmet_expectation() -
     failure = cases[1].find("failure")
     assert failure is not None
     assert failure.get("message") == "total: min_messages_in expected 1000000, got 50"
+
+
+def test_resources_reach_the_plan_custom_ones_included(tmp_path: Path) -> None:
+    """What the Ray engine places actors with: num_cpus, num_gpus and custom resources."""
+    path = tmp_path / "placed.yaml"
+    path.write_text(
+        f"""version: 1
+name: placed
+python_path: ["{REPO}"]
+kernels:
+  source:
+    entry: kernels.sources:counter
+    resources: {{num_cpus: 0.5, custom: {{node_a: 1}}}}
+  total:
+    entry: kernels.sinks:summing
+queues: [{{from: source, to: total}}]
+"""
+    )
+    plan = plan_from_file(path)
+    assert dict(plan.kernel("source").resources) == {"num_cpus": 0.5, "node_a": 1.0}
+    assert dict(plan.kernel("total").resources) == {}
