@@ -28,9 +28,10 @@ def _register_commands() -> None:
     from ringctl.cli import topology_cmds
 
     topology_cmds.register(app)
-    from ringctl.cli import run_cmds, smoke_cmd
+    from ringctl.cli import control_cmds, smoke_cmd, up_cmd
 
-    run_cmds.register(app)
+    up_cmd.register(app)
+    control_cmds.register(app)
     smoke_cmd.register(app)
 
 

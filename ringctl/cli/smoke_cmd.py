@@ -23,20 +23,20 @@ def smoke(
 
     Exit 1 if any expectation fails or a run exceeds smoke.timeout; 2 if a file is invalid.
     """
-    from ringctl.cli.run_cmds import _load_plan, _make_runtime
+    from ringctl.cli._common import load_plan, make_runtime
     from ringctl.orchestrator.smoke import SmokeResult, junit_xml, smoke_plan
     from ringctl.runtime.loop import run
 
     if engine is not None and engine not in ("local", "ray"):
         _render.fail(_usage(f"unknown engine {engine!r}"))
-    plans = [_load_plan(f, engine) for f in files]  # every file valid before anything runs
+    plans = [load_plan(f, engine) for f in files]  # every file valid before anything runs
     results: list[SmokeResult] = []
     for plan in plans:
         if not as_json:
             typer.echo(f"smoke: {plan.name} ({plan.file}) ...", err=True)
 
         async def one(plan: Any = plan) -> SmokeResult:
-            return await smoke_plan(plan, runtime=_make_runtime(plan, address))
+            return await smoke_plan(plan, runtime=make_runtime(plan, address))
 
         results.append(run(one()))
     if junit is not None:
@@ -59,7 +59,7 @@ def _usage(message: str) -> Exception:
 def _print_table(results: list[Any]) -> None:
     from rich.table import Table
 
-    from ringctl.cli.run_cmds import _console
+    from ringctl.cli._common import console as make_console
 
     table = Table(box=None, pad_edge=False)
     for col in ("RESULT", "TOPOLOGY", "SECONDS", "OUTCOME", "CHECKS", "FILE"):
@@ -74,7 +74,7 @@ def _print_table(results: list[Any]) -> None:
             f"{passed}/{len(r.checks)}",
             r.file,
         )
-    console = _console()
+    console = make_console()
     console.print(table)
     for r in results:
         for failure in r.failures:

@@ -1,0 +1,243 @@
+"""``ps``, ``pause``, ``resume``, ``down`` and ``top``: a running topology, from any shell.
+
+Each command finds the topology's supervisor by name (or the only one running) and
+talks to it over its Unix socket (``ringctl.control``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from ringctl.cli import _render
+from ringctl.cli._common import console as make_console
+
+_NAME_HELP = "The running topology (default: the only one running)."
+_NameArg = Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)]
+_KernelsArg = Annotated[
+    list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _client(name: str | None, timeout: float = 10.0) -> Any:
+    from ringctl.control.client import ControlClient, find
+
+    return ControlClient(find(name), timeout=timeout)
+
+
+def _run(action: Any) -> Any:
+    from ringctl.exceptions import RingctlError
+
+    try:
+        return action()
+    except RingctlError as exc:
+        _render.fail(exc)
+
+
+def ps(
+    name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """List running topologies, or one topology's kernels and queues."""
+    if name is None:
+        from ringctl.control.client import running
+
+        found = _run(running)
+        if as_json:
+            _render.print_json({"topologies": found})
+            return
+        if not found:
+            typer.echo("no topology is running (start one with: ringctl up FILE)")
+            return
+        _print_topologies(found)
+        return
+    status = _run(lambda: _client(name).request("status"))
+    if as_json:
+        _render.print_json(status)
+        return
+    _print_status(status)
+
+
+def _print_topologies(found: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("NAME", "STATE", "UPTIME", "PID", "FILE"):
+        table.add_column(col)
+    for t in found:
+        table.add_row(str(t.get("name")), str(t.get("state")), f"{t.get('uptime_s', 0):.1f}s",
+                      str(t.get("pid")), str(t.get("file") or ""))  # fmt: skip
+    make_console().print(table)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ringctl.dashboard import human_count
+
+    console = make_console()
+    console.print(
+        f"[bold]{status.get('name')}[/] {status.get('state')}  "
+        f"uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
+        f"file {status.get('file')}"
+    )
+    table = Table(box=None, pad_edge=False)
+    cols = ("KERNEL", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS",
+            "RESTARTS")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("KERNEL", "STATE", "BACKEND") else "right")
+    for k in status.get("kernels", []):
+        kid = k["id"] + (f" x{k['replicas']}" if k.get("replicas", 1) > 1 else "")
+        table.add_row(
+            kid,
+            k["state"],
+            k["backend"] + (f" ({k['device']})" if k.get("device") else ""),
+            human_count(k["messages_in"]),
+            human_count(k["messages_out"]),
+            human_count(k["rate_in"] or k["rate_out"]),
+            f"{k['inbox_depth']}/{k['inbox_capacity']}",
+            str(k["drops"]),
+            str(k["errors"]),
+            str(k["restarts"]),
+        )
+    console.print(table)
+    for k in status.get("kernels", []):
+        if k.get("last_error"):
+            console.print(f"[red]{k['id']}: last error: {k['last_error']}[/]")
+        if k.get("backend_note"):
+            console.print(f"[yellow]{k['id']}: {k['backend_note']}[/]")
+    if status.get("failure"):
+        console.print(f"[red]failure: {status['failure']}[/]")
+
+
+def _control(op: str, name: str | None, kernels: list[str] | None, as_json: bool) -> None:
+    args: dict[str, Any] = {"kernels": kernels} if kernels else {}
+    result = _run(lambda: _client(name).request(op, **args))
+    if as_json:
+        _render.print_json(result)
+        return
+    done = result.get("paused" if op == "pause" else "resumed") or []
+    verb = "paused" if op == "pause" else "resumed"
+    if done:
+        typer.echo(f"{verb}: {', '.join(done)}")
+    else:
+        typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
+
+
+def pause(
+    name: _NameArg = None,
+    kernels: _KernelsArg = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Deactivate all kernels (or the ones named); messages keep queueing."""
+    _control("pause", name, kernels, as_json)
+
+
+def resume(
+    name: _NameArg = None,
+    kernels: _KernelsArg = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Reactivate paused kernels; what queued meanwhile is processed in order."""
+    _control("resume", name, kernels, as_json)
+
+
+def down(
+    name: _NameArg = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to drain (and per kernel) before a force stop.", min=0)
+    ] = 10.0,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Drain and terminate: sources first, then the rest in reverse launch order."""
+    client = _run(lambda: _client(name, timeout=timeout + 30.0))
+
+    def progress(message: dict[str, Any]) -> None:
+        if as_json:
+            return
+        for w in (message.get("data") or {}).get("waiting_on") or []:
+            typer.echo(
+                f"waiting on {w['kernel']}: {w['queued']} queued, {w['seconds_left']:.1f} s left",
+                err=True,
+            )
+
+    result = _run(lambda: client.request("down", on_event=progress, timeout=timeout))
+    _wait_gone(client.files, 10.0)
+    if as_json:
+        _render.print_json(result)
+    elif result.get("graceful"):
+        typer.echo(f"{client.files.name}: down (drained in {result.get('seconds', 0):.2f} s)")
+    else:
+        where = ", ".join(f"{k}: {n}" for k, n in (result.get("left") or {}).items())
+        typer.secho(
+            f"{client.files.name}: forced down after {timeout:g} s; "
+            f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    raise typer.Exit(0 if result.get("graceful") else 1)
+
+
+def _wait_gone(files: Any, seconds: float) -> None:
+    """Wait until the supervisor removed its files, so ``up`` of the same name works next."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (files.socket.exists() or files.pid.exists()):
+        time.sleep(0.02)
+
+
+def top(
+    name: _NameArg = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    refresh: Annotated[float, typer.Option(help="Redraws per second.", min=0.1)] = 4.0,
+    width: Annotated[int | None, typer.Option(help="Frame width for --once.")] = None,
+) -> None:
+    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
+    client = _run(lambda: _client(name, timeout=5.0))
+    if once:
+        from ringctl.dashboard.view import render_text
+
+        status = _run(lambda: client.request("status"))
+        typer.echo(render_text(status, width=width or 100, color=sys.stdout.isatty()), nl=False)
+        return
+    import threading
+
+    from ringctl.dashboard.live import run_live
+
+    latest: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        from ringctl.exceptions import RingctlError
+
+        try:
+            for message in client.stream("watch", interval=1.0 / refresh):
+                if message.get("event") == "status":
+                    latest["status"] = message.get("data")
+                if stop.is_set():
+                    return
+        except RingctlError:
+            return
+        finally:
+            latest["closed"] = True
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+
+    def current() -> Any:
+        # Once the stream is gone, say so: run_live gives up after a few seconds of None.
+        return None if latest.get("closed") else latest.get("status")
+
+    run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
+    stop.set()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ps)
+    app.command()(pause)
+    app.command()(resume)
+    app.command()(down)
+    app.command()(top)
