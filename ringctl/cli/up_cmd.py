@@ -74,11 +74,14 @@ def up(
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
         return
-    log_path = None
-    if os.environ.get("RINGCTL_DETACHED"):  # the child of `up -d`: say where its log is
-        from ringctl.control.paths import state_dir
+    from ringctl.control.paths import state_dir
 
-        log_path = str(state_dir().files(plan.name).log)
+    log_path = str(state_dir().files(plan.name).log)
+    if not os.environ.get("RINGCTL_DETACHED"):
+        # The child of `up -d` already writes everything to this log. In the foreground,
+        # kernel tracebacks go there too, so they never scribble over the dashboard;
+        # the screen gets one line per failure.
+        _log_to_file(log_path)
     try:
         result = _run_foreground(
             plan,
@@ -94,8 +97,20 @@ def up(
         )
     except RingctlError as exc:
         _render.fail(exc)
-    _report_result(plan, result)
+    _report_result(plan, result, log_path)
     raise typer.Exit(result.exit_code)
+
+
+def _log_to_file(path: str) -> None:
+    import logging
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(path, delay=True)  # no file unless something is logged
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ringctl")
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def _print_summary(status: dict[str, Any]) -> None:
@@ -238,14 +253,15 @@ def _run_foreground(
     return result
 
 
-def _report_result(plan: Plan, result: RunResult) -> None:
+def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -> None:
     down = result.down
     if result.outcome == "completed":
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
         typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
+        where = f"in {log_path}" if log_path else "in the log"
         typer.echo(
-            "hint: the kernel's traceback is in the log above; a restart policy "
+            f"hint: the kernel's traceback is {where}; a restart policy "
             "(restart: {policy: on-failure}) can replace a failed kernel",
             err=True,
         )

@@ -197,7 +197,12 @@ def test_a_kernel_failing_past_its_restarts_exits_1(ringctl: Ringctl) -> None:
         "error: kernel 'sink' failed: ValueError: boom on 2 (after 1 restart, max_restarts is 1)"
         in result.stderr
     )
-    assert "Traceback" in result.stderr  # the traceback is logged; the last line is clear
+    # One clear line on screen; the traceback goes to the topology's log, which it names.
+    log = ringctl.state / "fails.log"
+    assert f"hint: the kernel's traceback is in {log}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ValueError: boom on 2" in log.read_text()
+    assert "Traceback" in log.read_text()
 
 
 def test_an_invalid_file_exits_2_with_its_position(ringctl: Ringctl) -> None:
