@@ -172,7 +172,7 @@ class KernelHost:
     # -- lifecycle -----------------------------------------------------------------------
 
     def activate(self) -> None:
-        self.ctx._active = True
+        self.ctx.is_active = True
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -182,9 +182,9 @@ class KernelHost:
             cupy.cuda.Device(self.cuda_device).use()
         try:
             await self.kernel.func(self.ctx)
-            self.completed = not self.ctx._should_terminate
+            self.completed = not self.ctx.should_terminate
         except TimeoutError:
-            if not self.ctx._should_terminate:
+            if not self.ctx.should_terminate:
                 self._fail()
         except asyncio.CancelledError:
             raise
@@ -197,17 +197,17 @@ class KernelHost:
         self.error_tb = traceback.format_exc()
 
     def deactivate(self) -> None:
-        self.ctx._active = False
+        self.ctx.is_active = False
         self.ctx._wake()
 
     def reactivate(self) -> None:
-        self.ctx._active = True
+        self.ctx.is_active = True
         self.ctx._wake()
 
     async def terminate(self, timeout: float) -> dict[str, Any]:
         """Stop the body (cancel past ``timeout``), flush the outboxes, report what was left."""
         ctx = self.ctx
-        ctx._should_terminate = True
+        ctx.should_terminate = True
         ctx._wake()
         forced = False
         if self.task is not None and not self.task.done():

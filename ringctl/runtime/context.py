@@ -1,7 +1,7 @@
 """``KernelContext``: everything a kernel body sees of the runtime.
 
 One context per running instance (each replica has its own). The runtime flips its
-``_active`` / ``_should_terminate`` flags and wakes whatever the body is waiting on; the
+``is_active`` / ``should_terminate`` flags and wakes whatever the body is waiting on; the
 body reads messages, sends them on, and checks the flags in its actor loop::
 
     while not ctx.should_terminate:
@@ -63,13 +63,11 @@ class KernelContext:
     """
 
     __slots__ = (
-        "_active",
         "_blocked",
         "_inbox",
         "_latency",
         "_port_factory",
         "_ports",
-        "_should_terminate",
         "_t_take",
         "_takes",
         "_waiting",
@@ -77,6 +75,7 @@ class KernelContext:
         "backend",
         "device",
         "errors",
+        "is_active",
         "kernel_id",
         "messages_in",
         "messages_out",
@@ -84,6 +83,7 @@ class KernelContext:
         "params",
         "replica",
         "replicas",
+        "should_terminate",
         "state",
     )
 
@@ -114,8 +114,11 @@ class KernelContext:
         self._inbox = inbox
         self._ports = ports
         self._port_factory = port_factory
-        self._active = False
-        self._should_terminate = False
+        #: True while the kernel is ACTIVE (not paused, not terminating). Set by the
+        #: runtime only; a plain attribute because the actor loop reads it per message.
+        self.is_active = False
+        #: True once termination was requested: finish the message in hand and return.
+        self.should_terminate = False
         self._waiting = False
         self._blocked = False
         self._wakeups: list[asyncio.Future[None]] = []
@@ -127,19 +130,9 @@ class KernelContext:
         self._latency = LatencySampler()
 
     def __repr__(self) -> str:
-        return f"<KernelContext {self.kernel_id}[{self.replica}] active={self._active}>"
+        return f"<KernelContext {self.kernel_id}[{self.replica}] active={self.is_active}>"
 
     # -- flags ---------------------------------------------------------------------------
-
-    @property
-    def is_active(self) -> bool:
-        """True while the kernel is ACTIVE (not paused, not terminating)."""
-        return self._active
-
-    @property
-    def should_terminate(self) -> bool:
-        """True once termination was requested: finish the message in hand and return."""
-        return self._should_terminate
 
     @property
     def xp(self) -> ModuleType:
@@ -154,7 +147,7 @@ class KernelContext:
 
     async def wait_active(self) -> None:
         """Return once the kernel is active again, or termination was requested."""
-        while not self._active and not self._should_terminate:
+        while not self.is_active and not self.should_terminate:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._wakeups.append(fut)
             try:
@@ -176,7 +169,7 @@ class KernelContext:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
         q = self._inbox.single
-        if q is not None and self._active and q._items:
+        if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
             item = q._items.popleft()
             if q._space_waiters:
@@ -199,7 +192,7 @@ class KernelContext:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
         batch: list[Any]
-        if self._active:
+        if self.is_active:
             batch = self._inbox.get_many_nowait(max_items)
             if not batch:
                 batch = await self._wait_for_messages(timeout, max_items)
@@ -217,7 +210,7 @@ class KernelContext:
         deadline = None if timeout is None else loop.time() + timeout
         inbox = self._inbox
         while True:
-            if self._active:
+            if self.is_active:
                 if max_items:
                     batch = inbox.get_many_nowait(max_items)
                     if batch:
@@ -226,13 +219,13 @@ class KernelContext:
                     item = inbox.get_nowait()
                     if item is not EMPTY:
                         return item
-            if self._should_terminate:
+            if self.should_terminate:
                 # Termination was asked for and nothing is left to read: let the loop end.
                 raise TimeoutError()
             if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError()
             fut: asyncio.Future[None] = loop.create_future()
-            listening = self._active
+            listening = self.is_active
             if listening:
                 inbox.waiters.append(fut)
             self._wakeups.append(fut)
@@ -255,8 +248,8 @@ class KernelContext:
 
     async def messages(self) -> AsyncIterator[Any]:
         """Every message until termination is requested; pauses while deactivated."""
-        while not self._should_terminate:
-            if not self._active:
+        while not self.should_terminate:
+            if not self.is_active:
                 await self.wait_active()
                 continue
             try:
@@ -267,8 +260,8 @@ class KernelContext:
 
     async def batches(self, max_items: int = 1024) -> AsyncIterator[list[Any]]:
         """Like ``messages()``, a list of up to ``max_items`` at a time."""
-        while not self._should_terminate:
-            if not self._active:
+        while not self.should_terminate:
+            if not self.is_active:
                 await self.wait_active()
                 continue
             try:
@@ -285,7 +278,7 @@ class KernelContext:
         if p is None:
             p = self._port_factory(port)
         q = p.single
-        if q is not None and self._active:
+        if q is not None and self.is_active:
             # The fast path, Queue.put_nowait inlined: room in the one queue this port feeds.
             items = q._items
             n = len(items)
@@ -298,7 +291,7 @@ class KernelContext:
                     _wake_first(q._getters)
                 self.messages_out += 1
                 return
-        if not self._active:
+        if not self.is_active:
             await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True
         try:
@@ -313,7 +306,7 @@ class KernelContext:
         if p is None:
             p = self._port_factory(port)
         batch = msgs if isinstance(msgs, list) else list(msgs)
-        if not self._active:
+        if not self.is_active:
             await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True
         try:

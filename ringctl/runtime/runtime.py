@@ -395,7 +395,7 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "activate")
         self._move(k, "activate")
         for ctx in k.ctxs:
-            ctx._active = True
+            ctx.is_active = True
         loop = asyncio.get_running_loop()
         for ctx in k.ctxs:
             task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
@@ -407,7 +407,7 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "deactivate")
         self._move(k, "deactivate")
         for ctx in k.ctxs:
-            ctx._active = False
+            ctx.is_active = False
             ctx._wake()
 
     async def reactivate(self, kernel_id: str) -> None:
@@ -415,7 +415,7 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "reactivate")
         self._move(k, "reactivate")
         for ctx in k.ctxs:
-            ctx._active = True
+            ctx.is_active = True
             ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
@@ -432,7 +432,7 @@ class RingKernelRuntime:
             exc = task.exception()
             # A receive that raised TimeoutError because termination was requested is how
             # a loop without a timeout ends: a clean exit, not a failure.
-            if exc is not None and not (isinstance(exc, TimeoutError) and ctx._should_terminate):
+            if exc is not None and not (isinstance(exc, TimeoutError) and ctx.should_terminate):
                 self._record_failure(k, exc)
         if all(t.done() for t in k.tasks):
             self._finish(k)
@@ -447,7 +447,7 @@ class RingKernelRuntime:
             # The other replicas stop too: a kernel fails as a whole.
             self._move(k, "terminate")
             for sibling in k.ctxs:
-                sibling._should_terminate = True
+                sibling.should_terminate = True
                 sibling._wake()
 
     def _finish(self, k: _Kernel) -> None:
@@ -472,7 +472,7 @@ class RingKernelRuntime:
         self._move(k, "terminate")
         k.terminating = True
         for ctx in k.ctxs:
-            ctx._should_terminate = True
+            ctx.should_terminate = True
             ctx._wake()
         abandoned = 0
         pending = {t for t in k.tasks if not t.done()}
