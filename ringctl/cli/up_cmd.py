@@ -141,7 +141,6 @@ def _run_foreground(
     log_path: str | None = None,
 ) -> RunResult:
     import asyncio
-    import threading
 
     from ringctl.orchestrator.service import serve
     from ringctl.runtime.loop import run
@@ -193,61 +192,54 @@ def _run_foreground(
         f"{plan.name}: {len(plan.kernels)} kernels, {len(plan.edges)} queues, "
         f"engine {plan.engine}" + (f" ({plan.file})" if plan.file else "")
     )
-    viewer: threading.Thread | None = None
 
     async def main() -> RunResult:
-        nonlocal viewer
         runtime = make_runtime(plan, address)
         tick = 1.0 / refresh if dashboard else interval
         if metrics is not None:
             tick = min(tick, 1.0)
+        viewer: asyncio.Task[Any] | None = None
 
         def ready(sup: Any) -> None:
+            nonlocal viewer
             sup_box.append(sup)
             latest["status"] = sup.status()
             if dashboard:
-                viewer = threading.Thread(target=_dashboard, args=(sup,), daemon=True)
-                viewer.start()
+                viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
 
-        return await serve(
-            plan,
-            duration=duration,
-            down_timeout=timeout,
-            on_phase=on_phase,
-            on_tick=on_tick,
-            tick_interval=tick,
-            on_signal=on_signal,
-            runtime=runtime,
-            supervisor_ready=ready,
-            log_path=log_path,
-        )
+        try:
+            return await serve(
+                plan,
+                duration=duration,
+                down_timeout=timeout,
+                on_phase=on_phase,
+                on_tick=on_tick,
+                tick_interval=tick,
+                on_signal=on_signal,
+                runtime=runtime,
+                supervisor_ready=ready,
+                log_path=log_path,
+            )
+        finally:
+            if viewer is not None:
+                await viewer  # it draws the last frame once the supervisor has ended
 
-    def _dashboard(sup: Any) -> None:
-        from ringctl.dashboard.live import run_live
+    async def _dashboard(sup: Any) -> None:
+        from ringctl.dashboard.live import run_live_async
         from ringctl.dashboard.plain import StopReason
 
-        reason = run_live(
-            lambda: latest.get("status"),
-            refresh_per_second=refresh,
-            should_stop=lambda: sup.ended,
+        # Drawn on the supervisor's own loop, not in a thread: see run_live_async.
+        reason = await run_live_async(
+            sup.status, refresh_per_second=refresh, should_stop=lambda: sup.ended
         )
-        if reason in (StopReason.QUIT, StopReason.INTERRUPTED) and not sup.ended:
-            loop = sup_loop[0]
-            loop.call_soon_threadsafe(sup.request_stop, "interrupted")
-
-    sup_loop: list[asyncio.AbstractEventLoop] = []
-
-    async def main_with_loop() -> RunResult:
-        sup_loop.append(asyncio.get_running_loop())
-        return await main()
+        if reason is StopReason.QUIT and not sup.ended:
+            sup.request_stop("interrupted")
 
     try:
-        result = run(main_with_loop())
+        result = run(main())
     finally:
         if metrics is not None:
             metrics.stop()
-    if viewer is not None:
-        viewer.join(timeout=2.0)
     if sup_box:
         _print_summary(sup_box[0].status(fresh=True))
     return result

@@ -31,7 +31,7 @@ from ringctl.dashboard.plain import StatusPoller, StopReason
 from ringctl.dashboard.view import render
 from ringctl.exceptions import UserInputError
 
-__all__ = ["DEFAULT_REFRESH_PER_SECOND", "QUIT_KEYS", "StopReason", "run_live"]
+__all__ = ["DEFAULT_REFRESH_PER_SECOND", "QUIT_KEYS", "StopReason", "run_live", "run_live_async"]
 
 DEFAULT_REFRESH_PER_SECOND: Final = 4.0
 QUIT_KEYS: Final = frozenset(b"qQ")
@@ -177,3 +177,76 @@ def run_live(
                     return StopReason.QUIT
     except KeyboardInterrupt:
         return StopReason.INTERRUPTED
+
+
+async def run_live_async(
+    get_status: StatusGetter,
+    refresh_per_second: float = DEFAULT_REFRESH_PER_SECOND,
+    *,
+    console: Console | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    stall_after_s: float = STALL_AFTER_S,
+    keys: bool | None = None,
+    input_fd: int | None = None,
+) -> StopReason:
+    """``run_live`` for a process that runs its topology on the same event loop (``up``).
+
+    Frames are drawn by the loop itself between kernel steps. A drawing thread would
+    compete with the kernels for the GIL: measured in ``benchmarks/dashboard_bench.py``,
+    a thread cost a 3-stage pipeline about 11 % of its throughput at 4 Hz, drawing on
+    the loop under 1 %. ``q`` is read with ``loop.add_reader``; Ctrl-C is left to the
+    caller's signal handler (a graceful down). Returns once ``should_stop()`` is true
+    (after one last frame) or ``q`` was pressed.
+    """
+    import asyncio
+
+    if not refresh_per_second > 0:
+        raise UserInputError(
+            f"refresh rate must be above 0, got {refresh_per_second}",
+            hint="--refresh 4 redraws four times a second",
+        )
+    period = 1.0 / refresh_per_second
+    console = console if console is not None else Console()
+    fd = input_fd if input_fd is not None else _stdin_tty_fd()
+    if keys is False:
+        fd = None
+    poller = StatusPoller(get_status)
+    loop = asyncio.get_running_loop()
+    quit_pressed = asyncio.Event()
+    frame = _Frame(render(None))
+
+    def on_key(key_fd: int) -> None:
+        try:
+            data = os.read(key_fd, 64)
+        except OSError:
+            return
+        if any(byte in QUIT_KEYS for byte in data):
+            quit_pressed.set()
+
+    with (
+        _cbreak(fd) as key_fd,
+        Live(get_renderable=frame, console=console, auto_refresh=False) as live,
+    ):
+        if key_fd is not None:
+            loop.add_reader(key_fd, on_key, key_fd)
+        try:
+            while True:
+                stopping = should_stop is not None and should_stop()
+                poller.poll()
+                frame.view = render(
+                    poller.last,
+                    connection=poller.connection,
+                    stall_after_s=stall_after_s,
+                    fit_height=console.is_terminal,
+                )
+                live.refresh()
+                if stopping:
+                    return StopReason.STOPPED
+                try:
+                    await asyncio.wait_for(quit_pressed.wait(), period)
+                except TimeoutError:
+                    continue
+                return StopReason.QUIT
+        finally:
+            if key_fd is not None:
+                loop.remove_reader(key_fd)
