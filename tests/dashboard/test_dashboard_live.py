@@ -172,3 +172,49 @@ def test_a_terminal_frame_fits_its_height(make_chain: Callable[..., dict[str, An
     text = output(console)
     assert "k0250" in text
     assert "more kernels" in text
+
+
+# -- run_live_async: the same view, drawn on the caller's event loop (ringctl up) ------------
+
+
+async def test_async_loop_draws_until_should_stop_then_one_last_frame(
+    status: dict[str, Any],
+) -> None:
+    from ringctl.dashboard.live import run_live_async
+
+    get_status, calls = counting(status)
+    out = StringIO()
+    console = Console(file=out, width=120, force_terminal=False)
+    reason = await run_live_async(
+        get_status, 50, console=console, keys=False, should_stop=lambda: calls[0] >= 3
+    )
+    assert reason is StopReason.STOPPED
+    assert calls[0] == 4  # three frames, then one last frame once should_stop() is true
+    assert str(status["name"]) in out.getvalue()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no pty on Windows")
+async def test_async_loop_quits_on_q_from_a_real_terminal_and_restores_it(
+    status: dict[str, Any],
+) -> None:
+    import asyncio
+    import pty
+    import termios
+
+    from ringctl.dashboard.live import run_live_async
+
+    primary, secondary = pty.openpty()
+    try:
+        before = termios.tcgetattr(secondary)
+        get_status, calls = counting(status)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, os.write, primary, b"q")
+        reason = await asyncio.wait_for(
+            run_live_async(get_status, 20, console=quiet_console(), input_fd=secondary), 5
+        )
+        assert reason is StopReason.QUIT
+        assert calls[0] >= 1
+        assert termios.tcgetattr(secondary) == before  # cbreak undone
+    finally:
+        os.close(primary)
+        os.close(secondary)
