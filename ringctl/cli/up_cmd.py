@@ -213,7 +213,9 @@ def _run_foreground(
                 duration=duration,
                 down_timeout=timeout,
                 on_phase=on_phase,
-                on_tick=on_tick,
+                # The live view takes its own snapshot per frame; a ticker would only
+                # double the snapshots, unless the metrics endpoint needs the latest one.
+                on_tick=None if dashboard and metrics is None else on_tick,
                 tick_interval=tick,
                 on_signal=on_signal,
                 runtime=runtime,
