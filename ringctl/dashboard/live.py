@@ -97,6 +97,22 @@ def _stdin_tty_fd() -> int | None:
     return fd if os.isatty(fd) else None
 
 
+def _period(refresh_per_second: float) -> float:
+    if not refresh_per_second > 0:
+        raise UserInputError(
+            f"refresh rate must be above 0, got {refresh_per_second}",
+            hint="--refresh 4 redraws four times a second",
+        )
+    return 1.0 / refresh_per_second
+
+
+def _key_fd(input_fd: int | None, keys: bool | None) -> int | None:
+    """Where to read ``q`` from: the given fd, else stdin if it is a terminal; or nowhere."""
+    if keys is False:
+        return None
+    return input_fd if input_fd is not None else _stdin_tty_fd()
+
+
 def run_live(
     get_status: StatusGetter,
     refresh_per_second: float = DEFAULT_REFRESH_PER_SECOND,
@@ -127,16 +143,9 @@ def run_live(
     :attr:`StopReason.INTERRUPTED` instead of raising, so ``top`` can detach quietly and
     ``up`` can start its graceful down.
     """
-    if not refresh_per_second > 0:
-        raise UserInputError(
-            f"refresh rate must be above 0, got {refresh_per_second}",
-            hint="--refresh 4 redraws four times a second",
-        )
-    period = 1.0 / refresh_per_second
+    period = _period(refresh_per_second)
     console = console if console is not None else Console()
-    fd = input_fd if input_fd is not None else _stdin_tty_fd()
-    if keys is False:
-        fd = None
+    fd = _key_fd(input_fd, keys)
     poller = StatusPoller(get_status, give_up_after_s=give_up_after_s, clock=clock)
 
     def view() -> RenderableType:
@@ -200,16 +209,9 @@ async def run_live_async(
     """
     import asyncio
 
-    if not refresh_per_second > 0:
-        raise UserInputError(
-            f"refresh rate must be above 0, got {refresh_per_second}",
-            hint="--refresh 4 redraws four times a second",
-        )
-    period = 1.0 / refresh_per_second
+    period = _period(refresh_per_second)
     console = console if console is not None else Console()
-    fd = input_fd if input_fd is not None else _stdin_tty_fd()
-    if keys is False:
-        fd = None
+    fd = _key_fd(input_fd, keys)
     poller = StatusPoller(get_status)
     loop = asyncio.get_running_loop()
     quit_pressed = asyncio.Event()

@@ -650,6 +650,8 @@ class RingKernelRuntime:
     async def _wait_output(
         self, k: _Kernel, inbox: Inbox, timeout: float | None, max_items: int
     ) -> Any:
+        # Written out like KernelContext._wait_for_messages rather than sharing a helper
+        # with it: on this path the helper calls cost 0.8 us of a 6.4 us ping-pong.
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
