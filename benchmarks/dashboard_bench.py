@@ -211,7 +211,25 @@ async def _pipeline(n: int, mode: str, refresh_hz: float, pad: int) -> tuple[flo
                         frames += 1
 
         thread = threading.Thread(target=drawer, daemon=True) if mode == "thread" else None
-        ticker = asyncio.create_task(snapshots()) if mode != "off" else None
+        ticker = asyncio.create_task(snapshots()) if mode in ("thread", "loop") else None
+        if mode == "up":  # exactly what `ringctl up` runs: run_live_async on the loop
+            from io import StringIO
+
+            from rich.console import Console
+
+            from ringctl.dashboard.live import run_live_async
+
+            def counted() -> dict[str, Any]:
+                nonlocal frames
+                frames += 1
+                return status()
+
+            console = Console(file=StringIO(), width=160, force_terminal=True, height=50)
+            ticker = asyncio.create_task(
+                run_live_async(
+                    counted, refresh_hz, console=console, keys=False, should_stop=stop.is_set
+                )
+            )
         if thread is not None:
             thread.start()
 
@@ -226,11 +244,11 @@ async def _pipeline(n: int, mode: str, refresh_hz: float, pad: int) -> tuple[flo
             got += len(await rt.receive_batch("c", 65536))
         await feeder
         elapsed = time.perf_counter() - t0
+        stop.set()
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        stop.set()
         if thread is not None:
             thread.join()
     return n / elapsed, frames
@@ -247,7 +265,7 @@ def throughput_cost(quick: bool, pad: int) -> None:
         f" pipeline's 3 kernels plus {pad} synthetic ones (a {pad + 3}-kernel frame)"
     )
     # Interleave the variants so drift (turbo, other load) hits them alike.
-    results: dict[str, list[float]] = {"off": [], "thread": [], "loop": []}
+    results: dict[str, list[float]] = {"off": [], "thread": [], "loop": [], "up": []}
     frames: dict[str, int] = {}
     for _ in range(reps):
         for mode in results:
@@ -259,6 +277,7 @@ def throughput_cost(quick: bool, pad: int) -> None:
         ("off", "no dashboard"),
         ("thread", "frames drawn in a thread"),
         ("loop", "frames drawn on the event loop"),
+        ("up", "run_live_async (what `up` runs)"),
     ]:
         best = max(results[mode])
         loss = (1 - best / base) * 100
