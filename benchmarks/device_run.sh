@@ -2,6 +2,10 @@
 # The device-machine entry point: install the carried wheels (the machine has no
 # network), run benchmarks/gpu_check.sh, then the CLI smoke of the GPU-ready topologies.
 #   run with: carry=[".wheelhouse"], command="bash benchmarks/device_run.sh"
+# Build the (git-ignored) wheelhouse first, for the device's Python 3.12 on x86_64:
+#   pip download -d .wheelhouse --python-version 3.12 --only-binary=:all: \
+#     --platform manylinux2014_x86_64 --platform any \
+#     pydantic typer rich pyyaml pytest pytest-asyncio hypothesis pytest-timeout click
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=$(command -v python3)
