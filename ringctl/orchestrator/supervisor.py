@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ringctl.exceptions import ControlPlaneError, KernelStateError, RingctlError, RunFailedError
+from ringctl.exceptions import (
+    ControlPlaneError,
+    KernelStateError,
+    RingctlError,
+    RunFailedError,
+    UserInputError,
+)
 from ringctl.orchestrator.plan import Plan
 from ringctl.runtime.lifecycle import KernelState
 from ringctl.runtime.runtime import RingKernelRuntime
@@ -329,9 +335,13 @@ class Supervisor:
             return order
         unknown = [k for k in kernels if k not in order]
         if unknown:
-            raise ControlPlaneError(
+            from ringctl.topology.errors import did_you_mean
+
+            guesses = [f"did you mean {g!r}?" for k in unknown if (g := did_you_mean(k, order))]
+            raise UserInputError(  # a typo on the command line: exit 2, like any bad argument
                 f"topology {self.plan.name!r} has no kernel {', '.join(map(repr, unknown))}",
-                hint=f"its kernels are: {', '.join(order)}",
+                hint=(guesses[0] + "; " if guesses else "")
+                + f"its kernels are: {', '.join(order)}",
             )
         return [k for k in order if k in kernels]
 

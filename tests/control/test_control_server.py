@@ -132,6 +132,7 @@ async def test_ping_status_pause_and_resume_over_the_socket(served: Served) -> N
     with pytest.raises(ControlPlaneError, match="has no kernel 'nope'") as caught:
         await served.request("pause", kernels=["nope"])
     assert caught.value.hint == "its kernels are: sink, source"
+    assert caught.value.exit_code == 2  # the supervisor's verdict travels: bad input
 
 
 async def test_bad_requests_get_an_error_reply_and_the_connection_stays_usable(

@@ -350,14 +350,18 @@ async def test_pause_freezes_the_counts_and_resume_moves_them(runtime: RingKerne
 async def test_control_commands_name_unknown_kernels_and_refuse_after_down(
     runtime: RingKernelRuntime,
 ) -> None:
-    from ringctl.exceptions import ControlPlaneError
+    from ringctl.exceptions import ControlPlaneError, UserInputError
 
     plan = pipeline(k("source", ticker, {"rate": 100}), k("sink", tally))
     sup = Supervisor(plan, runtime)
     await sup.up()
-    with pytest.raises(ControlPlaneError, match="has no kernel 'nope'") as caught:
+    with pytest.raises(UserInputError, match="has no kernel 'nope'") as caught:
         await sup.pause(["nope"])
     assert caught.value.hint == "its kernels are: sink, source"
+    assert caught.value.exit_code == 2  # a typo on the command line is bad input
+    with pytest.raises(UserInputError, match="has no kernel 'snik'") as caught:
+        await sup.resume(["snik"])
+    assert caught.value.hint == "did you mean 'sink'?; its kernels are: sink, source"
     await sup.down()
     with pytest.raises(ControlPlaneError, match="cannot pause topology 't': it is stopped"):
         await sup.pause()
