@@ -30,7 +30,13 @@ from ringctl.runtime.backends import resolve_backend
 from ringctl.runtime.kernel import DEFAULT_QUEUE_SIZE, RingKernel, as_kernel, registered
 from ringctl.runtime.lifecycle import KernelState, next_state
 from ringctl.runtime.runtime import KernelInfo, TerminationReport
-from ringctl.runtime.telemetry import KernelSnapshot, QueueSnapshot, RateWindow, RuntimeSnapshot
+from ringctl.runtime.telemetry import (
+    KernelSnapshot,
+    QueueSnapshot,
+    RateWindow,
+    RuntimeSnapshot,
+    merge_metrics,
+)
 
 __all__ = ["RayRuntime", "import_ray"]
 
@@ -722,9 +728,7 @@ class RayRuntime:
             k.progress_total, k.progress_at = m_in + m_out, now
         p99s = [p["latency_p99_us"] for p in probes if p.get("latency_p99_us") is not None]
         p50s = [p["latency_p50_us"] for p in probes if p.get("latency_p50_us") is not None]
-        metrics: dict[str, Any] = {}
-        for p in probes:
-            metrics.update(p.get("metrics") or {})
+        metrics = merge_metrics(p.get("metrics") or {} for p in probes)
         return KernelSnapshot(
             id=k.id,
             state=k.state.name,

@@ -38,6 +38,7 @@ from ringctl.runtime.telemetry import (
     QueueSnapshot,
     RateWindow,
     RuntimeSnapshot,
+    merge_metrics,
 )
 
 __all__ = ["KernelInfo", "RingKernelRuntime", "TerminationReport"]
@@ -746,9 +747,7 @@ class RingKernelRuntime:
                 merged.add(sample)
         p50, p99 = merged.percentiles_us()
         running = [(c, t) for c, t in zip(ctxs, k.tasks, strict=False) if not t.done()]
-        metrics: dict[str, Any] = {}
-        for c in ctxs:
-            metrics.update(c.metrics)
+        metrics = merge_metrics(c.metrics for c in ctxs)
         return KernelSnapshot(
             id=k.id,
             state=k.state.name,

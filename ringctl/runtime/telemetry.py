@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ __all__ = [
     "QueueSnapshot",
     "RateWindow",
     "RuntimeSnapshot",
+    "merge_metrics",
 ]
 
 #: One message in this many has its processing time measured (keeps the hot path plain).
@@ -114,6 +116,26 @@ class RuntimeSnapshot:
             "queues": [q.as_dict() for q in self.queues],
             "quiescent": self.quiescent,
         }
+
+
+def merge_metrics(per_replica: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One kernel's ``ctx.metrics`` from all its replicas: numbers add up, the rest is the
+    last replica's. Counters (a sink's total, items seen) are what kernels publish most;
+    a figure that must not add up (a mean) is best published by ``ctx.replica == 0`` only.
+    """
+    merged: dict[str, Any] = {}
+    for metrics in per_replica:
+        for key, value in metrics.items():
+            previous = merged.get(key)
+            if _is_number(value) and _is_number(previous):
+                merged[key] = previous + value
+            else:
+                merged[key] = value
+    return merged
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class LatencySampler:

@@ -180,3 +180,30 @@ async def test_snapshots_are_frozen_and_serializable(runtime: RingKernelRuntime)
     assert as_dict["queues"][0]["from"] == "a.out"
     with pytest.raises(KeyError):
         snap.kernel("nope")
+
+
+def test_replica_metrics_add_up_numbers_and_keep_the_rest() -> None:
+    from ringctl.runtime.telemetry import merge_metrics
+
+    merged = merge_metrics(
+        [
+            {"total": 10, "seen": 1.5, "last": "a", "ok": True},
+            {"total": 5, "seen": 0.5, "last": "b", "ok": False, "only_here": 3},
+        ]
+    )
+    assert merged == {"total": 15, "seen": 2.0, "last": "b", "ok": False, "only_here": 3}
+
+
+async def test_a_replicated_sink_shows_its_whole_total() -> None:
+    async def summing(ctx: KernelContext) -> None:
+        total = 0
+        async for msg in ctx.messages():
+            total += msg
+            ctx.metrics["total"] = total
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch("sink", summing, replicas=3)
+        await rt.activate("sink")
+        await rt.send_batch("sink", list(range(1, 101)))
+        await wait_until(lambda: rt.snapshot().kernel("sink").messages_in == 100)
+        assert rt.snapshot().kernel("sink").metrics["total"] == 5050
