@@ -21,6 +21,16 @@ TOPOLOGIES = sorted((Path(__file__).resolve().parents[2] / "topologies").glob("*
 REQUIRED = {"quickstart", "sensor-anomaly", "spectrum", "pagerank", "fan-in-out"}
 
 
+def _endless(path: Path) -> bool:
+    """A topology meant to run until stopped says how long CI runs it (smoke.duration)."""
+    smoke = load_topology(path).smoke
+    return smoke is not None and smoke.duration is not None
+
+
+FINITE = [p for p in TOPOLOGIES if not _endless(p)]
+ENDLESS = [p for p in TOPOLOGIES if _endless(p)]
+
+
 def test_the_required_topologies_exist() -> None:
     assert {p.stem for p in TOPOLOGIES} >= REQUIRED
 
@@ -35,9 +45,11 @@ def test_topology_is_documented_and_finite(path: Path) -> None:
     assert topology.name == path.stem
     assert topology.python_path == [".."]
     assert topology.smoke is not None and topology.smoke.expect
-    for kernel_id in topology.source_kernels:
-        params = topology.kernels[kernel_id].params
-        assert params.get("count", params.get("batches")) is not None, f"{kernel_id} is finite"
+    if path in FINITE:
+        for kernel_id in topology.source_kernels:
+            params = topology.kernels[kernel_id].params
+            finite = params.get("count", params.get("batches")) is not None
+            assert finite, f"{kernel_id} is finite, or the file sets smoke.duration"
     resolve_entries(topology)  # entries import, params fit their models
 
 
@@ -89,7 +101,7 @@ async def run_topology(path: Path, wait_until: Callable[..., Awaitable[None]]) -
     return {kernel_id: k.metrics for kernel_id, k in snap.items()}
 
 
-@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FINITE, ids=lambda p: p.stem)
 async def test_topology_meets_its_smoke_expectations(
     path: Path, wait_until: Callable[..., Awaitable[None]]
 ) -> None:
@@ -111,3 +123,13 @@ async def test_topology_meets_its_smoke_expectations(
         assert metrics["store"]["keys"] == 10
     elif path.stem == "spectrum":
         assert [metrics["spectrum"][f"peak_bin_ch{c}"] for c in range(4)] == [16, 15, 14, 13]
+
+
+@pytest.mark.parametrize("path", ENDLESS, ids=lambda p: p.stem)
+async def test_an_endless_topology_runs_for_its_smoke_duration_and_drains(path: Path) -> None:
+    from ringctl.orchestrator.loading import plan_from_file
+    from ringctl.orchestrator.smoke import smoke_plan
+
+    result = await smoke_plan(plan_from_file(path))
+    assert result.ok, result.failures
+    assert result.outcome == "stopped"  # by smoke.duration, then drained
