@@ -117,8 +117,6 @@ class _Edge:
 class RayRuntime:
     """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``)."""
 
-    accepts_resources = True
-
     def __init__(
         self,
         *,
@@ -588,7 +586,7 @@ class RayRuntime:
                         k.probes[i] = result
                 for k in live:
                     self._check_done(k)
-            total = sum(self._totals(k)[0] + self._totals(k)[1] for k in self._kernels.values())
+            total = sum(sum(self._totals(k)[:2]) for k in self._kernels.values())
             self._idle_history = [*self._idle_history[-1:], (self._idle_now(), total)]
             await asyncio.sleep(POLL_S)
 

@@ -90,9 +90,7 @@ async def serve(
             loop.remove_signal_handler(sig)
         if server is not None:
             await server.close()
-        close = getattr(sup.runtime, "close", None)
-        if close is not None:
-            await close()
+        await sup.runtime.close()
 
 
 async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:

@@ -92,9 +92,7 @@ async def smoke_plan(plan: Plan, *, runtime: Any | None = None) -> SmokeResult:
         outcome = result.outcome
         if result.exit_code != 0:
             error = result.failure or f"the run ended with exit code {result.exit_code}"
-    close = getattr(sup.runtime, "close", None)
-    if close is not None:
-        await close()
+    await sup.runtime.close()
     status = sup.status(fresh=True)
     checks = _checks(plan, status)
     ok = error is None and all(c.ok for c in checks)

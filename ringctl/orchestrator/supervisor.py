@@ -156,7 +156,7 @@ class Supervisor:
                     queue_size=k.queue_size,
                     backend=k.backend,
                     entry=k.entry,
-                    **({"resources": k.resources} if k.resources and _takes_resources(rt) else {}),
+                    resources=dict(k.resources),
                 )
                 launched.append(k.id)
                 self._set_phase("launch", n, len(plan.kernels), progress)
@@ -489,7 +489,3 @@ class Supervisor:
             doc["down"] = self.down_report.as_dict()
         self._status_cache = (now, doc)
         return doc
-
-
-def _takes_resources(runtime: Any) -> bool:
-    return bool(getattr(runtime, "accepts_resources", False))

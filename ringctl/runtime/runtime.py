@@ -251,8 +251,12 @@ class RingKernelRuntime:
         backend: str | None = None,
         device: int | None = None,
         entry: str | None = None,
+        resources: dict[str, float] | None = None,
     ) -> None:
         """Allocate the kernel's queues and contexts and run its set-up hook (phase 1).
+
+        ``resources`` (num_cpus, num_gpus, custom) place actors on the Ray engine; one
+        event loop has nothing to place, so it is accepted and ignored here.
 
         The body does not start until ``activate``. A failure here (bad params, a
         backend that is not usable, a set-up hook that raises) leaves nothing behind and
@@ -483,7 +487,7 @@ class RingKernelRuntime:
             k.forced = True
             abandoned = await self._force_stop(k, pending)
         self._finish(k)
-        k.left_in_inbox = sum(q.close() for q in k.inbox.queues)
+        k.left_in_inbox = self.close_inbox(kernel_id)
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
@@ -728,7 +732,7 @@ class RingKernelRuntime:
             taken_at=now,
             kernels=kernels,
             queues=queues,
-            quiescent=all(self.is_idle(kid) for kid in self._kernels),
+            quiescent=self.is_quiescent(),
         )
 
     def _snapshot_kernel(self, k: _Kernel, now: float) -> KernelSnapshot:
