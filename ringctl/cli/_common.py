@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 def load_plan(file: Path, engine: str | None = None) -> Plan:
     """The plan of a file, or every diagnostic on stderr and exit 2 (nothing started)."""
+    if engine is not None and engine not in ("local", "ray"):
+        from ringctl.cli import _render
+
+        _render.fail(usage_error(f"unknown engine {engine!r}", "--engine is local or ray"))
     from ringctl.orchestrator.loading import plan_from_file
     from ringctl.topology import TopologyError
 

@@ -68,8 +68,6 @@ def up(
     """
     from ringctl.exceptions import RingctlError
 
-    if engine is not None and engine not in ("local", "ray"):
-        _render.fail(usage_error(f"unknown engine {engine!r}", "--engine is local or ray"))
     plan = load_plan(file, engine)
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
