@@ -258,25 +258,21 @@ class Supervisor:
             return
         if info.error is None:
             self.event("info", f"{kernel_id} completed")
-            # Nobody will read its inbox again: refuse (and count) rather than let a
-            # producer block on it forever.
-            lost = self.runtime.close_inbox(kernel_id)
-            if lost:
-                self.event("failure", f"{lost} messages queued for {kernel_id} were never read")
-            return
-        if policy.policy == "never":
-            self.failure = f"kernel {kernel_id!r} failed: {info.error}"
         else:
-            self.failure = (
-                f"kernel {kernel_id!r} failed: {info.error} "
-                f"(after {info.restarts} restart{'s' if info.restarts != 1 else ''}, "
-                f"max_restarts is {policy.max_restarts})"
-            )
-        self.event("failure", self.failure)
+            self.failure = f"kernel {kernel_id!r} failed: {info.error}"
+            if policy.policy != "never":
+                plural = "s" if info.restarts != 1 else ""
+                self.failure += (
+                    f" (after {info.restarts} restart{plural}, "
+                    f"max_restarts is {policy.max_restarts})"
+                )
+            self.event("failure", self.failure)
+            self._stop_reason = "failed"
+        # It will not run again: refuse (and count) further messages rather than let a
+        # producer block on its full inbox forever.
         lost = self.runtime.close_inbox(kernel_id)
         if lost:
-            self.event("failure", f"{lost} messages queued for {kernel_id} cannot be processed")
-        self._stop_reason = "failed"
+            self.event("failure", f"{lost} messages queued for {kernel_id} will not be processed")
 
     async def _restart(self, kernel_id: str, delay: float) -> None:
         try:
