@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 from collections import deque
@@ -209,7 +208,6 @@ async def main(quick: bool) -> None:
     n_k = 100 if quick else 1000
     up, down = await many_kernels(n_k)
     print(f"{n_k} kernels: launch+activate {up * 1e3:7.1f} ms, terminate_all {down * 1e3:7.1f} ms")
-    _ = statistics  # (kept for ad-hoc percentile work)
 
 
 if __name__ == "__main__":

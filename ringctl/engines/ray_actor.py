@@ -12,7 +12,6 @@ producer down instead of growing memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pickle
 import socket
@@ -26,7 +25,6 @@ from ray.exceptions import RayActorError
 from ringctl.runtime.context import KernelContext
 from ringctl.runtime.ports import OutPort
 from ringctl.runtime.queues import Backpressure, Inbox, Queue
-from ringctl.runtime.telemetry import LatencySampler
 
 MAX_BATCH = 1000
 LINGER_S = 0.001
@@ -269,14 +267,6 @@ class KernelHost:
             },
         }
 
-    def shutdown(self) -> None:
-        for pump in self.pumps.values():
-            pump.cancel()
-        if self.task is not None:
-            self.task.cancel()
-        with contextlib.suppress(Exception):
-            del self.kernel
-
 
 def _node_id() -> str | None:
     """Ray's id of the node this worker runs on (two nodes may share one address)."""
@@ -286,6 +276,3 @@ def _node_id() -> str | None:
         return str(ray.get_runtime_context().get_node_id())
     except Exception:
         return None
-
-
-_ = LatencySampler  # the probe's percentiles come from the context's own sampler
