@@ -144,21 +144,14 @@ def _run_foreground(
     from ringctl.runtime.loop import run
 
     latest: dict[str, Any] = {}
-    shown_phase: list[str] = []
-    phase_started = [time.perf_counter()]
 
     def on_phase(phase: dict[str, Any]) -> None:
         name = phase.get("name", "")
-        complete = phase.get("done") == phase.get("total")
-        if name not in ("launch", "activate") or not complete or name in shown_phase:
+        if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
-        shown_phase.append(name)
-        took = (time.perf_counter() - phase_started[0]) * 1e3
         verb = "launched" if name == "launch" else "activated"
         label = "phase 1" if name == "launch" else "phase 2"
-        if not dashboard:
-            say(f"{label}: {verb} {phase.get('total')} kernels in {took:.1f} ms")
-        phase_started[0] = time.perf_counter()
+        say(f"{label}: {verb} {phase['total']} kernels in {phase['elapsed_s'] * 1e3:.2f} ms")
 
     def on_tick(status: dict[str, Any]) -> None:
         latest["status"] = status

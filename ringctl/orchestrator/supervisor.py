@@ -113,6 +113,7 @@ class Supervisor:
         self._restarting: set[str] = set()
         self._paused: set[str] = set()  # paused by command (a restart keeps them paused)
         self._status_cache: tuple[float, dict[str, Any]] | None = None
+        self._phase_started = time.perf_counter()
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -191,7 +192,12 @@ class Supervisor:
         self.event("info", f"phase 2: {len(plan.kernels)} kernels active")
 
     def _set_phase(self, name: str, done: int, total: int, progress: Progress | None) -> None:
-        self.phase = {"name": name, "done": done, "total": total, "waiting_on": []}
+        if self.phase is None or self.phase.get("name") != name:
+            self._phase_started = time.perf_counter()
+        elapsed = round(time.perf_counter() - self._phase_started, 6)
+        self.phase = {
+            "name": name, "done": done, "total": total, "waiting_on": [], "elapsed_s": elapsed,
+        }  # fmt: skip
         if progress is not None:
             progress(dict(self.phase))
 
