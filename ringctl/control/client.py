@@ -2,12 +2,17 @@
 
 ``find(name)`` turns "the topology called X" (or "the only one running") into its files,
 cleaning up after a supervisor that was killed without a chance to remove them.
+
+Every request carries the client's deadline (``timeout`` from now): the supervisor never
+applies a command it could not start before then. After the first reply line, each
+further line (``down`` progress, ``watch`` frames) gets ``timeout`` again.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,7 +64,8 @@ class ControlClient:
 
     def stream(self, op: str, **args: Any) -> Iterator[dict[str, Any]]:
         """Every line the supervisor sends for one request, until its final reply."""
-        request = {"v": protocol.PROTOCOL_VERSION, "op": op, "args": args}
+        deadline = time.time() + self.timeout
+        request = {"v": protocol.PROTOCOL_VERSION, "op": op, "args": args, "deadline": deadline}
         with self._connect() as sock:
             try:
                 sock.sendall(protocol.encode(request))
@@ -68,14 +74,24 @@ class ControlClient:
                     line = reader.readline()
                     if not line:
                         return
-                    message = json.loads(line)
+                    try:
+                        message = json.loads(line)
+                    except ValueError as exc:
+                        raise ControlPlaneError(
+                            f"the supervisor of {self.files.name!r} sent a line that is not "
+                            f"JSON ({exc})"
+                        ) from None
                     yield message
                     if "ok" in message or message.get("event") == "end":
                         return
             except TimeoutError as exc:
+                pid = (self.files.read_pid() or {}).get("pid")
                 raise TopologyNotRunningError(
-                    f"the supervisor of {self.files.name!r} did not answer within "
-                    f"{self.timeout:g}s",
+                    f"the supervisor of {self.files.name!r}"
+                    + (f" (pid {pid})" if pid else "")
+                    + f" did not answer within {self.timeout:g}s",
+                    hint="a command it had not started by then will not be applied; "
+                    "see its log, or give it longer with --wait",
                 ) from exc
             except ConnectionError as exc:
                 raise TopologyNotRunningError(
@@ -102,24 +118,50 @@ class ControlClient:
         )
 
 
+#: How long ``running`` waits for each supervisor's ping.
+PING_TIMEOUT_S = 1.0
+
+
 def running(directory: StateDir | None = None) -> list[dict[str, Any]]:
-    """Every topology that answers a ping; stale leftovers are cleaned up on the way."""
+    """Every topology whose supervisor is alive: its ping, or, for one that does not
+    answer (stopped, or stuck), ``state: "not responding"`` with its pid and age from the
+    pid file. Leftovers of dead supervisors are cleaned up on the way."""
     directory = directory or state_dir()
     found = []
     for name in directory.names():
         try:
             files = directory.files(name)
-            found.append(ControlClient(files, timeout=2.0).request("ping"))
-        except (TopologyNotRunningError, ControlPlaneError, UserInputError):
-            continue
+        except UserInputError:
+            continue  # not a name ringctl would have made: not ours
+        try:
+            found.append(ControlClient(files, timeout=PING_TIMEOUT_S).request("ping"))
+        except (TopologyNotRunningError, ControlPlaneError):
+            if files.clean_if_stale() == "held":
+                found.append(_not_responding(files))
     return found
+
+
+def _not_responding(files: TopologyFiles) -> dict[str, Any]:
+    info = files.read_pid() or {}
+    started = info.get("started")
+    age = time.time() - started if isinstance(started, int | float) else None
+    return {
+        "name": files.name,
+        "pid": info.get("pid"),
+        "state": "not responding",
+        "file": info.get("file"),
+        "uptime_s": round(age, 3) if age is not None else None,
+        "log": info.get("log"),
+    }
 
 
 def find(name: str | None, directory: StateDir | None = None) -> TopologyFiles:
     """The files of the named topology, or of the only one running."""
     directory = directory or state_dir()
     if name:
-        return directory.files(name)
+        files = directory.files(name)
+        directory.check()
+        return files
     alive = running(directory)
     if len(alive) == 1:
         return directory.files(str(alive[0]["name"]))

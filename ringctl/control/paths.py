@@ -1,8 +1,11 @@
 """Where running topologies keep their socket, pid file and log: the private state dir.
 
 ``RINGCTL_STATE_DIR`` overrides the default (``$XDG_STATE_HOME/ringctl``, else
-``~/.local/state/ringctl``). The directory is made mode 0700 and each socket 0600, so only
-the user who started a topology can control it.
+``~/.local/state/ringctl``). A directory ringctl creates is made mode 0700; one that
+exists already is used as it is, provided it is the user's own and nobody else can
+write to it (ringctl never changes the mode of a directory it did not create). Sockets,
+pid files and logs are 0600, so only the user who started a topology can control it.
+Every name is checked (``ringctl.checks.check_name``) before it becomes a path.
 """
 
 from __future__ import annotations
@@ -16,20 +19,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ringctl.checks import check_name
 from ringctl.exceptions import UserInputError
 
-__all__ = ["StateDir", "TopologyFiles", "state_dir"]
+__all__ = ["StateDir", "TopologyFiles", "claim_name", "release_name", "state_dir"]
 
 #: sun_path is 108 bytes on Linux (104 on macOS), NUL included.
 _MAX_SOCKET_PATH = 103
 
 
+_HINT = "set RINGCTL_STATE_DIR to a directory of your own, e.g. mkdir -m 700 /tmp/ringctl-$USER"
+
+
 def state_dir() -> StateDir:
+    """The state directory this process uses (not created, not checked yet)."""
     override = os.environ.get("RINGCTL_STATE_DIR")
     if override:
         return StateDir(Path(override).expanduser())
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return StateDir(Path(base) / "ringctl")
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is ignored
+        return StateDir(Path(xdg) / "ringctl")
+    home = os.environ.get("HOME")
+    if home is None:
+        try:
+            home = str(Path.home())
+        except (RuntimeError, KeyError):
+            home = ""
+    if not os.path.isabs(home):
+        # An empty or relative HOME would put the state directory under the current one.
+        raise UserInputError(
+            f"cannot find a state directory: HOME is {'unset' if not home else repr(home)}",
+            hint=_HINT,
+        )
+    return StateDir(Path(home) / ".local" / "state" / "ringctl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +89,53 @@ class TopologyFiles:
         starting (socket bound, pid file not yet written) is never mistaken for a dead
         one and has its socket deleted under it.
         """
+        if not (self.socket.exists() or self.pid.exists() or self.lock.exists()):
+            return "absent"  # nothing here: no need to make a lock file to say so
         try:
-            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = claim_name(self)
         except FileNotFoundError:
             return "absent"  # no state directory: nothing was ever here
         except OSError:
             return "held"  # cannot tell: leave it alone
+        if fd is None:
+            return "held"
+        leftovers = self.socket.exists() or self.pid.exists()
+        self.remove()
+        release_name(self, fd)
+        return "cleaned" if leftovers else "absent"
+
+
+def claim_name(files: TopologyFiles) -> int | None:
+    """Take the name's lock (``NAME.lock``); its fd, or None if someone holds it.
+
+    An ``flock`` rather than "does the socket answer?": two ``up`` racing each other, or
+    a live supervisor too busy to answer a ping in time, must never both get the name
+    (binding a Unix socket removes the old one, orphaning its supervisor). The kernel
+    drops the lock when the process dies, so a supervisor killed with -9 frees it.
+    Lock files are removed by whoever releases them (``release_name``), so a lock taken
+    on a file that was unlinked meanwhile is worthless: then it tries again.
+    """
+    while True:
+        fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return "held"
-            leftovers = self.socket.exists() or self.pid.exists()
-            self.remove()
-            return "cleaned" if leftovers else "absent"
-        finally:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             os.close(fd)
+            return None
+        try:
+            same = os.stat(files.lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # released by someone who removed the file: take the new one
+
+
+def release_name(files: TopologyFiles, fd: int) -> None:
+    """Remove the lock file and release the lock (in that order: see ``claim_name``)."""
+    with contextlib.suppress(FileNotFoundError):
+        files.lock.unlink()
+    os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +143,53 @@ class StateDir:
     path: Path
 
     def ensure(self) -> Path:
-        """Create the directory (0700) and refuse one that others can read or write."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        mode = stat.S_IMODE(self.path.stat().st_mode)
-        if mode & 0o077:
-            try:
-                self.path.chmod(0o700)
-            except OSError as exc:
-                raise UserInputError(
-                    f"state directory {self.path} is mode {mode:o} and cannot be made private",
-                    hint="set RINGCTL_STATE_DIR to a directory you own",
-                ) from exc
+        """Create the directory (0700), or check the one that is there (``check``)."""
+        try:
+            self.path.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise UserInputError(
+                f"cannot create the state directory {self.path}: {exc.strerror or exc}",
+                hint=_HINT,
+            ) from None
+        self.check()
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise UserInputError(f"the state directory {self.path} is not writable", hint=_HINT)
         return self.path
 
+    def check(self) -> bool:
+        """False if there is no directory yet; a ``UserInputError`` if it is not one
+        ringctl may use: not a directory, someone else's, or writable by others (who
+        could then replace a topology's socket with their own)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise UserInputError(
+                f"cannot use the state directory {self.path}: {exc.strerror or exc}", hint=_HINT
+            ) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UserInputError(
+                f"the state directory {self.path} is not a directory", hint=_HINT
+            )
+        if st.st_uid != os.getuid():
+            raise UserInputError(
+                f"the state directory {self.path} belongs to another user (uid {st.st_uid})",
+                hint=_HINT,
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o022:
+            raise UserInputError(
+                f"the state directory {self.path} is writable by others (mode {mode:o}); "
+                "ringctl will not keep control sockets there",
+                hint=_HINT,
+            )
+        return True
+
     def files(self, name: str) -> TopologyFiles:
+        check_name(name)
         files = TopologyFiles(
             name,
             self.path / f"{name}.sock",
@@ -120,7 +206,7 @@ class StateDir:
 
     def names(self) -> list[str]:
         """Names that have a socket or pid file here (running, or stale and not yet cleaned)."""
-        if not self.path.is_dir():
+        if not self.check():
             return []
         found = {p.stem for p in self.path.glob("*.sock")} | {
             p.stem for p in self.path.glob("*.pid")

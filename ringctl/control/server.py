@@ -1,125 +1,231 @@
-"""The supervisor's side of the control socket.
+"""The supervisor's side of the control socket, on its own thread and event loop.
 
-One connection can carry several requests; each request is handled to completion
-before the next line is read. Commands that change the topology go through the
-supervisor's lock, so concurrent clients are served one at a time.
+The kernels share one event loop; a kernel that blocks it (``time.sleep`` per message, a
+long compiled call) would freeze a server living there, exactly when someone needs
+``ps`` or ``down``. So the server runs on a thread of its own:
+
+- ``ping`` is answered from plain attributes, never waiting for the kernels' loop;
+- ``status`` and ``watch`` ask the kernels' loop for a fresh document and wait at most
+  ``FRESH_WAIT_S``; past that they answer with the last document the loop published,
+  marked ``stale_s``, and with the watchdog's ``loop`` report saying what holds it;
+- ``pause``, ``resume`` and ``down`` are handed over to the kernels' loop (``Handoff``)
+  and bounded by the client's deadline: a command not started by then is never applied.
+
+One connection can carry several requests; each is answered before the next line is
+read. Commands that change the topology are serialized by the supervisor itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
+import logging
 import os
+import socket
+import threading
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 from ringctl.control import protocol
-from ringctl.control.paths import TopologyFiles
+from ringctl.control.handoff import Abandoned, Claim, Handoff
+from ringctl.control.paths import TopologyFiles, claim_name, release_name
+from ringctl.control.target import ControlTarget
 from ringctl.exceptions import RingctlError, RunFailedError
-from ringctl.orchestrator.supervisor import Supervisor
 
 __all__ = ["AlreadyRunningError", "ControlServer"]
+
+log = logging.getLogger("ringctl.control")
+
+#: How long ``status`` waits for a fresh document before it answers with the last one.
+FRESH_WAIT_S: Final = 0.1
+#: ``down`` tells its client it is still at work this often, even while the kernels'
+#: loop is blocked (the client's wait is per message, not for the whole drain).
+PROGRESS_EVERY_S: Final = 0.2
+#: Replies in flight get this long to finish when the server closes.
+CLOSE_GRACE_S: Final = 2.0
 
 
 class AlreadyRunningError(RunFailedError):
     """A topology of this name already runs from this state directory."""
 
 
-def _claim(files: TopologyFiles) -> int:
-    """Take the name's lock (``NAME.lock``, held while the supervisor lives); returns its fd.
-
-    An ``flock`` rather than "does the socket answer?": two ``up`` racing each other, or
-    a live supervisor too busy to answer a ping in time, must never both get the name
-    (binding a Unix socket removes the old one, orphaning its supervisor). The kernel
-    drops the lock when the process dies, so a supervisor killed with -9 frees it.
-    """
-    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        pid = (files.read_pid() or {}).get("pid", "?")
-        raise AlreadyRunningError(
-            f"topology {files.name!r} is already running (pid {pid})",
-            hint=f"ringctl down {files.name}, or run this one with another name",
-        ) from None
-    return fd
+Handler = Callable[[protocol.Request, asyncio.StreamWriter], Awaitable[Any]]
 
 
 class ControlServer:
-    """Serves ``status``, ``pause``, ``resume``, ``down`` and ``watch`` for one supervisor."""
+    """Serves ``ping``, ``status``, ``pause``, ``resume``, ``down`` and ``watch``.
+
+    ``start`` and ``close`` are called on the kernels' loop (the one ``target`` lives
+    on); everything else happens on the server's own thread.
+    """
 
     def __init__(
         self,
-        supervisor: Supervisor,
+        target: ControlTarget,
         files: TopologyFiles,
         *,
         watch_interval: float = 0.25,
         log_path: str | None = None,
     ) -> None:
-        self.supervisor = supervisor
+        self.target = target
         self.files = files
         self.watch_interval = watch_interval
         self.log_path = log_path
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._handoff: Handoff | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        # (monotonic time, document): the last status the kernels' loop published.
+        self._latest: tuple[float, dict[str, Any]] | None = None
+        self._ops: dict[str, Handler] = {
+            "ping": self._ping,
+            "status": self._status,
+            "pause": self._pause,
+            "resume": self._resume,
+            "down": self._down,
+            "watch": self._watch,
+        }
+
+    # -- publishing (kernels' loop) ------------------------------------------------------
+
+    def publish(self, document: dict[str, Any]) -> None:
+        """Keep ``document`` as the latest status (any thread; one reference swap)."""
+        self._latest = (time.monotonic(), document)
+
+    # -- life cycle (kernels' loop) ------------------------------------------------------
 
     async def start(self) -> None:
-        """Claim the name (refusing a live twin, cleaning a stale one) and listen."""
+        """Claim the name (refusing a live twin, cleaning a stale one), listen on a new
+        thread, and write the pid file."""
         files = self.files
-        self._lock_fd = _claim(files)
+        self._lock_fd = claim_name(files)
+        if self._lock_fd is None:
+            pid = (files.read_pid() or {}).get("pid", "?")
+            raise AlreadyRunningError(
+                f"topology {files.name!r} is already running (pid {pid})",
+                hint=f"ringctl down {files.name}, or run this one with another name",
+            )
+        sock: socket.socket | None = None
         try:
             # Holding the name's lock, whatever socket or pid file is here is stale:
             # the supervisor that made it is gone (a lock dies with its process).
             files.remove()
-            old_umask = os.umask(0o177)  # the socket is born 0600: nobody else can connect
-            try:
-                self._server = await asyncio.start_unix_server(
-                    self._accept, path=str(files.socket), limit=protocol.MAX_LINE
-                )
-            finally:
-                os.umask(old_umask)
-            files.socket.chmod(0o600)
-            info = {
-                "pid": os.getpid(),
-                "name": files.name,
-                "file": self.supervisor.plan.file,
-                "socket": str(files.socket),
-                "log": self.log_path,
-                "started": time.time(),
-            }
-            tmp = files.pid.with_suffix(".pid.tmp")
+            sock = _listen(files)
+            self._handoff = Handoff(asyncio.get_running_loop())
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            self._thread = threading.Thread(
+                target=self._thread_main,
+                args=(sock, ready, failure),
+                name=f"ringctl-control:{files.name}",
+                daemon=True,
+            )
+            self._thread.start()
+            await asyncio.to_thread(ready.wait)
+            if failure:
+                raise failure[0]
+            self._write_pid_file()
+        except BaseException as exc:
+            await self._stop_thread()
+            if sock is not None:
+                sock.close()
+            files.remove()
+            self._release()
+            if isinstance(exc, OSError):
+                raise RunFailedError(
+                    f"cannot set up the control socket of {files.name!r} in "
+                    f"{files.socket.parent}: {exc.strerror or exc}",
+                    hint="free some space, or set RINGCTL_STATE_DIR to another directory",
+                ) from exc
+            raise
+
+    def _write_pid_file(self) -> None:
+        files = self.files
+        info = {
+            "pid": os.getpid(),
+            "name": files.name,
+            "file": self.target.file,
+            "socket": str(files.socket),
+            "log": self.log_path,
+            "started": time.time(),
+        }
+        tmp = files.pid.with_suffix(".pid.tmp")
+        try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(info, fh)
             os.replace(tmp, files.pid)
         except BaseException:
-            if self._server is not None:
-                self._server.close()
-            self._release()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise
 
     async def close(self) -> None:
-        """Stop listening, finish the replies in flight, remove the socket and pid file."""
-        if self._server is not None:
-            self._server.close()
-        if self._handlers:
-            _, pending = await asyncio.wait(self._handlers, timeout=2.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        """Stop listening, finish the replies in flight, remove the socket, pid and lock."""
+        await self._stop_thread()
         if self._lock_fd is not None:  # never remove the files of a twin that won the name
             self.files.remove()
         self._release()
 
+    async def _stop_thread(self) -> None:
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                loop.call_soon_threadsafe(stopping.set)
+        # Awaited, not joined here: a reply in flight may still need this loop.
+        await asyncio.to_thread(thread.join, CLOSE_GRACE_S + 5.0)
+        self._thread = None
+
     def _release(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock: the name is free again
+            release_name(self.files, self._lock_fd)
             self._lock_fd = None
+
+    # -- the control thread --------------------------------------------------------------
+
+    def _thread_main(
+        self, sock: socket.socket, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(sock, ready, failure))
+        except BaseException as exc:  # never dies silently: the log says why
+            log.exception("the control server stopped: %s", exc)
+            failure.append(exc)
+        finally:
+            ready.set()
+            loop.close()
+
+    async def _main(
+        self, sock: socket.socket, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        self._stopping = asyncio.Event()
+        try:
+            server = await asyncio.start_unix_server(
+                self._accept, sock=sock, limit=protocol.MAX_LINE
+            )
+        except BaseException as exc:
+            failure.append(exc)
+            return
+        finally:
+            ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            if self._handlers:
+                _, pending = await asyncio.wait(self._handlers, timeout=CLOSE_GRACE_S)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -129,6 +235,10 @@ class ControlServer:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away; nothing to answer
+        except Exception:  # a bug here must not take the control thread down with it
+            log.exception("control request failed")
+            with contextlib.suppress(Exception):
+                await _send(writer, protocol.error_reply("internal error (see the log)"))
         finally:
             self._handlers.discard(task)
             writer.close()
@@ -140,106 +250,172 @@ class ControlServer:
             try:
                 line = await reader.readline()
             except ValueError:  # longer than MAX_LINE
-                await self._send(writer, protocol.error_reply("request too long", exit_code=2))
+                await _send(writer, protocol.error_reply("request too long", exit_code=2))
                 return
             if not line:
                 return
             try:
-                request = protocol.decode(line)
-            except ValueError as exc:
-                await self._send(writer, protocol.error_reply(f"bad request: {exc}", exit_code=2))
+                request = protocol.parse_request(line, ops=frozenset(self._ops))
+            except protocol.BadRequest as exc:
+                await _send(writer, protocol.error_reply(exc.message, exc.hint, exc.exit_code))
                 continue
-            if request.get("v", protocol.PROTOCOL_VERSION) != protocol.PROTOCOL_VERSION:
-                await self._send(
-                    writer,
-                    protocol.error_reply(
-                        f"protocol version {request.get('v')} is not supported "
-                        f"(this supervisor speaks {protocol.PROTOCOL_VERSION})",
-                        hint="use the same ringctl version for up and for control commands",
-                        exit_code=2,
-                    ),
-                )
+            if request.deadline is not None and time.time() > request.deadline:
+                # It sat in the socket while this process could not run (SIGSTOP, say):
+                # its client has given up, so it is not acted on.
+                await _send(writer, protocol.error_reply(*self._late(request.op), 3))
                 continue
-            await self._dispatch(request, writer)
+            try:
+                result = await self._ops[request.op](request, writer)
+            except RingctlError as exc:
+                await _send(writer, protocol.error_reply(exc.message, exc.hint, exc.exit_code))
+                continue
+            if request.op != "watch":
+                await _send(writer, protocol.ok_reply(result))
 
-    async def _dispatch(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        op = request.get("op")
-        args = request.get("args") or {}
-        sup = self.supervisor
-        if op not in protocol.OPS:
-            known = ", ".join(sorted(protocol.OPS))
-            await self._send(
-                writer, protocol.error_reply(f"unknown op {op!r} (known: {known})", exit_code=2)
+    def _late(self, op: str) -> tuple[str, str]:
+        return (
+            f"{op} of {self.files.name!r} not applied: it reached the supervisor after "
+            "its client's deadline",
+            "try again; ringctl ps NAME shows whether the supervisor is busy",
+        )
+
+    def _refused(self, op: str) -> Callable[[], Abandoned]:
+        def refused() -> Abandoned:
+            loop = self.target.loop_report() or {}
+            busy = (
+                f"the kernels' loop is blocked ({loop['message']})"
+                if loop.get("status") == "blocked"
+                else "the kernels' loop did not get to it"
             )
-            return
-        try:
-            if op == "ping":
-                result: Any = {
-                    "name": sup.plan.name,
-                    "pid": os.getpid(),
-                    "state": sup.state,
-                    "file": sup.plan.file,
-                    "uptime_s": round(sup.uptime_s, 3),
-                }
-            elif op == "status":
-                result = sup.status()
-            elif op == "pause":
-                result = {"paused": await sup.pause(_kernels(args)), "state": sup.state}
-            elif op == "resume":
-                result = {"resumed": await sup.resume(_kernels(args)), "state": sup.state}
-            elif op == "down":
-                result = await self._down(args, writer)
-            else:  # watch
-                await self._watch(args, writer)
-                return
-        except RingctlError as exc:
-            await self._send(writer, protocol.error_reply(exc.message, exc.hint, exc.exit_code))
-            return
-        await self._send(writer, protocol.ok_reply(result))
+            return Abandoned(
+                f"{op} of {self.files.name!r} not applied: {busy} and the client's "
+                "deadline passed",
+                hint="nothing was changed; try again, or give it longer with --wait",
+            )
 
-    async def _down(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        timeout = float(args.get("timeout", 10.0))
-        pending: list[dict[str, Any]] = []
+        return refused
+
+    # -- ops -----------------------------------------------------------------------------
+
+    async def _ping(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        t = self.target
+        loop = t.loop_report()
+        return {
+            "name": t.name,
+            "pid": os.getpid(),
+            "state": t.state,
+            "file": t.file,
+            "uptime_s": round(t.uptime_s, 3),
+            "loop": loop.get("status") if loop else None,
+        }
+
+    async def _status(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        return await self._document()
+
+    async def _document(self) -> dict[str, Any]:
+        """A fresh status if the kernels' loop answers in time, else the last one."""
+        assert self._handoff is not None
+        fresh, doc = await self._handoff.call(self.target.status, FRESH_WAIT_S)
+        t = self.target
+        if fresh and doc is not None:
+            self.publish(doc)
+            return {**doc, "loop": t.loop_report()}
+        latest = self._latest
+        base: dict[str, Any] = dict(latest[1]) if latest is not None else {
+            "name": t.name, "file": t.file, "pid": os.getpid(), "kernels": [], "queues": [],
+        }  # fmt: skip
+        base.update(
+            state=t.state,
+            uptime_s=round(t.uptime_s, 3),
+            stale_s=round(time.monotonic() - latest[0], 3) if latest is not None else None,
+            loop=t.loop_report(),
+        )
+        return base
+
+    async def _pause(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.KernelsRequest)
+        return await self._command(request, lambda: self.target.pause(args.kernels))
+
+    async def _resume(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.KernelsRequest)
+        return await self._command(request, lambda: self.target.resume(args.kernels))
+
+    async def _command(
+        self, request: protocol.Request, make: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> Any:
+        assert self._handoff is not None
+        claim = Claim(request.deadline)
+        return await self._handoff.run(make, claim, refused=self._refused(request.op))
+
+    async def _down(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.DownRequest) and self._handoff is not None
+        phases: list[dict[str, Any]] = []  # appended on the kernels' loop, read here
 
         def progress(phase: dict[str, Any]) -> None:
-            pending.append(phase)
+            phases.append(phase)
+            del phases[:-1]
+
+        claim = Claim(request.deadline)
 
         async def pump() -> None:
             while True:
-                await asyncio.sleep(0.2)
-                if pending:
-                    last = pending[-1]
-                    pending.clear()
-                    await self._send(writer, {"v": 1, "event": "progress", "data": last})
+                await asyncio.sleep(PROGRESS_EVERY_S)
+                if not claim.started:
+                    continue
+                last = phases[-1] if phases else {"name": "drain", "waiting_on": []}
+                await _send(writer, protocol.event("progress", last))
+                phases.clear()
 
         pumper = asyncio.create_task(pump())
         try:
-            report = await self.supervisor.down(timeout, progress)
+            return await self._handoff.run(
+                lambda: self.target.down(args.timeout, progress),
+                claim,
+                refused=self._refused("down"),
+            )
         finally:
             pumper.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await pumper
-        return {"state": self.supervisor.state, **report.as_dict()}
 
-    async def _watch(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        interval = max(0.05, float(args.get("interval", self.watch_interval)))
-        sup = self.supervisor
+    async def _watch(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.WatchRequest)
+        interval = max(0.05, args.interval)
         while True:
-            await self._send(writer, {"v": 1, "event": "status", "data": sup.status()})
-            if sup.ended:
-                await self._send(writer, {"v": 1, "event": "end", "data": {"state": sup.state}})
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.wait_ended(), interval)
+            ended = self.target.ended  # read first: the document after it is the final one
+            await _send(writer, protocol.event("status", await self._document()))
+            if ended:
+                await _send(writer, protocol.event("end", {"state": self.target.state}))
+                return None
+            waited = 0.0
+            while waited < interval and not self.target.ended:
+                step = min(0.05, interval - waited)
+                await asyncio.sleep(step)
+                waited += step
 
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, document: dict[str, Any]) -> None:
-        writer.write(protocol.encode(document))
-        await writer.drain()
+
+def _listen(files: TopologyFiles) -> socket.socket:
+    """The listening socket, born 0600 so that nobody else can ever connect to it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(str(files.socket))
+        finally:
+            os.umask(old_umask)
+        files.socket.chmod(0o600)
+        sock.listen(100)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
-def _kernels(args: dict[str, Any]) -> list[str] | None:
-    kernels = args.get("kernels")
-    if kernels is None:
-        return None
-    return [str(k) for k in kernels]
+async def _send(writer: asyncio.StreamWriter, document: dict[str, Any]) -> None:
+    writer.write(protocol.encode(document))
+    await writer.drain()

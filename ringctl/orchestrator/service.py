@@ -1,4 +1,5 @@
-"""Hosting a supervisor in this process: claim the name, listen, handle signals, run.
+"""Hosting a supervisor in this process: claim the name, listen, watch the loop, handle
+signals, run.
 
 ``ringctl up`` (foreground or the detached child) calls ``serve``. The callbacks are how
 the CLI shows progress; this module itself never prints.
@@ -8,18 +9,73 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Callable
 from typing import Any
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
+from ringctl.control.target import Progress as DownProgress
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
+from ringctl.orchestrator.watchdog import LoopWatchdog
 
-__all__ = ["serve"]
+__all__ = ["SupervisorTarget", "serve"]
+
+log = logging.getLogger("ringctl.service")
 
 Tick = Callable[[dict[str, Any]], None]
+#: The signals that start a graceful down. A second SIGINT forces it.
+_STOP_SIGNALS = {
+    signal.SIGINT: "interrupt",
+    signal.SIGTERM: "terminate",
+    signal.SIGHUP: "hangup",
+}
+
+
+class SupervisorTarget:
+    """A ``Supervisor`` as the control server sees it (``ringctl.control.target``)."""
+
+    def __init__(self, sup: Supervisor, watchdog: LoopWatchdog | None = None) -> None:
+        self.sup = sup
+        self.watchdog = watchdog
+
+    @property
+    def name(self) -> str:
+        return self.sup.plan.name
+
+    @property
+    def file(self) -> str | None:
+        return self.sup.plan.file
+
+    @property
+    def state(self) -> str:
+        return self.sup.state
+
+    @property
+    def ended(self) -> bool:
+        return self.sup.ended
+
+    @property
+    def uptime_s(self) -> float:
+        return self.sup.uptime_s
+
+    def loop_report(self) -> dict[str, Any] | None:
+        return self.watchdog.report() if self.watchdog is not None else None
+
+    def status(self) -> dict[str, Any]:
+        return self.sup.status()
+
+    async def pause(self, kernels: list[str] | None) -> dict[str, Any]:
+        return {"paused": await self.sup.pause(kernels), "state": self.sup.state}
+
+    async def resume(self, kernels: list[str] | None) -> dict[str, Any]:
+        return {"resumed": await self.sup.resume(kernels), "state": self.sup.state}
+
+    async def down(self, timeout: float, progress: DownProgress) -> dict[str, Any]:
+        report = await self.sup.down(timeout, progress)
+        return {"state": self.sup.state, **report.as_dict()}
 
 
 async def serve(
@@ -39,51 +95,57 @@ async def serve(
 ) -> RunResult:
     """Bring ``plan`` up, serve the control socket, run until done, and clean up.
 
-    SIGINT and SIGTERM start a graceful down; a second SIGINT forces it. The socket and
-    pid file are removed on every way out. Raises ``LaunchFailed`` (after the rollback)
-    and ``AlreadyRunningError`` before anything starts.
+    SIGINT, SIGTERM and SIGHUP start a graceful down; a second SIGINT forces it
+    (``on_signal`` hears ``interrupt``, ``terminate``, ``hangup`` or ``force``). The
+    socket, pid and lock files are removed on every way out. Raises ``LaunchFailed``
+    (after the rollback) and ``AlreadyRunningError`` before anything starts.
     """
+    loop = asyncio.get_running_loop()
     sup = Supervisor(plan, runtime)
+    watchdog = LoopWatchdog(loop, on_block=lambda text: sup.event("failure", text))
     server: ControlServer | None = None
     if control:
         directory = directory or state_dir()
         directory.ensure()
-        server = ControlServer(sup, directory.files(plan.name), log_path=log_path)
+        server = ControlServer(
+            SupervisorTarget(sup, watchdog), directory.files(plan.name), log_path=log_path
+        )
         await server.start()
-    loop = asyncio.get_running_loop()
+        sup.on_status(server.publish)
     interrupts = 0
 
-    def interrupted() -> None:
+    def stop_signal(kind: str) -> None:
         nonlocal interrupts
-        interrupts += 1
-        force = interrupts > 1
+        if kind == "interrupt":
+            interrupts += 1
+            if interrupts > 1:
+                kind = "force"
         if on_signal is not None:
-            on_signal("force" if force else "interrupt")
-        sup.request_stop("interrupted", force=force)
-
-    def terminated() -> None:
-        if on_signal is not None:
-            on_signal("terminate")
-        sup.request_stop("terminated")
+            on_signal(kind)
+        reason = {"interrupt": "interrupted", "force": "interrupted"}.get(kind, "terminated")
+        sup.request_stop(reason, force=kind == "force")
 
     installed = []
-    for sig, handler in ((signal.SIGINT, interrupted), (signal.SIGTERM, terminated)):
+    for sig, kind in _STOP_SIGNALS.items():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, handler)
+            loop.add_signal_handler(sig, stop_signal, kind)
             installed.append(sig)
+    beating = loop.create_task(watchdog.heartbeat(), name="ringctl-watchdog-heartbeat")
     ticker: asyncio.Task[None] | None = None
     try:
         if supervisor_ready is not None:
             supervisor_ready(sup)
         await sup.up(on_phase)
+        sup.status(fresh=True)  # published: `ps` has a document even if a kernel blocks
         if on_tick is not None:
-            ticker = asyncio.create_task(_tick(sup, on_tick, tick_interval))
+            ticker = loop.create_task(_tick(sup, on_tick, tick_interval), name="ringctl-ticker")
         return await sup.run(duration=duration, down_timeout=down_timeout)
     finally:
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        for task in (ticker, beating):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if not sup.ended:  # cancelled from outside: still leave nothing running
             await sup.runtime.terminate_all(timeout=1.0)
         for sig in installed:
@@ -94,7 +156,20 @@ async def serve(
 
 
 async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
+    """Hand a status to ``on_tick`` every ``interval``. A tick that cannot be written (a
+    full disk under stdout) is counted and reported once; the kernels go on."""
+    lost = 0
     while not sup.ended:
         await asyncio.sleep(interval)
-        if not sup.ended:
+        if sup.ended:
+            break
+        try:
             on_tick(sup.status())
+        except OSError as exc:
+            lost += 1
+            if lost == 1:
+                why = exc.strerror or str(exc)
+                sup.event("failure", f"progress output lost ({why}); the run goes on")
+                log.warning("progress output lost (%s); later losses are only counted", why)
+    if lost:
+        log.warning("%d progress lines were lost", lost)

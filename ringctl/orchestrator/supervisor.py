@@ -114,6 +114,7 @@ class Supervisor:
         self._paused: set[str] = set()  # paused by command (a restart keeps them paused)
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
+        self._publishers: list[Callable[[dict[str, Any]], None]] = []
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -467,6 +468,11 @@ class Supervisor:
 
     # -- status --------------------------------------------------------------------------
 
+    def on_status(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``publish`` with every status document built (the supervisor samples one
+        every ``SAMPLE_EVERY_S``), e.g. to keep the latest where another thread reads it."""
+        self._publishers.append(publish)
+
     def status(self, *, fresh: bool = False) -> dict[str, Any]:
         """The ``ringctl ps NAME --json`` document (rebuilt at most every 50 ms)."""
         now = time.monotonic()
@@ -490,4 +496,6 @@ class Supervisor:
         if self.down_report is not None:
             doc["down"] = self.down_report.as_dict()
         self._status_cache = (now, doc)
+        for publish in self._publishers:
+            publish(doc)
         return doc

@@ -21,12 +21,17 @@ from pydantic import (
     model_validator,
 )
 
+from ringctl.checks import MAX_NAME_LENGTH, NAME_PATTERN
+
 if TYPE_CHECKING:
     from ringctl.topology.loader import SourceMap
 
 __all__ = [
     "ENTRY_PATTERN",
     "KERNEL_ID_PATTERN",
+    "MAX_INSTANCES",
+    "MAX_KERNELS",
+    "MAX_REPLICAS",
     "NAME_PATTERN",
     "SUPPORTED_VERSIONS",
     "Backend",
@@ -44,16 +49,19 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS: Final = (1,)
-#: Topology names end up in socket and state file names and in ``ringctl ps``: keep them tame.
-NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 #: Kernel ids are also Python-ish names in kernels' code, so ``_`` is allowed too.
 KERNEL_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*$"
 PORT_PATTERN: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 ENDPOINT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*(\." + PORT_PATTERN + r")?$"
 _DOTTED: Final = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 ENTRY_PATTERN: Final = rf"^{_DOTTED}:{_DOTTED}$"
-MAX_NAME_LENGTH: Final = 63
 DEFAULT_PORT: Final = "out"
+#: Bounds that keep a typo (``replicas: 10000000``) a validation error instead of a
+#: supervisor that eats the machine's memory before it fails.
+MAX_REPLICAS: Final = 1024
+MAX_KERNELS: Final = 10_000
+#: Kernel instances (every kernel's replicas, added up) one topology may run.
+MAX_INSTANCES: Final = 10_000
 
 Backpressure = Literal["block", "drop_oldest", "drop_newest", "reject"]
 Backend = Literal["cpu", "cuda", "auto"]
@@ -168,7 +176,9 @@ class KernelSpec(_Model):
             "model where it declares one (`ringctl validate --import`, `ringctl up`)."
         ),
     )
-    replicas: PositiveInt = Field(1, description="Identical instances sharing one inbox.")
+    replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS), _Number] = Field(
+        1, description=f"Identical instances sharing one inbox (at most {MAX_REPLICAS})."
+    )
     backend: Backend | None = Field(
         None, description="`cpu`, `cuda` or `auto`; unset: `defaults.backend`."
     )
@@ -325,9 +335,11 @@ class Topology(_Model):
     )
     kernels: dict[KernelId, KernelSpec] = Field(
         min_length=1,
+        max_length=MAX_KERNELS,
         description=(
             "Kernel id -> spec. Ids: lowercase letters, digits, `-` and `_`, "
-            "starting with a letter or digit."
+            f"starting with a letter or digit. At most {MAX_KERNELS} kernels and "
+            f"{MAX_INSTANCES} instances (replicas included)."
         ),
     )
     queues: list[Edge] = Field(
@@ -340,6 +352,12 @@ class Topology(_Model):
 
     @model_validator(mode="after")
     def _apply_defaults(self) -> Topology:
+        instances = sum(spec.replicas for spec in self.kernels.values())
+        if instances > MAX_INSTANCES:
+            raise ValueError(
+                f"{instances} kernel instances (replicas added up) is more than one "
+                f"topology may run ({MAX_INSTANCES}); lower `replicas` or split the topology"
+            )
         # Children learn their ids and the file's defaults once, here, so their
         # `effective_*` properties need no back-reference to the topology.
         for kernel_id, spec in self.kernels.items():

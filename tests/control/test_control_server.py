@@ -23,6 +23,7 @@ from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import AlreadyRunningError, ControlServer
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, Supervisor
+from ringctl.orchestrator.service import SupervisorTarget
 
 
 def mode(path: Path) -> int:
@@ -71,7 +72,7 @@ def plan(name: str = "ctl") -> Plan:
 async def serve(directory: StateDir, name: str = "ctl") -> Served:
     sup = Supervisor(plan(name))
     directory.ensure()
-    server = ControlServer(sup, directory.files(name), watch_interval=0.05)
+    server = ControlServer(SupervisorTarget(sup), directory.files(name), watch_interval=0.05)
     await server.start()
     await sup.up()
     return Served(sup, server, directory)
@@ -190,7 +191,7 @@ async def test_down_over_the_socket_streams_progress_while_it_drains(directory: 
         )
     )
     directory.ensure()
-    server = ControlServer(sup, directory.files("slow"))
+    server = ControlServer(SupervisorTarget(sup), directory.files("slow"))
     await server.start()
     await sup.up()
     s = Served(sup, server, directory)
@@ -210,7 +211,7 @@ async def test_down_over_the_socket_streams_progress_while_it_drains(directory: 
 
 
 async def test_a_second_supervisor_of_the_same_name_is_refused(served: Served) -> None:
-    twin = ControlServer(Supervisor(plan()), served.files)
+    twin = ControlServer(SupervisorTarget(Supervisor(plan())), served.files)
     with pytest.raises(AlreadyRunningError, match="'ctl' is already running") as caught:
         await twin.start()
     assert caught.value.exit_code == 1
@@ -267,9 +268,12 @@ async def test_find_picks_the_only_one_running_or_asks_for_a_name(directory: Sta
         await stop(first)
 
 
-def test_the_state_dir_is_made_private_and_socket_paths_must_fit(
+def test_a_state_dir_ringctl_creates_is_private_one_it_finds_is_left_alone(
     short: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    made = StateDir(short / "new" / "state")
+    made.ensure()
+    assert mode(made.path) == 0o700
     loose = short / "loose"
     loose.mkdir(mode=0o755)
     loose.chmod(0o755)
@@ -277,9 +281,13 @@ def test_the_state_dir_is_made_private_and_socket_paths_must_fit(
     directory = state_dir()
     assert directory.path == loose
     directory.ensure()
-    assert mode(loose) == 0o700
+    assert mode(loose) == 0o755  # readable by others is the user's choice; never chmodded
+
+
+def test_socket_paths_must_fit(short: Path) -> None:
+    deep = StateDir(short / ("d" * 60))
     with pytest.raises(UserInputError, match="too long for a Unix socket") as caught:
-        directory.files("n" * 120)
+        deep.files("n" * 40)
     assert caught.value.hint is not None and "RINGCTL_STATE_DIR" in caught.value.hint
 
 

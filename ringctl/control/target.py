@@ -1,0 +1,52 @@
+"""What the control server needs of a running topology: the ``ControlTarget`` protocol.
+
+The server runs on its own thread and event loop; the kernels run on theirs. The
+properties below are read from the control thread (plain attribute reads: cheap, and
+safe while the kernels' loop is busy or blocked). ``status`` and the coroutines run on
+the kernels' loop only: the server hands them over there and bounds the wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["ControlTarget", "Progress"]
+
+#: Called (on the kernels' loop) with each drain progress document during ``down``.
+Progress = Callable[[dict[str, Any]], None]
+
+
+class ControlTarget(Protocol):
+    """A supervised topology as the control plane sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def file(self) -> str | None: ...
+
+    @property
+    def state(self) -> str:
+        """``starting``, ``running``, ``paused``, ``draining``, ``stopped``, ..."""
+        ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def uptime_s(self) -> float: ...
+
+    def loop_report(self) -> dict[str, Any] | None:
+        """How the kernels' loop is doing (the watchdog's view); safe from any thread."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The ``ringctl ps NAME --json`` document. Kernels' loop only."""
+        ...
+
+    async def pause(self, kernels: list[str] | None) -> dict[str, Any]: ...
+
+    async def resume(self, kernels: list[str] | None) -> dict[str, Any]: ...
+
+    async def down(self, timeout: float, progress: Progress) -> dict[str, Any]: ...
