@@ -1,4 +1,5 @@
-"""Helpers every command module shares: load a plan, pick a runtime, print plainly."""
+"""Helpers every command module shares: load a plan, pick a runtime, print plainly, and
+check the names and durations people type."""
 
 from __future__ import annotations
 
@@ -58,3 +59,48 @@ def console() -> Any:
 
     # In a pipe or a CI log, wrapping columns helps nobody: print full lines.
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def check_name(name: str | None) -> str | None:
+    """A topology NAME argument, checked with the topology-name rule (or exit 2).
+
+    Names become file names in the state directory: ``../victim`` must never reach it.
+    """
+    if name is None:
+        return None
+    from ringctl.checks import check_name as check
+    from ringctl.exceptions import UserInputError
+
+    try:
+        return check(name)
+    except UserInputError as exc:
+        from ringctl.cli import _render
+
+        _render.fail(exc)
+
+
+def seconds(value: float | None) -> float | None:
+    """A typer callback: the option's value is a finite, positive duration (or exit 2)."""
+    if value is None:
+        return None
+    from ringctl.checks import MAX_SECONDS, check_seconds
+    from ringctl.exceptions import UserInputError
+
+    try:
+        return check_seconds(value, "it")
+    except UserInputError:
+        raise typer.BadParameter(
+            f"must be a finite, positive number of seconds (at most {MAX_SECONDS:.0f}); "
+            f"got {value!r}"
+        ) from None
+
+
+def per_second(value: float | None) -> float | None:
+    """A typer callback: a rate (redraws per second) that is finite and at least 0.1."""
+    import math
+
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0.1 <= value <= 1000:
+        raise typer.BadParameter(f"must be a number from 0.1 to 1000; got {value!r}")
+    return value

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
+from ringctl.cli._common import check_name, per_second, seconds
 from ringctl.cli._common import console as make_console
 
 _NAME_HELP = "The running topology (default: the only one running)."
@@ -21,12 +22,21 @@ _KernelsArg = Annotated[
     list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+_WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="Seconds to wait for the supervisor's answer; a command it has not started "
+        "by then is never applied.",
+        callback=seconds,
+    ),
+]
 
 
 def _client(name: str | None, timeout: float = 10.0) -> Any:
     from ringctl.control.client import ControlClient, find
 
-    return ControlClient(find(name), timeout=timeout)
+    return ControlClient(find(check_name(name)), timeout=timeout)
 
 
 def _run(action: Any) -> Any:
@@ -41,8 +51,13 @@ def _run(action: Any) -> Any:
 def ps(
     name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
     as_json: _JsonOpt = False,
+    wait: _WaitOpt = 10.0,
 ) -> None:
-    """List running topologies, or one topology's kernels and queues."""
+    """List running topologies, or one topology's kernels and queues.
+
+    A topology whose supervisor does not answer is listed as "not responding".
+    """
+    check_name(name)
     if name is None:
         from ringctl.control.client import running
 
@@ -55,7 +70,7 @@ def ps(
             return
         _print_topologies(found)
         return
-    status = _run(lambda: _client(name).request("status"))
+    status = _run(lambda: _client(name, wait).request("status"))
     if as_json:
         _render.print_json(status)
         return
@@ -69,9 +84,21 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
     for col in ("NAME", "STATE", "UPTIME", "PID", "FILE"):
         table.add_column(col)
     for t in found:
-        table.add_row(str(t.get("name")), str(t.get("state")), f"{t.get('uptime_s', 0):.1f}s",
+        uptime = t.get("uptime_s")
+        state = str(t.get("state"))
+        if t.get("loop") == "blocked":
+            state += " (loop blocked)"
+        table.add_row(str(t.get("name")), state,
+                      f"{uptime:.1f}s" if isinstance(uptime, int | float) else "?",
                       str(t.get("pid")), str(t.get("file") or ""))  # fmt: skip
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    for t in found:
+        if t.get("state") == "not responding":
+            console.print(
+                f"[yellow]{t.get('name')}: its supervisor (pid {t.get('pid')}) does not "
+                f"answer; see {t.get('log') or 'its log'}, or kill it if it is stuck[/]"
+            )
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -80,11 +107,24 @@ def _print_status(status: dict[str, Any]) -> None:
     from ringctl.dashboard import human_count
 
     console = make_console()
+    loop = status.get("loop") or {}
+    blocked = loop.get("status") == "blocked"
     console.print(
-        f"[bold]{status.get('name')}[/] {status.get('state')}  "
-        f"uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
+        f"[bold]{status.get('name')}[/] {status.get('state')}"
+        + (" [bold red]BLOCKED[/]" if blocked else "")
+        + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
         f"file {status.get('file')}"
     )
+    if blocked:
+        console.print(f"[bold red]{loop.get('message')}[/]")
+    elif loop.get("last_block"):
+        last = loop["last_block"]
+        console.print(f"[yellow]{last['message']} ({last['ago_s']:.0f} s ago)[/]")
+    if status.get("stale_s") is not None:
+        console.print(
+            f"[dim](kernel figures from {status['stale_s']:.1f} s ago: the kernels' loop "
+            "did not answer in time)[/]"
+        )
     table = Table(box=None, pad_edge=False)
     cols = ("KERNEL", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS",
             "RESTARTS")  # fmt: skip
@@ -114,9 +154,11 @@ def _print_status(status: dict[str, Any]) -> None:
         console.print(f"[red]failure: {status['failure']}[/]")
 
 
-def _control(op: str, name: str | None, kernels: list[str] | None, as_json: bool) -> None:
+def _control(
+    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float
+) -> None:
     args: dict[str, Any] = {"kernels": kernels} if kernels else {}
-    result = _run(lambda: _client(name).request(op, **args))
+    result = _run(lambda: _client(name, wait).request(op, **args))
     if as_json:
         _render.print_json(result)
         return
@@ -132,29 +174,39 @@ def pause(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
     as_json: _JsonOpt = False,
+    wait: _WaitOpt = 10.0,
 ) -> None:
     """Deactivate all kernels (or the ones named); messages keep queueing."""
-    _control("pause", name, kernels, as_json)
+    _control("pause", name, kernels, as_json, wait)
 
 
 def resume(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
     as_json: _JsonOpt = False,
+    wait: _WaitOpt = 10.0,
 ) -> None:
     """Reactivate paused kernels; what queued meanwhile is processed in order."""
-    _control("resume", name, kernels, as_json)
+    _control("resume", name, kernels, as_json, wait)
 
 
 def down(
     name: _NameArg = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to drain (and per kernel) before a force stop.", min=0)
+        float,
+        typer.Option(
+            help="Seconds to drain (and per kernel) before a force stop.", callback=seconds
+        ),
     ] = 10.0,
     as_json: _JsonOpt = False,
+    wait: _WaitOpt = 10.0,
 ) -> None:
-    """Drain and terminate: sources first, then the rest in reverse launch order."""
-    client = _run(lambda: _client(name, timeout=timeout + 30.0))
+    """Drain and terminate: sources first, then the rest in reverse launch order.
+
+    --wait bounds the wait for the supervisor to start the down and, after that, for each
+    progress line (it sends one every fraction of a second while it drains).
+    """
+    client = _run(lambda: _client(name, wait))
 
     def progress(message: dict[str, Any]) -> None:
         if as_json:
@@ -192,11 +244,13 @@ def _wait_gone(files: Any, seconds: float) -> None:
 def top(
     name: _NameArg = None,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
-    refresh: Annotated[float, typer.Option(help="Redraws per second.", min=0.1)] = 4.0,
-    width: Annotated[int | None, typer.Option(help="Frame width for --once.")] = None,
+    refresh: Annotated[float, typer.Option(help="Redraws per second.", callback=per_second)] = 4.0,
+    width: Annotated[int | None, typer.Option(help="Frame width for --once.", min=20)] = None,
+    wait: _WaitOpt = 5.0,
 ) -> None:
     """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
-    client = _run(lambda: _client(name, timeout=5.0))
+    client = _run(lambda: _client(name, wait + 1.0 / refresh))
+    _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text
 

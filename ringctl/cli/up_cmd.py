@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import load_plan, make_runtime, say, usage_error
+from ringctl.cli._common import load_plan, make_runtime, per_second, say, seconds, usage_error
 
 if TYPE_CHECKING:
     from ringctl.orchestrator.plan import Plan
@@ -31,11 +31,14 @@ def up(
     ] = False,
     duration: Annotated[
         float | None,
-        typer.Option(help="Run this many seconds, then down gracefully.", min=0),
+        typer.Option(help="Run this many seconds, then down gracefully.", callback=seconds),
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(help="Seconds the final drain (and each kernel) gets before a force stop."),
+        typer.Option(
+            help="Seconds the final drain (and each kernel) gets before a force stop.",
+            callback=seconds,
+        ),
     ] = 10.0,
     no_dashboard: Annotated[
         bool,
@@ -44,12 +47,15 @@ def up(
         ),
     ] = False,
     interval: Annotated[
-        float, typer.Option(help="Seconds between plain progress lines.", min=0.05)
+        float,
+        typer.Option(help="Seconds between plain progress lines.", min=0.05, callback=seconds),
     ] = 2.0,
     json_stream: Annotated[
         bool, typer.Option("--json-stream", help="One JSON status document per interval.")
     ] = False,
-    refresh: Annotated[float, typer.Option(help="Dashboard redraws per second.", min=0.1)] = 4.0,
+    refresh: Annotated[
+        float, typer.Option(help="Dashboard redraws per second.", callback=per_second)
+    ] = 4.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve Prometheus metrics on this port (needs ringctl[metrics])."),
@@ -66,6 +72,7 @@ def up(
     Runs until Ctrl-C, `ringctl down`, --duration, or completion (every source returned
     and every queue drained: exit 0).
     """
+    from ringctl.cli._output import Losses, guard_std_streams
     from ringctl.exceptions import RingctlError
 
     plan = load_plan(file, engine)
@@ -74,12 +81,19 @@ def up(
         return
     from ringctl.control.paths import state_dir
 
-    log_path = str(state_dir().files(plan.name).log)
+    try:
+        directory = state_dir()
+        directory.ensure()
+        log_path = str(directory.files(plan.name).log)
+    except RingctlError as exc:
+        _render.fail(exc)
+    losses = Losses()
+    guard_std_streams(losses)  # a full disk under stdout or the log must not end the run
     if not os.environ.get("RINGCTL_DETACHED"):
         # The child of `up -d` already writes everything to this log. In the foreground,
         # kernel tracebacks go there too, so they never scribble over the dashboard;
         # the screen gets one line per failure.
-        _log_to_file(log_path)
+        _log_to_file(log_path, losses)
     try:
         result = _run_foreground(
             plan,
@@ -92,19 +106,23 @@ def up(
             refresh=refresh,
             metrics_port=metrics_port,
             address=address,
+            losses=losses,
         )
     except RingctlError as exc:
         _render.fail(exc)
     _report_result(plan, result, log_path)
+    lost = losses.summary()
+    if lost:
+        typer.secho(f"warning: {lost}", fg=typer.colors.YELLOW, err=True)
     raise typer.Exit(result.exit_code)
 
 
-def _log_to_file(path: str) -> None:
+def _log_to_file(path: str, losses: Any) -> None:
     import logging
-    from pathlib import Path
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = logging.FileHandler(path, delay=True)  # no file unless something is logged
+    from ringctl.cli._output import PrivateFileHandler
+
+    handler = PrivateFileHandler(path, losses)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("ringctl")
     logger.addHandler(handler)
@@ -137,8 +155,10 @@ def _run_foreground(
     metrics_port: int | None,
     address: str | None,
     log_path: str | None = None,
+    losses: Any = None,
 ) -> RunResult:
     import asyncio
+    import contextlib
 
     from ringctl.orchestrator.service import serve
     from ringctl.runtime.loop import run
@@ -168,8 +188,10 @@ def _run_foreground(
             return
         if kind == "force":
             say("second interrupt: forcing the stop")
-        else:
+        elif kind == "interrupt":
             say("stopping: draining queues (Ctrl-C again to force)")
+        else:  # SIGTERM or SIGHUP: nobody is at a keyboard to press Ctrl-C
+            say(f"stopping on SIG{'TERM' if kind == 'terminate' else 'HUP'}: draining queues")
 
     sup_box: list[Any] = []
     metrics = None
@@ -194,6 +216,14 @@ def _run_foreground(
         def ready(sup: Any) -> None:
             nonlocal viewer
             sup_box.append(sup)
+            if losses is not None:
+                loop = asyncio.get_running_loop()
+
+                def first_loss(text: str) -> None:  # from any thread: the event log is the loop's
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(sup.event, "failure", text)
+
+                losses.on_first_loss = first_loss
             latest["status"] = sup.status()
             if dashboard:
                 viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
@@ -273,10 +303,14 @@ def _detach(
     address: str | None,
 ) -> None:
     from ringctl.control.paths import state_dir
+    from ringctl.exceptions import RingctlError, RunFailedError
 
-    directory = state_dir()
-    directory.ensure()
-    files = directory.files(plan.name)
+    try:
+        directory = state_dir()
+        directory.ensure()
+        files = directory.files(plan.name)
+    except RingctlError as exc:
+        _render.fail(exc)
     if files.clean_if_stale() == "held":
         _render.fail(
             usage_error(
@@ -293,19 +327,28 @@ def _detach(
         args += ["--engine", engine]
     if address is not None:
         args += ["--address", address]
-    with open(files.log, "ab") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ringctl up -d {file}\n".encode())
-        log.flush()
-        child = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "RINGCTL_DETACHED": "1"},
+    try:
+        fd = os.open(files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ringctl up -d {file}\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "RINGCTL_DETACHED": "1"},
+            )
+    except OSError as exc:  # a full disk, say: nothing was started
+        _render.fail(
+            RunFailedError(
+                f"cannot write the log of {plan.name!r} ({files.log}): {exc.strerror or exc}; "
+                "nothing was started",
+                hint="free some space, or set RINGCTL_STATE_DIR to another directory",
+            )
         )
     from ringctl.control.client import ControlClient
-    from ringctl.exceptions import RingctlError
 
     client = ControlClient(files, timeout=2.0)
     deadline = time.monotonic() + 120.0

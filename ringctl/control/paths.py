@@ -171,9 +171,7 @@ class StateDir:
                 f"cannot use the state directory {self.path}: {exc.strerror or exc}", hint=_HINT
             ) from None
         if not stat.S_ISDIR(st.st_mode):
-            raise UserInputError(
-                f"the state directory {self.path} is not a directory", hint=_HINT
-            )
+            raise UserInputError(f"the state directory {self.path} is not a directory", hint=_HINT)
         if st.st_uid != os.getuid():
             raise UserInputError(
                 f"the state directory {self.path} belongs to another user (uid {st.st_uid})",

@@ -288,8 +288,7 @@ class ControlServer:
                 else "the kernels' loop did not get to it"
             )
             return Abandoned(
-                f"{op} of {self.files.name!r} not applied: {busy} and the client's "
-                "deadline passed",
+                f"{op} of {self.files.name!r} not applied: {busy} and the client's deadline passed",
                 hint="nothing was changed; try again, or give it longer with --wait",
             )
 
