@@ -364,6 +364,11 @@ class Status:
     kernels: tuple[KernelRow, ...]
     queues: tuple[QueueRow, ...]
     status_counts: dict[KernelStatus, int] = field(default_factory=dict)
+    #: While the kernels' event loop is blocked: what holds it, in words
+    #: (``loop blocked 3.0 s in kernel `slow```); None while it runs.
+    loop_blocked: str | None = None
+    #: Seconds the kernel figures are old when the loop did not answer in time.
+    stale_s: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -496,6 +501,10 @@ def parse_status(
         for e in _mappings(_get(doc, "events"))
     )
     state = text(_get(doc, "state"))
+    loop = _get(doc, "loop")
+    blocked = None
+    if isinstance(loop, Mapping) and _get(loop, "status") == "blocked":
+        blocked = text(_get(loop, "message")) or "loop blocked"
     return Status(
         name=text(_get(doc, "name")),
         file=text(_get(doc, "file")),
@@ -507,6 +516,8 @@ def parse_status(
         kernels=kernels,
         queues=tuple(_parse_queue(q) for q in _mappings(_get(doc, "queues"))),
         status_counts=counts,
+        loop_blocked=blocked,
+        stale_s=number(_get(doc, "stale_s")),
     )
 
 

@@ -81,7 +81,7 @@ def plain_line(
         return "[      --] no status yet"
     st = parse_status(status, stall_after_s=stall_after_s)
     head = f"[{human_duration(st.uptime_s):>8}] {st.name or '(unnamed)'} {st.state or 'unknown'}"
-    parts = [head]
+    parts = [head if not st.loop_blocked else f"{head} BLOCKED ({st.loop_blocked})"]
     if st.phase is not None:
         phase = st.phase
         progress = f"{phase.name} {phase.done if phase.done is not None else '?'}"

@@ -421,6 +421,8 @@ def _header(st: Status, connection: str | None) -> Panel:
     top.append("  ")
     state = st.state or "unknown"
     top.append(state.upper(), style=TOPOLOGY_STYLE.get(state, "bold"))
+    if st.loop_blocked:
+        top.append(" BLOCKED", style="bold white on red")
     top.append(f"  up {human_duration(st.uptime_s)}")
     top.append(f"  {human_count(st.throughput)} msg/s", style="bold")
     lines: list[RenderableType] = [top]
@@ -438,6 +440,11 @@ def _header(st: Status, connection: str | None) -> Panel:
 
     if connection:
         lines.append(Text(connection, style="bold red"))
+    if st.loop_blocked:
+        blocked = Text(st.loop_blocked, style="bold red")
+        if st.stale_s is not None:
+            blocked.append(f" (figures from {st.stale_s:.1f} s ago)", style="dim")
+        lines.append(blocked)
     event = st.last_event
     if event is not None:
         line = Text("last event: ", style="dim")
