@@ -48,7 +48,7 @@ def state_dir() -> StateDir:
     if not os.path.isabs(home):
         # An empty or relative HOME would put the state directory under the current one.
         raise UserInputError(
-            f"cannot find a state directory: HOME is {'unset' if not home else repr(home)}",
+            f"cannot find a state directory: HOME is {repr(home) if home else 'not set'}",
             hint=_HINT,
         )
     return StateDir(Path(home) / ".local" / "state" / "ringctl")

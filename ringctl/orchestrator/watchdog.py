@@ -61,7 +61,7 @@ class LoopWatchdog:
         loop: asyncio.AbstractEventLoop,
         *,
         period: float = 0.1,
-        threshold: float = 0.25,
+        threshold: float = 0.5,
         on_block: Callable[[str], None] | None = None,
     ) -> None:
         self.loop = loop

@@ -78,6 +78,12 @@ class TallyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delay: float = Field(0.0, ge=0, description="Seconds spent on each message.")
+    block: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds of time.sleep on each message: blocks the whole event loop, "
+        "as heavy work done wrong does.",
+    )
     report: str | None = None
 
 
@@ -91,6 +97,8 @@ async def tally(ctx: KernelContext) -> None:
         async for msg in ctx.messages():
             if p.delay:
                 await asyncio.sleep(p.delay)
+            if p.block:
+                time.sleep(p.block)  # noqa: ASYNC251  (the point: block the loop)
             received += 1
             total += msg
             ctx.state["received"], ctx.state["sum"] = received, total
