@@ -9,6 +9,8 @@ import os
 import socket
 import stat
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -317,3 +319,88 @@ def test_a_supervisor_that_died_unreaped_counts_as_gone(directory: StateDir) -> 
         assert not files.socket.exists() and not files.pid.exists()
     finally:
         child.wait()
+
+
+async def test_every_malformed_request_gets_an_error_reply_and_nothing_is_logged(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [
+        {"v": 1, "op": ["pause"]},
+        {"v": 1, "op": "pause", "args": ["source"]},
+        {"v": 1, "op": "pause", "args": {"kernels": 5}},
+        {"v": 1, "op": "pause", "args": {"kernels": ["source"], "extra": 1}},
+        {"v": 1, "op": "watch", "args": {"interval": "abc"}},
+        {"v": 1, "op": "down", "args": {"timeout": "soon"}},
+        {"v": 1, "op": "down", "args": {"timeout": -1}},
+        {"v": 1, "op": "ping", "deadline": "later"},
+        {"v": "1", "op": "ping"},
+        {"v": True, "op": "ping"},
+    ]
+    lines = [protocol.encode(doc) for doc in bad]
+    lines += [b"[" * 100_000 + b"\n", b'{"v": 1, "op": "down", "args": {"timeout": 1e400}}\n']
+    lines.append(protocol.encode({"v": 1, "op": "ping"}))
+    replies = await served.raw(*lines)
+    assert [r["ok"] for r in replies] == [False] * (len(lines) - 1) + [True]
+    messages = [r["error"]["message"] for r in replies[:-1]]
+    assert all(r["error"]["exit_code"] == 2 for r in replies[:-1])
+    assert messages[0] == "bad request: op: input should be a valid string, got list"
+    assert messages[1] == "bad request: args: input should be a valid dictionary, got list"
+    assert (
+        messages[2] == "bad request for 'pause': args.kernels: input should be a valid list, got 5"
+    )
+    assert messages[3].startswith("bad request for 'pause': args.extra: extra inputs")
+    assert messages[4] == (
+        "bad request for 'watch': args.interval: input should be a valid number, got 'abc'"
+    )
+    assert messages[5].endswith("args.timeout: input should be a valid number, got 'soon'")
+    assert messages[6].endswith("args.timeout: input should be greater than 0, got -1")
+    assert messages[7].startswith("bad request: deadline: input should be a valid number")
+    assert messages[8] == ("bad request: v must be the protocol version as an integer (1), not '1'")
+    assert messages[9].startswith("bad request: v must be the protocol version")
+    assert messages[10] == "bad request: nested too deeply"
+    assert messages[11].endswith("args.timeout: input should be a finite number, got inf")
+    assert [r for r in caplog.records if r.levelno >= 30] == []
+    assert served.sup.state == "running"
+
+
+def _request_in_thread(
+    served: Served, op: str, timeout: float
+) -> tuple[threading.Thread, list[Any]]:
+    """A client in a plain thread: it runs while the test blocks the kernels' loop."""
+    outcome: list[Any] = []
+
+    def talk() -> None:
+        try:
+            outcome.append(ControlClient(served.files, timeout=timeout).request(op))
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=talk)
+    thread.start()
+    return thread, outcome
+
+
+async def test_the_server_answers_while_the_kernels_loop_is_blocked(served: Served) -> None:
+    await served.request("status")  # a document was published
+    thread, outcome = _request_in_thread(served, "status", 5.0)
+    started = time.monotonic()
+    time.sleep(1.0)  # noqa: ASYNC251  (the point: this test blocks the kernels' loop)
+    thread.join(timeout=5)
+    (status,) = outcome
+    assert isinstance(status, dict) and status["name"] == "ctl"
+    assert status["stale_s"] is not None and status["state"] == "running"
+    assert time.monotonic() - started < 5
+
+
+async def test_a_command_not_started_by_its_deadline_is_refused_and_never_applied(
+    served: Served,
+) -> None:
+    thread, outcome = _request_in_thread(served, "pause", 1.0)
+    time.sleep(1.5)  # noqa: ASYNC251  (block the kernels' loop past the client's deadline)
+    thread.join(timeout=5)
+    (error,) = outcome
+    assert isinstance(error, ControlPlaneError) and error.exit_code == 3
+    assert error.message.startswith("pause of 'ctl' not applied: ")
+    await asyncio.sleep(0.2)  # the loop runs again: the handed-over pause must not run
+    assert served.sup.state == "running"
+    assert served.sup.runtime.get_state("source").name == "ACTIVE"
