@@ -2,7 +2,7 @@
 
 Every output of the dashboard layer (the rich view, the plain CI line, the Prometheus
 endpoint) starts from the same plain dict that ``ringctl ps NAME --json`` prints and the
-supervisor's ``watch`` stream sends (issue 5, ``shared/design/cli.md``). That document
+supervisor's ``watch`` stream sends (documented in ``docs/dashboard.md``). That document
 crosses a process boundary and is "add fields, never rename", so it may come from an
 older or newer supervisor: here every key may be missing, ``None`` or of the wrong type,
 and nothing in this module raises on such input. It is parsed once into the frozen rows
@@ -41,7 +41,7 @@ __all__ = [
 #: slow message between snapshots is not flagged, short enough that a person sees it.
 STALL_AFTER_S: Final = 2.0
 
-#: Lifecycle states (``shared/spec/ring-kernel-lifecycle.md``), as the document spells them.
+#: Lifecycle states (``docs/concepts.md``), as the document spells them.
 KERNEL_STATES: Final = (
     "CREATED",
     "LAUNCHED",

@@ -1,6 +1,6 @@
 """The dashboard view: a status document in, a rich renderable out, nothing else.
 
-The view is a pure function of one snapshot (``shared/design/style.md``, habit 5): no
+The view is a pure function of one snapshot (as every renderer is): no
 clock, no socket, no global state. ``ringctl up``, ``ringctl top`` and ``top --once``
 call :func:`render` with the dict the supervisor sends and print what comes back, and
 the tests do the same with a ``Console(file=StringIO(), width=...)``.
