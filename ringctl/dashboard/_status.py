@@ -85,6 +85,7 @@ class KernelStatus(StrEnum):
     STARTING = "starting"  # CREATED / LAUNCHED: not yet taking messages
     STOPPING = "stopping"  # TERMINATING: draining out
     STOPPED = "stopped"  # TERMINATED cleanly
+    RESTARTING = "restarting"  # failed, waiting out its restart backoff
 
 
 #: Words that ask a person to look: sorted first when not every row fits.
@@ -172,6 +173,7 @@ def classify_kernel(
     Precedence, first match wins (end states before activity, so a finished kernel with
     a stale inbox reads "done", not "stalled"):
 
+    0. a ``restart_in_s`` (the supervisor waits out a restart backoff) → restarting
     1. ``TERMINATED`` with a ``last_error`` → failed
     2. ``completed`` → done
     3. ``TERMINATED`` → stopped; ``TERMINATING`` → stopping
@@ -184,6 +186,8 @@ def classify_kernel(
     moving" stands in for idle.
     """
     state = (text(_get(kernel, "state")) or "").upper()
+    if number(_get(kernel, "restart_in_s")) is not None:
+        return KernelStatus.RESTARTING
     if state == "TERMINATED" and text(_get(kernel, "last_error")):
         return KernelStatus.FAILED
     if _get(kernel, "completed") is True:
@@ -304,6 +308,7 @@ class KernelRow:
     waiting: int | None
     blocked: int | None
     metrics: tuple[tuple[str, float], ...] = ()  # the numeric entries of ctx.metrics
+    restart_in_s: float | None = None  # waiting out a restart backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +431,7 @@ def _parse_kernel(raw: Mapping[str, Any], index: int, stall_after_s: float) -> K
         waiting=count(get("waiting")),
         blocked=count(get("blocked")),
         metrics=_numeric_items(get("metrics")),
+        restart_in_s=number(get("restart_in_s")),
     )
 
 
