@@ -241,3 +241,21 @@ async def echo_back(ctx: KernelContext) -> None:
     async for msg in ctx.messages():
         await ctx.send(msg)
         await ctx.send(msg, port="back")
+
+
+class CrashyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fail_on: list[int] = Field(default_factory=list, description="Values to fail on, once each.")
+
+
+@ring_kernel(kernel_id="crashy", params=CrashyParams, ports=("out",))
+async def crashy(ctx: KernelContext) -> None:
+    """Forward ints; raise once on each value of ``fail_on`` (the state survives restarts)."""
+    p: CrashyParams = ctx.params
+    failed: set[int] = ctx.state.setdefault("failed", set())
+    async for msg in ctx.messages():
+        if msg in p.fail_on and msg not in failed:
+            failed.add(msg)
+            raise RuntimeError(f"crashy: {msg}")
+        await ctx.send(msg)
