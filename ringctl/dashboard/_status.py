@@ -309,6 +309,8 @@ class KernelRow:
     blocked: int | None
     metrics: tuple[tuple[str, float], ...] = ()  # the numeric entries of ctx.metrics
     restart_in_s: float | None = None  # waiting out a restart backoff
+    lost: float | None = None  # queued for it after it failed for good
+    left: float | None = None  # queued for it when it was stopped on request
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +327,9 @@ class QueueRow:
     drops: float | None
     high_water: int | None
     blocked_s: float | None
+    delivered: float | None = None
+    lost: float | None = None
+    left: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +437,8 @@ def _parse_kernel(raw: Mapping[str, Any], index: int, stall_after_s: float) -> K
         blocked=count(get("blocked")),
         metrics=_numeric_items(get("metrics")),
         restart_in_s=number(get("restart_in_s")),
+        lost=number(get("lost")),
+        left=number(get("left")),
     )
 
 
@@ -458,6 +465,9 @@ def _parse_queue(raw: Mapping[str, Any]) -> QueueRow:
         messages=number(_get(raw, "messages")),
         drops=number(_get(raw, "drops")),
         high_water=count(_get(raw, "high_water")),
+        delivered=number(_get(raw, "delivered")),
+        lost=number(_get(raw, "lost")),
+        left=number(_get(raw, "left")),
         blocked_s=number(_get(raw, "blocked_s")),
     )
 
