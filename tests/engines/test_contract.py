@@ -32,7 +32,7 @@ async def relay(ctx: Any) -> None:
 
 
 async def sink(ctx: Any) -> None:
-    async for msg in ctx.messages():
+    async for _msg in ctx.messages():
         ctx.metrics["seen"] = ctx.metrics.get("seen", 0) + 1
 
 

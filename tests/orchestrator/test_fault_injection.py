@@ -10,6 +10,7 @@ checks the law at the end of the run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -63,7 +64,7 @@ def plans(draw: st.DrawFn) -> Plan:
         mids = [mid(f"m{i}") for i in range(n)]
         names = ["s", *[m.id for m in mids], "z"]
         kernels = [sink("z"), *reversed(mids), src("s")]
-        edges = [edge(a, b) for a, b in zip(names, names[1:], strict=False)]
+        edges = [edge(a, b) for a, b in itertools.pairwise(names)]
     elif shape == "fan_in":
         kernels = [sink("z"), mid("m"), src("s1"), src("s2", draw(st.integers(1, 60)))]
         edges = [edge("s1", "m"), edge("s2", "m"), edge("m", "z")]
