@@ -10,6 +10,10 @@ Figures (targets in brackets):
 - a 1,000-kernel topology up and down, in-process ``Supervisor`` and via the CLI [< 5 s];
 - the control work's cost on kernel throughput: a pipeline's messages/s with nobody
   watching, then with a ``watch`` client at 20 Hz and ``ps`` polled every 50 ms [< 3 %];
+- ``ps NAME`` (a ``status`` round trip over the socket) while a kernel blocks the kernels'
+  event loop for 3 s, against the same request with the loop free [< 200 ms];
+- what the control thread and the loop watchdog cost the kernels when idle: the 3-stage
+  pipeline's messages/s with them and without them, in the same process [< 1 %];
   and the same cost from the inside (what a status document costs the loop), which
   other load on a shared machine cannot blur.
 
@@ -273,19 +277,133 @@ def bench_status_cost(b: Bench, rounds: int) -> None:
     )
 
 
+def hog_topology(seconds: float, trigger: Path) -> str:
+    return HEADER.format(name="hog") + (
+        "kernels:\n"
+        f"  hog: {{entry: 'orchestrator.testkernels:hog', "
+        f"params: {{trigger: '{trigger}', seconds: {seconds}}}}}\n"
+    )
+
+
+def bench_ps_while_blocked(b: Bench, samples: int) -> None:
+    trigger = b.work / "trigger"
+    path = b.topology("hog", hog_topology(3.0, trigger))
+    b.ringctl("up", "-d", path)
+    client = b.client("hog")
+    client.timeout = 10.0
+
+    def round_trips(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.request("status")
+            times.append(time.perf_counter() - t0)
+        return times
+
+    free = round_trips(samples)
+    trigger.touch()
+    while trigger.exists():
+        time.sleep(0.005)
+    time.sleep(0.6)  # past the watchdog's threshold: the loop is now known to be blocked
+    blocked = []
+    t_end = time.perf_counter() + 1.5  # well inside the 3 s block
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        status = client.request("status")
+        blocked.append(time.perf_counter() - t0)
+        assert status["loop"]["status"] == "blocked", status["loop"]
+    b.ringctl("down", "hog")
+    print(
+        f"ps NAME (status round trip) while a kernel blocks the loop for 3 s: "
+        f"median {fmt_ms(statistics.median(blocked))}  max {fmt_ms(max(blocked))} "
+        f"({len(blocked)} requests); loop free: median {fmt_ms(statistics.median(free))}"
+        "   [target < 200 ms]"
+    )
+
+
+def bench_control_thread_cost(b: Bench, window: float, trials: int) -> None:
+    """The 3-stage pipeline in this process, with and without the control server's
+    thread and the loop watchdog (nobody connected), alternated trial by trial."""
+    from ringctl.control.server import ControlServer
+    from ringctl.orchestrator.service import SupervisorTarget
+    from ringctl.orchestrator.watchdog import LoopWatchdog
+
+    path = b.topology("pipe", PIPELINE)
+
+    async def measure(control: bool) -> float:
+        sup = Supervisor(plan_from_file(path))
+        loop = asyncio.get_running_loop()
+        server = None
+        beating = None
+        if control:
+            watchdog = LoopWatchdog(loop)
+            server = ControlServer(SupervisorTarget(sup, watchdog), StateDir(b.state).files("pipe"))
+            await server.start()
+            sup.on_status(server.publish)
+            beating = loop.create_task(watchdog.heartbeat())
+        await sup.up()
+        await asyncio.sleep(0.3)  # steady state
+        n0, t0 = received(sup), time.perf_counter()
+        await asyncio.sleep(window)
+        n1, t1 = received(sup), time.perf_counter()
+        await sup.down(timeout=5)
+        if beating is not None:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        if server is not None:
+            await server.close()
+        await sup.runtime.close()
+        return (n1 - n0) / (t1 - t0)
+
+    def received(sup: Supervisor) -> int:
+        kernels = sup.status(fresh=True)["kernels"]
+        return int(next(k for k in kernels if k["id"] == "sink")["messages_in"])
+
+    without, with_ = [], []
+    for _ in range(trials):
+        without.append(run(measure(False)))
+        with_.append(run(measure(True)))
+    w0, w1 = statistics.median(without), statistics.median(with_)
+    print(
+        f"3-stage pipeline: without control thread + watchdog {w0:,.0f} msg/s, with them "
+        f"{w1:,.0f} msg/s; cost {100 * (w0 - w1) / w0:+.1f} %   [target < 1 %]"
+    )
+    print(f"  trials without: {', '.join(f'{x:,.0f}' for x in without)}")
+    print(f"  trials with:    {', '.join(f'{x:,.0f}' for x in with_)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, same code paths")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: up,pause,many,cost,status,blocked,thread"
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp))
         try:
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, state dir {b.state}")
-            bench_up_detached(b, 2 if args.quick else 7)
-            bench_pause(b, 100, 5 if args.quick else 30)
-            bench_many(b, 100 if args.quick else 1000)
-            bench_control_cost(b, 0.5 if args.quick else 2.0, 1 if args.quick else 5)
-            bench_status_cost(b, 20 if args.quick else 500)
+            q = args.quick
+            if wanted("up"):
+                bench_up_detached(b, 2 if q else 7)
+            if wanted("pause"):
+                bench_pause(b, 100, 5 if q else 30)
+            if wanted("many"):
+                bench_many(b, 100 if q else 1000)
+            if wanted("cost"):
+                bench_control_cost(b, 0.5 if q else 2.0, 1 if q else 5)
+            if wanted("status"):
+                bench_status_cost(b, 20 if q else 500)
+            if wanted("blocked"):
+                bench_ps_while_blocked(b, 5 if q else 30)
+            if wanted("thread"):
+                bench_control_thread_cost(b, 0.5 if q else 2.0, 1 if q else 7)
         finally:
             b.cleanup()
             for leftover in b.state.iterdir():

@@ -26,6 +26,9 @@ __all__ = ["SupervisorTarget", "serve"]
 log = logging.getLogger("ringctl.service")
 
 Tick = Callable[[dict[str, Any]], None]
+#: The control server answers from the last published status while the kernels' loop is
+#: blocked: publish one this often, so that one is never older than this when a block starts.
+PUBLISH_EVERY_S = 0.5
 #: The signals that start a graceful down. A second SIGINT forces it.
 _STOP_SIGNALS = {
     signal.SIGINT: "interrupt",
@@ -67,14 +70,22 @@ class SupervisorTarget:
     def status(self) -> dict[str, Any]:
         return self.sup.status()
 
+    # After each command a fresh status is built, and so published: a `ps` right after
+    # it shows its effect even if the kernels' loop is slow to answer that `ps`.
+
     async def pause(self, kernels: list[str] | None) -> dict[str, Any]:
-        return {"paused": await self.sup.pause(kernels), "state": self.sup.state}
+        paused = await self.sup.pause(kernels)
+        self.sup.status(fresh=True)
+        return {"paused": paused, "state": self.sup.state}
 
     async def resume(self, kernels: list[str] | None) -> dict[str, Any]:
-        return {"resumed": await self.sup.resume(kernels), "state": self.sup.state}
+        resumed = await self.sup.resume(kernels)
+        self.sup.status(fresh=True)
+        return {"resumed": resumed, "state": self.sup.state}
 
     async def down(self, timeout: float, progress: DownProgress) -> dict[str, Any]:
         report = await self.sup.down(timeout, progress)
+        self.sup.status(fresh=True)
         return {"state": self.sup.state, **report.as_dict()}
 
 
@@ -132,16 +143,18 @@ async def serve(
             installed.append(sig)
     beating = loop.create_task(watchdog.heartbeat(), name="ringctl-watchdog-heartbeat")
     ticker: asyncio.Task[None] | None = None
+    publisher: asyncio.Task[None] | None = None
     try:
         if supervisor_ready is not None:
             supervisor_ready(sup)
         await sup.up(on_phase)
-        sup.status(fresh=True)  # published: `ps` has a document even if a kernel blocks
+        if server is not None:
+            publisher = loop.create_task(_publish(sup), name="ringctl-status-publisher")
         if on_tick is not None:
             ticker = loop.create_task(_tick(sup, on_tick, tick_interval), name="ringctl-ticker")
         return await sup.run(duration=duration, down_timeout=down_timeout)
     finally:
-        for task in (ticker, beating):
+        for task in (ticker, publisher, beating):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +166,14 @@ async def serve(
         if server is not None:
             await server.close()
         await sup.runtime.close()
+
+
+async def _publish(sup: Supervisor) -> None:
+    """Build a status every ``PUBLISH_EVERY_S`` (``Supervisor.status`` hands each one to
+    the control server), so ``ps`` has a recent one even while a kernel blocks the loop."""
+    while not sup.ended:
+        sup.status()
+        await asyncio.sleep(PUBLISH_EVERY_S)
 
 
 async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
