@@ -250,6 +250,16 @@ def test_a_state_dir_that_is_a_file_or_cannot_be_made_is_a_clean_error(
     assert list(tmp_path.iterdir()) == [a_file]  # nothing made under a relative HOME
 
 
+@pytest.mark.skipif(os.getuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_state_dir_is_a_clean_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = Ringctl(locked)("up", "-d", ENDLESS)
+    assert result.returncode == 2
+    assert f"the state directory {locked} is not writable" in result.stderr
+    no_traceback(result.stderr)
+
+
 def test_logs_are_private_and_a_clean_down_leaves_only_the_log(ringctl: Ringctl) -> None:
     ringctl.up_detached(ENDLESS)
     log = ringctl.state / "endless.log"
