@@ -121,8 +121,6 @@ async def serve(
         server = ControlServer(
             SupervisorTarget(sup, watchdog), directory.files(plan.name), log_path=log_path
         )
-        await server.start()
-        sup.on_status(server.publish)
     interrupts = 0
 
     def stop_signal(kind: str) -> None:
@@ -136,11 +134,20 @@ async def serve(
         reason = {"interrupt": "interrupted", "force": "interrupted"}.get(kind, "terminated")
         sup.request_stop(reason, force=kind == "force")
 
+    # Before the socket exists: whoever sees it may signal us at once.
     installed = []
     for sig, kind in _STOP_SIGNALS.items():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop_signal, kind)
             installed.append(sig)
+    try:
+        if server is not None:
+            await server.start()
+            sup.on_status(server.publish)
+    except BaseException:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        raise
     beating = loop.create_task(watchdog.heartbeat(), name="ringctl-watchdog-heartbeat")
     ticker: asyncio.Task[None] | None = None
     publisher: asyncio.Task[None] | None = None

@@ -21,6 +21,8 @@ __all__ = [
     "DownDoc",
     "EventDoc",
     "KernelDoc",
+    "LastBlockDoc",
+    "LoopDoc",
     "PhaseDoc",
     "QueueDoc",
     "StatusDocument",
@@ -142,6 +144,24 @@ class AccountingDoc(_Doc):
     queues: list[QueueAccountDoc]
 
 
+class LastBlockDoc(_Doc):
+    message: str = Field(description="e.g. loop blocked 3.0 s in kernel `slow`.")
+    seconds: float
+    ago_s: float = Field(description="Seconds since the block ended.")
+
+
+class LoopDoc(_Doc):
+    """The loop watchdog's view of the kernels' event loop (added by the control server)."""
+
+    status: Literal["ok", "blocked"]
+    lag_s: float = Field(description="How late the loop is right now.")
+    blocks: int = Field(description="Blocks seen so far.")
+    holder: str | None = Field(None, description="While blocked: what holds the loop.")
+    blocked_s: float | None = None
+    message: str | None = Field(None, description="While blocked: the block in words.")
+    last_block: LastBlockDoc | None = None
+
+
 class StatusDocument(_Doc):
     name: str
     file: str | None
@@ -158,6 +178,12 @@ class StatusDocument(_Doc):
     quiescent: bool
     down: DownDoc | None = None
     accounting: AccountingDoc | None = None
+    loop: LoopDoc | None = Field(None, description="Present in documents sent over the socket.")
+    stale_s: float | None = Field(
+        None,
+        description="Set when the kernels' loop did not answer in time: the age of the "
+        "kernel figures (the state, uptime and loop are current).",
+    )
 
     @classmethod
     def check(cls, doc: dict[str, Any]) -> StatusDocument:

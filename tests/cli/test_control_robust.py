@@ -19,6 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared harness
 from orchestrator.harness import REPO, TOPOLOGIES, Ringctl, pid_alive, ringctl_for, wait_for
 
+from ringctl.orchestrator.status import StatusDocument
+
 ENDLESS = TOPOLOGIES / "endless.yaml"
 BUSY = TOPOLOGIES / "busy.yaml"
 SLEEPY = TOPOLOGIES / "sleepy.yaml"
@@ -67,6 +69,8 @@ def test_ps_answers_while_a_kernel_blocks_the_loop(ringctl: Ringctl, tmp_path: P
         what="ps seeing the block",
     )
     loop = status["loop"]
+    StatusDocument.check(status)  # the answer from the last published one fits the definition
+    assert status["stale_s"] is not None
     assert loop["holder"] == "kernel `hog`"
     assert loop["message"].startswith("loop blocked ") and loop["message"].endswith(
         " s in kernel `hog`"
