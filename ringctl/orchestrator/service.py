@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
@@ -20,6 +20,9 @@ from ringctl.control.target import Progress as DownProgress
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
 from ringctl.orchestrator.watchdog import LoopWatchdog
+
+if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
 
 __all__ = ["SupervisorTarget", "serve"]
 
@@ -100,7 +103,7 @@ async def serve(
     on_signal: Callable[[str], None] | None = None,
     directory: StateDir | None = None,
     log_path: str | None = None,
-    runtime: Any | None = None,
+    runtime: Engine | None = None,
     control: bool = True,
     supervisor_ready: Callable[[Supervisor], None] | None = None,
 ) -> RunResult:
