@@ -383,7 +383,8 @@ class ControlServer:
     async def _watch(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
         args = request.args
         assert isinstance(args, protocol.WatchRequest)
-        interval = max(0.05, args.interval)
+        given = "interval" in args.model_fields_set
+        interval = max(0.05, args.interval if given else self.watch_interval)
         while True:
             ended = self.target.ended  # read first: the document after it is the final one
             await _send(writer, protocol.event("status", await self._document()))
