@@ -46,6 +46,7 @@ __all__ = [
     "jsonable",
     "keep_running",
     "map_payload",
+    "to_host",
 ]
 
 
@@ -182,7 +183,7 @@ def jsonable(msg: Any) -> Any:
     if dataclasses.is_dataclass(msg) and not isinstance(msg, type):
         return {f.name: jsonable(getattr(msg, f.name)) for f in dataclasses.fields(msg)}
     if hasattr(msg, "shape") and hasattr(msg, "dtype"):
-        return _to_host(msg).tolist()
+        return to_host(msg).tolist()
     if hasattr(msg, "item") and hasattr(msg, "dtype"):  # a NumPy scalar
         return msg.item()
     if isinstance(msg, dict):
@@ -192,8 +193,12 @@ def jsonable(msg: Any) -> Any:
     return msg
 
 
-def _to_host(array: Any) -> Any:
-    """A NumPy view of ``array``; one copy when it lives on a GPU (CuPy's ``get``)."""
+def to_host(array: Any) -> Any:
+    """A NumPy view of ``array``; one copy when it lives on a GPU (CuPy's ``get``).
+
+    Send small results to the host so any sink can read them; plain ``numpy.asarray``
+    refuses a CuPy array on purpose.
+    """
     get = getattr(array, "get", None)
     if get is not None and type(array).__module__.startswith("cupy"):
         return get()
