@@ -49,11 +49,11 @@ def init(
     except UserInputError as exc:
         _render.fail(exc)
     typer.echo(f"wrote {', '.join(str(p) for p in project.files)}")
-    topology, folder = shlex.quote(str(project.topology)), shlex.quote(str(project.folder))
+    topology, where = shlex.quote(str(project.topology)), shlex.quote(str(project.folder))
     steps = [
         (f"ringctl validate --import {topology}", "check it; nothing runs"),
         (f"ringctl up {topology}", "run it, with the live dashboard"),
-        (f"pytest {folder}", "its tests: each kernel, then the whole file"),
+        (f"pytest {where}", "its tests: each kernel, then the whole file"),
     ]
     width = max(len(command) for command, _ in steps)
     typer.echo("next:")
