@@ -32,7 +32,7 @@ def smoke(
     results: list[SmokeResult] = []
     for topology in topologies:
         if not as_json:
-            typer.echo(f"smoke: {topology.name} ({topology.file}) ...", err=True)
+            typer.echo(f"smoke: {topology.name} ({_short(topology.file or '')}) ...", err=True)
         results.append(topology.smoke(address=address))
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
@@ -61,13 +61,21 @@ def _print_table(results: list[Any]) -> None:
             f"{r.seconds:.2f}",
             r.outcome,
             f"{passed}/{len(r.checks)}",
-            r.file,
+            _short(r.file),
         )
     console = make_console()
     console.print(table)
     for r in results:
         for failure in r.failures:
             console.print(f"[red]{r.name}: {failure}[/]")
+
+
+def _short(file: str) -> str:
+    """A file under the current folder as a relative path; anything else as it is."""
+    import os
+
+    relative = os.path.relpath(file) if os.path.isabs(file) else file
+    return file if relative.startswith("..") else relative
 
 
 def register(app: typer.Typer) -> None:
