@@ -105,12 +105,14 @@ def test_without_a_document_the_scrape_says_so() -> None:
 
 
 def test_the_endpoint_is_prometheus_clients_own(status: dict[str, Any]) -> None:
-    with serve_metrics(lambda: status, 0) as server:
-        with urllib.request.urlopen(server.url, timeout=5) as response:
-            assert response.status == 200
-            # prometheus_client's text format, negotiated by its own server.
-            assert response.headers["Content-Type"].startswith("text/plain; version=")
-            assert b"ringctl_kernel_messages_in_total" in response.read()
+    with (
+        serve_metrics(lambda: status, 0) as server,
+        urllib.request.urlopen(server.url, timeout=5) as response,
+    ):
+        assert response.status == 200
+        # prometheus_client's text format, negotiated by its own server.
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        assert b"ringctl_kernel_messages_in_total" in response.read()
 
 
 def test_a_taken_port_is_a_clear_error(status: dict[str, Any]) -> None:
