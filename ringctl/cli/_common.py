@@ -31,14 +31,14 @@ def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
 
     try:
         return load(file, engine=None if engine is None else str(engine))
-    except UserInputError as exc:
-        _render.fail(exc, exit_code=2)
-    except TopologyError as exc:
+    except TopologyError as exc:  # before UserInputError, which it is a kind of
         for diagnostic in exc.diagnostics:
             typer.echo(diagnostic.format(), err=True)
         n = len(exc.diagnostics)
         _render.error(f"{file} has {n} problem{'s' if n != 1 else ''}; nothing was started")
         raise typer.Exit(2) from None
+    except UserInputError as exc:
+        _render.fail(exc, exit_code=2)
 
 
 def load_plan(file: Path, engine: str | None = None) -> Plan:

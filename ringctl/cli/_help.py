@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["render_command_help", "render_group_help", "usage_pieces"]
+__all__ = ["metavar", "render_command_help", "render_group_help", "usage_pieces"]
 
 
 def _console() -> Any:
@@ -24,7 +24,7 @@ def _console() -> Any:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 100)
 
 
-def _metavar(param: Any) -> str:
+def metavar(param: Any) -> str:
     """``FILE``, ``[NAME]``, ``FILES...`` for arguments; the value's shape for options."""
     if param.param_type_name == "argument":
         name = str(param.metavar or param.name).upper()
@@ -47,7 +47,7 @@ def _choices(param: Any) -> list[str]:
 def usage_pieces(command: Any, ctx: Any) -> list[str]:
     """The usage line after the command path: ``[OPTIONS] FILE [NAME]``."""
     pieces = ["[OPTIONS]"]
-    pieces += [_metavar(p) for p in command.params if p.param_type_name == "argument"]
+    pieces += [metavar(p) for p in command.params if p.param_type_name == "argument"]
     return pieces
 
 
@@ -70,11 +70,11 @@ def _param_rows(params: Iterable[Any]) -> list[tuple[str, str, str]]:
         if getattr(p, "hidden", False):
             continue
         if p.param_type_name == "argument":
-            names = _metavar(p)
+            names = metavar(p)
             value = ""
         else:
             names = ", ".join([*p.opts, *p.secondary_opts])
-            value = _metavar(p)
+            value = metavar(p)
         help_text = " ".join((p.help or "").split())
         if p.param_type_name == "argument" and p.required:
             help_text += " [required]"
