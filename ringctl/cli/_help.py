@@ -73,13 +73,18 @@ def _param_rows(params: Iterable[Any]) -> list[tuple[str, str, str]]:
             names = metavar(p)
             value = ""
         else:
-            names = ", ".join([*p.opts, *p.secondary_opts])
+            # Short forms first, in a fixed order (click keeps the help option's in a set).
+            names = ", ".join(sorted([*p.opts, *p.secondary_opts], key=_option_order))
             value = metavar(p)
         help_text = " ".join((p.help or "").split())
         if p.param_type_name == "argument" and p.required:
             help_text += " [required]"
         rows.append((names, value, help_text + _default(p)))
     return rows
+
+
+def _option_order(option: str) -> tuple[bool, str]:
+    return option.startswith("--"), option
 
 
 def _panel(title: str, rows: list[tuple[str, str, str]]) -> Any:

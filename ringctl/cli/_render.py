@@ -27,9 +27,8 @@ def stderr() -> Any:
 def _line(label: str, style: str, message: str) -> None:
     from rich.text import Text
 
-    text = Text(f"{label}:", style=style)
-    text.append(f" {message}")  # plain text: a message may hold brackets
-    stderr().print(text)
+    # Text, not markup: a message may hold brackets. Only the label is styled.
+    stderr().print(Text.assemble((f"{label}:", style), f" {message}"))
 
 
 def error(exc: BaseException | str, hint: str | None = None) -> None:
