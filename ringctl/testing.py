@@ -63,10 +63,12 @@ async def run_kernel(
     """Run ``kernel`` (a ``@ring_kernel`` or ``async def body(ctx)``) on ``messages``.
 
     ``params`` are validated against the kernel's params model, as in a topology.
-    ``messages=None`` runs a source until it returns. Raises ``TimeoutError`` when the
-    kernel has not taken every message (or a source has not returned) within ``timeout``.
+    ``messages=None`` runs a source until it returns. A kernel that raises does not
+    make this raise: ``errors`` and ``last_error`` say so, ``outputs`` hold what it sent
+    before. Raises ``TimeoutError`` when the kernel has not taken every message (or a
+    source has not returned) within ``timeout``.
     """
-    from ringctl.exceptions import KernelStateError
+    from ringctl.exceptions import KernelFailedError, KernelStateError
     from ringctl.runtime.runtime import RingKernelRuntime
 
     async with RingKernelRuntime() as rt:
@@ -84,8 +86,8 @@ async def run_kernel(
             while True:  # the unwired ``out`` port keeps what was sent, for tests to read
                 try:
                     outputs.extend(await rt.receive_batch("k", 4096, timeout=0))
-                except (TimeoutError, KernelStateError):  # nothing left to read
-                    break
+                except (TimeoutError, KernelStateError, KernelFailedError):
+                    break  # nothing left to read (a failed kernel's count is in ``errors``)
         return KernelRun(outputs, dict(snap.metrics), snap.errors, snap.last_error)
 
 
