@@ -107,6 +107,21 @@ class LazyGroup(TyperGroup):
             loaded[entry[0]] = _load_module_commands(entry[0])
         return loaded[entry[0]].get(cmd_name)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:  # typer's UsageError, whose module is private
+            # typer suggests from the commands it holds; these are loaded on first use.
+            message = getattr(exc, "message", None)
+            if args and isinstance(message, str) and message.startswith("No such command"):
+                import difflib
+
+                matches = difflib.get_close_matches(args[0], list(COMMANDS))
+                if matches and "Did you mean" not in message:
+                    guesses = ", ".join(repr(m) for m in matches)
+                    setattr(exc, "message", f"{message.rstrip('.')}. Did you mean {guesses}?")  # noqa: B010
+            raise
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         from ringctl.cli._help import render_group_help
 

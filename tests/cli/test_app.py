@@ -156,3 +156,9 @@ def test_ps_imports_neither_pydantic_nor_the_topology_layer(tmp_path: Path) -> N
     loaded = _modules_after(["ps"], tmp_path)
     assert "ringctl.control.client" in loaded  # it did its work
     assert not {"pydantic", "ringctl.topology", "numpy", "typer.rich_utils"} & loaded
+
+
+def test_a_mistyped_command_gets_a_guess() -> None:
+    result = ringctl_run("valdate", "x.yaml")
+    assert result.returncode == 2
+    assert "No such command 'valdate'. Did you mean 'validate'?" in result.stderr
