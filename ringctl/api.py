@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
     from ringctl.orchestrator.plan import Plan
     from ringctl.orchestrator.smoke import SmokeResult
     from ringctl.orchestrator.supervisor import DownReport, RunResult, Supervisor
+    from ringctl.runtime.accounting import Accounting
     from ringctl.topology.errors import Diagnostic
 
 __all__ = ["RunHooks", "RunReport", "TopologyFile", "check", "load"]
-
-ENGINES = ("local", "ray")
 
 
 def load(
@@ -47,6 +47,8 @@ def load(
     ``os.environ`` for ``${VAR}`` substitution. Raises ``TopologyError`` listing every
     problem, or ``UserInputError`` for an unknown engine; nothing runs either way.
     """
+    from ringctl.engines.contract import ENGINES
+
     if engine is not None and engine not in ENGINES:
         from ringctl.exceptions import UserInputError
 
@@ -108,6 +110,8 @@ class RunReport:
     failure: str | None
     #: The drain's report when the run was brought down (``None`` when it completed).
     down: DownReport | None
+    #: Every queue's accepted = delivered + dropped + lost + left, at the end of the run.
+    accounting: Accounting | None
     #: The final status document, the same as ``ringctl ps NAME --json``.
     status: dict[str, Any] = field(repr=False)
 
@@ -132,6 +136,7 @@ class RunReport:
             reason=result.reason,
             failure=result.failure,
             down=result.down,
+            accounting=result.accounting,
             status=status,
         )
 
@@ -247,13 +252,11 @@ class TopologyFile:
         return run(self.smoke_async(address=address))
 
 
-def runtime_for(plan: Plan, address: str | None = None) -> Any | None:
-    """The runtime a plan's engine needs (``None``: the supervisor's local default)."""
-    if plan.engine == "ray":
-        from ringctl.engines.ray import RayRuntime
+def runtime_for(plan: Plan, address: str | None = None) -> Engine:
+    """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
+    from ringctl.engines.contract import make_engine
 
-        return RayRuntime(address=address)
-    return None
+    return make_engine(plan.engine, address=address)
 
 
 def _no_running_loop(method: str) -> None:

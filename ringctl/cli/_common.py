@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ringctl.orchestrator.plan import Plan
 
 
-class Engine(enum.StrEnum):
+class EngineChoice(enum.StrEnum):
     """``--engine``: a choice, so help lists it and the shell completes it."""
 
     local = "local"
@@ -54,12 +54,6 @@ def usage_error(message: str, hint: str | None = None) -> Exception:
     from ringctl.exceptions import UserInputError
 
     return UserInputError(message, hint=hint)
-
-
-def make_runtime(plan: Plan, address: str | None) -> Any:
-    from ringctl.api import runtime_for
-
-    return runtime_for(plan, address)
 
 
 def console() -> Any:

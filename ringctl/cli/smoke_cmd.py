@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import Engine
+from ringctl.cli._common import EngineChoice
 
 
 def smoke(
@@ -17,7 +17,9 @@ def smoke(
         Path | None, typer.Option(help="Write a JUnit XML report here (for CI to display).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Results as one JSON document.")] = False,
-    engine: Annotated[Engine | None, typer.Option(help="Overrides the files' engine.")] = None,
+    engine: Annotated[
+        EngineChoice | None, typer.Option(help="Overrides the files' engine.")
+    ] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
 ) -> None:
     """Run each topology until it completes (or for smoke.duration) and check smoke.expect.

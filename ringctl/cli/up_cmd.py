@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import Engine, load_topology, say, usage_error
+from ringctl.cli._common import EngineChoice, load_topology, say, usage_error
 
 if TYPE_CHECKING:
     from ringctl.api import RunReport, TopologyFile
@@ -56,7 +56,9 @@ def up(
             help="Serve Prometheus metrics on this port (needs ringctl[metrics]; 0: any port)."
         ),
     ] = None,
-    engine: Annotated[Engine | None, typer.Option(help="Overrides the file's engine.")] = None,
+    engine: Annotated[
+        EngineChoice | None, typer.Option(help="Overrides the file's engine.")
+    ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
     ] = None,
@@ -97,6 +99,12 @@ def up(
     except RingctlError as exc:
         _render.fail(exc)
     _report_result(plan, result, log_path)
+    if result.down is not None and result.down.refused:
+        # A kernel that swallowed cancellation may still hold a thread (an executor call,
+        # a C library): leave now rather than wait for it at interpreter exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     raise typer.Exit(result.exit_code)
 
 
@@ -123,7 +131,17 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        typer.echo(line + (f"  {metrics}" if metrics else ""), err=True)
+        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
+    accounting = status.get("accounting")
+    if accounting:
+        t = accounting.get("totals", {})
+        typer.echo(
+            f"  accounting: accepted {t.get('accepted', 0)} = delivered "
+            f"{t.get('delivered', 0)} + dropped {t.get('dropped', 0)} + lost "
+            f"{t.get('lost', 0)} + left {t.get('left', 0)}",
+            err=True,
+        )
 
 
 def _run_foreground(
@@ -246,11 +264,13 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
         where = f"in {log_path}" if log_path else "in the log"
-        _render.error(
-            str(result.failure),
-            f"the kernel's traceback is {where}; a restart policy "
-            "(restart: {policy: on-failure}) can replace a failed kernel",
-        )
+        hint = None
+        if result.failure and result.failure.startswith("kernel "):
+            hint = (
+                f"the kernel's traceback is {where}; a restart policy "
+                "(restart: {policy: on-failure}) can replace a failed kernel"
+            )
+        _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
         say(f"{plan.name} stopped (interrupted)")
     else:
@@ -258,6 +278,8 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
     if down is not None and not down.graceful:
         where = ", ".join(f"{k}: {n}" for k, n in down.left.items()) or "none queued"
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
+        if down.refused:
+            forced += f"; refused to stop: {', '.join(down.refused)}"
         _render.warning(
             f"the drain timed out: {down.messages_left} messages left ({where}){forced}"
         )
