@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ringctl.cli import _render
+from ringctl.cli._params import plain_params
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -70,11 +71,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
 class RingctlCommand(TyperCommand):
     """A typer command whose ``--help`` is drawn by ``ringctl.cli._help``."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_params(super().get_params(ctx))
+        return plain_params(super().get_params(ctx))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         from ringctl.cli._help import render_command_help
@@ -90,10 +94,12 @@ class RingctlCommand(TyperCommand):
 class LazyGroup(TyperGroup):
     """The root group: commands come from ``COMMANDS``, imported on first use."""
 
-    _loaded: dict[str, Any]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, dict[str, Any]] = {}  # module name -> its commands
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_params(super().get_params(ctx))
+        return plain_params(super().get_params(ctx))
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
@@ -102,10 +108,10 @@ class LazyGroup(TyperGroup):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        loaded = self.__dict__.setdefault("_loaded", {})
-        if entry[0] not in loaded:
-            loaded[entry[0]] = _load_module_commands(entry[0])
-        return loaded[entry[0]].get(cmd_name)
+        module = entry[0]
+        if module not in self._loaded:
+            self._loaded[module] = _load_module_commands(module)
+        return self._loaded[module].get(cmd_name)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:
@@ -144,69 +150,6 @@ def _load_module_commands(module_name: str) -> dict[str, Any]:
             info.cls = RingctlCommand
         info.context_settings = {**_CONTEXT, **(info.context_settings or {})}
     return dict(typer.main.get_group(sub).commands)
-
-
-class _PlainValues:
-    """Turns command-line strings into ``str`` / ``Path`` values (one, or a list).
-
-    A value it has no plain answer for (a flag given as text, say) goes to typer's own
-    coercion, built only then.
-    """
-
-    def __init__(self, convert: Any, many: bool, fallback: Any) -> None:
-        self._convert = convert
-        self._many = many
-        self._fallback = fallback
-
-    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None:
-            return () if self._many else None
-        if self._convert is bool:
-            if isinstance(value, bool):
-                return value
-            return self._fallback().coerce(value, param=param, ctx=ctx)
-        if self._many:
-            return [self._convert(v) for v in value]
-        return self._convert(value)
-
-
-def _plain_params(params: list[Any]) -> list[Any]:
-    for param in params:
-        if not getattr(param, "_ringctl_plain", False):
-            _plain_coercion(param)
-            param._ringctl_plain = True
-    return params
-
-
-def _plain_coercion(param: Any) -> None:
-    """Skip typer's pydantic round trip for plain ``str`` and ``Path`` parameters.
-
-    typer validates every value through a pydantic ``TypeAdapter``, and importing pydantic
-    is most of what ``ringctl ps`` would otherwise spend starting. A ``str`` or ``Path``
-    from the command line needs no validation; anything with a constraint (an existing
-    path, a parser, a choice) keeps typer's own. Only public attributes are read, and a
-    typer without them simply keeps its behaviour.
-    """
-    from pathlib import Path
-
-    descriptor = getattr(param, "type_descriptor", None)
-    info = getattr(descriptor, "parameter_info", None)
-    if descriptor is None or info is None or not hasattr(param, "get_runtime_param"):
-        return
-    if getattr(info, "parser", None) is not None or getattr(info, "exists", False):
-        return
-    if getattr(info, "resolve_path", False) or getattr(info, "allow_dash", False):
-        return
-    annotation = descriptor.annotation
-    many = annotation in (list[str], list[Path])
-    leaf = {list[str]: str, list[Path]: Path}.get(annotation, annotation)
-    if leaf not in (str, Path, bool) or many != bool(param.nargs == -1 or param.multiple):
-        return
-    plain = _PlainValues(leaf, many, param.get_runtime_param)
-    param.get_runtime_param = lambda: plain
-
-
-_CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def _print_version(value: bool) -> None:
