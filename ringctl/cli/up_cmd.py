@@ -280,9 +280,12 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
         if down.refused:
             forced += f"; refused to stop: {', '.join(down.refused)}"
-        _render.warning(
-            f"the drain timed out: {down.messages_left} messages left ({where}){forced}"
-        )
+        _render.warning(f"{_why(result)}: {down.messages_left} messages left ({where}){forced}")
+
+
+def _why(result: RunReport) -> str:
+    """Why the down was not graceful, without the list of refusers (said separately)."""
+    return (result.failure or "the drain timed out").split("; kernel(s) that refused")[0]
 
 
 def _detach(

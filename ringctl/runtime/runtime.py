@@ -710,6 +710,8 @@ class RingKernelRuntime:
             return False  # terminated with work queued (a restart is due) is not idle
         if k.state is S.TERMINATED:
             return True
+        if k.state is S.TERMINATING:
+            return False  # being stopped (a failure's siblings, say): not settled yet
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
