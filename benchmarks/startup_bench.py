@@ -65,6 +65,9 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as state:
         env = {**os.environ, "RINGCTL_STATE_DIR": state, "NO_COLOR": "1"}
+        # As installed, modules are read from bytecode: let the warm-up run write it
+        # (compiling ringctl's sources on every run would be measured otherwise).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         times: dict[str, list[float]] = {name: [] for name in cases}
         for argv in cases.values():  # warm the file cache and the bytecode once
             _time(argv, env)
