@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import check_name, per_second, seconds
+from ringctl.cli._common import check_name, per_second, seconds, wait_seconds
 from ringctl.cli._common import console as make_console
 
 _NAME_HELP = "The running topology (default: the only one running)."
@@ -22,13 +22,16 @@ _KernelsArg = Annotated[
     list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# Text, read by `wait_seconds`: a float option would make typer import pydantic to
+# convert it, which is most of what `ringctl ps` would spend starting.
 _WaitOpt = Annotated[
-    float,
+    str | None,
     typer.Option(
         "--wait",
-        help="Seconds to wait for the supervisor's answer; a command it has not started "
-        "by then is never applied.",
-        callback=seconds,
+        metavar="SECONDS",
+        help="Seconds to wait for the supervisor's answer (default 10; 5 for top); a "
+        "command it has not started by then is never applied.",
+        show_default=False,
     ),
 ]
 
@@ -51,13 +54,14 @@ def _run(action: Any) -> Any:
 def ps(
     name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
     as_json: _JsonOpt = False,
-    wait: _WaitOpt = 10.0,
+    wait: _WaitOpt = None,
 ) -> None:
     """List running topologies, or one topology's kernels and queues.
 
     A topology whose supervisor does not answer is listed as "not responding".
     """
     check_name(name)
+    answer = wait_seconds(wait, 10.0)
     if name is None:
         from ringctl.control.client import running
 
@@ -70,7 +74,7 @@ def ps(
             return
         _print_topologies(found)
         return
-    status = _run(lambda: _client(name, wait).request("status"))
+    status = _run(lambda: _client(name, answer).request("status"))
     if as_json:
         _render.print_json(status)
         return
@@ -155,10 +159,11 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _control(
-    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float
+    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: str | None
 ) -> None:
     args: dict[str, Any] = {"kernels": kernels} if kernels else {}
-    result = _run(lambda: _client(name, wait).request(op, **args))
+    answer = wait_seconds(wait, 10.0)
+    result = _run(lambda: _client(name, answer).request(op, **args))
     if as_json:
         _render.print_json(result)
         return
@@ -174,7 +179,7 @@ def pause(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
     as_json: _JsonOpt = False,
-    wait: _WaitOpt = 10.0,
+    wait: _WaitOpt = None,
 ) -> None:
     """Deactivate all kernels (or the ones named); messages keep queueing."""
     _control("pause", name, kernels, as_json, wait)
@@ -184,7 +189,7 @@ def resume(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
     as_json: _JsonOpt = False,
-    wait: _WaitOpt = 10.0,
+    wait: _WaitOpt = None,
 ) -> None:
     """Reactivate paused kernels; what queued meanwhile is processed in order."""
     _control("resume", name, kernels, as_json, wait)
@@ -199,14 +204,15 @@ def down(
         ),
     ] = 10.0,
     as_json: _JsonOpt = False,
-    wait: _WaitOpt = 10.0,
+    wait: _WaitOpt = None,
 ) -> None:
     """Drain and terminate: sources first, then the rest in reverse launch order.
 
     --wait bounds the wait for the supervisor to start the down and, after that, for each
     progress line (it sends one every fraction of a second while it drains).
     """
-    client = _run(lambda: _client(name, wait))
+    answer = wait_seconds(wait, 10.0)
+    client = _run(lambda: _client(name, answer))
 
     def progress(message: dict[str, Any]) -> None:
         if as_json:
@@ -244,10 +250,10 @@ def top(
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
     refresh: Annotated[float, typer.Option(help="Redraws per second.", callback=per_second)] = 4.0,
     width: Annotated[int | None, typer.Option(help="Frame width for --once.", min=20)] = None,
-    wait: _WaitOpt = 5.0,
+    wait: _WaitOpt = None,
 ) -> None:
     """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
-    client = _run(lambda: _client(name, wait + 1.0 / refresh))
+    client = _run(lambda: _client(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
     _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ringctl.control import protocol
+from ringctl.control import wire
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
@@ -65,10 +65,10 @@ class ControlClient:
     def stream(self, op: str, **args: Any) -> Iterator[dict[str, Any]]:
         """Every line the supervisor sends for one request, until its final reply."""
         deadline = time.time() + self.timeout
-        request = {"v": protocol.PROTOCOL_VERSION, "op": op, "args": args, "deadline": deadline}
+        request = {"v": wire.PROTOCOL_VERSION, "op": op, "args": args, "deadline": deadline}
         with self._connect() as sock:
             try:
-                sock.sendall(protocol.encode(request))
+                sock.sendall(wire.encode(request))
                 reader = sock.makefile("rb")
                 while True:
                     line = reader.readline()

@@ -25,6 +25,14 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from ringctl.checks import MAX_NAME_LENGTH, MAX_SECONDS
+from ringctl.control.wire import (
+    MAX_LINE,
+    PROTOCOL_VERSION,
+    encode,
+    error_reply,
+    event,
+    ok_reply,
+)
 from ringctl.exceptions import UserInputError
 
 __all__ = [
@@ -46,9 +54,6 @@ __all__ = [
     "parse_request",
 ]
 
-PROTOCOL_VERSION: Final = 1
-#: A request line longer than this is refused (nothing legitimate comes close).
-MAX_LINE: Final = 1 << 20
 #: More kernels than any topology may have (the schema's bound is lower).
 _MAX_KERNELS_NAMED: Final = 10_000
 
@@ -118,10 +123,6 @@ class BadRequest(UserInputError):
     """A request line that is not a valid request (exit code 2 on the client)."""
 
 
-def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), default=str).encode() + b"\n"
-
-
 def decode(line: bytes) -> dict[str, Any]:
     """One JSON object; ``BadRequest`` for anything else (including absurd nesting)."""
     try:
@@ -175,19 +176,3 @@ def _first_error(exc: ValidationError) -> str:
         shown = repr(value)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg'].lower()}, got {shown[:80]}{more}"
-
-
-def ok_reply(result: Any = None) -> dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
-
-
-def error_reply(message: str, hint: str | None = None, exit_code: int = 1) -> dict[str, Any]:
-    return {
-        "v": PROTOCOL_VERSION,
-        "ok": False,
-        "error": {"message": message, "hint": hint, "exit_code": exit_code},
-    }
-
-
-def event(kind: str, data: Any) -> dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "event": kind, "data": data}
