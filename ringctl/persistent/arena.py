@@ -57,6 +57,7 @@ class ArenaLayout:
     size: int
     rings: dict[str, RingLayout]
     controls: dict[str, int]
+    arrays: dict[str, tuple[int, int]]  # name -> (offset, float64 words)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class ArenaBuilder:
 
     _rings: list[tuple[str, np.dtype[Any], int]] = field(default_factory=list)
     _controls: list[str] = field(default_factory=list)
+    _arrays: list[tuple[str, int]] = field(default_factory=list)
 
     def ring(self, name: str, dtype: np.dtype[Any], capacity: int) -> None:
         if capacity < 2 or capacity & (capacity - 1) or capacity > MAX_RING_CAPACITY:
@@ -83,12 +85,24 @@ class ArenaBuilder:
             raise ValueError(f"control block {name!r} declared twice")
         self._controls.append(name)
 
+    def array(self, name: str, words: int) -> None:
+        """A float64 array that outlives a worker (a kernel's state)."""
+        if words < 1:
+            raise ValueError(f"array {name!r}: needs at least one word, got {words}")
+        if any(n == name for n, _ in self._arrays):
+            raise ValueError(f"array {name!r} declared twice")
+        self._arrays.append((name, words))
+
     def create(self, prefix: str = "ringctl") -> Arena:
         offset = 0
         controls: dict[str, int] = {}
         for name in self._controls:
             controls[name] = offset
             offset = _align(offset + CONTROL_WORDS * 8)
+        arrays: dict[str, tuple[int, int]] = {}
+        for name, words in self._arrays:
+            arrays[name] = (offset, words)
+            offset = _align(offset + words * 8)
         rings: dict[str, RingLayout] = {}
         for name, dtype, capacity in self._rings:
             header = offset
@@ -102,7 +116,7 @@ class ArenaBuilder:
             os.ftruncate(fd, size)  # zero-filled: every index and command starts at 0
         finally:
             os.close(fd)
-        layout = ArenaLayout(str(path), size, rings, controls)
+        layout = ArenaLayout(str(path), size, rings, controls, arrays)
         return Arena(layout, owner=True)
 
 
@@ -138,6 +152,10 @@ class Arena:
             name: np.frombuffer(self._map, np.int64, CONTROL_WORDS, off)
             for name, off in layout.controls.items()
         }
+        self.arrays: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {
+            name: np.frombuffer(self._map, np.float64, words, off)
+            for name, (off, words) in layout.arrays.items()
+        }
 
     @classmethod
     def attach(cls, layout: ArenaLayout) -> Arena:
@@ -149,6 +167,7 @@ class Arena:
             return
         self.rings = {}
         self.controls = {}
+        self.arrays = {}
         m, self._map = self._map, None
         # A caller may still hold a view; the mapping then goes when the last one does.
         with contextlib.suppress(BufferError):

@@ -70,3 +70,9 @@ def records(seqs: range | list[int], value: float | None = None) -> np.ndarray:
     arr["seq"] = np.asarray(seqs)
     arr["value"] = arr["seq"] if value is None else value
     return arr
+
+
+@persistent_kernel(input=RECORD, output=RECORD)
+def broken(rec, out, state):  # type: ignore[no-untyped-def]
+    out.seq = rec.no_such_field  # fails to compile: RECORD has no such field
+    return 1
