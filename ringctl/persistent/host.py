@@ -17,6 +17,7 @@ Every wait polls shared words with a deadline; nothing here runs per record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -405,10 +406,8 @@ class PersistentGroup:
         if proc is None:
             return
         if conn is not None and proc.is_alive():
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(("exit",))
-            except (BrokenPipeError, OSError):
-                pass
             proc.join(2.0)
         if proc.is_alive():  # loops that never saw TERM keep nothing from exiting, but be sure
             proc.kill()
@@ -442,9 +441,13 @@ class PersistentGroup:
                 if m is not None:
                     self._fail(m, reply[2])
         for m in self._members.values():
-            if m.state in (*_RUNNING, S.TERMINATING) and self._arena is not None:
-                if load(self._ctrl(m), TERMINATED) == STOP_FAILED and m.error is None:
-                    m.error = "its handler raised (traceback on its way from the worker)"
+            if (
+                self._arena is not None
+                and m.state in (*_RUNNING, S.TERMINATING)
+                and m.error is None
+                and load(self._ctrl(m), TERMINATED) == STOP_FAILED
+            ):
+                m.error = "its handler raised (traceback on its way from the worker)"
         if self._proc is not None and not self._proc.is_alive():
             code = self._proc.exitcode
             self._drop_worker()
