@@ -15,6 +15,7 @@ import mmap
 import os
 import secrets
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -120,6 +121,10 @@ class ArenaBuilder:
         return Arena(layout, owner=True)
 
 
+def _unlink(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
 class RingView:
     """NumPy views of one ring: ``header`` (int64 words) and ``records`` (structured)."""
 
@@ -152,6 +157,9 @@ class Arena:
             name: np.frombuffer(self._map, np.int64, CONTROL_WORDS, off)
             for name, off in layout.controls.items()
         }
+        # The owner's file goes when the arena is collected or the interpreter exits,
+        # even if close() is never called (an exception on the way, a script that ends).
+        self._finalizer = weakref.finalize(self, _unlink, layout.path) if owner else None
         self.arrays: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {
             name: np.frombuffer(self._map, np.float64, words, off)
             for name, (off, words) in layout.arrays.items()
@@ -172,8 +180,8 @@ class Arena:
         # A caller may still hold a view; the mapping then goes when the last one does.
         with contextlib.suppress(BufferError):
             m.close()
-        if self._owner:
-            Path(self.layout.path).unlink(missing_ok=True)
+        if self._finalizer is not None:
+            self._finalizer()
 
     def __enter__(self) -> Arena:
         return self

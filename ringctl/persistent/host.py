@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 import numpy as np
 
 from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
 from ringctl.persistent.arena import Arena, ArenaBuilder, RingView
-from ringctl.persistent.kernel import DEFAULT_RING_CAPACITY, PersistentKernel
+from ringctl.persistent.kernel import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
 from ringctl.persistent.layout import (
     ACK,
     CMD,
@@ -46,8 +47,7 @@ from ringctl.persistent.layout import (
     TERMINATED,
     Command,
 )
-from ringctl.persistent.thread import LoopOptions
-from ringctl.persistent.worker import KernelPlacement, WorkerSpec, load_kernel, worker_main
+from ringctl.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
 from ringctl.runtime.lifecycle import Action, KernelState, next_state
 
 __all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
@@ -131,9 +131,11 @@ class PersistentGroup:
         self._stall_after = stall_after
         self._members: dict[str, _Member] = {}
         self._arena: Arena | None = None
-        self._proc: BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._replies: list[tuple[Any, ...]] = []
+        self._closed = False
+        self._final: dict[str, PersistentStats] = {}  # what stats() says after close()
 
     # -- building ------------------------------------------------------------------------
 
@@ -145,13 +147,19 @@ class PersistentGroup:
         params: Mapping[str, Any] | None = None,
         capacity: int = DEFAULT_RING_CAPACITY,
         options: LoopOptions | None = None,
+        kernel: PersistentKernel | None = None,
     ) -> PersistentKernel:
-        """Declare a kernel of the group (``entry`` is its ``module:attribute``)."""
+        """Declare a kernel of the group (``entry`` is its ``module:attribute``).
+
+        ``kernel`` saves importing ``entry`` here when the caller already did; the worker
+        imports ``entry`` itself either way.
+        """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
         if kernel_id in self._members:
             raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
-        kernel = load_kernel(entry)
+        if kernel is None:
+            kernel = load_kernel(entry)
         self._members[kernel_id] = _Member(
             kernel_id, entry, kernel, dict(params or {}), capacity, options or LoopOptions()
         )
@@ -176,6 +184,8 @@ class PersistentGroup:
         c.feeds_from = producer
 
     def _layout(self) -> Arena:
+        if self._closed:
+            raise RuntimeError(f"persistent group {self.name!r} is closed")
         if self._arena is None:
             b = ArenaBuilder()
             for m in self._members.values():
@@ -211,6 +221,22 @@ class PersistentGroup:
     def kernel(self, kernel_id: str) -> PersistentKernel:
         return self._get(kernel_id).kernel
 
+    def fed_by_host(self, kernel_id: str) -> bool:
+        """True unless another kernel of the group writes this kernel's input ring."""
+        return self._get(kernel_id).feeds_from is None
+
+    def drained_by_host(self, kernel_id: str) -> bool:
+        """True if the kernel has an output ring that no kernel of the group reads."""
+        m = self._get(kernel_id)
+        return m.kernel.output is not None and not any(
+            o.feeds_from == kernel_id for o in self._members.values()
+        )
+
+    @property
+    def running(self) -> bool:
+        """Some kernel of the group is launched and not yet terminated."""
+        return any(m.state in (*_RUNNING, S.TERMINATING) for m in self._members.values())
+
     def get_state(self, kernel_id: str) -> KernelState:
         self._pump()
         return self._get(kernel_id).state
@@ -237,8 +263,14 @@ class PersistentGroup:
     def stats(self, kernel_id: str) -> PersistentStats:
         from ringctl.persistent.ringops import load
 
+        if self._closed:
+            return self._final[kernel_id]
         self._pump()
         m = self._get(kernel_id)
+        if self._arena is None:  # nothing launched yet: every counter is zero
+            return PersistentStats(
+                m.id, m.state, 0, 0, 0, 0, 0, 0, False, 0, m.capacity, 0, 0, False, None
+            )
         ctrl = self._ctrl(m)
         ring = self.inbox(kernel_id)
         beat = load(ctrl, HEARTBEAT)
@@ -323,6 +355,9 @@ class PersistentGroup:
                     reports.append(await self.terminate(m.id, timeout))
         finally:
             self._stop_worker()
+            if not self._closed:
+                self._final = {kid: self.stats(kid) for kid in self._members}
+                self._closed = True
             if self._arena is not None:
                 self._arena.close()
         return reports
@@ -368,19 +403,26 @@ class PersistentGroup:
     def _ensure_worker(self) -> None:
         if self._worker_alive():
             return
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-        parent, child = ctx.Pipe()
-        spec = WorkerSpec(self._layout().layout, self._sys_path)
-        proc = ctx.Process(
-            target=worker_main, args=(child, spec), name=f"ringctl-{self.name}", daemon=True
-        )
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        # A fresh interpreter (never a fork of a process that runs threads), started with
+        # ``-m`` rather than multiprocessing's spawn, which would re-run the caller's
+        # ``__main__`` (a script without an ``if __name__ == "__main__"`` guard).
+        parent, child = socket.socketpair()
+        spec = WorkerSpec(self._layout().layout, (*self._sys_path, *sys.path))
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ringctl.persistent.worker", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        conn = Connection(parent.detach())
+        conn.send(spec)
+        self._proc, self._conn = proc, conn
         self._replies = []
 
     def _worker_alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
     @property
     def worker_pid(self) -> int | None:
@@ -396,23 +438,22 @@ class PersistentGroup:
 
     def _kill_worker(self) -> None:
         proc = self._proc
-        if proc is not None and proc.is_alive():
+        if proc is not None and proc.poll() is None:
             proc.kill()
-            proc.join(_KILL_WAIT_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(_KILL_WAIT_S)
         self._drop_worker()
 
     def _stop_worker(self) -> None:
         proc, conn = self._proc, self._conn
         if proc is None:
             return
-        if conn is not None and proc.is_alive():
+        if conn is not None and proc.poll() is None:
             with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(("exit",))
-            proc.join(2.0)
-        if proc.is_alive():  # loops that never saw TERM keep nothing from exiting, but be sure
-            proc.kill()
-            proc.join(_KILL_WAIT_S)
-        self._drop_worker()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2.0)
+        self._kill_worker()
 
     def _drop_worker(self) -> None:
         if self._conn is not None:
@@ -433,6 +474,8 @@ class PersistentGroup:
         """Take in what the worker reported; a dead worker fails its running kernels."""
         from ringctl.persistent.ringops import load
 
+        if self._closed:
+            return
         self._read_pipe()
         for reply in list(self._replies):
             if reply[0] == "failed":
@@ -448,8 +491,8 @@ class PersistentGroup:
                 and load(self._ctrl(m), TERMINATED) == STOP_FAILED
             ):
                 m.error = "its handler raised (traceback on its way from the worker)"
-        if self._proc is not None and not self._proc.is_alive():
-            code = self._proc.exitcode
+        if self._proc is not None and self._proc.poll() is not None:
+            code = self._proc.returncode
             self._drop_worker()
             for m in self._members.values():
                 if m.state in _RUNNING:

@@ -14,9 +14,32 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["DEFAULT_RING_CAPACITY", "PersistentKernel", "StateInit", "persistent_kernel"]
+__all__ = [
+    "DEFAULT_RING_CAPACITY",
+    "LoopOptions",
+    "PersistentKernel",
+    "StateInit",
+    "persistent_kernel",
+]
 
 DEFAULT_RING_CAPACITY: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    """How a loop waits when it has nothing to do, and how many records it takes at once."""
+
+    #: Empty passes spent spinning (with the CPU's pause hint) before napping.
+    spin: int = 20_000
+    #: Microseconds slept per empty pass once the spin is over.
+    nap_us: int = 50
+    #: Most records handled before the outputs and freed slots are published.
+    batch: int = 256
+
+    def __post_init__(self) -> None:
+        if self.spin < 0 or self.nap_us < 0 or self.batch < 1:
+            raise ValueError(f"bad loop options: {self}")
+
 
 #: Builds a kernel's state array (float64) from the topology's ``params``.
 StateInit = Callable[[Mapping[str, Any]], "np.ndarray[Any, np.dtype[np.float64]]"]

@@ -10,33 +10,16 @@ from __future__ import annotations
 
 import threading
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ringctl.persistent.arena import RingView
-from ringctl.persistent.kernel import PersistentKernel
+from ringctl.persistent.kernel import LoopOptions, PersistentKernel
 from ringctl.persistent.layout import ACK, LOST, POS, STOP_FAILED, STOP_NONE, TAIL, TERMINATED
 from ringctl.persistent.ringops import store
 
-__all__ = ["LoopOptions", "LoopThread"]
-
-
-@dataclass(frozen=True, slots=True)
-class LoopOptions:
-    """How a loop waits when it has nothing to do, and how many records it takes at once."""
-
-    #: Empty passes spent spinning (with the CPU's pause hint) before napping.
-    spin: int = 20_000
-    #: Microseconds slept per empty pass once the spin is over.
-    nap_us: int = 50
-    #: Most records handled before the outputs and freed slots are published.
-    batch: int = 256
-
-    def __post_init__(self) -> None:
-        if self.spin < 0 or self.nap_us < 0 or self.batch < 1:
-            raise ValueError(f"bad loop options: {self}")
+__all__ = ["LoopThread"]
 
 
 class LoopThread:
@@ -49,7 +32,7 @@ class LoopThread:
         inbox: RingView,
         outbox: RingView | None,
         state: np.ndarray[Any, np.dtype[np.float64]],
-        options: LoopOptions = LoopOptions(),
+        options: LoopOptions | None = None,
     ) -> None:
         if (outbox is None) != kernel.is_sink:
             raise ValueError(f"{kernel.kernel_id}: a sink has no output ring, a map has one")
@@ -58,7 +41,7 @@ class LoopThread:
         self._inbox = inbox
         self._outbox = outbox
         self._state = state
-        self._options = options
+        self._options = options or LoopOptions()
         self.error: str | None = None
         self._thread: threading.Thread | None = None
 

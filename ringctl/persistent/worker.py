@@ -1,18 +1,21 @@
 """The worker process: maps the arena, runs each persistent kernel's loop on a thread.
 
-A thread cannot be killed, so the loops live in a process of their own that the host can
-kill (force-stop) and start again on the same arena: rings, records, counters and state
-survive. The host talks to the worker over a pipe only to start loops; every lifecycle
-command after that goes through the kernels' control blocks in shared memory.
+Started as ``python -m ringctl.persistent.worker FD`` by ``PersistentGroup``, FD one end
+of a socket pair whose other end the host keeps. A thread cannot be killed, so the
+loops live in a process of their own that the host can kill (force-stop) and start again
+on the same arena: rings, records, counters and state survive. The host talks to the
+worker over the socket only to start loops; every lifecycle command after that goes
+through the kernels' control blocks in shared memory.
 
-Messages host -> worker: ``("start", KernelPlacement, skip_wedged)``, ``("exit",)``.
-Messages worker -> host: ``("started", kernel_id)``, ``("error", kernel_id, text)``
-(the kernel could not be imported or compiled), ``("failed", kernel_id, traceback)``
-(its handler raised while running).
+Messages host -> worker: the ``WorkerSpec`` first, then ``("start", KernelPlacement,
+skip_wedged)`` and ``("exit",)``. Messages worker -> host: ``("started", kernel_id)``,
+``("error", kernel_id, text)`` (the kernel could not be imported or compiled),
+``("failed", kernel_id, traceback)`` (its handler raised while running).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -22,8 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ringctl.persistent.arena import Arena, ArenaLayout
-from ringctl.persistent.kernel import PersistentKernel
-from ringctl.persistent.thread import LoopOptions, LoopThread
+from ringctl.persistent.kernel import LoopOptions, PersistentKernel
 
 __all__ = ["KernelPlacement", "WorkerSpec", "load_kernel", "worker_main"]
 
@@ -60,13 +62,17 @@ def load_kernel(entry: str) -> PersistentKernel:
     return obj
 
 
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """The worker's whole life; returns when the host says exit or goes away."""
+def worker_main(conn: Connection) -> None:
+    """The worker's whole life: the spec first, then commands until exit or the host is gone."""
+    try:
+        spec: WorkerSpec = conn.recv()
+    except EOFError:
+        os._exit(0)
     for path in reversed(spec.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
     arena = Arena.attach(spec.arena)
-    loops: dict[str, LoopThread] = {}
+    loops: dict[str, Any] = {}  # kernel id -> LoopThread
     reported: set[str] = set()
     try:
         while True:
@@ -74,7 +80,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 try:
                     msg = conn.recv()
                 except EOFError:
-                    return  # the host is gone: nobody is left to drive the kernels
+                    # The host is gone (killed?): nobody is left to drive the kernels or
+                    # to remove the shared memory, so the worker removes it on its way out.
+                    with contextlib.suppress(OSError):
+                        os.unlink(spec.arena.path)
+                    return
                 if msg[0] == "exit":
                     return
                 if msg[0] == "start":
@@ -95,10 +105,12 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
 def _start(
     conn: Connection,
     arena: Arena,
-    loops: dict[str, LoopThread],
+    loops: dict[str, Any],
     placement: KernelPlacement,
     skip_wedged: bool,
 ) -> None:
+    from ringctl.persistent.thread import LoopThread  # Numba: only in the worker
+
     kid = placement.kernel_id
     try:
         old = loops.get(kid)
@@ -121,3 +133,7 @@ def _start(
         return
     loops[kid] = loop
     conn.send(("started", kid))
+
+
+if __name__ == "__main__":
+    worker_main(Connection(int(sys.argv[1])))

@@ -398,6 +398,9 @@ class RingKernelRuntime:
     async def activate(self, kernel_id: str) -> None:
         """Start the kernel's body (one task per replica)."""
         k = self._require(kernel_id, "activate")
+        next_state(k.id, k.state, "activate")
+        if k.spec.control is not None:
+            await k.spec.control.activate()
         self._move(k, "activate")
         for ctx in k.ctxs:
             ctx.is_active = True
@@ -410,6 +413,9 @@ class RingKernelRuntime:
     async def deactivate(self, kernel_id: str) -> None:
         """Pause: from the moment this returns the kernel receives nothing until reactivated."""
         k = self._require(kernel_id, "deactivate")
+        next_state(k.id, k.state, "deactivate")
+        if k.spec.control is not None:
+            await k.spec.control.deactivate()
         self._move(k, "deactivate")
         for ctx in k.ctxs:
             ctx.is_active = False
@@ -418,6 +424,9 @@ class RingKernelRuntime:
     async def reactivate(self, kernel_id: str) -> None:
         """Resume a paused kernel; what queued meanwhile is processed in order."""
         k = self._require(kernel_id, "reactivate")
+        next_state(k.id, k.state, "reactivate")
+        if k.spec.control is not None:
+            await k.spec.control.reactivate()
         self._move(k, "reactivate")
         for ctx in k.ctxs:
             ctx.is_active = True
@@ -476,6 +485,10 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "terminate")
         self._move(k, "terminate")
         k.terminating = True
+        left_outside = 0
+        if k.spec.control is not None:
+            # The outside work stops first (forced after the timeout), then the body.
+            left_outside, k.forced = await k.spec.control.terminate(timeout)
         for ctx in k.ctxs:
             ctx.should_terminate = True
             ctx._wake()
@@ -487,7 +500,7 @@ class RingKernelRuntime:
             k.forced = True
             abandoned = await self._force_stop(k, pending)
         self._finish(k)
-        k.left_in_inbox = self.close_inbox(kernel_id)
+        k.left_in_inbox = self.close_inbox(kernel_id) + left_outside
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,

@@ -12,8 +12,8 @@ from runtime.support import ACTIONS, SPEC_MOVES, holds, spec_expected, wait_unti
 
 from ringctl.exceptions import KernelLaunchError, KernelStateError
 from ringctl.persistent.host import PersistentGroup, StallError
+from ringctl.persistent.kernel import LoopOptions
 from ringctl.persistent.ringops import ring_count, ring_pop, ring_push
-from ringctl.persistent.thread import LoopOptions
 from ringctl.runtime.lifecycle import KernelState
 
 from .handlers import MAGIC, records

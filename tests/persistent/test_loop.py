@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ringctl.persistent import PersistentKernel
 from ringctl.persistent.arena import Arena, ArenaBuilder, RingView
+from ringctl.persistent.kernel import LoopOptions
 from ringctl.persistent.layout import (
     ACK,
     CMD,
@@ -26,7 +27,7 @@ from ringctl.persistent.layout import (
     Command,
 )
 from ringctl.persistent.ringops import load, ring_close, ring_closed, ring_pop, ring_push, store
-from ringctl.persistent.thread import LoopOptions, LoopThread
+from ringctl.persistent.thread import LoopThread
 
 from . import handlers
 from .handlers import RECORD, records
