@@ -204,6 +204,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
         problems.extend(_check_records(topology, persistent, source))
         if not problems:
             resolved.update(_bridge(topology, persistent, [str(f) for f, _ in folders]))
+            resolved = {kid: resolved[kid] for kid in topology.kernels}  # file order
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
     return resolved
