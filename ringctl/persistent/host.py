@@ -42,6 +42,7 @@ from ringctl.persistent.layout import (
     IN,
     LOST,
     OUT,
+    POS,
     STOP_FAILED,
     TAIL,
     TERMINATED,
@@ -108,7 +109,7 @@ class _Member:
     error: str | None = None
     forced: bool = False
     restarts: int = 0
-    last_beat: int = -1
+    last_progress: tuple[int, int] = (-1, -1)
     beat_seen_at: float = field(default_factory=time.monotonic)
 
 
@@ -274,9 +275,12 @@ class PersistentGroup:
         ctrl = self._ctrl(m)
         ring = self.inbox(kernel_id)
         beat = load(ctrl, HEARTBEAT)
+        # The heartbeat moves once per pass (per batch); the record position once per
+        # record, so a slow handler on a big batch is not taken for a stuck one.
+        progress = (beat, load(ctrl, POS))
         now = time.monotonic()
-        if beat != m.last_beat:
-            m.last_beat, m.beat_seen_at = beat, now
+        if progress != m.last_progress:
+            m.last_progress, m.beat_seen_at = progress, now
         stalled = m.state in _RUNNING and now - m.beat_seen_at > self._stall_after
         head, tail = load(ring.header, HEAD), load(ring.header, TAIL)
         return PersistentStats(
