@@ -8,7 +8,7 @@ from ringctl.persistent import persistent_kernel
 
 RECORD = np.dtype([("seq", np.int64), ("value", np.float64)])
 #: Iterations of dependent arithmetic per record in the CPU-bound stages.
-BURN = 4000
+BURN = 400
 
 
 @persistent_kernel(input=RECORD, output=RECORD)
