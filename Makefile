@@ -26,6 +26,7 @@ typecheck: $(BIN)/ringctl
 
 bench: $(BIN)/ringctl
 	$(BIN)/python benchmarks/runtime_bench.py
+	$(BIN)/python benchmarks/persistent_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
