@@ -96,6 +96,12 @@ def up(
     except RingctlError as exc:
         _render.fail(exc)
     _report_result(plan, result, log_path)
+    if result.down is not None and result.down.refused:
+        # A kernel that swallowed cancellation may still hold a thread (an executor call,
+        # a C library): leave now rather than wait for it at interpreter exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     raise typer.Exit(result.exit_code)
 
 
@@ -122,7 +128,17 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        typer.echo(line + (f"  {metrics}" if metrics else ""), err=True)
+        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
+    accounting = status.get("accounting")
+    if accounting:
+        t = accounting.get("totals", {})
+        typer.echo(
+            f"  accounting: accepted {t.get('accepted', 0)} = delivered "
+            f"{t.get('delivered', 0)} + dropped {t.get('dropped', 0)} + lost "
+            f"{t.get('lost', 0)} + left {t.get('left', 0)}",
+            err=True,
+        )
 
 
 def _run_foreground(
@@ -245,11 +261,12 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
     elif result.outcome == "failed":
         typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
         where = f"in {log_path}" if log_path else "in the log"
-        typer.echo(
-            f"hint: the kernel's traceback is {where}; a restart policy "
-            "(restart: {policy: on-failure}) can replace a failed kernel",
-            err=True,
-        )
+        if result.failure and result.failure.startswith("kernel "):
+            typer.echo(
+                f"hint: the kernel's traceback is {where}; a restart policy "
+                "(restart: {policy: on-failure}) can replace a failed kernel",
+                err=True,
+            )
     elif result.outcome == "interrupted":
         say(f"{plan.name} stopped (interrupted)")
     else:
@@ -257,6 +274,8 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
     if down is not None and not down.graceful:
         where = ", ".join(f"{k}: {n}" for k, n in down.left.items()) or "none queued"
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
+        if down.refused:
+            forced += f"; refused to stop: {', '.join(down.refused)}"
         typer.secho(
             f"warning: the drain timed out: {down.messages_left} messages left ({where}){forced}",
             fg=typer.colors.YELLOW,

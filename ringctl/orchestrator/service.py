@@ -10,12 +10,15 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
+
+if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
 
 __all__ = ["serve"]
 
@@ -33,7 +36,7 @@ async def serve(
     on_signal: Callable[[str], None] | None = None,
     directory: StateDir | None = None,
     log_path: str | None = None,
-    runtime: Any | None = None,
+    runtime: Engine | None = None,
     control: bool = True,
     supervisor_ready: Callable[[Supervisor], None] | None = None,
 ) -> RunResult:

@@ -1,0 +1,146 @@
+"""The kernel ledger: what every engine keeps and decides the same way, pure and
+synchronous.
+
+``KernelBook`` is one kernel's bookkeeping (its lifecycle state and every move through
+the transition table, restarts, how it ended, its rate windows and progress clock); the
+local runtime's and the Ray engine's kernel records are built on it. The functions decide
+launch arguments, params and the error for a kernel an action cannot find. So a topology
+one engine refuses the other refuses too, with the same words and exception type, and a
+state change is announced to listeners the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ringctl.exceptions import (
+    KernelLaunchError,
+    KernelNotFoundError,
+    KernelStateError,
+    RingctlError,
+)
+from ringctl.runtime.kernel import RingKernel, registered
+from ringctl.runtime.lifecycle import USER_ACTIONS, Action, KernelState, next_state
+from ringctl.runtime.telemetry import RateWindow
+
+__all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "StateListener",
+           "check_launch", "check_params", "missing_kernel"]  # fmt: skip
+
+log = logging.getLogger("ringctl.runtime")
+
+StateListener = Callable[[str, KernelState, KernelState], None]
+
+#: Far above any real use; what keeps a typo from allocating gigabytes.
+MAX_REPLICAS: Final = 1024
+MAX_QUEUE_SIZE: Final = 10_000_000
+
+_RUNNING: Final = (KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED)
+
+
+@dataclass(eq=False, kw_only=True)
+class KernelBook:
+    """One kernel's bookkeeping, the same on every engine (no I/O, no event loop)."""
+
+    id: str
+    state: KernelState = KernelState.LAUNCHED
+    restarts: int = 0
+    completed: bool = False  # the body returned on its own
+    forced: bool = False  # a terminate timed out and the body was cancelled
+    terminating: bool = False  # a terminate was asked for
+    rate_in: RateWindow = field(default_factory=RateWindow)
+    rate_out: RateWindow = field(default_factory=RateWindow)
+    progress_total: int = -1
+    progress_at: float = field(default_factory=time.monotonic)
+
+    def move(self, action: Action, listeners: Iterable[StateListener] = ()) -> None:
+        """Take ``action`` through the transition table (raises ``KernelStateError``) and
+        tell every listener; a listener that raises is logged, never propagated."""
+        old = self.state
+        self.state = next_state(self.id, old, action)
+        for listener in listeners:
+            try:
+                listener(self.id, old, self.state)
+            except Exception:
+                log.exception("state listener failed for %s", self.id)
+
+    def restarted(self) -> None:
+        """A new instance replaces the one that ended: it starts with a clean slate."""
+        self.restarts += 1
+        self.completed = self.forced = self.terminating = False
+
+    def sample(self, messages_in: int, messages_out: int, now: float) -> None:
+        """Feed the rate windows and the progress clock (the engine's timer calls this)."""
+        self.rate_in.observe(messages_in, now)
+        self.rate_out.observe(messages_out, now)
+        if messages_in + messages_out != self.progress_total:
+            self.progress_total = messages_in + messages_out
+            self.progress_at = now
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchArgs:
+    replicas: int
+    queue_size: int
+    params: Any
+
+
+def check_launch(
+    kernel_id: str, spec: RingKernel, *, replicas: int, queue_size: int | None, params: Any
+) -> LaunchArgs:
+    """The checked launch arguments, or ``KernelLaunchError`` saying what is wrong."""
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise KernelLaunchError(
+            kernel_id, f"replicas must be between 1 and {MAX_REPLICAS}, got {replicas}"
+        )
+    size = queue_size if queue_size is not None else spec.queue_size
+    if not 1 <= size <= MAX_QUEUE_SIZE:
+        raise KernelLaunchError(
+            kernel_id, f"queue_size must be between 1 and {MAX_QUEUE_SIZE}, got {size}"
+        )
+    return LaunchArgs(replicas, size, check_params(kernel_id, spec, params))
+
+
+def check_params(kernel_id: str, spec: RingKernel, params: Any) -> Any:
+    """``params`` validated against the kernel's params model (a dict where it has none)."""
+    model = spec.params_model
+    if model is None:
+        return params if params is not None else {}
+    if isinstance(params, model):
+        return params
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise KernelLaunchError(
+            kernel_id,
+            f"params do not fit {model.__name__}: {problems}",
+            hint="fix the kernel's params in the topology (ringctl validate --import checks them)",
+        ) from exc
+
+
+def missing_kernel(kernel_id: str, action: str | None, known: Iterable[str]) -> RingctlError:
+    """The error for ``action`` on a kernel this engine has not launched.
+
+    A ``@ring_kernel`` that exists but was never launched is CREATED: the action gets
+    the transition table's ``KernelStateError``; an unknown id gets ``KernelNotFoundError``.
+    """
+    if action is not None and registered(kernel_id) is not None:
+        if action in USER_ACTIONS:
+            next_state(kernel_id, KernelState.CREATED, action)  # raises with expectations
+        return KernelStateError(
+            kernel_id,
+            action,
+            KernelState.CREATED,
+            _RUNNING,
+            hint="launch it first: await runtime.launch(kernel_id)",
+        )
+    return KernelNotFoundError(kernel_id, sorted(known))
