@@ -112,6 +112,21 @@ class _Bridge:
     async def reactivate(self) -> None:
         await self.group.reactivate(self.kernel_id)
 
+    def idle(self) -> bool:
+        """No record waits in the bridge, in the kernel's input ring or in an output ring
+        that the bridge drains; asked at the instant the runtime checks quiescence."""
+        from ringctl.persistent.ringops import ring_count
+
+        if self.pending is not None:
+            return False
+        group, kid = self.group, self.kernel_id
+        if group.get_state(kid) is not KernelState.ACTIVE:
+            return True
+        if ring_count(group.inbox(kid).header):
+            return False
+        out = group.outbox(kid) if group.drained_by_host(kid) else None
+        return out is None or ring_count(out.header) == 0
+
     async def terminate(self, timeout: float) -> tuple[int, bool]:
         left = 0 if self.pending is None else len(self.pending)
         self.pending = None
@@ -137,6 +152,7 @@ class _Bridge:
         outbox = group.outbox(kid) if group.drained_by_host(kid) else None
         out_buf = None if outbox is None else np.empty(outbox.capacity, outbox.records.dtype)
         next_metrics = next_state = 0.0
+        was_busy = False
         while not ctx.should_terminate:
             now = time.monotonic()
             if now >= next_state:
@@ -156,12 +172,17 @@ class _Bridge:
                     busy = True
                     await ctx.send(out_buf[:n].copy())
             if busy:
+                was_busy = True
                 await asyncio.sleep(0)
                 continue
             in_flight = self.pending is not None or ring_count(inbox.header) > 0
             if in_flight:
                 await asyncio.sleep(0.0002)  # the kernel is working: not idle
+                was_busy = True
                 continue
+            if was_busy:  # going idle: the figures ps shows are current at quiescence
+                was_busy = False
+                self._publish(ctx)
             # Idle: wait in receive, so the runtime sees this kernel as waiting.
             try:
                 msgs = await ctx.receive_batch(_MAX_TAKE, timeout=_IDLE_WAIT_S)

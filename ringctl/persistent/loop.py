@@ -101,11 +101,13 @@ def map_loop(
                         n_err += 1
                 n_out += out_head - out_hdr[HEAD]
                 n_in += n
-                store_release(out_hdr, HEAD, out_head)
-                store_release(in_hdr, TAIL, tail + n)
+                # Counters first, then the outputs, then the freed slots: whoever sees
+                # the input ring empty also sees the outputs and the counts.
                 store_release(ctrl, IN, n_in)
                 store_release(ctrl, OUT, n_out)
                 store_release(ctrl, ERRORS, n_err)
+                store_release(out_hdr, HEAD, out_head)
+                store_release(in_hdr, TAIL, tail + n)
                 idle = 0
                 continue
             if (
@@ -154,9 +156,9 @@ def sink_loop(
                     if handler(in_recs[(tail + k) & in_mask], state) < 0:
                         n_err += 1
                 n_in += n
-                store_release(in_hdr, TAIL, tail + n)
                 store_release(ctrl, IN, n_in)
                 store_release(ctrl, ERRORS, n_err)
+                store_release(in_hdr, TAIL, tail + n)
                 idle = 0
                 continue
         idle += 1

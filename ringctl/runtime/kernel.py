@@ -51,6 +51,10 @@ class KernelControl(Protocol):
 
     async def reactivate(self) -> None: ...
 
+    def idle(self) -> bool:
+        """Nothing in flight outside the event loop (read when the runtime asks "quiescent?")."""
+        ...
+
     async def terminate(self, timeout: float) -> tuple[int, bool]:
         """Stop the outside work (force it after ``timeout``).
 

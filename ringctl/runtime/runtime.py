@@ -725,6 +725,8 @@ class RingKernelRuntime:
             return True
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
+        if k.spec.control is not None and not k.spec.control.idle():
+            return False  # work in flight outside the event loop
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
 
     def is_quiescent(self, kernel_ids: Sequence[str] | None = None) -> bool:
