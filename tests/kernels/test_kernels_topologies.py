@@ -125,7 +125,8 @@ async def test_topology_meets_its_smoke_expectations(
         assert metrics["flag"]["records_in"] == records  # ring to ring from ewma_z
         flagged = metrics["alert_log"]["anomalies"]
         assert metrics["flag"]["records_out"] == flagged
-        assert 0.9 * metrics["readings"]["injected"] < flagged <= metrics["readings"]["injected"] + 5
+        injected = metrics["readings"]["injected"]
+        assert 0.9 * injected < flagged <= injected + 5  # |z| > 5 of noise is rare
     elif path.stem == "pagerank":
         assert metrics["pagerank"]["residual"] < 1e-3
         assert metrics["store"]["keys"] == 10
