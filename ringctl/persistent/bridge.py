@@ -35,6 +35,7 @@ from ringctl.runtime.kernel import RingKernel
 from ringctl.runtime.lifecycle import KernelState
 
 if TYPE_CHECKING:
+    from ringctl.runtime.accounting import QueueAccount
     from ringctl.runtime.context import KernelContext
 
 __all__ = ["PersistentBridges", "PersistentFailed"]
@@ -93,6 +94,7 @@ class _Bridge:
         self.kernel_id = kernel_id
         self.kernel = group.kernel(kernel_id)
         self.pending: np.ndarray[Any, np.dtype[Any]] | None = None  # taken, not yet in the ring
+        self.left_in_bridge = 0  # records that were pending when the kernel was terminated
 
     # -- KernelControl -------------------------------------------------------------------
 
@@ -112,6 +114,37 @@ class _Bridge:
     async def reactivate(self) -> None:
         await self.group.reactivate(self.kernel_id)
 
+    def accounts(self) -> list[QueueAccount]:
+        """The kernel's input ring as one row of the accounting law, in records.
+
+        The records the bridge had taken but not yet pushed when the kernel was stopped
+        count as accepted and left, so an array that the asyncio queue delivered to the
+        bridge is never half-accounted.
+        """
+        from ringctl.runtime.accounting import QueueAccount
+
+        group, kid = self.group, self.kernel_id
+        st = group.stats(kid)
+        ended = st.state is KernelState.TERMINATED
+        failed = ended and st.error is not None
+        depth = st.inbox_depth
+        feeder = group.feeder(kid)
+        pending = 0 if self.pending is None else len(self.pending)
+        return [
+            QueueAccount(
+                name=f"{kid}.ring",
+                producer=feeder or kid,
+                port="ring" if feeder else "bridge",
+                consumer=f"{kid} (records)",
+                accepted=st.accepted + self.left_in_bridge + pending,
+                delivered=st.records_in,
+                dropped=st.drops,
+                lost=st.lost + (depth if failed else 0),
+                left=(depth if ended and not failed else 0) + self.left_in_bridge,
+                queued=0 if ended else depth + pending,
+            )
+        ]
+
     def idle(self) -> bool:
         """No record waits in the bridge, in the kernel's input ring or in an output ring
         that the bridge drains; asked at the instant the runtime checks quiescence."""
@@ -129,6 +162,7 @@ class _Bridge:
 
     async def terminate(self, timeout: float) -> tuple[int, bool]:
         left = 0 if self.pending is None else len(self.pending)
+        self.left_in_bridge += left
         self.pending = None
         if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
             left += self.group.stats(self.kernel_id).inbox_depth

@@ -226,6 +226,10 @@ class PersistentGroup:
         """True unless another kernel of the group writes this kernel's input ring."""
         return self._get(kernel_id).feeds_from is None
 
+    def feeder(self, kernel_id: str) -> str | None:
+        """The kernel of the group that writes this kernel's input ring, if any."""
+        return self._get(kernel_id).feeds_from
+
     def drained_by_host(self, kernel_id: str) -> bool:
         """True if the kernel has an output ring that no kernel of the group reads."""
         m = self._get(kernel_id)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ringctl.runtime.accounting import QueueAccount
+
     from ringctl.runtime.context import KernelContext
 
 __all__ = [
@@ -50,6 +52,10 @@ class KernelControl(Protocol):
     async def deactivate(self) -> None: ...
 
     async def reactivate(self) -> None: ...
+
+    def accounts(self) -> list[QueueAccount]:
+        """The accounting law's rows for what flows outside the event loop (rings)."""
+        ...
 
     def idle(self) -> bool:
         """Nothing in flight outside the event loop (read when the runtime asks "quiescent?")."""

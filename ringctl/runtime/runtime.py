@@ -748,6 +748,8 @@ class RingKernelRuntime:
             for q in k.inbox.queues:
                 rows.append(_account_queue(q, k.id))
             delivered_via_ctx[k.id] = k.base_in + sum(c.messages_in for c in k.ctxs)
+            if k.spec.control is not None:
+                rows.extend(k.spec.control.accounts())  # records in rings, not messages
         errors = {k.id: k.errors + k.base_errors + sum(c.errors for c in k.ctxs)
                   for k in self._kernels.values()}  # fmt: skip
         return build_accounting(rows, errors=errors, received=delivered_via_ctx)

@@ -65,6 +65,10 @@ async def test_arrays_in_arrays_out_in_order(rt: RingKernelRuntime) -> None:
         assert time.monotonic() < deadline, rt.snapshot().kernels[0].metrics
         await asyncio.sleep(0.01)
     assert rt.snapshot().kernels[0].metrics["persistent"] is True
+    acc = rt.accounting()
+    ring = next(q for q in acc.queues if q.name == "k.ring")
+    assert (ring.accepted, ring.delivered, ring.queued) == (1000, 1000, 0)
+    assert acc.holds, acc.violations
 
 
 async def test_pause_through_the_runtime_stops_the_loop(rt: RingKernelRuntime) -> None:
@@ -109,6 +113,11 @@ async def test_backpressure_reaches_the_sender_and_terminate_counts_what_is_left
     assert report.forced and not report.graceful
     assert report.left_in_inbox > 0
     assert rt.get_state("k") is KernelState.TERMINATED
+    acc = rt.accounting()  # the law holds for the ring too, in records
+    assert acc.holds, acc.violations
+    ring = next(q for q in acc.queues if q.name == "k.ring")
+    assert ring.consumer == "k (records)" and ring.delivered == 0
+    assert ring.left == ring.accepted > 0 and not acc.clean
 
 
 async def test_a_failed_handler_fails_the_kernel_and_relaunch_keeps_the_ring(
