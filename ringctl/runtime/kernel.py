@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ringctl.runtime.accounting import QueueAccount
-
     from ringctl.runtime.context import KernelContext
 
 __all__ = [
