@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -231,3 +233,65 @@ def test_up_ps_pause_resume_down_with_persistent_kernels(tmp_path: Path, ringctl
     down = ringctl("down", "live", timeout=120)
     assert down.returncode == 0, down.stderr
     assert not list(Path("/dev/shm").glob(f"ringctl-live-{pid}-*"))  # shared memory freed
+
+
+def test_the_ray_engine_is_refused_before_anything_runs(ringctl: Ringctl) -> None:
+    result = ringctl("up", "--engine", "ray", REPO / "topologies" / "sensor-records.yaml")
+    assert result.returncode == 2
+    assert "kernel 'ewma_z': persistent kernels run on the local engine only, not on ray" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_kill_9_of_the_supervisor_takes_the_worker_and_its_memory_with_it(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: orphan
+        python_path: ["{REPO}"]
+        kernels:
+          readings:
+            entry: kernels.records_pipeline:readings
+            params: {{channels: 2, batch: 64, batches: null, rate: 5000}}
+          ewma_z:
+            entry: kernels.records_pipeline:ewma_z
+            persistent: {{}}
+          alert_log:
+            entry: kernels.records_pipeline:alert_log
+        queues:
+          - {{from: readings, to: ewma_z}}
+          - {{from: ewma_z, to: alert_log}}
+        """,
+    )
+    assert ringctl.up_detached(path) == "orphan"
+    pid = ringctl.pid_of("orphan")
+    worker = wait_for(lambda: children(pid), timeout=60, what="the worker process")[0]
+    assert b"ringctl.persistent.worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+    assert list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), what="worker")
+    wait_for(lambda: not list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*")), what="memory")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
