@@ -99,10 +99,15 @@ class _Bridge:
     # -- KernelControl -------------------------------------------------------------------
 
     async def setup(self, ctx: KernelContext) -> None:
-        if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
-            await self.group.relaunch(self.kernel_id)
-        else:
-            await self.group.launch(self.kernel_id)
+        try:
+            if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
+                await self.group.relaunch(self.kernel_id)
+            else:
+                await self.group.launch(self.kernel_id)
+        except BaseException:
+            if not self.group.running:  # a failed launch leaves no worker or memory behind
+                await self.group.close()
+            raise
         self._publish(ctx)
 
     async def activate(self) -> None:
