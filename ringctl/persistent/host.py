@@ -17,14 +17,10 @@ Every wait polls shared words with a deadline; nothing here runs per record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import numpy as np
@@ -48,6 +44,7 @@ from ringctl.persistent.layout import (
     TERMINATED,
     Command,
 )
+from ringctl.persistent.process import WorkerProcess
 from ringctl.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
 from ringctl.runtime.lifecycle import Action, KernelState, next_state
 
@@ -57,7 +54,6 @@ S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 #: A running kernel whose heartbeat has not moved for this long shows as stalled.
 DEFAULT_STALL_AFTER_S: Final = 1.0
-_KILL_WAIT_S: Final = 5.0
 
 
 class StallError(RunFailedError):
@@ -132,9 +128,7 @@ class PersistentGroup:
         self._stall_after = stall_after
         self._members: dict[str, _Member] = {}
         self._arena: Arena | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._replies: list[tuple[Any, ...]] = []
+        self._worker: WorkerProcess | None = None
         self._closed = False
         self._final: dict[str, PersistentStats] = {}  # what stats() says after close()
 
@@ -362,7 +356,9 @@ class PersistentGroup:
                 if m.state in (*_RUNNING, S.TERMINATING):
                     reports.append(await self.terminate(m.id, timeout))
         finally:
-            self._stop_worker()
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
             if not self._closed:
                 self._final = {kid: self.stats(kid) for kid in self._members}
                 self._closed = True
@@ -387,107 +383,59 @@ class PersistentGroup:
             raise KernelLaunchError(m.id, "its loop did not start")
 
     async def _start_in_worker(self, m: _Member, skip_wedged: bool, timeout: float) -> None:
-        assert self._conn is not None
-        self._conn.send(("start", self._placement(m), skip_wedged))
+        worker = self._worker
+        assert worker is not None
+        worker.send(("start", self._placement(m), skip_wedged))
         deadline = time.monotonic() + timeout
         while True:
-            for reply in self._replies:
-                if reply[0] in ("started", "error") and reply[1] == m.id:
-                    self._replies.remove(reply)
-                    if reply[0] == "error":
-                        raise KernelLaunchError(
-                            m.id,
-                            _last_line(reply[2]),
-                            hint=f"the worker could not import or compile {m.entry}:\n{reply[2]}",
-                        )
-                    return
-            if not self._worker_alive():
+            worker.read()
+            reply = worker.take(("started", "error"), m.id)
+            if reply is not None and reply[0] == "error":
+                raise KernelLaunchError(
+                    m.id,
+                    _last_line(reply[2]),
+                    hint=f"the worker could not import or compile {m.entry}:\n{reply[2]}",
+                )
+            if reply is not None:
+                return
+            if not worker.alive:
                 raise KernelLaunchError(m.id, "the worker process died while compiling it")
             if time.monotonic() > deadline:
                 raise KernelLaunchError(m.id, f"not compiled within {timeout:g}s")
-            self._read_pipe()
             await asyncio.sleep(0.005)
 
     def _ensure_worker(self) -> None:
-        if self._worker_alive():
-            return
-        # A fresh interpreter (never a fork of a process that runs threads), started with
-        # ``-m`` rather than multiprocessing's spawn, which would re-run the caller's
-        # ``__main__`` (a script without an ``if __name__ == "__main__"`` guard).
-        parent, child = socket.socketpair()
-        spec = WorkerSpec(self._layout().layout, (*self._sys_path, *sys.path))
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ringctl.persistent.worker", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
+        if self._worker is None or not self._worker.alive:
+            self._worker = WorkerProcess(
+                WorkerSpec(self._layout().layout, (*self._sys_path, *sys.path))
             )
-        finally:
-            child.close()
-        conn = Connection(parent.detach())
-        conn.send(spec)
-        self._proc, self._conn = proc, conn
-        self._replies = []
-
-    def _worker_alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     @property
     def worker_pid(self) -> int | None:
-        return self._proc.pid if self._worker_alive() and self._proc is not None else None
+        """The worker process's pid while it runs."""
+        return self._worker.pid if self._worker is not None and self._worker.alive else None
 
     async def _force_stop(self, exclude: str) -> None:
         """Kill the worker; start the group's other running kernels again on the same rings."""
-        self._kill_worker()
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
         for other in self._members.values():
             if other.id != exclude and other.state in _RUNNING:
                 self._ensure_worker()
                 await self._start_in_worker(other, skip_wedged=False, timeout=120.0)
 
-    def _kill_worker(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(_KILL_WAIT_S)
-        self._drop_worker()
-
-    def _stop_worker(self) -> None:
-        proc, conn = self._proc, self._conn
-        if proc is None:
-            return
-        if conn is not None and proc.poll() is None:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send(("exit",))
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(2.0)
-        self._kill_worker()
-
-    def _drop_worker(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._proc, self._conn, self._replies = None, None, []
-
-    def _read_pipe(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        try:
-            while conn.poll(0):
-                self._replies.append(conn.recv())
-        except (EOFError, OSError):
-            pass
-
     def _pump(self) -> None:
         """Take in what the worker reported; a dead worker fails its running kernels."""
         from ringctl.persistent.ringops import load
 
-        if self._closed:
+        worker = self._worker
+        if self._closed or worker is None:
             return
-        self._read_pipe()
-        for reply in list(self._replies):
+        worker.read()
+        for reply in list(worker.replies):
             if reply[0] == "failed":
-                self._replies.remove(reply)
+                worker.replies.remove(reply)
                 m = self._members.get(reply[1])
                 if m is not None:
                     self._fail(m, reply[2])
@@ -499,9 +447,10 @@ class PersistentGroup:
                 and load(self._ctrl(m), TERMINATED) == STOP_FAILED
             ):
                 m.error = "its handler raised (traceback on its way from the worker)"
-        if self._proc is not None and self._proc.poll() is not None:
-            code = self._proc.returncode
-            self._drop_worker()
+        if not worker.alive:
+            code = worker.exit_code
+            worker.kill()  # reaps it and closes the socket
+            self._worker = None
             for m in self._members.values():
                 if m.state in _RUNNING:
                     self._fail(m, f"the worker process exited unexpectedly (exit code {code})")
