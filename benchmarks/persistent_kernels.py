@@ -7,8 +7,9 @@ import numpy as np
 from ringctl.persistent import persistent_kernel
 
 RECORD = np.dtype([("seq", np.int64), ("value", np.float64)])
-#: Iterations of dependent arithmetic per record in the CPU-bound stages.
-BURN = 400
+# The CPU-bound stages run 4000 iterations of dependent arithmetic per record (a few
+# microseconds). The count is written inside each handler on purpose: Numba's on-disk
+# cache would not notice a change to a module-level constant.
 
 
 @persistent_kernel(input=RECORD, output=RECORD)
@@ -40,7 +41,7 @@ def count(rec, state):  # type: ignore[no-untyped-def]
 @persistent_kernel(input=RECORD, output=RECORD)
 def burn(rec, out, state):  # type: ignore[no-untyped-def]
     x = rec.value
-    for _ in range(BURN):
+    for _ in range(4000):
         x = x * 0.999999 + 1e-7
     out.seq = rec.seq
     out.value = x
@@ -50,7 +51,7 @@ def burn(rec, out, state):  # type: ignore[no-untyped-def]
 @persistent_kernel(input=RECORD, state=1)
 def burn_sink(rec, state):  # type: ignore[no-untyped-def]
     x = rec.value
-    for _ in range(BURN):
+    for _ in range(4000):
         x = x * 0.999999 + 1e-7
     state[0] += x
     return 0

@@ -1,6 +1,6 @@
 """The worker process: maps the arena, runs each persistent kernel's loop on a thread.
 
-Started as ``python -m ringctl.persistent.worker FD`` by ``PersistentGroup``, FD one end
+Started as ``python -m ringctl.persistent FD`` by ``PersistentGroup``, FD one end
 of a socket pair whose other end the host keeps. A thread cannot be killed, so the
 loops live in a process of their own that the host can kill (force-stop) and start again
 on the same arena: rings, records, counters and state survive. The host talks to the
@@ -133,7 +133,3 @@ def _start(
         return
     loops[kid] = loop
     conn.send(("started", kid))
-
-
-if __name__ == "__main__":
-    worker_main(Connection(int(sys.argv[1])))
