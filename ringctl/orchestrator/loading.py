@@ -50,7 +50,9 @@ def plan_from_file(
                 kernel=kernels[kernel_id],
                 params=dict(spec.params),
                 replicas=spec.replicas,
-                backend=spec.effective_backend,
+                # A persistent kernel's loop runs on the CPU (validation refuses cuda); `auto`
+                # must not make its bridge look like a GPU kernel.
+                backend="cpu" if spec.persistent is not None else spec.effective_backend,
                 queue_size=spec.queue_size,
                 restart=RestartPolicy(
                     policy=spec.restart.policy,

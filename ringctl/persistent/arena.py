@@ -115,7 +115,15 @@ class ArenaBuilder:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size)  # zero-filled: every index and command starts at 0
-        finally:
+            # Reserve the pages now: a full /dev/shm then fails here, with ENOSPC, rather
+            # than with SIGBUS (a dead process) on the first write to a record.
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        else:
             os.close(fd)
         layout = ArenaLayout(str(path), size, rings, controls, arrays)
         return Arena(layout, owner=True)

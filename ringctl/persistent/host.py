@@ -374,7 +374,12 @@ class PersistentGroup:
         try:
             arena = self._layout()
         except (OSError, ValueError) as exc:
-            raise KernelLaunchError(m.id, f"cannot allocate its rings: {exc}") from exc
+            raise KernelLaunchError(
+                m.id,
+                f"cannot allocate its rings: {exc}",
+                hint="shared memory (/dev/shm) may be full or too small: lower `ring`, "
+                "or free space there",
+            ) from exc
         ctrl = arena.controls[f"{m.id}.ctrl"]
         store(ctrl, CMD, int(Command.IDLE))
         self._ensure_worker()
@@ -391,11 +396,10 @@ class PersistentGroup:
             worker.read()
             reply = worker.take(("started", "error"), m.id)
             if reply is not None and reply[0] == "error":
-                raise KernelLaunchError(
-                    m.id,
-                    _last_line(reply[2]),
-                    hint=f"the worker could not import or compile {m.entry}:\n{reply[2]}",
-                )
+                hint = f"the worker could not import or compile {m.entry}:\n{reply[2]}"
+                if "No module named 'numba'" in reply[2]:
+                    hint = "persistent kernels need Numba: pip install 'ringctl[numba]'"
+                raise KernelLaunchError(m.id, _last_line(reply[2]), hint=hint)
             if reply is not None:
                 return
             if not worker.alive:

@@ -225,3 +225,22 @@ def test_an_entry_that_is_not_a_persistent_kernel() -> None:
     g = PersistentGroup("bad")
     with pytest.raises(TypeError, match="not a @persistent_kernel"):
         g.add("k", f"{H}:records")
+
+
+async def test_full_shared_memory_is_a_launch_error_that_leaves_nothing(
+    group: Callable[..., PersistentGroup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    from pathlib import Path
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = set(Path("/dev/shm").glob("ringctl-*"))
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    g = group(k="double")
+    with pytest.raises(KernelLaunchError, match="No space left") as caught:
+        await g.launch("k")
+    assert "lower `ring`" in (caught.value.hint or "")
+    assert g.get_state("k") is S.CREATED and g.worker_pid is None
+    assert set(Path("/dev/shm").glob("ringctl-*")) == before
