@@ -309,17 +309,24 @@ class RayRuntime:
         if custom:
             options["resources"] = custom
         paths = _search_path()
+        from ray import cloudpickle
+
+        # Pickled here and unpickled in the actor once the search path is in place: a
+        # params model or a state value from the topology's own modules cannot be read
+        # before that (Ray would fail the actor's construction).
+        params_bytes = cloudpickle.dumps(params)  # type: ignore[no-untyped-call]
+        state_bytes = cloudpickle.dumps(state)  # type: ignore[no-untyped-call]
         k.actors = [
             self._actor_class.options(**options).remote(
                 k.id,
                 r,
                 k.replicas,
                 k.kernel_bytes,
-                params,
+                params_bytes,
                 k.backend,
                 k.queue_size,
                 paths,
-                state,
+                state_bytes,
             )
             for r in range(k.replicas)
         ]
@@ -722,6 +729,8 @@ class RayRuntime:
 
     def is_idle(self, kernel_id: str) -> bool:
         k = self._require(kernel_id)
+        if k.state is S.TERMINATING:
+            return False  # its actors are being stopped: not settled yet
         if k.state in (S.TERMINATED, S.LAUNCHED, S.DEACTIVATED):
             return k.state is S.TERMINATED or all(
                 not p or (p["inbox_depth"] == 0 and p["pending_out"] == 0) for p in k.probes

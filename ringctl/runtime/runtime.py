@@ -723,6 +723,8 @@ class RingKernelRuntime:
             return False  # terminated with work queued (a restart is due) is not idle
         if k.state is S.TERMINATED:
             return True
+        if k.state is S.TERMINATING:
+            return False  # being stopped (a failure's siblings, say): not settled yet
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
         if k.spec.control is not None and not k.spec.control.idle():
