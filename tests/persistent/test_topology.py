@@ -295,3 +295,19 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_graph_marks_persistent_kernels_and_ring_to_ring_queues() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ringctl.cli", "graph", "topologies/sensor-records.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ewma_z     kernels.records_pipeline:ewma_z  [cpu, persistent, ring 16384]" in (
+        result.stdout
+    )
+    assert "ewma_z.out → flag      ring to ring (no Python in between)" in result.stdout
+    assert "readings.out → ewma_z  capacity 16, block" in result.stdout
