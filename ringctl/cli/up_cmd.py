@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import load_plan, make_runtime, say, usage_error
+from ringctl.cli._common import EngineChoice, load_topology, say, usage_error
 
 if TYPE_CHECKING:
+    from ringctl.api import RunReport, TopologyFile
     from ringctl.orchestrator.plan import Plan
-    from ringctl.orchestrator.supervisor import RunResult
 
 
 def up(
@@ -52,10 +52,12 @@ def up(
     refresh: Annotated[float, typer.Option(help="Dashboard redraws per second.", min=0.1)] = 4.0,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve Prometheus metrics on this port (needs ringctl[metrics])."),
+        typer.Option(
+            help="Serve Prometheus metrics on this port (needs ringctl[metrics]; 0: any port)."
+        ),
     ] = None,
     engine: Annotated[
-        str | None, typer.Option(help="local | ray (overrides the file's engine).")
+        EngineChoice | None, typer.Option(help="Overrides the file's engine.")
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
@@ -68,7 +70,8 @@ def up(
     """
     from ringctl.exceptions import RingctlError
 
-    plan = load_plan(file, engine)
+    topology = load_topology(file, engine)
+    plan = topology.plan
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
         return
@@ -82,7 +85,7 @@ def up(
         _log_to_file(log_path)
     try:
         result = _run_foreground(
-            plan,
+            topology,
             log_path=log_path,
             duration=duration,
             timeout=timeout,
@@ -142,7 +145,7 @@ def _print_summary(status: dict[str, Any]) -> None:
 
 
 def _run_foreground(
-    plan: Plan,
+    topology: TopologyFile,
     *,
     duration: float | None,
     timeout: float,
@@ -153,11 +156,13 @@ def _run_foreground(
     metrics_port: int | None,
     address: str | None,
     log_path: str | None = None,
-) -> RunResult:
+) -> RunReport:
     import asyncio
 
-    from ringctl.orchestrator.service import serve
+    from ringctl.api import RunHooks
     from ringctl.runtime.loop import run
+
+    plan = topology.plan
 
     latest: dict[str, Any] = {}
 
@@ -187,7 +192,6 @@ def _run_foreground(
         else:
             say("stopping: draining queues (Ctrl-C again to force)")
 
-    sup_box: list[Any] = []
     metrics = None
     if metrics_port is not None:
         from ringctl.dashboard.metrics import serve_metrics
@@ -200,8 +204,7 @@ def _run_foreground(
         f"engine {plan.engine}" + (f" ({plan.file})" if plan.file else "")
     )
 
-    async def main() -> RunResult:
-        runtime = make_runtime(plan, address)
+    async def main() -> RunReport:
         tick = 1.0 / refresh if dashboard else interval
         if metrics is not None:
             tick = min(tick, 1.0)
@@ -209,25 +212,26 @@ def _run_foreground(
 
         def ready(sup: Any) -> None:
             nonlocal viewer
-            sup_box.append(sup)
             latest["status"] = sup.status()
             if dashboard:
                 viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
 
         try:
-            return await serve(
-                plan,
+            return await topology.run_async(
                 duration=duration,
                 down_timeout=timeout,
-                on_phase=on_phase,
-                # The live view takes its own snapshot per frame; a ticker would only
-                # double the snapshots, unless the metrics endpoint needs the latest one.
-                on_tick=None if dashboard and metrics is None else on_tick,
-                tick_interval=tick,
-                on_signal=on_signal,
-                runtime=runtime,
-                supervisor_ready=ready,
+                control=True,
+                address=address,
                 log_path=log_path,
+                hooks=RunHooks(
+                    on_phase=on_phase,
+                    # The live view takes its own snapshot per frame; a ticker would only
+                    # double the snapshots, unless the metrics endpoint needs the latest one.
+                    on_tick=None if dashboard and metrics is None else on_tick,
+                    tick_interval=tick,
+                    on_signal=on_signal,
+                    supervisor_ready=ready,
+                ),
             )
         finally:
             if viewer is not None:
@@ -249,24 +253,24 @@ def _run_foreground(
     finally:
         if metrics is not None:
             metrics.stop()
-    if sup_box:
-        _print_summary(sup_box[0].status(fresh=True))
+    if result.status:
+        _print_summary(result.status)
     return result
 
 
-def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -> None:
+def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -> None:
     down = result.down
     if result.outcome == "completed":
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
-        typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
         where = f"in {log_path}" if log_path else "in the log"
+        hint = None
         if result.failure and result.failure.startswith("kernel "):
-            typer.echo(
-                f"hint: the kernel's traceback is {where}; a restart policy "
-                "(restart: {policy: on-failure}) can replace a failed kernel",
-                err=True,
+            hint = (
+                f"the kernel's traceback is {where}; a restart policy "
+                "(restart: {policy: on-failure}) can replace a failed kernel"
             )
+        _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
         say(f"{plan.name} stopped (interrupted)")
     else:
@@ -276,14 +280,10 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
         if down.refused:
             forced += f"; refused to stop: {', '.join(down.refused)}"
-        typer.secho(
-            f"warning: {_why(result)}: {down.messages_left} messages left ({where}){forced}",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
+        _render.warning(f"{_why(result)}: {down.messages_left} messages left ({where}){forced}")
 
 
-def _why(result: RunResult) -> str:
+def _why(result: RunReport) -> str:
     """Why the down was not graceful, without the list of refusers (said separately)."""
     return (result.failure or "the drain timed out").split("; kernel(s) that refused")[0]
 
@@ -341,11 +341,7 @@ def _detach(
                 say(f"{plan.name} ran to completion before detaching (log: {files.log})")
                 raise typer.Exit(0)
             typer.echo(tail, err=True)
-            typer.secho(
-                f"error: {plan.name} failed to come up (exit {code}); log: {files.log}",
-                fg=typer.colors.RED,
-                err=True,
-            )
+            _render.error(f"{plan.name} failed to come up (exit {code}); log: {files.log}")
             raise typer.Exit(1)
         if files.socket.exists():
             try:
@@ -364,7 +360,7 @@ def _detach(
                 )
                 return
         time.sleep(0.02)
-    typer.secho(f"error: {plan.name} did not come up within 120 s; log: {files.log}", err=True)
+    _render.error(f"{plan.name} did not come up within 120 s; log: {files.log}")
     raise typer.Exit(1)
 
 
