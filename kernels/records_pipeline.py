@@ -17,9 +17,9 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import Pacer, keep_running
 from kernels.compute.synth import SensorStream
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import Pacer, keep_running
 from ringctl.persistent import persistent_kernel
 
 __all__ = ["READING", "SCORED", "alert_log", "ewma_z", "flag", "readings"]
