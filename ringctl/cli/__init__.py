@@ -33,6 +33,9 @@ def _register_commands() -> None:
     up_cmd.register(app)
     control_cmds.register(app)
     smoke_cmd.register(app)
+    from ringctl.cli import ops_cmds
+
+    ops_cmds.register(app)
 
 
 _register_commands()

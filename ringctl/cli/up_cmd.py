@@ -47,7 +47,11 @@ def up(
         float, typer.Option(help="Seconds between plain progress lines.", min=0.05)
     ] = 2.0,
     json_stream: Annotated[
-        bool, typer.Option("--json-stream", help="One JSON status document per interval.")
+        bool,
+        typer.Option(
+            "--json-stream",
+            help="One JSON status document per interval, then a final one with a 'result'.",
+        ),
     ] = False,
     refresh: Annotated[float, typer.Option(help="Dashboard redraws per second.", min=0.1)] = 4.0,
     metrics_port: Annotated[
@@ -69,6 +73,7 @@ def up(
     from ringctl.exceptions import RingctlError
 
     plan = load_plan(file, engine)
+    final: dict[str, Any] = {}
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
         return
@@ -92,11 +97,43 @@ def up(
             refresh=refresh,
             metrics_port=metrics_port,
             address=address,
+            final=final,
         )
     except RingctlError as exc:
+        if json_stream:
+            _final_document(final.get("status"), None, exc)
         _render.fail(exc)
+    if json_stream:
+        _final_document(final.get("status"), result, None)
     _report_result(plan, result, log_path)
     raise typer.Exit(result.exit_code)
+
+
+def _final_document(
+    status: dict[str, Any] | None, result: RunResult | None, error: BaseException | None
+) -> None:
+    """``--json-stream``'s last line: the final status document plus the run's ``result``."""
+    from ringctl.dashboard.plain import json_line
+
+    doc: dict[str, Any] = dict(status or {})
+    if result is not None:
+        doc["result"] = {
+            "outcome": result.outcome,
+            "exit_code": result.exit_code,
+            "reason": result.reason,
+            "failure": result.failure,
+            "down": result.down.as_dict() if result.down is not None else None,
+        }
+    else:
+        doc["result"] = {
+            "outcome": "failed",
+            "exit_code": int(getattr(error, "exit_code", 1)),
+            "reason": "launch failed",
+            "failure": getattr(error, "message", None) or str(error),
+            "down": None,
+        }
+    sys.stdout.write(json_line(doc) + "\n")
+    sys.stdout.flush()
 
 
 def _log_to_file(path: str) -> None:
@@ -137,6 +174,7 @@ def _run_foreground(
     metrics_port: int | None,
     address: str | None,
     log_path: str | None = None,
+    final: dict[str, Any] | None = None,
 ) -> RunResult:
     import asyncio
 
@@ -144,8 +182,12 @@ def _run_foreground(
     from ringctl.runtime.loop import run
 
     latest: dict[str, Any] = {}
+    shown: dict[str, Any] = {"event": None, "tracebacks": set()}
+    progress = None if dashboard else _LaunchProgress(plan)
 
     def on_phase(phase: dict[str, Any]) -> None:
+        if progress is not None:
+            progress.update(phase)
         name = phase.get("name", "")
         if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
@@ -159,9 +201,28 @@ def _run_foreground(
             return
         from ringctl.dashboard.plain import json_line, plain_line
 
-        line = json_line(status) if json_stream else plain_line(status)
-        sys.stdout.write(line + "\n")
+        if json_stream:
+            sys.stdout.write(json_line(status) + "\n")
+        else:
+            _print_events(status, shown)
+            sys.stdout.write(plain_line(status) + "\n")
         sys.stdout.flush()
+
+    def on_output(record: Any) -> None:
+        # A kernel's traceback, once per kernel: above the dashboard (rich prints what
+        # reaches stderr above a live view) or among the plain lines.
+        if record.stream != "traceback" or record.kernel in shown["tracebacks"]:
+            return
+        shown["tracebacks"].add(record.kernel)
+        from ringctl.runtime.output import unmarked
+
+        with unmarked():  # the CLI speaking, even when called from a kernel's set-up hook
+            sys.stderr.write(
+                f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
+                + record.text.rstrip("\n")
+                + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)\n"
+            )
+            sys.stderr.flush()
 
     def on_signal(kind: str) -> None:
         if dashboard:
@@ -212,6 +273,8 @@ def _run_foreground(
                 runtime=runtime,
                 supervisor_ready=ready,
                 log_path=log_path,
+                on_output=on_output,
+                echo_output=_echo_stream(dashboard, json_stream),
             )
         finally:
             if viewer is not None:
@@ -228,14 +291,94 @@ def _run_foreground(
         if reason is StopReason.QUIT and not sup.ended:
             sup.request_stop("interrupted")
 
+    if progress is not None:
+        progress.start()
     try:
         result = run(main())
     finally:
+        if progress is not None:
+            progress.stop()
         if metrics is not None:
             metrics.stop()
+        if sup_box and final is not None:
+            final["status"] = sup_box[0].status(fresh=True)
     if sup_box:
-        _print_summary(sup_box[0].status(fresh=True))
+        status = sup_box[0].status(fresh=True)
+        if not dashboard and not json_stream:
+            _print_events(status, shown)
+        _print_summary(status)
     return result
+
+
+def _echo_stream(dashboard: bool, json_stream: bool) -> Any:
+    """Where a foreground run also shows what kernels print (the kernel log has it all)."""
+    if os.environ.get("RINGCTL_DETACHED") or dashboard:
+        return None  # the detached log would hold it twice; a live view would be scribbled on
+    return sys.stderr if json_stream else sys.stdout  # --json-stream keeps stdout pure JSON
+
+
+def _print_events(status: dict[str, Any], shown: dict[str, Any]) -> None:
+    """Each event not yet printed, on a line of its own (plain mode)."""
+    from ringctl.dashboard._status import parse_status
+    from ringctl.dashboard.plain import event_line
+
+    events = parse_status(status).events
+    last = shown["event"]
+    start = 0
+    if last is not None:
+        # The document keeps a bounded tail of events: find the last one printed.
+        start = next((i + 1 for i in range(len(events) - 1, -1, -1) if events[i] == last), 0)
+    for event in events[start:]:
+        sys.stdout.write(event_line(event) + "\n")
+    if events:
+        shown["event"] = events[-1]
+
+
+class _LaunchProgress:
+    """Plain mode: while launch or activation takes long (a slow set-up hook), say so.
+
+    A thread, because a synchronous set-up hook holds the event loop the whole time.
+    """
+
+    EVERY_S = 1.0
+
+    def __init__(self, plan: Plan) -> None:
+        import threading
+
+        self.plan = plan
+        self.phase: dict[str, Any] | None = None
+        self.since = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="launch-progress", daemon=True)
+
+    def update(self, phase: dict[str, Any]) -> None:
+        old = self.phase
+        if old is None or (old.get("name"), old.get("done")) != (phase.get("name"), phase["done"]):
+            self.since = time.monotonic()
+        self.phase = phase
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.EVERY_S):
+            phase = self.phase
+            if phase is None or phase.get("name") not in ("launch", "activate"):
+                continue
+            done, total = int(phase.get("done", 0)), int(phase.get("total", 0))
+            if done >= total:
+                continue
+            waited = time.monotonic() - self.since
+            if waited < self.EVERY_S:
+                continue
+            verb = "launching" if phase["name"] == "launch" else "activating"
+            label = "phase 1" if phase["name"] == "launch" else "phase 2"
+            kid = self.plan.kernels[done].id
+            say(f"{label}: {verb} {kid} ({done}/{total} done, {waited:.0f} s on it)")
 
 
 def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -> None:
@@ -244,10 +387,9 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
         typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
-        where = f"in {log_path}" if log_path else "in the log"
         typer.echo(
-            f"hint: the kernel's traceback is {where}; a restart policy "
-            "(restart: {policy: on-failure}) can replace a failed kernel",
+            f"hint: ringctl logs {plan.name} shows the kernels' output and tracebacks; "
+            "a restart policy (restart: {policy: on-failure}) can replace a failed kernel",
             err=True,
         )
     elif result.outcome == "interrupted":

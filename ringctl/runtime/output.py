@@ -34,6 +34,7 @@ __all__ = [
     "kernel_scope",
     "mark",
     "read_records",
+    "unmarked",
 ]
 
 #: The kernel log is cut in two (``.1`` keeps the older half) past this size.
@@ -82,6 +83,16 @@ def mark(kernel_id: str, replica: int) -> None:
 def kernel_scope(kernel_id: str, replica: int) -> Iterator[None]:
     """Tag what runs inside the block (a set-up hook) as this kernel's replica."""
     token = _current.set((kernel_id, replica))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def unmarked() -> Iterator[None]:
+    """Run the block as the runtime itself, not as a kernel (its writes are not captured)."""
+    token = _current.set(None)
     try:
         yield
     finally:
