@@ -164,7 +164,7 @@ def _print_status(status: dict[str, Any]) -> None:
         for col in ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED"):
             qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
         for q in queues:
-            edge = f"{q.get('producer')}.{q.get('port')} -> {q.get('consumer')}"
+            edge = f"{q.get('from')} -> {q.get('to')}"
             qt.add_row(
                 escape(edge),
                 f"{q.get('depth')}/{q.get('capacity')}",
