@@ -1,0 +1,182 @@
+"""What ``ringctl tap`` costs the edge it samples: prints figures, asserts nothing.
+
+    python benchmarks/tap_bench.py                  # about 30 s on 2 cores
+    python benchmarks/tap_bench.py --quick          # CI smoke: tiny sizes, same code paths
+    python benchmarks/tap_bench.py --against DIR    # also: the same pipeline with the
+                                                    # ringctl found in DIR (e.g. a checkout
+                                                    # from before taps), in subprocesses
+
+The 3-stage per-message pipeline of ``runtime_bench.py`` (a -> b -> c -> receive), run
+in alternation, best of several, all in this run:
+
+- never tapped: the baseline;
+- after a tap came and went: the port is back on its untapped path (ratio ~1.0);
+- tapped on ``b.out`` with a reader doing what the supervisor's tap loop does (take up
+  to 20 messages every 50 ms, preview and encode each one): the issue's bar is >= 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ringctl
+from ringctl import RingKernelRuntime
+from ringctl.runtime.loop import loop_name, run
+
+
+async def echo_loop(ctx: Any) -> None:
+    receive, send = ctx.receive, ctx.send
+    while not ctx.should_terminate:
+        try:
+            msg = await receive()
+        except TimeoutError:
+            continue
+        await send(msg)
+
+
+async def three_stage(n: int, mode: str) -> float:
+    """Messages/s through a -> b -> c; ``mode``: plain | detached | tapped."""
+    async with RingKernelRuntime() as rt:
+        for kid in ("a", "b", "c"):
+            await rt.launch(kid, echo_loop, queue_size=1024)
+        rt.connect("a", "b")
+        rt.connect("b", "c")
+        for kid in ("c", "b", "a"):
+            await rt.activate(kid)
+        tap = None
+        reader: asyncio.Task[None] | None = None
+        if mode in ("detached", "tapped"):
+            tap = rt.tap("b", "out")
+        if mode == "detached":
+            assert tap is not None
+            rt.untap("b", "out", tap)
+        elif mode == "tapped":
+            assert tap is not None
+            reader = asyncio.create_task(_read(tap))
+
+        async def feed() -> None:
+            send = rt.send
+            for i in range(n):
+                await send("a", i)
+
+        t0 = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        got = 0
+        while got < n:
+            got += len(await rt.receive_batch("c", 65536))
+        await feeder
+        rate = n / (time.perf_counter() - t0)
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        return rate
+
+
+async def _read(tap: Any) -> None:
+    """The supervisor's tap loop without the socket (ringctl.control.tap)."""
+    from ringctl.control import protocol
+    from ringctl.control.preview import preview
+    from ringctl.control.tap import PER_POLL, POLL_S
+
+    while True:
+        for msg in tap.take(PER_POLL):
+            protocol.encode({"v": 1, "event": "message", "data": {"value": preview(msg)}})
+        await asyncio.sleep(POLL_S)
+
+
+_CHILD = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+import ringctl
+from ringctl import RingKernelRuntime
+from ringctl.runtime.loop import run
+
+async def echo_loop(ctx):
+    receive, send = ctx.receive, ctx.send
+    while not ctx.should_terminate:
+        try:
+            msg = await receive()
+        except TimeoutError:
+            continue
+        await send(msg)
+
+async def main(n):
+    async with RingKernelRuntime() as rt:
+        for kid in ("a", "b", "c"):
+            await rt.launch(kid, echo_loop, queue_size=1024)
+        rt.connect("a", "b")
+        rt.connect("b", "c")
+        for kid in ("c", "b", "a"):
+            await rt.activate(kid)
+        async def feed():
+            for i in range(n):
+                await rt.send("a", i)
+        t0 = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        got = 0
+        while got < n:
+            got += len(await rt.receive_batch("c", 65536))
+        await feeder
+        print(n / (time.perf_counter() - t0))
+
+run(main(int(sys.argv[2])))
+"""
+
+
+def _in_subprocess(root: Path, n: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(root), str(n)],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    return float(out.stdout.strip())
+
+
+async def main(quick: bool) -> None:
+    n = 6_000 if quick else 200_000
+    reps = 1 if quick else 5
+    print(f"python {sys.version.split()[0]}, loop {loop_name()}, {n} messages, best of {reps}")
+    best: dict[str, float] = {"plain": 0.0, "detached": 0.0, "tapped": 0.0}
+    for _ in range(reps):  # alternated, so drift on a shared machine hits all alike
+        for mode in best:
+            best[mode] = max(best[mode], await three_stage(n, mode))
+    base = best["plain"]
+    print(f"3-stage, never tapped:           {base / 1e3:9.1f} K msg/s")
+    print(f"3-stage, a tap came and went:    {best['detached'] / 1e3:9.1f} K msg/s   "
+          f"ratio {best['detached'] / base:.3f}")  # fmt: skip
+    print(f"3-stage, b.out tapped and read:  {best['tapped'] / 1e3:9.1f} K msg/s   "
+          f"ratio {best['tapped'] / base:.3f}")  # fmt: skip
+
+
+def compare(against: Path, quick: bool) -> None:
+    """This checkout against another one, untapped, each in its own subprocess, alternated."""
+    n = 6_000 if quick else 200_000
+    reps = 1 if quick else 5
+    here = Path(ringctl.__file__).resolve().parents[1]
+    ours = theirs = 0.0
+    for _ in range(reps):
+        ours = max(ours, _in_subprocess(here, n))
+        theirs = max(theirs, _in_subprocess(against, n))
+    print(f"3-stage, this checkout:          {ours / 1e3:9.1f} K msg/s (subprocess)")
+    print(f"3-stage, ringctl in {against}: {theirs / 1e3:9.1f} K msg/s   "
+          f"ratio this/that {ours / theirs:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke)")
+    parser.add_argument("--against", type=Path, help="a ringctl checkout to compare with")
+    parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    args = parser.parse_args()
+    run(main(args.quick), use_uvloop=not args.no_uvloop)
+    if args.against is not None:
+        compare(args.against, args.quick)
