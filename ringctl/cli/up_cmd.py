@@ -183,6 +183,11 @@ def _run_foreground(
 
     latest: dict[str, Any] = {}
     shown: dict[str, Any] = {"event": None, "tracebacks": set()}
+    live_console = None
+    if dashboard:
+        from rich.console import Console
+
+        live_console = Console()
     progress = None if dashboard else _LaunchProgress(plan)
 
     def on_phase(phase: dict[str, Any]) -> None:
@@ -216,13 +221,19 @@ def _run_foreground(
         shown["tracebacks"].add(record.kernel)
         from ringctl.runtime.output import unmarked
 
+        text = (
+            f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
+            + record.text.rstrip("\n")
+            + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)"
+        )
         with unmarked():  # the CLI speaking, even when called from a kernel's set-up hook
-            sys.stderr.write(
-                f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
-                + record.text.rstrip("\n")
-                + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)\n"
-            )
-            sys.stderr.flush()
+            if live_console is not None:
+                from rich.text import Text
+
+                live_console.print(Text(text, style="red"))  # above the live view
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
 
     def on_signal(kind: str) -> None:
         if dashboard:
@@ -285,8 +296,14 @@ def _run_foreground(
         from ringctl.dashboard.plain import StopReason
 
         # Drawn on the supervisor's own loop, not in a thread: see run_live_async.
+        # The kernels' output is captured for `ringctl logs` (rich's own redirection
+        # would print it above the view instead, and keep it from the log).
         reason = await run_live_async(
-            sup.status, refresh_per_second=refresh, should_stop=lambda: sup.ended
+            sup.status,
+            refresh_per_second=refresh,
+            should_stop=lambda: sup.ended,
+            console=live_console,
+            redirect_io=False,
         )
         if reason is StopReason.QUIT and not sup.ended:
             sup.request_stop("interrupted")

@@ -124,4 +124,6 @@ def preview_text(doc: Any) -> str:
         return "{" + ", ".join(f"{k}: {preview_text(v)}" for k, v in doc.items()) + "}"
     if isinstance(doc, str):
         return repr(doc)
+    if isinstance(doc, float):
+        return f"{doc:.6g}"
     return str(doc)

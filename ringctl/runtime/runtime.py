@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -969,7 +970,12 @@ def _where(exc: BaseException) -> str | None:
     if tb is None:
         return None
     last = traceback.extract_tb(tb)[-1]
-    return f"{last.filename}:{last.lineno}"
+    path = last.filename
+    with contextlib.suppress(ValueError):  # another drive, say: keep it absolute
+        relative = os.path.relpath(path)
+        if not relative.startswith(".."):
+            path = relative  # what the user typed paths relative to
+    return f"{path}:{last.lineno}"
 
 
 def _describe(exc: BaseException | None) -> str | None:
