@@ -19,8 +19,7 @@ def test_history_keeps_the_newest_entries_only(tmp_path: Path) -> None:
 def test_writers_racing_each_other_all_get_their_line_in(tmp_path: Path) -> None:
     directory = StateDir(tmp_path)
     threads = [
-        threading.Thread(target=record_run, args=(directory, {"name": f"t{i}"}))
-        for i in range(20)
+        threading.Thread(target=record_run, args=(directory, {"name": f"t{i}"})) for i in range(20)
     ]
     for t in threads:
         t.start()
