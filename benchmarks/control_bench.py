@@ -3,7 +3,7 @@
     python benchmarks/control_bench.py            # full run (about a minute on 2 cores)
     python benchmarks/control_bench.py --quick    # tiny sizes, same code paths
 
-Figures (targets from issue 4 in brackets):
+Figures (targets in brackets):
 
 - ``ringctl up -d`` of a small topology, wall time until every kernel is ACTIVE [< 1 s];
 - ``pause`` (and ``resume``) round trip on a 100-kernel topology, over the socket [< 100 ms];

@@ -12,7 +12,7 @@ one stalled kernel), best of repeats:
 - ``plain``: the CI line; ``json``: the ``--json-stream`` line; ``metrics``: one
   Prometheus scrape (when prometheus-client is installed).
 
-Part 2, issue 5's budget ("with the dashboard on, a topology loses under 3 % throughput"):
+Part 2, the budget ("with the dashboard on, a topology loses under 3 % throughput"):
 a three-stage kernel pipeline's messages/s with no dashboard, then with a 4 Hz dashboard
 (one ``runtime.snapshot()`` per refresh on the event loop, the frame drawn either in a
 separate thread, as ``run_live`` does when the runtime's loop runs elsewhere, or on the

@@ -1,6 +1,6 @@
 """How fast ``ringctl validate`` is, as a whole process, on a small and a 5,000-kernel file.
 
-Budgets (issue 3): a small file under 0.35 s for the whole process, a generated
+Budgets: a small file under 0.35 s for the whole process, a generated
 5,000-kernel topology under 2 s. Run from the repository root::
 
     .venv/bin/python benchmarks/validate_bench.py            # print the figures

@@ -3,7 +3,8 @@
 Each numeric kernel is split in two on purpose. ``kernels.compute`` holds the math as
 plain functions of arrays that take the array module (``xp``: NumPy or CuPy) as an
 argument, so it can be tested and benchmarked without a runtime; the kernel modules
-(``sources``, ``transforms``, ``stats``, ``spectrum``, ``graph``, ``flow``, ``sinks``)
+(``sources``, ``math``, ``stats``, ``spectrum``, ``graph``, ``flow``, ``records``,
+``sinks``)
 hold the ``@ring_kernel`` bodies that move messages and pick the backend from the context.
 
 Nothing here imports NumPy-heavy extras at import time: Numba and CuPy are imported

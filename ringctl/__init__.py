@@ -1,6 +1,6 @@
 """ringctl: persistent ring kernels wired into message-passing pipelines.
 
-The public runtime API (``shared/spec/ring-kernel-lifecycle.md``)::
+The public runtime API (the lifecycle is described in ``docs/concepts.md``)::
 
     from ringctl import RingKernelRuntime, ring_kernel, KernelState, KernelContext
     from ringctl.exceptions import KernelStateError, KernelNotFoundError

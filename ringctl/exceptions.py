@@ -1,7 +1,7 @@
 """One error tree for the whole of ringctl.
 
 Every error carries a ``message`` (what is wrong), an optional ``hint`` (what to do
-about it) and the ``exit_code`` the CLI maps it to (see ``shared/design/cli.md``).
+about it) and the ``exit_code`` the CLI maps it to (the exit codes of ``docs/cli.md``).
 The library raises these and never prints or exits; only ``ringctl.cli`` renders them.
 """
 

@@ -1,4 +1,4 @@
-"""Every example of ``shared/spec/ring-kernel-lifecycle.md``, run as written.
+"""Every example of the lifecycle specification, run as written.
 
 The spec's package is ``pydotcompute``; here it is ``ringctl``. Where the spec leaves a
 name undefined (``process``, ``batch_1``) the test defines it; everything else is the

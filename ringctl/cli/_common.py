@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
     from ringctl.orchestrator.plan import Plan
 
 
@@ -45,12 +46,10 @@ def usage_error(message: str, hint: str | None = None) -> Exception:
     return UserInputError(message, hint=hint)
 
 
-def make_runtime(plan: Plan, address: str | None) -> Any:
-    if plan.engine == "ray":
-        from ringctl.engines.ray import RayRuntime
+def make_runtime(plan: Plan, address: str | None) -> Engine:
+    from ringctl.engines.contract import make_engine
 
-        return RayRuntime(address=address)
-    return None
+    return make_engine(plan.engine, address=address)
 
 
 def console() -> Any:

@@ -106,24 +106,25 @@ def up(
     if json_stream:
         _final_document(final.get("status"), result, None)
     _report_result(plan, result, log_path)
+    if result.down is not None and result.down.refused:
+        # A kernel that swallowed cancellation may still hold a thread (an executor call,
+        # a C library): leave now rather than wait for it at interpreter exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     raise typer.Exit(result.exit_code)
 
 
 def _final_document(
     status: dict[str, Any] | None, result: RunResult | None, error: BaseException | None
 ) -> None:
-    """``--json-stream``'s last line: the final status document plus the run's ``result``."""
+    """``--json-stream``'s last line: the final status document plus the run's ``result``
+    (outcome, exit code, reason, failure, the drain's report and the accounting)."""
     from ringctl.dashboard.plain import json_line
 
     doc: dict[str, Any] = dict(status or {})
     if result is not None:
-        doc["result"] = {
-            "outcome": result.outcome,
-            "exit_code": result.exit_code,
-            "reason": result.reason,
-            "failure": result.failure,
-            "down": result.down.as_dict() if result.down is not None else None,
-        }
+        doc["result"] = result.as_dict()
     else:
         doc["result"] = {
             "outcome": "failed",
@@ -131,6 +132,7 @@ def _final_document(
             "reason": "launch failed",
             "failure": getattr(error, "message", None) or str(error),
             "down": None,
+            "accounting": None,
         }
     sys.stdout.write(json_line(doc) + "\n")
     sys.stdout.flush()
@@ -159,7 +161,17 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        typer.echo(line + (f"  {metrics}" if metrics else ""), err=True)
+        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
+    accounting = status.get("accounting")
+    if accounting:
+        t = accounting.get("totals", {})
+        typer.echo(
+            f"  accounting: accepted {t.get('accepted', 0)} = delivered "
+            f"{t.get('delivered', 0)} + dropped {t.get('dropped', 0)} + lost "
+            f"{t.get('lost', 0)} + left {t.get('left', 0)}",
+            err=True,
+        )
 
 
 def _run_foreground(
@@ -214,8 +226,8 @@ def _run_foreground(
         sys.stdout.flush()
 
     def on_output(record: Any) -> None:
-        # A kernel's traceback, once per kernel: above the dashboard (rich prints what
-        # reaches stderr above a live view) or among the plain lines.
+        # A kernel's traceback, once per kernel: above the dashboard (printed through the
+        # live view's console) or among the plain lines.
         if record.stream != "traceback" or record.kernel in shown["tracebacks"]:
             return
         shown["tracebacks"].add(record.kernel)
@@ -404,11 +416,12 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
         typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
-        typer.echo(
-            f"hint: ringctl logs {plan.name} shows the kernels' output and tracebacks; "
-            "a restart policy (restart: {policy: on-failure}) can replace a failed kernel",
-            err=True,
-        )
+        if result.failure and result.failure.startswith("kernel "):
+            typer.echo(
+                f"hint: ringctl logs {plan.name} shows the kernels' output and tracebacks; "
+                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel",
+                err=True,
+            )
     elif result.outcome == "interrupted":
         say(f"{plan.name} stopped (interrupted)")
     else:
@@ -416,6 +429,8 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
     if down is not None and not down.graceful:
         where = ", ".join(f"{k}: {n}" for k, n in down.left.items()) or "none queued"
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
+        if down.refused:
+            forced += f"; refused to stop: {', '.join(down.refused)}"
         typer.secho(
             f"warning: the drain timed out: {down.messages_left} messages left ({where}){forced}",
             fg=typer.colors.YELLOW,

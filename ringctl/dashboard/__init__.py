@@ -1,4 +1,4 @@
-"""The dashboard layer: what people look at while a topology runs (issue 5).
+"""The dashboard layer: what people look at while a topology runs.
 
 Everything here starts from one plain dict, the status document that
 ``ringctl ps NAME --json`` prints and the supervisor's ``watch`` stream sends, and

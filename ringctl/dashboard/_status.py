@@ -2,7 +2,7 @@
 
 Every output of the dashboard layer (the rich view, the plain CI line, the Prometheus
 endpoint) starts from the same plain dict that ``ringctl ps NAME --json`` prints and the
-supervisor's ``watch`` stream sends (issue 5, ``shared/design/cli.md``). That document
+supervisor's ``watch`` stream sends (documented in ``docs/dashboard.md``). That document
 crosses a process boundary and is "add fields, never rename", so it may come from an
 older or newer supervisor: here every key may be missing, ``None`` or of the wrong type,
 and nothing in this module raises on such input. It is parsed once into the frozen rows
@@ -41,7 +41,7 @@ __all__ = [
 #: slow message between snapshots is not flagged, short enough that a person sees it.
 STALL_AFTER_S: Final = 2.0
 
-#: Lifecycle states (``shared/spec/ring-kernel-lifecycle.md``), as the document spells them.
+#: Lifecycle states (``docs/concepts.md``), as the document spells them.
 KERNEL_STATES: Final = (
     "CREATED",
     "LAUNCHED",
@@ -85,6 +85,7 @@ class KernelStatus(StrEnum):
     STARTING = "starting"  # CREATED / LAUNCHED: not yet taking messages
     STOPPING = "stopping"  # TERMINATING: draining out
     STOPPED = "stopped"  # TERMINATED cleanly
+    RESTARTING = "restarting"  # failed, waiting out its restart backoff
 
 
 #: Words that ask a person to look: sorted first when not every row fits.
@@ -172,6 +173,7 @@ def classify_kernel(
     Precedence, first match wins (end states before activity, so a finished kernel with
     a stale inbox reads "done", not "stalled"):
 
+    0. a ``restart_in_s`` (the supervisor waits out a restart backoff) → restarting
     1. ``TERMINATED`` with a ``last_error`` → failed
     2. ``completed`` → done
     3. ``TERMINATED`` → stopped; ``TERMINATING`` → stopping
@@ -184,6 +186,8 @@ def classify_kernel(
     moving" stands in for idle.
     """
     state = (text(_get(kernel, "state")) or "").upper()
+    if number(_get(kernel, "restart_in_s")) is not None:
+        return KernelStatus.RESTARTING
     if state == "TERMINATED" and text(_get(kernel, "last_error")):
         return KernelStatus.FAILED
     if _get(kernel, "completed") is True:
@@ -304,6 +308,9 @@ class KernelRow:
     waiting: int | None
     blocked: int | None
     metrics: tuple[tuple[str, float], ...] = ()  # the numeric entries of ctx.metrics
+    restart_in_s: float | None = None  # waiting out a restart backoff
+    lost: float | None = None  # queued for it after it failed for good
+    left: float | None = None  # queued for it when it was stopped on request
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +327,9 @@ class QueueRow:
     drops: float | None
     high_water: int | None
     blocked_s: float | None
+    delivered: float | None = None
+    lost: float | None = None
+    left: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +436,9 @@ def _parse_kernel(raw: Mapping[str, Any], index: int, stall_after_s: float) -> K
         waiting=count(get("waiting")),
         blocked=count(get("blocked")),
         metrics=_numeric_items(get("metrics")),
+        restart_in_s=number(get("restart_in_s")),
+        lost=number(get("lost")),
+        left=number(get("left")),
     )
 
 
@@ -452,6 +465,9 @@ def _parse_queue(raw: Mapping[str, Any]) -> QueueRow:
         messages=number(_get(raw, "messages")),
         drops=number(_get(raw, "drops")),
         high_water=count(_get(raw, "high_water")),
+        delivered=number(_get(raw, "delivered")),
+        lost=number(_get(raw, "lost")),
+        left=number(_get(raw, "left")),
         blocked_s=number(_get(raw, "blocked_s")),
     )
 

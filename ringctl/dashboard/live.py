@@ -5,7 +5,7 @@ fresh view through ``Live(get_renderable=...)``, refresh, then wait for the next
 while watching the keyboard. Polling in the caller's thread means ``get_status`` need
 not be thread-safe (a control-plane client socket usually is not) and that the number of
 snapshots is exactly the number of frames: at most one per refresh, off the message path
-(issue 5). Rich's own refresh thread is off (``auto_refresh=False``) so that nothing
+Rich's own refresh thread is off (``auto_refresh=False``) so that nothing
 else asks for a frame in between.
 
 Keys: where stdin is a terminal it is put in cbreak mode for the duration, so ``q``

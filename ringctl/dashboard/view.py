@@ -1,6 +1,6 @@
 """The dashboard view: a status document in, a rich renderable out, nothing else.
 
-The view is a pure function of one snapshot (``shared/design/style.md``, habit 5): no
+The view is a pure function of one snapshot (as every renderer is): no
 clock, no socket, no global state. ``ringctl up``, ``ringctl top`` and ``top --once``
 call :func:`render` with the dict the supervisor sends and print what comes back, and
 the tests do the same with a ``Console(file=StringIO(), width=...)``.
@@ -63,6 +63,7 @@ STATUS_STYLE: Final[dict[KernelStatus, str]] = {
     KernelStatus.STARTING: "cyan",
     KernelStatus.STOPPING: "magenta",
     KernelStatus.STOPPED: "dim",
+    KernelStatus.RESTARTING: "yellow",
 }
 
 STATE_STYLE: Final[dict[str, str]] = {
@@ -205,6 +206,13 @@ def _latency(k: KernelRow) -> Cell:
     return _cell(f"{human_latency(k.latency_p50_us)}/{human_latency(k.latency_p99_us)}")
 
 
+def status_word(k: KernelRow) -> str:
+    """The status word, with the wait of a pending restart ("restarting in 12s")."""
+    if k.status is KernelStatus.RESTARTING and k.restart_in_s is not None:
+        return f"restarting in {human_duration(k.restart_in_s)}"
+    return k.status.value
+
+
 def _since(k: KernelRow) -> Cell:
     if k.last_progress_s is None:
         return _cell("--", "dim")
@@ -261,7 +269,7 @@ class Column(Generic[RowT]):
 KERNEL_COLUMNS: Final[tuple[Column[KernelRow], ...]] = (
     Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
     Column("state", "state", 8, lambda k: _cell(k.state or "--", _state_style(k))),
-    Column("status", "status", 0, lambda k: _cell(k.status.value, STATUS_STYLE[k.status])),
+    Column("status", "status", 0, lambda k: _cell(status_word(k), STATUS_STYLE[k.status])),
     Column("backend", "backend", 9, _backend),
     Column("in", "in", 1, lambda k: _cell(total_rate(k.messages_in, k.rate_in)), "right"),
     Column("out", "out", 3, lambda k: _cell(total_rate(k.messages_out, k.rate_out)), "right"),

@@ -26,8 +26,10 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
+from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.runtime.backends import resolve_backend
-from ringctl.runtime.kernel import DEFAULT_QUEUE_SIZE, RingKernel, as_kernel, registered
+from ringctl.runtime.kernel import RingKernel, as_kernel, registered
+from ringctl.runtime.ledger import check_launch, check_params, missing_kernel
 from ringctl.runtime.lifecycle import KernelState, next_state
 from ringctl.runtime.runtime import KernelInfo, TerminationReport
 from ringctl.runtime.telemetry import (
@@ -114,6 +116,13 @@ class _Edge:
     fanout: str | None
 
 
+_EDGE_SUMS: Final = ("depth", "drops", "messages", "blocked_s", "delivered", "lost", "left")
+
+
+def _zero_edge() -> dict[str, Any]:
+    return {key: 0 for key in (*_EDGE_SUMS, "high_water")}
+
+
 class RayRuntime:
     """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``)."""
 
@@ -138,6 +147,7 @@ class RayRuntime:
         self._poller: asyncio.Task[None] | None = None
         self._idle_history: list[tuple[bool, int]] = []
         self._stopping: set[asyncio.Task[None]] = set()  # replicas stopped after a failure
+        self._edge_base: dict[str, dict[str, Any]] = {}  # what replaced actors counted
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -178,11 +188,16 @@ class RayRuntime:
     def add_listener(self, listener: Callable[[str, KernelState, KernelState], None]) -> None:
         self._listeners.append(listener)
 
-    def _require(self, kernel_id: str) -> _RayKernel:
+    def _require(self, kernel_id: str, action: str | None = None) -> _RayKernel:
         k = self._kernels.get(kernel_id)
         if k is None:
-            raise KernelNotFoundError(kernel_id, self._kernels)
+            raise missing_kernel(kernel_id, action, self._kernels)
         return k
+
+    @property
+    def refused(self) -> list[str]:
+        """Ray stops an actor that will not stop by killing it: none is ever left."""
+        return []
 
     def _move(self, k: _RayKernel, action: Any) -> None:
         old = k.state
@@ -245,9 +260,10 @@ class RayRuntime:
                 spec = as_kernel(func, kernel_id)
             except TypeError as exc:
                 raise KernelLaunchError(kernel_id, str(exc)) from exc
-        from ringctl.runtime.runtime import _check_params
-
-        _check_params(kernel_id, spec, params)  # a clear error here, before any actor starts
+        # A clear error here, before any actor starts, with the local engine's words.
+        args = check_launch(
+            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        )
         resources = dict(resources or {})
         wants_gpu = resources.get("num_gpus", 0) > 0
         requested = backend or spec.backend or "cpu"
@@ -264,11 +280,11 @@ class RayRuntime:
             spec=spec,
             kernel_bytes=cloudpickle.dumps(spec),  # type: ignore[no-untyped-call]
             params=params if params is not None else {},
-            replicas=replicas,
+            replicas=args.replicas,
             backend=choice_backend,
             device="cuda:0" if choice_backend == "cuda" else None,
             note=note,
-            queue_size=queue_size or spec.queue_size or DEFAULT_QUEUE_SIZE,
+            queue_size=args.queue_size,
             resources=resources,
             entry=entry or spec.qualified_name,
         )
@@ -292,9 +308,7 @@ class RayRuntime:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _start_actors(self, k: _RayKernel) -> None:
-        from ringctl.runtime.runtime import _check_params
-
-        params = _check_params(k.id, k.spec, k.params)
+        params = check_params(k.id, k.spec, k.params)
         state: dict[str, Any] = dict(k.saved_state)
         k.saved_state.clear()
         for probe in k.probes:
@@ -406,20 +420,20 @@ class RayRuntime:
     # -- phase 2, pause, resume ----------------------------------------------------------
 
     async def activate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id)
+        k = self._require(kernel_id, "activate")
         next_state(kernel_id, k.state, "activate")
         await self._flush_wiring()
         await asyncio.gather(*(a.activate.remote() for a in k.actors))
         self._move(k, "activate")
 
     async def deactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id)
+        k = self._require(kernel_id, "deactivate")
         next_state(kernel_id, k.state, "deactivate")
         await asyncio.gather(*(a.deactivate.remote() for a in k.actors))
         self._move(k, "deactivate")
 
     async def reactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id)
+        k = self._require(kernel_id, "reactivate")
         next_state(kernel_id, k.state, "reactivate")
         await asyncio.gather(*(a.reactivate.remote() for a in k.actors))
         self._move(k, "reactivate")
@@ -427,19 +441,22 @@ class RayRuntime:
     # -- termination and restarts --------------------------------------------------------
 
     async def terminate(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
-        k = self._require(kernel_id)
+        k = self._require(kernel_id, "terminate")
         self._move(k, "terminate")
         k.terminating = True
         left = 0
         results = await asyncio.gather(
-            *(a.terminate.remote(timeout) for a in k.actors), return_exceptions=True
+            *(a.terminate.remote(timeout, "left") for a in k.actors), return_exceptions=True
         )
         for i, result in enumerate(results):
             if isinstance(result, BaseException):
-                left += (k.probes[i] or {}).get("inbox_depth", 0)
+                depth = (k.probes[i] or {}).get("inbox_depth", 0)
+                left += depth
+                k.lost += depth  # the actor is gone with them: counted, not on a queue
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
+            k.lost += int(result["unsent"])  # never reached the downstream queue
             k.probes[i] = result["probe"]
         self._finish(k)
         return TerminationReport(k.id, not k.forced, k.forced, left, 0, k.error)
@@ -463,7 +480,7 @@ class RayRuntime:
 
     async def relaunch(self, kernel_id: str) -> None:
         """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
-        k = self._require(kernel_id)
+        k = self._require(kernel_id, "relaunch")
         self._move(k, "relaunch")
         ray = self._ensure_ray()
         for probe in k.probes:
@@ -502,9 +519,48 @@ class RayRuntime:
                 self._ray.kill(actor)
         del self._kernels[kernel_id]
 
-    def close_inbox(self, kernel_id: str) -> int:
+    def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
+        """What is still queued for the kernel. Its actors closed their queues when they
+        were stopped (with the reason the stop gave), so nothing is left to close here."""
         k = self._require(kernel_id)
-        return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes)) + k.lost
+        return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes))
+
+    def accounting(self) -> Accounting:
+        """The law's terms per edge, from the actors' last probes plus what replaced
+        actors counted; losses that died with an actor's outbox are unattributed."""
+        per_edge = self._edge_totals()
+        rows = [
+            QueueAccount(
+                name=e.id,
+                producer=e.producer,
+                port=e.port,
+                consumer=e.consumer,
+                accepted=t["messages"],
+                delivered=t["delivered"],
+                dropped=t["drops"],
+                lost=t["lost"],
+                left=t["left"],
+                queued=t["depth"],
+            )
+            for e in self._edges
+            for t in (per_edge.get(e.id, _zero_edge()),)
+        ]
+        errors = {k.id: self._totals(k)[2] for k in self._kernels.values()}
+        lost = {k.id: k.lost for k in self._kernels.values() if k.lost}
+        return build_accounting(rows, errors=errors, unattributed_lost=lost)
+
+    def _edge_totals(self) -> dict[str, dict[str, Any]]:
+        totals: dict[str, dict[str, Any]] = {
+            edge_id: dict(base) for edge_id, base in self._edge_base.items()
+        }
+        for k in self._kernels.values():
+            for p in k.probes:
+                for edge_id, st in ((p or {}).get("edges") or {}).items():
+                    agg = totals.setdefault(edge_id, _zero_edge())
+                    for key in _EDGE_SUMS:
+                        agg[key] += st.get(key, 0)
+                    agg["high_water"] = max(agg["high_water"], st.get("high_water", 0))
+        return totals
 
     async def close(self) -> None:
         if self._stopping:
@@ -586,27 +642,51 @@ class RayRuntime:
                         k.probes[i] = result
                 for k in live:
                     self._check_done(k)
+            self._sample(time.monotonic())
             total = sum(sum(self._totals(k)[:2]) for k in self._kernels.values())
             self._idle_history = [*self._idle_history[-1:], (self._idle_now(), total)]
             await asyncio.sleep(POLL_S)
 
-    def _fold(self, k: _RayKernel, probe: dict[str, Any] | None) -> None:
-        """Keep what a replica counted before its actor goes away."""
+    def _sample(self, now: float) -> None:
+        """Feed the rate windows (the poller is this engine's timer; snapshots only read)."""
+        for k in self._kernels.values():
+            m_in, m_out, _ = self._totals(k)
+            k.rate_in.observe(m_in, now)
+            k.rate_out.observe(m_out, now)
+            if m_in + m_out != k.progress_total:
+                k.progress_total, k.progress_at = m_in + m_out, now
+
+    def _consumer(self, edge_id: str) -> str | None:
+        for e in self._edges:
+            if e.id == edge_id:
+                return e.consumer
+        return None
+
+    def _fold(self, k: _RayKernel, probe: dict[str, Any] | None, *, died: bool = False) -> None:
+        """Keep what a replica counted before its actor goes away; when it died, what
+        its queues held at that last probe is lost with it."""
         if probe:
             k.base["in"] += probe["messages_in"]
             k.base["out"] += probe["messages_out"]
             k.base["errors"] += probe["errors"]
             k.base["drops"] += probe["drops"]
+            for edge_id, st in (probe.get("edges") or {}).items():
+                base = self._edge_base.setdefault(edge_id, _zero_edge())
+                for key in _EDGE_SUMS:
+                    base[key] += st.get(key, 0)
+                if died:
+                    base["lost"] += base["depth"]
+                base["depth"] = 0
 
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
         # Producers keep their batches for it until the restart retargets them.
         probe = k.probes[index]
         k.probes[index] = None
-        self._fold(k, probe)
+        self._fold(k, probe, died=True)
         k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
         lost = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
-        k.lost += lost
+        k.lost += (probe or {}).get("pending_out", 0)  # the inbox part is on its queues
         if k.error is None and not k.terminating:
             k.error = (
                 f"actor of replica {index} died ({type(exc).__name__}); {lost} queued messages lost"
@@ -643,12 +723,13 @@ class RayRuntime:
 
     async def _stop_failed(self, k: _RayKernel) -> None:
         results = await asyncio.gather(
-            *(a.terminate.remote(0.5) for a in k.actors), return_exceptions=True
+            *(a.terminate.remote(0.5, "lost") for a in k.actors), return_exceptions=True
         )
         for i, result in enumerate(results):
             if not isinstance(result, BaseException):
-                # A restart replaces these actors: what they still held is lost, and counted.
-                k.lost += int(result["left"]) + int(result["unsent"])
+                # A restart replaces these actors: what they still held is lost, and counted
+                # (their queues counted the inbox part; the outbox part is counted here).
+                k.lost += int(result["unsent"])
                 k.probes[i] = result["probe"]
         self._finish(k)
 
@@ -690,17 +771,7 @@ class RayRuntime:
     def snapshot(self) -> RuntimeSnapshot:
         now = time.monotonic()
         kernels = tuple(self._snapshot_kernel(k, now) for k in self._kernels.values())
-        edge_stats: dict[str, dict[str, Any]] = {}
-        for k in self._kernels.values():
-            for p in k.probes:
-                for edge_id, st in ((p or {}).get("edges") or {}).items():
-                    agg = edge_stats.setdefault(
-                        edge_id, {"depth": 0, "drops": 0, "messages": 0, "high_water": 0,
-                                  "blocked_s": 0.0}
-                    )  # fmt: skip
-                    for key in ("depth", "drops", "messages", "blocked_s"):
-                        agg[key] += st[key]
-                    agg["high_water"] = max(agg["high_water"], st["high_water"])
+        edge_stats = self._edge_totals()
         queues = tuple(
             QueueSnapshot(
                 name=e.id,
@@ -714,6 +785,9 @@ class RayRuntime:
                 drops=edge_stats.get(e.id, {}).get("drops", 0),
                 high_water=edge_stats.get(e.id, {}).get("high_water", 0),
                 blocked_s=edge_stats.get(e.id, {}).get("blocked_s", 0.0),
+                delivered=edge_stats.get(e.id, {}).get("delivered", 0),
+                lost=edge_stats.get(e.id, {}).get("lost", 0),
+                left=edge_stats.get(e.id, {}).get("left", 0),
             )
             for e in self._edges
         )
@@ -722,8 +796,7 @@ class RayRuntime:
     def _snapshot_kernel(self, k: _RayKernel, now: float) -> KernelSnapshot:
         probes = [p for p in k.probes if p]
         m_in, m_out, errors = self._totals(k)
-        if m_in + m_out != k.progress_total:
-            k.progress_total, k.progress_at = m_in + m_out, now
+        inbound = [t for e, t in self._edge_totals().items() if self._consumer(e) == k.id]
         p99s = [p["latency_p99_us"] for p in probes if p.get("latency_p99_us") is not None]
         p50s = [p["latency_p50_us"] for p in probes if p.get("latency_p50_us") is not None]
         metrics = merge_metrics(p.get("metrics") or {} for p in probes)
@@ -736,14 +809,16 @@ class RayRuntime:
             messages_in=m_in,
             messages_out=m_out,
             errors=errors,
-            drops=k.base["drops"] + sum(p["drops"] for p in probes) + k.lost,
+            drops=k.base["drops"] + sum(p["drops"] for p in probes),
+            lost=sum(t["lost"] for t in inbound) + k.lost,
+            left=sum(t["left"] for t in inbound),
             inbox_depth=sum(p["inbox_depth"] for p in probes),
             inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
             inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),
             latency_p50_us=max(p50s) if p50s else None,
             latency_p99_us=max(p99s) if p99s else None,
-            rate_in=round(k.rate_in.observe(m_in, now), 1),
-            rate_out=round(k.rate_out.observe(m_out, now), 1),
+            rate_in=round(k.rate_in.rate, 1),
+            rate_out=round(k.rate_out.rate, 1),
             restarts=k.restarts,
             last_error=k.error,
             completed=k.completed,

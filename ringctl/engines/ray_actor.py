@@ -202,7 +202,7 @@ class KernelHost:
         self.ctx.is_active = True
         self.ctx._wake()
 
-    async def terminate(self, timeout: float) -> dict[str, Any]:
+    async def terminate(self, timeout: float, reason: str = "left") -> dict[str, Any]:
         """Stop the body (cancel past ``timeout``), flush the outboxes, report what was left."""
         ctx = self.ctx
         ctx.should_terminate = True
@@ -225,7 +225,7 @@ class KernelHost:
         unsent = self.in_flight + sum(len(q) for q in self.outboxes.values())
         for pump in self.pumps.values():
             pump.cancel()
-        left = sum(q.close() for q in self.inbox.queues)
+        left = self.inbox.close(reason)
         return {"forced": forced, "left": left, "unsent": unsent, "probe": self.probe()}
 
     @property
@@ -260,6 +260,9 @@ class KernelHost:
                     "depth": len(q),
                     "drops": q.drops,
                     "messages": q.messages,
+                    "delivered": q.delivered,
+                    "lost": q.lost,
+                    "left": q.left,
                     "high_water": q.high_water,
                     "blocked_s": q.blocked_s,
                 }

@@ -50,6 +50,8 @@ def plan_from_file(
                     policy=spec.restart.policy,
                     max_restarts=spec.restart.max_restarts,
                     backoff=spec.restart.backoff,
+                    max_backoff=spec.restart.max_backoff,
+                    reset_after=spec.restart.reset_after,
                 ),
                 entry=spec.entry,
                 resources=resources,
@@ -63,6 +65,7 @@ def plan_from_file(
             capacity=e.effective_capacity,
             backpressure=str(e.effective_backpressure),
             fanout=e.fanout,
+            feedback=e.feedback,
         )
         for e in topology.queues
     ]

@@ -1,7 +1,7 @@
 """The launch plan: what the supervisor needs of a topology, as plain frozen data.
 
 The supervisor works on a ``Plan`` rather than on the pydantic topology models, so it
-can be driven from a file (``plan_from_topology``) or built by hand in a test.
+can be driven from a file (``loading.plan_from_file``) or built by hand in a test.
 """
 
 from __future__ import annotations
@@ -21,15 +21,22 @@ RestartKind = Literal["never", "on-failure", "always"]
 class RestartPolicy:
     """What to do when a kernel's body ends: ``never`` restart, or on failure, or ``always``.
 
-    The n-th restart waits ``backoff * 2**(n-1)`` seconds (capped at 30 s) first.
+    Exponential backoff with a cap, reset after a healthy period (as systemd and
+    Erlang/OTP supervisors do): the first restart waits ``backoff`` seconds, each further
+    failure in a row doubles the wait up to ``max_backoff``, and an instance that ran
+    ``reset_after`` seconds before it failed starts the sequence again. ``max_restarts``
+    counts every restart of the run.
     """
 
     policy: RestartKind = "never"
     max_restarts: int = 3
     backoff: float = 0.5
+    max_backoff: float = 30.0
+    reset_after: float = 60.0
 
-    def delay(self, restarts_so_far: int) -> float:
-        return float(min(30.0, self.backoff * (2**restarts_so_far)))
+    def delay(self, streak: int) -> float:
+        """The wait before a restart after ``streak`` earlier failures in a row."""
+        return float(min(self.max_backoff, self.backoff * (2 ** min(streak, 62))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class EdgePlan:
     capacity: int | None = None
     backpressure: str = "block"
     fanout: str | None = None
+    feedback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +82,11 @@ class Plan:
 
     @property
     def sources(self) -> list[str]:
-        """Kernels with no inbound queue: the ones a drain stops first."""
-        fed = {e.consumer for e in self.edges}
-        return [k.id for k in self.kernels if k.id not in fed]
+        """The kernels that originate work (``ringctl.topology.roles``): a drain stops
+        them first, and a run completes once they have finished and every queue drained."""
+        from ringctl.topology.roles import source_ids
+
+        return source_ids(self.order, ((e.producer, e.consumer, e.feedback) for e in self.edges))
 
     def kernel(self, kernel_id: str) -> KernelPlan:
         for k in self.kernels:

@@ -12,13 +12,16 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
 from ringctl.runtime import output
+
+if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
 
 __all__ = ["serve"]
 
@@ -39,7 +42,7 @@ async def serve(
     on_signal: Callable[[str], None] | None = None,
     directory: StateDir | None = None,
     log_path: str | None = None,
-    runtime: Any | None = None,
+    runtime: Engine | None = None,
     control: bool = True,
     supervisor_ready: Callable[[Supervisor], None] | None = None,
     on_output: OnOutput | None = None,

@@ -12,11 +12,14 @@ import math
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ringctl.exceptions import RingctlError
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
 
 __all__ = ["Check", "SmokeResult", "junit_xml", "smoke_plan"]
 
@@ -58,7 +61,7 @@ class SmokeResult:
         return doc
 
 
-async def smoke_plan(plan: Plan, *, runtime: Any | None = None) -> SmokeResult:
+async def smoke_plan(plan: Plan, *, runtime: Engine | None = None) -> SmokeResult:
     """Run ``plan`` to completion (or its smoke duration) and check its expectations."""
     smoke = plan.smoke
     timeout = float(smoke.timeout) if smoke is not None else DEFAULT_TIMEOUT_S

@@ -1,21 +1,24 @@
 """The supervisor: brings a plan up in two phases, watches it, restarts, drains it down.
 
-It is the only place that knows about ordering, draining and restart policies
-(``shared/design/architecture.md``). It drives any object with the runtime's API (the
-local ``RingKernelRuntime`` or the Ray engine), never prints, and reports through
-``status()`` (the ``ringctl ps --json`` document) and the events it records.
+It is the only place that knows about ordering, draining and restart policies. It drives
+an ``Engine`` (the local runtime or the Ray engine), never prints, and reports through
+``status()`` (the ``ringctl ps --json`` document), the events it records, and the
+``RunResult`` of a run, whose exit code follows the accounting law
+(``ringctl.runtime.accounting``): 0 only when every accepted message was delivered or
+dropped by a policy the topology chose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ringctl.exceptions import (
     ControlPlaneError,
@@ -25,19 +28,28 @@ from ringctl.exceptions import (
     UserInputError,
 )
 from ringctl.orchestrator.plan import Plan
+from ringctl.orchestrator.states import TopologyState, next_topology_state
 from ringctl.runtime.lifecycle import KernelState
-from ringctl.runtime.runtime import RingKernelRuntime
+
+if TYPE_CHECKING:
+    from ringctl.engines.contract import Engine
+    from ringctl.runtime.accounting import Accounting
 
 __all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
 
+log = logging.getLogger("ringctl.supervisor")
+
 S = KernelState
+T = TopologyState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+_LIVE: Final = (T.RUNNING, T.PAUSED)
 #: How often the supervisor looks for completion when nothing else woke it.
 TICK_S: Final = 0.02
-#: The supervisor samples telemetry this often on its own (rates stay current).
-SAMPLE_EVERY_S: Final = 0.5
 #: A status document is rebuilt at most this often, however many watchers ask.
 STATUS_MAX_AGE_S: Final = 0.05
+#: After a force-stop, how long kernels that refused to stop are given before the
+#: supervisor reports them and goes on without them.
+REFUSED_GRACE_S: Final = 1.0
 
 Outcome = Literal["completed", "stopped", "failed", "interrupted"]
 Progress = Callable[[dict[str, Any]], None]
@@ -67,6 +79,8 @@ class DownReport:
     seconds: float
     left: dict[str, int] = field(default_factory=dict)
     forced: tuple[str, ...] = ()
+    #: Kernels that swallowed cancellation: abandoned, named, never waited for again.
+    refused: tuple[str, ...] = ()
 
     @property
     def messages_left(self) -> int:
@@ -79,6 +93,7 @@ class DownReport:
             "messages_left": self.messages_left,
             "left": dict(self.left),
             "forced": list(self.forced),
+            "refused": list(self.refused),
         }
 
 
@@ -89,34 +104,67 @@ class RunResult:
     reason: str
     down: DownReport | None = None
     failure: str | None = None
+    #: The accounting law's terms at the end of the run (None if it never started).
+    accounting: Accounting | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "failure": self.failure,
+            "down": self.down.as_dict() if self.down is not None else None,
+            "accounting": self.accounting.as_dict() if self.accounting is not None else None,
+        }
 
 
 class Supervisor:
-    """Owns one running topology: its runtime, its restarts and its way down."""
+    """Owns one running topology: its engine, its restarts and its way down."""
 
-    def __init__(self, plan: Plan, runtime: Any | None = None) -> None:
+    def __init__(self, plan: Plan, runtime: Engine | None = None) -> None:
         self.plan = plan
-        self.runtime: Any = runtime if runtime is not None else RingKernelRuntime()
-        self.state = "created"
+        if runtime is None:
+            from ringctl.engines.contract import make_engine
+
+            runtime = make_engine(plan.engine)
+        self.runtime: Engine = runtime
+        self._state = T.CREATED
+        self._history: list[str] = [str(T.CREATED)]
         self.phase: dict[str, Any] | None = None
         self.failure: str | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self.timings: dict[str, float] = {}
         self.down_report: DownReport | None = None
+        self.accounting: Accounting | None = None
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # control commands run one at a time
-        self._notes: asyncio.Queue[str] = asyncio.Queue()
+        self._wake = asyncio.Event()  # a kernel terminated, or a stop was asked for
+        self._hurry = asyncio.Event()  # down: pending restarts happen now
         self._ended = asyncio.Event()
         self._stop_reason: str | None = None
         self._force = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._restarting: set[str] = set()
+        self._restarting: dict[str, float] = {}  # kernel -> monotonic time of its restart
+        self._handled: dict[str, int] = {}  # kernel -> the instance (restarts) handled
+        self._streak: dict[str, int] = {}  # kernel -> failures in a row (the backoff)
+        self._since: dict[str, float] = {}  # kernel -> when its instance was activated
         self._paused: set[str] = set()  # paused by command (a restart keeps them paused)
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> TopologyState:
+        return self._state
+
+    def _set_state(self, new: TopologyState) -> None:
+        if new is self._state:
+            return
+        self._state = next_topology_state(self._state, new, self._history)
+        self._history.append(str(new))
+        self._status_cache = None
 
     @property
     def uptime_s(self) -> float:
@@ -130,8 +178,8 @@ class Supervisor:
         self.events.append({"t": round(self.uptime_s, 3), "kind": kind, "text": text})
 
     def _on_state_change(self, kernel_id: str, old: KernelState, new: KernelState) -> None:
-        if new is S.TERMINATED and self.state in ("starting", "running", "paused"):
-            self._notes.put_nowait(kernel_id)
+        if new is S.TERMINATED:
+            self._wake.set()  # level-triggered: the watch loop looks at every kernel
 
     # -- phase 1 and phase 2 -------------------------------------------------------------
 
@@ -141,7 +189,7 @@ class Supervisor:
         A launch failure terminates what was launched so far and raises ``LaunchFailed``.
         """
         plan, rt = self.plan, self.runtime
-        self.state = "starting"
+        self._set_state(T.STARTING)
         launched: list[str] = []
         t0 = time.perf_counter()
         self._set_phase("launch", 0, len(plan.kernels), progress)
@@ -173,7 +221,7 @@ class Supervisor:
                 )
         except Exception as exc:  # a RingctlError or a kernel's own bug: roll back either way
             await rt.terminate_all(timeout=2.0)
-            self.state = "failed"
+            self._set_state(T.FAILED)
             self.failure = f"launch of {current!r} failed: {exc}"
             self.event("failure", self.failure)
             self._ended.set()
@@ -184,11 +232,11 @@ class Supervisor:
         self._set_phase("activate", 0, len(plan.kernels), progress)
         for n, k in enumerate(plan.kernels, 1):
             await rt.activate(k.id)
+            self._since[k.id] = time.monotonic()
             self._set_phase("activate", n, len(plan.kernels), progress)
         self.timings["activate_s"] = time.perf_counter() - t1
         self.phase = None
-        self.state = "running"
-        self._status_cache = None
+        self._set_state(T.RUNNING)
         self.event("info", f"phase 2: {len(plan.kernels)} kernels active")
 
     def _set_phase(self, name: str, done: int, total: int, progress: Progress | None) -> None:
@@ -207,24 +255,16 @@ class Supervisor:
         """Watch the running topology until completion, a stop request, duration or failure."""
         deadline = None if duration is None else time.monotonic() + duration
         quiet_checks = 0
-        next_sample = 0.0
         try:
             while not self._ended.is_set():
-                now = time.monotonic()
-                if now >= next_sample:
-                    # Keep the rate windows fed even when nobody watches, so the first
-                    # `ringctl ps` shows a current rate rather than one since launch.
-                    self.status()
-                    next_sample = now + SAMPLE_EVERY_S
-                try:
-                    note = await asyncio.wait_for(self._notes.get(), TICK_S)
-                except TimeoutError:
-                    note = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), TICK_S)
+                self._wake.clear()
                 if self._ended.is_set():
                     break
-                if note is not None and note != "":
-                    await self._kernel_finished(note)
-                    continue
+                # Level-triggered: every kernel that terminated since the last look is
+                # handled, however many wake-ups were merged or missed.
+                self._check_finished()
                 if self._stop_reason is not None:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
@@ -235,6 +275,8 @@ class Supervisor:
                     if quiet_checks >= 2:  # seen quiet twice, a tick apart
                         self._stop_reason = "completed"
                         break
+                else:
+                    quiet_checks = 0
             if not self._ended.is_set():
                 await self.down(down_timeout)
         finally:
@@ -242,20 +284,33 @@ class Supervisor:
         return self._result()
 
     def _sources_done(self) -> bool:
-        sources = self.plan.sources
-        if not sources or self._restarting:
+        if self._restarting:
             return False
-        return all(self.runtime.get_state(s) is S.TERMINATED for s in sources)
+        return all(self.runtime.get_state(s) is S.TERMINATED for s in self.plan.sources)
 
-    async def _kernel_finished(self, kernel_id: str) -> None:
+    def _check_finished(self) -> None:
+        """Handle every kernel instance that terminated and has not been handled yet."""
+        for kernel_id in self.plan.order:
+            if kernel_id in self._restarting:
+                continue
+            info = self.runtime.get_info(kernel_id)
+            if info.state is not S.TERMINATED or self._handled.get(kernel_id) == info.restarts:
+                continue
+            self._handled[kernel_id] = info.restarts
+            self._kernel_finished(kernel_id)
+
+    def _kernel_finished(self, kernel_id: str) -> None:
         info = self.runtime.get_info(kernel_id)
         policy = self.plan.kernel(kernel_id).restart
         if info.error is None and not info.completed:
             return  # terminated on request
         wants = policy.policy == "always" or (policy.policy == "on-failure" and info.error)
-        if wants and info.restarts < policy.max_restarts:
-            self._restarting.add(kernel_id)
-            delay = policy.delay(info.restarts)
+        if wants and info.restarts < policy.max_restarts and self._state is not T.FAILED:
+            ran_for = time.monotonic() - self._since.get(kernel_id, self._started)
+            streak = 0 if ran_for >= policy.reset_after else self._streak.get(kernel_id, 0)
+            self._streak[kernel_id] = streak + 1
+            delay = policy.delay(streak)
+            self._restarting[kernel_id] = time.monotonic() + delay
             why = f"failed ({info.error})" if info.error else "returned"
             self.event("restart", f"{kernel_id} {why}; restart {info.restarts + 1} in {delay:g}s")
             task = asyncio.get_running_loop().create_task(self._restart(kernel_id, delay))
@@ -273,33 +328,44 @@ class Supervisor:
                     f"max_restarts is {policy.max_restarts})"
                 )
             self.event("failure", self.failure)
-            self._stop_reason = "failed"
-        # It will not run again: refuse (and count) further messages rather than let a
-        # producer block on its full inbox forever.
-        lost = self.runtime.close_inbox(kernel_id)
+            if self._stop_reason is None:
+                self._stop_reason = "failed"
+        # It will not run again: what is queued for it, and whatever is sent to it from
+        # now on, is lost (counted) rather than left for a producer to block on forever.
+        lost = self.runtime.close_inbox(kernel_id, "lost")
         if lost:
             self.event("failure", f"{lost} messages queued for {kernel_id} will not be processed")
 
     async def _restart(self, kernel_id: str, delay: float) -> None:
         try:
-            await asyncio.sleep(delay)
-            if self.state not in ("running", "paused"):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), delay)  # down: restart now
+            if self._state not in (*_LIVE, T.DRAINING):
                 return
-            async with self._lock:  # not while a pause, resume or down is half done
-                if self.state not in ("running", "paused"):
-                    return
-                await self.runtime.relaunch(kernel_id)
-                await self.runtime.activate(kernel_id)
-                if kernel_id in self._paused:
-                    # It was paused when it failed: its replacement starts paused too.
-                    await self.runtime.deactivate(kernel_id)
+            if self._state is T.DRAINING:
+                # down() holds the lock while it waits for this kernel to drain its inbox.
+                await self._relaunch(kernel_id)
+            else:
+                async with self._lock:  # not while a pause, resume or down is half done
+                    if self._state not in (*_LIVE, T.DRAINING):
+                        return
+                    await self._relaunch(kernel_id)
         except RingctlError as exc:
             self.failure = f"restart of {kernel_id!r} failed: {exc}"
             self.event("failure", self.failure)
-            self._stop_reason = "failed"
-            self._notes.put_nowait("")
+            if self._stop_reason is None:
+                self._stop_reason = "failed"
+            self._wake.set()
         finally:
-            self._restarting.discard(kernel_id)
+            self._restarting.pop(kernel_id, None)
+
+    async def _relaunch(self, kernel_id: str) -> None:
+        await self.runtime.relaunch(kernel_id)
+        await self.runtime.activate(kernel_id)
+        self._since[kernel_id] = time.monotonic()
+        if kernel_id in self._paused and self._state is not T.DRAINING:
+            # It was paused when it failed: its replacement starts paused too.
+            await self.runtime.deactivate(kernel_id)
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
@@ -313,21 +379,33 @@ class Supervisor:
             self._force = True
         if self._stop_reason is None:
             self._stop_reason = reason
-        self._notes.put_nowait("")
+        self._wake.set()
 
     def _result(self) -> RunResult:
         reason = self._stop_reason or "stopped"
         down = self.down_report
+        acc = self.accounting
         if self.failure is not None:
-            return RunResult("failed", 1, reason, down, self.failure)
+            return RunResult("failed", 1, reason, down, self.failure, acc)
+        if acc is not None and not acc.holds:
+            why = "the accounting law does not hold (a ringctl bug): " + "; ".join(acc.violations)
+            return RunResult("failed", 1, reason, down, why, acc)
         if down is not None and not down.graceful:
             why = "force-stopped on request" if self._force else "the drain timed out"
-            return RunResult("stopped", 1, reason, down, why)
+            if down.refused:
+                why += f"; kernel(s) that refused to stop: {', '.join(down.refused)}"
+            return RunResult("stopped", 1, reason, down, why, acc)
+        if acc is not None and not acc.clean:
+            why = (
+                f"{acc.lost + acc.left + acc.queued} accepted messages were not processed "
+                f"({acc.summary()})"
+            )
+            return RunResult("failed", 1, reason, down, why, acc)
         if reason == "completed":
-            return RunResult("completed", 0, reason, down)
+            return RunResult("completed", 0, reason, down, None, acc)
         if reason == "interrupted":
-            return RunResult("interrupted", 130, reason, down)
-        return RunResult("stopped", 0, reason, down)
+            return RunResult("interrupted", 130, reason, down, None, acc)
+        return RunResult("stopped", 0, reason, down, None, acc)
 
     # -- control commands ----------------------------------------------------------------
 
@@ -348,9 +426,9 @@ class Supervisor:
         return [k for k in order if k in kernels]
 
     def _check_live(self, action: str) -> None:
-        if self.state not in ("running", "paused"):
+        if self._state not in _LIVE:
             raise ControlPlaneError(
-                f"cannot {action} topology {self.plan.name!r}: it is {self.state}"
+                f"cannot {action} topology {self.plan.name!r}: it is {self._state}"
             )
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
@@ -371,7 +449,7 @@ class Supervisor:
         """The topology reads "paused" while every kernel that still runs is paused."""
         live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in _RUNNING]
         everything_paused = bool(live) and all(kid in self._paused for kid in live)
-        self.state = "paused" if everything_paused else "running"
+        self._set_state(T.PAUSED if everything_paused else T.RUNNING)
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
@@ -416,17 +494,19 @@ class Supervisor:
                 )
             done = []
             for kid in chosen:
-                self._restarting.add(kid)
+                self._restarting[kid] = time.monotonic()  # now: the watch loop leaves it be
                 try:
                     report = await rt.restart(kid, timeout=timeout)
                 except RingctlError as exc:
                     self.failure = f"restart of {kid!r} failed: {exc}"
                     self.event("failure", self.failure)
-                    self._stop_reason = "failed"
-                    self._notes.put_nowait("")
+                    if self._stop_reason is None:
+                        self._stop_reason = "failed"
+                    self._wake.set()
                     raise
                 finally:
-                    self._restarting.discard(kid)
+                    self._restarting.pop(kid, None)
+                self._since[kid] = time.monotonic()
                 info = rt.get_info(kid)
                 how = " (force-stopped)" if report.forced else ""
                 self.event("restart", f"{kid} restarted on request{how}; restart {info.restarts}")
@@ -460,21 +540,30 @@ class Supervisor:
             untap(kernel, port, tap)
 
     async def down(self, timeout: float = 10.0, progress: Progress | None = None) -> DownReport:
-        """Drain and terminate: resume, stop the sources, wait until quiet, stop the rest.
+        """Drain and terminate: resume, restart what waits for a restart, stop the sources,
+        wait until quiet, stop the rest.
 
-        ``timeout`` bounds the wait for quiescence and each kernel's termination; past it
-        kernels are force-stopped and what was still queued is reported per kernel.
+        ``timeout`` bounds the whole drain; past it kernels are force-stopped. At the end
+        every inbox is closed and the accounting law is checked: whatever was still
+        queued is counted as left, never dropped silently.
         """
         async with self._lock:
             if self.down_report is not None:
                 return self.down_report
             if self._stop_reason is None:
                 self._stop_reason = "down requested"
-            previous = self.state
-            self.state = "draining"
+            failed_before = self.failure is not None
+            if self._state in (T.CREATED, T.STARTING):
+                # Cancelled during the launch: nothing was running yet.
+                self._set_state(T.FAILED)
+            else:
+                self._set_state(T.DRAINING)
             self.event("info", f"down: {self._stop_reason}")
             rt = self.runtime
             t0 = time.monotonic()
+            deadline = t0 + timeout
+            self._paused.clear()
+            self._hurry.set()  # a kernel waiting out its backoff restarts now and drains
             for kid in self.plan.order:  # paused kernels must be able to drain
                 if rt.get_state(kid) is S.DEACTIVATED:
                     await rt.reactivate(kid)
@@ -492,37 +581,62 @@ class Supervisor:
                         forced.append(kid)
 
             await asyncio.gather(*(stop(s, timeout) for s in self.plan.sources))
-            deadline = t0 + timeout
-            while not rt.is_quiescent() and not self._force:
+            while not self._force:
+                self._check_finished()  # a kernel failing during the drain is handled too
+                if not self._restarting and rt.is_quiescent():
+                    break
                 now = time.monotonic()
                 if now >= deadline:
                     break
                 self._report_drain(deadline - now, progress)
                 await asyncio.sleep(0.02)
-            graceful = rt.is_quiescent()
+            graceful = not self._restarting and rt.is_quiescent()
+            await self._cancel_tasks()  # restarts that did not happen in time
+            self._restarting.clear()
             for kid in reversed(self.plan.order):
-                await stop(kid, timeout if graceful and not self._force else 0.0)
+                wait = max(0.1, deadline - time.monotonic()) if graceful and not self._force else 0
+                await stop(kid, wait)
             # Anything still running or stopping (a failing kernel's siblings) ends here.
             await rt.terminate_all(timeout=0.0 if self._force else min(timeout, 2.0))
-            graceful = graceful and not forced and not left
-            if not graceful and previous != "failed":
+            for kid in self.plan.order:
+                # The run is over: whatever still waits for a kernel will never be
+                # processed. Closing every inbox turns it into "left", counted.
+                swept = rt.close_inbox(kid, "left")
+                if swept:
+                    left[kid] = left.get(kid, 0) + swept
+            refused = tuple(rt.refused)
+            for kid in refused:
+                self.event("failure", f"kernel {kid} refused to stop (it swallows cancellation)")
+            graceful = graceful and not forced and not left and not refused
+            if not graceful and not failed_before:
                 self.event("failure", f"drain timed out; {sum(left.values())} messages left")
+            self.accounting = acc = rt.accounting()
+            if not acc.holds:
+                # Never expected: loud, with the numbers, in the log and in the events.
+                for violation in acc.violations:
+                    log.error("accounting law violated: %s", violation)
+                    self.event("failure", f"accounting law violated: {violation}")
             self.phase = None
-            self.state = (
-                "failed"
-                if self.failure
-                else ("completed" if self._stop_reason == "completed" else "stopped")
+            if self._state is T.DRAINING:
+                self._set_state(
+                    T.FAILED
+                    if self.failure
+                    else (T.COMPLETED if self._stop_reason == "completed" else T.STOPPED)
+                )
+            self.down_report = DownReport(
+                graceful, time.monotonic() - t0, left, tuple(forced), refused
             )
-            self.down_report = DownReport(graceful, time.monotonic() - t0, left, tuple(forced))
             self._status_cache = None
             self._ended.set()
-            self._notes.put_nowait("")
+            self._wake.set()
             return self.down_report
 
     def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
         waiting = []
         for kid in self.plan.order:
-            if self.runtime.get_state(kid) in _RUNNING and not self.runtime.is_idle(kid):
+            if kid in self._restarting or (
+                self.runtime.get_state(kid) in _RUNNING and not self.runtime.is_idle(kid)
+            ):
                 waiting.append(
                     {
                         "kernel": kid,
@@ -552,14 +666,19 @@ class Supervisor:
             "engine": self.plan.engine,
             "pid": os.getpid(),
             "uptime_s": round(self.uptime_s, 3),
-            "state": self.state,
+            "state": str(self._state),
             "phase": self.phase,
             "failure": self.failure,
             "events": list(self.events)[-20:],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
         doc.update(snap.as_dict())
+        for k in doc["kernels"]:
+            at = self._restarting.get(k["id"])
+            k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
         if self.down_report is not None:
             doc["down"] = self.down_report.as_dict()
+        if self.accounting is not None:
+            doc["accounting"] = self.accounting.as_dict()
         self._status_cache = (now, doc)
         return doc

@@ -172,8 +172,9 @@ class KernelContext:
         if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
             item = q._items.popleft()
+            q.delivered += 1
             if q._space_waiters:
-                q._took(1)
+                _wake_first(q._space_waiters)
         else:
             item = await self._wait_for_messages(timeout, 0)
         self.messages_in += 1

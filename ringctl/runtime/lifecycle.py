@@ -1,6 +1,6 @@
 """Kernel states and the one table of valid moves between them (pure: no asyncio, no I/O).
 
-The table is the spec's (``shared/spec/ring-kernel-lifecycle.md``): every action a user
+The table is the lifecycle of ``docs/concepts.md``: every action a user
 can ask for is a key ``(state, action)``; anything not in the table raises
 ``KernelStateError`` with ``current_state`` and ``expected_states``. The internal events
 ``finish`` (the body returned or raised) and ``relaunch`` (a restart policy replaces a

@@ -4,9 +4,21 @@ A ``Queue`` is one edge (``producer.port -> consumer``), the external queue that
 ``runtime.send`` fills, or the output queue of a port with no edge. An ``Inbox`` is
 where one kernel (all its replicas) reads from: fan-in merges several queues into it.
 
-Hot path rules (style.md, habit 8): messages are stored by reference; a put or get that
-needs no waiting is synchronous and allocates nothing but the deque slot; futures,
-timers and clock reads only happen on the slow path (waiting for data or for space).
+Hot path rules: messages are stored by reference; a put or get that needs no waiting is
+synchronous and allocates nothing but the deque slot; futures, timers and clock reads only
+happen on the slow path (waiting for data or for space).
+
+Every queue keeps the terms of the accounting law (``docs/accounting.md``)::
+
+    accepted = delivered + dropped + lost + left + depth
+
+``accepted`` (``messages``) counts every message a producer handed over (a ``reject``
+refusal raises instead and is not accepted); ``delivered`` what the consumer took out;
+``dropped`` (``drops``) what the backpressure policy discarded; ``lost`` what a consumer
+that will never run again could not take (queued when it went away, or sent after);
+``left`` what was still queued when the consumer was stopped on request; ``depth`` what is
+queued now. Each term is counted where its event happens, never derived from the others,
+so ``check_law`` finds a path that lost a message without counting it.
 """
 
 from __future__ import annotations
@@ -68,11 +80,15 @@ class Queue:
         "_space_waiters",
         "blocked_s",
         "capacity",
+        "close_reason",
         "closed",
         "consumer",
+        "delivered",
         "drops",
         "high_water",
         "inbox",
+        "left",
+        "lost",
         "messages",
         "name",
         "policy",
@@ -102,11 +118,15 @@ class Queue:
         self.consumer = consumer
         self._items: deque[Any] = deque()
         self._space_waiters: deque[asyncio.Future[None]] = deque()
-        self.messages = 0
-        self.drops = 0
+        self.messages = 0  # accepted
+        self.delivered = 0
+        self.drops = 0  # dropped by the backpressure policy
+        self.lost = 0
+        self.left = 0
         self.high_water = 0
         self.blocked_s = 0.0
         self.closed = False
+        self.close_reason = "lost"  # which term a put into the closed queue counts in
         # Hot-path shortcuts: the consumer's waiters, and a limit that is 0 once closed.
         self._getters = inbox.waiters
         self._limit = capacity
@@ -139,14 +159,14 @@ class Queue:
         if self.put_nowait(item):
             return
         if self.closed:
-            self.drops += 1  # the consumer is gone: counted, never silent
+            self._refuse()  # the consumer is gone: counted, never silent
             return
         policy = self.policy
         if policy is Backpressure.BLOCK:
             # Another producer may take the freed slot first: wait again until ours fits.
             while not self.put_nowait(item):
                 if self.closed:
-                    self.drops += 1
+                    self._refuse()
                     return
                 await self._wait_for_space()
         elif policy is Backpressure.DROP_OLDEST:
@@ -154,6 +174,7 @@ class Queue:
             self.drops += 1
             self.put_nowait(item)
         elif policy is Backpressure.DROP_NEWEST:
+            self.messages += 1  # accepted, then dropped by the policy
             self.drops += 1
         else:
             raise QueueFullError(self.name, self.capacity)
@@ -179,6 +200,14 @@ class Queue:
             await self.put(batch[start])
             start += 1
 
+    def _refuse(self) -> None:
+        """A message handed to a closed queue: accepted and counted as lost (or left)."""
+        self.messages += 1
+        if self.close_reason == "left":
+            self.left += 1
+        else:
+            self.lost += 1
+
     async def _wait_for_space(self) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -203,35 +232,50 @@ class Queue:
     # -- consumer side (called through the Inbox) ---------------------------------------
 
     def _took(self, n: int) -> None:
+        self.delivered += n
         if self._space_waiters:
             if n == 1:
                 _wake_first(self._space_waiters)
             else:
                 _wake_all(self._space_waiters)
 
-    def clear(self) -> int:
-        """Empty the queue and return how many messages were in it (for the report)."""
-        n = len(self._items)
-        self._items.clear()
-        _wake_all(self._space_waiters)
-        return n
+    def close(self, reason: str = "lost") -> int:
+        """The consumer is gone: what was queued, and every later put, is counted.
 
-    def close(self) -> int:
-        """The consumer is gone: what was queued, and every later put, counts as a drop.
-
-        Returns what was queued (for the termination report); counting it in ``drops``
-        too is what makes it visible in telemetry, never silently lost (issue 2).
+        ``reason`` is the term they count in: ``"lost"`` (the consumer failed or ended and
+        will not run again) or ``"left"`` (it was stopped on request with work queued).
+        Returns how many were queued.
         """
+        if reason not in ("lost", "left"):
+            raise ValueError(f"close reason must be 'lost' or 'left', got {reason!r}")
         self.closed = True
+        self.close_reason = reason
         self._limit = 0
-        discarded = self.clear()
-        self.drops += discarded
+        discarded = len(self._items)
+        self._items.clear()
+        if reason == "left":
+            self.left += discarded
+        else:
+            self.lost += discarded
+        _wake_all(self._space_waiters)
         return discarded
 
     def reopen(self) -> None:
         """A restart policy gave the consumer a new instance: accept messages again."""
         self.closed = False
+        self.close_reason = "lost"
         self._limit = self.capacity
+
+    def law_error(self) -> str | None:
+        """None when the terms add up, else what is wrong, with the numbers."""
+        rhs = self.delivered + self.drops + self.lost + self.left + len(self._items)
+        if self.messages == rhs:
+            return None
+        return (
+            f"queue {self.name}: accepted {self.messages} != delivered {self.delivered} "
+            f"+ dropped {self.drops} + lost {self.lost} + left {self.left} "
+            f"+ queued {len(self._items)} (= {rhs})"
+        )
 
 
 class Inbox:
@@ -270,6 +314,14 @@ class Inbox:
     def drops(self) -> int:
         return sum(q.drops for q in self.queues)
 
+    @property
+    def lost(self) -> int:
+        return sum(q.lost for q in self.queues)
+
+    @property
+    def left(self) -> int:
+        return sum(q.left for q in self.queues)
+
     def get_nowait(self) -> Any:
         """The next message, or ``EMPTY``."""
         single = self.single
@@ -277,6 +329,7 @@ class Inbox:
             items = single._items
             if items:
                 item = items.popleft()
+                single.delivered += 1
                 if single._space_waiters:
                     _wake_first(single._space_waiters)
                 return item
@@ -288,6 +341,7 @@ class Inbox:
             if q._items:
                 self._cursor = (self._cursor + i + 1) % n
                 item = q._items.popleft()
+                q.delivered += 1
                 if q._space_waiters:
                     _wake_first(q._space_waiters)
                 return item
@@ -343,5 +397,6 @@ class Inbox:
     def wake_all(self) -> None:
         _wake_all(self.waiters)
 
-    def clear(self) -> int:
-        return sum(q.clear() for q in self.queues)
+    def close(self, reason: str = "lost") -> int:
+        """Close every queue feeding this inbox; returns how many messages were queued."""
+        return sum(q.close(reason) for q in self.queues)

@@ -1,7 +1,7 @@
 """``RingKernelRuntime``: launches, wires, drives and observes ring kernels in one event loop.
 
-The lifecycle is the spec's (``shared/spec/ring-kernel-lifecycle.md``) and every move goes
-through ``lifecycle.next_state``. The runtime owns every task it creates: each kernel's
+The lifecycle is described in ``docs/concepts.md``; every move goes through
+``lifecycle.next_state``. The runtime owns every task it creates: each kernel's
 body tasks live in its record and are awaited (or force-stopped) by ``terminate``; the
 async context manager terminates everything on the way out, errors included.
 """
@@ -28,12 +28,14 @@ from ringctl.exceptions import (
     UserInputError,
 )
 from ringctl.runtime import output
+from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.runtime.backends import BackendChoice, resolve_backend
 from ringctl.runtime.context import KernelContext, _expire, _woken
 from ringctl.runtime.kernel import RingKernel, as_kernel, registered, registered_ids
-from ringctl.runtime.lifecycle import USER_ACTIONS, KernelState, next_state
+from ringctl.runtime.ledger import check_launch, missing_kernel
+from ringctl.runtime.lifecycle import KernelState, next_state
 from ringctl.runtime.ports import TAP_CAPACITY, Fanout, OutPort, Tap
-from ringctl.runtime.queues import EMPTY, Backpressure, Inbox, Queue
+from ringctl.runtime.queues import EMPTY, Inbox, Queue
 from ringctl.runtime.telemetry import (
     KernelSnapshot,
     LatencySampler,
@@ -50,6 +52,8 @@ log = logging.getLogger("ringctl.runtime")
 S = KernelState
 #: After a terminate timeout, how long cancellation is retried before a task is abandoned.
 FORCE_STOP_GRACE_S: Final = 1.0
+#: How often the runtime's own timer feeds the rate windows.
+RATE_SAMPLE_S: Final = 0.25
 _RUNNING_STATES: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 
 StateListener = Callable[[str, KernelState, KernelState], None]
@@ -107,6 +111,7 @@ class _Kernel:
     errors: int = 0  # crashes, summed over restarts
     completed: bool = False
     forced: bool = False
+    refused: bool = False  # a task swallowed cancellation and was abandoned
     restarts: int = 0
     terminating: bool = False
     left_in_inbox: int = 0
@@ -134,6 +139,7 @@ class RingKernelRuntime:
         self._edges: list[Queue] = []
         self._listeners: list[StateListener] = []
         self._abandoned: set[asyncio.Task[Any]] = set()
+        self._sampler: asyncio.Task[None] | None = None
         self.shutdown_timeout = shutdown_timeout
 
     # -- context manager -----------------------------------------------------------------
@@ -150,13 +156,26 @@ class RingKernelRuntime:
         await self.close()
 
     async def close(self) -> None:
-        """Terminate every kernel and make sure no task of theirs is left running."""
+        """Terminate every kernel and make sure no task of theirs is left running.
+
+        A body that swallows cancellation cannot be stopped from inside its loop: its
+        task is cancelled once more, then detached from the loop's task registry, so
+        that ``asyncio.run()`` returns instead of waiting for it forever (the loop then
+        closes and the task never runs again). ``refused`` names such kernels.
+        """
         await self.terminate_all(timeout=self.shutdown_timeout)
         if self._abandoned:
             for task in self._abandoned:
                 task.cancel()
             await asyncio.wait(self._abandoned, timeout=FORCE_STOP_GRACE_S)
             self._abandoned = {t for t in self._abandoned if not t.done()}
+            for task in self._abandoned:
+                asyncio.tasks._unregister_task(task)
+
+    @property
+    def refused(self) -> list[str]:
+        """Kernels with a task that swallowed cancellation and had to be abandoned."""
+        return [k.id for k in self._kernels.values() if k.refused]
 
     # -- looking kernels up --------------------------------------------------------------
 
@@ -219,17 +238,7 @@ class RingKernelRuntime:
         k = self._kernels.get(kernel_id)
         if k is not None:
             return k
-        if action is not None and registered(kernel_id) is not None:
-            if action in USER_ACTIONS:
-                next_state(kernel_id, S.CREATED, action)  # raises with the table's expectations
-            raise KernelStateError(
-                kernel_id,
-                action,
-                S.CREATED,
-                _RUNNING_STATES,
-                hint="launch it first: await runtime.launch(kernel_id)",
-            )
-        raise KernelNotFoundError(kernel_id, self._known_ids())
+        raise missing_kernel(kernel_id, action, self._known_ids())
 
     def _move(self, k: _Kernel, action: Any) -> None:
         old = k.state
@@ -277,23 +286,20 @@ class RingKernelRuntime:
             except TypeError as exc:
                 raise KernelLaunchError(kernel_id, str(exc)) from exc
         next_state(kernel_id, S.CREATED, "launch")
-        if replicas < 1:
-            raise KernelLaunchError(kernel_id, f"replicas must be at least 1, got {replicas}")
-        size = queue_size if queue_size is not None else spec.queue_size
-        if size < 1:
-            raise KernelLaunchError(kernel_id, f"queue_size must be at least 1, got {size}")
-        checked_params = _check_params(kernel_id, spec, params)
+        args = check_launch(
+            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        )
         choice = resolve_backend(kernel_id, backend or spec.backend or "cpu", device)
 
         k = _Kernel(
             id=kernel_id,
             spec=spec,
-            params=checked_params,
-            replicas=replicas,
+            params=args.params,
+            replicas=args.replicas,
             choice=choice,
             inbox=Inbox(kernel_id),
             ports={},
-            queue_size=size,
+            queue_size=args.queue_size,
             entry=entry or spec.qualified_name,
         )
         k.ctxs = self._make_contexts(k)
@@ -366,9 +372,9 @@ class RingKernelRuntime:
         *,
         port: str = "out",
         capacity: int | None = None,
-        backpressure: Backpressure | str = Backpressure.BLOCK,
-        fanout: Fanout | None = None,
-    ) -> Queue:
+        backpressure: str = "block",
+        fanout: str | None = None,
+    ) -> None:
         """Wire ``producer.port`` to ``consumer``'s inbox with a new bounded queue.
 
         Both kernels must be launched and the producer not yet activated: wiring is
@@ -397,9 +403,8 @@ class RingKernelRuntime:
             port=port,
             consumer=consumer,
         )
-        out.connect(queue, fanout)
+        out.connect(queue, _fanout(fanout))
         self._edges.append(queue)
-        return queue
 
     # -- phase 2 and the ACTIVE ⇄ DEACTIVATED loop ---------------------------------------
 
@@ -410,6 +415,8 @@ class RingKernelRuntime:
         for ctx in k.ctxs:
             ctx.is_active = True
         loop = asyncio.get_running_loop()
+        if self._sampler is None:
+            self._sampler = loop.create_task(self._sample_forever(), name="ringctl-rate-sampler")
         for ctx in k.ctxs:
             task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
             task.add_done_callback(functools.partial(self._body_done, k, ctx))
@@ -497,7 +504,7 @@ class RingKernelRuntime:
             k.forced = True
             abandoned = await self._force_stop(k, pending)
         self._finish(k)
-        k.left_in_inbox = self.close_inbox(kernel_id)
+        k.left_in_inbox = k.inbox.close("left")
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
@@ -519,17 +526,24 @@ class RingKernelRuntime:
             _, pending = await asyncio.wait(pending, timeout=min(0.05, left))
         if pending:
             log.error(
-                "kernel %r: %d task(s) swallowed cancellation and were abandoned",
+                "kernel %r refused to stop: %d task(s) swallowed cancellation and were abandoned",
                 k.id,
                 len(pending),
             )
+            k.refused = True
             self._abandoned |= pending
         return len(pending)
 
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
         """Terminate every running kernel concurrently; wait for any already terminating."""
         running = [k.id for k in self._kernels.values() if k.state in _RUNNING_STATES]
-        reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
+
+        async def stop(kid: str) -> TerminationReport | None:
+            if self._kernels[kid].state not in _RUNNING_STATES:
+                return None  # it finished on its own meanwhile
+            return await self.terminate(kid, timeout)
+
+        reports = [r for r in await asyncio.gather(*map(stop, running)) if r is not None]
         stopping = [k for k in self._kernels.values() if k.state is S.TERMINATING]
         if stopping:
             # Failing kernels whose siblings are still finishing: give them the same time.
@@ -543,7 +557,19 @@ class RingKernelRuntime:
                     k.forced = True
                     await self._force_stop(k, pending)
                 self._finish(k)
-        return list(reports)
+        await self._stop_sampler()
+        return reports
+
+    async def _stop_sampler(self) -> None:
+        """Nothing runs any more: the rate timer stops too (``activate`` starts it again)."""
+        if self._sampler is None or any(
+            k.state in (*_RUNNING_STATES, S.TERMINATING) for k in self._kernels.values()
+        ):
+            return
+        self._sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sampler
+        self._sampler = None
 
     async def relaunch(self, kernel_id: str) -> None:
         """Give a TERMINATED kernel a new instance that keeps its inbox and wiring.
@@ -867,10 +893,10 @@ class RingKernelRuntime:
     def is_idle(self, kernel_id: str) -> bool:
         """Nothing queued for it, and every replica waits in receive (or has finished)."""
         k = self._require(kernel_id)
+        if len(k.inbox):
+            return False  # terminated with work queued (a restart is due) is not idle
         if k.state is S.TERMINATED:
             return True
-        if len(k.inbox):
-            return False
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
@@ -880,18 +906,50 @@ class RingKernelRuntime:
         ids = self._kernels if kernel_ids is None else kernel_ids
         return all(self.is_idle(kid) for kid in ids)
 
-    def close_inbox(self, kernel_id: str) -> int:
+    def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
         """Refuse further messages for a kernel that will not run again; returns how many
-        were queued (the caller reports them). Later sends to it count as drops."""
-        return sum(q.close() for q in self._require(kernel_id).inbox.queues)
+        were queued. They, and later sends to it, count as ``reason`` (``lost`` or
+        ``left``) in the accounting."""
+        return self._require(kernel_id).inbox.close(reason)
+
+    def accounting(self) -> Accounting:
+        """The accounting law's terms for every queue into a kernel, checked."""
+        rows: list[QueueAccount] = []
+        delivered_via_ctx: dict[str, int] = {}
+        for k in self._kernels.values():
+            for q in k.inbox.queues:
+                rows.append(_account_queue(q, k.id))
+            delivered_via_ctx[k.id] = k.base_in + sum(c.messages_in for c in k.ctxs)
+        errors = {k.id: k.errors + k.base_errors + sum(c.errors for c in k.ctxs)
+                  for k in self._kernels.values()}  # fmt: skip
+        return build_accounting(rows, errors=errors, received=delivered_via_ctx)
 
     def queued(self, kernel_id: str) -> int:
         return len(self._require(kernel_id).inbox)
 
     # -- telemetry -----------------------------------------------------------------------
 
+    async def _sample_forever(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(RATE_SAMPLE_S)
+
+    def sample(self, now: float | None = None) -> None:
+        """Feed the rate windows and progress clocks (the runtime's own timer calls this,
+        so the figures do not depend on who reads snapshots, or how often)."""
+        now = time.monotonic() if now is None else now
+        for k in self._kernels.values():
+            m_in = k.base_in + sum(c.messages_in for c in k.ctxs)
+            m_out = k.base_out + sum(c.messages_out for c in k.ctxs)
+            k.rate_in.observe(m_in, now)
+            k.rate_out.observe(m_out, now)
+            if m_in + m_out != k.progress_total:
+                k.progress_total = m_in + m_out
+                k.progress_at = now
+
     def snapshot(self) -> RuntimeSnapshot:
-        """A frozen picture of every kernel and queue (cheap: no per-message work)."""
+        """A frozen picture of every kernel and queue: a pure read, cheap, off the
+        message path."""
         now = time.monotonic()
         kernels = tuple(self._snapshot_kernel(k, now) for k in self._kernels.values())
         queues = tuple(_snapshot_queue(q) for q in self._edges)
@@ -907,9 +965,6 @@ class RingKernelRuntime:
         m_in = k.base_in + sum(c.messages_in for c in ctxs)
         m_out = k.base_out + sum(c.messages_out for c in ctxs)
         errors = k.errors + k.base_errors + sum(c.errors for c in ctxs)
-        if m_in + m_out != k.progress_total:
-            k.progress_total = m_in + m_out
-            k.progress_at = now
         merged = LatencySampler()
         for sample in k.latency._samples:
             merged.add(sample)
@@ -929,13 +984,15 @@ class RingKernelRuntime:
             messages_out=m_out,
             errors=errors,
             drops=k.inbox.drops,
+            lost=k.inbox.lost,
+            left=k.inbox.left,
             inbox_depth=len(k.inbox),
             inbox_capacity=k.inbox.capacity or k.queue_size,
             inbox_high_water=k.inbox.high_water,
             latency_p50_us=p50,
             latency_p99_us=p99,
-            rate_in=round(k.rate_in.observe(m_in, now), 1),
-            rate_out=round(k.rate_out.observe(m_out, now), 1),
+            rate_in=round(k.rate_in.rate, 1),
+            rate_out=round(k.rate_out.rate, 1),
             restarts=k.restarts,
             last_error=_describe(k.error),
             completed=k.completed,
@@ -959,6 +1016,9 @@ def _snapshot_queue(q: Queue) -> QueueSnapshot:
         backpressure=q.policy.value,
         messages=q.messages,
         drops=q.drops,
+        delivered=q.delivered,
+        lost=q.lost,
+        left=q.left,
         high_water=q.high_water,
         blocked_s=q.blocked_s,
     )
@@ -978,29 +1038,32 @@ def _where(exc: BaseException) -> str | None:
     return f"{path}:{last.lineno}"
 
 
+def _account_queue(q: Queue, consumer: str) -> QueueAccount:
+    return QueueAccount(
+        name=q.name,
+        producer=q.producer,
+        port=q.port,
+        consumer=consumer,
+        accepted=q.messages,
+        delivered=q.delivered,
+        dropped=q.drops,
+        lost=q.lost,
+        left=q.left,
+        queued=len(q),
+    )
+
+
 def _describe(exc: BaseException | None) -> str | None:
     if exc is None:
         return None
     return f"{type(exc).__name__}: {exc}"
 
 
-def _check_params(kernel_id: str, spec: RingKernel, params: Any) -> Any:
-    model = spec.params_model
-    if model is None:
-        return params if params is not None else {}
-    if isinstance(params, model):
-        return params
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(params or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise KernelLaunchError(
-            kernel_id,
-            f"params do not fit {model.__name__}: {problems}",
-            hint="fix the kernel's params in the topology (ringctl validate --import checks them)",
-        ) from exc
+def _fanout(value: str | None) -> Fanout | None:
+    if value is None:
+        return None
+    if value == "broadcast":
+        return "broadcast"
+    if value == "round_robin":
+        return "round_robin"
+    raise UserInputError(f"fanout must be broadcast or round_robin, got {value!r}")

@@ -3,7 +3,7 @@
 The runtime counts with plain integer attributes on the message path; ``snapshot()``
 turns those counters into the frozen structures below, off the message path. The
 dashboard, ``ringctl ps``, ``--json`` and the Prometheus endpoint all read these same
-structures (``as_dict()`` gives the ``--json`` shape of ``shared/design/cli.md``).
+structures (``as_dict()`` gives the ``--json`` shape documented in ``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ class QueueSnapshot:
     capacity: int
     backpressure: str
     messages: int  # accepted into the queue, ever
-    drops: int
+    drops: int  # dropped by the backpressure policy
     high_water: int
     blocked_s: float  # total time producers spent waiting for space
+    delivered: int = 0  # taken out by the consumer
+    lost: int = 0  # the consumer failed or ended and will not run again
+    left: int = 0  # still queued when the consumer was stopped on request
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,9 @@ class QueueSnapshot:
             "backpressure": self.backpressure,
             "messages": self.messages,
             "drops": self.drops,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "left": self.left,
             "high_water": self.high_water,
             "blocked_s": round(self.blocked_s, 6),
         }
@@ -71,7 +77,7 @@ class KernelSnapshot:
     messages_in: int
     messages_out: int
     errors: int
-    drops: int  # dropped on the way into this kernel's inbox
+    drops: int  # dropped by a backpressure policy on the way into this kernel's inbox
     inbox_depth: int
     inbox_capacity: int
     inbox_high_water: int
@@ -89,6 +95,8 @@ class KernelSnapshot:
     node: str | None = None  # the host / Ray node it runs on
     backend_note: str | None = None  # e.g. "auto: no usable GPU, on cpu"
     metrics: dict[str, Any] = field(default_factory=dict)  # what the kernel put in ctx.metrics
+    lost: int = 0  # queued for it (or sent to it) after it failed for good
+    left: int = 0  # queued for it when it was stopped on request
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,11 +174,12 @@ class RateWindow:
     one ``(time, count)`` reading and the rate is the slope across the window.
     """
 
-    __slots__ = ("_readings", "_window")
+    __slots__ = ("_readings", "_window", "rate")
 
     def __init__(self, window_s: float = 2.0) -> None:
         self._window = window_s
         self._readings: deque[tuple[float, int]] = deque()
+        self.rate = 0.0  # as of the last reading
 
     def observe(self, count: int, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -179,7 +188,9 @@ class RateWindow:
         while len(readings) > 2 and now - readings[1][0] >= self._window:
             readings.popleft()
         if len(readings) < 2:
+            self.rate = 0.0
             return 0.0
         t0, c0 = readings[0]
         dt = now - t0
-        return (count - c0) / dt if dt > 0 else 0.0
+        self.rate = (count - c0) / dt if dt > 0 else 0.0
+        return self.rate

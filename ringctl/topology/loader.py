@@ -1,11 +1,11 @@
 """YAML with positions: plain data for pydantic plus a map back to the text.
 
 PyYAML's loaders throw positions away and quietly keep the last of two equal keys, and
-its full loader will build Python objects from tags. So we stop at the node graph
-(``compose``: no constructor ever runs, so no tag is ever executed), build the plain
-data ourselves, and keep every node, so that an error found much later (by pydantic,
-by the graph checks, by a kernel's params model) still points at a line and a column.
-libyaml's composer is used where it is installed: it is several times faster, which is
+its full loader will build Python objects from tags. So we stop at the parser's events
+(``yaml.parse``: no constructor ever runs, so no tag is ever executed), build the nodes
+and the plain data ourselves, and keep every position, so that an error found much later
+(by pydantic, by the graph checks, by a kernel's params model) still points at a line and
+a column. libyaml's parser is used where it is installed: it is several times faster, which is
 what keeps a 5,000-kernel file well under the budget in ``benchmarks/validate_bench.py``.
 """
 

@@ -128,8 +128,24 @@ class RestartPolicy(_Model):
             "`always`: also relaunch one that returned."
         ),
     )
-    max_restarts: Count = Field(3, description="Restarts allowed before the run fails.")
-    backoff: Seconds = Field(0.5, description="Seconds to wait before each restart.")
+    max_restarts: Count = Field(
+        3, description="Restarts allowed in the whole run before a failure fails the run."
+    )
+    backoff: Seconds = Field(
+        0.5,
+        description=(
+            "Seconds before the first restart; each further failure in a row doubles the "
+            "wait, up to `max_backoff`."
+        ),
+    )
+    max_backoff: Seconds = Field(30.0, description="The longest wait before a restart.")
+    reset_after: Seconds = Field(
+        60.0,
+        description=(
+            "A kernel that ran this many seconds without failing is healthy again: its next "
+            "restart waits `backoff` anew."
+        ),
+    )
 
 
 class Resources(_Model):
@@ -397,13 +413,10 @@ class Topology(_Model):
 
     @property
     def source_kernels(self) -> list[str]:
-        """Kernels with no inbound queue, in file order: the ones `down` stops first.
+        """The sources, in file order: the kernels `down` stops first (``roles.source_ids``)."""
+        from ringctl.topology.roles import source_ids
 
-        A feedback edge does not count: a kernel that only hears back from its own loop
-        still originates the work.
-        """
-        fed = {edge.to for edge in self.queues if not edge.feedback}
-        return [kernel_id for kernel_id in self.kernels if kernel_id not in fed]
+        return source_ids(list(self.kernels), ((e.producer, e.to, e.feedback) for e in self.queues))
 
     @property
     def sink_kernels(self) -> list[str]:

@@ -206,3 +206,13 @@ def test_any_document_any_width_never_crashes(document: Any, width: int) -> None
     out = console.file
     assert isinstance(out, StringIO)
     assert out.getvalue()
+
+
+def test_a_kernel_waiting_for_its_restart_says_how_long(
+    status: dict[str, Any], frame: Frame
+) -> None:
+    audit = next(k for k in status["kernels"] if k["id"] == "audit")
+    audit["restart_in_s"] = 12.0  # the supervisor waits out the backoff
+    text = frame(status, 160)
+    row = next(line for line in lines_of(text) if line.startswith("audit"))
+    assert "restarting in 12.0s" in row

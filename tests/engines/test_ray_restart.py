@@ -74,13 +74,19 @@ async def test_a_killed_actor_is_restarted_and_its_losses_are_counted(ray_sessio
             await run
         await runtime.close()
 
-    assert result.outcome == "completed", result
+    # Messages died with the actor: the run lost work, so it does not exit 0.
+    assert result.outcome == "failed" and result.exit_code == 1, result
+    assert "were not processed" in (result.failure or "")
     status = sup.status(fresh=True)
     kernels = {k["id"]: k for k in status["kernels"]}
     lost = held["inbox_depth"]
     assert lost >= 10
     assert kernels["square"]["restarts"] == 1
-    assert kernels["square"]["drops"] == lost, "what died in the inbox is counted"
+    assert kernels["square"]["lost"] == lost, "what died in the inbox is counted"
+    assert kernels["square"]["drops"] == 0, "no backpressure policy dropped anything"
+    acc = result.accounting
+    assert acc is not None and acc.holds, acc and acc.violations
+    assert acc.lost == lost
     assert kernels["source"]["metrics"]["sent"] == COUNT
     # Everything else arrived: nothing in the source's outbox was lost during the outage.
     assert kernels["total"]["metrics"]["items"] == COUNT - lost * BATCH

@@ -216,3 +216,99 @@ def _slow_setup(ctx: KernelContext) -> None:
 async def slow_setup(ctx: KernelContext) -> None:
     """Takes ``seconds`` to set up, then returns at once."""
     return None
+
+
+class FailAtParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: int = Field(description="Raise on a batch whose first value is at least this.")
+
+
+@ring_kernel(kernel_id="fail_at", params=FailAtParams, ports=("out",))
+async def fail_at(ctx: KernelContext) -> None:
+    """Forward NumPy batches; raise on one whose first value is ``at`` or more."""
+    p: FailAtParams = ctx.params
+    async for batch in ctx.messages():
+        if int(batch[0]) >= p.at:
+            raise ValueError(f"fail_at: batch starting at {int(batch[0])}")
+        await ctx.send(batch)
+
+
+class FailEveryParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every: int = Field(ge=1, description="Raise on every message whose value is a multiple.")
+
+
+@ring_kernel(kernel_id="fail_every", params=FailEveryParams, ports=("out",))
+async def fail_every(ctx: KernelContext) -> None:
+    """Forward ints; raise on each multiple of ``every`` (the message in hand is the only
+    one a failure costs: it was delivered, then counted as an error)."""
+    p: FailEveryParams = ctx.params
+    async for msg in ctx.messages():
+        if msg % p.every == 0:
+            raise RuntimeError(f"fail_every: {msg} is a multiple of {p.every}")
+        await ctx.send(msg)
+
+
+@ring_kernel(kernel_id="stubborn", ports=())
+async def stubborn(ctx: KernelContext) -> None:
+    """Takes messages, and swallows every cancellation: it never stops on request."""
+    while True:
+        try:
+            await asyncio.sleep(0.02)
+            while ctx.is_active:
+                try:
+                    await ctx.receive(timeout=0.02)
+                except TimeoutError:
+                    break
+        except asyncio.CancelledError:
+            pass  # the point: a kernel that refuses to stop
+
+
+class LoopSeedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=0, description="How many to send, then wait for as many acks.")
+
+
+@ring_kernel(kernel_id="loop_seed", params=LoopSeedParams, ports=("out",))
+async def loop_seed(ctx: KernelContext) -> None:
+    """Send 1..count, then take one acknowledgement back per message (a feedback loop)."""
+    p: LoopSeedParams = ctx.params
+    for value in range(1, p.count + 1):
+        await ctx.send(value)
+    acked = 0
+    while acked < p.count and not ctx.should_terminate:
+        try:
+            await ctx.receive(timeout=0.1)
+        except TimeoutError:
+            continue
+        acked += 1
+        ctx.metrics["acked"] = acked
+
+
+@ring_kernel(kernel_id="echo_back", ports=("out", "back"))
+async def echo_back(ctx: KernelContext) -> None:
+    """Forward every message on ``out`` and acknowledge it on ``back``."""
+    async for msg in ctx.messages():
+        await ctx.send(msg)
+        await ctx.send(msg, port="back")
+
+
+class CrashyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fail_on: list[int] = Field(default_factory=list, description="Values to fail on, once each.")
+
+
+@ring_kernel(kernel_id="crashy", params=CrashyParams, ports=("out",))
+async def crashy(ctx: KernelContext) -> None:
+    """Forward ints; raise once on each value of ``fail_on`` (the state survives restarts)."""
+    p: CrashyParams = ctx.params
+    failed: set[int] = ctx.state.setdefault("failed", set())
+    async for msg in ctx.messages():
+        if msg in p.fail_on and msg not in failed:
+            failed.add(msg)
+            raise RuntimeError(f"crashy: {msg}")
+        await ctx.send(msg)

@@ -73,7 +73,7 @@ def source(items: list[Any]) -> Callable[[KernelContext], Any]:
 
 _S = KernelState
 
-#: The spec's "Valid Transitions" table and state diagram, plus issue 2: ``terminate`` is
+#: The spec's "Valid Transitions" table and state diagram, plus one addition: ``terminate`` is
 #: valid from LAUNCHED, ACTIVE and DEACTIVATED.
 SPEC_MOVES: dict[tuple[KernelState, str], KernelState] = {
     (_S.CREATED, "launch"): _S.LAUNCHED,

@@ -176,8 +176,9 @@ async def test_an_unknown_backend_is_refused(runtime: RingKernelRuntime) -> None
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
-        ({"replicas": 0}, "replicas must be at least 1, got 0"),
-        ({"queue_size": 0}, "queue_size must be at least 1, got 0"),
+        ({"replicas": 0}, "replicas must be between 1 and 1024, got 0"),
+        ({"replicas": 10_000_000}, "replicas must be between 1 and 1024, got 10000000"),
+        ({"queue_size": 0}, "queue_size must be between 1 and 10000000, got 0"),
     ],
 )
 async def test_bad_sizes_fail_the_launch(

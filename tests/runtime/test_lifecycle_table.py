@@ -1,7 +1,7 @@
-"""The transition table, exhaustively and without asyncio (style.md, habit 1).
+"""The transition table, exhaustively and without asyncio (lifecycle as data).
 
 ``SPEC_MOVES`` (in ``support.py``) is written out from the spec's "Valid Transitions"
-table and state diagram (plus issue 2: ``terminate`` is valid from LAUNCHED, ACTIVE and
+table and state diagram (plus: ``terminate`` is valid from LAUNCHED, ACTIVE and
 DEACTIVATED), not imported from the code, so a wrong entry in ``lifecycle.TRANSITIONS``
 fails a test.
 """

@@ -1,5 +1,5 @@
 """Pause and resume: after ``deactivate()`` returns the kernel receives nothing until
-``reactivate()``; messages keep queueing; none is lost or reordered (issue 2)."""
+``reactivate()``; messages keep queueing; none is lost or reordered."""
 
 from __future__ import annotations
 

@@ -125,13 +125,16 @@ async def test_queued_messages_are_counted_not_silently_dropped(
     assert got == []
     assert report.left_in_inbox == 5
     snap = runtime.snapshot()
-    assert snap.kernel("sink").drops == 5  # the telemetry shows them too
+    assert snap.kernel("sink").left == 5  # the telemetry shows them too, as left
+    assert snap.kernel("sink").drops == 0  # not a backpressure policy's drop
     assert snap.kernel("sink").inbox_depth == 0
     (edge,) = snap.queues
-    assert edge.drops == 3 and edge.depth == 0
+    assert edge.left == 3 and edge.depth == 0 and edge.drops == 0
+    acc = runtime.accounting()
+    assert acc.holds and acc.left == 5 and not acc.clean
 
 
-async def test_a_send_to_a_terminated_kernel_is_counted_as_a_drop(
+async def test_a_send_to_a_terminated_kernel_is_counted_as_left(
     runtime: RingKernelRuntime,
 ) -> None:
     await runtime.launch("sink", collector([]))
@@ -142,8 +145,12 @@ async def test_a_send_to_a_terminated_kernel_is_counted_as_a_drop(
 
     for i in range(5):
         await runtime.send("src", i)  # src forwards into the closed edge (never blocks)
-    await wait_until(lambda: runtime.snapshot().queues[0].drops == 5)
+    await wait_until(lambda: runtime.snapshot().queues[0].left == 5)
     assert runtime.snapshot().kernel("src").messages_out == 5
+    acc = runtime.accounting()
+    (edge,) = [q for q in acc.queues if q.consumer == "sink"]
+    assert acc.holds
+    assert (edge.accepted, edge.left, edge.dropped, edge.balance) == (5, 5, 0, 0)
 
 
 async def test_terminate_all_is_concurrent() -> None:

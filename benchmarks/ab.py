@@ -1,0 +1,84 @@
+"""A/B: the runtime benchmark on this tree and on another commit, interleaved in one run.
+
+    python benchmarks/ab.py HEAD~1            # 3 rounds each, alternating
+    python benchmarks/ab.py main --rounds 5
+
+The machine's speed drifts (other jobs, thermal, a shared host), so the two trees run
+alternately, round after round, and the figures compared are the medians: the ratio is
+what to read, not the absolute numbers. The other commit is checked out into a temporary
+git worktree, which is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path("benchmarks") / "runtime_bench.py"
+
+#: (label, regex on runtime_bench's output, higher is better)
+FIGURES = (
+    ("ping-pong p50 (us)", r"ping-pong round trip:\s+p50\s+([\d.]+)", False),
+    ("one echo kernel (K msg/s)", r"one echo kernel, pipelined:\s+([\d.]+)", True),
+    ("3-stage per message (K msg/s)", r"3-stage pipeline, per message:\s+([\d.]+)", True),
+    ("3-stage bare asyncio (K msg/s)", r"3-stage bare asyncio baseline:\s+([\d.]+)", True),
+)
+
+
+def run_once(tree: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, str(tree / BENCH)],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    figures = {}
+    for label, pattern, _ in FIGURES:
+        found = re.search(pattern, out)
+        if found:
+            figures[label] = float(found.group(1))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", help="the commit to compare this tree with (e.g. HEAD~1)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ringctl-ab-") as tmp:
+        other = Path(tmp) / "other"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(other), args.rev],
+            cwd=REPO, check=True, capture_output=True,
+        )  # fmt: skip
+        try:
+            runs: dict[str, list[dict[str, float]]] = {"this": [], args.rev: []}
+            for n in range(args.rounds):
+                for name, tree in (("this", REPO), (args.rev, other)):
+                    runs[name].append(run_once(tree))
+                print(f"round {n + 1}/{args.rounds} done", file=sys.stderr)
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(other)], cwd=REPO, check=False
+            )
+    print(f"{'figure':<32}{'this':>10}{args.rev:>12}{'this/other':>12}")
+    for label, _, higher_is_better in FIGURES:
+        mine = [r[label] for r in runs["this"] if label in r]
+        theirs = [r[label] for r in runs[args.rev] if label in r]
+        if not mine or not theirs:
+            continue
+        a, b = statistics.median(mine), statistics.median(theirs)
+        note = "higher is better" if higher_is_better else "lower is better"
+        print(f"{label:<32}{a:>10.2f}{b:>12.2f}{a / b:>12.3f}   ({note})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The accounting law: every message a queue accepted is delivered, dropped, lost or left.
+
+For every queue into a kernel::
+
+    accepted = delivered + dropped + lost + left + queued
+
+- ``accepted``: handed to the queue by a producer (a ``reject`` refusal raises to the
+  producer instead, so it is never accepted);
+- ``delivered``: taken out by the consumer;
+- ``dropped``: discarded by the queue's backpressure policy (``drop_oldest`` /
+  ``drop_newest``), which the topology asked for;
+- ``lost``: the consumer failed (past its restart policy) or ended on its own and will
+  not run again: what was queued for it then, and whatever was sent to it afterwards;
+- ``left``: still queued when the consumer was stopped on request (a forced stop, a
+  drain that timed out);
+- ``queued``: waiting now (zero at the end of a run: the supervisor closes every inbox).
+
+Each term is counted where its event happens, so a path that discards a message without
+counting it breaks the equation. This module is pure and synchronous: engines hand it
+their counters, and the supervisor checks the result at the end of every run. A run is
+*clean* when the equations hold and nothing was lost, left or still queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Accounting", "KernelAccount", "QueueAccount", "build_accounting"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAccount:
+    """The terms of one queue (an edge ``producer.port -> consumer``, or ``runtime.send``)."""
+
+    name: str
+    producer: str | None  # None: messages from outside (``runtime.send``)
+    port: str | None
+    consumer: str
+    accepted: int
+    delivered: int
+    dropped: int
+    lost: int
+    left: int
+    queued: int
+
+    @property
+    def balance(self) -> int:
+        """``accepted`` minus the sum of the other terms: 0 when the law holds."""
+        return self.accepted - (self.delivered + self.dropped + self.lost + self.left + self.queued)
+
+    @property
+    def source(self) -> str:
+        return f"{self.producer}.{self.port}" if self.producer else "(external)"
+
+    def violation(self) -> str | None:
+        if self.balance == 0:
+            return None
+        rhs = self.delivered + self.dropped + self.lost + self.left + self.queued
+        return (
+            f"queue {self.source} -> {self.consumer}: accepted {self.accepted} != "
+            f"delivered {self.delivered} + dropped {self.dropped} + lost {self.lost} "
+            f"+ left {self.left} + queued {self.queued} (= {rhs})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.source,
+            "to": self.consumer,
+            "accepted": self.accepted,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "lost": self.lost,
+            "left": self.left,
+            "queued": self.queued,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KernelAccount:
+    """One kernel's inbox: the sums over the queues that feed it, plus its errors."""
+
+    kernel_id: str
+    accepted: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    lost: int = 0
+    left: int = 0
+    queued: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kernel": self.kernel_id,
+            "accepted": self.accepted,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "lost": self.lost,
+            "left": self.left,
+            "queued": self.queued,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    """The law's terms for a whole run, per queue and per kernel, and what did not add up."""
+
+    queues: tuple[QueueAccount, ...] = ()
+    kernels: tuple[KernelAccount, ...] = ()
+    violations: tuple[str, ...] = ()
+    #: Losses an engine knows of but cannot put on one queue (a Ray actor that died).
+    unattributed_lost: int = 0
+    totals: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.totals.get("lost", 0)
+
+    @property
+    def left(self) -> int:
+        return self.totals.get("left", 0)
+
+    @property
+    def queued(self) -> int:
+        return self.totals.get("queued", 0)
+
+    @property
+    def holds(self) -> bool:
+        """Every equation adds up."""
+        return not self.violations
+
+    @property
+    def clean(self) -> bool:
+        """The law holds and no accepted message was lost, left or is still queued."""
+        return self.holds and self.lost == 0 and self.left == 0 and self.queued == 0
+
+    def summary(self) -> str:
+        t = self.totals
+        return (
+            f"accepted {t.get('accepted', 0)} = delivered {t.get('delivered', 0)} "
+            f"+ dropped {t.get('dropped', 0)} + lost {t.get('lost', 0)} "
+            f"+ left {t.get('left', 0)} + queued {t.get('queued', 0)}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "holds": self.holds,
+            "clean": self.clean,
+            "totals": dict(self.totals),
+            "violations": list(self.violations),
+            "kernels": [k.as_dict() for k in self.kernels],
+            "queues": [q.as_dict() for q in self.queues],
+        }
+
+
+_TERMS = ("accepted", "delivered", "dropped", "lost", "left", "queued")
+
+
+def build_accounting(
+    rows: Iterable[QueueAccount],
+    *,
+    errors: Mapping[str, int] | None = None,
+    received: Mapping[str, int] | None = None,
+    unattributed_lost: Mapping[str, int] | None = None,
+) -> Accounting:
+    """Sum the queue rows per kernel and overall, and check every equation.
+
+    ``received`` (optional) is what each kernel's own receive calls counted; it must
+    equal what its queues say they delivered, a second, independent check.
+    ``unattributed_lost`` are per-kernel losses the engine could not place on a queue;
+    they count as lost (the run is not clean) without breaking any equation.
+    """
+    queues = tuple(rows)
+    errors = errors or {}
+    extra = unattributed_lost or {}
+    violations = [v for q in queues if (v := q.violation()) is not None]
+    per_kernel: dict[str, dict[str, int]] = {}
+    for q in queues:
+        sums = per_kernel.setdefault(q.consumer, dict.fromkeys(_TERMS, 0))
+        for term in _TERMS:
+            sums[term] += getattr(q, term)
+    for kernel_id in (*errors, *extra):
+        per_kernel.setdefault(kernel_id, dict.fromkeys(_TERMS, 0))
+    if received is not None:
+        for kernel_id, count in received.items():
+            delivered = per_kernel.get(kernel_id, {}).get("delivered", 0)
+            if count != delivered:
+                violations.append(
+                    f"kernel {kernel_id}: its queues delivered {delivered} messages but it "
+                    f"received {count}"
+                )
+    kernels = tuple(
+        KernelAccount(
+            kernel_id,
+            **{t: v + (extra.get(kernel_id, 0) if t == "lost" else 0) for t, v in sums.items()},
+            errors=errors.get(kernel_id, 0),
+        )
+        for kernel_id, sums in per_kernel.items()
+    )
+    totals = {t: sum(getattr(k, t) for k in kernels) for t in _TERMS}
+    totals["errors"] = sum(k.errors for k in kernels)
+    return Accounting(
+        queues=queues,
+        kernels=kernels,
+        violations=tuple(violations),
+        unattributed_lost=sum(extra.values()),
+        totals=totals,
+    )
