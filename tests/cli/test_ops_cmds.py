@@ -348,7 +348,6 @@ async def test_the_ray_engine_refuses_restart_scale_and_tap_plainly() -> None:
             pass
 
     sup = Supervisor(plan_from_file(ENDLESS, engine="ray"), RayLike())
-    sup.state = "running"
     expected = "is not supported with engine: ray yet"
     with pytest.raises(UserInputError, match=f"restart {expected}"):
         await sup.restart(["sink"])
