@@ -198,6 +198,9 @@ def test_restart_and_scale_under_load_lose_nothing(ringctl: Ringctl) -> None:
     assert any(t.startswith("relay restarted on request") for t in events)
     assert ringctl("down", "scalable").returncode == 0
     drained_exactly(ringctl)
+    # The supervisor's own verdict: the accounting law held and nothing was lost or left.
+    (run,) = ringctl.json("ps", "-a")["finished"]
+    assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
 
 
 def test_scale_output_and_json(ringctl: Ringctl) -> None:
