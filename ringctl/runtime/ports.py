@@ -70,13 +70,13 @@ class OutPort:
     """One output port of one kernel (shared by all its replicas)."""
 
     __slots__ = (
-        "_one",
         "_rr",
         "fanout",
         "kernel_id",
         "name",
         "output",
         "output_inbox",
+        "sends_to_one",
         "single",
         "taps",
         "targets",
@@ -96,8 +96,8 @@ class OutPort:
             port=name,
         )
         #: The one queue a message goes to when there is exactly one.
-        self._one: Queue | None = self.output
-        #: ``_one`` while nobody taps the port: ``KernelContext.send``'s inlined hot path.
+        self.sends_to_one: Queue | None = self.output
+        #: ``sends_to_one`` while nobody taps the port: ``KernelContext.send``'s inlined hot path.
         self.single: Queue | None = self.output
         self.taps: list[Tap] = []
         self._rr = 0
@@ -120,10 +120,10 @@ class OutPort:
 
     def _route(self) -> None:
         if not self.targets:
-            self._one = self.output
+            self.sends_to_one = self.output
         else:
-            self._one = self.targets[0] if len(self.targets) == 1 else None
-        self.single = None if self.taps else self._one
+            self.sends_to_one = self.targets[0] if len(self.targets) == 1 else None
+        self.single = None if self.taps else self.sends_to_one
 
     def add_tap(self, tap: Tap) -> None:
         self.taps.append(tap)
@@ -139,7 +139,7 @@ class OutPort:
         if self.taps:
             for tap in self.taps:
                 tap.offer(msg)
-        single = self._one
+        single = self.sends_to_one
         if single is not None:
             if not single.put_nowait(msg):
                 await single.put(msg)
@@ -159,7 +159,7 @@ class OutPort:
         if self.taps:
             for tap in self.taps:
                 tap.offer_many(msgs)
-        single = self._one
+        single = self.sends_to_one
         if single is not None:
             await single.put_many(msgs)
             return

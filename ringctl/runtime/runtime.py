@@ -738,8 +738,8 @@ class RingKernelRuntime:
         if out is None:
             declared = k.spec.ports
             known = sorted(set(k.ports) | set(declared or ()))
-            if declared is not None and port in declared:
-                out = self._port(k, port)
+            if (declared is not None and port in declared) or (declared is None and port == "out"):
+                out = self._port(k, port)  # declared (or the default), not yet sent on
             else:
                 from ringctl.topology.errors import did_you_mean
 
