@@ -119,7 +119,9 @@ async def test_tap_on_a_port_the_kernel_lacks_names_its_ports(runtime: RingKerne
         runtime.tap("source", "ot")
     assert err.value.hint == "did you mean source.out?"
     with pytest.raises(UserInputError, match="it sends nothing"):
-        runtime.tap("sink")
+        runtime.tap("sink", "results")  # no declared ports, nothing sent: only "out" exists
+    tap = runtime.tap("sink")  # its default port, before it ever sent
+    runtime.untap("sink", "out", tap)
 
 
 # -- restart -------------------------------------------------------------------------------
