@@ -114,6 +114,7 @@ def logs(
         from ringctl.control.client import find
 
         name = _run(lambda: find(None, directory)).name
+    _check_name(name)
     files = _run(lambda: directory.files(name))
     path: Path = files.kernel_log
     if not path.exists():
@@ -172,6 +173,19 @@ def logs(
             time.sleep(0.2)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _check_name(name: str) -> None:
+    """A topology name as topology files spell it (never a path into somewhere else)."""
+    from ringctl.topology.schema import MAX_NAME_LENGTH, NAME_PATTERN
+
+    if len(name) > MAX_NAME_LENGTH or not re.match(NAME_PATTERN, name):
+        _render.fail(
+            usage_error(
+                f"{name!r} is not a topology name",
+                "names are lowercase letters, digits and '-' (ringctl ps -a lists them)",
+            )
+        )
 
 
 def _check_kernels(name: str, kernels: list[str]) -> None:
@@ -236,6 +250,7 @@ def tap(
     if not kernel or (target.count(".") and not port):
         _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
     port = port or "out"
+    _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=10.0)
     shown_missed = 0
     summary: dict[str, Any] = {}
@@ -267,6 +282,15 @@ def tap(
         _render.fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if not summary:
+        from ringctl.exceptions import TopologyNotRunningError
+
+        _render.fail(
+            TopologyNotRunningError(
+                f"the supervisor of {name!r} closed the connection during the tap",
+                hint=f"ringctl ps -a shows how the run ended; ringctl logs {name} what it said",
+            )
+        )
     if summary.get("ended") and (count is None or summary.get("messages", 0) < count):
         typer.echo(
             f"tap: {name} ended after {summary.get('messages', 0)} messages from {kernel}.{port}",
@@ -290,6 +314,7 @@ def restart(
     """Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart)."""
     from ringctl.control.client import ControlClient, find
 
+    _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
     result = _run(lambda: client.request("restart", kernels=kernels, timeout=timeout))
     if as_json:
@@ -335,6 +360,7 @@ def scale(
         wanted = parse_scale(targets)
     except RingctlError as exc:
         _render.fail(exc)
+    _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
     results = []
     for kernel, replicas in wanted:

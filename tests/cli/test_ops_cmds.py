@@ -7,6 +7,8 @@ directory (the ``ringctl`` fixture), as a user would.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -102,6 +104,15 @@ def test_logs_follow_a_detached_run_until_it_ends(ringctl: Ringctl) -> None:
     assert out == ""  # these kernels print nothing; what matters is that -f came back
 
 
+@pytest.mark.parametrize("command", ["logs", "tap", "restart", "scale"])
+def test_a_name_that_is_a_path_is_bad_input(ringctl: Ringctl, command: str) -> None:
+    extra = {"logs": [], "tap": ["source"], "restart": ["sink"], "scale": ["sink=2"]}[command]
+    result = ringctl(command, "../elsewhere", *extra)
+    assert result.returncode == 2, result.stderr
+    assert "'../elsewhere' is not a topology name" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_logs_bad_input_and_unknown_names(ringctl: Ringctl) -> None:
     never = ringctl("logs", "never-ran")
     assert never.returncode == 3
@@ -160,6 +171,17 @@ def test_tap_mistakes_are_bad_input(ringctl: Ringctl) -> None:
     assert typo.returncode == 2 and "did you mean 'source'?" in typo.stderr
     gone = ringctl("tap", "nothing-here", "source")
     assert gone.returncode == 3
+
+
+def test_a_tap_whose_supervisor_dies_exits_3(ringctl: Ringctl) -> None:
+    ringctl.up_detached(ENDLESS)
+    tap = ringctl.spawn("tap", "endless", "source")
+    assert tap.stdout is not None
+    assert " source.out #1 " in tap.stdout.readline()
+    os.kill(ringctl.pid_of("endless"), signal.SIGKILL)
+    _, err = tap.communicate(timeout=20)
+    assert tap.returncode == 3, err
+    assert "closed the connection" in err and "Traceback" not in err
 
 
 def test_a_tap_client_that_goes_away_detaches_its_tap(ringctl: Ringctl) -> None:
