@@ -18,7 +18,8 @@ _HEADER = """# CLI reference
 
 Generated from the typer app by `python -m ringctl.cli.docs > docs/cli.md`; do not edit
 by hand. Exit codes: 0 success, 1 the run failed (a kernel failed past its restart policy,
-a smoke expectation was not met, a launch was rolled back, a drain timed out), 2 bad input
+accepted messages were lost or left unprocessed, a smoke expectation was not met, a launch
+was rolled back, a drain timed out; see accounting.md), 2 bad input
 (an invalid topology, bad arguments), 3 no such running topology or its supervisor does
 not answer, 130 interrupted by Ctrl-C after a graceful down.
 

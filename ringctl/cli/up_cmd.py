@@ -432,10 +432,15 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
         if down.refused:
             forced += f"; refused to stop: {', '.join(down.refused)}"
         typer.secho(
-            f"warning: the drain timed out: {down.messages_left} messages left ({where}){forced}",
+            f"warning: {_why(result)}: {down.messages_left} messages left ({where}){forced}",
             fg=typer.colors.YELLOW,
             err=True,
         )
+
+
+def _why(result: RunResult) -> str:
+    """Why the down was not graceful, without the list of refusers (said separately)."""
+    return (result.failure or "the drain timed out").split("; kernel(s) that refused")[0]
 
 
 def _detach(

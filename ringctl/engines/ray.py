@@ -29,13 +29,12 @@ from ringctl.exceptions import (
 from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.runtime.backends import resolve_backend
 from ringctl.runtime.kernel import RingKernel, as_kernel, registered
-from ringctl.runtime.ledger import check_launch, check_params, missing_kernel
-from ringctl.runtime.lifecycle import KernelState, next_state
+from ringctl.runtime.ledger import KernelBook, check_launch, check_params, missing_kernel
+from ringctl.runtime.lifecycle import Action, KernelState, next_state
 from ringctl.runtime.runtime import KernelInfo, TerminationReport
 from ringctl.runtime.telemetry import (
     KernelSnapshot,
     QueueSnapshot,
-    RateWindow,
     RuntimeSnapshot,
     merge_metrics,
 )
@@ -69,9 +68,8 @@ def import_ray() -> Any:
     return ray
 
 
-@dataclass(eq=False)
-class _RayKernel:
-    id: str
+@dataclass(eq=False, kw_only=True)
+class _RayKernel(KernelBook):
     spec: RingKernel
     kernel_bytes: bytes
     params: Any
@@ -82,27 +80,18 @@ class _RayKernel:
     queue_size: int
     resources: dict[str, float]
     entry: str | None
-    state: KernelState = S.LAUNCHED
     actors: list[Any] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     hosts: list[dict[str, Any]] = field(default_factory=list)  # setup(): pid, node, node_id
     probes: list[dict[str, Any] | None] = field(default_factory=list)
     error: str | None = None
     error_tb: str | None = None
-    completed: bool = False
-    forced: bool = False
-    restarts: int = 0
-    terminating: bool = False
     saved_state: dict[str, Any] = field(default_factory=dict)  # ctx.state of dead actors
-    lost: int = 0  # messages that died with an actor (shown as drops)
+    lost: int = 0  # messages that died with an actor's outbox (not on any queue)
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    rate_in: RateWindow = field(default_factory=RateWindow)
-    rate_out: RateWindow = field(default_factory=RateWindow)
-    progress_total: int = -1
-    progress_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,14 +188,8 @@ class RayRuntime:
         """Ray stops an actor that will not stop by killing it: none is ever left."""
         return []
 
-    def _move(self, k: _RayKernel, action: Any) -> None:
-        old = k.state
-        k.state = next_state(k.id, old, action)
-        for listener in self._listeners:
-            try:
-                listener(k.id, old, k.state)
-            except Exception:
-                log.exception("state listener failed for %s", k.id)
+    def _move(self, k: _RayKernel, action: Action) -> None:
+        k.move(action, self._listeners)
 
     def get_state(self, kernel_id: str) -> KernelState:
         k = self._kernels.get(kernel_id)
@@ -326,17 +309,24 @@ class RayRuntime:
         if custom:
             options["resources"] = custom
         paths = _search_path()
+        from ray import cloudpickle
+
+        # Pickled here and unpickled in the actor once the search path is in place: a
+        # params model or a state value from the topology's own modules cannot be read
+        # before that (Ray would fail the actor's construction).
+        params_bytes = cloudpickle.dumps(params)  # type: ignore[no-untyped-call]
+        state_bytes = cloudpickle.dumps(state)  # type: ignore[no-untyped-call]
         k.actors = [
             self._actor_class.options(**options).remote(
                 k.id,
                 r,
                 k.replicas,
                 k.kernel_bytes,
-                params,
+                params_bytes,
                 k.backend,
                 k.queue_size,
                 paths,
-                state,
+                state_bytes,
             )
             for r in range(k.replicas)
         ]
@@ -488,9 +478,8 @@ class RayRuntime:
         for actor in k.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
-        k.restarts += 1
+        k.restarted()
         k.error = k.error_tb = None
-        k.completed = k.forced = k.terminating = False
         k.finished = asyncio.Event()
         try:
             await self._start_actors(k)
@@ -651,10 +640,7 @@ class RayRuntime:
         """Feed the rate windows (the poller is this engine's timer; snapshots only read)."""
         for k in self._kernels.values():
             m_in, m_out, _ = self._totals(k)
-            k.rate_in.observe(m_in, now)
-            k.rate_out.observe(m_out, now)
-            if m_in + m_out != k.progress_total:
-                k.progress_total, k.progress_at = m_in + m_out, now
+            k.sample(m_in, m_out, now)
 
     def _consumer(self, edge_id: str) -> str | None:
         for e in self._edges:
@@ -743,6 +729,8 @@ class RayRuntime:
 
     def is_idle(self, kernel_id: str) -> bool:
         k = self._require(kernel_id)
+        if k.state is S.TERMINATING:
+            return False  # its actors are being stopped: not settled yet
         if k.state in (S.TERMINATED, S.LAUNCHED, S.DEACTIVATED):
             return k.state is S.TERMINATED or all(
                 not p or (p["inbox_depth"] == 0 and p["pending_out"] == 0) for p in k.probes

@@ -39,16 +39,19 @@ class KernelHost:
         replica: int,
         replicas: int,
         kernel_bytes: bytes,
-        params: Any,
+        params_bytes: bytes,
         backend: str,
         queue_size: int,
         sys_path: list[str],
-        state: dict[str, Any] | None = None,
+        state_bytes: bytes,
     ) -> None:
         for folder in reversed(sys_path):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
+        # All three may name classes from the topology's modules: read them only now.
         self.kernel = pickle.loads(kernel_bytes)
+        params: Any = pickle.loads(params_bytes)
+        state: dict[str, Any] | None = pickle.loads(state_bytes)
         self.kernel_id = kernel_id
         self.queue_size = queue_size
         self.inbox = Inbox(kernel_id)

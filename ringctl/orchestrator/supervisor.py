@@ -143,6 +143,7 @@ class Supervisor:
         self._ended = asyncio.Event()
         self._stop_reason: str | None = None
         self._force = False
+        self._drain_timed_out = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restarting: dict[str, float] = {}  # kernel -> monotonic time of its restart
         self._handled: dict[str, int] = {}  # kernel -> the instance (restarts) handled
@@ -391,7 +392,12 @@ class Supervisor:
             why = "the accounting law does not hold (a ringctl bug): " + "; ".join(acc.violations)
             return RunResult("failed", 1, reason, down, why, acc)
         if down is not None and not down.graceful:
-            why = "force-stopped on request" if self._force else "the drain timed out"
+            if self._force:
+                why = "force-stopped on request"
+            elif self._drain_timed_out:
+                why = "the drain timed out"
+            else:
+                why = f"{down.messages_left} messages were left unprocessed"
             if down.refused:
                 why += f"; kernel(s) that refused to stop: {', '.join(down.refused)}"
             return RunResult("stopped", 1, reason, down, why, acc)
@@ -587,6 +593,7 @@ class Supervisor:
                     break
                 now = time.monotonic()
                 if now >= deadline:
+                    self._drain_timed_out = True
                     break
                 self._report_drain(deadline - now, progress)
                 await asyncio.sleep(0.02)
@@ -609,7 +616,8 @@ class Supervisor:
                 self.event("failure", f"kernel {kid} refused to stop (it swallows cancellation)")
             graceful = graceful and not forced and not left and not refused
             if not graceful and not failed_before:
-                self.event("failure", f"drain timed out; {sum(left.values())} messages left")
+                what = "drain timed out" if self._drain_timed_out else "down"
+                self.event("failure", f"{what}; {sum(left.values())} messages left")
             self.accounting = acc = rt.accounting()
             if not acc.holds:
                 # Never expected: loud, with the numbers, in the log and in the events.

