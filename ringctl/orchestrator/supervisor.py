@@ -210,6 +210,9 @@ class Supervisor:
                 )
                 launched.append(k.id)
                 self._set_phase("launch", n, len(plan.kernels), progress)
+                # A set-up hook may hold the loop for seconds: let a live view draw the
+                # progress between kernels rather than only once phase 2 is done.
+                await asyncio.sleep(0)
             for e in plan.edges:
                 current = e.producer
                 rt.connect(
