@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import device_scope
 from kernels.compute.backend import to_numpy
 from kernels.compute.graph import PageRankImpl, pagerank_step, random_graph, resolve_pagerank_impl
 from kernels.records import PageRankStep
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import device_scope
 
 __all__ = ["PageRankParams", "pagerank"]
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import device_scope, map_payload
 from kernels.compute.backend import as_xp
 from kernels.compute.linalg import matmul as matmul_fn
 from kernels.compute.linalg import random_weights
 from kernels.compute.linalg import vector_add as vector_add_fn
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import device_scope, map_payload
 
 __all__ = [
     "MatmulParams",

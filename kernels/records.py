@@ -10,18 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# Keyed is ringctl's own (ringctl.authoring): the join and map helpers there know it.
+from ringctl.authoring import Keyed
+
 __all__ = ["Anomalies", "Keyed", "MovingStats", "PageRankStep"]
-
-
-@dataclass(frozen=True, slots=True)
-class Keyed:
-    """A payload with a key, so branches of a fan-out can be joined again downstream.
-
-    Map-style kernels transform ``data`` and keep ``key``.
-    """
-
-    key: Any
-    data: Any
 
 
 @dataclass(frozen=True, slots=True)

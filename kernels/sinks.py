@@ -20,10 +20,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import items_in, jsonable
 from kernels.compute.backend import to_numpy, xp_of
 from kernels.records import Anomalies, Keyed, MovingStats
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import items_in, jsonable
 
 __all__ = [
     "AlertsParams",

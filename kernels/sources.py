@@ -18,10 +18,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import Pacer, keep_running
 from kernels.compute.synth import SensorStream
 from kernels.records import Keyed
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import Pacer, SendBuffer, keep_running
 
 __all__ = ["CounterParams", "FileReaderParams", "SensorParams", "counter", "file_reader", "sensor"]
 
@@ -59,35 +59,28 @@ async def counter(ctx: KernelContext) -> None:
     # A restarted counter resumes where it stopped instead of re-sending from the start.
     seq: int = ctx.state.setdefault("seq", 0)
     sent: int = ctx.state.setdefault("sent", 0)
-    chunk: list[object] = []
-    while await keep_running(ctx):
-        if p.count is not None and sent >= p.count:
-            break
-        n = p.batch if p.count is None else min(p.batch, p.count - sent)
-        first = p.start + sent * p.step
-        payload: object
-        if p.batch == 1:
-            payload = first
-        else:
-            payload = np.arange(first, first + n * p.step, p.step, dtype=np.int64)[:n]
-        msg = Keyed(seq, payload) if p.keyed else payload
-        sent += n
-        seq += 1
-        if p.rate is None and p.batch == 1:
-            # Python ints one by one: hand the queue a chunk at a time, the per-message
-            # cost of a send is what dominates otherwise.
-            chunk.append(msg)
-            if len(chunk) < 256 and (p.count is None or sent < p.count):
-                continue
-            await ctx.send_batch(chunk)
-            chunk = []
-        else:
+    # Python ints one by one: a chunk per queue operation, since the per-message cost of
+    # a send is what dominates otherwise. Paced or batched messages go one by one.
+    chunked = p.rate is None and p.batch == 1
+    async with SendBuffer(ctx, size=256 if chunked else 1) as out:
+        while await keep_running(ctx):
+            if p.count is not None and sent >= p.count:
+                break
+            n = p.batch if p.count is None else min(p.batch, p.count - sent)
+            first = p.start + sent * p.step
+            payload: object
+            if p.batch == 1:
+                payload = first
+            else:
+                payload = np.arange(first, first + n * p.step, p.step, dtype=np.int64)[:n]
+            msg = Keyed(seq, payload) if p.keyed else payload
+            sent += n
+            seq += 1
             await pacer.wait()
-            await ctx.send(msg)
-        ctx.state["seq"], ctx.state["sent"] = seq, sent
-        ctx.metrics["sent"] = sent
-    if chunk:
-        await ctx.send_batch(chunk)
+            await out.send(msg)
+            if not len(out):  # the buffer went out: what was sent is now accounted for
+                ctx.state["seq"], ctx.state["sent"] = seq, sent
+                ctx.metrics["sent"] = sent
     ctx.state["seq"], ctx.state["sent"] = seq, sent
     ctx.metrics["sent"] = sent
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import device_scope, map_payload
 from kernels.compute.backend import as_xp, to_numpy
 from kernels.compute.spectrum import Window, power_spectrum
 from kernels.records import Keyed
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import device_scope, map_payload
 
 __all__ = ["SpectrumParams", "spectrum"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._common import device_scope
 from kernels.compute.backend import as_xp, to_numpy
 from kernels.compute.stats import EwmaImpl, anomalies, ewma, warm_up_ewma, zscore
 from kernels.records import Anomalies, MovingStats
 from ringctl import KernelContext, ring_kernel
+from ringctl.authoring import device_scope
 
 __all__ = ["EwmaParams", "ZScoreParams", "ewma_stats", "zscore_detector"]
 

@@ -5,6 +5,13 @@ The public runtime API (the lifecycle is described in ``docs/concepts.md``)::
     from ringctl import RingKernelRuntime, ring_kernel, KernelState, KernelContext
     from ringctl.exceptions import KernelStateError, KernelNotFoundError
 
+Topology files from a program (``ringctl.api``)::
+
+    report = ringctl.load("topologies/quickstart.yaml").run()    # or await .run_async()
+
+Helpers for writing kernels live in ``ringctl.authoring``; for testing them, in
+``ringctl.testing``.
+
 Names are imported on first use (PEP 562), so that ``ringctl --help`` and
 ``ringctl validate`` do not pay for asyncio and the runtime they never touch.
 """
@@ -15,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
     from ringctl.exceptions import (
         KernelFailedError,
         KernelNotFoundError,
@@ -46,6 +54,11 @@ _EXPORTS = {
     "RuntimeSnapshot": "ringctl.runtime.telemetry",
     "TerminationReport": "ringctl.runtime.runtime",
     "ring_kernel": "ringctl.runtime.kernel",
+    "RunHooks": "ringctl.api",
+    "RunReport": "ringctl.api",
+    "TopologyFile": "ringctl.api",
+    "check": "ringctl.api",
+    "load": "ringctl.api",
 }
 
 __all__ = [
@@ -61,9 +74,14 @@ __all__ = [
     "RingKernel",
     "RingKernelRuntime",
     "RingctlError",
+    "RunHooks",
+    "RunReport",
     "RuntimeSnapshot",
     "TerminationReport",
+    "TopologyFile",
     "__version__",
+    "check",
+    "load",
     "ring_kernel",
 ]
 

@@ -1,21 +1,51 @@
-"""Small rendering helpers shared by every command module (errors, JSON output)."""
+"""Rendering shared by every command module: errors and warnings on stderr, JSON output.
+
+Every ``error:`` / ``warning:`` line goes through one stderr console, so they all honour
+``NO_COLOR`` (and ``FORCE_COLOR``) the way rich does, and never colour a pipe or a file.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from typing import Any, NoReturn
 
 import typer
 
+__all__ = ["error", "fail", "print_json", "stderr", "warning"]
 
-def error(exc: BaseException) -> None:
-    """Print a library error as ``error: message`` plus a ``hint:`` line, on stderr."""
-    message = getattr(exc, "message", None) or str(exc)
-    hint = getattr(exc, "hint", None)
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+@cache
+def stderr() -> Any:
+    """The one console for messages on stderr (created on first use: rich is not free)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _line(label: str, style: str, message: str) -> None:
+    from rich.text import Text
+
+    # Text, not markup: a message may hold brackets. Only the label is styled.
+    stderr().print(Text.assemble((f"{label}:", style), f" {message}"))
+
+
+def error(exc: BaseException | str, hint: str | None = None) -> None:
+    """Print ``error: message`` plus a ``hint:`` line, on stderr."""
+    if isinstance(exc, str):
+        message = exc
+    else:
+        message = getattr(exc, "message", None) or str(exc)
+        hint = hint or getattr(exc, "hint", None)
+    _line("error", "bold red", message)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        _line("hint", "dim", hint)
+
+
+def warning(message: str) -> None:
+    """Print ``warning: message`` on stderr."""
+    _line("warning", "bold yellow", message)
 
 
 def fail(exc: BaseException, exit_code: int | None = None) -> NoReturn:

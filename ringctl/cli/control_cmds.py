@@ -242,11 +242,9 @@ def down(
         typer.echo(f"{client.files.name}: down (drained in {result.get('seconds', 0):.2f} s)")
     else:
         where = ", ".join(f"{k}: {n}" for k, n in (result.get("left") or {}).items())
-        typer.secho(
+        _render.warning(
             f"{client.files.name}: forced down after {timeout:g} s; "
-            f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})",
-            fg=typer.colors.YELLOW,
-            err=True,
+            f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})"
         )
     raise typer.Exit(0 if result.get("graceful") else 1)
 

@@ -37,7 +37,12 @@ def _param_line(param: Any) -> str:
         req = "" if param.required else " (optional)"
         help_text = f": {param.help.strip()}" if getattr(param, "help", None) else ""
         return f"- `{name}{many}`{req}{help_text}"
+    from ringctl.cli._help import metavar
+
     flags = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
+    value = metavar(param)
+    if value and "|" in value:  # a choice: list the values, as help and completion do
+        flags += f" `{value}`"
     help_text = (param.help or "").strip()
     default = ""
     if param.show_default is not False and param.default not in (None, False, (), []):
@@ -54,6 +59,11 @@ def render() -> str:
     root: Any = typer.main.get_command(app)
     out = [_HEADER]
     ctx = root.context_class(root, info_name="ringctl")
+    out.append("## Options of `ringctl` itself\n")
+    out.append(
+        "\n".join(_param_line(p) for p in root.get_params(ctx) if p.name != "help")
+        + "\n- `-h`, `--help` (every command): show the command's help and exit.\n"
+    )
     for name in root.list_commands(ctx):
         cmd = root.get_command(ctx, name)
         if cmd is None or cmd.hidden:

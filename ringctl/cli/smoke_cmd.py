@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
+from ringctl.cli._common import EngineChoice
 
 
 def smoke(
@@ -16,27 +17,25 @@ def smoke(
         Path | None, typer.Option(help="Write a JUnit XML report here (for CI to display).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Results as one JSON document.")] = False,
-    engine: Annotated[str | None, typer.Option(help="local | ray (overrides the files).")] = None,
+    engine: Annotated[
+        EngineChoice | None, typer.Option(help="Overrides the files' engine.")
+    ] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
 ) -> None:
     """Run each topology until it completes (or for smoke.duration) and check smoke.expect.
 
     Exit 1 if any expectation fails or a run exceeds smoke.timeout; 2 if a file is invalid.
     """
-    from ringctl.cli._common import load_plan, make_runtime
-    from ringctl.orchestrator.smoke import SmokeResult, junit_xml, smoke_plan
-    from ringctl.runtime.loop import run
+    from ringctl.cli._common import load_topology
+    from ringctl.orchestrator.smoke import SmokeResult, junit_xml
 
-    plans = [load_plan(f, engine) for f in files]  # every file valid before anything runs
+    # Every file valid before anything runs.
+    topologies = [load_topology(f, engine) for f in files]
     results: list[SmokeResult] = []
-    for plan in plans:
+    for topology in topologies:
         if not as_json:
-            typer.echo(f"smoke: {plan.name} ({plan.file}) ...", err=True)
-
-        async def one(plan: Any = plan) -> SmokeResult:
-            return await smoke_plan(plan, runtime=make_runtime(plan, address))
-
-        results.append(run(one()))
+            typer.echo(f"smoke: {topology.name} ({_short(topology.file or '')}) ...", err=True)
+        results.append(topology.smoke(address=address))
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(results))
@@ -64,13 +63,21 @@ def _print_table(results: list[Any]) -> None:
             f"{r.seconds:.2f}",
             r.outcome,
             f"{passed}/{len(r.checks)}",
-            r.file,
+            _short(r.file),
         )
     console = make_console()
     console.print(table)
     for r in results:
         for failure in r.failures:
             console.print(f"[red]{r.name}: {failure}[/]")
+
+
+def _short(file: str) -> str:
+    """A file under the current folder as a relative path; anything else as it is."""
+    import os
+
+    relative = os.path.relpath(file) if os.path.isabs(file) else file
+    return file if relative.startswith("..") else relative
 
 
 def register(app: typer.Typer) -> None:

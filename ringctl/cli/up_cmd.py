@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import load_plan, make_runtime, say, usage_error
+from ringctl.cli._common import EngineChoice, load_topology, say, usage_error
 
 if TYPE_CHECKING:
+    from ringctl.api import RunReport, TopologyFile
     from ringctl.orchestrator.plan import Plan
-    from ringctl.orchestrator.supervisor import RunResult
 
 
 def up(
@@ -56,10 +56,12 @@ def up(
     refresh: Annotated[float, typer.Option(help="Dashboard redraws per second.", min=0.1)] = 4.0,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve Prometheus metrics on this port (needs ringctl[metrics])."),
+        typer.Option(
+            help="Serve Prometheus metrics on this port (needs ringctl[metrics]; 0: any port)."
+        ),
     ] = None,
     engine: Annotated[
-        str | None, typer.Option(help="local | ray (overrides the file's engine).")
+        EngineChoice | None, typer.Option(help="Overrides the file's engine.")
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
@@ -72,7 +74,8 @@ def up(
     """
     from ringctl.exceptions import RingctlError
 
-    plan = load_plan(file, engine)
+    topology = load_topology(file, engine)
+    plan = topology.plan
     final: dict[str, Any] = {}
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
@@ -87,7 +90,7 @@ def up(
         _log_to_file(log_path)
     try:
         result = _run_foreground(
-            plan,
+            topology,
             log_path=log_path,
             duration=duration,
             timeout=timeout,
@@ -104,7 +107,7 @@ def up(
             _final_document(final.get("status"), None, exc)
         _render.fail(exc)
     if json_stream:
-        _final_document(final.get("status"), result, None)
+        _final_document(result.status or final.get("status"), result, None)
     _report_result(plan, result, log_path)
     if result.down is not None and result.down.refused:
         # A kernel that swallowed cancellation may still hold a thread (an executor call,
@@ -116,7 +119,7 @@ def up(
 
 
 def _final_document(
-    status: dict[str, Any] | None, result: RunResult | None, error: BaseException | None
+    status: dict[str, Any] | None, result: RunReport | None, error: BaseException | None
 ) -> None:
     """``--json-stream``'s last line: the final status document plus the run's ``result``
     (outcome, exit code, reason, failure, the drain's report and the accounting)."""
@@ -124,7 +127,14 @@ def _final_document(
 
     doc: dict[str, Any] = dict(status or {})
     if result is not None:
-        doc["result"] = result.as_dict()
+        doc["result"] = {
+            "outcome": result.outcome,
+            "exit_code": result.exit_code,
+            "reason": result.reason,
+            "failure": result.failure,
+            "down": result.down.as_dict() if result.down is not None else None,
+            "accounting": result.accounting.as_dict() if result.accounting is not None else None,
+        }
     else:
         doc["result"] = {
             "outcome": "failed",
@@ -175,7 +185,7 @@ def _print_summary(status: dict[str, Any]) -> None:
 
 
 def _run_foreground(
-    plan: Plan,
+    topology: TopologyFile,
     *,
     duration: float | None,
     timeout: float,
@@ -187,13 +197,16 @@ def _run_foreground(
     address: str | None,
     log_path: str | None = None,
     final: dict[str, Any] | None = None,
-) -> RunResult:
+) -> RunReport:
     import asyncio
 
-    from ringctl.orchestrator.service import serve
+    from ringctl.api import RunHooks
     from ringctl.runtime.loop import run
 
+    plan = topology.plan
+
     latest: dict[str, Any] = {}
+    sup_box: list[Any] = []  # the supervisor, for the final document of a failed launch
     shown: dict[str, Any] = {"event": None, "tracebacks": set()}
     live_console = None
     if dashboard:
@@ -255,7 +268,6 @@ def _run_foreground(
         else:
             say("stopping: draining queues (Ctrl-C again to force)")
 
-    sup_box: list[Any] = []
     metrics = None
     if metrics_port is not None:
         from ringctl.dashboard.metrics import serve_metrics
@@ -268,8 +280,7 @@ def _run_foreground(
         f"engine {plan.engine}" + (f" ({plan.file})" if plan.file else "")
     )
 
-    async def main() -> RunResult:
-        runtime = make_runtime(plan, address)
+    async def main() -> RunReport:
         tick = 1.0 / refresh if dashboard else interval
         if metrics is not None:
             tick = min(tick, 1.0)
@@ -283,21 +294,23 @@ def _run_foreground(
                 viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
 
         try:
-            return await serve(
-                plan,
+            return await topology.run_async(
                 duration=duration,
                 down_timeout=timeout,
-                on_phase=on_phase,
-                # The live view takes its own snapshot per frame; a ticker would only
-                # double the snapshots, unless the metrics endpoint needs the latest one.
-                on_tick=None if dashboard and metrics is None else on_tick,
-                tick_interval=tick,
-                on_signal=on_signal,
-                runtime=runtime,
-                supervisor_ready=ready,
+                control=True,
+                address=address,
                 log_path=log_path,
-                on_output=on_output,
-                echo_output=_echo_stream(dashboard, json_stream),
+                hooks=RunHooks(
+                    on_phase=on_phase,
+                    # The live view takes its own snapshot per frame; a ticker would only
+                    # double the snapshots, unless the metrics endpoint needs the latest one.
+                    on_tick=None if dashboard and metrics is None else on_tick,
+                    tick_interval=tick,
+                    on_signal=on_signal,
+                    supervisor_ready=ready,
+                    on_output=on_output,
+                    echo_output=_echo_stream(dashboard, json_stream),
+                ),
             )
         finally:
             if viewer is not None:
@@ -330,12 +343,11 @@ def _run_foreground(
         if metrics is not None:
             metrics.stop()
         if sup_box and final is not None:
-            final["status"] = sup_box[0].status(fresh=True)
-    if sup_box:
-        status = sup_box[0].status(fresh=True)
+            final["status"] = sup_box[0].status(fresh=True)  # read when the launch failed
+    if result.status:
         if not dashboard and not json_stream:
-            _print_events(status, shown)
-        _print_summary(status)
+            _print_events(result.status, shown)
+        _print_summary(result.status)
     return result
 
 
@@ -410,18 +422,18 @@ class _LaunchProgress:
             say(f"{label}: {verb} {kid} ({done}/{total} done, {waited:.0f} s on it)")
 
 
-def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -> None:
+def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -> None:
     down = result.down
     if result.outcome == "completed":
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
-        typer.secho(f"error: {result.failure}", fg=typer.colors.RED, err=True)
+        hint = None
         if result.failure and result.failure.startswith("kernel "):
-            typer.echo(
-                f"hint: ringctl logs {plan.name} shows the kernels' output and tracebacks; "
-                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel",
-                err=True,
+            hint = (
+                f"ringctl logs {plan.name} shows the kernels' output and tracebacks; "
+                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
             )
+        _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
         say(f"{plan.name} stopped (interrupted)")
     else:
@@ -431,14 +443,10 @@ def _report_result(plan: Plan, result: RunResult, log_path: str | None = None) -
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
         if down.refused:
             forced += f"; refused to stop: {', '.join(down.refused)}"
-        typer.secho(
-            f"warning: {_why(result)}: {down.messages_left} messages left ({where}){forced}",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
+        _render.warning(f"{_why(result)}: {down.messages_left} messages left ({where}){forced}")
 
 
-def _why(result: RunResult) -> str:
+def _why(result: RunReport) -> str:
     """Why the down was not graceful, without the list of refusers (said separately)."""
     return (result.failure or "the drain timed out").split("; kernel(s) that refused")[0]
 
@@ -496,11 +504,7 @@ def _detach(
                 say(f"{plan.name} ran to completion before detaching (log: {files.log})")
                 raise typer.Exit(0)
             typer.echo(tail, err=True)
-            typer.secho(
-                f"error: {plan.name} failed to come up (exit {code}); log: {files.log}",
-                fg=typer.colors.RED,
-                err=True,
-            )
+            _render.error(f"{plan.name} failed to come up (exit {code}); log: {files.log}")
             raise typer.Exit(1)
         if files.socket.exists():
             try:
@@ -519,7 +523,7 @@ def _detach(
                 )
                 return
         time.sleep(0.02)
-    typer.secho(f"error: {plan.name} did not come up within 120 s; log: {files.log}", err=True)
+    _render.error(f"{plan.name} did not come up within 120 s; log: {files.log}")
     raise typer.Exit(1)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.dashboard._status import (
@@ -297,42 +296,11 @@ def metrics_text(status: Mapping[str, Any] | None) -> str:
     return str(prometheus.generate_latest(registry).decode("utf-8"))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """``GET /metrics`` (and ``/``) answers the exposition; anything else is a 404."""
-
-    server: _MetricsHTTPServer
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path not in ("/", "/metrics"):
-            self.send_error(404, "only /metrics is served here")
-            return
-        try:
-            body, content_type = self.server.exposition()
-        except Exception as exc:
-            self.send_error(500, f"{type(exc).__name__}: {exc}")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the library never prints, and a scrape every 15 s is not news."""
-
-
-class _MetricsHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], exposition: Callable[[], tuple[bytes, str]]):
-        super().__init__(address, _Handler)
-        self.exposition = exposition
-
-
 class MetricsServer:
-    """A small threaded HTTP server for ``/metrics``, owned by whoever starts it.
+    """prometheus_client's own HTTP server for ``/metrics``, owned by whoever starts it.
 
+    ``prometheus_client.start_http_server`` serves a registry holding one
+    :class:`StatusCollector` (it answers every path, as prometheus_client does).
     ``port=0`` binds any free port (tests); :attr:`port` tells which. Use it as a
     context manager, or ``start()`` / ``stop()``; ``stop()`` waits for the serving
     thread, so nothing outlives ``ringctl up``.
@@ -344,7 +312,7 @@ class MetricsServer:
         self._get_status = get_status
         self._host = host
         self._port = port
-        self._server: _MetricsHTTPServer | None = None
+        self._server: Any | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -364,24 +332,15 @@ class MetricsServer:
         prometheus = _prometheus()
         registry = prometheus.CollectorRegistry(auto_describe=False)
         registry.register(StatusCollector(self._get_status))
-
-        def exposition() -> tuple[bytes, str]:
-            return bytes(prometheus.generate_latest(registry)), str(prometheus.CONTENT_TYPE_LATEST)
-
         try:
-            self._server = _MetricsHTTPServer((self._host, self._port), exposition)
+            self._server, self._thread = prometheus.start_http_server(
+                self._port, addr=self._host, registry=registry
+            )
         except OSError as exc:
             raise UserInputError(
                 f"cannot serve metrics on {self._host}:{self._port}: {exc.strerror or exc}",
                 hint="pick another --metrics-port (0 picks any free port)",
             ) from exc
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name=f"ringctl-metrics:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,7 +74,9 @@ def plan_from_file(
         name=topology.name,
         kernels=plans,
         edges=edges,
-        file=str(path),
+        # Absolute (not resolved: a symlink stays as named), so that `ringctl ps` shows
+        # a path that means the same from any folder.
+        file=os.path.abspath(path),
         engine=engine or topology.engine,
         description=topology.description or "",
         smoke=topology.smoke,

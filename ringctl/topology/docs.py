@@ -82,7 +82,10 @@ installed; the checked-in topologies reach it with `python_path: [".."]`.
 with its own message: an entry without `:`, a module that is not found (with the folders
 searched), a module that fails while importing, a missing attribute (with close names),
 an object that is not a kernel, `params` that do not fit the kernel's params model, and a
-queue from a port that a kernel with declared ports does not have.
+queue from a port that a kernel with declared ports does not have. Plain `ringctl
+validate` runs no kernel code: it looks each entry's top-level package up on the same
+path without importing it, so a missing or misspelt package is still reported; a missing
+submodule or attribute needs `--import`.
 
 ## Wiring checks
 

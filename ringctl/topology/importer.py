@@ -4,7 +4,8 @@ After uvicorn's ``importer.py``: a missing colon, a module that is not found, a 
 that fails while importing, a missing attribute and an object that is not a kernel are
 different mistakes with different fixes, so each gets its own message and hint. This is
 the only part of the topology layer that runs user code (module top levels); plain
-``ringctl validate`` never calls it.
+``ringctl validate`` never calls it, and uses ``find_entries`` instead: it looks each
+entry's top-level package up on the search path without importing anything.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ringctl.topology.validate import pydantic_diagnostics
 if TYPE_CHECKING:
     from ringctl.runtime.kernel import RingKernel
 
-__all__ = ["EntryError", "import_entry", "resolve_entries", "search_path"]
+__all__ = ["EntryError", "find_entries", "import_entry", "resolve_entries", "search_path"]
 
 
 class EntryError(Exception):
@@ -60,17 +61,72 @@ def search_path(topology: Topology) -> list[tuple[Path, str]]:
     return unique
 
 
-def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
-    """Import ``module:attribute`` (attribute may be dotted) from the current ``sys.path``.
-
-    Raises ``EntryError``; ``searched`` only makes the "not found" hint name the folders.
-    """
+def _split_entry(entry: str) -> tuple[str, str]:
     module_name, colon, attribute = entry.partition(":")
     if not colon or not module_name or not attribute:
         raise EntryError(
             f"entry '{entry}' is not `module:attribute`",
             "write e.g. `kernels.math:square`: the module, a colon, then the function",
         )
+    return module_name, attribute
+
+
+def find_entries(topology: Topology) -> None:
+    """Check that every entry names a package that exists, without importing anything.
+
+    Only the top-level package is looked up (``importlib``'s finders, on the topology's
+    search path then ``sys.path``): finding ``pkg.sub`` would import ``pkg``, which runs
+    user code. A misspelt submodule or attribute is found by ``resolve_entries`` (and
+    ``ringctl validate --import``). Raises ``TopologyError`` listing every entry not found.
+    """
+    source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
+    folders = search_path(topology)
+    paths = [str(folder) for folder, _ in folders] + sys.path
+    problems: list[Diagnostic] = []
+    found: dict[str, bool] = {}
+    for kernel_id, spec in topology.kernels.items():
+        at: DataPath = ("kernels", kernel_id, "entry")
+        try:
+            module_name, _ = _split_entry(spec.entry)
+        except EntryError as exc:
+            problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {exc.message}", exc.hint))
+            continue
+        top = module_name.partition(".")[0]
+        if top not in found:
+            found[top] = _package_exists(top, paths)
+        if not found[top]:
+            problems.append(
+                source.diagnostic(
+                    at,
+                    f"kernel '{kernel_id}': cannot import '{module_name}': no module named '{top}'",
+                    _not_found_hint(module_name, top, folders),
+                )
+            )
+    if problems:
+        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+
+
+def _package_exists(name: str, paths: list[str]) -> bool:
+    """Whether a top-level module ``name`` can be imported; nothing is imported to tell."""
+    import importlib.machinery
+    import importlib.util
+
+    if name in sys.modules or name in sys.builtin_module_names:
+        return True
+    if importlib.machinery.PathFinder.find_spec(name, paths) is not None:
+        return True
+    try:  # other finders (frozen modules, editable installs); a dotless name has no parent
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
+    """Import ``module:attribute`` (attribute may be dotted) from the current ``sys.path``.
+
+    Raises ``EntryError``; ``searched`` only makes the "not found" hint name the folders.
+    """
+    module_name, attribute = _split_entry(entry)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -49,6 +49,9 @@ def render_tree(topology: Topology) -> str:
         if spec.depends_on:
             text += f"  after {', '.join(spec.depends_on)}"
         lines.append(f"│   {branch} {text}".rstrip())
+        if spec.description:
+            below = "│   " if index < len(order) - 1 else "    "
+            lines.append(f"│   {below}{' ' * (digits + 2)}{spec.description}")
     lines.append("└── queues")
     if not topology.queues:
         lines.append("    └── (none)")
@@ -80,7 +83,8 @@ def render_mermaid(topology: Topology) -> str:
     lines.append(f"    %% {topology.name}: launch order {', '.join(launch_order(topology))}")
     for kernel_id, spec in topology.kernels.items():
         facts = ", ".join(_kernel_facts(spec))
-        label = _mermaid_text(f"{kernel_id}<br/>{spec.entry}<br/>[{facts}]")
+        about = f"<br/>{spec.description}" if spec.description else ""
+        label = _mermaid_text(f"{kernel_id}<br/>{spec.entry}<br/>[{facts}]{about}")
         lines.append(f'    {node[kernel_id]}["{label}"]')
     for edge in topology.queues:
         arrow = "==>" if edge.feedback else "-->"
@@ -108,6 +112,8 @@ def render_dot(topology: Topology) -> str:
     for kernel_id, spec in topology.kernels.items():
         facts = ", ".join(_kernel_facts(spec))
         label = f"{kernel_id}\n{spec.entry}\n[{facts}]"
+        if spec.description:
+            label += f"\n{spec.description}"
         lines.append(f"    {_dot_text(kernel_id)} [label={_dot_text(label)}];")
     for edge in topology.queues:
         style = ", style=bold" if edge.feedback else ""

@@ -410,3 +410,17 @@ def _answers(cli: Ringctl, name: str) -> bool:
         return cli.status(name)["state"] == "running"
     except (AssertionError, subprocess.SubprocessError, json.JSONDecodeError):
         return False
+
+
+def test_ps_names_the_file_by_a_path_that_holds_from_any_folder(ringctl: Ringctl) -> None:
+    relative = ENDLESS.relative_to(Path(__file__).resolve().parents[2])
+    up = ringctl("up", "-d", relative)  # as typed in the repository's root
+    assert up.returncode == 0, up.stderr
+    try:
+        [listed] = ringctl.json("ps")["topologies"]
+        assert listed["file"] == str(ENDLESS)
+        assert ringctl.status("endless")["file"] == str(ENDLESS)
+        table = ringctl("ps").stdout
+        assert str(ENDLESS) in table
+    finally:
+        assert ringctl("down", "endless").returncode == 0

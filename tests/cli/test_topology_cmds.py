@@ -150,3 +150,47 @@ def test_validate_does_not_import_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_validate_finds_a_missing_package_without_importing_anything(tmp_path: Path) -> None:
+    (tmp_path / "loud").mkdir()
+    (tmp_path / "loud" / "__init__.py").write_text("print('IMPORTED'); raise SystemExit(9)\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "version: 1\nname: t\nkernels:\n"
+        "  a: {entry: 'loud.kernels:run'}\n"
+        "  b: {entry: 'kernelz.math:square'}\n"
+        "  c: {entry: 'nowhere_pkg_1234:run'}\n"
+    )
+    result = ringctl("validate", path, cwd=REPO)
+    assert result.returncode == 2
+    assert "IMPORTED" not in result.stdout + result.stderr
+    err = result.stderr
+    missing = "kernel 'b': cannot import 'kernelz.math': no module named 'kernelz'"
+    assert f"{path}:5:14: {missing}" in err
+    assert "hint: did you mean 'kernels'?" in err
+    assert f"{path}:6:14: kernel 'c': cannot import 'nowhere_pkg_1234'" in err
+    assert f"{path}: 2 errors" in err
+    assert "kernel 'a'" not in err  # its package exists: what it holds is --import's job
+
+
+def test_validate_json_lists_each_error_once(tmp_path: Path) -> None:
+    broken = TOPO / "broken" / "out_of_range.yaml"
+    result = ringctl("validate", "--json", broken, QUICKSTART)
+    document = json.loads(result.stdout)
+    files = {f["file"]: f for f in document["files"]}
+    assert "errors" not in files[str(broken)]
+    assert files[str(broken)]["error_count"] == len(document["errors"]) == 6
+    assert files[str(QUICKSTART)]["error_count"] == 0
+    keys = [(e["file"], e["line"], e["column"], e["message"]) for e in document["errors"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_graph_shows_kernel_descriptions() -> None:
+    fan = REPO / "topologies" / "fan-in-out.yaml"
+    tree = ringctl("graph", fan).stdout
+    join = "│   ├── 3. join     kernels.flow:join  [cpu]\n"
+    assert join + "│   │      x*x + 2*x, matched by key\n" in tree
+    assert tree.rstrip().endswith("round_robin")
+    assert "200 keyed int64 batches" in ringctl("graph", fan, "--format", "dot").stdout
+    assert "200 keyed int64 batches" in ringctl("graph", fan, "--format", "mermaid").stdout

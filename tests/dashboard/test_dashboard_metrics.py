@@ -104,11 +104,15 @@ def test_without_a_document_the_scrape_says_so() -> None:
         assert samples == {("ringctl_status_available", frozenset()): 0.0}
 
 
-def test_other_paths_are_404(status: dict[str, Any]) -> None:
-    with serve_metrics(lambda: status, 0) as server:
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/nope", timeout=5)
-        assert info.value.code == 404
+def test_the_endpoint_is_prometheus_clients_own(status: dict[str, Any]) -> None:
+    with (
+        serve_metrics(lambda: status, 0) as server,
+        urllib.request.urlopen(server.url, timeout=5) as response,
+    ):
+        assert response.status == 200
+        # prometheus_client's text format, negotiated by its own server.
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        assert b"ringctl_kernel_messages_in_total" in response.read()
 
 
 def test_a_taken_port_is_a_clear_error(status: dict[str, Any]) -> None:

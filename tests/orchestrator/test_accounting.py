@@ -227,7 +227,9 @@ def test_down_of_a_stubborn_kernel_ends_the_supervisor(ringctl: Ringctl) -> None
     down = ringctl("down", name, "--timeout", "2")
     wait_for(lambda: not pid_alive(pid), timeout=10, what="the supervisor exits")
     elapsed = time.monotonic() - started
-    assert elapsed < 2 + 5, elapsed  # the timeout plus a short grace, not forever
+    # The timeout, the force-stop grace and two CLI start-ups on a busy machine: the
+    # point is that it ends at all (it used to run forever).
+    assert elapsed < 2 + 10, elapsed
     assert down.returncode == 1, down.stdout + down.stderr
     log = (ringctl.state / f"{name}.log").read_text()
     assert "refused to stop: sink" in log

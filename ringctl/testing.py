@@ -1,0 +1,96 @@
+"""Unit-testing kernels without the CLI: one kernel between a list source and a collector.
+
+::
+
+    from ringctl.testing import run_kernel
+
+    async def test_double() -> None:                 # pytest-asyncio, or asyncio.run
+        run = await run_kernel(double, [1, 2, 3])
+        assert run.outputs == [2, 4, 6]
+        assert run.errors == 0
+
+A transform gets the messages given and runs until it has taken them all and waits for
+more; a source (no messages given) runs until it returns. What the kernel sent on its
+``out`` port comes back in ``outputs``, its ``ctx.metrics`` in ``metrics``. To test a
+whole topology file, load and run it: ``ringctl.load(path).run()`` (``ringctl.api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["KernelRun", "run_kernel", "run_kernel_sync", "wait_until"]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRun:
+    """What came out of one kernel: the messages it sent, its metrics, its error count."""
+
+    outputs: list[Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    errors: int = 0
+    #: The kernel's last error message, if it recorded or raised one.
+    last_error: str | None = None
+
+
+async def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, *, interval: float = 0.002
+) -> None:
+    """Poll ``condition`` until it holds; ``TimeoutError`` after ``timeout`` seconds.
+
+    For tests that wait on something asynchronous: a deadline, never a sleep for luck.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout:g} s")
+        await asyncio.sleep(interval)
+
+
+async def run_kernel(
+    kernel: Any,
+    messages: list[Any] | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    replicas: int = 1,
+    backend: str = "cpu",
+    timeout: float = 20.0,
+) -> KernelRun:
+    """Run ``kernel`` (a ``@ring_kernel`` or ``async def body(ctx)``) on ``messages``.
+
+    ``params`` are validated against the kernel's params model, as in a topology.
+    ``messages=None`` runs a source until it returns. A kernel that raises does not
+    make this raise: ``errors`` and ``last_error`` say so, ``outputs`` hold what it sent
+    before. Raises ``TimeoutError`` when the kernel has not taken every message (or a
+    source has not returned) within ``timeout``.
+    """
+    from ringctl.exceptions import KernelFailedError, KernelStateError
+    from ringctl.runtime.runtime import RingKernelRuntime
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch("k", kernel, params=params, replicas=replicas, backend=backend)
+        await rt.activate("k")
+        if messages is None:
+            await rt.wait_finished("k", timeout=timeout)
+        else:
+            await rt.send_batch("k", messages)
+            await wait_until(lambda: rt.is_idle("k"), timeout)
+        snap = next(k for k in rt.snapshot().kernels if k.id == "k")
+        outputs: list[Any] = []
+        ports = getattr(kernel, "ports", None)
+        if ports is None or "out" in ports:
+            while True:  # the unwired ``out`` port keeps what was sent, for tests to read
+                try:
+                    outputs.extend(await rt.receive_batch("k", 4096, timeout=0))
+                except (TimeoutError, KernelStateError, KernelFailedError):
+                    break  # nothing left to read (a failed kernel's count is in ``errors``)
+        return KernelRun(outputs, dict(snap.metrics), snap.errors, snap.last_error)
+
+
+def run_kernel_sync(kernel: Any, messages: list[Any] | None = None, **kwargs: Any) -> KernelRun:
+    """``run_kernel`` on a fresh event loop, for tests that are not ``async``."""
+    return asyncio.run(run_kernel(kernel, messages, **kwargs))

@@ -1,0 +1,133 @@
+"""``ringctl init``: the project it writes passes its own smoke run and its own tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*argv: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "RINGCTL_STATE_DIR": str(cwd / ".state")},
+    )
+
+
+def ringctl(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "ringctl.cli", *args, cwd=cwd)
+
+
+def pytest_in(folder: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A user's plain pytest: no plugins of this repository's configuration, no cache.
+    return run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", folder, cwd=cwd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("template", "tests"), [("pipeline", "4 passed"), ("gpu", "5 passed")])
+def test_the_scaffold_passes_its_own_smoke_run_and_tests(
+    tmp_path: Path, template: str, tests: str
+) -> None:
+    made = ringctl("init", "demo", "--template", template, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    files = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert files == ["demo.yaml", "demo_kernels.py", "test_demo_kernels.py"]
+    assert "ringctl up demo/demo.yaml" in made.stdout
+
+    checked = ringctl("validate", "--import", "demo/demo.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    smoke = ringctl("smoke", *sorted((tmp_path / "demo").glob("*.yaml")), cwd=tmp_path)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "PASS" in smoke.stdout
+
+    tested = pytest_in(tmp_path / "demo", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tests in tested.stdout
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    assert ringctl("init", "demo", cwd=tmp_path).returncode == 0
+    kernels = tmp_path / "demo" / "demo_kernels.py"
+    kernels.write_text("# my own work\n")
+    again = ringctl("init", "demo", "--template", "gpu", cwd=tmp_path)
+    assert again.returncode == 2
+    assert "error: refusing to overwrite" in again.stderr
+    assert "demo_kernels.py" in again.stderr
+    assert kernels.read_text() == "# my own work\n"
+    assert "Traceback" not in again.stderr
+    # Another name writes other files next to them.
+    other = ringctl("init", "demo", "--name", "second", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / "demo" / "second.yaml").is_file()
+
+
+def test_a_hostile_folder_name_still_gives_a_valid_project(tmp_path: Path) -> None:
+    folder = 'My """Demo"""\nv2!'
+    made = ringctl("init", folder, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / folder
+    assert sorted(p.name for p in project.iterdir()) == [
+        "my-demo-v2.yaml",
+        "my_demo_v2_kernels.py",
+        "test_my_demo_v2_kernels.py",
+    ]
+    # The generated Python still parses and the YAML still validates.
+    for name in ("my_demo_v2_kernels.py", "test_my_demo_v2_kernels.py"):
+        compile((project / name).read_text(), name, "exec")
+    checked = ringctl("validate", "--import", project / "my-demo-v2.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("init", "--", "---"), "cannot make a topology name from '---'"),
+        (("init", "x", "--name", "!!!"), "cannot make a topology name from '!!!'"),
+        (("init", "afile"), "afile exists and is not a folder"),
+        (("init", "x", "--template", "cobol"), "cobol"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "afile").write_text("")
+    result = ringctl(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_an_unwritable_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = ringctl("init", locked / "demo", cwd=tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == 2
+    assert "cannot write the project" in result.stderr
+    assert list(locked.iterdir()) == []
+
+
+def test_files_written_before_a_failure_are_removed(tmp_path: Path) -> None:
+    from ringctl.exceptions import UserInputError
+    from ringctl.scaffold import write_project
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    # The test file's name is taken by a folder: the third write fails.
+    (folder / "test_demo_kernels.py").mkdir()
+    with pytest.raises(UserInputError, match="refusing to overwrite"):
+        write_project(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["test_demo_kernels.py"]
