@@ -392,6 +392,9 @@ class RingKernelRuntime:
     async def activate(self, kernel_id: str) -> None:
         """Start the kernel's body (one task per replica)."""
         k = self._require(kernel_id, "activate")
+        next_state(k.id, k.state, "activate")
+        if k.spec.control is not None:
+            await k.spec.control.activate()
         self._move(k, "activate")
         for ctx in k.ctxs:
             ctx.is_active = True
@@ -406,6 +409,9 @@ class RingKernelRuntime:
     async def deactivate(self, kernel_id: str) -> None:
         """Pause: from the moment this returns the kernel receives nothing until reactivated."""
         k = self._require(kernel_id, "deactivate")
+        next_state(k.id, k.state, "deactivate")
+        if k.spec.control is not None:
+            await k.spec.control.deactivate()
         self._move(k, "deactivate")
         for ctx in k.ctxs:
             ctx.is_active = False
@@ -414,6 +420,9 @@ class RingKernelRuntime:
     async def reactivate(self, kernel_id: str) -> None:
         """Resume a paused kernel; what queued meanwhile is processed in order."""
         k = self._require(kernel_id, "reactivate")
+        next_state(k.id, k.state, "reactivate")
+        if k.spec.control is not None:
+            await k.spec.control.reactivate()
         self._move(k, "reactivate")
         for ctx in k.ctxs:
             ctx.is_active = True
@@ -474,6 +483,10 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "terminate")
         self._move(k, "terminate")
         k.terminating = True
+        left_outside = 0
+        if k.spec.control is not None:
+            # The outside work stops first (forced after the timeout), then the body.
+            left_outside, k.forced = await k.spec.control.terminate(timeout)
         for ctx in k.ctxs:
             ctx.should_terminate = True
             ctx._wake()
@@ -485,7 +498,7 @@ class RingKernelRuntime:
             k.forced = True
             abandoned = await self._force_stop(k, pending)
         self._finish(k)
-        k.left_in_inbox = k.inbox.close("left")
+        k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
@@ -881,6 +894,8 @@ class RingKernelRuntime:
             return False  # being stopped (a failure's siblings, say): not settled yet
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
+        if k.spec.control is not None and not k.spec.control.idle():
+            return False  # work in flight outside the event loop
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
 
     def is_quiescent(self, kernel_ids: Sequence[str] | None = None) -> bool:
@@ -902,6 +917,8 @@ class RingKernelRuntime:
             for q in k.inbox.queues:
                 rows.append(_account_queue(q, k.id))
             delivered_via_ctx[k.id] = k.base_in + sum(c.messages_in for c in k.ctxs)
+            if k.spec.control is not None:
+                rows.extend(k.spec.control.accounts())  # records in rings, not messages
         errors = {k.id: k.errors + k.base_errors + sum(c.errors for c in k.ctxs)
                   for k in self._kernels.values()}  # fmt: skip
         return build_accounting(rows, errors=errors, received=delivered_via_ctx)

@@ -36,6 +36,7 @@ __all__ = [
     "Fanout",
     "KernelExpectation",
     "KernelSpec",
+    "PersistentSpec",
     "QueueDefaults",
     "Resources",
     "RestartPolicy",
@@ -166,6 +167,43 @@ class Resources(_Model):
     )
 
 
+class PersistentSpec(_Model):
+    """Run the kernel as a compiled loop in a worker process, polling rings of records.
+
+    The entry must then be a `@persistent_kernel` (see docs/persistent.md). Persistent
+    kernels wired to each other pass records ring to ring with no Python in between;
+    queues to and from ordinary kernels carry NumPy arrays of records, in batches.
+    """
+
+    ring: PositiveInt = Field(
+        4096,
+        description="Records the kernel's input and output rings hold (a power of two).",
+    )
+    batch: PositiveInt = Field(
+        256, description="Most records handled before outputs and freed slots are published."
+    )
+    spin: Count = Field(
+        20000,
+        description=(
+            "Empty passes the loop spins (CPU pause hint) before it starts to nap: "
+            "lower saves CPU when idle, higher keeps the first record after a lull fast."
+        ),
+    )
+    nap_us: Count = Field(
+        50, description="Microseconds the loop sleeps per empty pass once the spin is over."
+    )
+
+    @model_validator(mode="after")
+    def _ring_power_of_two(self) -> PersistentSpec:
+        if self.ring < 2 or self.ring & (self.ring - 1) or self.ring > 1 << 24:
+            below = 1 << max(1, self.ring.bit_length() - 1)
+            raise ValueError(
+                f"ring must be a power of two between 2 and 16777216, got {self.ring} "
+                f"(try {below} or {below * 2})"
+            )
+        return self
+
+
 class KernelSpec(_Model):
     """One kernel: the code to run and how to run it. Its id is its key under `kernels`."""
 
@@ -203,6 +241,14 @@ class KernelSpec(_Model):
         description=(
             "Capacity of the kernel's inbox for messages sent to it directly "
             "(`runtime.send`); unset: the kernel's own `@ring_kernel(queue_size=...)`."
+        ),
+    )
+    persistent: PersistentSpec | None = Field(
+        None,
+        description=(
+            "Makes the kernel persistent: a compiled loop on a CPU thread in a worker "
+            "process (`backend: cpu` or `auto`; `cuda` is not available yet). "
+            "`persistent: {}` takes every default."
         ),
     )
     description: str | None = Field(None, description="Shown by `ringctl graph`.")
