@@ -5,6 +5,8 @@
     python benchmarks/tap_bench.py --against DIR    # also: the same pipeline with the
                                                     # ringctl found in DIR (e.g. a checkout
                                                     # from before taps), in subprocesses
+    python benchmarks/tap_bench.py --instructions   # CPU instructions per message under
+                                                    # valgrind: untapped vs tapped
 
 The 3-stage per-message pipeline of ``runtime_bench.py`` (a -> b -> c -> receive), run
 in alternation, median of several, all in this run:
@@ -16,7 +18,10 @@ in alternation, median of several, all in this run:
 
 Rates are messages per second of the process's CPU time (the pipeline runs on one
 thread), so other programs on a busy machine move the figures less than wall time
-would; the median of the runs is shown.
+would; the median of the runs is shown. On a machine too busy even for that,
+``--instructions`` counts what callgrind sees per message (a run of N messages minus a
+run of one, divided by N), untapped and tapped with nobody reading (the send path's share;
+the reader's share is bounded by its pace: at most 400 messages a second are previewed).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,7 +55,11 @@ async def echo_loop(ctx: Any) -> None:
 
 
 async def three_stage(n: int, mode: str) -> float:
-    """Messages per CPU second through a -> b -> c; ``mode``: plain | detached | tapped."""
+    """Messages per CPU second through a -> b -> c.
+
+    ``mode``: plain | detached (a tap came and went) | tapped (and read) | unread (tapped,
+    nobody reading: the send path's share alone, what ``--instructions`` counts).
+    """
     async with RingKernelRuntime() as rt:
         for kid in ("a", "b", "c"):
             await rt.launch(kid, echo_loop, queue_size=1024)
@@ -59,7 +69,7 @@ async def three_stage(n: int, mode: str) -> float:
             await rt.activate(kid)
         tap = None
         reader: asyncio.Task[None] | None = None
-        if mode in ("detached", "tapped"):
+        if mode in ("detached", "tapped", "unread"):
             tap = rt.tap("b", "out")
         if mode == "detached":
             assert tap is not None
@@ -194,6 +204,37 @@ async def main(quick: bool) -> None:
           f"{extra * base / 1e9:.1%} of a 3-stage message's CPU time)")  # fmt: skip
 
 
+_PROBE = """
+import sys
+sys.path.insert(0, {bench!r})
+import tap_bench
+from ringctl.runtime.loop import run
+run(tap_bench.three_stage(int(sys.argv[1]), sys.argv[2]))
+"""
+
+
+def instructions(mode: str, n: int) -> int:
+    """Instructions callgrind counts for a whole process moving ``n`` messages."""
+    root = Path(ringctl.__file__).resolve().parents[1]
+    err = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-c", _PROBE.format(bench=str(root / "benchmarks")), str(n), mode],
+        cwd=root, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
+    ).stderr  # fmt: skip
+    found = re.search(r"Collected : (\d+)", err)
+    if found is None:
+        raise RuntimeError(f"callgrind gave no count:\n{err[-2000:]}")
+    return int(found.group(1))
+
+
+def compare_instructions(n: int) -> None:
+    per = {m: (instructions(m, n + 1) - instructions(m, 1)) / n for m in ("plain", "unread")}
+    print(f"3-stage, never tapped:           {per['plain']:9.0f} instructions/message")
+    print(f"3-stage, b.out tapped:           {per['unread']:9.0f} instructions/message   "
+          f"throughput ratio {per['plain'] / per['unread']:.3f}")  # fmt: skip
+
+
 def compare(against: Path, quick: bool) -> None:
     """This checkout against another one, untapped, each in its own subprocess, alternated."""
     n = 6_000 if quick else 200_000
@@ -214,7 +255,13 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke)")
     parser.add_argument("--against", type=Path, help="a ringctl checkout to compare with")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under valgrind instead"
+    )
     args = parser.parse_args()
+    if args.instructions:
+        compare_instructions(2_000 if args.quick else 20_000)
+        sys.exit(0)
     run(main(args.quick), use_uvloop=not args.no_uvloop)
     if args.against is not None:
         compare(args.against, args.quick)
