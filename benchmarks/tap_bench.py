@@ -41,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ringctl
 from ringctl import RingKernelRuntime
+from ringctl.control import protocol
+from ringctl.control.preview import preview
+from ringctl.control.tap import PER_POLL, POLL_S
 from ringctl.runtime.loop import loop_name, run
 
 
@@ -120,10 +123,6 @@ async def send_cost(n: int, tapped: bool) -> float:
 
 async def _read(tap: Any) -> None:
     """The supervisor's tap loop without the socket (ringctl.control.tap)."""
-    from ringctl.control import protocol
-    from ringctl.control.preview import preview
-    from ringctl.control.tap import PER_POLL, POLL_S
-
     while True:
         for msg in tap.take(PER_POLL):
             protocol.encode({"v": 1, "event": "message", "data": {"value": preview(msg)}})
@@ -135,6 +134,9 @@ import asyncio, sys, time
 sys.path.insert(0, sys.argv[1])
 import ringctl
 from ringctl import RingKernelRuntime
+from ringctl.control import protocol
+from ringctl.control.preview import preview
+from ringctl.control.tap import PER_POLL, POLL_S
 from ringctl.runtime.loop import run
 
 async def echo_loop(ctx):
