@@ -3,7 +3,8 @@
 A request is ``{"v": 1, "op": ..., "args": {...}}``. A reply is ``{"v": 1, "ok": true,
 "result": ...}`` or ``{"v": 1, "ok": false, "error": {"message", "hint", "exit_code"}}``.
 ``watch`` answers with a stream of ``{"v": 1, "event": "status", "data": {...}}`` lines;
-``down`` sends ``{"event": "progress", ...}`` lines before its reply. Requests that
+``down`` sends ``{"event": "progress", ...}`` lines before its reply; ``tap`` sends one
+``{"event": "message", "data": {...}}`` line per message it saw, then its reply. Requests that
 change things are run one at a time by the supervisor, so ``pause`` racing ``down`` is
 well defined: whichever the supervisor took first completes, the other sees its result.
 """
@@ -16,7 +17,9 @@ from typing import Any, Final
 __all__ = ["OPS", "PROTOCOL_VERSION", "decode", "encode", "error_reply", "ok_reply"]
 
 PROTOCOL_VERSION: Final = 1
-OPS: Final = frozenset({"ping", "status", "pause", "resume", "down", "watch"})
+OPS: Final = frozenset(
+    {"ping", "status", "pause", "resume", "down", "watch", "restart", "scale", "tap"}
+)
 #: A request line longer than this is refused (nothing legitimate comes close).
 MAX_LINE: Final = 1 << 20
 

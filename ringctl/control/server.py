@@ -17,7 +17,8 @@ from typing import Any
 
 from ringctl.control import protocol
 from ringctl.control.paths import TopologyFiles
-from ringctl.exceptions import RingctlError, RunFailedError
+from ringctl.control.tap import serve_tap
+from ringctl.exceptions import RingctlError, RunFailedError, UserInputError
 from ringctl.orchestrator.supervisor import Supervisor
 
 __all__ = ["AlreadyRunningError", "ControlServer"]
@@ -160,9 +161,14 @@ class ControlServer:
                     ),
                 )
                 continue
-            await self._dispatch(request, writer)
+            await self._dispatch(request, writer, reader)
 
-    async def _dispatch(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+    async def _dispatch(
+        self,
+        request: dict[str, Any],
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader | None = None,
+    ) -> None:
         op = request.get("op")
         args = request.get("args") or {}
         sup = self.supervisor
@@ -189,6 +195,18 @@ class ControlServer:
                 result = {"resumed": await sup.resume(_kernels(args)), "state": sup.state}
             elif op == "down":
                 result = await self._down(args, writer)
+            elif op == "restart":
+                kernels = _kernels(args) or []
+                timeout = _number(args, "timeout", 5.0)
+                result = {"restarted": await sup.restart(kernels, timeout), "state": sup.state}
+            elif op == "scale":
+                replicas = args.get("replicas")
+                if not isinstance(replicas, int) or isinstance(replicas, bool):
+                    raise UserInputError(f"replicas must be a whole number, got {replicas!r}")
+                timeout = _number(args, "timeout", 5.0)
+                result = await sup.scale(str(args.get("kernel")), replicas, timeout)
+            elif op == "tap":
+                result = await serve_tap(sup, args, writer, reader)
             else:  # watch
                 await self._watch(args, writer)
                 return
@@ -236,6 +254,13 @@ class ControlServer:
     async def _send(writer: asyncio.StreamWriter, document: dict[str, Any]) -> None:
         writer.write(protocol.encode(document))
         await writer.drain()
+
+
+def _number(args: dict[str, Any], key: str, default: float) -> float:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise UserInputError(f"{key} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _kernels(args: dict[str, Any]) -> list[str] | None:

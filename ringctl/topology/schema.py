@@ -333,6 +333,25 @@ class Edge(_Model):
         return self._queue_defaults.backpressure
 
 
+_Figure = Annotated[int | float, _Number]
+
+
+class MetricBounds(_Model):
+    """Bounds on one of a kernel's own metrics (``ctx.metrics``) when the run ends."""
+
+    equals: _Figure | None = Field(None, description="Exactly this value.")
+    min: _Figure | None = Field(None, description="At least this value.")
+    max: _Figure | None = Field(None, description="At most this value.")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MetricBounds:
+        if self.equals is None and self.min is None and self.max is None:
+            raise ValueError("give at least one of equals, min, max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
 class KernelExpectation(_Model):
     """What `ringctl smoke` asserts about one kernel when the run ends."""
 
@@ -342,6 +361,14 @@ class KernelExpectation(_Model):
     max_drops: Count | None = Field(None, description="At most this many dropped messages.")
     must_complete: bool = Field(
         False, description="The kernel must finish on its own before the timeout."
+    )
+    metrics: dict[str, _Figure | MetricBounds] = Field(
+        default_factory=dict,
+        description=(
+            "The kernel's own metrics (`ctx.metrics`) at the end: a number means exactly "
+            "that value; `{equals, min, max}` bounds it."
+        ),
+        examples=[{"total": 333328333350000, "batches": {"min": 100}}],
     )
 
 
