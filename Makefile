@@ -38,6 +38,7 @@ typecheck: $(DEV)
 bench: $(DEV)
 	$(BIN)/python benchmarks/runtime_bench.py
 	$(BIN)/python benchmarks/startup_bench.py
+	$(BIN)/python benchmarks/persistent_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,12 +1,16 @@
-"""A/B: the runtime benchmark on this tree and on another commit, interleaved in one run.
+"""A/B: the runtime benchmark on this tree and on another commit, side by side in one run.
 
-    python benchmarks/ab.py HEAD~1            # 3 rounds each, alternating
+    python benchmarks/ab.py HEAD~1                  # wall clock, 3 rounds each, alternating
     python benchmarks/ab.py main --rounds 5
+    python benchmarks/ab.py HEAD~1 --instructions   # CPU instructions per message (valgrind)
 
 The machine's speed drifts (other jobs, thermal, a shared host), so the two trees run
 alternately, round after round, and the figures compared are the medians: the ratio is
-what to read, not the absolute numbers. The other commit is checked out into a temporary
-git worktree, which is removed afterwards.
+what to read, not the absolute numbers. On a machine too busy for even that,
+``--instructions`` counts the CPU instructions each message costs under valgrind's
+callgrind (a run of N messages minus a run of one, divided by N, with a fixed hash
+seed): the same on a quiet machine and a loaded one. The other commit is checked out
+into a temporary git worktree, which is removed afterwards.
 """
 
 from __future__ import annotations
@@ -48,10 +52,55 @@ def run_once(tree: Path) -> dict[str, float]:
     return figures
 
 
+_PROBE = """
+import sys
+sys.path.insert(0, {bench_dir!r})
+import runtime_bench as rb
+from ringctl.runtime.loop import run
+n = int(sys.argv[1])
+run(rb.three_stage(n) if sys.argv[2] == "three_stage" else rb.ping_pong(n))
+"""
+
+#: (label, runtime_bench function) measured in instructions per message
+INSTRUCTION_FIGURES = (("ping-pong", "ping_pong"), ("3-stage per message", "three_stage"))
+
+
+def instructions(tree: Path, what: str, n: int) -> int:
+    """Instructions callgrind counts for a whole process that moves ``n`` messages."""
+    code = _PROBE.format(bench_dir=str(tree / "benchmarks"))
+    err = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-c", code, str(n), what],
+        cwd=tree, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
+    ).stderr  # fmt: skip
+    found = re.search(r"Collected : (\d+)", err)
+    if found is None:
+        raise RuntimeError(f"callgrind gave no count:\n{err[-2000:]}")
+    return int(found.group(1))
+
+
+def per_message(tree: Path, what: str, n: int) -> float:
+    return (instructions(tree, what, n + 1) - instructions(tree, what, 1)) / n
+
+
+def compare_instructions(rev: str, other: Path, n: int) -> None:
+    print(f"{'instructions per message':<32}{'this':>10}{rev:>12}{'this/other':>12}")
+    for label, what in INSTRUCTION_FIGURES:
+        a, b = per_message(REPO, what, n), per_message(other, what, n)
+        print(f"{label:<32}{a:>10.0f}{b:>12.0f}{a / b:>12.3f}   (lower is better)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev", help="the commit to compare this tree with (e.g. HEAD~1)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count CPU instructions per message under valgrind instead of timing",
+    )
+    parser.add_argument("--messages", type=int, default=20_000, help="for --instructions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringctl-ab-") as tmp:
         other = Path(tmp) / "other"
@@ -60,6 +109,9 @@ def main() -> None:
             cwd=REPO, check=True, capture_output=True,
         )  # fmt: skip
         try:
+            if args.instructions:
+                compare_instructions(args.rev, other, args.messages)
+                return
             runs: dict[str, list[dict[str, float]]] = {"this": [], args.rev: []}
             for n in range(args.rounds):
                 for name, tree in (("this", REPO), (args.rev, other)):

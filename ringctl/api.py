@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from ringctl.engines.contract import Engine
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ringctl.orchestrator.smoke import SmokeResult
     from ringctl.orchestrator.supervisor import DownReport, RunResult, Supervisor
     from ringctl.runtime.accounting import Accounting
+    from ringctl.runtime.output import OutputRecord
     from ringctl.topology.errors import Diagnostic
 
 __all__ = ["RunHooks", "RunReport", "TopologyFile", "check", "load"]
@@ -94,6 +95,12 @@ class RunHooks:
     on_signal: Callable[[str], None] | None = None
     #: Called once the supervisor exists, before the launch (for a live view of it).
     supervisor_ready: Callable[[Supervisor], None] | None = None
+    #: With ``control=True``: called with each record of what a kernel printed, logged
+    #: or raised (``ringctl.runtime.output.OutputRecord``); all of them also go to the
+    #: name's kernel log that ``ringctl logs`` reads.
+    on_output: Callable[[OutputRecord], None] | None = None
+    #: With ``control=True``: also write what kernels print here, as they print it.
+    echo_output: TextIO | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +221,8 @@ class TopologyFile:
             control=control,
             log_path=log_path,
             supervisor_ready=ready,
+            on_output=hooks.on_output,
+            echo_output=hooks.echo_output,
         )
         status = supervisors[0].status(fresh=True) if supervisors else {}
         return RunReport.of(result, status, self.name)

@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "ps": (
         "ringctl.cli.control_cmds",
-        "List running topologies, or one topology's kernels and queues.",
+        "List running topologies, or one topology's kernels (status word, metrics) and queues.",
     ),
     "top": (
         "ringctl.cli.control_cmds",
@@ -63,6 +63,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "down": (
         "ringctl.cli.control_cmds",
         "Drain and terminate: sources first, then the rest in reverse launch order.",
+    ),
+    "logs": (
+        "ringctl.cli.ops_cmds",
+        "What the kernels printed, logged and raised, each line tagged with time and kernel.",
+    ),
+    "tap": (
+        "ringctl.cli.ops_cmds",
+        "Sample the messages leaving a kernel's port, as they go by.",
+    ),
+    "restart": (
+        "ringctl.cli.ops_cmds",
+        "Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart).",
+    ),
+    "scale": (
+        "ringctl.cli.ops_cmds",
+        "Change how many replicas of a running kernel share its inbox.",
     ),
     "smoke": (
         "ringctl.cli.smoke_cmd",

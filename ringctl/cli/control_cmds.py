@@ -53,10 +53,14 @@ def _run(action: Any) -> Any:
 
 def ps(
     name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", "-a", help="Finished runs too: outcome, exit code, duration, end."),
+    ] = False,
     as_json: _JsonOpt = False,
     wait: _WaitOpt = None,
 ) -> None:
-    """List running topologies, or one topology's kernels and queues.
+    """List running topologies, or one topology's kernels (status word, metrics) and queues.
 
     A topology whose supervisor does not answer is listed as "not responding".
     """
@@ -66,13 +70,22 @@ def ps(
         from ringctl.control.client import running
 
         found = _run(running)
+        finished = _finished() if show_all else []
         if as_json:
-            _render.print_json({"topologies": found})
+            doc: dict[str, Any] = {"topologies": found}
+            if show_all:
+                doc["finished"] = finished
+            _render.print_json(doc)
             return
-        if not found:
+        if not found and not finished:
             typer.echo("no topology is running (start one with: ringctl up FILE)")
             return
-        _print_topologies(found)
+        if found:
+            _print_topologies(found)
+        elif show_all:
+            typer.echo("no topology is running")
+        if finished:
+            _print_finished(finished)
         return
     status = _run(lambda: _client(name, answer).request("status"))
     if as_json:
@@ -105,19 +118,56 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
             )
 
 
-def _print_status(status: dict[str, Any]) -> None:
+def _finished() -> list[dict[str, Any]]:
+    from ringctl.control.history import read_history
+    from ringctl.control.paths import state_dir
+
+    return list(reversed(read_history(state_dir())))  # newest first
+
+
+def _print_finished(finished: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    from ringctl.dashboard import human_count
+    table = Table(box=None, pad_edge=False, title="finished", title_justify="left")
+    for col in ("NAME", "OUTCOME", "EXIT", "DURATION", "ENDED", "REASON"):
+        table.add_column(col, justify="right" if col in ("EXIT", "DURATION") else "left")
+    for t in finished:
+        ended = t.get("ended")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended)) if ended else "?"
+        table.add_row(str(t.get("name")), str(t.get("outcome")), str(t.get("exit_code")),
+                      f"{float(t.get('duration_s') or 0):.1f}s", when,
+                      str(t.get("reason") or ""))  # fmt: skip
+    make_console().print(table)
+
+
+def _metrics_text(metrics: Any, width: int = 60) -> str:
+    """``total=333328333350000 batches=100``: a kernel's own figures, cut to ``width``."""
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    text = " ".join(f"{key}={_metric_value(value)}" for key, value in metrics.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _metric_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ringctl.dashboard import classify_kernel, human_count
 
     console = make_console()
     loop = status.get("loop") or {}
     blocked = loop.get("status") == "blocked"
     console.print(
-        f"[bold]{status.get('name')}[/] {status.get('state')}"
+        f"[bold]{escape(str(status.get('name')))}[/] {status.get('state')}"
         + (" [bold red]BLOCKED[/]" if blocked else "")
         + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
-        f"file {status.get('file')}"
+        f"file {escape(str(status.get('file')))}"
     )
     if blocked:
         console.print(f"[bold red]{loop.get('message')}[/]")
@@ -130,14 +180,16 @@ def _print_status(status: dict[str, Any]) -> None:
             "did not answer in time)[/]"
         )
     table = Table(box=None, pad_edge=False)
-    cols = ("KERNEL", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS",
-            "RESTARTS")  # fmt: skip
+    cols = ("KERNEL", "STATUS", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS",
+            "ERRORS", "RESTARTS", "METRICS")  # fmt: skip
     for col in cols:
-        table.add_column(col, justify="left" if col in ("KERNEL", "STATE", "BACKEND") else "right")
+        left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
+        table.add_column(col, justify="left" if left else "right")
     for k in status.get("kernels", []):
         kid = k["id"] + (f" x{k['replicas']}" if k.get("replicas", 1) > 1 else "")
         table.add_row(
             kid,
+            str(classify_kernel(k)),
             k["state"],
             k["backend"] + (f" ({k['device']})" if k.get("device") else ""),
             human_count(k["messages_in"]),
@@ -147,8 +199,25 @@ def _print_status(status: dict[str, Any]) -> None:
             str(k["drops"]),
             str(k["errors"]),
             str(k["restarts"]),
+            escape(_metrics_text(k.get("metrics"))),
         )
     console.print(table)
+    queues = status.get("queues") or []
+    if queues:
+        qt = Table(box=None, pad_edge=False)
+        for col in ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED"):
+            qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
+        for q in queues:
+            edge = f"{q.get('from')} -> {q.get('to')}"
+            qt.add_row(
+                escape(edge),
+                f"{q.get('depth')}/{q.get('capacity')}",
+                str(q.get("backpressure")),
+                human_count(q.get("messages") or 0),
+                str(q.get("drops", 0)),
+                f"{float(q.get('blocked_s') or 0):.1f}s",
+            )
+        console.print(qt)
     for k in status.get("kernels", []):
         if k.get("last_error"):
             console.print(f"[red]{k['id']}: last error: {k['last_error']}[/]")

@@ -58,7 +58,11 @@ def up(
         typer.Option(help="Seconds between plain progress lines.", min=0.05, callback=seconds),
     ] = 2.0,
     json_stream: Annotated[
-        bool, typer.Option("--json-stream", help="One JSON status document per interval.")
+        bool,
+        typer.Option(
+            "--json-stream",
+            help="One JSON status document per interval, then a final one with a 'result'.",
+        ),
     ] = False,
     refresh: Annotated[
         float, typer.Option(help="Dashboard redraws per second.", callback=per_second)
@@ -86,6 +90,7 @@ def up(
 
     topology = load_topology(file, engine)
     plan = topology.plan
+    final: dict[str, Any] = {}
     if detach:
         _detach(file, plan, duration, timeout, engine, address)
         return
@@ -117,9 +122,14 @@ def up(
             metrics_port=metrics_port,
             address=address,
             losses=losses,
+            final=final,
         )
     except RingctlError as exc:
+        if json_stream:
+            _final_document(final.get("status"), None, exc)
         _render.fail(exc)
+    if json_stream:
+        _final_document(result.status or final.get("status"), result, None)
     _report_result(plan, result, log_path)
     lost = losses.summary()
     if lost:
@@ -131,6 +141,36 @@ def up(
         sys.stderr.flush()
         os._exit(result.exit_code)
     raise typer.Exit(result.exit_code)
+
+
+def _final_document(
+    status: dict[str, Any] | None, result: RunReport | None, error: BaseException | None
+) -> None:
+    """``--json-stream``'s last line: the final status document plus the run's ``result``
+    (outcome, exit code, reason, failure, the drain's report and the accounting)."""
+    from ringctl.dashboard.plain import json_line
+
+    doc: dict[str, Any] = dict(status or {})
+    if result is not None:
+        doc["result"] = {
+            "outcome": result.outcome,
+            "exit_code": result.exit_code,
+            "reason": result.reason,
+            "failure": result.failure,
+            "down": result.down.as_dict() if result.down is not None else None,
+            "accounting": result.accounting.as_dict() if result.accounting is not None else None,
+        }
+    else:
+        doc["result"] = {
+            "outcome": "failed",
+            "exit_code": int(getattr(error, "exit_code", 1)),
+            "reason": "launch failed",
+            "failure": getattr(error, "message", None) or str(error),
+            "down": None,
+            "accounting": None,
+        }
+    sys.stdout.write(json_line(doc) + "\n")
+    sys.stdout.flush()
 
 
 def _log_to_file(path: str, losses: Any) -> None:
@@ -182,6 +222,7 @@ def _run_foreground(
     address: str | None,
     log_path: str | None = None,
     losses: Any = None,
+    final: dict[str, Any] | None = None,
 ) -> RunReport:
     import asyncio
     import contextlib
@@ -192,8 +233,18 @@ def _run_foreground(
     plan = topology.plan
 
     latest: dict[str, Any] = {}
+    sup_box: list[Any] = []  # the supervisor, for the final document of a failed launch
+    shown: dict[str, Any] = {"event": None, "tracebacks": set()}
+    live_console = None
+    if dashboard:
+        from rich.console import Console
+
+        live_console = Console()
+    progress = None if dashboard else _LaunchProgress(plan)
 
     def on_phase(phase: dict[str, Any]) -> None:
+        if progress is not None:
+            progress.update(phase)
         name = phase.get("name", "")
         if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
@@ -207,9 +258,34 @@ def _run_foreground(
             return
         from ringctl.dashboard.plain import json_line, plain_line
 
-        line = json_line(status) if json_stream else plain_line(status)
-        sys.stdout.write(line + "\n")
+        if json_stream:
+            sys.stdout.write(json_line(status) + "\n")
+        else:
+            _print_events(status, shown)
+            sys.stdout.write(plain_line(status) + "\n")
         sys.stdout.flush()
+
+    def on_output(record: Any) -> None:
+        # A kernel's traceback, once per kernel: above the dashboard (printed through the
+        # live view's console) or among the plain lines.
+        if record.stream != "traceback" or record.kernel in shown["tracebacks"]:
+            return
+        shown["tracebacks"].add(record.kernel)
+        from ringctl.runtime.output import unmarked
+
+        text = (
+            f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
+            + record.text.rstrip("\n")
+            + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)"
+        )
+        with unmarked():  # the CLI speaking, even when called from a kernel's set-up hook
+            if live_console is not None:
+                from rich.text import Text
+
+                live_console.print(Text(text, style="red"))  # above the live view
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
 
     def on_signal(kind: str) -> None:
         if dashboard:
@@ -249,6 +325,7 @@ def _run_foreground(
                         loop.call_soon_threadsafe(sup.event, "failure", text)
 
                 losses.on_first_loss = first_loss
+            sup_box.append(sup)
             latest["status"] = sup.status()
             if dashboard:
                 viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
@@ -268,6 +345,8 @@ def _run_foreground(
                     tick_interval=tick,
                     on_signal=on_signal,
                     supervisor_ready=ready,
+                    on_output=on_output,
+                    echo_output=_echo_stream(dashboard, json_stream),
                 ),
             )
         finally:
@@ -279,20 +358,105 @@ def _run_foreground(
         from ringctl.dashboard.plain import StopReason
 
         # Drawn on the supervisor's own loop, not in a thread: see run_live_async.
+        # The kernels' output is captured for `ringctl logs` (rich's own redirection
+        # would print it above the view instead, and keep it from the log).
         reason = await run_live_async(
-            sup.status, refresh_per_second=refresh, should_stop=lambda: sup.ended
+            sup.status,
+            refresh_per_second=refresh,
+            should_stop=lambda: sup.ended,
+            console=live_console,
+            redirect_io=False,
         )
         if reason is StopReason.QUIT and not sup.ended:
             sup.request_stop("interrupted")
 
+    if progress is not None:
+        progress.start()
     try:
         result = run(main())
     finally:
+        if progress is not None:
+            progress.stop()
         if metrics is not None:
             metrics.stop()
+        if sup_box and final is not None:
+            final["status"] = sup_box[0].status(fresh=True)  # read when the launch failed
     if result.status:
+        if not dashboard and not json_stream:
+            _print_events(result.status, shown)
         _print_summary(result.status)
     return result
+
+
+def _echo_stream(dashboard: bool, json_stream: bool) -> Any:
+    """Where a foreground run also shows what kernels print (the kernel log has it all)."""
+    if os.environ.get("RINGCTL_DETACHED") or dashboard:
+        return None  # the detached log would hold it twice; a live view would be scribbled on
+    return sys.stderr if json_stream else sys.stdout  # --json-stream keeps stdout pure JSON
+
+
+def _print_events(status: dict[str, Any], shown: dict[str, Any]) -> None:
+    """Each event not yet printed, on a line of its own (plain mode)."""
+    from ringctl.dashboard._status import parse_status
+    from ringctl.dashboard.plain import event_line
+
+    events = parse_status(status).events
+    last = shown["event"]
+    start = 0
+    if last is not None:
+        # The document keeps a bounded tail of events: find the last one printed.
+        start = next((i + 1 for i in range(len(events) - 1, -1, -1) if events[i] == last), 0)
+    for event in events[start:]:
+        sys.stdout.write(event_line(event) + "\n")
+    if events:
+        shown["event"] = events[-1]
+
+
+class _LaunchProgress:
+    """Plain mode: while launch or activation takes long (a slow set-up hook), say so.
+
+    A thread, because a synchronous set-up hook holds the event loop the whole time.
+    """
+
+    EVERY_S = 1.0
+
+    def __init__(self, plan: Plan) -> None:
+        import threading
+
+        self.plan = plan
+        self.phase: dict[str, Any] | None = None
+        self.since = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="launch-progress", daemon=True)
+
+    def update(self, phase: dict[str, Any]) -> None:
+        old = self.phase
+        if old is None or (old.get("name"), old.get("done")) != (phase.get("name"), phase["done"]):
+            self.since = time.monotonic()
+        self.phase = phase
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.EVERY_S):
+            phase = self.phase
+            if phase is None or phase.get("name") not in ("launch", "activate"):
+                continue
+            done, total = int(phase.get("done", 0)), int(phase.get("total", 0))
+            if done >= total:
+                continue
+            waited = time.monotonic() - self.since
+            if waited < self.EVERY_S:
+                continue
+            verb = "launching" if phase["name"] == "launch" else "activating"
+            label = "phase 1" if phase["name"] == "launch" else "phase 2"
+            kid = self.plan.kernels[done].id
+            say(f"{label}: {verb} {kid} ({done}/{total} done, {waited:.0f} s on it)")
 
 
 def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -> None:
@@ -300,12 +464,11 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
     if result.outcome == "completed":
         say(f"{plan.name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
-        where = f"in {log_path}" if log_path else "in the log"
         hint = None
         if result.failure and result.failure.startswith("kernel "):
             hint = (
-                f"the kernel's traceback is {where}; a restart policy "
-                "(restart: {policy: on-failure}) can replace a failed kernel"
+                f"ringctl logs {plan.name} shows the kernels' output and tracebacks; "
+                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
             )
         _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":

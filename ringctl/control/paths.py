@@ -76,6 +76,13 @@ class TopologyFiles:
         makes the socket until after it removed it; the kernel unlocks it if it dies."""
         return self.pid.with_suffix(".lock")
 
+    @property
+    def kernel_log(self) -> Path:
+        """What the kernels printed, logged and raised (JSON lines, ``ringctl logs``).
+
+        Kept after the run ends; the next run of the same name starts it afresh."""
+        return self.pid.with_name(f"{self.name}.kernels.jsonl")
+
     def remove(self) -> None:
         for path in (self.socket, self.pid):
             with contextlib.suppress(FileNotFoundError):

@@ -5,7 +5,8 @@ time, seconds) is when the client stops waiting: a command the supervisor has no
 started by then is refused, never applied later. A reply is ``{"v": 1, "ok": true,
 "result": ...}`` or ``{"v": 1, "ok": false, "error": {"message", "hint", "exit_code"}}``.
 ``watch`` answers with a stream of ``{"v": 1, "event": "status", "data": {...}}`` lines;
-``down`` sends ``{"event": "progress", ...}`` lines before its reply. Requests that
+``down`` sends ``{"event": "progress", ...}`` lines before its reply; ``tap`` sends one
+``{"event": "message", "data": {...}}`` line per message it saw, then its reply. Requests that
 change things are run one at a time by the supervisor, so ``pause`` racing ``down`` is
 well defined: whichever the supervisor took first completes, the other sees its result.
 
@@ -45,6 +46,9 @@ __all__ = [
     "KernelsRequest",
     "NoArgs",
     "Request",
+    "RestartRequest",
+    "ScaleRequest",
+    "TapRequest",
     "WatchRequest",
     "decode",
     "encode",
@@ -56,6 +60,8 @@ __all__ = [
 
 #: More kernels than any topology may have (the schema's bound is lower).
 _MAX_KERNELS_NAMED: Final = 10_000
+#: The topology schema's bound on ``replicas`` (``MAX_REPLICAS``).
+_MAX_REPLICAS: Final = 1024
 
 Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
 KernelName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
@@ -99,6 +105,34 @@ class WatchRequest(_Model):
     interval: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 0.25
 
 
+#: Seconds, where 0 is meaningful (``restart --timeout 0``: do not wait for the old one).
+WaitSeconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+
+
+class RestartRequest(_Model):
+    """``restart``: stop and relaunch these kernels (each keeps its inbox and state)."""
+
+    kernels: list[KernelName] = Field(min_length=1, max_length=_MAX_KERNELS_NAMED)
+    timeout: WaitSeconds = 5.0
+
+
+class ScaleRequest(_Model):
+    """``scale``: run ``replicas`` instances of one running kernel."""
+
+    kernel: KernelName
+    replicas: StrictInt = Field(ge=1, le=_MAX_REPLICAS)
+    timeout: WaitSeconds = 5.0
+
+
+class TapRequest(_Model):
+    """``tap``: stream what ``kernel.port`` sends, ``count`` messages (none: until the
+    client hangs up or the run ends)."""
+
+    kernel: KernelName
+    port: Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH)] = "out"
+    count: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
 #: The arguments model of every op the protocol knows.
 REQUESTS: Final[dict[str, type[_Model]]] = {
     "ping": NoArgs,
@@ -107,6 +141,9 @@ REQUESTS: Final[dict[str, type[_Model]]] = {
     "resume": KernelsRequest,
     "down": DownRequest,
     "watch": WatchRequest,
+    "restart": RestartRequest,
+    "scale": ScaleRequest,
+    "tap": TapRequest,
 }
 
 

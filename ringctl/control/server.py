@@ -31,6 +31,7 @@ from typing import Any, Final
 from ringctl.control import protocol
 from ringctl.control.handoff import Abandoned, Claim, Handoff
 from ringctl.control.paths import TopologyFiles, claim_name, release_name
+from ringctl.control.tap import serve_tap
 from ringctl.control.target import ControlTarget
 from ringctl.exceptions import RingctlError, RunFailedError
 
@@ -51,11 +52,12 @@ class AlreadyRunningError(RunFailedError):
     """A topology of this name already runs from this state directory."""
 
 
-Handler = Callable[[protocol.Request, asyncio.StreamWriter], Awaitable[Any]]
+Handler = Callable[[protocol.Request, asyncio.StreamWriter, asyncio.StreamReader], Awaitable[Any]]
 
 
 class ControlServer:
-    """Serves ``ping``, ``status``, ``pause``, ``resume``, ``down`` and ``watch``.
+    """Serves ``ping``, ``status``, ``pause``, ``resume``, ``down``, ``watch``,
+    ``restart``, ``scale`` and ``tap``.
 
     ``start`` and ``close`` are called on the kernels' loop (the one ``target`` lives
     on); everything else happens on the server's own thread.
@@ -88,6 +90,9 @@ class ControlServer:
             "resume": self._resume,
             "down": self._down,
             "watch": self._watch,
+            "restart": self._restart,
+            "scale": self._scale,
+            "tap": self._tap,
         }
 
     # -- publishing (kernels' loop) ------------------------------------------------------
@@ -265,7 +270,7 @@ class ControlServer:
                 await _send(writer, protocol.error_reply(*self._late(request.op), 3))
                 continue
             try:
-                result = await self._ops[request.op](request, writer)
+                result = await self._ops[request.op](request, writer, reader)
             except RingctlError as exc:
                 await _send(writer, protocol.error_reply(exc.message, exc.hint, exc.exit_code))
                 continue
@@ -296,7 +301,9 @@ class ControlServer:
 
     # -- ops -----------------------------------------------------------------------------
 
-    async def _ping(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _ping(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         t = self.target
         loop = t.loop_report()
         return {
@@ -308,7 +315,9 @@ class ControlServer:
             "loop": loop.get("status") if loop else None,
         }
 
-    async def _status(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _status(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         return await self._document()
 
     async def _document(self) -> dict[str, Any]:
@@ -331,24 +340,28 @@ class ControlServer:
         )
         return base
 
-    async def _pause(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _pause(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         args = request.args
         assert isinstance(args, protocol.KernelsRequest)
         return await self._command(request, lambda: self.target.pause(args.kernels))
 
-    async def _resume(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _resume(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         args = request.args
         assert isinstance(args, protocol.KernelsRequest)
         return await self._command(request, lambda: self.target.resume(args.kernels))
 
-    async def _command(
-        self, request: protocol.Request, make: Callable[[], Awaitable[dict[str, Any]]]
-    ) -> Any:
+    async def _command(self, request: protocol.Request, make: Callable[[], Awaitable[Any]]) -> Any:
         assert self._handoff is not None
         claim = Claim(request.deadline)
         return await self._handoff.run(make, claim, refused=self._refused(request.op))
 
-    async def _down(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _down(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         args = request.args
         assert isinstance(args, protocol.DownRequest) and self._handoff is not None
         phases: list[dict[str, Any]] = []  # appended on the kernels' loop, read here
@@ -380,7 +393,9 @@ class ControlServer:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await pumper
 
-    async def _watch(self, request: protocol.Request, writer: asyncio.StreamWriter) -> Any:
+    async def _watch(
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> Any:
         args = request.args
         assert isinstance(args, protocol.WatchRequest)
         given = "interval" in args.model_fields_set
@@ -396,6 +411,52 @@ class ControlServer:
                 step = min(0.05, interval - waited)
                 await asyncio.sleep(step)
                 waited += step
+
+    async def _restart(
+        self,
+        request: protocol.Request,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+    ) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.RestartRequest)
+        return await self._command(
+            request, lambda: self.target.restart(list(args.kernels), args.timeout)
+        )
+
+    async def _scale(
+        self,
+        request: protocol.Request,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+    ) -> Any:
+        args = request.args
+        assert isinstance(args, protocol.ScaleRequest)
+        return await self._command(
+            request, lambda: self.target.scale(args.kernel, args.replicas, args.timeout)
+        )
+
+    async def _tap(
+        self,
+        request: protocol.Request,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+    ) -> Any:
+        """Attach on the kernels' loop, stream from here, detach on the kernels' loop."""
+        args = request.args
+        assert isinstance(args, protocol.TapRequest) and self._handoff is not None
+        target, handoff = self.target, self._handoff
+
+        async def attach() -> Any:
+            return target.tap(args.kernel, args.port)
+
+        tap = await self._command(request, attach)
+        try:
+            return await serve_tap(
+                tap, args.kernel, args.port, args.count, lambda: target.ended, writer, reader
+            )
+        finally:
+            await handoff.call(lambda: target.untap(args.kernel, args.port, tap), 5.0)
 
 
 def _listen(files: TopologyFiles) -> socket.socket:

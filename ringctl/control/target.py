@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["ControlTarget", "Progress"]
+__all__ = ["ControlTarget", "Progress", "Tap"]
 
 #: Called (on the kernels' loop) with each drain progress document during ``down``.
 Progress = Callable[[dict[str, Any]], None]
@@ -50,3 +50,27 @@ class ControlTarget(Protocol):
     async def resume(self, kernels: list[str] | None) -> dict[str, Any]: ...
 
     async def down(self, timeout: float, progress: Progress) -> dict[str, Any]: ...
+
+    async def restart(self, kernels: list[str], timeout: float) -> dict[str, Any]: ...
+
+    async def scale(self, kernel: str, replicas: int, timeout: float) -> dict[str, Any]: ...
+
+    def tap(self, kernel: str, port: str) -> Tap:
+        """Attach a tap to ``kernel.port``. Kernels' loop only."""
+        ...
+
+    def untap(self, kernel: str, port: str, tap: Tap) -> None:
+        """Detach it. Kernels' loop only."""
+        ...
+
+
+class Tap(Protocol):
+    """A side channel on a port; ``take`` and the counters are safe from any thread."""
+
+    @property
+    def seen(self) -> int: ...
+
+    @property
+    def missed(self) -> int: ...
+
+    def take(self, max_items: int) -> list[Any]: ...

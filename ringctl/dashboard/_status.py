@@ -179,7 +179,8 @@ def classify_kernel(
     3. ``TERMINATED`` → stopped; ``TERMINATING`` → stopping
     4. ``CREATED`` / ``LAUNCHED`` → starting; ``DEACTIVATED`` → paused
     5. ACTIVE (or a state this version does not know): ``blocked > 0`` → backpressured;
-       ``inbox_depth > 0`` and ``last_progress_s > stall_after_s`` → stalled;
+       ``inbox_depth > 0`` and ``last_progress_s > stall_after_s`` → stalled; a
+       persistent kernel whose heartbeat froze (``metrics.stalled`` true) → stalled;
        nothing queued and a replica ``waiting`` → idle; otherwise busy.
 
     Where ``waiting`` is missing (an older runtime), "nothing queued and no messages
@@ -200,6 +201,9 @@ def classify_kernel(
         return KernelStatus.STARTING
     if state == "DEACTIVATED":
         return KernelStatus.PAUSED
+    metrics = _get(kernel, "metrics")
+    if isinstance(metrics, Mapping) and metrics.get("stalled") is True:
+        return KernelStatus.STALLED  # its compiled loop stopped beating: stuck in a handler
     if (count(_get(kernel, "blocked")) or 0) > 0:
         return KernelStatus.BACKPRESSURED
     depth = count(_get(kernel, "inbox_depth")) or 0

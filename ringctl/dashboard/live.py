@@ -197,6 +197,7 @@ async def run_live_async(
     stall_after_s: float = STALL_AFTER_S,
     keys: bool | None = None,
     input_fd: int | None = None,
+    redirect_io: bool = True,
 ) -> StopReason:
     """``run_live`` for a process that runs its topology on the same event loop (``up``).
 
@@ -206,6 +207,9 @@ async def run_live_async(
     the loop under 1 %. ``q`` is read with ``loop.add_reader``; Ctrl-C is left to the
     caller's signal handler (a graceful down). Returns once ``should_stop()`` is true
     (after one last frame) or ``q`` was pressed.
+
+    ``redirect_io=False`` leaves ``sys.stdout`` / ``sys.stderr`` alone (the caller
+    captures kernel output itself and prints above the view with ``console.print``).
     """
     import asyncio
 
@@ -227,7 +231,13 @@ async def run_live_async(
 
     with (
         _cbreak(fd) as key_fd,
-        Live(get_renderable=frame, console=console, auto_refresh=False) as live,
+        Live(
+            get_renderable=frame,
+            console=console,
+            auto_refresh=False,
+            redirect_stdout=redirect_io,
+            redirect_stderr=redirect_io,
+        ) as live,
     ):
         if key_fd is not None:
             loop.add_reader(key_fd, on_key, key_fd)

@@ -106,6 +106,7 @@ _GAP: Final = 2
 #: Longest kernel id / queue edge that may claim width when columns are chosen; longer
 #: ones are cut with an ellipsis rather than pushing the numbers off the screen.
 _NAME_CAP: Final = 28
+_METRICS_CAP: Final = 40  # a kernel's own figures; the rest of a long list is cut
 #: At most this many lines of failure / backend notes under the tables.
 _MAX_NOTES: Final = 6
 
@@ -222,6 +223,17 @@ def _since(k: KernelRow) -> Cell:
     return _cell(f"{human_duration(k.last_progress_s)} ago")
 
 
+def _metrics_cell(k: KernelRow) -> Cell:
+    """The kernel's own numeric ``ctx.metrics``: ``total=333.3T rows=100``."""
+    if not k.metrics:
+        return _cell("--", "dim")
+    parts = []
+    for key, value in k.metrics:
+        shown = f"{value:g}" if abs(value) < 1e6 else human_count(value)
+        parts.append(f"{key}={shown}")
+    return _cell(" ".join(parts))
+
+
 def _state_style(k: KernelRow) -> str:
     if k.status is KernelStatus.FAILED:
         return "red"
@@ -275,6 +287,7 @@ KERNEL_COLUMNS: Final[tuple[Column[KernelRow], ...]] = (
     Column("latency", "p50/p99", 7, _latency, "right"),
     Column("since", "last msg", 10, _since, "right"),
     Column("node", "node", 11, lambda k: _cell(k.node or "--", "dim")),
+    Column("metrics", "metrics", 12, lambda k: _metrics_cell(k), cap=_METRICS_CAP),
 )
 
 QUEUE_COLUMNS: Final[tuple[Column[QueueRow], ...]] = (

@@ -6,8 +6,12 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan, RestartPolicy
+
+if TYPE_CHECKING:
+    from ringctl.topology.schema import Topology
 
 __all__ = ["plan_from_file"]
 
@@ -27,6 +31,8 @@ def plan_from_file(
     from ringctl.topology.importer import search_path
 
     topology = load_topology(path, env=env)
+    if (engine or topology.engine) != "local":
+        _refuse_persistent_off_local(topology, engine or topology.engine)
     kernels = resolve_entries(topology)
     for folder, _label in reversed(search_path(topology)):
         if str(folder) not in sys.path:
@@ -45,7 +51,9 @@ def plan_from_file(
                 kernel=kernels[kernel_id],
                 params=dict(spec.params),
                 replicas=spec.replicas,
-                backend=spec.effective_backend,
+                # A persistent kernel's loop runs on the CPU (validation refuses cuda); `auto`
+                # must not make its bridge look like a GPU kernel.
+                backend="cpu" if spec.persistent is not None else spec.effective_backend,
                 queue_size=spec.queue_size,
                 restart=RestartPolicy(
                     policy=spec.restart.policy,
@@ -81,3 +89,24 @@ def plan_from_file(
         description=topology.description or "",
         smoke=topology.smoke,
     )
+
+
+def _refuse_persistent_off_local(topology: Topology, engine: str) -> None:
+    """``--engine ray`` on a file with persistent kernels: bad input, before anything runs."""
+    from ringctl.topology import TopologyError
+    from ringctl.topology.loader import SourceMap
+
+    source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
+    problems = [
+        source.diagnostic(
+            ("kernels", kernel_id, "persistent"),
+            f"kernel '{kernel_id}': persistent kernels run on the local engine only, "
+            f"not on {engine}",
+            "run without --engine ray, or make this kernel an ordinary one",
+            key=True,
+        )
+        for kernel_id, spec in topology.kernels.items()
+        if spec.persistent is not None
+    ]
+    if problems:
+        raise TopologyError(problems)

@@ -11,24 +11,28 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
 from ringctl.control.target import Progress as DownProgress
+from ringctl.control.target import Tap
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
 from ringctl.orchestrator.watchdog import LoopWatchdog
+from ringctl.runtime import output
 
 if TYPE_CHECKING:
     from ringctl.engines.contract import Engine
 
 __all__ = ["SupervisorTarget", "serve"]
 
-log = logging.getLogger("ringctl.service")
-
 Tick = Callable[[dict[str, Any]], None]
+OnOutput = Callable[[output.OutputRecord], None]
+
+log = logging.getLogger("ringctl.service")
 #: The control server answers from the last published status while the kernels' loop is
 #: blocked: publish one this often, so that one is never older than this when a block starts.
 PUBLISH_EVERY_S = 0.5
@@ -91,6 +95,23 @@ class SupervisorTarget:
         self.sup.status(fresh=True)
         return {"state": self.sup.state, **report.as_dict()}
 
+    async def restart(self, kernels: list[str], timeout: float) -> dict[str, Any]:
+        restarted = await self.sup.restart(kernels, timeout)
+        self.sup.status(fresh=True)
+        return {"restarted": restarted, "state": self.sup.state}
+
+    async def scale(self, kernel: str, replicas: int, timeout: float) -> dict[str, Any]:
+        result = await self.sup.scale(kernel, replicas, timeout)
+        self.sup.status(fresh=True)
+        return result
+
+    def tap(self, kernel: str, port: str) -> Tap:
+        tap: Tap = self.sup.tap(kernel, port)
+        return tap
+
+    def untap(self, kernel: str, port: str, tap: Tap) -> None:
+        self.sup.untap(kernel, port, tap)
+
 
 async def serve(
     plan: Plan,
@@ -106,6 +127,8 @@ async def serve(
     runtime: Engine | None = None,
     control: bool = True,
     supervisor_ready: Callable[[Supervisor], None] | None = None,
+    on_output: OnOutput | None = None,
+    echo_output: TextIO | None = None,
 ) -> RunResult:
     """Bring ``plan`` up, serve the control socket, run until done, and clean up.
 
@@ -113,44 +136,127 @@ async def serve(
     (``on_signal`` hears ``interrupt``, ``terminate``, ``hangup`` or ``force``). The
     socket, pid and lock files are removed on every way out. Raises ``LaunchFailed``
     (after the rollback) and ``AlreadyRunningError`` before anything starts.
+
+    With the control socket, what kernels print, log and raise goes to the name's
+    kernel log (``ringctl logs``), each record also to ``on_output``; ``echo_output``
+    gets the kernels' raw output as well. The run's outcome is added to the state
+    directory's history (``ringctl ps -a``).
     """
     loop = asyncio.get_running_loop()
     sup = Supervisor(plan, runtime)
     watchdog = LoopWatchdog(loop, on_block=lambda text: sup.event("failure", text))
-    server: ControlServer | None = None
-    if control:
+    # Before the socket exists: whoever sees it may signal us at once.
+    signals = _Signals(loop, sup, on_signal)
+    if not control:
+        return await _serve(sup, duration, down_timeout, on_phase, on_tick, tick_interval,
+                            signals, supervisor_ready, None, watchdog)  # fmt: skip
+    try:
         directory = directory or state_dir()
         directory.ensure()
-        server = ControlServer(
-            SupervisorTarget(sup, watchdog), directory.files(plan.name), log_path=log_path
-        )
-    interrupts = 0
-
-    def stop_signal(kind: str) -> None:
-        nonlocal interrupts
-        if kind == "interrupt":
-            interrupts += 1
-            if interrupts > 1:
-                kind = "force"
-        if on_signal is not None:
-            on_signal(kind)
-        reason = {"interrupt": "interrupted", "force": "interrupted"}.get(kind, "terminated")
-        sup.request_stop(reason, force=kind == "force")
-
-    # Before the socket exists: whoever sees it may signal us at once.
-    installed = []
-    for sig, kind in _STOP_SIGNALS.items():
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop_signal, kind)
-            installed.append(sig)
-    try:
-        if server is not None:
-            await server.start()
-            sup.on_status(server.publish)
+        files = directory.files(plan.name)
+        server = ControlServer(SupervisorTarget(sup, watchdog), files, log_path=log_path)
+        await server.start()  # the name is ours from here: its kernel log and history too
     except BaseException:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        signals.remove()
         raise
+    sup.on_status(server.publish)
+    started = time.time()
+    result: RunResult | None = None
+    try:
+        kernel_log = output.KernelLog(files.kernel_log)
+    except OSError as exc:
+        log.warning("cannot write the kernel log %s: %s", files.kernel_log, exc)
+        kernel_log = None
+
+    def sink(record: output.OutputRecord) -> None:
+        if kernel_log is not None:
+            kernel_log(record)
+        if on_output is not None:
+            on_output(record)
+
+    try:
+        with output.capture(sink, echo=echo_output):
+            result = await _serve(sup, duration, down_timeout, on_phase, on_tick,
+                                  tick_interval, signals, supervisor_ready, server,
+                                  watchdog)  # fmt: skip
+        return result
+    finally:
+        if kernel_log is not None:
+            kernel_log.close()
+        _record(directory, sup, files.kernel_log, started, result)
+
+
+def _record(
+    directory: StateDir, sup: Supervisor, kernel_log: Any, started: float, result: RunResult | None
+) -> None:
+    """Add the finished run to the history ``ringctl ps -a`` shows (never raises)."""
+    from ringctl.control.history import record_run
+
+    ended = time.time()
+    entry = {
+        "name": sup.plan.name,
+        "file": sup.plan.file,
+        "engine": sup.plan.engine,
+        "outcome": result.outcome if result is not None else "failed",
+        "exit_code": result.exit_code if result is not None else 1,
+        "reason": (result.failure or result.reason) if result is not None else sup.failure,
+        "started": round(started, 3),
+        "ended": round(ended, 3),
+        "duration_s": round(ended - started, 3),
+        "kernel_log": str(kernel_log),
+    }
+    try:
+        record_run(directory, entry)
+    except OSError as exc:
+        log.warning("cannot record the run in %s: %s", directory.path, exc)
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP start a graceful down; a second SIGINT forces it."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sup: Supervisor,
+        on_signal: Callable[[str], None] | None,
+    ) -> None:
+        self.loop, self.sup, self.on_signal = loop, sup, on_signal
+        self.interrupts = 0
+        self.installed: list[signal.Signals] = []
+        for sig, kind in _STOP_SIGNALS.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._received, kind)
+                self.installed.append(sig)
+
+    def _received(self, kind: str) -> None:
+        if kind == "interrupt":
+            self.interrupts += 1
+            if self.interrupts > 1:
+                kind = "force"
+        if self.on_signal is not None:
+            self.on_signal(kind)
+        reason = "interrupted" if kind in ("interrupt", "force") else "terminated"
+        self.sup.request_stop(reason, force=kind == "force")
+
+    def remove(self) -> None:
+        for sig in self.installed:
+            self.loop.remove_signal_handler(sig)
+        self.installed = []
+
+
+async def _serve(
+    sup: Supervisor,
+    duration: float | None,
+    down_timeout: float,
+    on_phase: Progress | None,
+    on_tick: Tick | None,
+    tick_interval: float,
+    signals: _Signals,
+    supervisor_ready: Callable[[Supervisor], None] | None,
+    server: ControlServer | None,
+    watchdog: LoopWatchdog,
+) -> RunResult:
+    loop = asyncio.get_running_loop()
     beating = loop.create_task(watchdog.heartbeat(), name="ringctl-watchdog-heartbeat")
     ticker: asyncio.Task[None] | None = None
     publisher: asyncio.Task[None] | None = None
@@ -171,8 +277,7 @@ async def serve(
                     await task
         if not sup.ended:  # cancelled from outside: still leave nothing running
             await sup.runtime.terminate_all(timeout=1.0)
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        signals.remove()
         if server is not None:
             await server.close()
         await sup.runtime.close()

@@ -8,6 +8,7 @@ telemetry. Results are plain data so the CLI can print a table, JSON or JUnit XM
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -125,7 +126,35 @@ def _checks(plan: Plan, status: dict[str, Any]) -> list[Check]:
                 checks.append(Check(kernel_id, what, expected, actual, actual <= expected))
         if expect.must_complete:
             checks.append(Check(kernel_id, "must_complete", True, k["completed"], k["completed"]))
+        metrics = k.get("metrics") or {}
+        for key, bound in expect.metrics.items():
+            checks.extend(_metric_checks(kernel_id, key, bound, metrics.get(key)))
     return checks
+
+
+def _metric_checks(kernel_id: str, key: str, bound: Any, actual: Any) -> list[Check]:
+    """One check per bound on ``ctx.metrics[key]`` (a missing or non-numeric value fails)."""
+    if isinstance(bound, int | float):
+        wanted: list[tuple[str, float]] = [("equals", bound)]
+    else:
+        wanted = [(w, v) for w in ("equals", "min", "max") if (v := getattr(bound, w)) is not None]
+    number = actual if isinstance(actual, int | float) and not isinstance(actual, bool) else None
+    out = []
+    for what, expected in wanted:
+        if number is None:
+            ok = False
+        elif what == "equals":
+            ok = number == expected or (
+                (isinstance(number, float) or isinstance(expected, float))
+                and math.isclose(number, expected, rel_tol=1e-9, abs_tol=1e-12)
+            )
+        elif what == "min":
+            ok = number >= expected
+        else:
+            ok = number <= expected
+        label = f"metrics.{key} {'==' if what == 'equals' else what}"
+        out.append(Check(kernel_id, label, expected, actual, ok))
+    return out
 
 
 def junit_xml(results: list[SmokeResult]) -> str:

@@ -211,6 +211,9 @@ class Supervisor:
                 )
                 launched.append(k.id)
                 self._set_phase("launch", n, len(plan.kernels), progress)
+                # A set-up hook may hold the loop for seconds: let a live view draw the
+                # progress between kernels rather than only once phase 2 is done.
+                await asyncio.sleep(0)
             for e in plan.edges:
                 current = e.producer
                 rt.connect(
@@ -471,6 +474,80 @@ class Supervisor:
             self._update_paused_state()
             self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
             return done
+
+    def _local_only(self, action: str) -> Any:
+        """The runtime, if it can ``action`` a running kernel (the local engine can)."""
+        if not hasattr(self.runtime, action):
+            raise UserInputError(
+                f"{action} is not supported with engine: {self.plan.engine} yet",
+                hint="run the topology with engine: local to use it",
+            )
+        return self.runtime
+
+    async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
+        """Stop and relaunch the named kernels; each keeps its inbox and ``ctx.state``.
+
+        Counted as a restart. A kernel that already ended (completed or failed past its
+        policy) is not brought back: it is reported in the error instead.
+        """
+        rt = self._local_only("restart")
+        async with self._lock:
+            self._check_live("restart")
+            chosen = self._select(kernels)
+            ended = [k for k in chosen if rt.get_state(k) not in _RUNNING]
+            if ended:
+                raise ControlPlaneError(
+                    f"cannot restart {', '.join(map(repr, ended))}: "
+                    f"{'it has' if len(ended) == 1 else 'they have'} terminated",
+                    hint="restart brings back a running kernel; run the topology again "
+                    "for one that ended",
+                )
+            done = []
+            for kid in chosen:
+                self._restarting[kid] = time.monotonic()  # now: the watch loop leaves it be
+                try:
+                    report = await rt.restart(kid, timeout=timeout)
+                except RingctlError as exc:
+                    self.failure = f"restart of {kid!r} failed: {exc}"
+                    self.event("failure", self.failure)
+                    if self._stop_reason is None:
+                        self._stop_reason = "failed"
+                    self._wake.set()
+                    raise
+                finally:
+                    self._restarting.pop(kid, None)
+                self._since[kid] = time.monotonic()
+                info = rt.get_info(kid)
+                how = " (force-stopped)" if report.forced else ""
+                self.event("restart", f"{kid} restarted on request{how}; restart {info.restarts}")
+                done.append(kid)
+            self._status_cache = None
+            return done
+
+    async def scale(self, kernel: str, replicas: int, timeout: float = 5.0) -> dict[str, Any]:
+        """Run ``replicas`` instances of a running kernel; returns ``{kernel, before, after}``."""
+        rt = self._local_only("scale")
+        async with self._lock:
+            self._check_live("scale")
+            (kid,) = self._select([kernel])
+            if rt.get_state(kid) not in _RUNNING:
+                raise ControlPlaneError(f"cannot scale {kid!r}: it has terminated")
+            before = await rt.scale(kid, replicas, timeout=timeout)
+            if before != replicas:
+                self.event("scale", f"{kid} scaled from {before} to {replicas} replicas")
+            self._status_cache = None
+            return {"kernel": kid, "before": before, "after": replicas}
+
+    def tap(self, kernel: str, port: str = "out", capacity: int = 256) -> Any:
+        """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
+        rt = self._local_only("tap")
+        (kid,) = self._select([kernel])
+        return rt.tap(kid, port, capacity)
+
+    def untap(self, kernel: str, port: str, tap: Any) -> None:
+        untap = getattr(self.runtime, "untap", None)
+        if untap is not None:
+            untap(kernel, port, tap)
 
     async def down(self, timeout: float = 10.0, progress: Progress | None = None) -> DownReport:
         """Drain and terminate: resume, restart what waits for a restart, stop the sources,

@@ -11,16 +11,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ringctl.runtime.accounting import QueueAccount
     from ringctl.runtime.context import KernelContext
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "KernelBody",
+    "KernelControl",
     "RingKernel",
     "SetupHook",
     "as_kernel",
@@ -33,6 +35,37 @@ DEFAULT_QUEUE_SIZE: Final = 1024
 
 KernelBody = Callable[["KernelContext"], Awaitable[Any]]
 SetupHook = Callable[["KernelContext"], Any]
+
+
+class KernelControl(Protocol):
+    """Lifecycle hooks for a kernel whose work runs outside the event loop.
+
+    A persistent kernel (a compiled loop in a worker process) is one. The runtime calls
+    each hook from the matching user action, after checking the transition table and
+    before it moves the kernel's state, so a hook that raises leaves the state as it
+    was. Each hook returns only once the outside work obeyed (or raises).
+    """
+
+    async def activate(self) -> None: ...
+
+    async def deactivate(self) -> None: ...
+
+    async def reactivate(self) -> None: ...
+
+    def accounts(self) -> list[QueueAccount]:
+        """The accounting law's rows for what flows outside the event loop (rings)."""
+        ...
+
+    def idle(self) -> bool:
+        """Nothing in flight outside the event loop (read when the runtime asks "quiescent?")."""
+        ...
+
+    async def terminate(self, timeout: float) -> tuple[int, bool]:
+        """Stop the outside work (force it after ``timeout``).
+
+        Returns ``(items left unprocessed, whether it had to be forced)``.
+        """
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +89,8 @@ class RingKernel:
     #: The backend the kernel asks for when the topology does not say (cpu | cuda | auto).
     backend: str | None = None
     doc: str = field(default="")
+    #: Hooks the runtime awaits on activate/deactivate/reactivate/terminate (see KernelControl).
+    control: KernelControl | None = None
 
     def __call__(self, ctx: KernelContext) -> Awaitable[Any]:
         return self.func(ctx)

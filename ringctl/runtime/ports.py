@@ -4,18 +4,66 @@ A port with no edge keeps what is sent to it in its own output queue, which
 ``runtime.receive(kernel_id, port=...)`` reads (the spec's behaviour). A port with edges
 sends each message to every edge (``broadcast``, the default: the same object, not a
 copy) or to one edge in turn (``round_robin``).
+
+A ``Tap`` is a bounded, lossy copy of what leaves a port (``ringctl tap``). While a port
+has no tap nothing changes on the send path; while it has one, sends take the port's
+slow path, which offers each message to the tap before delivering it as usual: the
+order, the backpressure and the counts of the real edge are the same either way.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from ringctl.runtime.queues import Inbox, Queue
 
-__all__ = ["Fanout", "OutPort"]
+__all__ = ["Fanout", "OutPort", "Tap"]
 
 Fanout = Literal["broadcast", "round_robin"]
+#: What a tap keeps when nobody reads it fast enough; older messages are overwritten.
+TAP_CAPACITY: Final = 256
+
+
+class Tap:
+    """A side channel that sees every message sent on one port and keeps the newest few.
+
+    ``offer`` never waits and never fails: a reader that falls behind misses messages
+    (``missed`` counts them) instead of slowing the kernel down. ``take`` may be called
+    from another thread: ``deque.append`` and ``popleft`` are atomic.
+    """
+
+    __slots__ = ("_buffer", "seen", "taken")
+
+    def __init__(self, capacity: int = TAP_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError(f"a tap keeps at least 1 message, got {capacity}")
+        self._buffer: deque[Any] = deque(maxlen=capacity)
+        self.seen = 0  # messages offered since the tap was attached
+        self.taken = 0  # messages handed to the reader
+
+    def offer(self, msg: Any) -> None:
+        self._buffer.append(msg)
+        self.seen += 1
+
+    def offer_many(self, msgs: Sequence[Any]) -> None:
+        self._buffer.extend(msgs)
+        self.seen += len(msgs)
+
+    def take(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` of the oldest messages still kept, oldest first."""
+        out: list[Any] = []
+        buffer = self._buffer
+        while buffer and len(out) < max_items:
+            out.append(buffer.popleft())
+        self.taken += len(out)
+        return out
+
+    @property
+    def missed(self) -> int:
+        """Messages that were overwritten before the reader took them."""
+        return max(0, self.seen - self.taken - len(self._buffer))
 
 
 class OutPort:
@@ -28,7 +76,9 @@ class OutPort:
         "name",
         "output",
         "output_inbox",
+        "sends_to_one",
         "single",
+        "taps",
         "targets",
     )
 
@@ -45,8 +95,11 @@ class OutPort:
             producer=kernel_id,
             port=name,
         )
-        #: The one queue a message goes to when there is exactly one: the hot path.
+        #: The one queue a message goes to when there is exactly one.
+        self.sends_to_one: Queue | None = self.output
+        #: ``sends_to_one`` while nobody taps the port: ``KernelContext.send``'s inlined hot path.
         self.single: Queue | None = self.output
+        self.taps: list[Tap] = []
         self._rr = 0
 
     @property
@@ -57,11 +110,36 @@ class OutPort:
         self.targets.append(queue)
         if fanout is not None:
             self.fanout = fanout
-        self.single = self.targets[0] if len(self.targets) == 1 else None
+        self._route()
+
+    def disconnect_all(self) -> list[Queue]:
+        """Unwire every edge (what is sent goes to the port's own output queue again)."""
+        old, self.targets = self.targets, []
+        self._route()
+        return old
+
+    def _route(self) -> None:
+        if not self.targets:
+            self.sends_to_one = self.output
+        else:
+            self.sends_to_one = self.targets[0] if len(self.targets) == 1 else None
+        self.single = None if self.taps else self.sends_to_one
+
+    def add_tap(self, tap: Tap) -> None:
+        self.taps.append(tap)
+        self._route()
+
+    def remove_tap(self, tap: Tap) -> None:
+        if tap in self.taps:
+            self.taps.remove(tap)
+        self._route()
 
     async def send(self, msg: Any) -> None:
-        """Deliver one message (slow path: several targets or a full queue)."""
-        single = self.single
+        """Deliver one message (slow path: a tap, several targets or a full queue)."""
+        if self.taps:
+            for tap in self.taps:
+                tap.offer(msg)
+        single = self.sends_to_one
         if single is not None:
             if not single.put_nowait(msg):
                 await single.put(msg)
@@ -78,7 +156,10 @@ class OutPort:
                 await q.put(msg)
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
-        single = self.single
+        if self.taps:
+            for tap in self.taps:
+                tap.offer_many(msgs)
+        single = self.sends_to_one
         if single is not None:
             await single.put_many(msgs)
             return

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -26,13 +27,14 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
+from ringctl.runtime import output
 from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.runtime.backends import BackendChoice, resolve_backend
 from ringctl.runtime.context import KernelContext, _expire, _woken
 from ringctl.runtime.kernel import RingKernel, as_kernel, registered, registered_ids
 from ringctl.runtime.ledger import KernelBook, StateListener, check_launch, missing_kernel
 from ringctl.runtime.lifecycle import Action, KernelState, next_state
-from ringctl.runtime.ports import Fanout, OutPort
+from ringctl.runtime.ports import TAP_CAPACITY, Fanout, OutPort, Tap
 from ringctl.runtime.queues import EMPTY, Inbox, Queue
 from ringctl.runtime.telemetry import (
     KernelSnapshot,
@@ -314,13 +316,19 @@ class RingKernelRuntime:
             return
         for ctx in k.ctxs:
             try:
-                result = setup(ctx)
-                if asyncio.iscoroutine(result):
-                    await result
+                with output.kernel_scope(k.id, ctx.replica):
+                    result = setup(ctx)
+                    if asyncio.iscoroutine(result):
+                        await result
             except Exception as exc:
+                tb = "".join(traceback.format_exception(exc))
+                output.emit(k.id, ctx.replica, "traceback", tb)
+                log.error("kernel %r: set-up hook failed:\n%s", k.id, tb)
+                where = _where(exc)
                 raise KernelLaunchError(
                     k.id,
-                    f"its set-up hook raised {type(exc).__name__}: {exc}",
+                    f"its set-up hook raised {type(exc).__name__}: {exc}"
+                    + (f" (at {where})" if where else ""),
                     hint="the kernel was not launched; fix the set-up hook or its params",
                 ) from exc
 
@@ -384,6 +392,9 @@ class RingKernelRuntime:
     async def activate(self, kernel_id: str) -> None:
         """Start the kernel's body (one task per replica)."""
         k = self._require(kernel_id, "activate")
+        next_state(k.id, k.state, "activate")
+        if k.spec.control is not None:
+            await k.spec.control.activate()
         self._move(k, "activate")
         for ctx in k.ctxs:
             ctx.is_active = True
@@ -398,6 +409,9 @@ class RingKernelRuntime:
     async def deactivate(self, kernel_id: str) -> None:
         """Pause: from the moment this returns the kernel receives nothing until reactivated."""
         k = self._require(kernel_id, "deactivate")
+        next_state(k.id, k.state, "deactivate")
+        if k.spec.control is not None:
+            await k.spec.control.deactivate()
         self._move(k, "deactivate")
         for ctx in k.ctxs:
             ctx.is_active = False
@@ -406,12 +420,16 @@ class RingKernelRuntime:
     async def reactivate(self, kernel_id: str) -> None:
         """Resume a paused kernel; what queued meanwhile is processed in order."""
         k = self._require(kernel_id, "reactivate")
+        next_state(k.id, k.state, "reactivate")
+        if k.spec.control is not None:
+            await k.spec.control.reactivate()
         self._move(k, "reactivate")
         for ctx in k.ctxs:
             ctx.is_active = True
             ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
+        output.mark(k.id, ctx.replica)  # this task's prints and logs are this replica's
         if k.choice.backend == "cuda":
             import cupy
 
@@ -426,16 +444,17 @@ class RingKernelRuntime:
             # A receive that raised TimeoutError because termination was requested is how
             # a loop without a timeout ends: a clean exit, not a failure.
             if exc is not None and not (isinstance(exc, TimeoutError) and ctx.should_terminate):
-                self._record_failure(k, exc)
+                self._record_failure(k, exc, ctx.replica)
         if all(t.done() for t in k.tasks):
             self._finish(k)
 
-    def _record_failure(self, k: _Kernel, exc: BaseException) -> None:
+    def _record_failure(self, k: _Kernel, exc: BaseException, replica: int = 0) -> None:
         k.errors += 1
         if k.error is None:
             k.error = exc
             k.error_tb = "".join(traceback.format_exception(exc))
             log.error("kernel %r failed:\n%s", k.id, k.error_tb)
+            output.emit(k.id, replica, "traceback", k.error_tb)
         if k.state in _RUNNING_STATES:
             # The other replicas stop too: a kernel fails as a whole.
             self._move(k, "terminate")
@@ -464,6 +483,10 @@ class RingKernelRuntime:
         k = self._require(kernel_id, "terminate")
         self._move(k, "terminate")
         k.terminating = True
+        left_outside = 0
+        if k.spec.control is not None:
+            # The outside work stops first (forced after the timeout), then the body.
+            left_outside, k.forced = await k.spec.control.terminate(timeout)
         for ctx in k.ctxs:
             ctx.should_terminate = True
             ctx._wake()
@@ -475,7 +498,7 @@ class RingKernelRuntime:
             k.forced = True
             abandoned = await self._force_stop(k, pending)
         self._finish(k)
-        k.left_in_inbox = k.inbox.close("left")
+        k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
@@ -571,6 +594,164 @@ class RingKernelRuntime:
             k.finished.set()
             raise
 
+    async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
+        """Stop a running kernel and start a new instance that keeps its inbox and state.
+
+        The body is asked to stop as ``terminate`` asks (it finishes the message in
+        hand), force-stopped after ``timeout``; nothing queued for it is discarded: the
+        new instance (``relaunch``, counted as a restart) reads it. A paused kernel
+        comes back paused.
+        """
+        k = self._require(kernel_id, "restart")
+        if k.state not in _RUNNING_STATES:
+            raise KernelStateError(kernel_id, "restart", k.state, _RUNNING_STATES)
+        was = k.state
+        self._move(k, "terminate")
+        k.terminating = True
+        for ctx in k.ctxs:
+            ctx.should_terminate = True
+            ctx._wake()
+        pending = {t for t in k.tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        abandoned = 0
+        if pending:
+            k.forced = True
+            abandoned = await self._force_stop(k, pending)
+        forced = k.forced
+        self._finish(k)
+        await self.relaunch(kernel_id)
+        if was is not S.LAUNCHED:
+            await self.activate(kernel_id)
+            if was is S.DEACTIVATED:
+                await self.deactivate(kernel_id)
+        return TerminationReport(
+            kernel_id, graceful=not forced, forced=forced, left_in_inbox=0, abandoned=abandoned
+        )
+
+    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
+        """Run ``replicas`` instances of a running kernel from now on; returns how many ran.
+
+        New replicas run the kernel's set-up hook first (a kernel that cannot run as
+        several refuses there, and nothing changes); they share the inbox, so what is
+        queued is spread over them. Removed replicas are asked to stop after the message
+        in hand, as on ``terminate``; what is queued stays for the others, so no message
+        is lost or taken twice. Their counters stay in the kernel's totals.
+        """
+        k = self._require(kernel_id, "scale")
+        if k.state not in _RUNNING_STATES:
+            raise KernelStateError(kernel_id, "scale", k.state, _RUNNING_STATES)
+        if replicas < 1:
+            raise UserInputError(f"replicas must be at least 1, got {replicas}")
+        old = k.replicas
+        if replicas > old:
+            await self._add_replicas(k, replicas)
+        elif replicas < old:
+            await self._remove_replicas(k, replicas, timeout)
+        return old
+
+    async def _add_replicas(self, k: _Kernel, replicas: int) -> None:
+        old = k.replicas
+        factory = functools.partial(self._port, k)
+        fresh = [
+            KernelContext(
+                k.id, inbox=k.inbox, ports=k.ports, port_factory=factory, params=k.params,
+                replica=r, replicas=replicas, backend=k.choice.backend,
+                device=k.choice.device, state=k.store,
+            )
+            for r in range(old, replicas)
+        ]  # fmt: skip
+        setup = k.spec.setup
+        if setup is not None:
+            for ctx in fresh:
+                try:
+                    with output.kernel_scope(k.id, ctx.replica):
+                        result = setup(ctx)
+                        if asyncio.iscoroutine(result):
+                            await result
+                except Exception as exc:
+                    where = _where(exc)
+                    raise UserInputError(
+                        f"kernel {k.id!r} refuses {replicas} replicas: its set-up hook raised "
+                        f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else ""),
+                        hint=f"it keeps running as {old}",
+                    ) from exc
+        for ctx in k.ctxs:
+            ctx.replicas = replicas
+        k.replicas = replicas
+        k.ctxs.extend(fresh)
+        if k.state is S.LAUNCHED:
+            return
+        loop = asyncio.get_running_loop()
+        for ctx in fresh:
+            ctx.is_active = k.state is S.ACTIVE
+            task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
+            task.add_done_callback(functools.partial(self._body_done, k, ctx))
+            k.tasks.append(task)
+
+    async def _remove_replicas(self, k: _Kernel, replicas: int, timeout: float) -> None:
+        leaving = k.ctxs[replicas:]
+        tasks = k.tasks[replicas:]
+        # Out of the kernel's record first: their ends are neither its failure nor its end.
+        del k.ctxs[replicas:]
+        del k.tasks[replicas:]
+        k.replicas = replicas
+        for ctx in k.ctxs:
+            ctx.replicas = replicas
+        for ctx in leaving:
+            ctx.should_terminate = True
+            ctx._wake()
+        pending = {t for t in tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        if pending:
+            await self._force_stop(k, pending)
+        for ctx, task in zip(leaving, tasks, strict=False):
+            k.base_in += ctx.messages_in
+            k.base_out += ctx.messages_out
+            k.base_errors += ctx.errors
+            for sample in ctx._latency._samples:
+                k.latency.add(sample)
+            exc = task.exception() if task.done() and not task.cancelled() else None
+            if exc is not None and not isinstance(exc, TimeoutError):
+                k.errors += 1
+                output.emit(k.id, ctx.replica, "traceback", "".join(
+                    traceback.format_exception(exc)))  # fmt: skip
+        if k.state is S.TERMINATING and all(t.done() for t in k.tasks):
+            self._finish(k)
+
+    def tap(self, kernel_id: str, port: str = "out", capacity: int = TAP_CAPACITY) -> Tap:
+        """Attach a ``Tap`` to a port: from now on it sees every message sent there.
+
+        Detach it with ``untap``; until then each send on the port also appends to the
+        tap's bounded buffer (oldest overwritten, never blocking).
+        """
+        k = self._require(kernel_id, "tap")
+        out = k.ports.get(port)
+        if out is None:
+            declared = k.spec.ports
+            known = sorted(set(k.ports) | set(declared or ()))
+            if (declared is not None and port in declared) or (declared is None and port == "out"):
+                out = self._port(k, port)  # declared (or the default), not yet sent on
+            else:
+                from ringctl.topology.errors import did_you_mean
+
+                guess = did_you_mean(port, known) if known else None
+                raise UserInputError(
+                    f"kernel {kernel_id!r} has no output port {port!r}"
+                    + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
+                    hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
+                )
+        tap = Tap(capacity)
+        out.add_tap(tap)
+        return tap
+
+    def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
+        """Detach a tap; the port goes back to its untapped send path when none is left."""
+        k = self._kernels.get(kernel_id)
+        if k is not None and port in k.ports:
+            k.ports[port].remove_tap(tap)
+
     def remove(self, kernel_id: str) -> None:
         """Forget a TERMINATED kernel (and its queues) so its id can be launched anew."""
         k = self._require(kernel_id, "remove")
@@ -583,8 +764,7 @@ class RingKernelRuntime:
             for port in other.ports.values():
                 kept = [q for q in port.targets if q.consumer != kernel_id]
                 if len(kept) != len(port.targets):
-                    port.targets = []
-                    port.single = port.output
+                    port.disconnect_all()
                     for q in kept:
                         port.connect(q)
         self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
@@ -714,6 +894,8 @@ class RingKernelRuntime:
             return False  # being stopped (a failure's siblings, say): not settled yet
         if k.state in (S.LAUNCHED, S.DEACTIVATED):
             return True
+        if k.spec.control is not None and not k.spec.control.idle():
+            return False  # work in flight outside the event loop
         return all(t.done() or c._waiting for c, t in zip(k.ctxs, k.tasks, strict=False))
 
     def is_quiescent(self, kernel_ids: Sequence[str] | None = None) -> bool:
@@ -735,6 +917,8 @@ class RingKernelRuntime:
             for q in k.inbox.queues:
                 rows.append(_account_queue(q, k.id))
             delivered_via_ctx[k.id] = k.base_in + sum(c.messages_in for c in k.ctxs)
+            if k.spec.control is not None:
+                rows.extend(k.spec.control.accounts())  # records in rings, not messages
         errors = {k.id: k.errors + k.base_errors + sum(c.errors for c in k.ctxs)
                   for k in self._kernels.values()}  # fmt: skip
         return build_accounting(rows, errors=errors, received=delivered_via_ctx)
@@ -833,6 +1017,20 @@ def _snapshot_queue(q: Queue) -> QueueSnapshot:
         high_water=q.high_water,
         blocked_s=q.blocked_s,
     )
+
+
+def _where(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``exc``'s traceback (where it was raised)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    last = traceback.extract_tb(tb)[-1]
+    path = last.filename
+    with contextlib.suppress(ValueError):  # another drive, say: keep it absolute
+        relative = os.path.relpath(path)
+        if not relative.startswith(".."):
+            path = relative  # what the user typed paths relative to
+    return f"{path}:{last.lineno}"
 
 
 def _account_queue(q: Queue, consumer: str) -> QueueAccount:

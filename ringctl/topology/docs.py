@@ -19,6 +19,7 @@ _ORDER = (
     "KernelSpec",
     "RestartPolicy",
     "Resources",
+    "PersistentSpec",
     "Edge",
     "Smoke",
     "KernelExpectation",
@@ -95,6 +96,11 @@ submodule or attribute needs `--import`.
   (`alpha -> gamma -> beta -> alpha`).
 - Queues may loop only through an edge marked `feedback: true` (a deliberate feedback
   loop, e.g. retries); any other queue cycle is an error.
+- A `persistent:` kernel runs on the local engine, as one replica, on `backend: cpu` (or
+  `auto`; `cuda` is not available yet), with at most one queue in and one queue out.
+  With `--import`: its entry must be a `@persistent_kernel` (and a `@persistent_kernel`
+  needs `persistent:`), a persistent sink feeds nothing, and two connected persistent
+  kernels must use the same record dtype (see [persistent kernels](persistent.md)).
 
 ## Launch order
 

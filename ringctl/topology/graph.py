@@ -156,6 +156,8 @@ def check_graph(
             )
         )
 
+    problems.extend(_check_persistent(topology))
+
     if topology.smoke is not None:
         for kernel_id in topology.smoke.expect:
             if kernel_id not in known_set:
@@ -352,3 +354,54 @@ def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[s
             if outdegree[producer] == 0:
                 queue.append(producer)
     return rank
+
+
+def _check_persistent(topology: Topology) -> list[Problem]:
+    """What a persistent kernel cannot do (yet), found without importing anything."""
+    problems: list[Problem] = []
+    for kernel_id, spec in topology.kernels.items():
+        if spec.persistent is None:
+            continue
+        at: DataPath = ("kernels", kernel_id, "persistent")
+        if spec.effective_backend == "cuda":
+            where_: DataPath = ("kernels", kernel_id, "backend") if spec.backend is not None else at
+            problems.append(
+                Problem(
+                    where_,
+                    f"kernel '{kernel_id}': persistent kernels on backend cuda are not "
+                    "available yet (only the CPU loop ships)",
+                    "set `backend: cpu` (or `auto`) on this kernel",
+                )
+            )
+        if topology.engine != "local":
+            problems.append(
+                Problem(
+                    at,
+                    f"kernel '{kernel_id}': persistent kernels run on the local engine only",
+                    "remove `engine: ray`, or make this kernel an ordinary one",
+                )
+            )
+        if spec.replicas != 1:
+            problems.append(
+                Problem(
+                    ("kernels", kernel_id, "replicas"),
+                    f"kernel '{kernel_id}': a persistent kernel runs as one replica "
+                    f"(its rings have one consumer), got replicas: {spec.replicas}",
+                    "remove `replicas`, or split the work over several persistent kernels",
+                )
+            )
+        for direction, edges in (
+            ("inbound", topology.inbound(kernel_id)),
+            ("outbound", topology.outbound(kernel_id)),
+        ):
+            if len(edges) > 1:
+                second = topology.queues.index(edges[1])
+                problems.append(
+                    Problem(
+                        ("queues", second),
+                        f"kernel '{kernel_id}' is persistent and has {len(edges)} {direction} "
+                        "queues; a persistent kernel reads one ring and writes one ring",
+                        "join or split the stream in an ordinary kernel next to it",
+                    )
+                )
+    return problems

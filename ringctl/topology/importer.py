@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.loader import DataPath, SourceMap
-from ringctl.topology.schema import Topology
+from ringctl.topology.schema import PersistentSpec, Topology
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:
@@ -198,6 +198,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
             )
 
     resolved: dict[str, RingKernel] = {}
+    persistent: dict[str, Any] = {}  # kernel id -> PersistentKernel
     imported: dict[str, Any] = {}
     saved = list(sys.path)
     try:
@@ -215,6 +216,13 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
                 problems.append(
                     source.diagnostic(at, f"kernel '{kernel_id}': {found.message}", found.hint)
                 )
+                continue
+            if spec.persistent is not None or _is_persistent(found):
+                problem = _persistent_problem(kernel_id, spec.entry, found, spec.persistent)
+                if problem is not None:
+                    problems.append(source.diagnostic(at, *problem))
+                else:
+                    persistent[kernel_id] = found
                 continue
             if not is_kernel(found):
                 message, hint = _not_a_kernel(spec.entry, found)
@@ -248,9 +256,109 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
                 hint,
             )
         )
+    if persistent:
+        problems.extend(_check_records(topology, persistent, source))
+        if not problems:
+            resolved.update(_bridge(topology, persistent, [str(f) for f, _ in folders]))
+            resolved = {kid: resolved[kid] for kid in topology.kernels}  # file order
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
     return resolved
+
+
+def _is_persistent(obj: Any) -> bool:
+    # Only a module that defines a persistent kernel has imported ringctl.persistent.
+    mod = sys.modules.get("ringctl.persistent.kernel")
+    return mod is not None and isinstance(obj, mod.PersistentKernel)
+
+
+def _persistent_problem(
+    kernel_id: str, entry: str, found: Any, spec: PersistentSpec | None
+) -> tuple[str, str] | None:
+    if spec is None:
+        return (
+            f"kernel '{kernel_id}': '{entry}' is a @persistent_kernel, but the kernel has no "
+            "`persistent:` field",
+            "add `persistent: {}` to run it as a compiled loop",
+        )
+    if not _is_persistent(found):
+        from ringctl.runtime.kernel import is_kernel
+
+        if is_kernel(found):
+            return (
+                f"kernel '{kernel_id}' is marked `persistent:` but '{entry}' is an ordinary "
+                "(async) kernel",
+                "point entry at a @persistent_kernel, or remove `persistent:`",
+            )
+        return (
+            f"kernel '{kernel_id}' is marked `persistent:` but '{entry}' is not a "
+            "@persistent_kernel",
+            "see docs/persistent.md for how to declare one",
+        )
+    return None
+
+
+def _check_records(
+    topology: Topology, persistent: dict[str, Any], source: SourceMap
+) -> list[Diagnostic]:
+    """Records must match where a persistent kernel writes into another's ring."""
+    problems: list[Diagnostic] = []
+    for index, edge in enumerate(topology.queues):
+        producer = persistent.get(edge.producer)
+        if producer is not None and producer.output is None:
+            problems.append(
+                source.diagnostic(
+                    ("queues", index, "from"),
+                    f"kernel '{edge.producer}' is a persistent sink (it writes no records), "
+                    f"so it cannot feed '{edge.to}'",
+                    "give its @persistent_kernel an `output=` record type, or remove this queue",
+                )
+            )
+            continue
+        consumer = persistent.get(edge.to)
+        if producer is None or consumer is None or producer.output == consumer.input:
+            continue
+        problems.append(
+            source.diagnostic(
+                ("queues", index),
+                f"queue {edge.label}: '{edge.producer}' writes records {_fields(producer.output)}"
+                f" but '{edge.to}' reads {_fields(consumer.input)}",
+                "connected persistent kernels must use the same record dtype (same fields, "
+                "types and order)",
+            )
+        )
+    return problems
+
+
+def _fields(dtype: Any) -> str:
+    names = dtype.names or ()
+    return "(" + ", ".join(f"{n}: {dtype.fields[n][0]}" for n in names) + ")"
+
+
+def _bridge(
+    topology: Topology, persistent: dict[str, Any], sys_path: list[str]
+) -> dict[str, RingKernel]:
+    from ringctl.persistent.bridge import PersistentBridges
+    from ringctl.persistent.kernel import LoopOptions
+
+    bridges = PersistentBridges(topology.name, sys_path=sys_path)
+    out: dict[str, RingKernel] = {}
+    for kernel_id, kernel in persistent.items():
+        spec = topology.kernels[kernel_id]
+        p = spec.persistent
+        assert p is not None  # only persistent specs reach here
+        out[kernel_id] = bridges.kernel(
+            kernel_id,
+            spec.entry,
+            kernel,
+            params=spec.params,
+            ring=p.ring,
+            options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
+        )
+    for edge in topology.queues:
+        if edge.producer in persistent and edge.to in persistent:
+            bridges.connect(edge.producer, edge.to)
+    return out
 
 
 def _not_a_kernel(entry: str, obj: Any) -> tuple[str, str]:

@@ -31,6 +31,7 @@ __all__ = [
     "KERNEL_ID_PATTERN",
     "MAX_INSTANCES",
     "MAX_KERNELS",
+    "MAX_NAME_LENGTH",
     "MAX_REPLICAS",
     "NAME_PATTERN",
     "SUPPORTED_VERSIONS",
@@ -41,6 +42,7 @@ __all__ = [
     "Fanout",
     "KernelExpectation",
     "KernelSpec",
+    "PersistentSpec",
     "QueueDefaults",
     "Resources",
     "RestartPolicy",
@@ -174,6 +176,43 @@ class Resources(_Model):
     )
 
 
+class PersistentSpec(_Model):
+    """Run the kernel as a compiled loop in a worker process, polling rings of records.
+
+    The entry must then be a `@persistent_kernel` (see docs/persistent.md). Persistent
+    kernels wired to each other pass records ring to ring with no Python in between;
+    queues to and from ordinary kernels carry NumPy arrays of records, in batches.
+    """
+
+    ring: PositiveInt = Field(
+        4096,
+        description="Records the kernel's input and output rings hold (a power of two).",
+    )
+    batch: PositiveInt = Field(
+        256, description="Most records handled before outputs and freed slots are published."
+    )
+    spin: Count = Field(
+        20000,
+        description=(
+            "Empty passes the loop spins (CPU pause hint) before it starts to nap: "
+            "lower saves CPU when idle, higher keeps the first record after a lull fast."
+        ),
+    )
+    nap_us: Count = Field(
+        50, description="Microseconds the loop sleeps per empty pass once the spin is over."
+    )
+
+    @model_validator(mode="after")
+    def _ring_power_of_two(self) -> PersistentSpec:
+        if self.ring < 2 or self.ring & (self.ring - 1) or self.ring > 1 << 24:
+            below = 1 << max(1, self.ring.bit_length() - 1)
+            raise ValueError(
+                f"ring must be a power of two between 2 and 16777216, got {self.ring} "
+                f"(try {below} or {below * 2})"
+            )
+        return self
+
+
 class KernelSpec(_Model):
     """One kernel: the code to run and how to run it. Its id is its key under `kernels`."""
 
@@ -213,6 +252,14 @@ class KernelSpec(_Model):
         description=(
             "Capacity of the kernel's inbox for messages sent to it directly "
             "(`runtime.send`); unset: the kernel's own `@ring_kernel(queue_size=...)`."
+        ),
+    )
+    persistent: PersistentSpec | None = Field(
+        None,
+        description=(
+            "Makes the kernel persistent: a compiled loop on a CPU thread in a worker "
+            "process (`backend: cpu` or `auto`; `cuda` is not available yet). "
+            "`persistent: {}` takes every default."
         ),
     )
     description: str | None = Field(None, description="Shown by `ringctl graph`.")
@@ -297,6 +344,25 @@ class Edge(_Model):
         return self._queue_defaults.backpressure
 
 
+_Figure = Annotated[int | float, _Number]
+
+
+class MetricBounds(_Model):
+    """Bounds on one of a kernel's own metrics (``ctx.metrics``) when the run ends."""
+
+    equals: _Figure | None = Field(None, description="Exactly this value.")
+    min: _Figure | None = Field(None, description="At least this value.")
+    max: _Figure | None = Field(None, description="At most this value.")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MetricBounds:
+        if self.equals is None and self.min is None and self.max is None:
+            raise ValueError("give at least one of equals, min, max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
 class KernelExpectation(_Model):
     """What `ringctl smoke` asserts about one kernel when the run ends."""
 
@@ -306,6 +372,14 @@ class KernelExpectation(_Model):
     max_drops: Count | None = Field(None, description="At most this many dropped messages.")
     must_complete: bool = Field(
         False, description="The kernel must finish on its own before the timeout."
+    )
+    metrics: dict[str, _Figure | MetricBounds] = Field(
+        default_factory=dict,
+        description=(
+            "The kernel's own metrics (`ctx.metrics`) at the end: a number means exactly "
+            "that value; `{equals, min, max}` bounds it."
+        ),
+        examples=[{"total": 333328333350000, "batches": {"min": 100}}],
     )
 
 

@@ -23,6 +23,8 @@ def _edge_text(edge: Edge) -> str:
 
 def _kernel_facts(spec: KernelSpec) -> list[str]:
     facts: list[str] = [spec.effective_backend]
+    if spec.persistent is not None:
+        facts.append(f"persistent, ring {spec.persistent.ring}")
     if spec.replicas > 1:
         facts.append(f"×{spec.replicas}")  # noqa: RUF001 - a multiplication sign, on purpose
     if spec.restart.policy != "never":
@@ -64,6 +66,9 @@ def render_tree(topology: Topology) -> str:
             policy += f", {edge.fanout}"
         if edge.feedback:
             policy += ", feedback"
+        ends = (topology.kernels.get(edge.producer), topology.kernels.get(edge.to))
+        if all(end is not None and end.persistent is not None for end in ends):
+            policy = "ring to ring (no Python in between)"
         lines.append(f"    {branch} {label:<{label_width}}  {policy}")
     return "\n".join(lines) + "\n"
 

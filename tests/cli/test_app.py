@@ -84,7 +84,11 @@ def test_an_unknown_engine_is_refused_with_the_choices() -> None:
 
 
 def test_completion_script_and_completions() -> None:
-    script = ringctl_run("--show-completion", "bash")
+    # Named explicitly rather than detected from the parent processes, which differ
+    # between a terminal, CI and a detached test run.
+    script = ringctl_run(
+        "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    )
     assert script.returncode == 0
     assert "_RINGCTL_COMPLETE=complete_bash" in script.stdout
     assert "complete " in script.stdout

@@ -84,3 +84,42 @@ def test_smoke_of_a_project_topology(ringctl: Ringctl) -> None:
     result = ringctl("smoke", REPO / "topologies" / "quickstart.yaml", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["results"][0]["outcome"] == "completed"
+
+
+def test_smoke_checks_kernel_metrics(ringctl: Ringctl, tmp_path: Path) -> None:
+    text = (TOPOLOGIES / "finite.yaml").read_text()
+    base = text.replace('["../../..", "../.."]', repr([str(REPO), str(REPO / "tests")]))
+    good = tmp_path / "metrics-good.yaml"
+    good.write_text(base.replace(
+        "total: {min_messages_in: 500, max_errors: 0, max_drops: 0}",
+        "total: {min_messages_in: 500, metrics: {total: 125250, items: {min: 500, max: 500}}}",
+    ))  # fmt: skip
+    bad = tmp_path / "metrics-bad.yaml"
+    bad.write_text(base.replace(
+        "total: {min_messages_in: 500, max_errors: 0, max_drops: 0}",
+        "total: {metrics: {total: 125251, items: {max: 10}, nothing: {min: 1}}}",
+    ))  # fmt: skip
+    ok = ringctl("smoke", good)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    result = ringctl("smoke", bad, "--json")
+    assert result.returncode == 1
+    (one,) = json.loads(result.stdout)["results"]
+    assert one["failures"] == [
+        "total: metrics.total == expected 125251, got 125250",
+        "total: metrics.items max expected 10, got 500",
+        "total: metrics.nothing min expected 1, got None",
+    ]
+
+
+def test_smoke_refuses_a_metric_expectation_without_a_bound(
+    ringctl: Ringctl, tmp_path: Path
+) -> None:
+    text = (TOPOLOGIES / "finite.yaml").read_text()
+    path = tmp_path / "metrics-empty.yaml"
+    path.write_text(text.replace(
+        "total: {min_messages_in: 500, max_errors: 0, max_drops: 0}",
+        "total: {metrics: {total: {}}}",
+    ))  # fmt: skip
+    result = ringctl("smoke", path)
+    assert result.returncode == 2
+    assert "give at least one of equals, min, max" in result.stderr

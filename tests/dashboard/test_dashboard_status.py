@@ -59,6 +59,10 @@ def kernel(**fields: Any) -> dict[str, Any]:
         # An older runtime without `waiting`: nothing queued and nothing moving is idle.
         ({"waiting": None, "rate_in": 0.0, "rate_out": 0.0}, KernelStatus.IDLE),
         ({"waiting": None, "rate_out": 10.0}, KernelStatus.BUSY),
+        # A persistent kernel whose compiled loop stopped beating, though nothing queued.
+        ({"metrics": {"persistent": True, "stalled": True}}, KernelStatus.STALLED),
+        ({"metrics": {"persistent": True, "stalled": False}}, KernelStatus.IDLE),
+        ({"state": "DEACTIVATED", "metrics": {"stalled": True}}, KernelStatus.PAUSED),
     ],
 )
 def test_status_word(fields: dict[str, Any], expected: KernelStatus) -> None:

@@ -118,6 +118,15 @@ async def test_topology_meets_its_smoke_expectations(
         assert metrics["stats"]["samples"] == 200 * 1024
         assert 0.9 * metrics["sensor"]["injected"] < metrics["alerts"]["anomalies"]
         assert metrics["alerts"]["anomalies"] <= metrics["sensor"]["injected"]
+    elif path.stem == "sensor-records":
+        records = 100 * 1024 * 8
+        assert metrics["readings"]["records"] == records
+        assert metrics["ewma_z"]["records_in"] == metrics["ewma_z"]["records_out"] == records
+        assert metrics["flag"]["records_in"] == records  # ring to ring from ewma_z
+        flagged = metrics["alert_log"]["anomalies"]
+        assert metrics["flag"]["records_out"] == flagged
+        injected = metrics["readings"]["injected"]
+        assert 0.9 * injected < flagged <= injected + 5  # |z| > 5 of noise is rare
     elif path.stem == "pagerank":
         assert metrics["pagerank"]["residual"] < 1e-3
         assert metrics["store"]["keys"] == 10

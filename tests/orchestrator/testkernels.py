@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ringctl import KernelContext, ring_kernel
 
-__all__ = ["boom", "flaky", "hog", "relay", "setup_fails", "tally", "ticker"]
+__all__ = [
+    "boom",
+    "chatty",
+    "flaky",
+    "hog",
+    "relay",
+    "setup_fails",
+    "slow_setup",
+    "solo",
+    "tally",
+    "ticker",
+]
 
 
 def _write_report(path: str | None, document: dict[str, Any]) -> None:
@@ -171,6 +183,47 @@ async def hog(ctx: KernelContext) -> None:
             trigger.unlink()  # noqa: ASYNC240
             time.sleep(p.seconds)  # noqa: ASYNC251  (the point: block the loop)
         await asyncio.sleep(0.01)
+
+
+@ring_kernel(kernel_id="chatty", ports=())
+async def chatty(ctx: KernelContext) -> None:
+    """A sink that prints each message and logs a warning on every tenth."""
+    log = logging.getLogger("chatty")
+    async for msg in ctx.messages():
+        print(f"got {msg}")
+        if msg % 10 == 0:
+            log.warning("a round number: %d", msg)
+
+
+def _one_replica_only(ctx: KernelContext) -> None:
+    if ctx.replicas > 1:
+        raise ValueError(
+            f"{ctx.kernel_id}: keeps a running estimate, so it must run as one replica "
+            f"(got replicas: {ctx.replicas})"
+        )
+
+
+@ring_kernel(kernel_id="solo", setup=_one_replica_only, ports=())
+async def solo(ctx: KernelContext) -> None:
+    """A sink that, like ``ewma``, refuses to run as several replicas."""
+    async for _ in ctx.messages():
+        pass
+
+
+class SlowSetupParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(2.0, gt=0, description="How long the set-up hook takes.")
+
+
+def _slow_setup(ctx: KernelContext) -> None:
+    time.sleep(ctx.params.seconds)  # what loading a model or compiling does, synchronously
+
+
+@ring_kernel(kernel_id="slow_setup", params=SlowSetupParams, setup=_slow_setup, ports=())
+async def slow_setup(ctx: KernelContext) -> None:
+    """Takes ``seconds`` to set up, then returns at once."""
+    return None
 
 
 class FailAtParams(BaseModel):

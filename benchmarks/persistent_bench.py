@@ -1,0 +1,274 @@
+"""Persistent kernels against asyncio kernels, in one run: prints one line ``BENCH {json}``.
+
+    python benchmarks/persistent_bench.py            # full run (about a minute on 2 cores)
+    python benchmarks/persistent_bench.py --quick    # CI smoke: small sizes, same code paths
+
+Figures (every ratio is against a baseline measured in the same run):
+
+- ``records_per_s_asyncio``: a 3-stage record pipeline (double -> keep even -> count) as
+  asyncio kernels in one runtime, one message per record.
+- ``records_per_s_persistent``: the same 3 stages as persistent kernels in one worker,
+  ring to ring, the host pushing batches of 512 records; ``speedup_vs_asyncio``.
+- ``round_trip_p50_us`` / ``_p99_us``: host -> persistent kernel (in its worker process)
+  -> host, one record at a time, the host spinning on the output ring.
+- ``scaling_two_cores``: two CPU-bound persistent stages, the worker pinned to one core,
+  then to two (records pre-loaded, so the host does nothing while measured);
+  ``two_stages_cpu_cores_used`` says how much CPU the worker actually got in each round
+  (near 1.0 and 2.0 on an idle machine; less when other work holds the cores).
+- ``idle_cpu_percent``: the worker's CPU use (% of one core) with one active kernel and
+  nothing to do, with the default spin-then-nap options.
+- ``ordering_errors``: records the counting sink saw out of sequence (must be 0).
+- ``load_average``: the machine's 1-minute load when the run started (the machine may
+  be shared; read the figures with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from persistent_kernels import RECORD  # noqa: E402
+
+from ringctl import RingKernelRuntime  # noqa: E402
+from ringctl.persistent.host import PersistentGroup  # noqa: E402
+from ringctl.persistent.kernel import LoopOptions  # noqa: E402
+from ringctl.persistent.ringops import ring_pop, ring_push  # noqa: E402
+
+GOALS = {"speedup_vs_asyncio": 20.0, "round_trip_p50_us": 5.0, "scaling_two_cores": 1.7}
+
+
+def records(n: int) -> np.ndarray:
+    arr = np.zeros(n, RECORD)
+    arr["seq"] = np.arange(n)
+    arr["value"] = np.arange(n, dtype=np.float64)
+    return arr
+
+
+def group(name: str, kernels: dict[str, str], chain: list[str], ring: int) -> PersistentGroup:
+    g = PersistentGroup(name, sys_path=[str(HERE)])
+    for kid, handler in kernels.items():
+        g.add(kid, f"persistent_kernels:{handler}", capacity=ring, options=LoopOptions())
+    for a, b in itertools.pairwise(chain):
+        g.connect(a, b)
+    return g
+
+
+async def start(g: PersistentGroup, ids: list[str]) -> None:
+    for kid in ids:
+        await g.launch(kid)
+    for kid in reversed(ids):
+        await g.activate(kid)
+
+
+async def wait_count(g: PersistentGroup, kid: str, n: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while g.stats(kid).records_in < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{kid} saw {g.stats(kid).records_in} of {n} records")
+        await asyncio.sleep(0.0002)
+
+
+# -- asyncio baseline ----------------------------------------------------------------------
+
+
+async def asyncio_pipeline(n: int) -> float:
+    done = asyncio.Event()
+
+    async def source(ctx: Any) -> None:
+        send = ctx.send
+        for i in range(n):
+            await send((i, float(i)))
+
+    async def double(ctx: Any) -> None:
+        async for seq, value in ctx.messages():
+            await ctx.send((seq, value * 2.0))
+
+    async def keep_even(ctx: Any) -> None:
+        async for seq, value in ctx.messages():
+            if seq % 2 == 0:
+                await ctx.send((seq, value))
+
+    seen = 0
+
+    async def count(ctx: Any) -> None:
+        nonlocal seen
+        async for _ in ctx.messages():
+            seen += 1
+            if seen == n // 2:
+                done.set()
+
+    async with RingKernelRuntime() as rt:
+        for kid, body in (("count", count), ("keep", keep_even), ("double", double)):
+            await rt.launch(kid, body)
+        await rt.launch("source", source)
+        rt.connect("source", "double")
+        rt.connect("double", "keep")
+        rt.connect("keep", "count")
+        for kid in ("count", "keep", "double"):
+            await rt.activate(kid)
+        t0 = time.perf_counter()
+        await rt.activate("source")
+        await asyncio.wait_for(done.wait(), 300)
+        return n / (time.perf_counter() - t0)
+
+
+# -- persistent ------------------------------------------------------------------------------
+
+
+async def persistent_pipeline(n: int) -> tuple[float, int]:
+    ids = ["double", "keep", "count"]
+    g = group(
+        "bench-pipe", dict(zip(ids, ["double", "keep_even", "count"], strict=True)), ids, 1 << 14
+    )
+    try:
+        await start(g, ids)
+        data = records(n)
+        ring = g.inbox("double")
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < n:
+            took = ring_push(ring.header, ring.records, data[sent : sent + 512])
+            sent += took
+            if not took:
+                await asyncio.sleep(0)
+        await wait_count(g, "count", n // 2)
+        rate = n / (time.perf_counter() - t0)
+        state = g.state_array("count")
+        ordering_errors = 0 if state[0] == n // 2 else 1
+        return rate, ordering_errors
+    finally:
+        await g.close()
+
+
+async def round_trip_and_idle(n: int, idle_s: float) -> tuple[float, float, int, float]:
+    """Round trips one record at a time; then the same worker's CPU use while idle."""
+    g = group("bench-rt", {"k": "double"}, [], 1024)
+    try:
+        await start(g, ["k"])
+        inbox, outbox = g.inbox("k"), g.outbox("k")
+        assert outbox is not None
+        one = records(1)
+        got = np.zeros(1, RECORD)
+        samples = np.empty(n, np.int64)
+        errors = 0
+        clock = time.perf_counter_ns
+        for i in range(n):
+            one["seq"][0] = i
+            t0 = clock()
+            ring_push(inbox.header, inbox.records, one)
+            while not ring_pop(outbox.header, outbox.records, got):
+                pass
+            samples[i] = clock() - t0
+            errors += int(got["seq"][0] != i)
+        warm = samples[n // 10 :] / 1e3
+        pid = g.worker_pid
+        assert pid is not None
+        await asyncio.sleep(0.5)  # past the spin, into the naps
+        c0, t0s = cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(idle_s)
+        idle = 100.0 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0s)
+        return float(np.percentile(warm, 50)), float(np.percentile(warm, 99)), errors, idle
+    finally:
+        await g.close()
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cores)
+
+
+async def scaling(n: int, cores: list[int]) -> tuple[list[float], list[float]]:
+    """Two CPU-bound stages, the worker pinned to one core, then to two.
+
+    Returns the rates and the cores' worth of CPU the worker got in each round: on a
+    shared machine the second core may be busy with other work, which the share shows.
+    The loops nap as soon as they are idle (``spin=0``): a consumer spinning on the core
+    its producer needs would only measure the spin.
+    """
+    ids = ["a", "b"]
+    ring = 1 << max(10, (n - 1).bit_length())
+    g = PersistentGroup("bench-scale", sys_path=[str(HERE)])
+    napping = LoopOptions(spin=0, nap_us=50)
+    g.add("a", "persistent_kernels:burn", capacity=ring, options=napping)
+    g.add("b", "persistent_kernels:burn_sink", capacity=ring, options=napping)
+    g.connect("a", "b")
+    rates: list[float] = []
+    shares: list[float] = []
+    try:
+        for kid in ids:
+            await g.launch(kid)
+        inbox = g.inbox("a")
+        for round_, use in enumerate(({cores[0]}, {cores[0], cores[1]})):
+            assert ring_push(inbox.header, inbox.records, records(n)) == n  # pre-loaded
+            assert g.worker_pid is not None
+            pin(g.worker_pid, use)
+            c0, t0 = cpu_seconds(g.worker_pid), time.perf_counter()
+            for kid in reversed(ids):
+                await (g.activate(kid) if round_ == 0 else g.reactivate(kid))
+            await wait_count(g, "b", n * (round_ + 1), timeout=300)
+            elapsed = time.perf_counter() - t0
+            rates.append(n / elapsed)
+            shares.append((cpu_seconds(g.worker_pid) - c0) / elapsed)
+            for kid in ids:
+                await g.deactivate(kid)
+        return rates, shares
+    finally:
+        await g.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    n_async = 20_000 if quick else 200_000
+    n_pers = 400_000 if quick else 20_000_000
+    n_rt = 2_000 if quick else 50_000
+    n_scale = 20_000 if quick else 200_000
+    out: dict[str, Any] = {"quick": quick, "load_average": round(load, 2), "cores": os.cpu_count()}
+    out["records_per_s_asyncio"] = round(await asyncio_pipeline(n_async))
+    rate, ordering = await persistent_pipeline(n_pers)
+    out["records_per_s_persistent"] = round(rate)
+    out["speedup_vs_asyncio"] = round(rate / out["records_per_s_asyncio"], 1)
+    p50, p99, rt_errors, idle = await round_trip_and_idle(n_rt, 0.5 if quick else 2.0)
+    out["round_trip_p50_us"] = round(p50, 2)
+    out["round_trip_p99_us"] = round(p99, 2)
+    out["ordering_errors"] = ordering + rt_errors
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        (one, two), shares = await scaling(n_scale, cores)
+        out["two_stages_cpu_cores_used"] = [round(x, 2) for x in shares]
+        out["two_stages_records_per_s_one_core"] = round(one)
+        out["two_stages_records_per_s_two_cores"] = round(two)
+        out["scaling_two_cores"] = round(two / one, 2)
+    out["idle_cpu_percent"] = round(idle, 1)
+    out["goals_met"] = {
+        "speedup_vs_asyncio": out["speedup_vs_asyncio"] >= GOALS["speedup_vs_asyncio"],
+        "round_trip_p50_us": out["round_trip_p50_us"] <= GOALS["round_trip_p50_us"],
+        "scaling_two_cores": out.get("scaling_two_cores", 0.0) >= GOALS["scaling_two_cores"],
+        "ordering": out["ordering_errors"] == 0,
+    }
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    args = parser.parse_args()
+    result = asyncio.run(main(args.quick))
+    print("BENCH " + json.dumps(result), flush=True)

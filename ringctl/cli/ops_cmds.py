@@ -1,0 +1,387 @@
+"""``logs``, ``tap``, ``restart`` and ``scale``: operating a running topology.
+
+``logs`` reads the name's kernel log in the state directory (it outlives the run);
+the others talk to the supervisor over its socket, like ``ps`` and ``pause``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ringctl.cli import _render
+from ringctl.cli._common import usage_error
+
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+_SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _run(action: Any) -> Any:
+    from ringctl.exceptions import RingctlError
+
+    try:
+        return action()
+    except RingctlError as exc:
+        _render.fail(exc)
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+def parse_since(text: str, now: float) -> float:
+    """``5m``, ``30s``, ``2h``, ``1d`` ago, or an ISO time (``2026-11-28T09:30``), as epoch s."""
+    m = _SINCE.match(text.strip())
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise usage_error(
+            f"--since {text!r} is neither a duration nor a time",
+            "e.g. --since 5m, --since 30s, --since 2h, --since 2026-11-28T09:30",
+        ) from None
+
+
+def _stamp(ts: float) -> str:
+    frac = f"{ts % 1:.3f}"[1:]
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + frac
+
+
+def log_lines(record: dict[str, Any]) -> list[str]:
+    """A record as the lines ``ringctl logs`` prints, each tagged with time and kernel."""
+    ts = record.get("ts")
+    stamp = _stamp(float(ts)) if isinstance(ts, int | float) else "?"
+    who = f"{record.get('kernel')}[{record.get('replica', 0)}]"
+    stream = record.get("stream")
+    tag = {"stderr": " stderr", "traceback": " traceback", "log": f" {record.get('level', '')}"}
+    prefix = f"{stamp} {who}{tag.get(str(stream), '')} | "
+    text = str(record.get("text", "")).rstrip("\n")
+    return [prefix + line for line in text.split("\n")]
+
+
+def _select(
+    records: list[dict[str, Any]], kernels: list[str] | None, since: float | None
+) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in records
+        if (not kernels or r.get("kernel") in kernels)
+        and (since is None or float(r.get("ts") or 0) >= since)
+    ]
+
+
+def logs(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="The topology (default: the only one running).", show_default=False),
+    ] = None,
+    kernels: Annotated[
+        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option(help="Only the last N lines (before following).", min=0)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only lines from this long ago on (5m, 30s, 2h) or since a time."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON record per line (ts, kernel, replica, ...).")
+    ] = False,
+) -> None:
+    """What the kernels printed, logged and raised, each line tagged with time and kernel.
+
+    Works while the topology runs (foreground or -d) and after it ended, until the next
+    run of the same name. A failed kernel's traceback is here in full.
+    """
+    from ringctl.control.paths import state_dir
+    from ringctl.exceptions import TopologyNotRunningError
+
+    directory = state_dir()
+    if name is None:
+        from ringctl.control.client import find
+
+        name = _run(lambda: find(None, directory)).name
+    _check_name(name)
+    files = _run(lambda: directory.files(name))
+    path: Path = files.kernel_log
+    if not path.exists():
+        _render.fail(
+            TopologyNotRunningError(
+                f"no kernel log for topology {name!r}: it has not run from {directory.path}",
+                hint="ringctl ps -a lists the runs this state directory knows",
+            )
+        )
+    if kernels:
+        _check_kernels(name, kernels)
+    cutoff = _run(lambda: parse_since(since, time.time())) if since else None
+    from ringctl.runtime.output import parse_lines, read_records
+
+    chosen = _select(read_records(path), kernels, cutoff)
+    out: list[str] = []
+    for record in chosen:
+        if as_json:
+            out.append(json.dumps(record, ensure_ascii=False))
+        else:
+            out.extend(log_lines(record))
+    if tail is not None:
+        out = out[-tail:] if tail else []
+    _write(out)
+    if not follow:
+        return
+    offset = path.stat().st_size if path.exists() else 0
+    inode = path.stat().st_ino if path.exists() else None
+    pending = b""
+    try:
+        while True:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_ino != inode or st.st_size < offset):
+                offset, inode, pending = 0, st.st_ino, b""  # rotated or a new run began
+            grew = st is not None and st.st_size > offset
+            if grew:
+                with path.open("rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                offset += len(chunk)
+                data = pending + chunk
+                complete, _, pending = data.rpartition(b"\n")
+                new = _select(parse_lines(complete.decode("utf-8", "replace")), kernels, cutoff)
+                lines: list[str] = []
+                for record in new:
+                    if as_json:
+                        lines.append(json.dumps(record, ensure_ascii=False))
+                    else:
+                        lines.extend(log_lines(record))
+                _write(lines)
+            elif files.clean_if_stale() != "held":
+                return  # the run is over and everything it wrote has been printed
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _check_name(name: str) -> None:
+    """A topology name as topology files spell it (never a path into somewhere else)."""
+    from ringctl.topology.schema import MAX_NAME_LENGTH, NAME_PATTERN
+
+    if len(name) > MAX_NAME_LENGTH or not re.match(NAME_PATTERN, name):
+        _render.fail(
+            usage_error(
+                f"{name!r} is not a topology name",
+                "names are lowercase letters, digits and '-' (ringctl ps -a lists them)",
+            )
+        )
+
+
+def _check_kernels(name: str, kernels: list[str]) -> None:
+    """Name a kernel the running topology does not have (exit 2); quiet when not running."""
+    from ringctl.control.client import ControlClient
+    from ringctl.control.paths import state_dir
+    from ringctl.exceptions import RingctlError
+
+    try:
+        status = ControlClient(state_dir().files(name), timeout=2.0).request("status")
+    except RingctlError:
+        return
+    known = [str(k.get("id")) for k in status.get("kernels", [])]
+    unknown = [k for k in kernels if k not in known]
+    if unknown:
+        from ringctl.topology.errors import did_you_mean
+
+        guess = did_you_mean(unknown[0], known)
+        _render.fail(
+            usage_error(
+                f"topology {name!r} has no kernel {', '.join(map(repr, unknown))}",
+                (f"did you mean {guess!r}? " if guess else "") + f"its kernels: {', '.join(known)}",
+            )
+        )
+
+
+def _write(lines: list[str]) -> None:
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+# -- tap -----------------------------------------------------------------------------------
+
+
+def tap(
+    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="KERNEL[.PORT]",
+            help="The port to sample (default port: out).",
+            show_default=False,
+        ),
+    ],
+    count: Annotated[
+        int | None, typer.Option("-n", "--count", help="Exit after N messages.", min=1)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document per message.")] = False,
+) -> None:
+    """Sample the messages leaving a kernel's port, as they go by.
+
+    The edge itself is untouched (order, backpressure, counts); the tap is a bounded
+    side channel that skips messages rather than slow the kernel down, and costs
+    nothing once no one taps. Arrays show as dtype, shape and their first values.
+    """
+    from ringctl.control.client import ControlClient, find
+    from ringctl.control.preview import preview_text
+    from ringctl.exceptions import RingctlError
+
+    kernel, _, port = target.partition(".")
+    if not kernel or (target.count(".") and not port):
+        _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
+    port = port or "out"
+    _check_name(name)
+    client = ControlClient(_run(lambda: find(name)), timeout=10.0)
+    shown_missed = 0
+    summary: dict[str, Any] = {}
+    try:
+        for message in client.stream("tap", kernel=kernel, port=port, count=count):
+            if "ok" in message:
+                if not message["ok"]:
+                    error = message.get("error") or {}
+                    from ringctl.exceptions import ControlPlaneError
+
+                    exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
+                    exc.exit_code = int(error.get("exit_code", 1))
+                    _render.fail(exc)
+                summary = message.get("result") or {}
+                break
+            if message.get("event") != "message":
+                continue
+            data = message.get("data") or {}
+            if as_json:
+                _write([json.dumps(data, ensure_ascii=False)])
+                continue
+            missed = int(data.get("missed") or 0)
+            if missed > shown_missed:
+                _write([f"… {missed - shown_missed} messages went by unshown"])
+                shown_missed = missed
+            stamp = _stamp(float(data.get("t") or 0))[11:]
+            _write([f"{stamp} {kernel}.{port} #{data.get('n')}  {preview_text(data.get('value'))}"])
+    except RingctlError as exc:
+        _render.fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if not summary:
+        from ringctl.exceptions import TopologyNotRunningError
+
+        _render.fail(
+            TopologyNotRunningError(
+                f"the supervisor of {name!r} closed the connection during the tap",
+                hint=f"ringctl ps -a shows how the run ended; ringctl logs {name} what it said",
+            )
+        )
+    if summary.get("ended") and (count is None or summary.get("messages", 0) < count):
+        typer.echo(
+            f"tap: {name} ended after {summary.get('messages', 0)} messages from {kernel}.{port}",
+            err=True,
+        )
+
+
+# -- restart and scale ---------------------------------------------------------------------
+
+
+def restart(
+    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    kernels: Annotated[
+        list[str], typer.Argument(help="The kernels to restart.", show_default=False)
+    ],
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each kernel gets to stop before a force stop.", min=0)
+    ] = 5.0,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart)."""
+    from ringctl.control.client import ControlClient, find
+
+    _check_name(name)
+    client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
+    result = _run(lambda: client.request("restart", kernels=kernels, timeout=timeout))
+    if as_json:
+        _render.print_json(result)
+        return
+    typer.echo(f"restarted: {', '.join(result.get('restarted') or [])}")
+
+
+def parse_scale(items: list[str]) -> list[tuple[str, int]]:
+    """``["square=4"]`` -> ``[("square", 4)]``; a usage error names the bad item."""
+    out = []
+    for item in items:
+        kernel, eq, count = item.partition("=")
+        if not eq or not kernel or not count.strip().isdigit() or int(count) < 1:
+            raise usage_error(
+                f"{item!r} is not KERNEL=N with N a whole number >= 1",
+                "e.g. ringctl scale NAME square=4",
+            )
+        out.append((kernel, int(count)))
+    return out
+
+
+def scale(
+    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    targets: Annotated[
+        list[str],
+        typer.Argument(metavar="KERNEL=N...", help="New replica counts.", show_default=False),
+    ],
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a removed replica gets to stop.", min=0)
+    ] = 5.0,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Change how many replicas of a running kernel share its inbox.
+
+    New replicas run the kernel's set-up hook (a kernel that cannot run as several says
+    why there); removed ones finish the message in hand. Nothing queued is lost.
+    """
+    from ringctl.control.client import ControlClient, find
+    from ringctl.exceptions import RingctlError
+
+    try:
+        wanted = parse_scale(targets)
+    except RingctlError as exc:
+        _render.fail(exc)
+    _check_name(name)
+    client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
+    results = []
+    for kernel, replicas in wanted:
+        result = _run(
+            lambda k=kernel, r=replicas: client.request(
+                "scale", kernel=k, replicas=r, timeout=timeout
+            )
+        )
+        results.append(result)
+        if not as_json:
+            before, after = result.get("before"), result.get("after")
+            if before == after:
+                typer.echo(f"{result.get('kernel')}: already {after} replicas")
+            else:
+                typer.echo(f"{result.get('kernel')}: {before} -> {after} replicas")
+    if as_json:
+        _render.print_json({"scaled": results})
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(logs)
+    app.command()(tap)
+    app.command()(restart)
+    app.command()(scale)

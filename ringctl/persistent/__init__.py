@@ -1,0 +1,26 @@
+"""Persistent kernels: compiled loops that poll rings of records and never return to Python.
+
+The public API: ``@persistent_kernel`` declares one, ``PersistentGroup`` runs some in a
+worker process, ``LoopOptions`` tunes their loops. Nothing imported here loads Numba;
+the compiled parts are imported when a kernel is launched (see docs/persistent.md).
+"""
+
+from __future__ import annotations
+
+from ringctl.persistent.host import PersistentGroup, PersistentStats, PersistentTermination
+from ringctl.persistent.kernel import (
+    DEFAULT_RING_CAPACITY,
+    LoopOptions,
+    PersistentKernel,
+    persistent_kernel,
+)
+
+__all__ = [
+    "DEFAULT_RING_CAPACITY",
+    "LoopOptions",
+    "PersistentGroup",
+    "PersistentKernel",
+    "PersistentStats",
+    "PersistentTermination",
+    "persistent_kernel",
+]

@@ -1,0 +1,510 @@
+"""``PersistentGroup``: the host side of persistent kernels, one worker process per group.
+
+It obeys the same lifecycle table as every other kernel (``ringctl.runtime.lifecycle``):
+``launch`` allocates the rings (once, for the whole group), starts the worker if needed,
+compiles the kernel (cached) and returns when its loop runs idle; ``activate`` returns
+when the kernel acknowledged ACTIVE; after ``deactivate`` returns no record is handled;
+``terminate(timeout)`` writes TERM, waits for the kernel's flag and reports the records
+left in its input ring. A kernel that does not stop in time (a handler in an endless
+loop) is force-stopped: the worker process is killed, the other kernels of the group are
+started again in a fresh worker on the same shared memory, in the state they were in.
+``relaunch`` gives a terminated kernel a new loop on its kept rings, stepping over the
+record it was stuck on (counted as lost).
+
+Every wait polls shared words with a deadline; nothing here runs per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
+from ringctl.persistent.arena import Arena, ArenaBuilder, RingView
+from ringctl.persistent.kernel import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
+from ringctl.persistent.layout import (
+    ACK,
+    CMD,
+    DROPS,
+    ERRORS,
+    HEAD,
+    HEARTBEAT,
+    IN,
+    LOST,
+    OUT,
+    POS,
+    STOP_FAILED,
+    TAIL,
+    TERMINATED,
+    Command,
+)
+from ringctl.persistent.process import WorkerProcess
+from ringctl.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
+from ringctl.runtime.lifecycle import Action, KernelState, next_state
+
+__all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
+
+S = KernelState
+_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+#: A running kernel whose heartbeat has not moved for this long shows as stalled.
+DEFAULT_STALL_AFTER_S: Final = 1.0
+
+
+class StallError(RunFailedError):
+    """A kernel did not acknowledge a command in time: its handler is probably stuck."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentTermination:
+    """What ``terminate`` did (the same fields as the runtime's ``TerminationReport``)."""
+
+    kernel_id: str
+    graceful: bool
+    forced: bool
+    left_in_inbox: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentStats:
+    """One kernel's counters, read from its control block and rings at one instant."""
+
+    kernel_id: str
+    state: KernelState
+    records_in: int
+    records_out: int
+    errors: int
+    drops: int
+    lost: int
+    heartbeat: int
+    stalled: bool
+    inbox_depth: int
+    inbox_capacity: int
+    accepted: int  # records ever published on its input ring
+    restarts: int
+    forced: bool
+    error: str | None
+
+
+@dataclass(eq=False)
+class _Member:
+    id: str
+    entry: str
+    kernel: PersistentKernel
+    params: Mapping[str, Any]
+    capacity: int
+    options: LoopOptions
+    feeds_from: str | None = None  # another member whose output ring is our input ring
+    state: KernelState = S.CREATED
+    error: str | None = None
+    forced: bool = False
+    restarts: int = 0
+    last_progress: tuple[int, int] = (-1, -1)
+    beat_seen_at: float = field(default_factory=time.monotonic)
+
+
+class PersistentGroup:
+    """Persistent kernels that share one worker process and one arena of shared memory.
+
+    Add every kernel and connect them before the first ``launch`` (the arena is laid out
+    once). Remember it as the runtime's lifecycle, spoken through control blocks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        sys_path: Sequence[str] = (),
+        stall_after: float = DEFAULT_STALL_AFTER_S,
+    ) -> None:
+        self.name = name
+        self._sys_path = tuple(sys_path)
+        self._stall_after = stall_after
+        self._members: dict[str, _Member] = {}
+        self._arena: Arena | None = None
+        self._worker: WorkerProcess | None = None
+        self._closed = False
+        self._final: dict[str, PersistentStats] = {}  # what stats() says after close()
+
+    # -- building ------------------------------------------------------------------------
+
+    def add(
+        self,
+        kernel_id: str,
+        entry: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        capacity: int = DEFAULT_RING_CAPACITY,
+        options: LoopOptions | None = None,
+        kernel: PersistentKernel | None = None,
+    ) -> PersistentKernel:
+        """Declare a kernel of the group (``entry`` is its ``module:attribute``).
+
+        ``kernel`` saves importing ``entry`` here when the caller already did; the worker
+        imports ``entry`` itself either way.
+        """
+        if self._arena is not None:
+            raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
+        if kernel_id in self._members:
+            raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
+        if kernel is None:
+            kernel = load_kernel(entry)
+        self._members[kernel_id] = _Member(
+            kernel_id, entry, kernel, dict(params or {}), capacity, options or LoopOptions()
+        )
+        return kernel
+
+    def connect(self, producer: str, consumer: str) -> None:
+        """Make ``producer``'s output ring ``consumer``'s input ring: no Python in between."""
+        p, c = self._get(producer), self._get(consumer)
+        if p.kernel.output is None:
+            raise ValueError(f"{producer} is a sink: it has no output ring to connect")
+        if p.kernel.output != c.kernel.input:
+            raise ValueError(
+                f"{producer} -> {consumer}: {producer} writes {p.kernel.output} but "
+                f"{consumer} reads {c.kernel.input}"
+            )
+        if c.feeds_from is not None:
+            raise ValueError(
+                f"{consumer} already reads from {c.feeds_from} (one producer per ring)"
+            )
+        if any(m.feeds_from == producer for m in self._members.values()):
+            raise ValueError(f"{producer} already feeds a kernel (one consumer per ring)")
+        c.feeds_from = producer
+
+    def _layout(self) -> Arena:
+        if self._closed:
+            raise RuntimeError(f"persistent group {self.name!r} is closed")
+        if self._arena is None:
+            b = ArenaBuilder()
+            for m in self._members.values():
+                b.control(f"{m.id}.ctrl")
+                b.array(f"{m.id}.state", len(m.kernel.initial_state(m.params)))
+                if m.feeds_from is None:
+                    b.ring(f"{m.id}.in", m.kernel.input, m.capacity)
+                if m.kernel.output is not None:
+                    b.ring(f"{m.id}.out", m.kernel.output, m.capacity)
+            self._arena = b.create(prefix=f"ringctl-{self.name}")
+            for m in self._members.values():
+                self._arena.arrays[f"{m.id}.state"][:] = m.kernel.initial_state(m.params)
+        return self._arena
+
+    def _placement(self, m: _Member) -> KernelPlacement:
+        inbox = f"{m.feeds_from}.out" if m.feeds_from is not None else f"{m.id}.in"
+        return KernelPlacement(
+            kernel_id=m.id,
+            entry=m.entry,
+            control=f"{m.id}.ctrl",
+            inbox=inbox,
+            outbox=f"{m.id}.out" if m.kernel.output is not None else None,
+            state=f"{m.id}.state",
+            options=m.options,
+        )
+
+    # -- what bridges and observers read -------------------------------------------------
+
+    @property
+    def kernel_ids(self) -> list[str]:
+        return list(self._members)
+
+    def kernel(self, kernel_id: str) -> PersistentKernel:
+        return self._get(kernel_id).kernel
+
+    def fed_by_host(self, kernel_id: str) -> bool:
+        """True unless another kernel of the group writes this kernel's input ring."""
+        return self._get(kernel_id).feeds_from is None
+
+    def feeder(self, kernel_id: str) -> str | None:
+        """The kernel of the group that writes this kernel's input ring, if any."""
+        return self._get(kernel_id).feeds_from
+
+    def drained_by_host(self, kernel_id: str) -> bool:
+        """True if the kernel has an output ring that no kernel of the group reads."""
+        m = self._get(kernel_id)
+        return m.kernel.output is not None and not any(
+            o.feeds_from == kernel_id for o in self._members.values()
+        )
+
+    @property
+    def running(self) -> bool:
+        """Some kernel of the group is launched and not yet terminated."""
+        return any(m.state in (*_RUNNING, S.TERMINATING) for m in self._members.values())
+
+    def get_state(self, kernel_id: str) -> KernelState:
+        self._pump()
+        return self._get(kernel_id).state
+
+    def inbox(self, kernel_id: str) -> RingView:
+        """The ring this kernel reads (the host pushes here unless another member feeds it)."""
+        return self._layout().rings[self._placement(self._get(kernel_id)).inbox]
+
+    def outbox(self, kernel_id: str) -> RingView | None:
+        m = self._get(kernel_id)
+        return None if m.kernel.output is None else self._layout().rings[f"{m.id}.out"]
+
+    def state_array(self, kernel_id: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """The kernel's state words (shared with its loop: read, do not write while it runs)."""
+        return self._layout().arrays[f"{kernel_id}.state"]
+
+    def count_drops(self, kernel_id: str, n: int) -> None:
+        """Records a host-side producer could not push (a full ring under a drop policy)."""
+        from ringctl.persistent.ringops import load, store
+
+        ctrl = self._ctrl(self._get(kernel_id))
+        store(ctrl, DROPS, load(ctrl, DROPS) + n)
+
+    def stats(self, kernel_id: str) -> PersistentStats:
+        from ringctl.persistent.ringops import load
+
+        if self._closed:
+            return self._final[kernel_id]
+        self._pump()
+        m = self._get(kernel_id)
+        if self._arena is None:  # nothing launched yet: every counter is zero
+            return PersistentStats(
+                m.id, m.state, 0, 0, 0, 0, 0, 0, False, 0, m.capacity, 0, 0, False, None
+            )
+        ctrl = self._ctrl(m)
+        ring = self.inbox(kernel_id)
+        beat = load(ctrl, HEARTBEAT)
+        # The heartbeat moves once per pass (per batch); the record position once per
+        # record, so a slow handler on a big batch is not taken for a stuck one.
+        progress = (beat, load(ctrl, POS))
+        now = time.monotonic()
+        if progress != m.last_progress:
+            m.last_progress, m.beat_seen_at = progress, now
+        stalled = m.state in _RUNNING and now - m.beat_seen_at > self._stall_after
+        head, tail = load(ring.header, HEAD), load(ring.header, TAIL)
+        return PersistentStats(
+            kernel_id=m.id,
+            state=m.state,
+            records_in=load(ctrl, IN),
+            records_out=load(ctrl, OUT),
+            errors=load(ctrl, ERRORS),
+            drops=load(ctrl, DROPS),
+            lost=load(ctrl, LOST),
+            heartbeat=beat,
+            stalled=stalled,
+            inbox_depth=head - tail,
+            inbox_capacity=ring.capacity,
+            accepted=head,
+            restarts=m.restarts,
+            forced=m.forced,
+            error=m.error,
+        )
+
+    # -- the lifecycle -------------------------------------------------------------------
+
+    async def launch(self, kernel_id: str, timeout: float = 120.0) -> None:
+        """Phase 1: rings, worker, compile (cached), loop started idle."""
+        m = self._get(kernel_id)
+        next_state(m.id, m.state, "launch")  # refuse before doing anything
+        await self._start_loop(m, skip_wedged=False, timeout=timeout)
+        self._move(m, "launch")
+
+    async def relaunch(self, kernel_id: str, timeout: float = 120.0) -> None:
+        """A new loop for a terminated kernel, on its kept rings and state."""
+        m = self._get(kernel_id)
+        next_state(m.id, m.state, "relaunch")
+        m.error, m.forced = None, False
+        await self._start_loop(m, skip_wedged=True, timeout=timeout)
+        m.restarts += 1
+        self._move(m, "relaunch")
+
+    async def activate(self, kernel_id: str, timeout: float = 5.0) -> None:
+        await self._command(kernel_id, "activate", Command.ACTIVE, timeout)
+
+    async def deactivate(self, kernel_id: str, timeout: float = 5.0) -> None:
+        """Pause; returns once the kernel acknowledged: from then on it handles nothing."""
+        await self._command(kernel_id, "deactivate", Command.PAUSED, timeout)
+
+    async def reactivate(self, kernel_id: str, timeout: float = 5.0) -> None:
+        await self._command(kernel_id, "reactivate", Command.ACTIVE, timeout)
+
+    async def terminate(self, kernel_id: str, timeout: float = 5.0) -> PersistentTermination:
+        """Ask to stop; wait up to ``timeout`` for the flag; else kill the worker."""
+        from ringctl.persistent.ringops import load, store
+
+        self._pump()
+        m = self._get(kernel_id)
+        if m.state is S.TERMINATED:
+            next_state(m.id, m.state, "terminate")  # raises with the table's message
+        if m.state is not S.TERMINATING:
+            self._move(m, "terminate")
+        ctrl = self._ctrl(m)
+        store(ctrl, CMD, int(Command.TERM))
+        stopped = await self._wait(lambda: load(ctrl, TERMINATED) != 0, timeout)
+        if not stopped:
+            m.forced = True
+            await self._force_stop(exclude=m.id)
+        self._move(m, "finish")
+        ring = self.inbox(kernel_id)
+        left = load(ring.header, HEAD) - load(ring.header, TAIL)
+        return PersistentTermination(m.id, not m.forced, m.forced, left, m.error)
+
+    async def close(self, timeout: float = 5.0) -> list[PersistentTermination]:
+        """Terminate what runs, stop the worker, free the shared memory."""
+        reports = []
+        try:
+            for m in list(self._members.values()):
+                if m.state in (*_RUNNING, S.TERMINATING):
+                    reports.append(await self.terminate(m.id, timeout))
+        finally:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
+            if not self._closed:
+                self._final = {kid: self.stats(kid) for kid in self._members}
+                self._closed = True
+            if self._arena is not None:
+                self._arena.close()
+        return reports
+
+    # -- the worker ----------------------------------------------------------------------
+
+    async def _start_loop(self, m: _Member, *, skip_wedged: bool, timeout: float) -> None:
+        from ringctl.persistent.ringops import load, store
+
+        try:
+            arena = self._layout()
+        except (OSError, ValueError) as exc:
+            raise KernelLaunchError(
+                m.id,
+                f"cannot allocate its rings: {exc}",
+                hint="shared memory (/dev/shm) may be full or too small: lower `ring`, "
+                "or free space there",
+            ) from exc
+        ctrl = arena.controls[f"{m.id}.ctrl"]
+        store(ctrl, CMD, int(Command.IDLE))
+        self._ensure_worker()
+        await self._start_in_worker(m, skip_wedged, timeout)
+        if not await self._wait(lambda: load(ctrl, ACK) == int(Command.IDLE), timeout):
+            raise KernelLaunchError(m.id, "its loop did not start")
+
+    async def _start_in_worker(self, m: _Member, skip_wedged: bool, timeout: float) -> None:
+        worker = self._worker
+        assert worker is not None
+        worker.send(("start", self._placement(m), skip_wedged))
+        deadline = time.monotonic() + timeout
+        while True:
+            worker.read()
+            reply = worker.take(("started", "error"), m.id)
+            if reply is not None and reply[0] == "error":
+                hint = f"the worker could not import or compile {m.entry}:\n{reply[2]}"
+                if "No module named 'numba'" in reply[2]:
+                    hint = "persistent kernels need Numba: pip install 'ringctl[numba]'"
+                raise KernelLaunchError(m.id, _last_line(reply[2]), hint=hint)
+            if reply is not None:
+                return
+            if not worker.alive:
+                raise KernelLaunchError(m.id, "the worker process died while compiling it")
+            if time.monotonic() > deadline:
+                raise KernelLaunchError(m.id, f"not compiled within {timeout:g}s")
+            await asyncio.sleep(0.005)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.alive:
+            self._worker = WorkerProcess(
+                WorkerSpec(self._layout().layout, (*self._sys_path, *sys.path))
+            )
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's pid while it runs."""
+        return self._worker.pid if self._worker is not None and self._worker.alive else None
+
+    async def _force_stop(self, exclude: str) -> None:
+        """Kill the worker; start the group's other running kernels again on the same rings."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+        for other in self._members.values():
+            if other.id != exclude and other.state in _RUNNING:
+                self._ensure_worker()
+                await self._start_in_worker(other, skip_wedged=False, timeout=120.0)
+
+    def _pump(self) -> None:
+        """Take in what the worker reported; a dead worker fails its running kernels."""
+        from ringctl.persistent.ringops import load
+
+        worker = self._worker
+        if self._closed or worker is None:
+            return
+        worker.read()
+        for reply in list(worker.replies):
+            if reply[0] == "failed":
+                worker.replies.remove(reply)
+                m = self._members.get(reply[1])
+                if m is not None:
+                    self._fail(m, reply[2])
+        for m in self._members.values():
+            if (
+                self._arena is not None
+                and m.state in (*_RUNNING, S.TERMINATING)
+                and m.error is None
+                and load(self._ctrl(m), TERMINATED) == STOP_FAILED
+            ):
+                m.error = "its handler raised (traceback on its way from the worker)"
+        if not worker.alive:
+            code = worker.exit_code
+            worker.kill()  # reaps it and closes the socket
+            self._worker = None
+            for m in self._members.values():
+                if m.state in _RUNNING:
+                    self._fail(m, f"the worker process exited unexpectedly (exit code {code})")
+
+    def _fail(self, m: _Member, error: str) -> None:
+        m.error = error
+        if m.state in _RUNNING:
+            self._move(m, "finish")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _command(self, kernel_id: str, action: Action, cmd: Command, timeout: float) -> None:
+        from ringctl.persistent.ringops import load, store
+
+        self._pump()
+        m = self._get(kernel_id)
+        target = next_state(m.id, m.state, action)
+        ctrl = self._ctrl(m)
+        store(ctrl, CMD, int(cmd))
+        if not await self._wait(lambda: load(ctrl, ACK) == int(cmd), timeout):
+            raise StallError(
+                f"persistent kernel {m.id!r} did not acknowledge {cmd.name} within {timeout:g}s",
+                hint="its handler may be stuck on a record; terminate() force-stops it",
+            )
+        m.state = target
+
+    def _move(self, m: _Member, action: Action) -> None:
+        m.state = next_state(m.id, m.state, action)
+
+    def _get(self, kernel_id: str) -> _Member:
+        m = self._members.get(kernel_id)
+        if m is None:
+            raise KernelNotFoundError(kernel_id, self._members)
+        return m
+
+    def _ctrl(self, m: _Member) -> np.ndarray[Any, np.dtype[np.int64]]:
+        return self._layout().controls[f"{m.id}.ctrl"]
+
+    async def _wait(self, cond: Callable[[], bool], timeout: float) -> bool:
+        """Poll ``cond`` until it holds or ``timeout`` passes; the first polls do not sleep."""
+        deadline = time.monotonic() + timeout
+        polls = 0
+        while not cond():
+            if time.monotonic() > deadline:
+                return False
+            polls += 1
+            await asyncio.sleep(0 if polls < 20 else 0.001)
+        return True
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"

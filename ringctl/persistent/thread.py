@@ -1,0 +1,109 @@
+"""Run one persistent kernel's compiled loop on a Python thread (the loop drops the GIL).
+
+This is the kernel side of the control block: it resets ``ACK`` and ``TERMINATED``
+before the loop starts and records ``STOP_FAILED`` if the handler raises. Used inside
+a worker process (``ringctl.persistent.worker``) and, for benchmarks and tests of the
+protocol alone, directly in the calling process.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any
+
+import numpy as np
+
+from ringctl.persistent.arena import RingView
+from ringctl.persistent.kernel import LoopOptions, PersistentKernel
+from ringctl.persistent.layout import ACK, LOST, POS, STOP_FAILED, STOP_NONE, TAIL, TERMINATED
+from ringctl.persistent.ringops import store
+
+__all__ = ["LoopThread"]
+
+
+class LoopThread:
+    """One kernel's loop on a daemon thread; ``error`` holds the traceback if it raised."""
+
+    def __init__(
+        self,
+        kernel: PersistentKernel,
+        ctrl: np.ndarray[Any, np.dtype[np.int64]],
+        inbox: RingView,
+        outbox: RingView | None,
+        state: np.ndarray[Any, np.dtype[np.float64]],
+        options: LoopOptions | None = None,
+    ) -> None:
+        if (outbox is None) != kernel.is_sink:
+            raise ValueError(f"{kernel.kernel_id}: a sink has no output ring, a map has one")
+        self.kernel = kernel
+        self._ctrl = ctrl
+        self._inbox = inbox
+        self._outbox = outbox
+        self._state = state
+        self._options = options or LoopOptions()
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def compile(self) -> None:
+        """Compile (or load from the cache) the handler and its loop; runs nothing.
+
+        A handler that does not type-check for its records fails here, at launch.
+        """
+        from numba import typeof
+
+        loop, args = self._loop_and_args()
+        loop.compile(tuple(typeof(a) for a in args))  # type: ignore[no-untyped-call]
+
+    def _loop_and_args(self) -> tuple[Any, tuple[Any, ...]]:
+        from ringctl.persistent.loop import loops_for
+
+        loops = loops_for(self.kernel.handler)
+        o = self._options
+        if self._outbox is None:
+            args: tuple[Any, ...] = (
+                self._ctrl, self._inbox.header, self._inbox.records, self._state,
+                o.spin, o.nap_us, o.batch,
+            )  # fmt: skip
+            return loops.sink_loop, args
+        args = (
+            self._ctrl, self._inbox.header, self._inbox.records,
+            self._outbox.header, self._outbox.records, self._state,
+            o.spin, o.nap_us, o.batch,
+        )  # fmt: skip
+        return loops.map_loop, args
+
+    def start(self, *, skip_wedged: bool = False) -> None:
+        """Start the loop (idle until the host writes ACTIVE).
+
+        After a force-stop the record being handled when the worker died is still first
+        in the ring; ``skip_wedged`` steps over it (and the unpublished part of its
+        batch), counting them in ``LOST``, so a handler that hangs on one record does
+        not hang again.
+        """
+        loop, args = self._loop_and_args()
+        ctrl, header = self._ctrl, self._inbox.header
+        store(ctrl, ACK, -1)
+        store(ctrl, TERMINATED, STOP_NONE)
+        pos, tail = int(ctrl[POS]), int(header[TAIL])
+        if skip_wedged and pos > tail:
+            store(ctrl, LOST, int(ctrl[LOST]) + pos - tail)
+            store(header, TAIL, pos)
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, args), name=f"ring:{self.kernel.kernel_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, loop: Any, args: tuple[Any, ...]) -> None:
+        try:
+            loop(*args)
+        except BaseException:
+            self.error = traceback.format_exc()
+            store(self._ctrl, TERMINATED, STOP_FAILED)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """True once the loop has returned (a wedged handler never does)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -1,0 +1,293 @@
+"""What kernels print or log, tagged with the kernel and replica that wrote it.
+
+Every kernel body runs in its own asyncio task, and the runtime marks each task (and
+each set-up hook call) with the kernel and replica in a context variable. Once
+``capture`` is installed, ``sys.stdout`` / ``sys.stderr`` writes and ``logging`` records
+made under such a mark become ``OutputRecord`` s handed to a sink (``ringctl logs``
+reads the file ``KernelLog`` writes); everything else goes where it went before. Tasks
+and ``asyncio.to_thread`` calls a kernel starts inherit its mark.
+
+Nothing here runs per message: only a kernel's own ``print`` or log call pays for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+__all__ = [
+    "KernelLog",
+    "OutputRecord",
+    "capture",
+    "emit",
+    "kernel_scope",
+    "mark",
+    "read_records",
+    "unmarked",
+]
+
+#: The kernel log is cut in two (``.1`` keeps the older half) past this size.
+MAX_LOG_BYTES: Final = 16 * 1024 * 1024
+#: A partial line longer than this is written out without waiting for its newline.
+MAX_LINE: Final = 64 * 1024
+
+_current: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "ringctl_kernel", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One line (or one traceback) a kernel produced."""
+
+    ts: float  # wall-clock time.time()
+    kernel: str
+    replica: int
+    stream: str  # stdout | stderr | log | traceback
+    text: str
+    level: str | None = None  # for stream "log": INFO, WARNING, ...
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "ts": round(self.ts, 6),
+            "kernel": self.kernel,
+            "replica": self.replica,
+            "stream": self.stream,
+            "text": self.text,
+        }
+        if self.level is not None:
+            doc["level"] = self.level
+        return doc
+
+
+Sink = Callable[[OutputRecord], None]
+
+
+def mark(kernel_id: str, replica: int) -> None:
+    """Tag the current task (a kernel body's) as this kernel's replica."""
+    _current.set((kernel_id, replica))
+
+
+@contextlib.contextmanager
+def kernel_scope(kernel_id: str, replica: int) -> Iterator[None]:
+    """Tag what runs inside the block (a set-up hook) as this kernel's replica."""
+    token = _current.set((kernel_id, replica))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def unmarked() -> Iterator[None]:
+    """Run the block as the runtime itself, not as a kernel (its writes are not captured)."""
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class _Router:
+    """The installed sink and the streams that were there before ``capture``."""
+
+    def __init__(self) -> None:
+        self.sink: Sink | None = None
+        self.lock = threading.Lock()
+
+
+_router = _Router()
+
+
+def emit(kernel_id: str, replica: int, stream: str, text: str, level: str | None = None) -> None:
+    """Hand one record to the installed sink (nothing happens when none is installed)."""
+    sink = _router.sink
+    if sink is None:
+        return
+    try:
+        sink(OutputRecord(time.time(), kernel_id, replica, stream, text, level))
+    except Exception:  # a full disk must not take a kernel down with it
+        return
+
+
+class _KernelStream(io.TextIOBase):
+    """Stands in for ``sys.stdout`` / ``sys.stderr``: kernel writes become records."""
+
+    def __init__(self, name: str, original: TextIO, passthrough: TextIO | None) -> None:
+        self.name = name
+        self.original = original
+        self.passthrough = passthrough
+        self._partial: dict[tuple[str, int], str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        who = _current.get()
+        if who is None:
+            return self.original.write(s)
+        if self.passthrough is not None:
+            with contextlib.suppress(Exception):
+                self.passthrough.write(s)
+        with _router.lock:
+            text = self._partial.pop(who, "") + s
+            *lines, rest = text.split("\n")
+            if len(rest) > MAX_LINE:
+                lines.append(rest)
+                rest = ""
+            if rest:
+                self._partial[who] = rest
+        for line in lines:
+            emit(who[0], who[1], self.name, line)
+        return len(s)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self.original.flush()
+        if self.passthrough is not None:
+            with contextlib.suppress(Exception):
+                self.passthrough.flush()
+
+    def drain(self) -> None:
+        """Emit what is left without a newline (at the end of the run)."""
+        with _router.lock:
+            partial, self._partial = self._partial, {}
+        for (kernel_id, replica), line in partial.items():
+            emit(kernel_id, replica, self.name, line)
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+
+class _KernelLogHandler(logging.Handler):
+    """Turns log records made inside a kernel into ``log`` records."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        who = _current.get()
+        if who is None:
+            return
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:
+            return
+        emit(who[0], who[1], "log", f"{record.name}: {text}", record.levelname)
+
+
+@contextlib.contextmanager
+def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
+    """Route kernel output to ``sink`` for the duration of the block.
+
+    ``echo``: also write the kernels' raw output there (a foreground run in plain mode
+    keeps showing what kernels print). The streams and handlers are restored on exit.
+    """
+    old_out, old_err = sys.stdout, sys.stderr
+    out = _KernelStream("stdout", old_out, echo)
+    err = _KernelStream("stderr", old_err, echo)
+    handler = _KernelLogHandler(level=logging.INFO)
+    root = logging.getLogger()
+    old_level = root.level
+    _router.sink = sink
+    sys.stdout, sys.stderr = out, err
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        # A kernel's logger.info(...) must reach the handler; records outside kernels
+        # are filtered by the handler itself and by whatever else was configured.
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        out.drain()
+        err.drain()
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        sys.stdout, sys.stderr = old_out, old_err
+        _router.sink = None
+
+
+class KernelLog:
+    """Appends records to a JSON-lines file, one record a line, flushed as written.
+
+    Past ``max_bytes`` the file is renamed to ``PATH.1`` (replacing an older one) and a
+    new one is started, so a chatty kernel cannot fill the disk.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = MAX_LOG_BYTES, fresh: bool = True) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        if fresh:
+            for old in (path, _rotated(path)):
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+        self._fh = self._open()
+        self._size = self._fh.tell()
+
+    def _open(self) -> TextIO:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding="utf-8", errors="replace")
+
+    def __call__(self, record: OutputRecord) -> None:
+        line = json.dumps(record.as_dict(), ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._fh.closed:
+                return
+            if self._size + len(line) > self.max_bytes and self._size:
+                self._fh.close()
+                os.replace(self.path, _rotated(self.path))
+                self._fh = self._open()
+                self._size = 0
+            self._fh.write(line)
+            self._fh.flush()
+            self._size += len(line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def _rotated(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record in ``path.1`` then ``path`` (a line cut short by a crash is skipped)."""
+    out: list[dict[str, Any]] = []
+    for part in (_rotated(path), path):
+        try:
+            text = part.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        out.extend(parse_lines(text))
+    return out
+
+
+def parse_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "kernel" in doc and "text" in doc:
+            out.append(doc)
+    return out

@@ -1,0 +1,313 @@
+"""Persistent kernels in topology files: the checks, and a run driven through the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared harness
+from orchestrator.harness import Ringctl, ringctl_for, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+H = "tests.persistent.handlers"
+
+
+def write(tmp_path: Path, body: str, head: str = "") -> Path:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(head).lstrip() + textwrap.dedent(body).lstrip())
+    return path
+
+
+def validate(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ringctl.cli", "validate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+HEAD = f"""
+version: 1
+name: p
+python_path: ["{REPO}"]
+"""
+
+
+def test_cuda_for_a_persistent_kernel_is_not_available_yet(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        head=HEAD,
+        body=f"""
+        kernels:
+          k:
+            entry: {H}:double
+            backend: cuda
+            persistent: {{}}
+        """,
+    )
+    result = validate(path)
+    assert result.returncode == 2
+    assert f"{path}:7:14: kernel 'k': persistent kernels on backend cuda are not available yet" in (
+        result.stderr
+    )
+    assert "hint: set `backend: cpu` (or `auto`)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_ring_that_is_not_a_power_of_two(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        head=HEAD,
+        body=f"""
+        kernels:
+          k:
+            entry: {H}:double
+            persistent: {{ring: 1000}}
+        """,
+    )
+    result = validate(path)
+    assert result.returncode == 2
+    assert (
+        f"{path}:7:17: kernels.k.persistent: ring must be a power of two between 2 and "
+        "16777216, got 1000 (try 512 or 1024)"
+    ) in result.stderr
+
+
+def test_what_a_persistent_kernel_cannot_do_is_refused_with_positions(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        head=HEAD,
+        body=f"""
+        kernels:
+          a: {{entry: {H}:double}}
+          b: {{entry: {H}:double}}
+          k:
+            entry: {H}:double
+            replicas: 2
+            persistent: {{}}
+          j:
+            entry: {H}:double
+            persistent: {{}}
+        queues:
+          - {{from: a, to: j}}
+          - {{from: b, to: j}}
+        """,
+    )
+    result = validate(path)
+    assert result.returncode == 2
+    err = result.stderr
+    assert f"{path}:9:15: kernel 'k': a persistent kernel runs as one replica" in err
+    assert f"{path}:16:5: kernel 'j' is persistent and has 2 inbound queues" in err
+    assert "Traceback" not in err
+
+
+def test_records_of_connected_persistent_kernels_must_match(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        head=HEAD,
+        body=f"""
+        kernels:
+          a:
+            entry: {H}:double
+            persistent: {{}}
+          b:
+            entry: {H}:other_records
+            persistent: {{}}
+        queues:
+          - from: a
+            to: b
+        """,
+    )
+    assert validate(path).returncode == 0  # without --import nothing is imported
+    result = validate("--import", path)
+    assert result.returncode == 2
+    assert (
+        f"{path}:12:5: queue a.out -> b: 'a' writes records (seq: int64, value: float64) "
+        "but 'b' reads (seq: int64, flag: int32)"
+    ) in result.stderr
+    assert "hint: connected persistent kernels must use the same record dtype" in result.stderr
+
+
+def test_the_entry_and_the_field_must_agree(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        head=HEAD,
+        body=f"""
+        kernels:
+          plain:
+            entry: {H}:double
+          marked:
+            entry: tests.runtime.support:echo
+            persistent: {{}}
+          sink:
+            entry: {H}:total
+            persistent: {{}}
+          after:
+            entry: tests.runtime.support:echo
+        queues:
+          - from: sink
+            to: after
+        """,
+    )
+    result = validate("--import", path)
+    assert result.returncode == 2
+    err = result.stderr
+    assert "kernel 'plain': 'tests.persistent.handlers:double' is a @persistent_kernel, but" in err
+    assert "hint: add `persistent: {}`" in err
+    assert "kernel 'marked' is marked `persistent:` but 'tests.runtime.support:echo' is an" in err
+    assert "kernel 'sink' is a persistent sink (it writes no records), so it cannot feed" in err
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ringctl(tmp_path: Path) -> Iterator[Ringctl]:
+    yield from ringctl_for(tmp_path)
+
+
+def test_the_checked_in_topology_passes_its_smoke(ringctl: Ringctl) -> None:
+    result = ringctl("smoke", REPO / "topologies" / "sensor-records.yaml", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout
+
+
+def metric(cli: Ringctl, kernel: str, name: str) -> int:
+    return int(cli.kernel("live", kernel)["metrics"][name])
+
+
+def test_up_ps_pause_resume_down_with_persistent_kernels(tmp_path: Path, ringctl: Ringctl) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: live
+        python_path: ["{REPO}"]
+        kernels:
+          readings:
+            entry: kernels.records_pipeline:readings
+            params: {{channels: 4, batch: 64, batches: null, rate: 20000}}
+          ewma_z:
+            entry: kernels.records_pipeline:ewma_z
+            persistent: {{ring: 1024}}
+          flag:
+            entry: kernels.records_pipeline:flag
+            persistent: {{}}
+            params: {{threshold: 0.5}}
+          alert_log:
+            entry: kernels.records_pipeline:alert_log
+        queues:
+          - {{from: readings, to: ewma_z}}
+          - {{from: ewma_z, to: flag}}
+          - {{from: flag, to: alert_log}}
+        """,
+    )
+    assert ringctl.up_detached(path) == "live"
+    pid = ringctl.pid_of("live")
+    wait_for(lambda: metric(ringctl, "flag", "records_in") > 1000, timeout=60, what="records")
+    kernel = ringctl.kernel("live", "ewma_z")
+    assert kernel["state"] == "ACTIVE" and kernel["metrics"]["persistent"] is True
+    beat = metric(ringctl, "ewma_z", "heartbeat")
+    wait_for(lambda: metric(ringctl, "ewma_z", "heartbeat") > beat, what="heartbeat moves")
+    assert ringctl.kernel("live", "ewma_z")["metrics"]["stalled"] is False
+
+    pause = ringctl("pause", "live", "ewma_z", "flag")
+    assert pause.returncode == 0, pause.stderr
+    frozen = metric(ringctl, "ewma_z", "records_in")
+    # Paused: the loop runs (its heartbeat moves) and handles nothing.
+    beat = metric(ringctl, "ewma_z", "heartbeat")
+    wait_for(lambda: metric(ringctl, "ewma_z", "heartbeat") > beat, what="heartbeat while paused")
+    assert metric(ringctl, "ewma_z", "records_in") == frozen
+
+    assert ringctl("resume", "live", "ewma_z", "flag").returncode == 0
+    wait_for(lambda: metric(ringctl, "ewma_z", "records_in") > frozen, what="records again")
+    down = ringctl("down", "live", timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert not list(Path("/dev/shm").glob(f"ringctl-live-{pid}-*"))  # shared memory freed
+
+
+def test_the_ray_engine_is_refused_before_anything_runs(ringctl: Ringctl) -> None:
+    result = ringctl("up", "--engine", "ray", REPO / "topologies" / "sensor-records.yaml")
+    assert result.returncode == 2
+    assert "kernel 'ewma_z': persistent kernels run on the local engine only, not on ray" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_kill_9_of_the_supervisor_takes_the_worker_and_its_memory_with_it(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: orphan
+        python_path: ["{REPO}"]
+        kernels:
+          readings:
+            entry: kernels.records_pipeline:readings
+            params: {{channels: 2, batch: 64, batches: null, rate: 5000}}
+          ewma_z:
+            entry: kernels.records_pipeline:ewma_z
+            persistent: {{}}
+          alert_log:
+            entry: kernels.records_pipeline:alert_log
+        queues:
+          - {{from: readings, to: ewma_z}}
+          - {{from: ewma_z, to: alert_log}}
+        """,
+    )
+    assert ringctl.up_detached(path) == "orphan"
+    pid = ringctl.pid_of("orphan")
+    worker = wait_for(lambda: children(pid), timeout=60, what="the worker process")[0]
+    assert b"ringctl.persistent\x00" in Path(f"/proc/{worker}/cmdline").read_bytes()
+    assert list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), what="worker")
+    wait_for(lambda: not list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*")), what="memory")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_graph_marks_persistent_kernels_and_ring_to_ring_queues() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ringctl.cli", "graph", "topologies/sensor-records.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ewma_z     kernels.records_pipeline:ewma_z  [cpu, persistent, ring 16384]" in (
+        result.stdout
+    )
+    assert "ewma_z.out → flag      ring to ring (no Python in between)" in result.stdout
+    assert "readings.out → ewma_z  capacity 16, block" in result.stdout
