@@ -109,6 +109,8 @@ def up(
         # kernel tracebacks go there too, so they never scribble over the dashboard;
         # the screen gets one line per failure.
         _log_to_file(log_path, losses)
+    else:  # the child's stderr is the log (and counts what a full disk loses)
+        _log_to(_stream_handler(sys.stderr))
     try:
         result = _run_foreground(
             topology,
@@ -174,11 +176,21 @@ def _final_document(
 
 
 def _log_to_file(path: str, losses: Any) -> None:
-    import logging
-
     from ringctl.cli._output import PrivateFileHandler
 
-    handler = PrivateFileHandler(path, losses)
+    _log_to(PrivateFileHandler(path, losses))
+
+
+def _stream_handler(stream: Any) -> Any:
+    import logging
+
+    return logging.StreamHandler(stream)
+
+
+def _log_to(handler: Any) -> None:
+    """ringctl's own records (the loop watchdog's, say) go to ``handler`` only."""
+    import logging
+
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("ringctl")
     logger.addHandler(handler)

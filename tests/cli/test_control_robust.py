@@ -42,8 +42,13 @@ def stopped(pid: int) -> Iterator[None]:
 
 
 def control_files(state: Path) -> list[str]:
-    """What a running supervisor keeps in the state directory (not its logs or history)."""
-    return sorted(p.name for p in state.iterdir() if p.suffix in (".sock", ".pid", ".lock"))
+    """What running supervisors keep in the state directory: their socket, pid and lock
+    files (not their logs, nor the run history)."""
+    return sorted(
+        p.name
+        for p in state.iterdir()
+        if p.suffix in (".sock", ".pid", ".lock") and p.stem != "history"
+    )
 
 
 def no_traceback(*texts: str) -> None:
