@@ -154,11 +154,17 @@ def _metric_value(value: Any) -> str:
     return str(value)
 
 
+def _n(value: float | None) -> str:
+    """A count as ps prints it: the number, or "--" when the document lacks it."""
+    return "--" if value is None else str(int(value))
+
+
 def _print_status(status: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ringctl.dashboard import classify_kernel, human_count
+    from ringctl.dashboard import human_count, parse_status
+    from ringctl.dashboard.view import status_word
 
     console = make_console()
     loop = status.get("loop") or {}
@@ -179,50 +185,57 @@ def _print_status(status: dict[str, Any]) -> None:
             f"[dim](kernel figures from {status['stale_s']:.1f} s ago: the kernels' loop "
             "did not answer in time)[/]"
         )
+    # Read through the dashboard's tolerant parser: a field an older or newer supervisor
+    # does not send reads "--", never a KeyError.
+    st = parse_status(status)
+    raw = {str(k.get("id")): k for k in status.get("kernels") or [] if isinstance(k, dict)}
     table = Table(box=None, pad_edge=False)
     cols = ("KERNEL", "STATUS", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS",
             "ERRORS", "RESTARTS", "METRICS")  # fmt: skip
     for col in cols:
         left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
         table.add_column(col, justify="left" if left else "right")
-    for k in status.get("kernels", []):
-        kid = k["id"] + (f" x{k['replicas']}" if k.get("replicas", 1) > 1 else "")
+    for k in st.kernels:
+        kid = k.id + (f" x{k.replicas}" if (k.replicas or 1) > 1 else "")
         table.add_row(
-            kid,
-            str(classify_kernel(k)),
-            k["state"],
-            k["backend"] + (f" ({k['device']})" if k.get("device") else ""),
-            human_count(k["messages_in"]),
-            human_count(k["messages_out"]),
-            human_count(k["rate_in"] or k["rate_out"]),
-            f"{k['inbox_depth']}/{k['inbox_capacity']}",
-            str(k["drops"]),
-            str(k["errors"]),
-            str(k["restarts"]),
-            escape(_metrics_text(k.get("metrics"))),
+            escape(kid),
+            status_word(k),
+            k.state or "--",
+            (k.backend or "--") + (f" ({k.device})" if k.device else ""),
+            human_count(k.messages_in),
+            human_count(k.messages_out),
+            human_count(k.rate_in or k.rate_out),
+            f"{_n(k.inbox_depth)}/{_n(k.inbox_capacity)}",
+            _n(k.drops),
+            _n(k.errors),
+            _n(k.restarts),
+            escape(_metrics_text(raw.get(k.id, {}).get("metrics"))),
         )
     console.print(table)
-    queues = status.get("queues") or []
-    if queues:
+    if st.queues:
         qt = Table(box=None, pad_edge=False)
         for col in ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED"):
             qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
-        for q in queues:
-            edge = f"{q.get('from')} -> {q.get('to')}"
+        for q in st.queues:
             qt.add_row(
-                escape(edge),
-                f"{q.get('depth')}/{q.get('capacity')}",
-                str(q.get("backpressure")),
-                human_count(q.get("messages") or 0),
-                str(q.get("drops", 0)),
-                f"{float(q.get('blocked_s') or 0):.1f}s",
+                escape(f"{q.source} -> {q.target}"),
+                f"{_n(q.depth)}/{_n(q.capacity)}",
+                q.backpressure or "--",
+                human_count(q.messages),
+                _n(q.drops),
+                f"{q.blocked_s or 0:.1f}s",
             )
         console.print(qt)
-    for k in status.get("kernels", []):
-        if k.get("last_error"):
-            console.print(f"[red]{k['id']}: last error: {k['last_error']}[/]")
-        if k.get("backend_note"):
-            console.print(f"[yellow]{k['id']}: {k['backend_note']}[/]")
+    for k in st.kernels:
+        if k.last_error:
+            console.print(f"[red]{escape(k.id)}: last error: {escape(k.last_error)}[/]")
+        if k.backend_note:
+            console.print(f"[yellow]{escape(k.id)}: {escape(k.backend_note)}[/]")
+        unprocessed = [f"{term} {_n(v)}" for term, v in (("lost", k.lost), ("left", k.left)) if v]
+        if unprocessed:
+            console.print(
+                f"[red]{escape(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
+            )
     if status.get("failure"):
         console.print(f"[red]failure: {status['failure']}[/]")
 

@@ -177,15 +177,13 @@ def logs(
 
 def _check_name(name: str) -> None:
     """A topology name as topology files spell it (never a path into somewhere else)."""
-    from ringctl.topology.schema import MAX_NAME_LENGTH, NAME_PATTERN
+    from ringctl.checks import check_name
+    from ringctl.exceptions import UserInputError
 
-    if len(name) > MAX_NAME_LENGTH or not re.match(NAME_PATTERN, name):
-        _render.fail(
-            usage_error(
-                f"{name!r} is not a topology name",
-                "names are lowercase letters, digits and '-' (ringctl ps -a lists them)",
-            )
-        )
+    try:
+        check_name(name)
+    except UserInputError as exc:
+        _render.fail(exc)
 
 
 def _check_kernels(name: str, kernels: list[str]) -> None:

@@ -88,6 +88,14 @@ class Plan:
 
         return source_ids(self.order, ((e.producer, e.consumer, e.feedback) for e in self.edges))
 
+    @property
+    def stop_first(self) -> list[str]:
+        """What ``down`` stops before it waits for the queues to drain: every kernel no
+        queue feeds (the sources, and kernels with no queue at all)."""
+        from ringctl.topology.roles import unfed_ids
+
+        return unfed_ids(self.order, ((e.producer, e.consumer, e.feedback) for e in self.edges))
+
     def kernel(self, kernel_id: str) -> KernelPlan:
         for k in self.kernels:
             if k.id == kernel_id:

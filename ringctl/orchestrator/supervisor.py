@@ -590,7 +590,7 @@ class Supervisor:
                     if report.forced:
                         forced.append(kid)
 
-            await asyncio.gather(*(stop(s, timeout) for s in self.plan.sources))
+            await asyncio.gather(*(stop(s, timeout) for s in self.plan.stop_first))
             while not self._force:
                 self._check_finished()  # a kernel failing during the drain is handled too
                 if not self._restarting and rt.is_quiescent():

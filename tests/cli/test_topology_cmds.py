@@ -194,3 +194,27 @@ def test_graph_shows_kernel_descriptions() -> None:
     assert tree.rstrip().endswith("round_robin")
     assert "200 keyed int64 batches" in ringctl("graph", fan, "--format", "dot").stdout
     assert "200 keyed int64 batches" in ringctl("graph", fan, "--format", "mermaid").stdout
+
+
+def test_ps_reads_a_status_document_it_does_not_fully_know(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A supervisor of another version may leave fields out: ps shows "--", no KeyError."""
+    from ringctl.cli.control_cmds import _print_status
+
+    _print_status(
+        {
+            "name": "older",
+            "state": "running",
+            "kernels": [
+                {"id": "a", "state": "ACTIVE"},
+                {"id": "b", "state": "TERMINATED", "last_error": "x", "restart_in_s": 12.0},
+                {"id": "c", "state": "TERMINATED", "lost": 7},
+            ],
+            "queues": [{"from": "a.out", "to": "b"}],
+        }
+    )
+    out = capsys.readouterr().out
+    assert "restarting in 12.0s" in out
+    assert "c: lost 7 accepted messages not processed" in out
+    assert "a.out -> b" in out
