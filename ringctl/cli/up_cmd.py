@@ -212,13 +212,9 @@ def _print_summary(status: dict[str, Any]) -> None:
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:
-        t = accounting.get("totals", {})
-        typer.echo(
-            f"  accounting: accepted {t.get('accepted', 0)} = delivered "
-            f"{t.get('delivered', 0)} + dropped {t.get('dropped', 0)} + lost "
-            f"{t.get('lost', 0)} + left {t.get('left', 0)}",
-            err=True,
-        )
+        from ringctl.runtime.accounting import equation
+
+        typer.echo(f"  accounting: {equation(accounting.get('totals') or {})}", err=True)
 
 
 def _run_foreground(

@@ -27,7 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Accounting", "KernelAccount", "QueueAccount", "build_accounting"]
+__all__ = ["Accounting", "KernelAccount", "QueueAccount", "build_accounting", "equation"]
+
+_TERMS = ("accepted", "delivered", "dropped", "lost", "left", "queued")
+
+
+def equation(terms: Mapping[str, int], sign: str = "=") -> str:
+    """``accepted N = delivered N + dropped N + lost N + left N + queued N``."""
+    rest = " + ".join(f"{t} {terms.get(t, 0)}" for t in _TERMS[1:])
+    return f"accepted {terms.get('accepted', 0)} {sign} {rest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +65,9 @@ class QueueAccount:
     def violation(self) -> str | None:
         if self.balance == 0:
             return None
-        rhs = self.delivered + self.dropped + self.lost + self.left + self.queued
-        return (
-            f"queue {self.source} -> {self.consumer}: accepted {self.accepted} != "
-            f"delivered {self.delivered} + dropped {self.dropped} + lost {self.lost} "
-            f"+ left {self.left} + queued {self.queued} (= {rhs})"
-        )
+        terms = {t: getattr(self, t) for t in _TERMS}
+        rhs = self.accepted - self.balance
+        return f"queue {self.source} -> {self.consumer}: {equation(terms, '!=')} (= {rhs})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -137,12 +142,7 @@ class Accounting:
         return self.holds and self.lost == 0 and self.left == 0 and self.queued == 0
 
     def summary(self) -> str:
-        t = self.totals
-        return (
-            f"accepted {t.get('accepted', 0)} = delivered {t.get('delivered', 0)} "
-            f"+ dropped {t.get('dropped', 0)} + lost {t.get('lost', 0)} "
-            f"+ left {t.get('left', 0)} + queued {t.get('queued', 0)}"
-        )
+        return equation(self.totals)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -153,9 +153,6 @@ class Accounting:
             "kernels": [k.as_dict() for k in self.kernels],
             "queues": [q.as_dict() for q in self.queues],
         }
-
-
-_TERMS = ("accepted", "delivered", "dropped", "lost", "left", "queued")
 
 
 def build_accounting(

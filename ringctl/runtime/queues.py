@@ -266,17 +266,6 @@ class Queue:
         self.close_reason = "lost"
         self._limit = self.capacity
 
-    def law_error(self) -> str | None:
-        """None when the terms add up, else what is wrong, with the numbers."""
-        rhs = self.delivered + self.drops + self.lost + self.left + len(self._items)
-        if self.messages == rhs:
-            return None
-        return (
-            f"queue {self.name}: accepted {self.messages} != delivered {self.delivered} "
-            f"+ dropped {self.drops} + lost {self.lost} + left {self.left} "
-            f"+ queued {len(self._items)} (= {rhs})"
-        )
-
 
 class Inbox:
     """Where one kernel reads: one or more queues merged, with waiters for data.
