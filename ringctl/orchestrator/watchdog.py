@@ -32,8 +32,9 @@ __all__ = ["LoopWatchdog", "holder_of"]
 
 log = logging.getLogger("ringctl.watchdog")
 
-#: The runtime names each kernel instance's task ``ringctl:KERNEL[REPLICA]``.
-_KERNEL_TASK: Final = re.compile(r"^ringctl:(?P<kernel>.+)\[\d+\]$")
+#: The runtime names each kernel instance's task ``ringctl:KERNEL[REPLICA]``, and the task
+#: that runs a kernel's set-up hook ``ringctl:KERNEL[REPLICA] set-up`` while it does.
+_KERNEL_TASK: Final = re.compile(r"^ringctl:(?P<kernel>.+)\[\d+\](?P<setup> set-up)?$")
 
 
 def holder_of(task: asyncio.Task[Any] | None) -> str:
@@ -43,7 +44,7 @@ def holder_of(task: asyncio.Task[Any] | None) -> str:
     name = task.get_name()
     match = _KERNEL_TASK.match(name)
     if match:
-        return f"kernel `{match['kernel']}`"
+        return f"kernel `{match['kernel']}`" + (" (its set-up hook)" if match["setup"] else "")
     return f"task `{name}`"
 
 

@@ -314,8 +314,14 @@ class RingKernelRuntime:
         setup = k.spec.setup
         if setup is None:
             return
+        task = asyncio.current_task()
+        task_name = task.get_name() if task is not None else ""
         for ctx in k.ctxs:
             try:
+                if task is not None:
+                    # A hook that holds the loop (a JIT compile, say) is named by the
+                    # loop watchdog after this task: name the kernel, not the caller.
+                    task.set_name(f"ringctl:{k.id}[{ctx.replica}] set-up")
                 with output.kernel_scope(k.id, ctx.replica):
                     result = setup(ctx)
                     if asyncio.iscoroutine(result):
@@ -331,6 +337,9 @@ class RingKernelRuntime:
                     + (f" (at {where})" if where else ""),
                     hint="the kernel was not launched; fix the set-up hook or its params",
                 ) from exc
+            finally:
+                if task is not None:
+                    task.set_name(task_name)
 
     def _port(self, k: _Kernel, name: str) -> OutPort:
         port = k.ports.get(name)

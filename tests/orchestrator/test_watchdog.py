@@ -56,3 +56,23 @@ async def test_what_holds_the_loop_in_words() -> None:
     assert holder_of(kernel) == "kernel `zscore`"
     assert holder_of(other) == "task `dashboard`"
     assert holder_of(None) == "outside any task"
+
+
+async def test_a_set_up_hook_that_holds_the_loop_is_named_after_its_kernel() -> None:
+    """While a kernel's set-up hook runs, the launching task carries the kernel's name."""
+    from ringctl import RingKernelRuntime, ring_kernel
+
+    seen: list[str] = []
+
+    def setup(ctx: object) -> None:
+        seen.append(holder_of(asyncio.current_task()))
+
+    @ring_kernel(kernel_id="jit", setup=setup)
+    async def jit(ctx: object) -> None:
+        return None
+
+    before = asyncio.current_task().get_name()  # type: ignore[union-attr]
+    async with RingKernelRuntime() as rt:
+        await rt.launch("jit", jit)
+    assert seen == ["kernel `jit` (its set-up hook)"]
+    assert asyncio.current_task().get_name() == before  # type: ignore[union-attr]
