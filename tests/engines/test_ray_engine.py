@@ -58,7 +58,15 @@ async def test_sinks_get_what_the_local_engine_gives(
     ray = await _run(file, "ray")
     assert ray["engine"] == "ray"
     assert all(k["node"] for k in ray["kernels"]), "every kernel row names its node"
-    assert _results(ray) == local
+    remote = _results(ray)
+    # Sinks fed round-robin after a join get the batches in the order keys complete,
+    # which depends on how replicas interleave, on either engine: each sink's share may
+    # differ, what they get together may not.
+    split = [sink for sink, total in sinks.items() if total is None]
+    shares = {engine: sum(r[s]["metrics"].pop("total") for s in split) for engine, r in
+              (("local", local), ("ray", remote))}  # fmt: skip
+    assert shares["local"] == shares["ray"]
+    assert remote == local
     for sink, total in sinks.items():
         if total is not None:
             assert local[sink]["metrics"]["total"] == total
