@@ -86,7 +86,7 @@ class Plan:
         them first, and a run completes once they have finished and every queue drained."""
         from ringctl.topology.roles import source_ids
 
-        return source_ids(self.order, ((e.producer, e.consumer, e.feedback) for e in self.edges))
+        return source_ids(self.order, self._wiring())
 
     @property
     def stop_first(self) -> list[str]:
@@ -94,7 +94,10 @@ class Plan:
         queue feeds (the sources, and kernels with no queue at all)."""
         from ringctl.topology.roles import unfed_ids
 
-        return unfed_ids(self.order, ((e.producer, e.consumer, e.feedback) for e in self.edges))
+        return unfed_ids(self.order, self._wiring())
+
+    def _wiring(self) -> list[tuple[str, str, bool]]:
+        return [(e.producer, e.consumer, e.feedback) for e in self.edges]
 
     def kernel(self, kernel_id: str) -> KernelPlan:
         for k in self.kernels:

@@ -347,14 +347,11 @@ class Supervisor:
                 await asyncio.wait_for(self._hurry.wait(), delay)  # down: restart now
             if self._state not in (*_LIVE, T.DRAINING):
                 return
-            if self._state is T.DRAINING:
-                # down() holds the lock while it waits for this kernel to drain its inbox.
-                await self._relaunch(kernel_id)
-            else:
-                async with self._lock:  # not while a pause, resume or down is half done
-                    if self._state not in (*_LIVE, T.DRAINING):
-                        return
-                    await self._relaunch(kernel_id)
+            # No command lock: down() holds it while it waits for this very restart to
+            # drain the kernel's inbox. A pause or resume racing it needs none either:
+            # both only touch `_paused` for a kernel that is not running, and _relaunch
+            # reads `_paused` after its last await.
+            await self._relaunch(kernel_id)
         except RingctlError as exc:
             self.failure = f"restart of {kernel_id!r} failed: {exc}"
             self.event("failure", self.failure)

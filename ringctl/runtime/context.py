@@ -293,23 +293,14 @@ class KernelContext:
                 self.messages_out += 1
                 return
         elif p.taps and self.is_active:
-            # Tapped, so off the path above (which stays free of any tap check): the same
-            # inlined put for one queue with room, then a copy to each tap.
+            # Tapped, so off the inlined path above (which stays free of any tap check):
+            # a put for one queue with room needs no coroutine either, then each tap a copy.
             q = p.sends_to_one
-            if q is not None:
-                items = q._items
-                n = len(items)
-                if n < q._limit:
-                    items.append(msg)
-                    q.messages += 1
-                    if n >= q.high_water:
-                        q.high_water = n + 1
-                    if q._getters:
-                        _wake_first(q._getters)
-                    for tap in p.taps:
-                        tap.offer(msg)
-                    self.messages_out += 1
-                    return
+            if q is not None and q.put_nowait(msg):
+                for tap in p.taps:
+                    tap.offer(msg)
+                self.messages_out += 1
+                return
         if not self.is_active:
             await self.wait_active()  # a paused kernel sends nothing either
         self._blocked = True

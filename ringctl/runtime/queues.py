@@ -18,7 +18,7 @@ refusal raises instead and is not accepted); ``delivered`` what the consumer too
 that will never run again could not take (queued when it went away, or sent after);
 ``left`` what was still queued when the consumer was stopped on request; ``depth`` what is
 queued now. Each term is counted where its event happens, never derived from the others,
-so ``check_law`` finds a path that lost a message without counting it.
+so ``ringctl.runtime.accounting`` finds a path that lost a message without counting it.
 """
 
 from __future__ import annotations
@@ -203,10 +203,14 @@ class Queue:
     def _refuse(self) -> None:
         """A message handed to a closed queue: accepted and counted as lost (or left)."""
         self.messages += 1
+        self._unprocessed(1)
+
+    def _unprocessed(self, n: int) -> None:
+        """``n`` messages the consumer will never take, in the term the close gave."""
         if self.close_reason == "left":
-            self.left += 1
+            self.left += n
         else:
-            self.lost += 1
+            self.lost += n
 
     async def _wait_for_space(self) -> None:
         loop = asyncio.get_running_loop()
@@ -253,10 +257,7 @@ class Queue:
         self._limit = 0
         discarded = len(self._items)
         self._items.clear()
-        if reason == "left":
-            self.left += discarded
-        else:
-            self.lost += discarded
+        self._unprocessed(discarded)
         _wake_all(self._space_waiters)
         return discarded
 
