@@ -25,7 +25,9 @@ not answer, 130 interrupted by Ctrl-C after a graceful down.
 
 Commands that act on a running topology take its name, or find the only one running.
 The state directory (sockets, pid files, logs of detached runs) is `$RINGCTL_STATE_DIR`,
-else `$XDG_STATE_HOME/ringctl`, else `~/.local/state/ringctl`.
+else `$XDG_STATE_HOME/ringctl`, else `~/.local/state/ringctl`. `ringctl validate` keeps
+the topology schema, compiled, in `$RINGCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/ringctl`,
+else `~/.cache/ringctl`, so that it starts without pydantic; deleting it is always safe.
 """
 
 

@@ -18,6 +18,8 @@ from ringctl.cli import _render
 
 if TYPE_CHECKING:
     from ringctl.topology import Diagnostic
+    from ringctl.topology.loader import Loaded
+    from ringctl.topology.quick import Summary
 
 __all__ = ["register"]
 
@@ -50,12 +52,14 @@ def validate(
 
     Without --import, each entry's top-level package is looked up but not imported, so
     a missing package is still reported; --import also imports the kernel modules.
+    The first run after an install or upgrade compiles the schema into the cache; later
+    runs start from it.
     """
-    import contextlib
     import sys
 
-    from ringctl.topology import TopologyError, load_topology, resolve_entries
-    from ringctl.topology.importer import find_entries
+    from ringctl.topology import TopologyError, compiled
+    from ringctl.topology.loader import load_yaml
+    from ringctl.topology.quick import quick_validate
 
     if import_entries:
         # Validation leaves nothing behind: no __pycache__ next to the kernels it imports.
@@ -63,16 +67,18 @@ def validate(
     reports: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     failed = False
+    took_models = False
     for file in files:
         report: dict[str, Any] = {"file": str(file), "ok": False, "error_count": 0}
+        # A file with nothing to report is proven so without pydantic (quick.py); the
+        # models word every problem, and --import needs them for params anyway.
+        loaded = load_yaml(file)
+        summary = None if import_entries else quick_validate(loaded, file)
+        if summary is None:
+            took_models = True
         try:
-            topology = load_topology(file)
-            if import_entries:
-                # A kernel module that prints at import must not corrupt --json output.
-                with contextlib.redirect_stdout(sys.stderr):
-                    resolve_entries(topology)
-            else:
-                find_entries(topology)
+            if summary is None:
+                summary = _validate_fully(loaded, file, import_entries)
         except TopologyError as exc:
             failed = True
             report["error_count"] = len(exc.diagnostics)
@@ -84,23 +90,45 @@ def validate(
         else:
             report.update(
                 ok=True,
-                name=topology.name,
-                kernels=len(topology.kernels),
-                queues=len(topology.queues),
-                engine=topology.engine,
+                name=summary.name,
+                kernels=summary.kernels,
+                queues=summary.queues,
+                engine=summary.engine,
             )
             if not as_json:
                 imported = ", entries imported" if import_entries else ""
                 typer.echo(
-                    f"{file}: ok ({topology.name}: {len(topology.kernels)} kernels, "
-                    f"{len(topology.queues)} queues, engine {topology.engine}{imported})"
+                    f"{file}: ok ({summary.name}: {summary.kernels} kernels, "
+                    f"{summary.queues} queues, engine {summary.engine}{imported})"
                 )
         reports.append(report)
+    if took_models and not compiled.cached():
+        compiled.store()  # the models are built now: the next run starts from the cache
     if as_json:
         # Each error once, in the flat list (each names its file); files say how many.
         _render.print_json({"ok": not failed, "files": reports, "errors": errors})
     if failed:
         raise typer.Exit(2)
+
+
+def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary:
+    """Validate with the models; raises ``TopologyError`` with every problem."""
+    import contextlib
+    import sys
+
+    from ringctl.topology import resolve_entries
+    from ringctl.topology.importer import find_entries
+    from ringctl.topology.quick import Summary
+    from ringctl.topology.validate import check_loaded
+
+    topology = check_loaded(loaded, file)
+    if import_entries:
+        # A kernel module that prints at import must not corrupt --json output.
+        with contextlib.redirect_stdout(sys.stderr):
+            resolve_entries(topology)
+    else:
+        find_entries(topology)
+    return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)
 
 
 def graph(

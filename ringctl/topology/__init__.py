@@ -12,23 +12,44 @@ Everything wrong with a file is raised at once as a ``TopologyError`` whose
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ringctl.topology.errors import Diagnostic, TopologyError
-from ringctl.topology.graph import check_graph, launch_order
-from ringctl.topology.importer import resolve_entries
-from ringctl.topology.schema import (
-    Defaults,
-    Edge,
-    KernelExpectation,
-    KernelSpec,
-    QueueDefaults,
-    Resources,
-    RestartPolicy,
-    Smoke,
-    Topology,
-)
-from ringctl.topology.validate import load_topology
+
+if TYPE_CHECKING:
+    from ringctl.topology.graph import check_graph, launch_order
+    from ringctl.topology.importer import resolve_entries
+    from ringctl.topology.schema import (
+        Defaults,
+        Edge,
+        KernelExpectation,
+        KernelSpec,
+        QueueDefaults,
+        Resources,
+        RestartPolicy,
+        Smoke,
+        Topology,
+    )
+    from ringctl.topology.validate import load_topology
+
+# Imported on first use: `ringctl validate` reads files through this package and must not
+# pay for pydantic and the models unless it needs them (see quick.py).
+_EXPORTS = {
+    "Defaults": "ringctl.topology.schema",
+    "Edge": "ringctl.topology.schema",
+    "KernelExpectation": "ringctl.topology.schema",
+    "KernelSpec": "ringctl.topology.schema",
+    "QueueDefaults": "ringctl.topology.schema",
+    "Resources": "ringctl.topology.schema",
+    "RestartPolicy": "ringctl.topology.schema",
+    "Smoke": "ringctl.topology.schema",
+    "Topology": "ringctl.topology.schema",
+    "check_graph": "ringctl.topology.graph",
+    "launch_order": "ringctl.topology.graph",
+    "load_topology": "ringctl.topology.validate",
+    "resolve_entries": "ringctl.topology.importer",
+}
 
 __all__ = [
     "Defaults",
@@ -57,9 +78,24 @@ def topology_json_schema() -> dict[str, Any]:
     it (yaml-language-server) check files exactly as ``ringctl validate`` does, short of
     the graph checks, which a schema cannot express.
     """
+    from ringctl.topology.schema import Topology
+
     schema = Topology.model_json_schema(by_alias=True, mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ringctl topology",
         **{k: v for k, v in schema.items() if k != "title"},
     }
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ringctl.topology' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,21 +1,83 @@
 """Checks on the wiring of a schema-valid topology, and the order to launch it in.
 
-Pure functions over a ``Topology``: no file, no import, no I/O. Problems come back as
+Pure functions over a ``Wiring``: no file, no import, no I/O. Problems come back as
 data paths (``("queues", 2, "to")``) and the caller turns them into file positions, so
-these checks work the same on a topology built in code.
+these checks work the same on a topology built in code. ``Wiring`` is what the checks
+read of a topology: the pydantic ``Topology`` is one, and so is the plain view that
+``ringctl validate`` builds from its compiled schema without importing pydantic.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ringctl.topology.errors import did_you_mean
 from ringctl.topology.loader import DataPath
-from ringctl.topology.schema import Topology
 
-__all__ = ["Problem", "check_graph", "find_cycles", "launch_order"]
+__all__ = [
+    "EdgeWiring",
+    "KernelWiring",
+    "Problem",
+    "Wiring",
+    "check_graph",
+    "find_cycles",
+    "launch_order",
+]
+
+
+class KernelWiring(Protocol):
+    """What the checks read of one kernel's spec."""
+
+    @property
+    def depends_on(self) -> Sequence[str]: ...
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def backend(self) -> str | None: ...
+    @property
+    def effective_backend(self) -> str: ...
+    @property
+    def persistent(self) -> object | None: ...
+
+
+class EdgeWiring(Protocol):
+    """What the checks read of one queue."""
+
+    @property
+    def from_(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def feedback(self) -> bool: ...
+    @property
+    def producer(self) -> str: ...
+    @property
+    def port(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+
+
+class SmokeWiring(Protocol):
+    @property
+    def expect(self) -> Mapping[str, object]: ...
+
+
+class Wiring(Protocol):
+    """What the checks read of a topology."""
+
+    @property
+    def engine(self) -> str: ...
+    @property
+    def kernels(self) -> Mapping[str, KernelWiring]: ...
+    @property
+    def queues(self) -> Sequence[EdgeWiring]: ...
+    @property
+    def smoke(self) -> SmokeWiring | None: ...
+    def inbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
+    def outbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +105,7 @@ def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_graph(
-    topology: Topology, where: Callable[[DataPath], str] = _describe_default
+    topology: Wiring, where: Callable[[DataPath], str] = _describe_default
 ) -> list[Problem]:
     """Every wiring problem: unknown kernels, self-loops, duplicates, cycles.
 
@@ -265,7 +327,7 @@ def _strongly_connected(nodes: Iterable[str], successors: dict[str, list[str]]) 
     return components
 
 
-def launch_order(topology: Topology) -> list[str]:
+def launch_order(topology: Wiring) -> list[str]:
     """The order the orchestrator launches (and activates) kernels in.
 
     ``depends_on`` is a hard rule: dependencies first. Where it leaves the order open,
@@ -356,7 +418,7 @@ def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[s
     return rank
 
 
-def _check_persistent(topology: Topology) -> list[Problem]:
+def _check_persistent(topology: Wiring) -> list[Problem]:
     """What a persistent kernel cannot do (yet), found without importing anything."""
     problems: list[Problem] = []
     for kernel_id, spec in topology.kernels.items():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from ringctl.topology.entries import EntryError, missing_entries, search_path, split_entry
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
@@ -32,93 +33,26 @@ if TYPE_CHECKING:
 __all__ = ["EntryError", "find_entries", "import_entry", "resolve_entries", "search_path"]
 
 
-class EntryError(Exception):
-    """Why one ``entry`` string could not be turned into an object."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-
-def search_path(topology: Topology) -> list[tuple[Path, str]]:
-    """Folders entries are imported from, in order, each with why it is there.
-
-    The topology's own folder, then its ``python_path`` (relative to the file), then
-    the current folder: design/topology.md, "Finding kernels".
-    """
-    base = topology.base_dir.resolve()
-    folders: list[tuple[Path, str]] = [(base, "the topology's folder")]
-    for entry in topology.python_path:
-        folders.append(((base / entry).resolve(), f"python_path '{entry}'"))
-    folders.append((Path.cwd().resolve(), "the current folder"))
-    unique: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
-    for folder, why in folders:
-        if folder not in seen:
-            seen.add(folder)
-            unique.append((folder, why))
-    return unique
-
-
-def _split_entry(entry: str) -> tuple[str, str]:
-    module_name, colon, attribute = entry.partition(":")
-    if not colon or not module_name or not attribute:
-        raise EntryError(
-            f"entry '{entry}' is not `module:attribute`",
-            "write e.g. `kernels.math:square`: the module, a colon, then the function",
-        )
-    return module_name, attribute
-
-
 def find_entries(topology: Topology) -> None:
     """Check that every entry names a package that exists, without importing anything.
 
-    Only the top-level package is looked up (``importlib``'s finders, on the topology's
-    search path then ``sys.path``): finding ``pkg.sub`` would import ``pkg``, which runs
-    user code. A misspelt submodule or attribute is found by ``resolve_entries`` (and
-    ``ringctl validate --import``). Raises ``TopologyError`` listing every entry not found.
+    A misspelt submodule or attribute is found by ``resolve_entries`` (and ``ringctl
+    validate --import``); see ``entries.missing_entries``. Raises ``TopologyError``
+    listing every entry not found.
     """
     source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
     folders = search_path(topology)
-    paths = [str(folder) for folder, _ in folders] + sys.path
     problems: list[Diagnostic] = []
-    found: dict[str, bool] = {}
-    for kernel_id, spec in topology.kernels.items():
-        at: DataPath = ("kernels", kernel_id, "entry")
-        try:
-            module_name, _ = _split_entry(spec.entry)
-        except EntryError as exc:
-            problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {exc.message}", exc.hint))
-            continue
-        top = module_name.partition(".")[0]
-        if top not in found:
-            found[top] = _package_exists(top, paths)
-        if not found[top]:
-            problems.append(
-                source.diagnostic(
-                    at,
-                    f"kernel '{kernel_id}': cannot import '{module_name}': no module named '{top}'",
-                    _not_found_hint(module_name, top, folders),
-                )
-            )
+    for miss in missing_entries(topology):
+        at: DataPath = ("kernels", miss.kernel_id, "entry")
+        if miss.error is not None:
+            message, hint = miss.error.message, miss.error.hint
+        else:
+            message = f"cannot import '{miss.module}': no module named '{miss.package}'"
+            hint = _not_found_hint(miss.module, miss.package, folders)
+        problems.append(source.diagnostic(at, f"kernel '{miss.kernel_id}': {message}", hint))
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
-
-
-def _package_exists(name: str, paths: list[str]) -> bool:
-    """Whether a top-level module ``name`` can be imported; nothing is imported to tell."""
-    import importlib.machinery
-    import importlib.util
-
-    if name in sys.modules or name in sys.builtin_module_names:
-        return True
-    if importlib.machinery.PathFinder.find_spec(name, paths) is not None:
-        return True
-    try:  # other finders (frozen modules, editable installs); a dotless name has no parent
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
@@ -126,7 +60,7 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
 
     Raises ``EntryError``; ``searched`` only makes the "not found" hint name the folders.
     """
-    module_name, attribute = _split_entry(entry)
+    module_name, attribute = split_entry(entry)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -22,6 +22,15 @@ from pydantic import (
 )
 
 from ringctl.checks import MAX_NAME_LENGTH, NAME_PATTERN
+from ringctl.topology.rules import (
+    MAX_INSTANCES,
+    bounds_problem,
+    instances_problem,
+    not_bool,
+    queue_label,
+    ring_problem,
+    split_endpoint,
+)
 
 if TYPE_CHECKING:
     from ringctl.topology.loader import SourceMap
@@ -57,13 +66,10 @@ PORT_PATTERN: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 ENDPOINT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*(\." + PORT_PATTERN + r")?$"
 _DOTTED: Final = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 ENTRY_PATTERN: Final = rf"^{_DOTTED}:{_DOTTED}$"
-DEFAULT_PORT: Final = "out"
 #: Bounds that keep a typo (``replicas: 10000000``) a validation error instead of a
 #: supervisor that eats the machine's memory before it fails.
 MAX_REPLICAS: Final = 1024
 MAX_KERNELS: Final = 10_000
-#: Kernel instances (every kernel's replicas, added up) one topology may run.
-MAX_INSTANCES: Final = 10_000
 
 Backpressure = Literal["block", "drop_oldest", "drop_newest", "reject"]
 Backend = Literal["cpu", "cuda", "auto"]
@@ -72,14 +78,7 @@ RestartMode = Literal["never", "on-failure", "always"]
 Engine = Literal["local", "ray"]
 
 
-def _not_bool(value: object) -> object:
-    # pydantic's lax mode reads `true` as 1; for a capacity or a count that is a mistake.
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number; got {str(value).lower()}")
-    return value
-
-
-_Number = BeforeValidator(_not_bool)
+_Number = BeforeValidator(not_bool)
 # The bound comes before the validator so that the JSON Schema shows it as `minimum`.
 Count = Annotated[int, Field(ge=0), _Number]
 PositiveInt = Annotated[int, Field(ge=1), _Number]
@@ -204,12 +203,9 @@ class PersistentSpec(_Model):
 
     @model_validator(mode="after")
     def _ring_power_of_two(self) -> PersistentSpec:
-        if self.ring < 2 or self.ring & (self.ring - 1) or self.ring > 1 << 24:
-            below = 1 << max(1, self.ring.bit_length() - 1)
-            raise ValueError(
-                f"ring must be a power of two between 2 and 16777216, got {self.ring} "
-                f"(try {below} or {below * 2})"
-            )
+        problem = ring_problem(self.ring)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -318,11 +314,11 @@ class Edge(_Model):
 
     @property
     def producer(self) -> str:
-        return self.from_.partition(".")[0]
+        return split_endpoint(self.from_)[0]
 
     @property
     def port(self) -> str:
-        return self.from_.partition(".")[2] or DEFAULT_PORT
+        return split_endpoint(self.from_)[1]
 
     @property
     def consumer(self) -> str:
@@ -331,7 +327,7 @@ class Edge(_Model):
     @property
     def label(self) -> str:
         """``producer.port -> consumer``, how messages and ``ringctl ps`` name a queue."""
-        return f"{self.producer}.{self.port} -> {self.to}"
+        return queue_label(self.producer, self.port, self.to)
 
     @property
     def effective_capacity(self) -> int:
@@ -356,10 +352,9 @@ class MetricBounds(_Model):
 
     @model_validator(mode="after")
     def _some_bound(self) -> MetricBounds:
-        if self.equals is None and self.min is None and self.max is None:
-            raise ValueError("give at least one of equals, min, max")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        problem = bounds_problem(self.equals, self.min, self.max)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -442,12 +437,9 @@ class Topology(_Model):
 
     @model_validator(mode="after")
     def _apply_defaults(self) -> Topology:
-        instances = sum(spec.replicas for spec in self.kernels.values())
-        if instances > MAX_INSTANCES:
-            raise ValueError(
-                f"{instances} kernel instances (replicas added up) is more than one "
-                f"topology may run ({MAX_INSTANCES}); lower `replicas` or split the topology"
-            )
+        problem = instances_problem(sum(spec.replicas for spec in self.kernels.values()))
+        if problem is not None:
+            raise ValueError(problem)
         # Children learn their ids and the file's defaults once, here, so their
         # `effective_*` properties need no back-reference to the topology.
         for kernel_id, spec in self.kernels.items():

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.graph import check_graph
-from ringctl.topology.loader import DataPath, SourceMap, load_yaml
+from ringctl.topology.loader import DataPath, Loaded, SourceMap, load_yaml
 from ringctl.topology.schema import (
     ENDPOINT_PATTERN,
     ENTRY_PATTERN,
@@ -27,7 +27,7 @@ from ringctl.topology.schema import (
     Topology,
 )
 
-__all__ = ["describe_path", "load_topology", "pydantic_diagnostics"]
+__all__ = ["check_loaded", "describe_path", "load_topology", "pydantic_diagnostics"]
 
 
 def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> Topology:
@@ -36,7 +36,11 @@ def load_topology(path: str | Path, *, env: Mapping[str, str] | None = None) -> 
     ``env`` replaces ``os.environ`` for ``${VAR}`` interpolation (tests, and callers that
     want a file to mean the same thing everywhere).
     """
-    loaded = load_yaml(path, env=env)
+    return check_loaded(load_yaml(path, env=env), path)
+
+
+def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
+    """``load_topology`` for a file already read with ``load_yaml`` (not read twice)."""
     if loaded.data is None and loaded.problems:
         raise TopologyError(loaded.problems)
     source = loaded.source
