@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ringctl.exceptions import UserInputError
 
-__all__ = ["TEMPLATES", "Project", "project_names", "write_project"]
+__all__ = ["TEMPLATES", "Project", "project_names", "shell_arg", "write_project"]
 
 #: Template name -> what it shows (``ringctl init --template``).
 TEMPLATES: dict[str, str] = {
@@ -97,6 +97,9 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         "file": _shown(targets["topology.yaml"]),
         "file_name": targets["topology.yaml"].name,
         "folder": _shown(folder),
+        # In a folder that is a package (``__init__.py``), pytest imports the tests as
+        # ``package.test_...``: the kernels are then found relative to them.
+        "import_from": ("." if (folder / "__init__.py").is_file() else "") + module,
     }
     source = resources.files("ringctl") / "templates" / template
     texts = {}
@@ -136,8 +139,19 @@ def _remove(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
+def shell_arg(path: Path) -> str:
+    """``path`` as a command-line argument: quoted, and never read as an option."""
+    return shlex.quote(_not_an_option(str(path)))
+
+
+def _not_an_option(text: str) -> str:
+    # `ringctl up -demo/demo.yaml` would be read as the options -d, -e, ...
+    return f"./{text}" if text.startswith("-") else text
+
+
 def _shown(path: Path) -> str:
-    text = str(path)
+    text = _not_an_option(str(path))
     if re.fullmatch(r"[\w./+@:-]+", text):
         return text
-    return shlex.quote(path.name) if re.fullmatch(r"[\w ./+@:-]+", path.name) else "."
+    name = _not_an_option(path.name)
+    return shlex.quote(name) if re.fullmatch(r"[\w ./+@:-]+", name) else "."
