@@ -166,3 +166,11 @@ def test_a_mistyped_command_gets_a_guess() -> None:
     result = ringctl_run("valdate", "x.yaml")
     assert result.returncode == 2
     assert "No such command 'valdate'. Did you mean 'validate'?" in result.stderr
+
+
+def test_a_state_dir_naming_an_unknown_home_is_a_clear_error() -> None:
+    result = ringctl_run("ps", env={"RINGCTL_STATE_DIR": "~no-such-user-here/state"})
+    assert result.returncode == 2
+    assert "error: RINGCTL_STATE_DIR='~no-such-user-here/state'" in result.stderr
+    assert "hint: set RINGCTL_STATE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
