@@ -90,6 +90,7 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         )
     values = {
         "name": slug,
+        "yaml_name": _yaml_name(slug),
         "module": module,
         "count": str(_COUNT[template]),
         # Comments name the files as the user will type them; a folder name that could
@@ -137,6 +138,15 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def _yaml_name(slug: str) -> str:
+    """``slug`` as a YAML value: quoted where YAML reads a number, null or a boolean (``2024``)."""
+    from ringctl.topology.loader import parse_yaml
+
+    if parse_yaml(f"name: {slug}", "<name>").data == {"name": slug}:
+        return slug
+    return f'"{slug}"'  # a slug is letters, digits and '-': nothing to escape
 
 
 def shell_arg(path: Path) -> str:

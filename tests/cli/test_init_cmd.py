@@ -162,3 +162,22 @@ def test_next_steps_for_a_folder_named_like_an_option_are_runnable(tmp_path: Pat
     # The command the user is told to run is one the CLI reads as a file.
     checked = ringctl("validate", "--import", "./-demo/demo.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "topology"),
+    [
+        (("init", "2024"), "2024/2024.yaml"),
+        (("init", "x", "--name", "null"), "x/null.yaml"),
+        (("init", "y", "--name", "0x1f"), "y/0x1f.yaml"),
+    ],
+)
+def test_a_name_yaml_would_read_as_a_number_or_null_still_validates(
+    tmp_path: Path, args: tuple[str, ...], topology: str
+) -> None:
+    made = ringctl(*args, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    checked = ringctl("validate", "--import", topology, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    name = Path(topology).stem
+    assert checked.stdout.startswith(f"{topology}: ok ({name}: 3 kernels")
