@@ -97,18 +97,26 @@ def validate(
             )
             if not as_json:
                 imported = ", entries imported" if import_entries else ""
+                kernels = _count(summary.kernels, "kernel")
+                queues = _count(summary.queues, "queue")
                 typer.echo(
-                    f"{file}: ok ({summary.name}: {summary.kernels} kernels, "
-                    f"{summary.queues} queues, engine {summary.engine}{imported})"
+                    f"{file}: ok ({summary.name}: {kernels}, {queues}, "
+                    f"engine {summary.engine}{imported})"
                 )
         reports.append(report)
-    if took_models and not compiled.cached():
-        compiled.store()  # the models are built now: the next run starts from the cache
+    if took_models and compiled.load_validator() is None:
+        # The models are built now: the next run starts from the cache (missing, or
+        # damaged, it is written anew).
+        compiled.store()
     if as_json:
         # Each error once, in the flat list (each names its file); files say how many.
         _render.print_json({"ok": not failed, "files": reports, "errors": errors})
     if failed:
         raise typer.Exit(2)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary:

@@ -48,6 +48,9 @@ _SOURCES: Final = ("schema.py", "rules.py", "compiled.py", "../checks.py")
 _PREFIX: Final = "topology-schema-"
 _RULE: Final = "$rule"
 _KEY: Final = "key"
+#: Schemas kept in the folder: this installation's and a few others' (virtualenvs,
+#: versions) that share it; older ones are removed when a new one is written.
+_KEEP: Final = 4
 
 
 class CompileError(Exception):
@@ -123,11 +126,25 @@ def store() -> bool:
             raise
     except (OSError, CompileError):  # a full disk or a read-only home costs speed only
         return False
-    for old in path.parent.glob(_PREFIX + "*.json"):
-        if old != path:
-            with contextlib.suppress(OSError):
-                old.unlink()
+    _prune(path.parent)
     return True
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest few schemas (installations may share the folder) and no stale temp."""
+    import time
+
+    def age(path: Path) -> float:
+        try:
+            return time.time() - path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    schemas = sorted(folder.glob(_PREFIX + "*.json"), key=age)
+    stale = schemas[_KEEP:] + [p for p in folder.glob(".tmp-*") if age(p) > 3600]
+    for old in stale:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def _cache_file() -> tuple[Path, str] | None:

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_REPLICAS",
     "NAME_PATTERN",
+    "PATH_PATTERN",
     "SUPPORTED_VERSIONS",
     "Backend",
     "Backpressure",
@@ -66,6 +67,8 @@ PORT_PATTERN: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 ENDPOINT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*(\." + PORT_PATTERN + r")?$"
 _DOTTED: Final = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 ENTRY_PATTERN: Final = rf"^{_DOTTED}:{_DOTTED}$"
+#: A folder path: anything but a NUL, which no file system takes.
+PATH_PATTERN: Final = r"^[^\x00]*$"
 #: Bounds that keep a typo (``replicas: 10000000``) a validation error instead of a
 #: supervisor that eats the machine's memory before it fails.
 MAX_REPLICAS: Final = 1024
@@ -406,7 +409,7 @@ class Topology(_Model):
         examples=["quickstart"],
     )
     description: str | None = Field(None, description="One line on what the topology does.")
-    python_path: list[str] = Field(
+    python_path: list[Annotated[str, Field(pattern=PATH_PATTERN)]] = Field(
         default_factory=list,
         description="Folders, relative to this file, to import kernel entries from.",
         examples=[[".."]],

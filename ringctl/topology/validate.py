@@ -23,6 +23,7 @@ from ringctl.topology.schema import (
     ENTRY_PATTERN,
     KERNEL_ID_PATTERN,
     NAME_PATTERN,
+    PATH_PATTERN,
     SUPPORTED_VERSIONS,
     Topology,
 )
@@ -150,6 +151,10 @@ _PATTERN_RULES: dict[str, tuple[str, str]] = {
     ENDPOINT_PATTERN: (
         "{name}: {value!r} is not `kernel` or `kernel.port`",
         "a port is a Python-style name, e.g. `square` or `split.evens`",
+    ),
+    PATH_PATTERN: (
+        "{name}: {value!r} holds a NUL character, which no folder name can",
+        "remove the \\0 (or \\x00) escape from the path",
     ),
 }
 

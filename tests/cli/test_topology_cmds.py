@@ -234,3 +234,19 @@ def test_a_metric_expectation_gets_one_error_in_the_users_words(tmp_path: Path) 
         f"{path}:10:15: smoke.expect.sink.metrics.rate must be a number or a mapping; got 'fast'",
         f"{path}: 2 errors",
     ]
+
+
+def test_validate_counts_in_words_and_refuses_a_nul_in_a_path(tmp_path: Path) -> None:
+    one = tmp_path / "one.yaml"
+    one.write_text('version: 1\nname: one\nkernels:\n  only: {entry: "os:getcwd"}\n')
+    result = ringctl("validate", one)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{one}: ok (one: 1 kernel, 0 queues, engine local)"
+    nul = tmp_path / "nul.yaml"
+    nul.write_text(
+        'version: 1\nname: nul\npython_path: ["a\\0b"]\nkernels:\n  only: {entry: "os:getcwd"}\n'
+    )
+    result = ringctl("validate", nul)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{nul}:3:15: python_path[0]: 'a\\x00b' holds a NUL character" in result.stderr

@@ -139,7 +139,24 @@ def test_the_cache_key_follows_pydantic_core(cache: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(pydantic_core, "__version__", pydantic_core.__version__ + ".other")
     assert not compiled.cached()
     assert compiled.store()
-    assert len(list(cache.glob("topology-schema-*.json"))) == 1  # the old one is pruned
+    # Both stay: installations that share a cache folder do not delete each other's.
+    assert len(list(cache.glob("topology-schema-*.json"))) == 2
+
+
+def test_only_the_newest_schemas_are_kept(cache: Path) -> None:
+    cache.mkdir()
+    for i in range(6):
+        old = cache / f"topology-schema-{i:016x}.json"
+        old.write_text("{}")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    stale_tmp = cache / ".tmp-left-by-a-kill"
+    stale_tmp.write_text("")
+    os.utime(stale_tmp, (1_000_000, 1_000_000))
+    assert compiled.store()
+    kept = sorted(p.name for p in cache.iterdir())
+    assert len(kept) == 4 and not stale_tmp.exists()
+    assert compiled.cached()  # this installation's, the newest, is among them
+    assert "topology-schema-0000000000000005.json" in kept
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -169,6 +186,11 @@ def test_validate_fills_the_cache_then_starts_without_pydantic(tmp_path: Path) -
     assert second.returncode == 0, second.stderr
     assert second.stderr.strip() == "LEAN"
     assert second.stdout.splitlines()[0] == first.stdout.splitlines()[0]
+    # A damaged cache is written anew by the next run that needs the models.
+    (cached,) = (tmp_path / "cache").glob("topology-schema-*.json")
+    cached.write_text("{damaged")
+    assert _cli(env, "validate", "topologies/quickstart.yaml").stderr.strip() == "PYDANTIC"
+    assert _cli(env, "validate", "topologies/quickstart.yaml").stderr.strip() == "LEAN"
     # A file with a problem is worded by the models, exactly as on a cold start.
     broken = str(TOPO / "broken" / "dependency_cycle.yaml")
     cold = _cli({**env, "RINGCTL_CACHE_DIR": str(tmp_path / "other")}, "validate", broken)
