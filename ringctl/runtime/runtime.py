@@ -836,6 +836,15 @@ class RingKernelRuntime:
         result: list[Any] = await self._wait_output(k, inbox, timeout, max_items)
         return result
 
+    def unwired_ports(self, kernel_id: str) -> list[str]:
+        """The kernel's output ports that no queue wires: those ``receive`` reads.
+
+        Declared ports (``@ring_kernel(ports=...)``) are listed from launch; others once
+        the kernel has sent on them.
+        """
+        k = self._require(kernel_id, "receive")
+        return [name for name, port in k.ports.items() if not port.targets]
+
     def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
         k = self._require(kernel_id, "receive")
         out = self._port(k, port)
