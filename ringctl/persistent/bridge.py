@@ -135,6 +135,9 @@ class _Bridge:
         depth = st.inbox_depth
         feeder = group.feeder(kid)
         pending = 0 if self.pending is None else len(self.pending)
+        # A kernel that failed ended without terminate(): what the bridge still held is
+        # lost with its ring, as what a stopped kernel held is left with its ring.
+        unhandled = depth + pending
         return [
             QueueAccount(
                 name=f"{kid}.ring",
@@ -144,9 +147,9 @@ class _Bridge:
                 accepted=st.accepted + self.left_in_bridge + pending,
                 delivered=st.records_in,
                 dropped=st.drops,
-                lost=st.lost + (depth if failed else 0),
-                left=(depth if ended and not failed else 0) + self.left_in_bridge,
-                queued=0 if ended else depth + pending,
+                lost=st.lost + (unhandled if failed else 0),
+                left=(unhandled if ended and not failed else 0) + self.left_in_bridge,
+                queued=0 if ended else unhandled,
             )
         ]
 

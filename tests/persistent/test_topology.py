@@ -311,3 +311,52 @@ def test_graph_marks_persistent_kernels_and_ring_to_ring_queues() -> None:
     )
     assert "ewma_z.out → flag      ring to ring (no Python in between)" in result.stdout
     assert "readings.out → ewma_z  capacity 16, block" in result.stdout
+
+
+def faulty_pipeline(tmp_path: Path, name: str, handler: str, source: str) -> Path:
+    """``record_source -> handler (persistent, a ring of 8) -> record_sink``."""
+    return write(
+        tmp_path,
+        f"""
+        version: 1
+        name: {name}
+        python_path: ["{REPO}"]
+        kernels:
+          src:
+            entry: {H}:record_source
+            params: {source}
+          k:
+            entry: {H}:{handler}
+            persistent: {{ring: 8, spin: 100}}
+          sink:
+            entry: {H}:record_sink
+        queues:
+          - {{from: src, to: k}}
+          - {{from: k, to: sink}}
+        """,
+    )
+
+
+def test_a_handler_that_raises_fails_the_run_and_the_records_add_up(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    # A message of 100 records into a ring of 8: when the handler raises on record 50,
+    # the rest of that message is still in the bridge, waiting for room in the ring.
+    path = faulty_pipeline(
+        tmp_path, "raises", "fails_on_negative", "{messages: 3, value_at: 50, value: -1.0}"
+    )
+    result = ringctl("up", path, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "kernel 'k' failed: PersistentFailed: ValueError: negative reading" in out
+    assert "accounting law violated" not in out
+    accepted, rest = totals(out)
+    assert accepted == sum(rest.values()) and rest["lost"] > 0, out
+
+
+def totals(out: str) -> tuple[int, dict[str, int]]:
+    """The run's last accounting line: ``accepted N = delivered N + ... + queued N``."""
+    line = next(x for x in reversed(out.splitlines()) if x.strip().startswith("accounting:"))
+    words = line.split(":", 1)[1].replace("=", "+").split("+")
+    terms = {w.split()[0]: int(w.split()[1]) for w in words}
+    return terms.pop("accepted"), terms
