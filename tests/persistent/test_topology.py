@@ -360,3 +360,36 @@ def totals(out: str) -> tuple[int, dict[str, int]]:
     words = line.split(":", 1)[1].replace("=", "+").split("+")
     terms = {w.split()[0]: int(w.split()[1]) for w in words}
     return terms.pop("accepted"), terms
+
+
+def test_restart_and_scale_of_a_persistent_kernel(tmp_path: Path, ringctl: Ringctl) -> None:
+    path = faulty_pipeline(tmp_path, "again", "double", "{messages: null, pause: 0.005}")
+    assert ringctl.up_detached(path) == "again"
+
+    def records_in() -> int:
+        return int(ringctl.kernel("again", "k")["metrics"]["records_in"])
+
+    wait_for(lambda: records_in() > 500, timeout=60, what="records")
+    restart = ringctl("restart", "again", "k")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    after = records_in()
+    wait_for(lambda: records_in() > after + 500, what="records after the restart")
+    k = ringctl.kernel("again", "k")
+    assert (k["state"], k["restarts"]) == ("ACTIVE", 1)
+
+    assert ringctl("pause", "again", "k").returncode == 0
+    assert ringctl("restart", "again", "k").returncode == 0  # a paused kernel stays paused
+    assert ringctl.kernel("again", "k")["state"] == "DEACTIVATED"
+    assert ringctl("resume", "again", "k").returncode == 0
+    after = records_in()
+    wait_for(lambda: records_in() > after + 500, what="records after resume")
+
+    scale = ringctl("scale", "again", "k=2")
+    assert scale.returncode == 2
+    assert "k is a persistent kernel: one compiled loop reads its ring, so it runs as one" in (
+        scale.stderr
+    )
+    assert "hint: it keeps running as 1" in scale.stderr
+    assert "Traceback" not in scale.stderr
+    down = ringctl("down", "again", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
