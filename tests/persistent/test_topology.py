@@ -290,6 +290,33 @@ def test_kill_9_of_the_supervisor_takes_the_worker_and_its_memory_with_it(
     wait_for(lambda: not list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*")), what="memory")
 
 
+def test_kill_9_of_the_supervisor_during_launch_leaves_no_memory_behind(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: midlaunch
+        python_path: ["{REPO}"]
+        kernels:
+          k:
+            entry: tests.persistent.slow_handlers:copy
+            persistent: {{}}
+        """,
+    )
+    up = ringctl.spawn("up", path)
+    worker = wait_for(lambda: children(up.pid), timeout=60, what="the worker process")[0]
+    memory = wait_for(lambda: list(Path("/dev/shm").glob(f"ringctl-midlaunch-{up.pid}-*")))
+    os.kill(up.pid, signal.SIGKILL)  # while the worker still imports and compiles the kernel
+    up.wait(timeout=10)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), timeout=60)
+    leaked = [m for m in memory if m.exists()]
+    for m in leaked:
+        m.unlink()
+    assert not leaked, "the shared memory outlived the supervisor and its worker"
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
