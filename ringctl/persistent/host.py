@@ -39,6 +39,7 @@ from ringctl.persistent.layout import (
     LOST,
     OUT,
     POS,
+    RING_HEADER_WORDS,
     STOP_FAILED,
     TAIL,
     TERMINATED,
@@ -369,6 +370,9 @@ class PersistentGroup:
     # -- the worker ----------------------------------------------------------------------
 
     async def _start_loop(self, m: _Member, *, skip_wedged: bool, timeout: float) -> None:
+        # Importing Numba and loading the compiled host operations takes about a second:
+        # off the event loop, so the other kernels (and the supervisor) keep running.
+        await asyncio.to_thread(_load_host_ops)
         from ringctl.persistent.ringops import load, store
 
         try:
@@ -503,6 +507,14 @@ class PersistentGroup:
             polls += 1
             await asyncio.sleep(0 if polls < 20 else 0.001)
         return True
+
+
+def _load_host_ops() -> None:
+    """Import the compiled shared-word operations and load their machine code once."""
+    from ringctl.persistent.ringops import load, ring_count, store
+
+    words = np.zeros(RING_HEADER_WORDS, np.int64)
+    store(words, HEAD, load(words, TAIL) + ring_count(words))
 
 
 def _last_line(text: str) -> str:

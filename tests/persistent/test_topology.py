@@ -420,3 +420,15 @@ def test_restart_and_scale_of_a_persistent_kernel(tmp_path: Path, ringctl: Ringc
     assert "Traceback" not in scale.stderr
     down = ringctl("down", "again", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_launching_a_persistent_kernel_does_not_hold_the_event_loop(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    # The first launch in a supervisor imports Numba and loads compiled code (a second):
+    # a loop held that long is reported as a failure event, as a stuck kernel would be.
+    path = faulty_pipeline(tmp_path, "quick", "double", "{messages: 3}")
+    result = ringctl("up", path, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "loop blocked" not in out
