@@ -477,11 +477,16 @@ class PersistentGroup:
         m = self._get(kernel_id)
         target = next_state(m.id, m.state, action)
         ctrl = self._ctrl(m)
+        before = load(ctrl, CMD)
         store(ctrl, CMD, int(cmd))
         if not await self._wait(lambda: load(ctrl, ACK) == int(cmd), timeout):
+            # The state does not change, so neither does the command: a handler that is
+            # only slow must not obey it late, behind the caller's back.
+            store(ctrl, CMD, before)
             raise StallError(
                 f"persistent kernel {m.id!r} did not acknowledge {cmd.name} within {timeout:g}s",
-                hint="its handler may be stuck on a record; terminate() force-stops it",
+                hint="its handler may be stuck on a record: a restart (`ringctl restart`, "
+                "or terminate then relaunch) force-stops it and steps over that record",
             )
         m.state = target
 

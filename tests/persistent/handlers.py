@@ -54,6 +54,18 @@ def wedge_on_magic(rec, out, state):  # type: ignore[no-untyped-def]
 
 
 @persistent_kernel(input=RECORD, output=RECORD)
+def slow_on_magic(rec, out, state):  # type: ignore[no-untyped-def]
+    """Takes seconds over a ``MAGIC`` record (sequential arithmetic), then goes on."""
+    x = 0.0
+    if rec.value == MAGIC:
+        for _ in range(1_000_000_000):
+            x = x * 0.5 + 1.0
+    out.seq = rec.seq
+    out.value = rec.value + x * 0.0  # x is used, so the loop is not optimised away
+    return 1
+
+
+@persistent_kernel(input=RECORD, output=RECORD)
 def fails_on_negative(rec, out, state):  # type: ignore[no-untyped-def]
     if rec.value < 0:
         raise ValueError("negative reading")
