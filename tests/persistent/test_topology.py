@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -315,6 +316,41 @@ def test_kill_9_of_the_supervisor_during_launch_leaves_no_memory_behind(
     for m in leaked:
         m.unlink()
     assert not leaked, "the shared memory outlived the supervisor and its worker"
+
+
+def test_ctrl_c_in_the_terminal_drains_persistent_kernels(tmp_path: Path, ringctl: Ringctl) -> None:
+    path = faulty_pipeline(tmp_path, "ctrlc", "double", "{messages: null, pause: 0.005}")
+    # A terminal sends SIGINT to its foreground process group: the supervisor and the
+    # worker process it started.
+    up = subprocess.Popen(
+        ringctl.argv("up", path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=ringctl.env,
+        start_new_session=True,
+    )
+    try:
+
+        def flowing() -> bool:
+            ps = ringctl("ps", "ctrlc", "--json")
+            if ps.returncode != 0:  # not up yet
+                return False
+            k = [k for k in json.loads(ps.stdout)["kernels"] if k["id"] == "k"]
+            return bool(k) and int(k[0]["metrics"].get("records_in", 0)) > 500
+
+        wait_for(flowing, timeout=60, what="records")
+        os.killpg(up.pid, signal.SIGINT)
+        out, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+    assert up.returncode == 130, out
+    assert "exited unexpectedly" not in out and "failed" not in out
+    accepted, rest = totals(out)
+    assert accepted == rest["delivered"], out
 
 
 def _zombie(pid: int) -> bool:
