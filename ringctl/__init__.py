@@ -18,8 +18,9 @@ Names are imported on first use (PEP 562), so that ``ringctl --help`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ringctl._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
@@ -86,14 +87,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ringctl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("ringctl", _EXPORTS, globals(), __all__)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ringctl.exceptions import UserInputError
 
-__all__ = ["TEMPLATES", "Project", "project_names", "write_project"]
+__all__ = ["TEMPLATES", "Project", "project_names", "shell_arg", "write_project"]
 
 #: Template name -> what it shows (``ringctl init --template``).
 TEMPLATES: dict[str, str] = {
@@ -90,6 +90,7 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         )
     values = {
         "name": slug,
+        "yaml_name": _yaml_name(slug),
         "module": module,
         "count": str(_COUNT[template]),
         # Comments name the files as the user will type them; a folder name that could
@@ -97,6 +98,9 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         "file": _shown(targets["topology.yaml"]),
         "file_name": targets["topology.yaml"].name,
         "folder": _shown(folder),
+        # In a folder that is a package (``__init__.py``), pytest imports the tests as
+        # ``package.test_...``: the kernels are then found relative to them.
+        "import_from": ("." if (folder / "__init__.py").is_file() else "") + module,
     }
     source = resources.files("ringctl") / "templates" / template
     texts = {}
@@ -136,8 +140,28 @@ def _remove(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
+def _yaml_name(slug: str) -> str:
+    """``slug`` as a YAML value: quoted where YAML reads a number, null or a boolean (``2024``)."""
+    from ringctl.topology.loader import parse_yaml
+
+    if parse_yaml(f"name: {slug}", "<name>").data == {"name": slug}:
+        return slug
+    return f'"{slug}"'  # a slug is letters, digits and '-': nothing to escape
+
+
+def shell_arg(path: Path) -> str:
+    """``path`` as a command-line argument: quoted, and never read as an option."""
+    return shlex.quote(_not_an_option(str(path)))
+
+
+def _not_an_option(text: str) -> str:
+    # `ringctl up -demo/demo.yaml` would be read as the options -d, -e, ...
+    return f"./{text}" if text.startswith("-") else text
+
+
 def _shown(path: Path) -> str:
-    text = str(path)
+    text = _not_an_option(str(path))
     if re.fullmatch(r"[\w./+@:-]+", text):
         return text
-    return shlex.quote(path.name) if re.fullmatch(r"[\w ./+@:-]+", path.name) else "."
+    name = _not_an_option(path.name)
+    return shlex.quote(name) if re.fullmatch(r"[\w ./+@:-]+", name) else "."

@@ -69,16 +69,35 @@ async def run_kernel(
     source has not returned) within ``timeout``.
     """
     from ringctl.exceptions import KernelFailedError, KernelStateError
+    from ringctl.runtime.lifecycle import KernelState
     from ringctl.runtime.runtime import RingKernelRuntime
 
     async with RingKernelRuntime() as rt:
         await rt.launch("k", kernel, params=params, replicas=replicas, backend=backend)
         await rt.activate("k")
         if messages is None:
-            await rt.wait_finished("k", timeout=timeout)
+            try:
+                await rt.wait_finished("k", timeout=timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"the source did not return within {timeout:g} s "
+                    "(give messages to test a transform, or a larger timeout)"
+                ) from None
         else:
             await rt.send_batch("k", messages)
-            await wait_until(lambda: rt.is_idle("k"), timeout)
+
+            def settled() -> bool:
+                # A kernel that failed leaves what it had not taken in its inbox.
+                return rt.is_idle("k") or rt.get_state("k") is KernelState.TERMINATED
+
+            try:
+                await wait_until(settled, timeout)
+            except TimeoutError:
+                left = next(k for k in rt.snapshot().kernels if k.id == "k").inbox_depth
+                raise TimeoutError(
+                    f"the kernel had not taken every message within {timeout:g} s "
+                    f"({left} still queued)"
+                ) from None
         snap = next(k for k in rt.snapshot().kernels if k.id == "k")
         outputs: list[Any] = []
         ports = getattr(kernel, "ports", None)

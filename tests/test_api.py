@@ -79,6 +79,12 @@ def test_load_raises_every_problem_and_check_returns_them(tmp_path: Path) -> Non
         ringctl.load(QUICKSTART, engine="dask")
 
 
+def test_load_of_an_empty_path_says_so() -> None:
+    with pytest.raises(TopologyError, match="the file name is empty"):
+        ringctl.load("")
+    assert [d.message for d in ringctl.check("")] == ["the file name is empty"]
+
+
 def test_check_without_imports_finds_a_missing_package_and_runs_no_code(tmp_path: Path) -> None:
     (tmp_path / "loud").mkdir()
     (tmp_path / "loud" / "__init__.py").write_text("raise RuntimeError('imported!')\n")

@@ -105,3 +105,34 @@ def test_keyed_is_the_one_the_kernels_exchange() -> None:
     from kernels.records import Keyed as KernelsKeyed
 
     assert KernelsKeyed is Keyed
+
+
+async def fails_before_reading(ctx: KernelContext) -> None:
+    raise ValueError("bad config")
+
+
+async def never_returns(ctx: KernelContext) -> None:
+    while await keep_running(ctx):
+        await asyncio.sleep(0.01)
+
+
+def test_run_kernel_reports_a_transform_that_fails_before_taking_its_messages() -> None:
+    # The messages stay queued in the failed kernel's inbox; that is an answer, not a hang.
+    loop = asyncio.new_event_loop()
+    try:
+        start = loop.time()
+        run = loop.run_until_complete(run_kernel(fails_before_reading, [1, 2, 3], timeout=10))
+        took = loop.time() - start
+    finally:
+        loop.close()
+    assert run.errors == 1
+    assert run.last_error is not None and "bad config" in run.last_error
+    assert run.outputs == []
+    assert took < 5
+
+
+def test_run_kernel_timeout_says_what_it_waited_for() -> None:
+    with pytest.raises(TimeoutError, match=r"the source did not return within 0\.2 s"):
+        run_kernel_sync(never_returns, timeout=0.2)
+    with pytest.raises(TimeoutError, match=r"had not taken every message within 0\.2 s \(3 "):
+        run_kernel_sync(never_returns, [1, 2, 3], timeout=0.2)

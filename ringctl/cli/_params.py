@@ -33,7 +33,15 @@ class _PlainValues:
                 return value
             return self._fallback().coerce(value, param=param, ctx=ctx)
         if self._many:
-            return [self._convert(v) for v in value]
+            return [self._one(v, param) for v in value]
+        return self._one(value, param)
+
+    def _one(self, value: Any, param: Any) -> Any:
+        if value == "" and self._convert is not str:
+            import typer
+
+            # Path("") is ".": `ringctl up "$FILE"` with FILE unset would name the folder.
+            raise typer.BadParameter("an empty path (is a shell variable unset?)", param=param)
         return self._convert(value)
 
 

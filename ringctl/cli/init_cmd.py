@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -42,14 +41,14 @@ def init(
     overwrites a file: exit 2 if one exists.
     """
     from ringctl.exceptions import UserInputError
-    from ringctl.scaffold import write_project
+    from ringctl.scaffold import shell_arg, write_project
 
     try:
         project = write_project(folder, template=template.value, name=name)
     except UserInputError as exc:
         _render.fail(exc)
     typer.echo(f"wrote {', '.join(str(p) for p in project.files)}")
-    topology, where = shlex.quote(str(project.topology)), shlex.quote(str(project.folder))
+    topology, where = shell_arg(project.topology), shell_arg(project.folder)
     steps = [
         (f"ringctl validate --import {topology}", "check it; nothing runs"),
         (f"ringctl up {topology}", "run it, with the live dashboard"),

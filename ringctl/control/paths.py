@@ -35,7 +35,13 @@ def state_dir() -> StateDir:
     """The state directory this process uses (not created, not checked yet)."""
     override = os.environ.get("RINGCTL_STATE_DIR")
     if override:
-        return StateDir(Path(override).expanduser())
+        try:
+            return StateDir(Path(override).expanduser())
+        except RuntimeError:  # `~someone` for an unknown user, or `~` with no home
+            raise UserInputError(
+                f"RINGCTL_STATE_DIR={override!r}: cannot find the home folder it names",
+                hint=_HINT,
+            ) from None
     xdg = os.environ.get("XDG_STATE_HOME", "")
     if os.path.isabs(xdg):  # the XDG spec: a relative value is ignored
         return StateDir(Path(xdg) / "ringctl")

@@ -12,9 +12,9 @@ Everything wrong with a file is raised at once as a ``TopologyError`` whose
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from ringctl._lazy import lazy_exports
 from ringctl.topology.errors import Diagnostic, TopologyError
 
 if TYPE_CHECKING:
@@ -88,14 +88,4 @@ def topology_json_schema() -> dict[str, Any]:
     }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ringctl.topology' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("ringctl.topology", _EXPORTS, globals(), __all__)

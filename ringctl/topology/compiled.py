@@ -66,7 +66,10 @@ def cache_dir() -> Path | None:
     """Where compiled schemas are kept; ``None`` when no sensible place exists."""
     override = os.environ.get("RINGCTL_CACHE_DIR")
     if override:
-        return Path(override).expanduser()
+        try:
+            return Path(override).expanduser()
+        except RuntimeError:  # `~someone` for a user this system does not know
+            return None
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
         return Path(xdg) / "ringctl"

@@ -158,6 +158,8 @@ def load_yaml(path: str | Path, *, env: Mapping[str, str] | None = None) -> Load
     ``Loaded`` with ``data=None`` and one diagnostic without a line.
     """
     name = str(path)
+    if not name:  # Path("") would be the current folder
+        return _failed("''", "the file name is empty", "pass the path of a topology file")
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:

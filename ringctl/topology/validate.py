@@ -26,6 +26,7 @@ from ringctl.topology.schema import (
     SUPPORTED_VERSIONS,
     Topology,
 )
+from ringctl.topology.unions import merge_union_errors
 
 __all__ = ["check_loaded", "describe_path", "load_topology", "pydantic_diagnostics"]
 
@@ -118,7 +119,8 @@ def pydantic_diagnostics(
     ``subject`` how messages name that place when it is not the file's top level.
     """
     out: list[tuple[DataPath, Diagnostic]] = []
-    for error in exc.errors(include_url=False):
+    errors = [dict(error) for error in exc.errors(include_url=False)]
+    for error in merge_union_errors(errors, lambda loc: source.contains((*prefix, *loc))):
         loc: tuple[str | int, ...] = tuple(error["loc"])
         # pydantic marks an invalid dict key by appending "[key]" to its path; a key
         # the user really named "[key]" shows up as a plain path step instead.
@@ -246,6 +248,8 @@ def _explain(
         return f"{name} must be {op} {bound}; got {_show(value)}", None, False, False
     if kind == "too_short" and loc == ("kernels",):
         return "a topology needs at least one kernel", "add one under `kernels:`", False, False
+    if kind == "union_shape":
+        return f"{name} must be {ctx.get('expected')}; got {_show(value)}", None, False, False
     expected_kind = _EXPECTED.get(kind)
     if expected_kind is not None:
         return f"{name} must be {expected_kind}; got {_show(value)}", None, False, False

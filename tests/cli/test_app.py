@@ -166,3 +166,31 @@ def test_a_mistyped_command_gets_a_guess() -> None:
     result = ringctl_run("valdate", "x.yaml")
     assert result.returncode == 2
     assert "No such command 'valdate'. Did you mean 'validate'?" in result.stderr
+
+
+def test_a_state_dir_naming_an_unknown_home_is_a_clear_error() -> None:
+    result = ringctl_run("ps", env={"RINGCTL_STATE_DIR": "~no-such-user-here/state"})
+    assert result.returncode == 2
+    assert "error: RINGCTL_STATE_DIR='~no-such-user-here/state'" in result.stderr
+    assert "hint: set RINGCTL_STATE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "param"),
+    [
+        (("validate", "topologies/quickstart.yaml", ""), "'files'"),
+        (("up", ""), "'file'"),
+        (("graph", ""), "'file'"),
+        (("init", ""), "'folder'"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    args: tuple[str, ...], param: str, tmp_path: Path
+) -> None:
+    env = {"RINGCTL_STATE_DIR": str(tmp_path / "state")}
+    result = ringctl_run(*args, env=env, cwd=tmp_path)  # `init` without the check writes here
+    assert result.returncode == 2
+    assert f"Invalid value for {param}: an empty path (is a shell variable unset?)" in result.stderr
+    assert "is a folder" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -131,3 +131,53 @@ def test_files_written_before_a_failure_are_removed(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="refusing to overwrite"):
         write_project(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["test_demo_kernels.py"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("template", "tests"), [("pipeline", "4 passed"), ("gpu", "5 passed")])
+def test_a_project_written_into_a_package_folder_passes_its_tests(
+    tmp_path: Path, template: str, tests: str
+) -> None:
+    # An existing folder of a user's package: pytest imports its tests as `kit.test_...`.
+    folder = tmp_path / "kit"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    made = ringctl("init", "kit", "--template", template, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    tested = pytest_in(folder, cwd=elsewhere)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tests in tested.stdout
+    smoke = ringctl("smoke", folder / "kit.yaml", cwd=elsewhere)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+
+
+def test_next_steps_for_a_folder_named_like_an_option_are_runnable(tmp_path: Path) -> None:
+    made = ringctl("init", "--", "-demo", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "ringctl up ./-demo/demo.yaml" in made.stdout
+    assert "pytest ./-demo " in made.stdout
+    assert "ringctl up ./-demo/demo.yaml" in (tmp_path / "-demo" / "demo.yaml").read_text()
+    # The command the user is told to run is one the CLI reads as a file.
+    checked = ringctl("validate", "--import", "./-demo/demo.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "topology"),
+    [
+        (("init", "2024"), "2024/2024.yaml"),
+        (("init", "x", "--name", "null"), "x/null.yaml"),
+        (("init", "y", "--name", "0x1f"), "y/0x1f.yaml"),
+    ],
+)
+def test_a_name_yaml_would_read_as_a_number_or_null_still_validates(
+    tmp_path: Path, args: tuple[str, ...], topology: str
+) -> None:
+    made = ringctl(*args, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    checked = ringctl("validate", "--import", topology, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    name = Path(topology).stem
+    assert checked.stdout.startswith(f"{topology}: ok ({name}: 3 kernels")

@@ -218,3 +218,19 @@ def test_ps_reads_a_status_document_it_does_not_fully_know(
     assert "restarting in 12.0s" in out
     assert "c: lost 7 accepted messages not processed" in out
     assert "a.out -> b" in out
+
+
+def test_a_metric_expectation_gets_one_error_in_the_users_words(tmp_path: Path) -> None:
+    path = tmp_path / "bounds.yaml"
+    path.write_text(
+        "version: 1\nname: bounds\nkernels:\n  sink: {entry: os:getcwd}\n"
+        "smoke:\n  expect:\n    sink:\n      metrics:\n"
+        "        total: {min: 5, max: 1}\n        rate: fast\n"
+    )
+    result = ringctl("validate", path, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{path}:9:16: smoke.expect.sink.metrics.total: min (5) is greater than max (1)",
+        f"{path}:10:15: smoke.expect.sink.metrics.rate must be a number or a mapping; got 'fast'",
+        f"{path}: 2 errors",
+    ]

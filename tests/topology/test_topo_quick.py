@@ -412,3 +412,11 @@ def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
 )
 def test_each_rule_is_applied_the_same_way(data: dict[str, Any]) -> None:
     assert _accepted_compiled(_VALIDATOR, data) == _accepted_by_models(data)
+
+
+def test_a_cache_dir_naming_an_unknown_home_costs_speed_only(tmp_path: Path) -> None:
+    env = {**os.environ, "RINGCTL_CACHE_DIR": "~no-such-user-here/cache"}
+    result = _cli(env, "validate", "topologies/quickstart.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("topologies/quickstart.yaml: ok (quickstart:")
+    assert "Traceback" not in result.stderr
