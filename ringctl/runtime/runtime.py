@@ -617,6 +617,10 @@ class RingKernelRuntime:
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
+        if k.spec.control is not None:
+            # The outside work stops first (forced after the timeout); the new instance's
+            # set-up hook starts it again on what it kept.
+            k.forced = await k.spec.control.stop_for_restart(timeout)
         for ctx in k.ctxs:
             ctx.should_terminate = True
             ctx._wake()
