@@ -17,8 +17,8 @@ Why the loops are generated source: Numba's on-disk cache cannot key a function 
 jitted function it closes over or takes as an argument (their pickles carry a fresh id in
 every process), so each handler gets a tiny generated module, named by a hash of the
 loop's and the handler's source, whose loop calls the handler as a module global. That
-module and its Numba cache live under ``$RINGCTL_CACHE_DIR`` (default
-``~/.cache/ringctl/loops``); deleting the folder forces a recompile.
+module and its Numba cache live in ``loops/`` of ringctl's cache directory
+(``ringctl.caches``); deleting the folder forces a recompile.
 """
 
 from __future__ import annotations
@@ -187,11 +187,16 @@ def handler_for(key: str) -> Any:
 
 def cache_dir() -> Path:
     """Where generated loop modules and their compiled code are kept."""
-    env = os.environ.get("RINGCTL_CACHE_DIR")
-    if env:
-        return Path(env) / "loops"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ringctl" / "loops"
+    from ringctl.caches import cache_dir as ringctl_cache
+    from ringctl.exceptions import UserInputError
+
+    base = ringctl_cache()
+    if base is None:
+        raise UserInputError(
+            "cannot find a cache directory for compiled persistent kernels",
+            hint="set RINGCTL_CACHE_DIR to a folder of your own (HOME is not set)",
+        )
+    return base / "loops"
 
 
 def _handler_identity(func: Callable[..., Any]) -> str:
