@@ -453,13 +453,20 @@ class Supervisor:
         return [k for k in order if k in kernels]
 
     def _check_live(self, action: str) -> None:
+        """Refuse ``action`` unless the topology runs. Called before waiting for the
+        command lock too: a down holds it for the whole drain, and a command that came
+        during it is answered at once, not when the drain is over."""
         if self._state not in _LIVE:
+            draining = self._state is T.DRAINING
             raise ControlPlaneError(
                 f"cannot {action} topology {self.plan.name!r}: it is {self._state}"
+                + (" (a down is under way)" if draining else ""),
+                hint=f"ringctl ps {self.plan.name} shows how the drain goes" if draining else None,
             )
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
         """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
+        self._check_live("pause")
         async with self._lock:
             self._check_live("pause")
             done = []
@@ -480,6 +487,7 @@ class Supervisor:
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
+        self._check_live("resume")
         async with self._lock:
             self._check_live("resume")
             done = []
@@ -509,6 +517,7 @@ class Supervisor:
         failed past its policy) is not brought back: it is reported in the error instead.
         """
         rt = self._local_only("restart")
+        self._check_live("restart")
         async with self._lock:
             self._check_live("restart")
             chosen = self._select(kernels)
@@ -556,6 +565,7 @@ class Supervisor:
     async def scale(self, kernel: str, replicas: int, timeout: float = 5.0) -> dict[str, Any]:
         """Run ``replicas`` instances of a running kernel; returns ``{kernel, before, after}``."""
         rt = self._local_only("scale")
+        self._check_live("scale")
         async with self._lock:
             self._check_live("scale")
             (kid,) = self._select([kernel])
