@@ -381,10 +381,11 @@ def scale(
         results.append(result)
         if not as_json:
             before, after = result.get("before"), result.get("after")
+            unit = "replica" if after == 1 else "replicas"
             if before == after:
-                typer.echo(f"{result.get('kernel')}: already {after} replicas")
+                typer.echo(f"{result.get('kernel')}: already {after} {unit}")
             else:
-                typer.echo(f"{result.get('kernel')}: {before} -> {after} replicas")
+                typer.echo(f"{result.get('kernel')}: {before} -> {after} {unit}")
     if as_json:
         _render.print_json({"scaled": results})
 
