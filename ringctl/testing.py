@@ -11,8 +11,9 @@
 
 A transform gets the messages given and runs until it has taken them all and waits for
 more; a source (no messages given) runs until it returns. What the kernel sent on its
-``out`` port comes back in ``outputs``, its ``ctx.metrics`` in ``metrics``. To test a
-whole topology file, load and run it: ``ringctl.load(path).run()`` (``ringctl.api``).
+``out`` port comes back in ``outputs``, what it sent on each port in ``ports``, its
+``ctx.metrics`` in ``metrics``. To test a whole topology file, load and run it:
+``ringctl.load(path).run()`` (``ringctl.api``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class KernelRun:
     errors: int = 0
     #: The kernel's last error message, if it recorded or raised one.
     last_error: str | None = None
+    #: What it sent on each port it sent on, by port name (``outputs`` is ``ports["out"]``).
+    ports: dict[str, list[Any]] = field(default_factory=dict)
 
 
 async def wait_until(
@@ -99,15 +102,18 @@ async def run_kernel(
                     f"({left} still queued)"
                 ) from None
         snap = next(k for k in rt.snapshot().kernels if k.id == "k")
-        outputs: list[Any] = []
-        ports = getattr(kernel, "ports", None)
-        if ports is None or "out" in ports:
-            while True:  # the unwired ``out`` port keeps what was sent, for tests to read
+        # Every port is unwired here, and keeps what was sent on it for tests to read.
+        sent: dict[str, list[Any]] = {}
+        for port in rt.unwired_ports("k"):
+            got = sent.setdefault(port, [])
+            while True:
                 try:
-                    outputs.extend(await rt.receive_batch("k", 4096, timeout=0))
+                    got.extend(await rt.receive_batch("k", 4096, timeout=0, port=port))
                 except (TimeoutError, KernelStateError, KernelFailedError):
                     break  # nothing left to read (a failed kernel's count is in ``errors``)
-        return KernelRun(outputs, dict(snap.metrics), snap.errors, snap.last_error)
+        return KernelRun(
+            sent.get("out", []), dict(snap.metrics), snap.errors, snap.last_error, ports=sent
+        )
 
 
 def run_kernel_sync(kernel: Any, messages: list[Any] | None = None, **kwargs: Any) -> KernelRun:

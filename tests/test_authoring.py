@@ -136,3 +136,16 @@ def test_run_kernel_timeout_says_what_it_waited_for() -> None:
         run_kernel_sync(never_returns, timeout=0.2)
     with pytest.raises(TimeoutError, match=r"had not taken every message within 0\.2 s \(3 "):
         run_kernel_sync(never_returns, [1, 2, 3], timeout=0.2)
+
+
+def test_run_kernel_returns_what_each_port_got() -> None:
+    from ringctl import ring_kernel
+
+    @ring_kernel(kernel_id="splitter-under-test", ports=["evens", "odds"])
+    async def split(ctx: KernelContext) -> None:
+        async for msg in ctx.messages():
+            await ctx.send(msg, port="evens" if msg % 2 == 0 else "odds")
+
+    run = run_kernel_sync(split, [1, 2, 3, 4, 5])
+    assert run.ports == {"evens": [2, 4], "odds": [1, 3, 5]}
+    assert run.outputs == [] and run.errors == 0

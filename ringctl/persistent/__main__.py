@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from multiprocessing.connection import Connection
 
-from ringctl.persistent.worker import worker_main
-
 if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches the whole process group: it is the supervisor's to
+    # answer (a graceful drain that stops these loops through their control blocks).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ringctl.persistent.worker import worker_main
+
     worker_main(Connection(int(sys.argv[1])))

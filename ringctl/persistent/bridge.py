@@ -38,12 +38,16 @@ if TYPE_CHECKING:
     from ringctl.runtime.accounting import QueueAccount
     from ringctl.runtime.context import KernelContext
 
-__all__ = ["PersistentBridges", "PersistentFailed"]
+__all__ = ["PersistentBridges", "PersistentFailed", "PersistentReplicaError"]
 
 _IDLE_WAIT_S: Final = 0.002  # how long an idle bridge waits in receive before polling rings
 _METRICS_EVERY_S: Final = 0.1
 _STATE_EVERY_S: Final = 0.01
 _MAX_TAKE: Final = 64  # messages (arrays) taken from the inbox at once
+
+
+class PersistentReplicaError(RuntimeError):
+    """A second replica of a persistent kernel was asked for (``ringctl scale``)."""
 
 
 class PersistentFailed(RuntimeError):
@@ -99,6 +103,11 @@ class _Bridge:
     # -- KernelControl -------------------------------------------------------------------
 
     async def setup(self, ctx: KernelContext) -> None:
+        if ctx.replica > 0:  # ringctl scale: one loop reads one ring
+            raise PersistentReplicaError(
+                f"{self.kernel_id} is a persistent kernel: one compiled loop reads its ring, "
+                "so it runs as one replica"
+            )
         try:
             if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
                 await self.group.relaunch(self.kernel_id)
@@ -135,6 +144,9 @@ class _Bridge:
         depth = st.inbox_depth
         feeder = group.feeder(kid)
         pending = 0 if self.pending is None else len(self.pending)
+        # A kernel that failed ended without terminate(): what the bridge still held is
+        # lost with its ring, as what a stopped kernel held is left with its ring.
+        unhandled = depth + pending
         return [
             QueueAccount(
                 name=f"{kid}.ring",
@@ -144,9 +156,9 @@ class _Bridge:
                 accepted=st.accepted + self.left_in_bridge + pending,
                 delivered=st.records_in,
                 dropped=st.drops,
-                lost=st.lost + (depth if failed else 0),
-                left=(depth if ended and not failed else 0) + self.left_in_bridge,
-                queued=0 if ended else depth + pending,
+                lost=st.lost + (unhandled if failed else 0),
+                left=(unhandled if ended and not failed else 0) + self.left_in_bridge,
+                queued=0 if ended else unhandled,
             )
         ]
 
@@ -179,6 +191,15 @@ class _Bridge:
         if not self.group.running:
             await self.group.close()  # the last one out stops the worker, frees the memory
         return left, forced
+
+    async def stop_for_restart(self, timeout: float) -> bool:
+        """Stop the loop, keep the rings, the worker and what the bridge holds: the set-up
+        hook of the new instance relaunches the loop (stepping over a record it was stuck
+        on) and its body pushes what is pending."""
+        if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
+            return False  # it failed: the relaunch starts it again
+        report = await self.group.terminate(self.kernel_id, timeout)
+        return report.forced
 
     # -- the body ------------------------------------------------------------------------
 

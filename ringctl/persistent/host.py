@@ -39,6 +39,7 @@ from ringctl.persistent.layout import (
     LOST,
     OUT,
     POS,
+    RING_HEADER_WORDS,
     STOP_FAILED,
     TAIL,
     TERMINATED,
@@ -369,6 +370,9 @@ class PersistentGroup:
     # -- the worker ----------------------------------------------------------------------
 
     async def _start_loop(self, m: _Member, *, skip_wedged: bool, timeout: float) -> None:
+        # Importing Numba and loading the compiled host operations takes about a second:
+        # off the event loop, so the other kernels (and the supervisor) keep running.
+        await asyncio.to_thread(_load_host_ops)
         from ringctl.persistent.ringops import load, store
 
         try:
@@ -473,11 +477,16 @@ class PersistentGroup:
         m = self._get(kernel_id)
         target = next_state(m.id, m.state, action)
         ctrl = self._ctrl(m)
+        before = load(ctrl, CMD)
         store(ctrl, CMD, int(cmd))
         if not await self._wait(lambda: load(ctrl, ACK) == int(cmd), timeout):
+            # The state does not change, so neither does the command: a handler that is
+            # only slow must not obey it late, behind the caller's back.
+            store(ctrl, CMD, before)
             raise StallError(
                 f"persistent kernel {m.id!r} did not acknowledge {cmd.name} within {timeout:g}s",
-                hint="its handler may be stuck on a record; terminate() force-stops it",
+                hint="its handler may be stuck on a record: a restart (`ringctl restart`, "
+                "or terminate then relaunch) force-stops it and steps over that record",
             )
         m.state = target
 
@@ -503,6 +512,14 @@ class PersistentGroup:
             polls += 1
             await asyncio.sleep(0 if polls < 20 else 0.001)
         return True
+
+
+def _load_host_ops() -> None:
+    """Import the compiled shared-word operations and load their machine code once."""
+    from ringctl.persistent.ringops import load, ring_count, store
+
+    words = np.zeros(RING_HEADER_WORDS, np.int64)
+    store(words, HEAD, load(words, TAIL) + ring_count(words))
 
 
 def _last_line(text: str) -> str:

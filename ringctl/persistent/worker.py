@@ -77,14 +77,7 @@ def worker_main(conn: Connection) -> None:
     try:
         while True:
             if conn.poll(_POLL_S):
-                try:
-                    msg = conn.recv()
-                except EOFError:
-                    # The host is gone (killed?): nobody is left to drive the kernels or
-                    # to remove the shared memory, so the worker removes it on its way out.
-                    with contextlib.suppress(OSError):
-                        os.unlink(spec.arena.path)
-                    return
+                msg = conn.recv()
                 if msg[0] == "exit":
                     return
                 if msg[0] == "start":
@@ -94,7 +87,11 @@ def worker_main(conn: Connection) -> None:
                 if loop.error is not None and kernel_id not in reported:
                     reported.add(kernel_id)
                     conn.send(("failed", kernel_id, loop.error))
-    except (BrokenPipeError, ConnectionResetError):
+    except (EOFError, OSError):
+        # The host is gone (killed, even while this worker compiled): nobody is left to
+        # drive the kernels or to remove the shared memory, so the worker removes it.
+        with contextlib.suppress(OSError):
+            os.unlink(spec.arena.path)
         return
     finally:
         # Loops may still be running (the host left without TERM): leave without joining them.

@@ -32,10 +32,17 @@ __all__ = ["Accounting", "KernelAccount", "QueueAccount", "build_accounting", "e
 _TERMS = ("accepted", "delivered", "dropped", "lost", "left", "queued")
 
 
-def equation(terms: Mapping[str, int], sign: str = "=") -> str:
-    """``accepted N = delivered N + dropped N + lost N + left N + queued N``."""
+def equation(terms: Mapping[str, int]) -> str:
+    """``accepted N = delivered N + dropped N + lost N + left N + queued N``.
+
+    When the terms do not add up, it says so: ``accepted 600 != ... (= 564)``.
+    """
     rest = " + ".join(f"{t} {terms.get(t, 0)}" for t in _TERMS[1:])
-    return f"accepted {terms.get('accepted', 0)} {sign} {rest}"
+    accepted = terms.get("accepted", 0)
+    total = sum(terms.get(t, 0) for t in _TERMS[1:])
+    if accepted == total:
+        return f"accepted {accepted} = {rest}"
+    return f"accepted {accepted} != {rest} (= {total})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +73,7 @@ class QueueAccount:
         if self.balance == 0:
             return None
         terms = {t: getattr(self, t) for t in _TERMS}
-        rhs = self.accepted - self.balance
-        return f"queue {self.source} -> {self.consumer}: {equation(terms, '!=')} (= {rhs})"
+        return f"queue {self.source} -> {self.consumer}: {equation(terms)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

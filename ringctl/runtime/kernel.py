@@ -67,6 +67,14 @@ class KernelControl(Protocol):
         """
         ...
 
+    async def stop_for_restart(self, timeout: float) -> bool:
+        """Stop the outside work for a restart (force it after ``timeout``), keeping what
+        it holds for the new instance, whose set-up hook starts it again.
+
+        Returns whether it had to be forced.
+        """
+        ...
+
 
 @dataclass(frozen=True, eq=False)
 class RingKernel:

@@ -617,6 +617,10 @@ class RingKernelRuntime:
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
+        if k.spec.control is not None:
+            # The outside work stops first (forced after the timeout); the new instance's
+            # set-up hook starts it again on what it kept.
+            k.forced = await k.spec.control.stop_for_restart(timeout)
         for ctx in k.ctxs:
             ctx.should_terminate = True
             ctx._wake()
@@ -835,6 +839,15 @@ class RingKernelRuntime:
             return batch
         result: list[Any] = await self._wait_output(k, inbox, timeout, max_items)
         return result
+
+    def unwired_ports(self, kernel_id: str) -> list[str]:
+        """The kernel's output ports that no queue wires: those ``receive`` reads.
+
+        Declared ports (``@ring_kernel(ports=...)``) are listed from launch; others once
+        the kernel has sent on them.
+        """
+        k = self._require(kernel_id, "receive")
+        return [name for name, port in k.ports.items() if not port.targets]
 
     def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
         k = self._require(kernel_id, "receive")

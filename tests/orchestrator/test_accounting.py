@@ -300,3 +300,13 @@ async def test_a_completed_run_reports_its_accounting_in_the_status() -> None:
     totals = doc["accounting"]["totals"]
     assert totals["accepted"] == totals["delivered"] == 150
     assert doc["accounting"]["holds"] and doc["accounting"]["clean"]
+
+
+def test_the_written_equation_says_when_it_does_not_add_up() -> None:
+    from ringctl.runtime.accounting import equation
+
+    terms = {"accepted": 600, "delivered": 560, "dropped": 4}
+    assert equation(terms) == (
+        "accepted 600 != delivered 560 + dropped 4 + lost 0 + left 0 + queued 0 (= 564)"
+    )
+    assert equation({**terms, "lost": 36}).startswith("accepted 600 = delivered 560")

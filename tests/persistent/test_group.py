@@ -185,6 +185,23 @@ async def test_a_wedged_handler_is_force_stopped_and_relaunched_on_kept_rings(
     assert st.accepted == st.records_in + st.lost + st.inbox_depth
 
 
+async def test_a_command_the_kernel_did_not_acknowledge_is_withdrawn(
+    group: Callable[..., PersistentGroup],
+) -> None:
+    g = group(k="slow_on_magic")
+    await g.launch("k")
+    await g.activate("k")
+    push(g, "k", records([0], value=MAGIC))
+    await wait_until(lambda: g.stats("k").stalled, timeout=5, what="busy on the slow record")
+    with pytest.raises(StallError, match="did not acknowledge PAUSED"):
+        await g.deactivate("k", timeout=0.1)
+    assert g.get_state("k") is S.ACTIVE
+    # Once the handler is done with that record the kernel goes on as the ACTIVE kernel
+    # it is said to be, rather than pausing late.
+    push(g, "k", records(range(1, 4)))
+    assert await pop(g, "k", 4, timeout=60) == [0, 1, 2, 3]
+
+
 async def test_a_killed_worker_fails_its_kernels_and_relaunch_keeps_the_rings(
     group: Callable[..., PersistentGroup],
 ) -> None:

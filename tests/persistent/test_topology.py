@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -290,6 +291,68 @@ def test_kill_9_of_the_supervisor_takes_the_worker_and_its_memory_with_it(
     wait_for(lambda: not list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*")), what="memory")
 
 
+def test_kill_9_of_the_supervisor_during_launch_leaves_no_memory_behind(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: midlaunch
+        python_path: ["{REPO}"]
+        kernels:
+          k:
+            entry: tests.persistent.slow_handlers:copy
+            persistent: {{}}
+        """,
+    )
+    up = ringctl.spawn("up", path)
+    worker = wait_for(lambda: children(up.pid), timeout=60, what="the worker process")[0]
+    memory = wait_for(lambda: list(Path("/dev/shm").glob(f"ringctl-midlaunch-{up.pid}-*")))
+    os.kill(up.pid, signal.SIGKILL)  # while the worker still imports and compiles the kernel
+    up.wait(timeout=10)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), timeout=60)
+    leaked = [m for m in memory if m.exists()]
+    for m in leaked:
+        m.unlink()
+    assert not leaked, "the shared memory outlived the supervisor and its worker"
+
+
+def test_ctrl_c_in_the_terminal_drains_persistent_kernels(tmp_path: Path, ringctl: Ringctl) -> None:
+    path = faulty_pipeline(tmp_path, "ctrlc", "double", "{messages: null, pause: 0.005}")
+    # A terminal sends SIGINT to its foreground process group: the supervisor and the
+    # worker process it started.
+    up = subprocess.Popen(
+        ringctl.argv("up", path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=ringctl.env,
+        start_new_session=True,
+    )
+    try:
+
+        def flowing() -> bool:
+            ps = ringctl("ps", "ctrlc", "--json")
+            if ps.returncode != 0:  # not up yet
+                return False
+            k = [k for k in json.loads(ps.stdout)["kernels"] if k["id"] == "k"]
+            return bool(k) and int(k[0]["metrics"].get("records_in", 0)) > 500
+
+        wait_for(flowing, timeout=60, what="records")
+        os.killpg(up.pid, signal.SIGINT)
+        out, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+    assert up.returncode == 130, out
+    assert "exited unexpectedly" not in out and "failed" not in out
+    accepted, rest = totals(out)
+    assert accepted == rest["delivered"], out
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -311,3 +374,97 @@ def test_graph_marks_persistent_kernels_and_ring_to_ring_queues() -> None:
     )
     assert "ewma_z.out → flag      ring to ring (no Python in between)" in result.stdout
     assert "readings.out → ewma_z  capacity 16, block" in result.stdout
+
+
+def faulty_pipeline(tmp_path: Path, name: str, handler: str, source: str) -> Path:
+    """``record_source -> handler (persistent, a ring of 8) -> record_sink``."""
+    return write(
+        tmp_path,
+        f"""
+        version: 1
+        name: {name}
+        python_path: ["{REPO}"]
+        kernels:
+          src:
+            entry: {H}:record_source
+            params: {source}
+          k:
+            entry: {H}:{handler}
+            persistent: {{ring: 8, spin: 100}}
+          sink:
+            entry: {H}:record_sink
+        queues:
+          - {{from: src, to: k}}
+          - {{from: k, to: sink}}
+        """,
+    )
+
+
+def test_a_handler_that_raises_fails_the_run_and_the_records_add_up(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    # A message of 100 records into a ring of 8: when the handler raises on record 50,
+    # the rest of that message is still in the bridge, waiting for room in the ring.
+    path = faulty_pipeline(
+        tmp_path, "raises", "fails_on_negative", "{messages: 3, value_at: 50, value: -1.0}"
+    )
+    result = ringctl("up", path, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "kernel 'k' failed: PersistentFailed: ValueError: negative reading" in out
+    assert "accounting law violated" not in out
+    accepted, rest = totals(out)
+    assert accepted == sum(rest.values()) and rest["lost"] > 0, out
+
+
+def totals(out: str) -> tuple[int, dict[str, int]]:
+    """The run's last accounting line: ``accepted N = delivered N + ... + queued N``."""
+    line = next(x for x in reversed(out.splitlines()) if x.strip().startswith("accounting:"))
+    words = line.split(":", 1)[1].replace("=", "+").split("+")
+    terms = {w.split()[0]: int(w.split()[1]) for w in words}
+    return terms.pop("accepted"), terms
+
+
+def test_restart_and_scale_of_a_persistent_kernel(tmp_path: Path, ringctl: Ringctl) -> None:
+    path = faulty_pipeline(tmp_path, "again", "double", "{messages: null, pause: 0.005}")
+    assert ringctl.up_detached(path) == "again"
+
+    def records_in() -> int:
+        return int(ringctl.kernel("again", "k")["metrics"]["records_in"])
+
+    wait_for(lambda: records_in() > 500, timeout=60, what="records")
+    restart = ringctl("restart", "again", "k")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    after = records_in()
+    wait_for(lambda: records_in() > after + 500, what="records after the restart")
+    k = ringctl.kernel("again", "k")
+    assert (k["state"], k["restarts"]) == ("ACTIVE", 1)
+
+    assert ringctl("pause", "again", "k").returncode == 0
+    assert ringctl("restart", "again", "k").returncode == 0  # a paused kernel stays paused
+    assert ringctl.kernel("again", "k")["state"] == "DEACTIVATED"
+    assert ringctl("resume", "again", "k").returncode == 0
+    after = records_in()
+    wait_for(lambda: records_in() > after + 500, what="records after resume")
+
+    scale = ringctl("scale", "again", "k=2")
+    assert scale.returncode == 2
+    assert "k is a persistent kernel: one compiled loop reads its ring, so it runs as one" in (
+        scale.stderr
+    )
+    assert "hint: it keeps running as 1" in scale.stderr
+    assert "Traceback" not in scale.stderr
+    down = ringctl("down", "again", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_launching_a_persistent_kernel_does_not_hold_the_event_loop(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    # The first launch in a supervisor imports Numba and loads compiled code (a second):
+    # a loop held that long is reported as a failure event, as a stuck kernel would be.
+    path = faulty_pipeline(tmp_path, "quick", "double", "{messages: 3}")
+    result = ringctl("up", path, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "loop blocked" not in out
