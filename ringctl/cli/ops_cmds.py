@@ -169,10 +169,21 @@ def logs(
                         lines.extend(log_lines(record))
                 _write(lines)
             elif files.clean_if_stale() != "held":
-                return  # the run is over and everything it wrote has been printed
+                # The run is over and everything it wrote has been printed.
+                _say_if_died(directory, name)
+                return
             time.sleep(0.2)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _say_if_died(directory: Any, name: str) -> None:
+    """Tell a follower whose run ended because its supervisor died (killed, crashed)."""
+    from ringctl.control.history import read_history
+
+    last = next((e for e in reversed(read_history(directory)) if e.get("name") == name), None)
+    if last is not None and last.get("outcome") == "died":
+        _render.warning(f"{name}: {last.get('reason')}")
 
 
 def _check_name(name: str) -> None:
@@ -370,10 +381,11 @@ def scale(
         results.append(result)
         if not as_json:
             before, after = result.get("before"), result.get("after")
+            unit = "replica" if after == 1 else "replicas"
             if before == after:
-                typer.echo(f"{result.get('kernel')}: already {after} replicas")
+                typer.echo(f"{result.get('kernel')}: already {after} {unit}")
             else:
-                typer.echo(f"{result.get('kernel')}: {before} -> {after} replicas")
+                typer.echo(f"{result.get('kernel')}: {before} -> {after} {unit}")
     if as_json:
         _render.print_json({"scaled": results})
 

@@ -233,6 +233,10 @@ def test_scale_output_and_json(ringctl: Ringctl) -> None:
     assert same.stdout == "relay: already 3 replicas\n"
     doc = ringctl.json("scale", "scalable", "relay=1")
     assert doc == {"scaled": [{"kernel": "relay", "before": 3, "after": 1}]}
+    assert ringctl("scale", "scalable", "relay=1").stdout == "relay: already 1 replica\n"
+    assert ringctl("scale", "scalable", "relay=2", "relay=1").stdout == (
+        "relay: 1 -> 2 replicas\nrelay: 2 -> 1 replica\n"
+    )
     restarted = ringctl.json("restart", "scalable", "sink")
     assert restarted["restarted"] == ["sink"]
 
