@@ -43,11 +43,12 @@ _LOOP_SOURCE: Final = """
 from typing import Any
 
 import numba
+import numpy as np
 
 from ringctl.persistent.atomics import cpu_relax, load_acquire, sleep_us, store_release
 from ringctl.persistent.layout import (
-    ACK, CMD, ERRORS, HEAD, HEARTBEAT, IN, OUT, POS, RING_CLOSED, STOP_TERMINATED, TAIL,
-    TERMINATED, Command,
+    ACK, CMD, CONSUMER_GONE, DISCARDED, ERRORS, HEAD, HEARTBEAT, IN, OUT, POS, RING_CLOSED,
+    STOP_TERMINATED, TAIL, TERMINATED, Command,
 )
 
 _ACTIVE = int(Command.ACTIVE)
@@ -69,6 +70,7 @@ def map_loop(
     in_mask = in_recs.shape[0] - 1
     out_cap = out_recs.shape[0]
     out_mask = out_cap - 1
+    scratch = np.empty_like(out_recs[:1])  # where outputs go while the consumer is gone
     beat = ctrl[HEARTBEAT]
     n_in = ctrl[IN]
     n_out = ctrl[OUT]
@@ -88,6 +90,28 @@ def map_loop(
         if cmd == _ACTIVE:
             tail = in_hdr[TAIL]
             head = load_acquire(in_hdr, HEAD)
+            if load_acquire(out_hdr, CONSUMER_GONE) != 0:
+                # Nothing will read the output ring: handle the input anyway (so this
+                # kernel drains and stops on time) and count what it would have sent.
+                n = min(head - tail, batch)
+                if n > 0:
+                    gone = 0
+                    for k in range(n):
+                        store_release(ctrl, POS, tail + k + 1)
+                        r = handler(in_recs[(tail + k) & in_mask], scratch[0], state)
+                        if r > 0:
+                            gone += 1
+                        elif r < 0:
+                            n_err += 1
+                    n_out += gone
+                    n_in += n
+                    store_release(ctrl, IN, n_in)
+                    store_release(ctrl, OUT, n_out)
+                    store_release(ctrl, ERRORS, n_err)
+                    store_release(out_hdr, DISCARDED, out_hdr[DISCARDED] + gone)
+                    store_release(in_hdr, TAIL, tail + n)
+                    idle = 0
+                    continue
             out_head = out_hdr[HEAD]
             free = out_cap - (out_head - load_acquire(out_hdr, TAIL))
             n = min(head - tail, free, batch)
