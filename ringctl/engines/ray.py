@@ -87,7 +87,6 @@ class _RayKernel(KernelBook):
     error: str | None = None
     error_tb: str | None = None
     saved_state: dict[str, Any] = field(default_factory=dict)  # ctx.state of dead actors
-    lost: int = 0  # messages that died with an actor's outbox (not on any queue)
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
@@ -106,10 +105,14 @@ class _Edge:
 
 
 _EDGE_SUMS: Final = ("depth", "drops", "messages", "blocked_s", "delivered", "lost", "left")
+#: The producer's side of an edge: what its outboxes hold (``pending``) and what they
+#: accepted but will never push (``out_lost``, ``out_left``). Such a message never reached
+#: the consumer's queue, yet the edge accepted it: the law counts it on the edge.
+_OUTBOX_SUMS: Final = ("pending", "out_lost", "out_left")
 
 
 def _zero_edge() -> dict[str, Any]:
-    return {key: 0 for key in (*_EDGE_SUMS, "high_water")}
+    return {key: 0 for key in (*_EDGE_SUMS, *_OUTBOX_SUMS, "high_water")}
 
 
 class RayRuntime:
@@ -440,13 +443,13 @@ class RayRuntime:
         )
         for i, result in enumerate(results):
             if isinstance(result, BaseException):
-                depth = (k.probes[i] or {}).get("inbox_depth", 0)
-                left += depth
-                k.lost += depth  # the actor is gone with them: counted, not on a queue
+                # The actor is gone, and what its last probe saw queued with it: lost.
+                probe, k.probes[i] = k.probes[i], None
+                left += (probe or {}).get("inbox_depth", 0)
+                self._fold(k, probe, died=True)
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
-            k.lost += int(result["unsent"])  # never reached the downstream queue
             k.probes[i] = result["probe"]
         self._finish(k)
         return TerminationReport(k.id, not k.forced, k.forced, left, 0, k.error)
@@ -466,7 +469,23 @@ class RayRuntime:
         for k in self._kernels.values():
             if k.state is S.TERMINATING:
                 self._finish(k)
+        await self._final_probes()
         return list(reports)
+
+    async def _final_probes(self) -> None:
+        """Read the actors of kernels that ended earlier once more: a producer may have
+        pushed to one after it stopped (its closed queue counted those as lost)."""
+        calls = [
+            (k, i, actor.probe.remote())
+            for k in self._kernels.values()
+            if k.state is S.TERMINATED
+            for i, actor in enumerate(k.actors)
+            if i < len(k.probes) and k.probes[i] is not None
+        ]
+        results = await asyncio.gather(*(c for _, _, c in calls), return_exceptions=True)
+        for (k, i, _), result in zip(calls, results, strict=True):
+            if not isinstance(result, BaseException):
+                k.probes[i] = result
 
     async def relaunch(self, kernel_id: str) -> None:
         """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
@@ -510,13 +529,20 @@ class RayRuntime:
 
     def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
         """What is still queued for the kernel. Its actors closed their queues when they
-        were stopped (with the reason the stop gave), so nothing is left to close here."""
+        were stopped (with the reason the stop gave); its producers are told that it will
+        not run again, so they count what they hold for it, and send it later, as lost
+        instead of waiting for a replacement that never comes."""
         k = self._require(kernel_id)
+        if k.state is S.TERMINATED:
+            for edge in self._edges:
+                if edge.consumer == kernel_id:
+                    for actor in self._kernels[edge.producer].actors:
+                        actor.close_edge.remote(edge.id)
         return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes))
 
     def accounting(self) -> Accounting:
         """The law's terms per edge, from the actors' last probes plus what replaced
-        actors counted; losses that died with an actor's outbox are unattributed."""
+        actors counted; a producer's outbox is part of its edge."""
         per_edge = self._edge_totals()
         rows = [
             QueueAccount(
@@ -524,19 +550,18 @@ class RayRuntime:
                 producer=e.producer,
                 port=e.port,
                 consumer=e.consumer,
-                accepted=t["messages"],
+                accepted=t["messages"] + t["pending"] + t["out_lost"] + t["out_left"],
                 delivered=t["delivered"],
                 dropped=t["drops"],
-                lost=t["lost"],
-                left=t["left"],
-                queued=t["depth"],
+                lost=t["lost"] + t["out_lost"],
+                left=t["left"] + t["out_left"],
+                queued=t["depth"] + t["pending"],
             )
             for e in self._edges
             for t in (per_edge.get(e.id, _zero_edge()),)
         ]
         errors = {k.id: self._totals(k)[2] for k in self._kernels.values()}
-        lost = {k.id: k.lost for k in self._kernels.values() if k.lost}
-        return build_accounting(rows, errors=errors, unattributed_lost=lost)
+        return build_accounting(rows, errors=errors)
 
     def _edge_totals(self) -> dict[str, dict[str, Any]]:
         totals: dict[str, dict[str, Any]] = {
@@ -549,6 +574,11 @@ class RayRuntime:
                     for key in _EDGE_SUMS:
                         agg[key] += st.get(key, 0)
                     agg["high_water"] = max(agg["high_water"], st.get("high_water", 0))
+                for edge_id, out in ((p or {}).get("outboxes") or {}).items():
+                    agg = totals.setdefault(edge_id, _zero_edge())
+                    agg["pending"] += out.get("pending", 0)
+                    agg["out_lost"] += out.get("lost", 0)
+                    agg["out_left"] += out.get("left", 0)
         return totals
 
     async def close(self) -> None:
@@ -663,6 +693,11 @@ class RayRuntime:
                 if died:
                     base["lost"] += base["depth"]
                 base["depth"] = 0
+            for edge_id, out in (probe.get("outboxes") or {}).items():
+                # Whatever the outbox still held goes with the actor: lost on its edge.
+                base = self._edge_base.setdefault(edge_id, _zero_edge())
+                base["out_lost"] += out.get("lost", 0) + out.get("pending", 0)
+                base["out_left"] += out.get("left", 0)
 
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
@@ -672,7 +707,6 @@ class RayRuntime:
         self._fold(k, probe, died=True)
         k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
         lost = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
-        k.lost += (probe or {}).get("pending_out", 0)  # the inbox part is on its queues
         if k.error is None and not k.terminating:
             k.error = (
                 f"actor of replica {index} died ({type(exc).__name__}); {lost} queued messages lost"
@@ -714,8 +748,7 @@ class RayRuntime:
         for i, result in enumerate(results):
             if not isinstance(result, BaseException):
                 # A restart replaces these actors: what they still held is lost, and counted
-                # (their queues counted the inbox part; the outbox part is counted here).
-                k.lost += int(result["unsent"])
+                # on its edges (the inbox by its queues, the outboxes by the actor).
                 k.probes[i] = result["probe"]
         self._finish(k)
 
@@ -798,8 +831,8 @@ class RayRuntime:
             messages_out=m_out,
             errors=errors,
             drops=k.base["drops"] + sum(p["drops"] for p in probes),
-            lost=sum(t["lost"] for t in inbound) + k.lost,
-            left=sum(t["left"] for t in inbound),
+            lost=sum(t["lost"] + t["out_lost"] for t in inbound),
+            left=sum(t["left"] + t["out_left"] for t in inbound),
             inbox_depth=sum(p["inbox_depth"] for p in probes),
             inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
             inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),

@@ -62,7 +62,13 @@ class KernelHost:
         self.targets: dict[tuple[str, int], Any] = {}  # (edge id, replica) -> actor handle
         self.outboxes: dict[str, Queue] = {}
         self.in_flight = 0
-        self.undeliverable = 0  # messages a pump could not hand to the next actor
+        self.in_flight_by: dict[str, int] = {}  # edge id -> messages in a push call
+        # Per outbound edge, what the outbox accepted but will never push: the law counts
+        # them on that edge (lost: the consumer is gone, or the message cannot be sent;
+        # left: this replica was stopped before it could push them).
+        self.out_lost: dict[str, int] = {}
+        self.out_left: dict[str, int] = {}
+        self.closed_edges: set[str] = set()  # consumers that will never run again
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
         self.error_tb: str | None = None
@@ -121,7 +127,17 @@ class KernelHost:
 
     def retarget(self, edge_id: str, replica: int, handle: Any) -> None:
         """The consumer was restarted: later batches go to its new actor."""
+        self.closed_edges.discard(edge_id)
         self.targets[(edge_id, replica)] = handle
+
+    def close_edge(self, edge_id: str) -> None:
+        """The consumer will never run again: what the outbox holds for it, and whatever
+        is sent to it from now on, is counted as lost instead of waited on."""
+        self.closed_edges.add(edge_id)
+
+    def _count(self, into: dict[str, int], edge_id: str, n: int) -> None:
+        if n:
+            into[edge_id] = into.get(edge_id, 0) + n
 
     async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
         loop = asyncio.get_running_loop()
@@ -134,23 +150,31 @@ class KernelHost:
                 if len(outbox) < MAX_BATCH:
                     await asyncio.sleep(LINGER_S)  # let a light stream form a batch
                 continue
+            if edge_id in self.closed_edges:
+                self._count(self.out_lost, edge_id, len(batch))
+                continue
             self.in_flight += len(batch)
+            self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
             try:
                 while True:
                     try:
                         await self.targets[(edge_id, replica)].push.remote(edge_id, batch)
                         break
                     except RayActorError:  # the consumer died: hold the batch until retargeted
+                        if edge_id in self.closed_edges:  # ... or until it never will be
+                            self._count(self.out_lost, edge_id, len(batch))
+                            break
                         await asyncio.sleep(0.1)
             except Exception as exc:
                 # Not a death (a message that cannot be pickled, say): retrying cannot help,
                 # so the kernel fails with the reason and the batch is counted as lost.
-                self.undeliverable += len(batch)
+                self._count(self.out_lost, edge_id, len(batch))
                 self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
                 self.error_tb = traceback.format_exc()
                 return
             finally:
                 self.in_flight -= len(batch)
+                self.in_flight_by[edge_id] -= len(batch)
 
     async def push(self, edge_id: str, batch: list[Any]) -> None:
         """Messages from an upstream actor; waits for space when the edge blocks."""
@@ -225,11 +249,22 @@ class KernelHost:
             time.monotonic() < flush_deadline
         ):
             await asyncio.sleep(0.005)
-        unsent = self.in_flight + sum(len(q) for q in self.outboxes.values())
+        pending = {edge_id: self._pending(edge_id) for edge_id in self.outboxes}
         for pump in self.pumps.values():
             pump.cancel()
+        await asyncio.gather(*self.pumps.values(), return_exceptions=True)
+        # What the pumps could not push in time is counted on its edge, as the inbox
+        # counts what it still held.
+        for edge_id, outbox in self.outboxes.items():
+            into = self.out_left if reason == "left" else self.out_lost
+            self._count(into, edge_id, pending[edge_id])
+            outbox.inbox.get_many_nowait(len(outbox) or 1)
+        unsent = sum(pending.values())
         left = self.inbox.close(reason)
         return {"forced": forced, "left": left, "unsent": unsent, "probe": self.probe()}
+
+    def _pending(self, edge_id: str) -> int:
+        return len(self.outboxes[edge_id]) + self.in_flight_by.get(edge_id, 0)
 
     @property
     def done(self) -> bool:
@@ -247,7 +282,7 @@ class KernelHost:
             "messages_in": ctx.messages_in,
             "messages_out": ctx.messages_out,
             "errors": ctx.errors + (1 if self.error else 0),
-            "drops": self.inbox.drops + self.undeliverable,
+            "drops": self.inbox.drops,
             "inbox_depth": len(self.inbox),
             "inbox_capacity": self.inbox.capacity or self.queue_size,
             "inbox_high_water": self.inbox.high_water,
@@ -258,6 +293,14 @@ class KernelHost:
             "latency_p99_us": p99,
             "metrics": dict(ctx.metrics),
             "state": dict(ctx.state),
+            "outboxes": {
+                edge_id: {
+                    "pending": self._pending(edge_id),
+                    "lost": self.out_lost.get(edge_id, 0),
+                    "left": self.out_left.get(edge_id, 0),
+                }
+                for edge_id in self.outboxes
+            },
             "edges": {
                 edge_id: {
                     "depth": len(q),

@@ -1,0 +1,114 @@
+"""Faults on the Ray engine through the CLI: a run that loses work says so, counts every
+message the producers sent, and ends without waiting on a consumer that is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engines.conftest import REPO
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(150)]
+
+HERE = Path(__file__).resolve().parent / "topologies"
+
+TOPOLOGY = """\
+version: 1
+name: ray-faults
+python_path: [{here!r}, {repo!r}]
+kernels:
+  source:
+    entry: kernels.sources:counter
+    params: {{count: null, batch: 1, rate: 500}}
+  mid:
+    entry: ray_faults:relay
+    params: {mid}
+  sink:
+    entry: kernels.sinks:summing
+queues:
+  - {{from: source, to: mid, capacity: 200}}
+  - {{from: mid, to: sink, capacity: 200}}
+"""
+
+
+def _topology(folder: Path, mid: dict[str, Any]) -> Path:
+    path = folder / "ray-faults.yaml"
+    path.write_text(TOPOLOGY.format(here=str(HERE), repo=str(REPO), mid=json.dumps(mid)))
+    return path
+
+
+def _up(address: str, folder: Path, *args: str, interval: str = "30") -> subprocess.Popen[str]:
+    env = {**os.environ, "RINGCTL_STATE_DIR": str(folder / "state")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ringctl.cli", "up", str(folder / "ray-faults.yaml"),
+         "--engine", "ray", "--address", address, "--json-stream", "--interval", interval, *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _final(stdout: str) -> dict[str, Any]:
+    doc = json.loads(stdout.strip().splitlines()[-1])
+    return dict(doc)
+
+
+def _kernel(doc: dict[str, Any], kid: str) -> dict[str, Any]:
+    return next(k for k in doc["kernels"] if k["id"] == kid)
+
+
+def _holds(totals: dict[str, int]) -> bool:
+    rest = ("delivered", "dropped", "lost", "left", "queued")
+    return totals["accepted"] == sum(totals[t] for t in rest)
+
+
+def test_a_failed_consumer_counts_what_the_source_sent_after_it(ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    _topology(folder, {"fail_at": 300})
+    run = _up(ray_head, folder)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    doc = _final(out)
+    acc = doc["result"]["accounting"]
+    assert acc["holds"] and _holds(acc["totals"]), acc
+    # Every message the source sent is on its queue: delivered to `mid`, or lost there
+    # (queued when it failed, or sent after), none left uncounted in the source's outbox.
+    [edge] = [q for q in acc["queues"] if q["to"] == "mid"]
+    assert edge["accepted"] == _kernel(doc, "source")["messages_out"], acc
+    assert edge["delivered"] == 300 and edge["lost"] == edge["accepted"] - 300, edge
+
+
+def test_a_killed_actor_without_restart_policy_ends_the_run_at_once(ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    pid_file = folder / "mid.pid"
+    _topology(folder, {"pid_file": str(pid_file)})
+    run = _up(ray_head, folder, "--timeout", "40", interval="0.5")
+    try:
+        assert run.stdout is not None
+        for line in run.stdout:  # until messages flow through `mid`
+            if _kernel(json.loads(line), "sink")["messages_in"] > 0:
+                break
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    # The source does not wait on a consumer that will never come back: what it sends
+    # from then on is lost (counted), and the drain does not run out its 40 s.
+    assert time.monotonic() - killed < 20, err
+    assert run.returncode == 1, err
+    doc = _final(out)
+    result = doc["result"]
+    assert "died" in (result["failure"] or ""), result
+    assert result["down"]["forced"] == [], result["down"]
+    acc = result["accounting"]
+    assert acc["holds"] and _holds(acc["totals"]), acc
+    assert acc["totals"]["lost"] > 0
