@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -54,6 +56,22 @@ PLACEMENT_TIMEOUT_S: Final = 120.0
 def _search_path() -> list[str]:
     """The driver's import folders, so workers import kernels the same way."""
     return [p for p in sys.path if p and os.path.isdir(p)]
+
+
+@contextlib.contextmanager
+def _keep_sigterm() -> Iterator[None]:
+    """``ray.init`` installs its own SIGTERM handler (exit at once, its processes killed):
+    put back the one it replaced, so SIGTERM still starts the supervisor's graceful down
+    (the down then shuts Ray down itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def import_ray() -> Any:
@@ -159,7 +177,8 @@ class RayRuntime:
             # Workers import kernels by module name: give them the driver's search path.
             paths = _search_path()
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
-            ray.init(**kwargs)
+            with _keep_sigterm():
+                ray.init(**kwargs)
             self._started_ray = True
         from ringctl.engines.ray_actor import KernelHost
 

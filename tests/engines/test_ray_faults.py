@@ -112,3 +112,28 @@ def test_a_killed_actor_without_restart_policy_ends_the_run_at_once(ray_head: st
     acc = result["accounting"]
     assert acc["holds"] and _holds(acc["totals"]), acc
     assert acc["totals"]["lost"] > 0
+
+
+def test_sigterm_drains_a_ray_run_as_it_does_a_local_one(ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    env = {**os.environ, "RINGCTL_STATE_DIR": str(folder / "state")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ringctl.cli", "up", str(HERE / "ray-endless.yaml"),
+         "--address", ray_head, "--json-stream", "--interval", "0.5"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert run.stdout is not None
+        for line in run.stdout:  # until messages reach the sink
+            if _kernel(json.loads(line), "total")["messages_in"] > 0:
+                break
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    # Ray's own SIGTERM handler (exit at once) must not replace the supervisor's drain.
+    assert run.returncode == 0, err
+    result = _final(out)["result"]
+    assert result["outcome"] == "stopped" and result["reason"] == "terminated", result
+    assert result["accounting"]["clean"], result["accounting"]
