@@ -148,8 +148,11 @@ async def serve(
     # Before the socket exists: whoever sees it may signal us at once.
     signals = _Signals(loop, sup, on_signal)
     if not control:
-        return await _serve(sup, duration, down_timeout, on_phase, on_tick, tick_interval,
-                            signals, supervisor_ready, None, watchdog)  # fmt: skip
+        try:
+            return await _serve(sup, duration, down_timeout, on_phase, on_tick,
+                                tick_interval, signals, supervisor_ready, watchdog)  # fmt: skip
+        finally:
+            await sup.runtime.close()
     try:
         directory = directory or state_dir()
         directory.ensure()
@@ -177,13 +180,20 @@ async def serve(
     try:
         with output.capture(sink, echo=echo_output):
             result = await _serve(sup, duration, down_timeout, on_phase, on_tick,
-                                  tick_interval, signals, supervisor_ready, server,
-                                  watchdog)  # fmt: skip
+                                  tick_interval, signals, supervisor_ready, watchdog,
+                                  publish=True)  # fmt: skip
         return result
     finally:
         if kernel_log is not None:
             kernel_log.close()
+        # The outcome is in the history before the engine is closed: closing Ray after
+        # its node died can end this process (Ray exits a driver whose raylet is gone),
+        # and the run must not vanish without a word.
         _record(directory, sup, files.kernel_log, started, result)
+        try:
+            await server.close()
+        finally:
+            await sup.runtime.close()
 
 
 def _record(
@@ -253,8 +263,9 @@ async def _serve(
     tick_interval: float,
     signals: _Signals,
     supervisor_ready: Callable[[Supervisor], None] | None,
-    server: ControlServer | None,
     watchdog: LoopWatchdog,
+    *,
+    publish: bool = False,
 ) -> RunResult:
     loop = asyncio.get_running_loop()
     beating = loop.create_task(watchdog.heartbeat(), name="ringctl-watchdog-heartbeat")
@@ -264,7 +275,7 @@ async def _serve(
         if supervisor_ready is not None:
             supervisor_ready(sup)
         await sup.up(on_phase)
-        if server is not None:
+        if publish:
             publisher = loop.create_task(_publish(sup), name="ringctl-status-publisher")
         if on_tick is not None:
             ticker = loop.create_task(_tick(sup, on_tick, tick_interval), name="ringctl-ticker")
@@ -278,9 +289,6 @@ async def _serve(
         if not sup.ended:  # cancelled from outside: still leave nothing running
             await sup.runtime.terminate_all(timeout=1.0)
         signals.remove()
-        if server is not None:
-            await server.close()
-        await sup.runtime.close()
 
 
 async def _publish(sup: Supervisor) -> None:

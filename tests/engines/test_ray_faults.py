@@ -137,3 +137,59 @@ def test_sigterm_drains_a_ray_run_as_it_does_a_local_one(ray_head: str) -> None:
     result = _final(out)["result"]
     assert result["outcome"] == "stopped" and result["reason"] == "terminated", result
     assert result["accounting"]["clean"], result["accounting"]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> dict[int, str]:
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(proc.name)] = cmd
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_a_run_whose_raylet_dies_is_in_the_history(ray_head: str) -> None:
+    """The detached supervisor starts its own Ray; when its raylet dies, Ray may end the
+    process while it closes the engine: the run's outcome is recorded before that."""
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    env = {**os.environ, "RINGCTL_STATE_DIR": str(folder / "state")}
+
+    def ringctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ringctl.cli", *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    up = ringctl("up", "-d", str(HERE / "ray-endless.yaml"))
+    assert up.returncode == 0, up.stderr
+    pid = int(json.loads(ringctl("ps", "ray-endless", "--json").stdout)["pid"])
+    try:
+        [raylet] = [p for p, cmd in _children(pid).items() if "raylet/raylet" in cmd]
+        os.kill(raylet, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the supervisor outlived its Ray node"
+            time.sleep(0.2)
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    history = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert [(h["name"], h["outcome"], h["exit_code"]) for h in history] == [
+        ("ray-endless", "failed", 1)
+    ], history
+    assert "died" in history[0]["reason"], history
