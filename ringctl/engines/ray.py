@@ -47,6 +47,11 @@ log = logging.getLogger("ringctl.engines.ray")
 S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 POLL_S: Final = 0.05
+#: How long one poll waits for the actors' answers; an actor that takes longer (a kernel
+#: blocking its event loop) is asked again once it has answered, the others meanwhile.
+PROBE_WAIT_S: Final = 0.5
+#: What an actor's ``terminate`` may take beyond twice its timeout before it is killed.
+STOP_GRACE_S: Final = 3.0
 #: How long a new actor may wait to be placed before its launch fails. An actor that
 #: asks for more than any node has free waits forever in Ray; this turns that into an
 #: error that names the resources. Generous: an autoscaling cluster may add a node.
@@ -109,6 +114,10 @@ class _RayKernel(KernelBook):
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Unresponsive(Exception):
+    """An actor that did not answer ``terminate`` in time, and was killed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,21 +466,45 @@ class RayRuntime:
         self._move(k, "terminate")
         k.terminating = True
         left = 0
-        results = await asyncio.gather(
-            *(a.terminate.remote(timeout, "left") for a in k.actors), return_exceptions=True
-        )
+        results = await self._stop_actors(k, timeout, "left")
         for i, result in enumerate(results):
             if isinstance(result, BaseException):
-                # The actor is gone, and what its last probe saw queued with it: lost.
+                # The actor is gone (killed: it did not answer; or it died), and what its
+                # last probe saw queued with it: left (a forced stop) or lost.
+                killed = isinstance(result, _Unresponsive)
+                k.forced = k.forced or killed
                 probe, k.probes[i] = k.probes[i], None
                 left += (probe or {}).get("inbox_depth", 0)
-                self._fold(k, probe, died=True)
+                self._fold(k, probe, died=True, term="left" if killed else "lost")
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
             k.probes[i] = result["probe"]
         self._finish(k)
         return TerminationReport(k.id, not k.forced, k.forced, left, 0, k.error)
+
+    async def _stop_actors(
+        self, k: _RayKernel, timeout: float, reason: str
+    ) -> list[dict[str, Any] | BaseException]:
+        """Each actor's ``terminate`` report, or why there is none. An actor that does not
+        answer in time (a kernel that blocks its event loop) is killed: ``_Unresponsive``."""
+        calls = [asyncio.ensure_future(a.terminate.remote(timeout, reason)) for a in k.actors]
+        if not calls:
+            return []
+        await asyncio.wait(calls, timeout=2 * timeout + STOP_GRACE_S)
+        results: list[dict[str, Any] | BaseException] = []
+        for actor, call in zip(k.actors, calls, strict=True):
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(Exception):
+                    self._ray.kill(actor)
+                log.warning("kernel %r: an actor did not stop in time; killed it", k.id)
+                results.append(_Unresponsive())
+            elif call.cancelled():
+                results.append(asyncio.CancelledError())
+            else:
+                results.append(call.exception() or call.result())
+        return results
 
     def _finish(self, k: _RayKernel) -> None:
         if k.state is S.TERMINATED:
@@ -501,10 +534,14 @@ class RayRuntime:
             for i, actor in enumerate(k.actors)
             if i < len(k.probes) and k.probes[i] is not None
         ]
-        results = await asyncio.gather(*(c for _, _, c in calls), return_exceptions=True)
-        for (k, i, _), result in zip(calls, results, strict=True):
-            if not isinstance(result, BaseException):
-                k.probes[i] = result
+        futures = [asyncio.ensure_future(c) for _, _, c in calls]
+        if futures:
+            await asyncio.wait(futures, timeout=PROBE_WAIT_S)
+        for (k, i, _), call in zip(calls, futures, strict=True):
+            if call.done() and not call.cancelled() and call.exception() is None:
+                k.probes[i] = call.result()
+            else:
+                call.cancel()
 
     async def relaunch(self, kernel_id: str) -> None:
         """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
@@ -664,20 +701,35 @@ class RayRuntime:
 
     async def _poll(self) -> None:
         ray = self._ray
+        # (kernel, replica) -> (the actor asked, its probe in flight): an actor whose loop
+        # is blocked keeps its probe pending, and the others go on being read meanwhile.
+        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
         while True:
             live = [k for k in self._kernels.values() if k.state in (*_RUNNING, S.TERMINATING)]
-            calls = [(k, i, a.probe.remote()) for k in live for i, a in enumerate(k.actors)]
-            if calls:
-                results = await asyncio.gather(*(c for _, _, c in calls), return_exceptions=True)
-                for (k, i, _), result in zip(calls, results, strict=True):
-                    if k.state not in (*_RUNNING, S.TERMINATING):
+            for k in live:
+                for i, actor in enumerate(k.actors):
+                    if (k, i) not in asked:
+                        asked[(k, i)] = (actor, asyncio.ensure_future(actor.probe.remote()))
+            if asked:
+                await asyncio.wait([call for _, call in asked.values()], timeout=PROBE_WAIT_S)
+                for (k, i), (actor, call) in list(asked.items()):
+                    if not call.done():
                         continue
-                    if isinstance(result, ray.exceptions.RayActorError):
-                        self._actor_died(k, i, result)
-                    elif isinstance(result, BaseException):
-                        log.warning("probe of %s failed: %s", k.id, result)
+                    del asked[(k, i)]
+                    if (
+                        k.state not in (*_RUNNING, S.TERMINATING)
+                        or i >= len(k.actors)
+                        or k.actors[i] is not actor
+                        or call.cancelled()
+                    ):
+                        continue  # ended, or replaced since it was asked
+                    error = call.exception()
+                    if isinstance(error, ray.exceptions.RayActorError):
+                        self._actor_died(k, i, error)
+                    elif error is not None:
+                        log.warning("probe of %s failed: %s", k.id, error)
                     else:
-                        k.probes[i] = result
+                        k.probes[i] = call.result()
                 for k in live:
                     self._check_done(k)
             self._sample(time.monotonic())
@@ -697,9 +749,12 @@ class RayRuntime:
                 return e.consumer
         return None
 
-    def _fold(self, k: _RayKernel, probe: dict[str, Any] | None, *, died: bool = False) -> None:
-        """Keep what a replica counted before its actor goes away; when it died, what
-        its queues held at that last probe is lost with it."""
+    def _fold(
+        self, k: _RayKernel, probe: dict[str, Any] | None, *, died: bool = False,
+        term: str = "lost",
+    ) -> None:  # fmt: skip
+        """Keep what a replica counted before its actor goes away; when it died (or was
+        killed: ``term="left"``), what its queues held at that last probe goes with it."""
         if probe:
             k.base["in"] += probe["messages_in"]
             k.base["out"] += probe["messages_out"]
@@ -710,13 +765,14 @@ class RayRuntime:
                 for key in _EDGE_SUMS:
                     base[key] += st.get(key, 0)
                 if died:
-                    base["lost"] += base["depth"]
+                    base[term] += base["depth"]
                 base["depth"] = 0
             for edge_id, out in (probe.get("outboxes") or {}).items():
-                # Whatever the outbox still held goes with the actor: lost on its edge.
+                # Whatever the outbox still held goes with the actor, counted on its edge.
                 base = self._edge_base.setdefault(edge_id, _zero_edge())
-                base["out_lost"] += out.get("lost", 0) + out.get("pending", 0)
+                base["out_lost"] += out.get("lost", 0)
                 base["out_left"] += out.get("left", 0)
+                base["out_left" if died and term == "left" else "out_lost"] += out.get("pending", 0)
 
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
@@ -761,10 +817,11 @@ class RayRuntime:
             k.finished.set()
 
     async def _stop_failed(self, k: _RayKernel) -> None:
-        results = await asyncio.gather(
-            *(a.terminate.remote(0.5, "lost") for a in k.actors), return_exceptions=True
-        )
+        results = await self._stop_actors(k, 0.5, "lost")
         for i, result in enumerate(results):
+            if isinstance(result, _Unresponsive):
+                probe, k.probes[i] = k.probes[i], None
+                self._fold(k, probe, died=True)
             if not isinstance(result, BaseException):
                 # A restart replaces these actors: what they still held is lost, and counted
                 # on its edges (the inbox by its queues, the outboxes by the actor).

@@ -193,3 +193,42 @@ def test_a_run_whose_raylet_dies_is_in_the_history(ray_head: str) -> None:
         ("ray-endless", "failed", 1)
     ], history
     assert "died" in history[0]["reason"], history
+
+
+def test_a_kernel_that_blocks_its_actor_does_not_hang_ps_or_down(ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    _topology(folder, {"block_at": 5})
+    env = {**os.environ, "RINGCTL_STATE_DIR": str(folder / "state")}
+
+    def ringctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ringctl.cli", *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+
+    def sent() -> int:
+        doc = json.loads(ringctl("ps", "ray-faults", "--json").stdout)
+        return int(_kernel(doc, "source")["messages_out"])
+
+    up = ringctl("up", "-d", str(folder / "ray-faults.yaml"), "--engine", "ray",
+                 "--address", ray_head)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    pid = int(json.loads(ringctl("ps", "ray-faults", "--json").stdout)["pid"])
+    try:
+        # `mid` blocks on its 5th message and takes nothing more; the other kernels are
+        # still read: `ps` shows the source filling its outbox (200) meanwhile.
+        deadline = time.monotonic() + 30
+        while sent() < 150:
+            assert time.monotonic() < deadline, ringctl("ps", "ray-faults").stdout
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        down = ringctl("down", "ray-faults", "--timeout", "2")
+        # The actor that answers nothing is killed, and what waited for it is left.
+        assert time.monotonic() - t0 < 30, down.stderr
+        assert down.returncode == 1, down.stderr
+        assert "forced down" in down.stderr and "messages left" in down.stderr, down.stderr
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    [run] = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert run["exit_code"] == 1, run
