@@ -706,7 +706,9 @@ class RayRuntime:
         asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
         while True:
             live = [k for k in self._kernels.values() if k.state in (*_RUNNING, S.TERMINATING)]
-            for k in live:
+            # A kernel that ended with messages in its outboxes still delivers them.
+            flushing = [k for k in self._kernels.values() if self._unsent(k)]
+            for k in (*live, *flushing):
                 for i, actor in enumerate(k.actors):
                     if (k, i) not in asked:
                         asked[(k, i)] = (actor, asyncio.ensure_future(actor.probe.remote()))
@@ -717,7 +719,7 @@ class RayRuntime:
                         continue
                     del asked[(k, i)]
                     if (
-                        k.state not in (*_RUNNING, S.TERMINATING)
+                        (k.state not in (*_RUNNING, S.TERMINATING) and not self._unsent(k))
                         or i >= len(k.actors)
                         or k.actors[i] is not actor
                         or call.cancelled()
@@ -725,7 +727,11 @@ class RayRuntime:
                         continue  # ended, or replaced since it was asked
                     error = call.exception()
                     if isinstance(error, ray.exceptions.RayActorError):
-                        self._actor_died(k, i, error)
+                        if k.state is S.TERMINATED:  # its outboxes died with it
+                            probe, k.probes[i] = k.probes[i], None
+                            self._fold(k, probe, died=True)
+                        else:
+                            self._actor_died(k, i, error)
                     elif error is not None:
                         log.warning("probe of %s failed: %s", k.id, error)
                     else:
@@ -836,10 +842,14 @@ class RayRuntime:
             k.base["errors"] + sum(p["errors"] for p in probes),
         )
 
+    def _unsent(self, k: _RayKernel) -> bool:
+        """An ended kernel whose outboxes still hold messages (as of its last probe)."""
+        return k.state is S.TERMINATED and any(p and p["pending_out"] for p in k.probes)
+
     def is_idle(self, kernel_id: str) -> bool:
         k = self._require(kernel_id)
-        if k.state is S.TERMINATING:
-            return False  # its actors are being stopped: not settled yet
+        if k.state is S.TERMINATING or self._unsent(k):
+            return False  # its actors are being stopped, or still deliver: not settled
         if k.state in (S.TERMINATED, S.LAUNCHED, S.DEACTIVATED):
             return k.state is S.TERMINATED or all(
                 not p or (p["inbox_depth"] == 0 and p["pending_out"] == 0) for p in k.probes
