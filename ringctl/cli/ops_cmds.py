@@ -350,7 +350,7 @@ def scale(
     name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
     targets: Annotated[
         list[str],
-        typer.Argument(metavar="KERNEL=N...", help="New replica counts.", show_default=False),
+        typer.Argument(metavar="KERNEL=N", help="New replica counts.", show_default=False),
     ],
     timeout: Annotated[
         float, typer.Option(help="Seconds a removed replica gets to stop.", min=0)
