@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ringctl._printable import printable
 from ringctl.cli import _render
 from ringctl.cli._common import usage_error
 
@@ -63,9 +64,9 @@ def log_lines(record: dict[str, Any]) -> list[str]:
     who = f"{record.get('kernel')}[{record.get('replica', 0)}]"
     stream = record.get("stream")
     tag = {"stderr": " stderr", "traceback": " traceback", "log": f" {record.get('level', '')}"}
-    prefix = f"{stamp} {who}{tag.get(str(stream), '')} | "
+    prefix = printable(f"{stamp} {who}{tag.get(str(stream), '')} | ")
     text = str(record.get("text", "")).rstrip("\n")
-    return [prefix + line for line in text.split("\n")]
+    return [prefix + printable(line, lines=True) for line in text.split("\n")]
 
 
 def _select(
@@ -275,7 +276,8 @@ def tap(
                 _write([f"… {missed - shown_missed} messages went by unshown"])
                 shown_missed = missed
             stamp = _stamp(float(data.get("t") or 0))[11:]
-            _write([f"{stamp} {kernel}.{port} #{data.get('n')}  {preview_text(data.get('value'))}"])
+            line = f"{stamp} {kernel}.{port} #{data.get('n')}  {preview_text(data.get('value'))}"
+            _write([printable(line)])
     except RingctlError as exc:
         _render.fail(exc)
     except KeyboardInterrupt:

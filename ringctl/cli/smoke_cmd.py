@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,14 +30,19 @@ def smoke(
     """
     from ringctl.cli._common import load_topology
     from ringctl.orchestrator.smoke import SmokeResult, junit_xml
+    from ringctl.runtime.output import capture
 
     # Every file valid before anything runs.
     topologies = [load_topology(f, engine) for f in files]
     results: list[SmokeResult] = []
-    for topology in topologies:
-        if not as_json:
-            typer.echo(f"smoke: {topology.name} ({_short(topology.file or '')}) ...", err=True)
-        results.append(topology.smoke(address=address))
+    # What kernels print is shown with its control characters escaped, on stderr under
+    # --json: stdout holds the one JSON document.
+    echo = sys.stderr if as_json else sys.stdout
+    with contextlib.redirect_stdout(echo), capture(lambda record: None, echo=echo):
+        for topology in topologies:
+            if not as_json:
+                typer.echo(f"smoke: {topology.name} ({_short(topology.file or '')}) ...", err=True)
+            results.append(topology.smoke(address=address))
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(results))
@@ -48,8 +55,10 @@ def smoke(
 
 
 def _print_table(results: list[Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    from ringctl._printable import printable
     from ringctl.cli._common import console as make_console
 
     table = Table(box=None, pad_edge=False)
@@ -59,17 +68,17 @@ def _print_table(results: list[Any]) -> None:
         passed = sum(1 for c in r.checks if c.ok)
         table.add_row(
             "[green]PASS[/]" if r.ok else "[red]FAIL[/]",
-            r.name,
+            escape(printable(r.name)),
             f"{r.seconds:.2f}",
-            r.outcome,
+            escape(printable(r.outcome)),
             f"{passed}/{len(r.checks)}",
-            _short(r.file),
+            escape(printable(_short(r.file))),
         )
     console = make_console()
     console.print(table)
     for r in results:
         for failure in r.failures:
-            console.print(f"[red]{r.name}: {failure}[/]")
+            console.print(f"[red]{escape(printable(f'{r.name}: {failure}'))}[/]")
 
 
 def _short(file: str) -> str:
