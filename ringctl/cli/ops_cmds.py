@@ -262,6 +262,7 @@ def tap(
     _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=10.0)
     shown_missed = 0
+    quiet = False
     summary: dict[str, Any] = {}
     try:
         for message in client.stream("tap", kernel=kernel, port=port, count=count):
@@ -275,8 +276,18 @@ def tap(
                     _render.fail(exc)
                 summary = message.get("result") or {}
                 break
+            if message.get("event") == "waiting":
+                if not as_json and not quiet:  # once per lull, so a silent tap explains itself
+                    typer.echo(
+                        f"tap: nothing from {kernel}.{port} yet; still waiting "
+                        f"(ringctl ps {name} shows whether {kernel} is paused or idle)",
+                        err=True,
+                    )
+                quiet = True
+                continue
             if message.get("event") != "message":
                 continue
+            quiet = False
             data = message.get("data") or {}
             if as_json:
                 _write([json.dumps(data, ensure_ascii=False)])
