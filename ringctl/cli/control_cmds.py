@@ -70,7 +70,8 @@ def ps(
     if name is None:
         from ringctl.control.client import running
 
-        found = _run(running)
+        died: list[str] = []
+        found = _run(lambda: running(died=died))
         finished = _finished() if show_all else []
         if as_json:
             doc: dict[str, Any] = {"topologies": found}
@@ -78,6 +79,10 @@ def ps(
                 doc["finished"] = finished
             _render.print_json(doc)
             return
+        for gone in died:
+            _render.warning(
+                f"{gone}: its supervisor died before the run ended (ringctl ps -a lists it)"
+            )
         if not found and not finished:
             typer.echo("no topology is running (start one with: ringctl up FILE)")
             return
@@ -137,9 +142,13 @@ def _print_finished(finished: list[dict[str, Any]]) -> None:
         ended = t.get("ended")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended)) if ended else "?"
         table.add_row(_shown(t.get("name")), _shown(t.get("outcome")), _shown(t.get("exit_code")),
-                      f"{float(t.get('duration_s') or 0):.1f}s", when,
+                      _duration(t.get("duration_s")), when,
                       _shown(t.get("reason") or ""))  # fmt: skip
     make_console().print(table)
+
+
+def _duration(value: Any) -> str:
+    return f"{float(value):.1f}s" if isinstance(value, int | float) else "?"
 
 
 def _metrics_text(metrics: Any, width: int = 60) -> str:

@@ -170,10 +170,21 @@ def logs(
                         lines.extend(log_lines(record))
                 _write(lines)
             elif files.clean_if_stale() != "held":
-                return  # the run is over and everything it wrote has been printed
+                # The run is over and everything it wrote has been printed.
+                _say_if_died(directory, name)
+                return
             time.sleep(0.2)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _say_if_died(directory: Any, name: str) -> None:
+    """Tell a follower whose run ended because its supervisor died (killed, crashed)."""
+    from ringctl.control.history import read_history
+
+    last = next((e for e in reversed(read_history(directory)) if e.get("name") == name), None)
+    if last is not None and last.get("outcome") == "died":
+        _render.warning(f"{name}: {last.get('reason')}")
 
 
 def _check_name(name: str) -> None:
@@ -252,6 +263,7 @@ def tap(
     _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=10.0)
     shown_missed = 0
+    quiet = False
     summary: dict[str, Any] = {}
     try:
         for message in client.stream("tap", kernel=kernel, port=port, count=count):
@@ -265,8 +277,18 @@ def tap(
                     _render.fail(exc)
                 summary = message.get("result") or {}
                 break
+            if message.get("event") == "waiting":
+                if not as_json and not quiet:  # once per lull, so a silent tap explains itself
+                    typer.echo(
+                        f"tap: nothing from {kernel}.{port} yet; still waiting "
+                        f"(ringctl ps {name} shows whether {kernel} is paused or idle)",
+                        err=True,
+                    )
+                quiet = True
+                continue
             if message.get("event") != "message":
                 continue
+            quiet = False
             data = message.get("data") or {}
             if as_json:
                 _write([json.dumps(data, ensure_ascii=False)])
@@ -372,10 +394,11 @@ def scale(
         results.append(result)
         if not as_json:
             before, after = result.get("before"), result.get("after")
+            unit = "replica" if after == 1 else "replicas"
             if before == after:
-                typer.echo(f"{result.get('kernel')}: already {after} replicas")
+                typer.echo(f"{result.get('kernel')}: already {after} {unit}")
             else:
-                typer.echo(f"{result.get('kernel')}: {before} -> {after} replicas")
+                typer.echo(f"{result.get('kernel')}: {before} -> {after} {unit}")
     if as_json:
         _render.print_json({"scaled": results})
 

@@ -20,7 +20,12 @@ from ringctl.control import wire
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
-__all__ = ["ControlClient", "find", "running"]
+__all__ = ["ControlClient", "SupervisorDiedError", "find", "running"]
+
+
+class SupervisorDiedError(TopologyNotRunningError):
+    """The topology's supervisor died before its run ended (its leftovers were just
+    cleaned up, and the run recorded in the history as ``died``)."""
 
 
 class ControlClient:
@@ -45,6 +50,7 @@ class ControlClient:
         return sock
 
     def _not_running(self) -> TopologyNotRunningError:
+        """Why the socket does not answer; cleans up after a supervisor that died."""
         info = self.files.read_pid() or {}
         pid = info.get("pid")
         found = self.files.clean_if_stale()
@@ -56,9 +62,15 @@ class ControlClient:
                 hint=f"see its log{': ' + str(info['log']) if info.get('log') else ''}; "
                 + (f"kill {pid} if it is stuck" if pid else "it may still be starting"),
             )
-        what = " (its supervisor died; cleaned up its stale files)" if found == "cleaned" else ""
+        if found == "cleaned":
+            return SupervisorDiedError(
+                f"topology {self.files.name!r} is not running "
+                "(its supervisor died; cleaned up its stale files)",
+                hint=f"ringctl ps -a shows how its run ended; ringctl logs {self.files.name} "
+                "what its kernels said last",
+            )
         return TopologyNotRunningError(
-            f"topology {self.files.name!r} is not running{what}",
+            f"topology {self.files.name!r} is not running",
             hint="ringctl ps lists what is running; ringctl up FILE starts one",
         )
 
@@ -122,10 +134,13 @@ class ControlClient:
 PING_TIMEOUT_S = 1.0
 
 
-def running(directory: StateDir | None = None) -> list[dict[str, Any]]:
+def running(
+    directory: StateDir | None = None, *, died: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Every topology whose supervisor is alive: its ping, or, for one that does not
     answer (stopped, or stuck), ``state: "not responding"`` with its pid and age from the
-    pid file. Leftovers of dead supervisors are cleaned up on the way."""
+    pid file. Leftovers of dead supervisors are cleaned up on the way (their runs go into
+    the history as ``died``); ``died`` gets their names."""
     directory = directory or state_dir()
     found = []
     for name in directory.names():
@@ -135,9 +150,15 @@ def running(directory: StateDir | None = None) -> list[dict[str, Any]]:
             continue  # not a name ringctl would have made: not ours
         try:
             found.append(ControlClient(files, timeout=PING_TIMEOUT_S).request("ping"))
+        except SupervisorDiedError:
+            if died is not None:
+                died.append(name)
         except (TopologyNotRunningError, ControlPlaneError):
-            if files.clean_if_stale() == "held":
+            state = files.clean_if_stale()
+            if state == "held":
                 found.append(_not_responding(files))
+            elif state == "cleaned" and died is not None:
+                died.append(name)
     return found
 
 

@@ -4,6 +4,10 @@
 code, start and end time, duration, reason), newest last, at most ``MAX_ENTRIES`` of
 them. Writers take ``history.lock`` and replace the file atomically, so two supervisors
 ending together both get their line in, and a reader never sees half a file.
+
+A supervisor writes its own line when the run ends. One that never got to (killed with
+-9, crashed) is written by whoever finds its leftovers (``record_death``): outcome
+``died``, exit code 1, since what its kernels had in flight was never accounted for.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Final
 
-from ringctl.control.paths import StateDir
+from ringctl.control.paths import StateDir, TopologyFiles
 
-__all__ = ["MAX_ENTRIES", "read_history", "record_run"]
+__all__ = ["MAX_ENTRIES", "read_history", "record_death", "record_run"]
 
 MAX_ENTRIES: Final = 50
 
@@ -56,3 +61,40 @@ def record_run(directory: StateDir, entry: dict[str, Any], *, keep: int = MAX_EN
         os.replace(tmp, path)
     finally:
         os.close(fd)
+
+
+def record_death(files: TopologyFiles) -> None:
+    """Record the run whose supervisor died leaving ``files`` behind (never raises).
+
+    Its pid file says who it was and when it started; the last time it wrote its pid
+    file or a log is as close as anyone can tell to when it died.
+    """
+    info = files.read_pid()
+    pid = info.get("pid") if info else None
+    if info is None or type(pid) is not int:
+        return  # no pid file: it died before it ran anything
+    started = info.get("started")
+    seen = [files.pid, files.kernel_log]
+    if isinstance(info.get("log"), str):
+        seen.append(Path(info["log"]))
+    ended = 0.0
+    for path in seen:
+        with contextlib.suppress(OSError):
+            ended = max(ended, path.stat().st_mtime)
+    ended = ended or time.time()
+    entry = {
+        "name": files.name,
+        "file": info.get("file"),
+        "outcome": "died",
+        "exit_code": 1,
+        "reason": f"its supervisor (pid {pid}) died before the run ended (killed, or "
+        "crashed); what its kernels had in flight was not accounted for",
+        "started": started if isinstance(started, int | float) else None,
+        "ended": round(ended, 3),
+        "duration_s": round(max(0.0, ended - started), 3)
+        if isinstance(started, int | float)
+        else None,
+        "kernel_log": str(files.kernel_log),
+    }
+    with contextlib.suppress(OSError):
+        record_run(StateDir(files.pid.parent), entry)

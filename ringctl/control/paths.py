@@ -112,10 +112,26 @@ class TopologyFiles:
             return "held"  # cannot tell: leave it alone
         if fd is None:
             return "held"
-        leftovers = self.socket.exists() or self.pid.exists()
-        self.remove()
-        release_name(self, fd)
+        try:
+            leftovers = self.remove_stale()
+        finally:
+            release_name(self, fd)
         return "cleaned" if leftovers else "absent"
+
+    def remove_stale(self) -> bool:
+        """Remove what a dead supervisor left behind; True if there was anything.
+
+        Call it holding the name's lock. A pid file here means a run that never wrote
+        its own end (killed with -9, or crashed): it goes into the history as ``died``,
+        so ``ringctl ps -a`` says what happened to it.
+        """
+        leftovers = self.socket.exists() or self.pid.exists()
+        if leftovers:
+            from ringctl.control.history import record_death
+
+            record_death(self)
+        self.remove()
+        return leftovers
 
 
 def claim_name(files: TopologyFiles) -> int | None:

@@ -8,7 +8,8 @@ started by then is refused, never applied later. A reply is ``{"v": 1, "ok": tru
 ``down`` sends ``{"event": "progress", ...}`` lines before its reply; ``tap`` sends one
 ``{"event": "message", "data": {...}}`` line per message it saw, then its reply. Requests that
 change things are run one at a time by the supervisor, so ``pause`` racing ``down`` is
-well defined: whichever the supervisor took first completes, the other sees its result.
+well defined: whichever the supervisor took first completes, the other sees its result
+(a ``pause`` after the ``down`` began is refused at once: the topology is draining).
 
 Every request is checked against a typed model before anything acts on it: the envelope
 (``Envelope``), then the arguments of its ``op`` (one model per op in ``REQUESTS``). To

@@ -44,6 +44,8 @@ FRESH_WAIT_S: Final = 0.1
 #: ``down`` tells its client it is still at work this often, even while the kernels'
 #: loop is blocked (the client's wait is per message, not for the whole drain).
 PROGRESS_EVERY_S: Final = 0.2
+#: How often the pid file is touched, to say this supervisor is still alive.
+HEARTBEAT_S: Final = 1.0
 #: Replies in flight get this long to finish when the server closes.
 CLOSE_GRACE_S: Final = 2.0
 
@@ -118,7 +120,7 @@ class ControlServer:
         try:
             # Holding the name's lock, whatever socket or pid file is here is stale:
             # the supervisor that made it is gone (a lock dies with its process).
-            files.remove()
+            files.remove_stale()
             sock = _listen(files)
             self._handoff = Handoff(asyncio.get_running_loop())
             ready = threading.Event()
@@ -222,7 +224,13 @@ class ControlServer:
         finally:
             ready.set()
         try:
-            await self._stopping.wait()
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), HEARTBEAT_S)
+                with contextlib.suppress(OSError):
+                    # The pid file's mtime is when this process was last seen alive: if
+                    # it is killed, that is when its run ended (``record_death``).
+                    os.utime(self.files.pid)
         finally:
             server.close()
             if self._handlers:

@@ -146,6 +146,8 @@ class Supervisor:
         self._drain_timed_out = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restarting: dict[str, float] = {}  # kernel -> monotonic time of its restart
+        # kernel waiting out its backoff -> (set it: restart now, the task restarting it)
+        self._backoff: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         self._handled: dict[str, int] = {}  # kernel -> the instance (restarts) handled
         self._streak: dict[str, int] = {}  # kernel -> failures in a row (the backoff)
         self._since: dict[str, float] = {}  # kernel -> when its instance was activated
@@ -318,7 +320,9 @@ class Supervisor:
             self._restarting[kernel_id] = time.monotonic() + delay
             why = f"failed ({info.error})" if info.error else "returned"
             self.event("restart", f"{kernel_id} {why}; restart {info.restarts + 1} in {delay:g}s")
-            task = asyncio.get_running_loop().create_task(self._restart(kernel_id, delay))
+            now = asyncio.Event()
+            task = asyncio.get_running_loop().create_task(self._restart(kernel_id, delay, now))
+            self._backoff[kernel_id] = (now, task)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
@@ -341,10 +345,15 @@ class Supervisor:
         if lost:
             self.event("failure", f"{lost} messages queued for {kernel_id} will not be processed")
 
-    async def _restart(self, kernel_id: str, delay: float) -> None:
+    async def _restart(self, kernel_id: str, delay: float, now: asyncio.Event) -> None:
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hurry.wait(), delay)  # down: restart now
+            # Cut short by down (the kernel must drain) or by a restart command.
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._hurry, now)]
+            try:
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
             if self._state not in (*_LIVE, T.DRAINING):
                 return
             # No command lock: down() holds it while it waits for this very restart to
@@ -360,6 +369,17 @@ class Supervisor:
             self._wake.set()
         finally:
             self._restarting.pop(kernel_id, None)
+            self._backoff.pop(kernel_id, None)
+
+    async def _restart_now(self, kernel_id: str) -> bool:
+        """Cut a pending restart's backoff short and wait for it; True if it relaunched
+        (the new instance may have failed again since, which is the restart policy's
+        business)."""
+        now, task = self._backoff[kernel_id]
+        before = self.runtime.get_info(kernel_id).restarts
+        now.set()
+        await asyncio.shield(task)
+        return self.runtime.get_info(kernel_id).restarts > before
 
     async def _relaunch(self, kernel_id: str) -> None:
         await self.runtime.relaunch(kernel_id)
@@ -433,13 +453,20 @@ class Supervisor:
         return [k for k in order if k in kernels]
 
     def _check_live(self, action: str) -> None:
+        """Refuse ``action`` unless the topology runs. Called before waiting for the
+        command lock too: a down holds it for the whole drain, and a command that came
+        during it is answered at once, not when the drain is over."""
         if self._state not in _LIVE:
+            draining = self._state is T.DRAINING
             raise ControlPlaneError(
                 f"cannot {action} topology {self.plan.name!r}: it is {self._state}"
+                + (" (a down is under way)" if draining else ""),
+                hint=f"ringctl ps {self.plan.name} shows how the drain goes" if draining else None,
             )
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
         """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
+        self._check_live("pause")
         async with self._lock:
             self._check_live("pause")
             done = []
@@ -460,6 +487,7 @@ class Supervisor:
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
+        self._check_live("resume")
         async with self._lock:
             self._check_live("resume")
             done = []
@@ -484,14 +512,18 @@ class Supervisor:
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
         """Stop and relaunch the named kernels; each keeps its inbox and ``ctx.state``.
 
-        Counted as a restart. A kernel that already ended (completed or failed past its
-        policy) is not brought back: it is reported in the error instead.
+        Counted as a restart. A kernel waiting out its restart backoff restarts now (that
+        is the restart it was waiting for). A kernel that already ended (completed or
+        failed past its policy) is not brought back: it is reported in the error instead.
         """
         rt = self._local_only("restart")
+        self._check_live("restart")
         async with self._lock:
             self._check_live("restart")
             chosen = self._select(kernels)
-            ended = [k for k in chosen if rt.get_state(k) not in _RUNNING]
+            ended = [
+                k for k in chosen if rt.get_state(k) not in _RUNNING and k not in self._backoff
+            ]
             if ended:
                 raise ControlPlaneError(
                     f"cannot restart {', '.join(map(repr, ended))}: "
@@ -501,6 +533,15 @@ class Supervisor:
                 )
             done = []
             for kid in chosen:
+                if kid in self._backoff:
+                    if not await self._restart_now(kid):
+                        raise ControlPlaneError(
+                            f"restart of {kid!r} failed: {self.failure or 'it did not start'}"
+                        )
+                    restarts = rt.get_info(kid).restarts
+                    self.event("restart", f"{kid} restarted on request; restart {restarts}")
+                    done.append(kid)
+                    continue
                 self._restarting[kid] = time.monotonic()  # now: the watch loop leaves it be
                 try:
                     report = await rt.restart(kid, timeout=timeout)
@@ -524,9 +565,17 @@ class Supervisor:
     async def scale(self, kernel: str, replicas: int, timeout: float = 5.0) -> dict[str, Any]:
         """Run ``replicas`` instances of a running kernel; returns ``{kernel, before, after}``."""
         rt = self._local_only("scale")
+        self._check_live("scale")
         async with self._lock:
             self._check_live("scale")
             (kid,) = self._select([kernel])
+            at = self._restarting.get(kid)
+            if kid in self._backoff and at is not None:
+                raise ControlPlaneError(
+                    f"cannot scale {kid!r} while it waits for its restart "
+                    f"(in {max(0.0, at - time.monotonic()):.0f} s)",
+                    hint=f"ringctl restart {self.plan.name} {kid} restarts it now; then scale it",
+                )
             if rt.get_state(kid) not in _RUNNING:
                 raise ControlPlaneError(f"cannot scale {kid!r}: it has terminated")
             before = await rt.scale(kid, replicas, timeout=timeout)

@@ -99,6 +99,7 @@ class _Bridge:
         self.kernel = group.kernel(kernel_id)
         self.pending: np.ndarray[Any, np.dtype[Any]] | None = None  # taken, not yet in the ring
         self.left_in_bridge = 0  # records that were pending when the kernel was terminated
+        self.closed_as: str | None = None  # how records discarded for it count (close_input)
 
     # -- KernelControl -------------------------------------------------------------------
 
@@ -147,6 +148,8 @@ class _Bridge:
         # A kernel that failed ended without terminate(): what the bridge still held is
         # lost with its ring, as what a stopped kernel held is left with its ring.
         unhandled = depth + pending
+        # Sent ring to ring after the kernel's input was closed: counted as it was closed.
+        discarded_lost = st.discarded if self.closed_as == "lost" else 0
         return [
             QueueAccount(
                 name=f"{kid}.ring",
@@ -156,8 +159,10 @@ class _Bridge:
                 accepted=st.accepted + self.left_in_bridge + pending,
                 delivered=st.records_in,
                 dropped=st.drops,
-                lost=st.lost + (unhandled if failed else 0),
-                left=(unhandled if ended and not failed else 0) + self.left_in_bridge,
+                lost=st.lost + (unhandled if failed else 0) + discarded_lost,
+                left=(unhandled if ended and not failed else 0)
+                + self.left_in_bridge
+                + (st.discarded - discarded_lost),
                 queued=0 if ended else unhandled,
             )
         ]
@@ -191,6 +196,11 @@ class _Bridge:
         if not self.group.running:
             await self.group.close()  # the last one out stops the worker, frees the memory
         return left, forced
+
+    def close_input(self, reason: str) -> None:
+        if self.closed_as is None:  # the first reason stands (a failure, then down's sweep)
+            self.closed_as = reason
+        self.group.close_input(self.kernel_id)
 
     async def stop_for_restart(self, timeout: float) -> bool:
         """Stop the loop, keep the rings, the worker and what the bridge holds: the set-up

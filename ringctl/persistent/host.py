@@ -31,6 +31,8 @@ from ringctl.persistent.kernel import DEFAULT_RING_CAPACITY, LoopOptions, Persis
 from ringctl.persistent.layout import (
     ACK,
     CMD,
+    CONSUMER_GONE,
+    DISCARDED,
     DROPS,
     ERRORS,
     HEAD,
@@ -87,10 +89,12 @@ class PersistentStats:
     stalled: bool
     inbox_depth: int
     inbox_capacity: int
-    accepted: int  # records ever published on its input ring
+    accepted: int  # records ever published on its input ring, or discarded for it
     restarts: int
     forced: bool
     error: str | None
+    #: Records a persistent kernel feeding this one discarded while this one had failed.
+    discarded: int = 0
 
 
 @dataclass(eq=False)
@@ -260,6 +264,14 @@ class PersistentGroup:
         ctrl = self._ctrl(self._get(kernel_id))
         store(ctrl, DROPS, load(ctrl, DROPS) + n)
 
+    def close_input(self, kernel_id: str) -> None:
+        """The kernel will not run again (until a relaunch): a persistent kernel that feeds
+        it stops waiting for room in its ring and counts what it discards instead."""
+        from ringctl.persistent.ringops import store
+
+        if self._arena is not None and not self._closed:
+            store(self.inbox(kernel_id).header, CONSUMER_GONE, 1)
+
     def stats(self, kernel_id: str) -> PersistentStats:
         from ringctl.persistent.ringops import load
 
@@ -282,6 +294,7 @@ class PersistentGroup:
             m.last_progress, m.beat_seen_at = progress, now
         stalled = m.state in _RUNNING and now - m.beat_seen_at > self._stall_after
         head, tail = load(ring.header, HEAD), load(ring.header, TAIL)
+        discarded = load(ring.header, DISCARDED)
         return PersistentStats(
             kernel_id=m.id,
             state=m.state,
@@ -294,7 +307,8 @@ class PersistentGroup:
             stalled=stalled,
             inbox_depth=head - tail,
             inbox_capacity=ring.capacity,
-            accepted=head,
+            accepted=head + discarded,
+            discarded=discarded,
             restarts=m.restarts,
             forced=m.forced,
             error=m.error,
@@ -386,6 +400,7 @@ class PersistentGroup:
             ) from exc
         ctrl = arena.controls[f"{m.id}.ctrl"]
         store(ctrl, CMD, int(Command.IDLE))
+        store(self.inbox(m.id).header, CONSUMER_GONE, 0)  # a relaunch: read the ring again
         self._ensure_worker()
         await self._start_in_worker(m, skip_wedged, timeout)
         if not await self._wait(lambda: load(ctrl, ACK) == int(Command.IDLE), timeout):

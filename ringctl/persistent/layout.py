@@ -14,7 +14,9 @@ __all__ = [
     "ACK",
     "CACHE_LINE",
     "CMD",
+    "CONSUMER_GONE",
     "CONTROL_WORDS",
+    "DISCARDED",
     "DROPS",
     "ERRORS",
     "HEAD",
@@ -65,9 +67,14 @@ STOP_NONE: Final = 0
 STOP_TERMINATED: Final = 1  # the loop saw TERM and returned
 STOP_FAILED: Final = 2  # the handler raised: the loop is gone
 
-# Ring header. The producer writes HEAD and CLOSED, the consumer writes TAIL.
-# Both indices only grow; ``index & (capacity - 1)`` is the slot.
+# Ring header. The producer writes HEAD, CLOSED and DISCARDED, the consumer writes TAIL,
+# the host writes CONSUMER_GONE. Both indices only grow; ``index & (capacity - 1)`` is
+# the slot.
 HEAD: Final = 0 * LINE
 TAIL: Final = 1 * LINE
 RING_CLOSED: Final = 2 * LINE  # 1 once the producer will publish nothing more
-RING_HEADER_WORDS: Final = 3 * LINE
+#: 1 while the consumer has failed and is not running: a producer loop then stops
+#: waiting for room and discards what it would publish, counting it in DISCARDED.
+CONSUMER_GONE: Final = 3 * LINE
+DISCARDED: Final = 4 * LINE  # records a producer loop discarded while the consumer was gone
+RING_HEADER_WORDS: Final = 5 * LINE

@@ -75,6 +75,12 @@ class KernelControl(Protocol):
         """
         ...
 
+    def close_input(self, reason: str) -> None:
+        """The kernel will not run again: what is still sent to it outside the event loop
+        (ring to ring) is discarded and counted as ``reason`` (``lost`` or ``left``),
+        rather than left for a producer to wait on."""
+        ...
+
 
 @dataclass(frozen=True, eq=False)
 class RingKernel:

@@ -929,7 +929,10 @@ class RingKernelRuntime:
         """Refuse further messages for a kernel that will not run again; returns how many
         were queued. They, and later sends to it, count as ``reason`` (``lost`` or
         ``left``) in the accounting."""
-        return self._require(kernel_id).inbox.close(reason)
+        k = self._require(kernel_id)
+        if k.spec.control is not None:
+            k.spec.control.close_input(reason)
+        return k.inbox.close(reason)
 
     def accounting(self) -> Accounting:
         """The accounting law's terms for every queue into a kernel, checked."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl import __version__
+from ringctl.caches import cache_dir
 from ringctl.topology.rules import RULES
 
 if TYPE_CHECKING:
@@ -65,21 +66,6 @@ def compile_schema() -> dict[str, Any]:
     return plain
 
 
-def cache_dir() -> Path | None:
-    """Where compiled schemas are kept; ``None`` when no sensible place exists."""
-    override = os.environ.get("RINGCTL_CACHE_DIR")
-    if override:
-        try:
-            return Path(override).expanduser()
-        except RuntimeError:  # `~someone` for a user this system does not know
-            return None
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(xdg):
-        return Path(xdg) / "ringctl"
-    home = os.environ.get("HOME", "")
-    return Path(home) / ".cache" / "ringctl" if os.path.isabs(home) else None
-
-
 def cached() -> bool:
     """Whether this installation's schema is in the cache (it may still be damaged)."""
     found = _cache_file()
@@ -94,6 +80,8 @@ def load_validator() -> SchemaValidator | None:
     path, key = found
     try:
         with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_uid != os.geteuid():
+                return None  # a shared folder: only a schema this user wrote is trusted
             stored = json.load(fh, object_hook=_resolve)
         if stored[_KEY] != key:
             return None

@@ -417,10 +417,52 @@ def test_a_handler_that_raises_fails_the_run_and_the_records_add_up(
     assert accepted == sum(rest.values()) and rest["lost"] > 0, out
 
 
+def test_a_persistent_kernel_that_fails_for_good_does_not_hold_up_the_one_feeding_it(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    # p1 feeds p2 ring to ring (rings of 8); p2 raises on record 2000 of 5000. p1 must
+    # drain its input at once, discarding (and counting) what p2 will never read, not
+    # wait for room until down force-stops it with thousands of records left.
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: gone
+        python_path: ["{REPO}"]
+        kernels:
+          src:
+            entry: {H}:record_source
+            params: {{messages: 50, value_at: 2000, value: -1.0}}
+          p1:
+            entry: {H}:double
+            persistent: {{ring: 8, spin: 100}}
+          p2:
+            entry: {H}:fails_on_negative
+            persistent: {{ring: 8, spin: 100}}
+          sink:
+            entry: {H}:record_sink
+        queues:
+          - {{from: src, to: p1}}
+          - {{from: p1, to: p2}}
+          - {{from: p2, to: sink}}
+        """,
+    )
+    result = ringctl("up", path, "--no-dashboard", timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "kernel 'p2' failed: PersistentFailed: ValueError: negative reading" in out
+    assert "force-stopped" not in out and "accounting law violated" not in out
+    accepted, rest = totals(out)
+    assert accepted == sum(rest.values()), out
+    assert rest["left"] == 0 and rest["lost"] >= 5000 - 2000, out
+    p1 = next(line for line in out.splitlines() if line.strip().startswith("p1 "))
+    assert "records_in=5000" in p1, out
+
+
 def totals(out: str) -> tuple[int, dict[str, int]]:
     """The run's last accounting line: ``accepted N = delivered N + ... + queued N``."""
     line = next(x for x in reversed(out.splitlines()) if x.strip().startswith("accounting:"))
-    words = line.split(":", 1)[1].replace("=", "+").split("+")
+    words = line.split(":", 1)[1].split("(")[0].replace("!=", "+").replace("=", "+").split("+")
     terms = {w.split()[0]: int(w.split()[1]) for w in words}
     return terms.pop("accepted"), terms
 
@@ -468,3 +510,16 @@ def test_launching_a_persistent_kernel_does_not_hold_the_event_loop(
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "loop blocked" not in out
+
+
+def test_a_shared_cache_folder_is_refused_before_anything_runs(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    loops = tmp_path / "cache" / "loops"
+    loops.mkdir(parents=True)
+    loops.chmod(0o777)
+    ringctl.env["RINGCTL_CACHE_DIR"] = str(tmp_path / "cache")
+    result = ringctl("up", REPO / "topologies" / "sensor-records.yaml", "--no-dashboard")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"error: the cache folder {loops} can be written by other users" in result.stderr
+    assert "Traceback" not in result.stderr and "phase 1" not in result.stderr
