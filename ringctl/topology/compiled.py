@@ -80,6 +80,8 @@ def load_validator() -> SchemaValidator | None:
     path, key = found
     try:
         with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_uid != os.geteuid():
+                return None  # a shared folder: only a schema this user wrote is trusted
             stored = json.load(fh, object_hook=_resolve)
         if stored[_KEY] != key:
             return None

@@ -442,3 +442,12 @@ def test_a_cache_dir_naming_an_unknown_home_costs_speed_only(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("topologies/quickstart.yaml: ok (quickstart:")
     assert "Traceback" not in result.stderr
+
+
+def test_a_schema_someone_else_wrote_is_not_trusted(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert compiled.store()
+    assert compiled.load_validator() is not None
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)
+    assert compiled.load_validator() is None
