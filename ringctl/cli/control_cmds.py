@@ -352,7 +352,10 @@ def top(
     width: Annotated[int | None, typer.Option(help="Frame width for --once.", min=20)] = None,
     wait: _WaitOpt = None,
 ) -> None:
-    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
+    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running).
+
+    Into a pipe or a file it writes plain progress lines instead, until the run ends.
+    """
     client = _run(lambda: _client(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
     _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
     if once:
@@ -386,10 +389,28 @@ def top(
     watcher.start()
 
     def current() -> Any:
-        # Once the stream is gone, say so: run_live gives up after a few seconds of None.
-        return None if latest.get("closed") else latest.get("status")
+        # The stream ends after the run's final document: show that one. A stream gone
+        # without it (the supervisor died) is None: the views give up after a few seconds.
+        from ringctl.dashboard._status import FINAL_TOPOLOGY_STATES
 
-    run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
+        status = latest.get("status")
+        if latest.get("closed"):
+            state = status.get("state") if isinstance(status, dict) else None
+            if not (isinstance(state, str) and state.lower() in FINAL_TOPOLOGY_STATES):
+                return None
+        return status
+
+    if sys.stdout.isatty():
+        run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
+    else:  # a pipe or a file: plain lines, as `up` writes them, at most one a second
+        import time
+
+        from ringctl.dashboard.plain import run_plain
+
+        deadline = time.monotonic() + 5.0
+        while not latest and time.monotonic() < deadline:  # a log starts with a real line
+            time.sleep(0.01)
+        run_plain(current, interval_s=max(1.0, 1.0 / refresh), give_up_after_s=5.0)
     stop.set()
 
 
