@@ -120,3 +120,14 @@ def test_smoke_json_and_junit_stay_machine_readable(ringctl: Ringctl, tmp_path: 
     assert plain.returncode == 1
     assert_inert(plain.stdout, plain.stderr)
     assert f"bad {SHOWN}" in plain.stdout
+
+
+def test_a_huge_metric_is_cut_in_the_run_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    from ringctl.cli.up_cmd import _print_summary
+
+    kernel = {"id": "sink", "messages_in": 1, "messages_out": 0, "errors": 0, "drops": 0,
+              "restarts": 0, "metrics": {"blob": "x" * 10_000_000, "count": 3}}  # fmt: skip
+    _print_summary({"kernels": [kernel]})
+    line = capsys.readouterr().err.strip()
+    assert len(line) < 400 and line.endswith("count=3")
+    assert "blob=" + "x" * 79 + "…" in line
