@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir"]
+__all__ = ["cache_dir", "private_cache"]
 
 
 def cache_dir() -> Path | None:
@@ -26,3 +26,30 @@ def cache_dir() -> Path | None:
         return Path(xdg) / "ringctl"
     home = os.environ.get("HOME", "")
     return Path(home) / ".cache" / "ringctl" if os.path.isabs(home) else None
+
+
+def private_cache(name: str) -> Path:
+    """The folder ``name`` in the cache directory, for what ringctl loads and runs.
+
+    Created mode 0700 when missing. One that another user owns, or that others can write
+    to, is refused (``UserInputError``): code planted there would run as this user.
+    """
+    from ringctl.exceptions import UserInputError
+
+    hint = "set RINGCTL_CACHE_DIR to a folder of your own"
+    base = cache_dir()
+    if base is None:
+        raise UserInputError("cannot find a cache directory (HOME is not set)", hint=hint)
+    folder = base / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = folder.stat()
+    except OSError as exc:
+        raise UserInputError(f"cannot use the cache folder {folder}: {exc}", hint=hint) from exc
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise UserInputError(
+            f"the cache folder {folder} can be written by other users, and the compiled "
+            "code ringctl keeps there is run",
+            hint=f"chmod go-w {folder}, or {hint}",
+        )
+    return folder

@@ -10,6 +10,8 @@ libraries (numpy, numba, cupy, ray) are imported by the commands that use them.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from typing import Annotated, Any
 
@@ -214,6 +216,29 @@ def main() -> None:
     except RingctlError as exc:  # a command let one escape: still no traceback for the user
         _render.error(exc)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        # Where the output goes is full (a redirect to a full disk, /dev/full): what was
+        # printed is incomplete, so the command failed, and says so in one line.
+        _silence_stdout()
+        _render.error(
+            f"cannot write the output: {exc.strerror or exc}",
+            "free some space where stdout goes (or write elsewhere), then run it again",
+        )
+        sys.exit(1)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the exit's own flush of what is left fails no more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,8 +27,11 @@ def stderr() -> Any:
 def _line(label: str, style: str, message: str) -> None:
     from rich.text import Text
 
-    # Text, not markup: a message may hold brackets. Only the label is styled.
-    stderr().print(Text.assemble((f"{label}:", style), f" {message}"))
+    from ringctl._printable import printable
+
+    # Text, not markup: a message may hold brackets. Only the label is styled. A message
+    # may quote a kernel's error or a file: its control characters are shown escaped.
+    stderr().print(Text.assemble((f"{label}:", style), f" {printable(message, lines=True)}"))
 
 
 def error(exc: BaseException | str, hint: str | None = None) -> None:

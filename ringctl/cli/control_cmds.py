@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ringctl._printable import printable
 from ringctl.cli import _render
 from ringctl.cli._common import check_name, per_second, seconds, wait_seconds
 from ringctl.cli._common import console as make_console
@@ -110,16 +111,17 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
         state = str(t.get("state"))
         if t.get("loop") == "blocked":
             state += " (loop blocked)"
-        table.add_row(str(t.get("name")), state,
+        table.add_row(_shown(t.get("name")), _shown(state),
                       f"{uptime:.1f}s" if isinstance(uptime, int | float) else "?",
-                      str(t.get("pid")), str(t.get("file") or ""))  # fmt: skip
+                      _shown(t.get("pid")), _shown(t.get("file") or ""))  # fmt: skip
     console = make_console()
     console.print(table)
     for t in found:
         if t.get("state") == "not responding":
             console.print(
-                f"[yellow]{t.get('name')}: its supervisor (pid {t.get('pid')}) does not "
-                f"answer; see {t.get('log') or 'its log'}, or kill it if it is stuck[/]"
+                f"[yellow]{_shown(t.get('name'))}: its supervisor (pid {_shown(t.get('pid'))}) "
+                f"does not answer; see {_shown(t.get('log') or 'its log')}, or kill it if it "
+                "is stuck[/]"
             )
 
 
@@ -139,9 +141,9 @@ def _print_finished(finished: list[dict[str, Any]]) -> None:
     for t in finished:
         ended = t.get("ended")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended)) if ended else "?"
-        table.add_row(str(t.get("name")), str(t.get("outcome")), str(t.get("exit_code")),
+        table.add_row(_shown(t.get("name")), _shown(t.get("outcome")), _shown(t.get("exit_code")),
                       _duration(t.get("duration_s")), when,
-                      str(t.get("reason") or ""))  # fmt: skip
+                      _shown(t.get("reason") or ""))  # fmt: skip
     make_console().print(table)
 
 
@@ -163,13 +165,20 @@ def _metric_value(value: Any) -> str:
     return str(value)
 
 
+def _shown(value: Any) -> str:
+    """Text from a kernel, a file or the history as rich markup showing it as it is:
+    control characters escaped, brackets not taken for markup."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
+
+
 def _n(value: float | None) -> str:
     """A count as ps prints it: the number, or "--" when the document lacks it."""
     return "--" if value is None else str(int(value))
 
 
 def _print_status(status: dict[str, Any]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from ringctl.dashboard import human_count, parse_status
@@ -179,16 +188,16 @@ def _print_status(status: dict[str, Any]) -> None:
     loop = status.get("loop") or {}
     blocked = loop.get("status") == "blocked"
     console.print(
-        f"[bold]{escape(str(status.get('name')))}[/] {status.get('state')}"
+        f"[bold]{_shown(status.get('name'))}[/] {_shown(status.get('state'))}"
         + (" [bold red]BLOCKED[/]" if blocked else "")
         + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
-        f"file {escape(str(status.get('file')))}"
+        f"file {_shown(status.get('file'))}"
     )
     if blocked:
-        console.print(f"[bold red]{loop.get('message')}[/]")
+        console.print(f"[bold red]{_shown(loop.get('message'))}[/]")
     elif loop.get("last_block"):
         last = loop["last_block"]
-        console.print(f"[yellow]{last['message']} ({last['ago_s']:.0f} s ago)[/]")
+        console.print(f"[yellow]{_shown(last['message'])} ({last['ago_s']:.0f} s ago)[/]")
     if status.get("stale_s") is not None:
         console.print(
             f"[dim](kernel figures from {status['stale_s']:.1f} s ago: the kernels' loop "
@@ -207,7 +216,7 @@ def _print_status(status: dict[str, Any]) -> None:
     for k in st.kernels:
         kid = k.id + (f" x{k.replicas}" if (k.replicas or 1) > 1 else "")
         table.add_row(
-            escape(kid),
+            _shown(kid),
             status_word(k),
             k.state or "--",
             (k.backend or "--") + (f" ({k.device})" if k.device else ""),
@@ -218,7 +227,7 @@ def _print_status(status: dict[str, Any]) -> None:
             _n(k.drops),
             _n(k.errors),
             _n(k.restarts),
-            escape(_metrics_text(raw.get(k.id, {}).get("metrics"))),
+            _shown(_metrics_text(raw.get(k.id, {}).get("metrics"))),
         )
     console.print(table)
     if st.queues:
@@ -227,7 +236,7 @@ def _print_status(status: dict[str, Any]) -> None:
             qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
         for q in st.queues:
             qt.add_row(
-                escape(f"{q.source} -> {q.target}"),
+                _shown(f"{q.source} -> {q.target}"),
                 f"{_n(q.depth)}/{_n(q.capacity)}",
                 q.backpressure or "--",
                 human_count(q.messages),
@@ -237,16 +246,16 @@ def _print_status(status: dict[str, Any]) -> None:
         console.print(qt)
     for k in st.kernels:
         if k.last_error:
-            console.print(f"[red]{escape(k.id)}: last error: {escape(k.last_error)}[/]")
+            console.print(f"[red]{_shown(k.id)}: last error: {_shown(k.last_error)}[/]")
         if k.backend_note:
-            console.print(f"[yellow]{escape(k.id)}: {escape(k.backend_note)}[/]")
+            console.print(f"[yellow]{_shown(k.id)}: {_shown(k.backend_note)}[/]")
         unprocessed = [f"{term} {_n(v)}" for term, v in (("lost", k.lost), ("left", k.left)) if v]
         if unprocessed:
             console.print(
-                f"[red]{escape(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
+                f"[red]{_shown(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
             )
     if status.get("failure"):
-        console.print(f"[red]failure: {status['failure']}[/]")
+        console.print(f"[red]failure: {_shown(status['failure'])}[/]")
 
 
 def _control(
@@ -343,7 +352,10 @@ def top(
     width: Annotated[int | None, typer.Option(help="Frame width for --once.", min=20)] = None,
     wait: _WaitOpt = None,
 ) -> None:
-    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running)."""
+    """The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running).
+
+    Into a pipe or a file it writes plain progress lines instead, until the run ends.
+    """
     client = _run(lambda: _client(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
     _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
     if once:
@@ -377,10 +389,28 @@ def top(
     watcher.start()
 
     def current() -> Any:
-        # Once the stream is gone, say so: run_live gives up after a few seconds of None.
-        return None if latest.get("closed") else latest.get("status")
+        # The stream ends after the run's final document: show that one. A stream gone
+        # without it (the supervisor died) is None: the views give up after a few seconds.
+        from ringctl.dashboard._status import FINAL_TOPOLOGY_STATES
 
-    run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
+        status = latest.get("status")
+        if latest.get("closed"):
+            state = status.get("state") if isinstance(status, dict) else None
+            if not (isinstance(state, str) and state.lower() in FINAL_TOPOLOGY_STATES):
+                return None
+        return status
+
+    if sys.stdout.isatty():
+        run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
+    else:  # a pipe or a file: plain lines, as `up` writes them, at most one a second
+        import time
+
+        from ringctl.dashboard.plain import run_plain
+
+        deadline = time.monotonic() + 5.0
+        while not latest and time.monotonic() < deadline:  # a log starts with a real line
+            time.sleep(0.01)
+        run_plain(current, interval_s=max(1.0, 1.0 / refresh), give_up_after_s=5.0)
     stop.set()
 
 

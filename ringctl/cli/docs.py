@@ -34,7 +34,7 @@ else `~/.cache/ringctl`, so that it starts without pydantic; deleting it is alwa
 def _param_line(param: Any) -> str:
     # Duck-typed: typer vendors its own click, so isinstance checks against `click` fail.
     if param.param_type_name == "argument":
-        name = str(param.name).upper()
+        name = str(param.metavar or param.name).upper()
         many = "..." if param.nargs == -1 else ""
         req = "" if param.required else " (optional)"
         help_text = f": {param.help.strip()}" if getattr(param, "help", None) else ""

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ringctl._printable import printable
 from ringctl.cli import _render
 from ringctl.cli._common import usage_error
 
@@ -63,9 +64,9 @@ def log_lines(record: dict[str, Any]) -> list[str]:
     who = f"{record.get('kernel')}[{record.get('replica', 0)}]"
     stream = record.get("stream")
     tag = {"stderr": " stderr", "traceback": " traceback", "log": f" {record.get('level', '')}"}
-    prefix = f"{stamp} {who}{tag.get(str(stream), '')} | "
+    prefix = printable(f"{stamp} {who}{tag.get(str(stream), '')} | ")
     text = str(record.get("text", "")).rstrip("\n")
-    return [prefix + line for line in text.split("\n")]
+    return [prefix + printable(line, lines=True) for line in text.split("\n")]
 
 
 def _select(
@@ -262,6 +263,7 @@ def tap(
     _check_name(name)
     client = ControlClient(_run(lambda: find(name)), timeout=10.0)
     shown_missed = 0
+    quiet = False
     summary: dict[str, Any] = {}
     try:
         for message in client.stream("tap", kernel=kernel, port=port, count=count):
@@ -275,8 +277,18 @@ def tap(
                     _render.fail(exc)
                 summary = message.get("result") or {}
                 break
+            if message.get("event") == "waiting":
+                if not as_json and not quiet:  # once per lull, so a silent tap explains itself
+                    typer.echo(
+                        f"tap: nothing from {kernel}.{port} yet; still waiting "
+                        f"(ringctl ps {name} shows whether {kernel} is paused or idle)",
+                        err=True,
+                    )
+                quiet = True
+                continue
             if message.get("event") != "message":
                 continue
+            quiet = False
             data = message.get("data") or {}
             if as_json:
                 _write([json.dumps(data, ensure_ascii=False)])
@@ -286,7 +298,8 @@ def tap(
                 _write([f"… {missed - shown_missed} messages went by unshown"])
                 shown_missed = missed
             stamp = _stamp(float(data.get("t") or 0))[11:]
-            _write([f"{stamp} {kernel}.{port} #{data.get('n')}  {preview_text(data.get('value'))}"])
+            line = f"{stamp} {kernel}.{port} #{data.get('n')}  {preview_text(data.get('value'))}"
+            _write([printable(line)])
     except RingctlError as exc:
         _render.fail(exc)
     except KeyboardInterrupt:
@@ -350,7 +363,7 @@ def scale(
     name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
     targets: Annotated[
         list[str],
-        typer.Argument(metavar="KERNEL=N...", help="New replica counts.", show_default=False),
+        typer.Argument(metavar="KERNEL=N", help="New replica counts.", show_default=False),
     ],
     timeout: Annotated[
         float, typer.Option(help="Seconds a removed replica gets to stop.", min=0)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ringctl._printable import printable
 from ringctl.cli import _render
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class GraphFormat(enum.StrEnum):
 
 def _print_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
     for diagnostic in diagnostics:
-        typer.echo(diagnostic.format(), err=True)
+        typer.echo(printable(diagnostic.format(), lines=True), err=True)
 
 
 def validate(
@@ -125,9 +126,12 @@ def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary
     import sys
 
     from ringctl.topology import resolve_entries
+    from ringctl.topology.compiled import adopt_core
     from ringctl.topology.importer import find_entries
     from ringctl.topology.quick import Summary
     from ringctl.topology.validate import check_loaded
+
+    adopt_core()  # pydantic is imported now; the fast path may have loaded its core alone
 
     topology = check_loaded(loaded, file)
     if import_entries:
@@ -155,7 +159,7 @@ def graph(
     except TopologyError as exc:
         _print_diagnostics(exc.diagnostics)
         raise typer.Exit(2) from None
-    typer.echo(render(topology, fmt.value), nl=False)
+    typer.echo(printable(render(topology, fmt.value), lines=True), nl=False)
 
 
 def schema() -> None:

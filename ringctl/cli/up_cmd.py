@@ -197,12 +197,23 @@ def _log_to(handler: Any) -> None:
     logger.propagate = False
 
 
+#: A metric name or value longer than this is cut in the run's summary (`ps --json` and
+#: the status document keep it whole).
+_METRIC_CHARS = 80
+
+
 def _print_summary(status: dict[str, Any]) -> None:
     """The run's totals, one line per kernel, with what each kernel put in ctx.metrics."""
+    from ringctl._printable import printable
     from ringctl.dashboard import human_count
 
+    def shown(value: object) -> str:
+        text = str(value)  # a metric may hold anything: keep the summary a summary
+        return text if len(text) <= _METRIC_CHARS else text[: _METRIC_CHARS - 1] + "…"
+
     for k in status.get("kernels", []):
-        metrics = " ".join(f"{key}={value}" for key, value in (k.get("metrics") or {}).items())
+        items = (k.get("metrics") or {}).items()
+        metrics = printable(" ".join(f"{shown(key)}={shown(value)}" for key, value in items))
         line = (
             f"  {k['id']:<16} in {human_count(k['messages_in']):>7}  "
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
@@ -279,11 +290,12 @@ def _run_foreground(
         if record.stream != "traceback" or record.kernel in shown["tracebacks"]:
             return
         shown["tracebacks"].add(record.kernel)
+        from ringctl._printable import printable
         from ringctl.runtime.output import unmarked
 
         text = (
             f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
-            + record.text.rstrip("\n")
+            + printable(record.text.rstrip("\n"), lines=True)
             + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)"
         )
         with unmarked():  # the CLI speaking, even when called from a kernel's set-up hook

@@ -78,6 +78,8 @@ class ControlServer:
         self.watch_interval = watch_interval
         self.log_path = log_path
         self._lock_fd: int | None = None
+        self._gave_up_restoring = False
+        self._started = time.time()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -158,7 +160,7 @@ class ControlServer:
             "file": self.target.file,
             "socket": str(files.socket),
             "log": self.log_path,
-            "started": time.time(),
+            "started": self._started,
         }
         tmp = files.pid.with_suffix(".pid.tmp")
         try:
@@ -223,22 +225,79 @@ class ControlServer:
             return
         finally:
             ready.set()
+        servers = [server]
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), HEARTBEAT_S)
-                with contextlib.suppress(OSError):
+                try:
                     # The pid file's mtime is when this process was last seen alive: if
                     # it is killed, that is when its run ended (``record_death``).
                     os.utime(self.files.pid)
+                except FileNotFoundError:
+                    restored = await self._restore_files()
+                    if restored is not None:
+                        servers.append(restored)
+                except OSError:
+                    pass
         finally:
-            server.close()
+            for server in servers:
+                server.close()
             if self._handlers:
                 _, pending = await asyncio.wait(self._handlers, timeout=CLOSE_GRACE_S)
                 for task in pending:
                     task.cancel()
                 if pending:
                     await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _restore_files(self) -> asyncio.Server | None:
+        """Someone removed the state files (a /tmp cleaner, an rm -rf): make them again,
+        so ``ps`` and ``down`` reach this run, unless another run has taken the name."""
+        from ringctl.control.paths import StateDir
+
+        if self._gave_up_restoring:
+            return None
+        files = self.files
+        server: asyncio.Server | None = None
+        try:
+            StateDir(files.pid.parent).ensure()
+            if not self._holds_lock_file():
+                fd = claim_name(files)
+                if fd is None:
+                    self._gave_up_restoring = True
+                    log.warning(
+                        "the state files of %s were removed and another run has taken the "
+                        "name; this one is reachable by signal only (kill -TERM %d drains it)",
+                        files.name,
+                        os.getpid(),
+                    )
+                    return None
+                old, self._lock_fd = self._lock_fd, fd
+                if old is not None:
+                    os.close(old)  # its file is gone: the lock on it guarded nothing
+            if not files.socket.exists():
+                sock = _listen(files)
+                server = await asyncio.start_unix_server(
+                    self._accept, sock=sock, limit=protocol.MAX_LINE
+                )
+            self._write_pid_file()
+        except Exception as exc:  # a folder that cannot be made again: say so once
+            self._gave_up_restoring = True
+            log.warning("the state files of %s were removed and cannot be made again: %s",
+                        files.name, exc)  # fmt: skip
+            return None
+        log.warning("the state files of %s were removed; made them again", files.name)
+        return server
+
+    def _holds_lock_file(self) -> bool:
+        """Whether the name's lock file is the very file this process locked."""
+        if self._lock_fd is None:
+            return False
+        try:
+            here, held = os.stat(self.files.lock), os.fstat(self._lock_fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -20,6 +20,8 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Final, TypeVar, cast
 
+from ringctl._printable import printable
+
 __all__ = [
     "STALL_AFTER_S",
     "Event",
@@ -98,10 +100,7 @@ ATTENTION: Final = frozenset(
 
 _BIGGEST: Final = 2**1023  # ints beyond this overflow a double
 
-_ONE_LINE: Final = {
-    **{c: None for c in [*range(32), *range(127, 160)]},
-    **{ord(c): " " for c in "\t\n\r\v\f"},
-}
+_ONE_LINE: Final = {ord(c): " " for c in "\t\n\r\v\f"}
 
 
 def number(value: object) -> float | None:
@@ -134,13 +133,14 @@ def count(value: object) -> int | None:
 def text(value: object) -> str | None:
     """A one-line string from a JSON scalar, or ``None`` for anything else.
 
-    Line breaks and tabs become spaces and other control characters go: a kernel id
-    or an error message must neither tear a table row nor move the terminal's cursor.
+    Line breaks and tabs become spaces and other control characters are shown escaped
+    (``\\x1b``): a kernel id or an error message must neither tear a table row nor move
+    the terminal's cursor.
     """
     if value is None or isinstance(value, bool):
         return None if value is None else str(value).lower()
     if isinstance(value, str):
-        return value.translate(_ONE_LINE)
+        return printable(value.translate(_ONE_LINE))
     if isinstance(value, int | float):
         return str(value)
     return None
@@ -459,7 +459,7 @@ def _numeric_items(value: object) -> tuple[tuple[str, float], ...]:
     for key, raw in value.items():
         n = number(raw)
         if n is not None and not isinstance(raw, bool):
-            items.append((str(key), n))
+            items.append((text(key) or str(key), n))
     return tuple(items)
 
 

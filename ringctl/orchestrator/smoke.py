@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from ringctl._printable import printable
 from ringctl.exceptions import RingctlError
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Supervisor
@@ -170,18 +172,28 @@ def junit_xml(results: list[SmokeResult]) -> str:
     )
     for r in results:
         case = ET.SubElement(
-            suite, "testcase", classname="ringctl.smoke", name=r.name, file=r.file,
+            suite, "testcase", classname="ringctl.smoke", name=_xml(r.name), file=_xml(r.file),
             time=f"{r.seconds:.3f}",
         )  # fmt: skip
         if not r.ok:
-            failure = ET.SubElement(case, "failure", message="; ".join(r.failures)[:500])
-            failure.text = "\n".join(r.failures)
+            failure = ET.SubElement(case, "failure", message=_xml("; ".join(r.failures)[:500]))
+            failure.text = _xml("\n".join(r.failures), lines=True)
         out = ET.SubElement(case, "system-out")
-        out.text = (
+        out.text = _xml(
             "\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.describe()}" for c in r.checks)
-            + f"\noutcome: {r.outcome}"
+            + f"\noutcome: {r.outcome}",
+            lines=True,
         )
     ET.indent(suite)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
     )
+
+
+_NOT_XML: Final = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str, *, lines: bool = False) -> str:
+    """``text`` as XML 1.0 can hold it: control characters (a kernel's error may quote
+    anything) shown escaped, lone surrogates and non-characters as ``\\udxxx``."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", printable(text, lines=lines))

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from ringctl._printable import printable
+
 __all__ = [
     "KernelLog",
     "OutputRecord",
@@ -139,7 +141,7 @@ class _KernelStream(io.TextIOBase):
             return self.original.write(s)
         if self.passthrough is not None:
             with contextlib.suppress(Exception):
-                self.passthrough.write(s)
+                self.passthrough.write(printable(s, lines=True))
         with _router.lock:
             text = self._partial.pop(who, "") + s
             *lines, rest = text.split("\n")
@@ -197,8 +199,9 @@ class _KernelLogHandler(logging.Handler):
 def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
     """Route kernel output to ``sink`` for the duration of the block.
 
-    ``echo``: also write the kernels' raw output there (a foreground run in plain mode
-    keeps showing what kernels print). The streams and handlers are restored on exit.
+    ``echo``: also write the kernels' output there, control characters shown escaped (a
+    foreground run in plain mode keeps showing what kernels print). The streams and
+    handlers are restored on exit.
     """
     old_out, old_err = sys.stdout, sys.stderr
     out = _KernelStream("stdout", old_out, echo)

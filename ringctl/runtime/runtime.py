@@ -348,7 +348,7 @@ class RingKernelRuntime:
             if declared is not None and name not in declared:
                 raise UserInputError(
                     f"kernel {k.id!r} has no output port {name!r} "
-                    f"(it declares: {', '.join(declared)})",
+                    f"(it declares: {', '.join(declared) or 'none, it sends nothing'})",
                     hint="send on a declared port, or add it to @ring_kernel(ports=...)",
                 )
             port = OutPort(k.id, name, k.queue_size)

@@ -23,6 +23,7 @@ _ORDER = (
     "Edge",
     "Smoke",
     "KernelExpectation",
+    "MetricBounds",
 )
 
 _INTRO = """\

@@ -178,11 +178,15 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
             continue
         ports = ", ".join(producer.ports) or "none"
         guess = did_you_mean(edge.port, producer.ports)
-        hint = (
-            f"did you mean `from: {edge.producer}.{guess}`?"
-            if guess
-            else f"its ports are: {ports}; write `from: {edge.producer}.<port>`"
-        )
+        if guess:
+            hint = f"did you mean `from: {edge.producer}.{guess}`?"
+        elif producer.ports:
+            hint = f"its ports are: {ports}; write `from: {edge.producer}.<port>`"
+        else:  # a sink: no port to name, the fix is in the kernel or the wiring
+            hint = (
+                f"'{edge.producer}' sends nothing (ports=()): feed '{edge.to}' from another "
+                f"kernel, or declare the port in its @ring_kernel(ports=...)"
+            )
         problems.append(
             source.diagnostic(
                 ("queues", index, "from"),

@@ -347,7 +347,7 @@ _Figure = Annotated[int | float, _Number]
 
 
 class MetricBounds(_Model):
-    """Bounds on one of a kernel's own metrics (``ctx.metrics``) when the run ends."""
+    """Bounds on one of a kernel's own metrics (`ctx.metrics`) when the run ends."""
 
     equals: _Figure | None = Field(None, description="Exactly this value.")
     min: _Figure | None = Field(None, description="At least this value.")

@@ -2,10 +2,12 @@
 
 Pure functions from a validated ``Topology`` to ``str`` (the CLI prints them, tests
 compare them with golden files), so the output does not depend on the terminal.
+Descriptions are free text: their control characters are shown escaped, on one line.
 """
 
 from __future__ import annotations
 
+from ringctl._printable import printable
 from ringctl.topology.graph import launch_order
 from ringctl.topology.schema import Edge, KernelSpec, Topology
 
@@ -35,7 +37,8 @@ def _kernel_facts(spec: KernelSpec) -> list[str]:
 def render_tree(topology: Topology) -> str:
     """Kernels in launch order with what they run, then the queues, as a text tree."""
     order = launch_order(topology)
-    lines = [topology.name + (f": {topology.description}" if topology.description else "")]
+    about = f": {printable(topology.description)}" if topology.description else ""
+    lines = [topology.name + about]
     lines.append(
         f"engine {topology.engine} · {len(topology.kernels)} kernels · "
         f"{len(topology.queues)} queues"
@@ -53,7 +56,7 @@ def render_tree(topology: Topology) -> str:
         lines.append(f"│   {branch} {text}".rstrip())
         if spec.description:
             below = "│   " if index < len(order) - 1 else "    "
-            lines.append(f"│   {below}{' ' * (digits + 2)}{spec.description}")
+            lines.append(f"│   {below}{' ' * (digits + 2)}{printable(spec.description)}")
     lines.append("└── queues")
     if not topology.queues:
         lines.append("    └── (none)")
@@ -88,7 +91,7 @@ def render_mermaid(topology: Topology) -> str:
     lines.append(f"    %% {topology.name}: launch order {', '.join(launch_order(topology))}")
     for kernel_id, spec in topology.kernels.items():
         facts = ", ".join(_kernel_facts(spec))
-        about = f"<br/>{spec.description}" if spec.description else ""
+        about = f"<br/>{printable(spec.description)}" if spec.description else ""
         label = _mermaid_text(f"{kernel_id}<br/>{spec.entry}<br/>[{facts}]{about}")
         lines.append(f'    {node[kernel_id]}["{label}"]')
     for edge in topology.queues:
@@ -118,7 +121,7 @@ def render_dot(topology: Topology) -> str:
         facts = ", ".join(_kernel_facts(spec))
         label = f"{kernel_id}\n{spec.entry}\n[{facts}]"
         if spec.description:
-            label += f"\n{spec.description}"
+            label += f"\n{printable(spec.description)}"
         lines.append(f"    {_dot_text(kernel_id)} [label={_dot_text(label)}];")
     for edge in topology.queues:
         style = ", style=bold" if edge.feedback else ""

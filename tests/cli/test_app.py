@@ -194,3 +194,16 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(
     assert f"Invalid value for {param}: an empty path (is a shell variable unset?)" in result.stderr
     assert "is a folder" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_argument_names_in_help_and_reference_are_the_ones_usage_shows() -> None:
+    from ringctl.cli.docs import render
+
+    scale = ringctl_run("scale", "--help", env={"COLUMNS": "200"}).stdout
+    assert "Usage: ringctl scale [OPTIONS] NAME KERNEL=N..." in scale
+    assert "KERNEL=N...." not in scale  # one ellipsis, not the metavar's and typer's
+    reference = render()
+    assert "## `ringctl scale [OPTIONS] NAME KERNEL=N...`" in reference
+    assert "- `KERNEL=N...`: New replica counts." in reference
+    assert "- `KERNEL[.PORT]`: The port to sample" in reference
+    assert "TARGET" not in reference  # the parameters' Python names are not what users type

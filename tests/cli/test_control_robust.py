@@ -449,3 +449,20 @@ def test_sigterm_does_not_suggest_ctrl_c(ringctl: Ringctl) -> None:
     assert "stopping on SIGTERM: draining queues" in err
     assert "Ctrl-C" not in err
     assert drained_exactly(ringctl) > 0
+
+
+def test_a_run_whose_state_files_were_removed_makes_them_again(ringctl: Ringctl) -> None:
+    import shutil
+
+    ringctl.up_detached(ENDLESS)
+    pid = ringctl.pid_of("endless")
+    shutil.rmtree(ringctl.state)  # a /tmp cleaner, an rm -rf by mistake
+    # Within a heartbeat or two the run can be reached again, under its own name.
+    wait_for(lambda: ringctl("ps", "endless").returncode == 0, what="ps reaching the run")
+    assert ringctl.pid_of("endless") == pid
+    assert (ringctl.state / "endless.sock").exists()
+    assert stat.S_IMODE(ringctl.state.stat().st_mode) == 0o700
+    down = ringctl("down", "endless")
+    assert down.returncode == 0, down.stdout + down.stderr
+    wait_for(lambda: not pid_alive(pid), what="the supervisor to exit")
+    assert control_files(ringctl.state) == []  # and it cleaned up after itself

@@ -181,3 +181,42 @@ def test_a_name_yaml_would_read_as_a_number_or_null_still_validates(
     assert checked.returncode == 0, checked.stderr
     name = Path(topology).stem
     assert checked.stdout.startswith(f"{topology}: ok ({name}: 3 kernels")
+
+
+def test_a_queue_out_of_a_sink_is_explained_with_a_fix_that_can_work(tmp_path: Path) -> None:
+    assert ringctl("init", "demo", cwd=tmp_path).returncode == 0
+    topology = tmp_path / "demo" / "demo.yaml"
+    text = topology.read_text()
+    wired = "  - {from: scale, to: total}\n"
+    assert wired in text
+    # A second sink, fed by mistake from the first sink instead of from `scale`.
+    text = text.replace(
+        "queues:\n",
+        "  biggest:\n    entry: demo_kernels:total\nqueues:\n",
+    ).replace(wired, wired + "  - {from: total, to: biggest}\n")
+    topology.write_text(text)
+
+    checked = ringctl("validate", "--import", "demo/demo.yaml", cwd=tmp_path)
+    assert checked.returncode == 2
+    assert "kernel 'total' has no output port 'out' (its ports: none)" in checked.stderr
+    assert "'total' sends nothing (ports=()): feed 'biggest' from another kernel" in checked.stderr
+    assert "total.<port>" not in checked.stderr  # a sink has no port to name
+    assert "Traceback" not in checked.stderr
+
+
+def test_a_sink_that_sends_fails_with_a_message_that_says_it_declares_no_port(
+    tmp_path: Path,
+) -> None:
+    assert ringctl("init", "demo", cwd=tmp_path).returncode == 0
+    kernels = tmp_path / "demo" / "demo_kernels.py"
+    text = kernels.read_text()
+    summing = '        ctx.metrics["count"] += len(batch)\n'
+    assert summing in text
+    kernels.write_text(text.replace(summing, summing + "        await ctx.send(batch[0])\n"))
+
+    up = ringctl("up", "--no-dashboard", "demo/demo.yaml", cwd=tmp_path)
+    assert up.returncode == 1
+    assert (
+        "kernel 'total' has no output port 'out' (it declares: none, it sends nothing)"
+        in up.stdout + up.stderr
+    )

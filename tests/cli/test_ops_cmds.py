@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,27 @@ def test_tap_mistakes_are_bad_input(ringctl: Ringctl) -> None:
     assert typo.returncode == 2 and "did you mean 'source'?" in typo.stderr
     gone = ringctl("tap", "nothing-here", "source")
     assert gone.returncode == 3
+
+
+def test_a_tap_on_a_paused_kernel_says_it_is_waiting(ringctl: Ringctl) -> None:
+    ringctl.up_detached(ENDLESS)
+    assert ringctl("pause", "endless", "source").returncode == 0
+    tap = ringctl.spawn("tap", "endless", "source", "-n", "1")
+    assert tap.stderr is not None
+    said = ""
+    with selectors.DefaultSelector() as sel:  # read with a deadline, never hang the suite
+        sel.register(tap.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while "\n" not in said and time.monotonic() < deadline:
+            if sel.select(timeout=1):
+                said += os.read(tap.stderr.fileno(), 4096).decode()
+    assert said.startswith("tap: nothing from source.out yet; still waiting"), said
+    assert "ringctl ps endless" in said
+    # Resumed, the source sends again and the tap takes its one message.
+    assert ringctl("resume", "endless", "source").returncode == 0
+    out, _ = tap.communicate(timeout=30)
+    assert tap.returncode == 0 and " source.out #1 " in out
+    assert ringctl("down", "endless").returncode == 0
 
 
 def test_a_tap_whose_supervisor_dies_exits_3(ringctl: Ringctl) -> None:

@@ -402,6 +402,21 @@ def test_top_once_prints_a_frame(ringctl: Ringctl) -> None:
     assert missing.returncode == 3
 
 
+def test_top_into_a_pipe_writes_plain_lines_until_the_run_ends(ringctl: Ringctl) -> None:
+    ringctl.up_detached(ENDLESS)
+    top = ringctl.spawn("top", "endless")
+    assert top.stdout is not None
+    # stdout is a pipe here, as under `| tee` or in CI: the run's events, then progress.
+    lines = [top.stdout.readline() for _ in range(3)]
+    assert "event info: phase 1: 2 kernels launched" in lines[0], lines
+    assert any(" endless running " in line for line in lines), lines
+    assert not any("\x1b" in line for line in lines)  # no cursor moves, no colour
+    assert ringctl("down", "endless").returncode == 0
+    rest, _ = top.communicate(timeout=30)
+    assert top.returncode == 0
+    assert " endless stopped " in rest.splitlines()[-1], rest
+
+
 def _answers(cli: Ringctl, name: str) -> bool:
     try:
         return cli.status(name)["state"] == "running"

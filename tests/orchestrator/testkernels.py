@@ -26,6 +26,7 @@ __all__ = [
     "chatty",
     "flaky",
     "hog",
+    "hostile",
     "relay",
     "setup_fails",
     "slow_setup",
@@ -320,3 +321,30 @@ async def crashy(ctx: KernelContext) -> None:
             failed.add(msg)
             raise RuntimeError(f"crashy: {msg}")
         await ctx.send(msg)
+
+
+#: Text that would set the terminal's title, clear the screen, colour what follows,
+#: overwrite the line, and reverse it, if a command printed it as it is.
+HOSTILE = "A\x1b]0;pwned\x07B\x1b[2JC\x1b[31mD\rE\x00F\u202eG"
+
+
+class HostileParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fail_after: int = Field(0, ge=0, description="Raise after this many messages; 0: never.")
+
+
+@ring_kernel(kernel_id="hostile", params=HostileParams, ports=())
+async def hostile(ctx: KernelContext) -> None:
+    """A sink whose output, metric and error all hold escape sequences and controls."""
+    p: HostileParams = ctx.params
+    seen = 0
+    async for _msg in ctx.messages():
+        seen += 1
+        if seen == 1:
+            print(f"said {HOSTILE}")
+            logging.getLogger("hostile").warning("logged %s", HOSTILE)
+        ctx.metrics[f"m{HOSTILE}"] = seen
+        ctx.metrics["note"] = f"v{HOSTILE}"
+        if p.fail_after and seen >= p.fail_after:
+            raise RuntimeError(f"bad {HOSTILE}")

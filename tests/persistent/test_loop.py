@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,3 +267,38 @@ def test_order_holds_under_any_batching(chunks: list[int], batch: int) -> None:
         store(ctrl, CMD, int(Command.TERM))
         assert t.join(5)
         assert got == list(range(total))
+
+
+def test_a_loops_folder_others_can_write_to_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ringctl.exceptions import UserInputError
+    from ringctl.persistent import loop
+
+    monkeypatch.setenv("RINGCTL_CACHE_DIR", str(tmp_path))
+    (tmp_path / "loops").mkdir(mode=0o777)
+    (tmp_path / "loops").chmod(0o777)
+
+    def planted(rec, out, state):  # type: ignore[no-untyped-def]
+        return 0
+
+    with pytest.raises(UserInputError, match="can be written by other users"):
+        loop.loops_for(planted)
+
+
+def test_a_planted_loop_module_is_written_anew_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ringctl.persistent import loop
+
+    monkeypatch.setenv("RINGCTL_CACHE_DIR", str(tmp_path))
+
+    def honest(rec, out, state):  # type: ignore[no-untyped-def]
+        return 0
+
+    module = loop.loops_for(honest)
+    path = Path(module.__file__ or "")
+    loop.loops_for.cache_clear()
+    path.write_text("raise SystemExit('planted code ran')\n")
+    module = loop.loops_for(honest)  # not SystemExit: the file was written anew
+    assert "map_loop" in path.read_text() and hasattr(module, "map_loop")

@@ -510,3 +510,16 @@ def test_launching_a_persistent_kernel_does_not_hold_the_event_loop(
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "loop blocked" not in out
+
+
+def test_a_shared_cache_folder_is_refused_before_anything_runs(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    loops = tmp_path / "cache" / "loops"
+    loops.mkdir(parents=True)
+    loops.chmod(0o777)
+    ringctl.env["RINGCTL_CACHE_DIR"] = str(tmp_path / "cache")
+    result = ringctl("up", REPO / "topologies" / "sensor-records.yaml", "--no-dashboard")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"error: the cache folder {loops} can be written by other users" in result.stderr
+    assert "Traceback" not in result.stderr and "phase 1" not in result.stderr

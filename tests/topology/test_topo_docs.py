@@ -17,3 +17,13 @@ def test_docs_are_up_to_date() -> None:
 
 def test_docs_show_the_editor_schema_line() -> None:
     assert "# yaml-language-server: $schema=" in render_reference()
+
+
+def test_every_type_the_reference_links_to_has_its_section() -> None:
+    import re
+
+    page = render_reference()
+    sections = {m.group(1).lower() for m in re.finditer(r"^### (\w+)$", page, re.MULTILINE)}
+    links = set(re.findall(r"\]\(#([\w-]+)\)", page))
+    assert links - sections == set()
+    assert "metricbounds" in links

@@ -133,10 +133,10 @@ def test_an_unwritable_cache_folder_is_no_error(
 
 
 def test_the_cache_key_follows_pydantic_core(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_core
+    import pydantic_core._pydantic_core as core
 
     assert compiled.store()
-    monkeypatch.setattr(pydantic_core, "__version__", pydantic_core.__version__ + ".other")
+    monkeypatch.setattr(core, "__version__", core.__version__ + ".other")
     assert not compiled.cached()
     assert compiled.store()
     # Both stay: installations that share a cache folder do not delete each other's.
@@ -442,3 +442,41 @@ def test_a_cache_dir_naming_an_unknown_home_costs_speed_only(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("topologies/quickstart.yaml: ok (quickstart:")
     assert "Traceback" not in result.stderr
+
+
+def test_a_schema_someone_else_wrote_is_not_trusted(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert compiled.store()
+    assert compiled.load_validator() is not None
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)
+    assert compiled.load_validator() is None
+
+
+def test_a_warm_validate_loads_pydantic_cores_compiled_module_alone(tmp_path: Path) -> None:
+    env = {**os.environ, "RINGCTL_CACHE_DIR": str(tmp_path / "cache")}
+    probe = (
+        "import sys\n"
+        "from ringctl.cli import main\n"
+        "try:\n    main()\n"
+        "finally:\n"
+        "    core = sys.modules.get('pydantic_core._pydantic_core')\n"
+        "    package = sys.modules.get('pydantic_core')\n"
+        "    print(core is not None, package is not None,\n"
+        "          package is None or getattr(package, '_pydantic_core', None) is core,\n"
+        "          file=sys.stderr)\n"
+    )
+
+    def run(*args: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=60,
+        )  # fmt: skip
+        return done.stderr.strip().splitlines()[-1].split()
+
+    run("validate", "topologies/quickstart.yaml")  # cold: fills the cache
+    # Warm: the compiled module alone, not the package (whose core_schema costs ~60 ms).
+    assert run("validate", "topologies/quickstart.yaml") == ["True", "False", "True"]
+    # A file with a problem takes the models too: then the package holds the same module.
+    broken = str(TOPO / "broken" / "dependency_cycle.yaml")
+    assert run("validate", broken) == ["True", "True", "True"]
