@@ -122,4 +122,7 @@ async def test_a_message_that_cannot_cross_a_process_fails_the_producer_clearly(
         assert info.error is not None
         assert "cannot deliver to bad.out -> sink" in info.error
         assert "lock" in info.error.lower()
-        assert rt.snapshot().kernel("bad").drops == 1
+        # Not dropped (no backpressure policy discarded it): lost on its queue, counted.
+        assert rt.snapshot().kernel("bad").drops == 0
+        (edge,) = [q for q in rt.accounting().queues if q.producer == "bad"]
+        assert (edge.accepted, edge.lost) == (1, 1), edge
