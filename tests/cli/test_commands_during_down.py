@@ -30,7 +30,7 @@ REFUSED = [
 
 def test_commands_during_a_down_are_refused_at_once(ringctl: Ringctl) -> None:
     ringctl.up_detached(SLOWDRAIN)
-    wait_for(lambda: ringctl.kernel("slowdrain", "sink")["inbox_depth"] >= 180, what="a backlog")
+    wait_for(lambda: ringctl.kernel("slowdrain", "sink")["inbox_depth"] >= 110, what="a backlog")
     down = ringctl.spawn("down", "slowdrain", "--timeout", "30")
     wait_for(lambda: ringctl.status("slowdrain")["state"] == "draining", what="the drain")
     for action, argv in REFUSED:

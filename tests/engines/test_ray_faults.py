@@ -167,7 +167,13 @@ def test_a_run_whose_raylet_dies_is_in_the_history(ray_head: str) -> None:
     """The detached supervisor starts its own Ray; when its raylet dies, Ray may end the
     process while it closes the engine: the run's outcome is recorded before that."""
     folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
-    env = {**os.environ, "RINGCTL_STATE_DIR": str(folder / "state")}
+    env = {
+        **os.environ,
+        "RINGCTL_STATE_DIR": str(folder / "state"),
+        # Ray's own health checks, made quick: the dead node is noticed in about a second.
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_failure_threshold": "2",
+    }
 
     def ringctl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
