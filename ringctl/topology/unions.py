@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-__all__ = ["merge_union_errors"]
+__all__ = ["EXPECTED", "merge_union_errors"]
 
 #: The names pydantic gives union members in an error's path: a schema's own name
 #: (``function-after[_some_bound(), MetricBounds]``) or a plain type (``int``).
@@ -36,10 +36,11 @@ _SHAPE_KINDS: Final = frozenset(
         "model_attributes_type",
     }
 )
-_WHAT: Final = {
+#: What each kind of type error expects, in the user's words (shared with validate.py).
+EXPECTED: Final = {
     "int_type": "an integer",
     "int_parsing": "an integer",
-    "int_from_float": "an integer",
+    "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
     "bool_type": "true or false",
@@ -49,6 +50,7 @@ _WHAT: Final = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
     "list_type": "a list",
+    "finite_number": "a finite number",
 }
 
 
@@ -102,7 +104,7 @@ def _merge(at: tuple[str | int, ...], indexes: list[int], out: list[dict[str, An
     fitting = [i for i in indexes if out[i] is not None]
     if not fitting:
         first = shape_only[0]
-        what = list(dict.fromkeys(_WHAT[e["type"]] for e in shape_only))
+        what = list(dict.fromkeys(EXPECTED[e["type"]] for e in shape_only))
         if "a number" in what and "an integer" in what:
             what.remove("an integer")
         expected = " or ".join(what)

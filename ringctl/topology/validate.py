@@ -27,7 +27,7 @@ from ringctl.topology.schema import (
     SUPPORTED_VERSIONS,
     Topology,
 )
-from ringctl.topology.unions import merge_union_errors
+from ringctl.topology.unions import EXPECTED, merge_union_errors
 
 __all__ = ["check_loaded", "describe_path", "load_topology", "pydantic_diagnostics"]
 
@@ -255,7 +255,7 @@ def _explain(
         return "a topology needs at least one kernel", "add one under `kernels:`", False, False
     if kind == "union_shape":
         return f"{name} must be {ctx.get('expected')}; got {_show(value)}", None, False, False
-    expected_kind = _EXPECTED.get(kind)
+    expected_kind = EXPECTED.get(kind)
     if expected_kind is not None:
         return f"{name} must be {expected_kind}; got {_show(value)}", None, False, False
     if kind == "model_type" or kind == "model_attributes_type":
@@ -266,21 +266,6 @@ def _explain(
     if message.startswith("must be "):
         return f"{name} {message}", None, False, False
     return f"{name}: {message}", None, False, False
-
-
-_EXPECTED: dict[str, str] = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "finite_number": "a finite number",
-}
 
 
 def _show(value: object) -> str:
