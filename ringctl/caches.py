@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "private_cache"]
+__all__ = ["cache_dir", "loops_dir", "private_cache"]
 
 
 def cache_dir() -> Path | None:
@@ -53,3 +53,8 @@ def private_cache(name: str) -> Path:
             hint=f"chmod go-w {folder}, or {hint}",
         )
     return folder
+
+
+def loops_dir() -> Path:
+    """Where persistent kernels' generated loops and their compiled code are kept."""
+    return private_cache("loops")

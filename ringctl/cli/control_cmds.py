@@ -388,11 +388,11 @@ def top(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
 
+    from ringctl.dashboard._status import FINAL_TOPOLOGY_STATES
+
     def current() -> Any:
         # The stream ends after the run's final document: show that one. A stream gone
         # without it (the supervisor died) is None: the views give up after a few seconds.
-        from ringctl.dashboard._status import FINAL_TOPOLOGY_STATES
-
         status = latest.get("status")
         if latest.get("closed"):
             state = status.get("state") if isinstance(status, dict) else None

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ringctl._printable import printable
 from ringctl.cli import _render
 
 if TYPE_CHECKING:
@@ -32,6 +31,8 @@ class GraphFormat(enum.StrEnum):
 
 
 def _print_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
+    from ringctl._printable import printable  # only when there is something to say
+
     for diagnostic in diagnostics:
         typer.echo(printable(diagnostic.format(), lines=True), err=True)
 
@@ -151,6 +152,7 @@ def graph(
     ] = GraphFormat.tree,
 ) -> None:
     """Show kernels, queues (capacity, policy) and launch order as a tree, Mermaid or DOT."""
+    from ringctl._printable import printable
     from ringctl.topology import TopologyError, load_topology
     from ringctl.topology.views import render
 

@@ -34,9 +34,9 @@ def plan_from_file(
     if (engine or topology.engine) != "local":
         _refuse_persistent_off_local(topology, engine or topology.engine)
     if any(spec.persistent is not None for spec in topology.kernels.values()):
-        from ringctl.caches import private_cache
+        from ringctl.caches import loops_dir
 
-        private_cache("loops")  # a folder that cannot hold compiled loops: before any launch
+        loops_dir()  # a folder that cannot hold compiled loops: refused before any launch
     kernels = resolve_entries(topology)
     for folder, _label in reversed(search_path(topology)):
         if str(folder) not in sys.path:

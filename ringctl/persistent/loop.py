@@ -211,9 +211,9 @@ def handler_for(key: str) -> Any:
 
 def cache_dir() -> Path:
     """Where generated loop modules and their compiled code are kept (created, checked)."""
-    from ringctl.caches import private_cache
+    from ringctl.caches import loops_dir
 
-    return private_cache("loops")
+    return loops_dir()
 
 
 def _is_ours(path: Path, text: str) -> bool:
