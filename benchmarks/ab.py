@@ -56,7 +56,7 @@ _PROBE = """
 import sys
 sys.path.insert(0, {bench_dir!r})
 import runtime_bench as rb
-from ringctl.runtime.loop import run
+from ringctl.engine.local.loop import run
 n = int(sys.argv[1])
 run(rb.three_stage(n) if sys.argv[2] == "three_stage" else rb.ping_pong(n))
 """

@@ -40,9 +40,9 @@ sys.path[:0] = [str(REPO), str(TESTS)]
 
 from ringctl.control.client import ControlClient  # noqa: E402
 from ringctl.control.paths import StateDir  # noqa: E402
+from ringctl.engine.local.loop import run  # noqa: E402
 from ringctl.orchestrator.loading import plan_from_file  # noqa: E402
 from ringctl.orchestrator.supervisor import Supervisor  # noqa: E402
-from ringctl.runtime.loop import run  # noqa: E402
 
 HEADER = f'version: 1\nname: {{name}}\npython_path: ["{REPO}", "{TESTS}"]\n'
 

@@ -255,7 +255,7 @@ async def _pipeline(n: int, mode: str, refresh_hz: float, pad: int) -> tuple[flo
 
 
 def throughput_cost(quick: bool, pad: int) -> None:
-    from ringctl.runtime.loop import run
+    from ringctl.engine.local.loop import run
 
     n = 200_000 if quick else 1_500_000
     reps = 1 if quick else 3

@@ -43,9 +43,9 @@ sys.path.insert(0, str(HERE))
 from persistent_kernels import RECORD  # noqa: E402
 
 from ringctl import RingKernelRuntime  # noqa: E402
-from ringctl.persistent.host import PersistentGroup  # noqa: E402
-from ringctl.persistent.kernel import LoopOptions  # noqa: E402
-from ringctl.persistent.ringops import ring_pop, ring_push  # noqa: E402
+from ringctl.engine.local.persistent.host import PersistentGroup  # noqa: E402
+from ringctl.engine.local.persistent.ringops import ring_pop, ring_push  # noqa: E402
+from ringctl.kernel.persistent import LoopOptions  # noqa: E402
 
 GOALS = {"speedup_vs_asyncio": 20.0, "round_trip_p50_us": 5.0, "scaling_two_cores": 1.7}
 

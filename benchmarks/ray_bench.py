@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from ringctl import RingKernelRuntime
-from ringctl.runtime.loop import run
+from ringctl.engine.local.loop import run
 
 
 async def source(ctx: Any) -> None:
@@ -89,7 +89,7 @@ async def pipeline(
     Returns items/s (from activation to the last item seen) and the sink's metrics.
     """
     if engine == "ray":
-        from ringctl.engines.ray import RayRuntime
+        from ringctl.engine.ray.engine import RayRuntime
 
         rt: Any = RayRuntime(address=address)
     else:
@@ -138,7 +138,7 @@ async def main(quick: bool, address: str | None) -> None:
         # Workers import the kernels below by value (cloudpickle) and `ringctl` from the venv.
         ray.init(include_dashboard=False, logging_level="WARNING")
         print(f"ray {ray.__version__} started in {time.perf_counter() - t0:.1f} s")
-    from ringctl.engines.ray_actor import LINGER_S, MAX_BATCH
+    from ringctl.engine.ray.actor import LINGER_S, MAX_BATCH
 
     print(f"ray queues: up to {MAX_BATCH} messages per call, linger {LINGER_S * 1e3:g} ms\n")
     print("3-stage pipeline source -> relay -> sink, items/s (from activation to last item)")

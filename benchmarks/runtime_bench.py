@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ringctl import RingKernelRuntime
-from ringctl.runtime.loop import loop_name, run
+from ringctl.engine.local.loop import loop_name, run
 
 
 async def echo(ctx: Any) -> None:

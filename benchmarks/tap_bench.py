@@ -46,7 +46,7 @@ from ringctl import RingKernelRuntime
 from ringctl.control import protocol
 from ringctl.control.preview import preview
 from ringctl.control.tap import PER_POLL, POLL_S
-from ringctl.runtime.loop import loop_name, run
+from ringctl.engine.local.loop import loop_name, run
 
 
 async def three_stage(n: int, mode: str) -> float:
@@ -129,7 +129,7 @@ from ringctl import RingKernelRuntime
 from ringctl.control import protocol
 from ringctl.control.preview import preview
 from ringctl.control.tap import PER_POLL, POLL_S
-from ringctl.runtime.loop import run
+from ringctl.engine.local.loop import run
 
 async def echo_loop(ctx):
     receive, send = ctx.receive, ctx.send
@@ -202,7 +202,7 @@ _PROBE = """
 import sys
 sys.path.insert(0, {bench!r})
 import tap_bench
-from ringctl.runtime.loop import run
+from ringctl.engine.local.loop import run
 run(tap_bench.three_stage(int(sys.argv[1]), sys.argv[2]))
 """
 

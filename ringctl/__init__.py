@@ -24,6 +24,9 @@ from ringctl._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
+    from ringctl.engine.lifecycle import KernelState
+    from ringctl.engine.local.engine import KernelInfo, RingKernelRuntime, TerminationReport
+    from ringctl.engine.telemetry import KernelSnapshot, QueueSnapshot, RuntimeSnapshot
     from ringctl.exceptions import (
         KernelFailedError,
         KernelNotFoundError,
@@ -31,30 +34,27 @@ if TYPE_CHECKING:
         QueueFullError,
         RingctlError,
     )
-    from ringctl.runtime.context import KernelContext
-    from ringctl.runtime.kernel import RingKernel, ring_kernel
-    from ringctl.runtime.lifecycle import KernelState
-    from ringctl.runtime.runtime import KernelInfo, RingKernelRuntime, TerminationReport
-    from ringctl.runtime.telemetry import KernelSnapshot, QueueSnapshot, RuntimeSnapshot
+    from ringctl.kernel.context import KernelContext
+    from ringctl.kernel.ring import RingKernel, ring_kernel
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "KernelContext": "ringctl.runtime.context",
+    "KernelContext": "ringctl.kernel.context",
     "KernelFailedError": "ringctl.exceptions",
-    "KernelInfo": "ringctl.runtime.runtime",
+    "KernelInfo": "ringctl.engine.local.engine",
     "KernelNotFoundError": "ringctl.exceptions",
-    "KernelSnapshot": "ringctl.runtime.telemetry",
-    "KernelState": "ringctl.runtime.lifecycle",
+    "KernelSnapshot": "ringctl.engine.telemetry",
+    "KernelState": "ringctl.engine.lifecycle",
     "KernelStateError": "ringctl.exceptions",
     "QueueFullError": "ringctl.exceptions",
-    "QueueSnapshot": "ringctl.runtime.telemetry",
-    "RingKernel": "ringctl.runtime.kernel",
-    "RingKernelRuntime": "ringctl.runtime.runtime",
+    "QueueSnapshot": "ringctl.engine.telemetry",
+    "RingKernel": "ringctl.kernel.ring",
+    "RingKernelRuntime": "ringctl.engine.local.engine",
     "RingctlError": "ringctl.exceptions",
-    "RuntimeSnapshot": "ringctl.runtime.telemetry",
-    "TerminationReport": "ringctl.runtime.runtime",
-    "ring_kernel": "ringctl.runtime.kernel",
+    "RuntimeSnapshot": "ringctl.engine.telemetry",
+    "TerminationReport": "ringctl.engine.local.engine",
+    "ring_kernel": "ringctl.kernel.ring",
     "RunHooks": "ringctl.api",
     "RunReport": "ringctl.api",
     "TopologyFile": "ringctl.api",

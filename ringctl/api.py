@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from ringctl.engines.contract import Engine
+    from ringctl.engine.accounting import Accounting
+    from ringctl.engine.contract import Engine
+    from ringctl.engine.local.output import OutputRecord
     from ringctl.orchestrator.plan import Plan
     from ringctl.orchestrator.smoke import SmokeResult
     from ringctl.orchestrator.supervisor import DownReport, RunResult, Supervisor
-    from ringctl.runtime.accounting import Accounting
-    from ringctl.runtime.output import OutputRecord
     from ringctl.topology.errors import Diagnostic
 
 __all__ = ["RunHooks", "RunReport", "TopologyFile", "check", "load"]
@@ -48,7 +48,7 @@ def load(
     ``os.environ`` for ``${VAR}`` substitution. Raises ``TopologyError`` listing every
     problem, or ``UserInputError`` for an unknown engine; nothing runs either way.
     """
-    from ringctl.engines.contract import ENGINES
+    from ringctl.engine.contract import ENGINES
 
     if engine is not None and engine not in ENGINES:
         from ringctl.exceptions import UserInputError
@@ -96,7 +96,7 @@ class RunHooks:
     #: Called once the supervisor exists, before the launch (for a live view of it).
     supervisor_ready: Callable[[Supervisor], None] | None = None
     #: With ``control=True``: called with each record of what a kernel printed, logged
-    #: or raised (``ringctl.runtime.output.OutputRecord``); all of them also go to the
+    #: or raised (``ringctl.engine.local.output.OutputRecord``); all of them also go to the
     #: name's kernel log that ``ringctl logs`` reads.
     on_output: Callable[[OutputRecord], None] | None = None
     #: With ``control=True``: also write what kernels print here, as they print it.
@@ -237,7 +237,7 @@ class TopologyFile:
     ) -> RunReport:
         """``run_async`` on a new event loop (uvloop when installed); see there."""
         _no_running_loop("run")
-        from ringctl.runtime.loop import run
+        from ringctl.engine.local.loop import run
 
         return run(
             self.run_async(
@@ -256,14 +256,14 @@ class TopologyFile:
     def smoke(self, *, address: str | None = None) -> SmokeResult:
         """``smoke_async`` on a new event loop; see there."""
         _no_running_loop("smoke")
-        from ringctl.runtime.loop import run
+        from ringctl.engine.local.loop import run
 
         return run(self.smoke_async(address=address))
 
 
 def runtime_for(plan: Plan, address: str | None = None) -> Engine:
     """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
-    from ringctl.engines.contract import make_engine
+    from ringctl.engine.contract import make_engine
 
     return make_engine(plan.engine, address=address)
 

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ringctl.runtime.context import KernelContext
+    from ringctl.kernel.context import KernelContext
 
 __all__ = [
     "Keyed",

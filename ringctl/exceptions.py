@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ringctl.runtime.lifecycle import KernelState
+    from ringctl.engine.lifecycle import KernelState
 
 __all__ = [
     "ControlPlaneError",

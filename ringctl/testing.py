@@ -71,9 +71,9 @@ async def run_kernel(
     before. Raises ``TimeoutError`` when the kernel has not taken every message (or a
     source has not returned) within ``timeout``.
     """
+    from ringctl.engine.lifecycle import KernelState
+    from ringctl.engine.local.engine import RingKernelRuntime
     from ringctl.exceptions import KernelFailedError, KernelStateError
-    from ringctl.runtime.lifecycle import KernelState
-    from ringctl.runtime.runtime import RingKernelRuntime
 
     async with RingKernelRuntime() as rt:
         await rt.launch("k", kernel, params=params, replicas=replicas, backend=backend)

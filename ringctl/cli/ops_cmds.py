@@ -128,7 +128,7 @@ def logs(
     if kernels:
         _check_kernels(name, kernels)
     cutoff = _run(lambda: parse_since(since, time.time())) if since else None
-    from ringctl.runtime.output import parse_lines, read_records
+    from ringctl.engine.local.output import parse_lines, read_records
 
     chosen = _select(read_records(path), kernels, cutoff)
     out: list[str] = []

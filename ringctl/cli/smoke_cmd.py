@@ -31,8 +31,8 @@ def smoke(
     cannot be written; 2 if a file is invalid or --junit cannot be a file.
     """
     from ringctl.cli._common import load_topology
+    from ringctl.engine.local.output import capture
     from ringctl.orchestrator.smoke import SmokeResult, junit_xml
-    from ringctl.runtime.output import capture
 
     # Every file valid, and the report's place usable, before anything runs.
     topologies = [load_topology(f, engine) for f in files]

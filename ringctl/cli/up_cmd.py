@@ -223,7 +223,7 @@ def _print_summary(status: dict[str, Any]) -> None:
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:
-        from ringctl.runtime.accounting import equation
+        from ringctl.engine.accounting import equation
 
         typer.echo(f"  accounting: {equation(accounting.get('totals') or {})}", err=True)
 
@@ -247,7 +247,7 @@ def _run_foreground(
     import contextlib
 
     from ringctl.api import RunHooks
-    from ringctl.runtime.loop import run
+    from ringctl.engine.local.loop import run
 
     plan = topology.plan
 
@@ -291,7 +291,7 @@ def _run_foreground(
             return
         shown["tracebacks"].add(record.kernel)
         from ringctl._printable import printable
-        from ringctl.runtime.output import unmarked
+        from ringctl.engine.local.output import unmarked
 
         text = (
             f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"

@@ -1,6 +1,6 @@
 """The supervisor's side of ``ringctl tap``: sample a port and stream what it saw.
 
-The tap lives on the port (``ringctl.runtime.ports.Tap``): a bounded buffer that the
+The tap lives on the port (``ringctl.engine.local.ports.Tap``): a bounded buffer that the
 send path appends to and that this loop drains a few messages at a time. Draining is
 paced (``POLL_S``, at most ``PER_POLL`` a time), so a tap costs the kernels' loop a
 bounded share however fast the port sends; what the reader cannot keep up with is

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ringctl.runtime.kernel import RingKernel
+from ringctl.kernel.ring import RingKernel
 
 __all__ = ["EdgePlan", "KernelPlan", "Plan", "RestartPolicy"]
 

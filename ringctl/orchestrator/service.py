@@ -19,13 +19,13 @@ from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
 from ringctl.control.target import Progress as DownProgress
 from ringctl.control.target import Tap
+from ringctl.engine.local import output
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
 from ringctl.orchestrator.watchdog import LoopWatchdog
-from ringctl.runtime import output
 
 if TYPE_CHECKING:
-    from ringctl.engines.contract import Engine
+    from ringctl.engine.contract import Engine
 
 __all__ = ["SupervisorTarget", "serve"]
 

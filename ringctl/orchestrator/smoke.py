@@ -21,7 +21,7 @@ from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from ringctl.engines.contract import Engine
+    from ringctl.engine.contract import Engine
 
 __all__ = ["Check", "SmokeResult", "junit_xml", "smoke_plan"]
 

@@ -4,7 +4,7 @@ It is the only place that knows about ordering, draining and restart policies. I
 an ``Engine`` (the local runtime or the Ray engine), never prints, and reports through
 ``status()`` (the ``ringctl ps --json`` document), the events it records, and the
 ``RunResult`` of a run, whose exit code follows the accounting law
-(``ringctl.runtime.accounting``): 0 only when every accepted message was delivered or
+(``ringctl.engine.accounting``): 0 only when every accepted message was delivered or
 dropped by a policy the topology chose.
 """
 
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import (
     ControlPlaneError,
     KernelStateError,
@@ -29,11 +30,10 @@ from ringctl.exceptions import (
 )
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.states import TopologyState, next_topology_state
-from ringctl.runtime.lifecycle import KernelState
 
 if TYPE_CHECKING:
-    from ringctl.engines.contract import Engine
-    from ringctl.runtime.accounting import Accounting
+    from ringctl.engine.accounting import Accounting
+    from ringctl.engine.contract import Engine
 
 __all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
 
@@ -124,7 +124,7 @@ class Supervisor:
     def __init__(self, plan: Plan, runtime: Engine | None = None) -> None:
         self.plan = plan
         if runtime is None:
-            from ringctl.engines.contract import make_engine
+            from ringctl.engine.contract import make_engine
 
             runtime = make_engine(plan.engine)
         self.runtime: Engine = runtime

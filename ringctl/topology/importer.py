@@ -28,7 +28,7 @@ from ringctl.topology.schema import PersistentSpec, Topology
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:
-    from ringctl.runtime.kernel import RingKernel
+    from ringctl.kernel.ring import RingKernel
 
 __all__ = ["EntryError", "find_entries", "import_entry", "resolve_entries", "search_path"]
 
@@ -115,7 +115,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
     afterwards so that loading a topology does not change what the rest of the process
     imports; kernel modules must therefore import what they need at their top level.
     """
-    from ringctl.runtime.kernel import as_kernel, is_kernel
+    from ringctl.kernel.ring import as_kernel, is_kernel
 
     source = topology.source_map or SourceMap(str(topology.source_path or "<topology>"), None)
     problems: list[Diagnostic] = []
@@ -206,7 +206,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
 
 def _is_persistent(obj: Any) -> bool:
     # Only a module that defines a persistent kernel has imported ringctl.persistent.
-    mod = sys.modules.get("ringctl.persistent.kernel")
+    mod = sys.modules.get("ringctl.kernel.persistent")
     return mod is not None and isinstance(obj, mod.PersistentKernel)
 
 
@@ -220,7 +220,7 @@ def _persistent_problem(
             "add `persistent: {}` to run it as a compiled loop",
         )
     if not _is_persistent(found):
-        from ringctl.runtime.kernel import is_kernel
+        from ringctl.kernel.ring import is_kernel
 
         if is_kernel(found):
             return (
@@ -276,8 +276,8 @@ def _fields(dtype: Any) -> str:
 def _bridge(
     topology: Topology, persistent: dict[str, Any], sys_path: list[str]
 ) -> dict[str, RingKernel]:
-    from ringctl.persistent.bridge import PersistentBridges
-    from ringctl.persistent.kernel import LoopOptions
+    from ringctl.engine.local.persistent.bridge import PersistentBridges
+    from ringctl.kernel.persistent import LoopOptions
 
     bridges = PersistentBridges(topology.name, sys_path=sys_path)
     out: dict[str, RingKernel] = {}
@@ -393,7 +393,7 @@ def _where(exc: BaseException) -> str:
 
 
 def _kernels_in(obj: Any) -> list[str]:
-    from ringctl.runtime.kernel import is_kernel
+    from ringctl.kernel.ring import is_kernel
 
     names = []
     for name in dir(obj):

@@ -1,4 +1,4 @@
-"""One behavioural contract, run against every engine (``ringctl.engines.contract``).
+"""One behavioural contract, run against every engine (``ringctl.engine.contract``).
 
 The local runtime and the Ray engine must refuse the same launches with the same words,
 raise the same exception types, return the same shapes and keep the same accounting, so
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ringctl import KernelState, ring_kernel
-from ringctl.engines.contract import Engine, make_engine
+from ringctl.engine.contract import Engine, make_engine
 from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, KernelStateError
 
 S = KernelState

@@ -18,7 +18,7 @@ async def _run(file: str, engine: str, address: str | None = None) -> dict[str, 
     plan = plan_from_file(TOPOLOGIES / file, engine=engine)
     runtime = None
     if engine == "ray":
-        from ringctl.engines.ray import RayRuntime
+        from ringctl.engine.ray.engine import RayRuntime
 
         runtime = RayRuntime(address=address)
     sup = Supervisor(plan, runtime)
@@ -73,7 +73,7 @@ async def test_sinks_get_what_the_local_engine_gives(
 
 
 async def test_a_kernel_no_node_can_place_fails_its_launch_clearly(ray_session: str) -> None:
-    from ringctl.engines.ray import RayRuntime
+    from ringctl.engine.ray.engine import RayRuntime
     from ringctl.exceptions import KernelLaunchError
 
     async def idle(ctx: Any) -> None:
@@ -95,8 +95,8 @@ async def test_a_message_that_cannot_cross_a_process_fails_the_producer_clearly(
     """Retrying cannot deliver an unpicklable message: the producer fails, with the reason."""
     import threading
 
-    from ringctl.engines.ray import RayRuntime
-    from ringctl.runtime.lifecycle import KernelState
+    from ringctl.engine.lifecycle import KernelState
+    from ringctl.engine.ray.engine import RayRuntime
 
     async def sends_a_lock(ctx: Any) -> None:
         await ctx.send(threading.Lock())  # a lock cannot be pickled

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from ringctl.engines.ray import RayRuntime
+from ringctl.engine.lifecycle import KernelState
+from ringctl.engine.ray.engine import RayRuntime
 from ringctl.orchestrator.loading import plan_from_file
 from ringctl.orchestrator.supervisor import Supervisor
-from ringctl.runtime.lifecycle import KernelState
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 
 async def run(address: str) -> dict[str, Any]:
-    from ringctl.engines.ray import RayRuntime
+    from ringctl.engine.ray.engine import RayRuntime
     from ringctl.orchestrator.loading import plan_from_file
     from ringctl.orchestrator.supervisor import Supervisor
 

@@ -303,7 +303,7 @@ async def test_a_completed_run_reports_its_accounting_in_the_status() -> None:
 
 
 def test_the_written_equation_says_when_it_does_not_add_up() -> None:
-    from ringctl.runtime.accounting import equation
+    from ringctl.engine.accounting import equation
 
     terms = {"accepted": 600, "delivered": 560, "dropped": 4}
     assert equation(terms) == (

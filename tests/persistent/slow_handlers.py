@@ -12,7 +12,10 @@ from tests.persistent.handlers import RECORD
 IMPORT_S = 3.0
 
 _main = sys.modules.get("__main__")
-if getattr(getattr(_main, "__spec__", None), "name", "") == "ringctl.persistent.__main__":
+if (
+    getattr(getattr(_main, "__spec__", None), "name", "")
+    == "ringctl.engine.local.persistent.__main__"
+):
     time.sleep(IMPORT_S)
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from ringctl import RingKernelRuntime
-from ringctl.persistent.bridge import PersistentBridges
-from ringctl.persistent.kernel import LoopOptions
-from ringctl.runtime.lifecycle import KernelState
+from ringctl.engine.lifecycle import KernelState
+from ringctl.engine.local.persistent.bridge import PersistentBridges
+from ringctl.kernel.persistent import LoopOptions
 
 from . import handlers
 from .handlers import MAGIC, RECORD, records
@@ -79,7 +79,7 @@ async def test_pause_through_the_runtime_stops_the_loop(rt: RingKernelRuntime) -
     await rt.deactivate("k")
     assert bridges.group.get_state("k") is KernelState.DEACTIVATED  # acknowledged
     ring = bridges.group.inbox("k")
-    from ringctl.persistent.ringops import ring_push
+    from ringctl.engine.local.persistent.ringops import ring_push
 
     ring_push(ring.header, ring.records, records(range(10, 20)))  # straight into its ring
     deadline = time.monotonic() + 0.2

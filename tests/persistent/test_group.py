@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from runtime.support import ACTIONS, SPEC_MOVES, holds, spec_expected, wait_until
 
+from ringctl.engine.lifecycle import KernelState
+from ringctl.engine.local.persistent.host import PersistentGroup, StallError
+from ringctl.engine.local.persistent.ringops import ring_count, ring_pop, ring_push
 from ringctl.exceptions import KernelLaunchError, KernelStateError
-from ringctl.persistent.host import PersistentGroup, StallError
-from ringctl.persistent.kernel import LoopOptions
-from ringctl.persistent.ringops import ring_count, ring_pop, ring_push
-from ringctl.runtime.lifecycle import KernelState
+from ringctl.kernel.persistent import LoopOptions
 
 from .handlers import MAGIC, records
 

@@ -12,10 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ringctl.persistent import PersistentKernel
-from ringctl.persistent.arena import Arena, ArenaBuilder, RingView
-from ringctl.persistent.kernel import LoopOptions
-from ringctl.persistent.layout import (
+from ringctl.engine.local.persistent.arena import Arena, ArenaBuilder, RingView
+from ringctl.engine.local.persistent.layout import (
     ACK,
     CMD,
     ERRORS,
@@ -27,8 +25,17 @@ from ringctl.persistent.layout import (
     TERMINATED,
     Command,
 )
-from ringctl.persistent.ringops import load, ring_close, ring_closed, ring_pop, ring_push, store
-from ringctl.persistent.thread import LoopThread
+from ringctl.engine.local.persistent.ringops import (
+    load,
+    ring_close,
+    ring_closed,
+    ring_pop,
+    ring_push,
+    store,
+)
+from ringctl.engine.local.persistent.thread import LoopThread
+from ringctl.kernel.persistent import LoopOptions
+from ringctl.persistent import PersistentKernel
 
 from . import handlers
 from .handlers import RECORD, records
@@ -273,7 +280,7 @@ def test_a_loops_folder_others_can_write_to_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ringctl.exceptions import UserInputError
-    from ringctl.persistent import loop
+    from ringctl.engine.local.persistent import loop
 
     monkeypatch.setenv("RINGCTL_CACHE_DIR", str(tmp_path))
     (tmp_path / "loops").mkdir(mode=0o777)
@@ -289,7 +296,7 @@ def test_a_loops_folder_others_can_write_to_is_refused(
 def test_a_planted_loop_module_is_written_anew_not_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ringctl.persistent import loop
+    from ringctl.engine.local.persistent import loop
 
     monkeypatch.setenv("RINGCTL_CACHE_DIR", str(tmp_path))
 

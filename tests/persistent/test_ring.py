@@ -10,8 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ringctl.persistent.arena import ArenaBuilder, RingView
-from ringctl.persistent.ringops import ring_close, ring_closed, ring_count, ring_pop, ring_push
+from ringctl.engine.local.persistent.arena import ArenaBuilder, RingView
+from ringctl.engine.local.persistent.ringops import (
+    ring_close,
+    ring_closed,
+    ring_count,
+    ring_pop,
+    ring_push,
+)
 
 from .handlers import RECORD, records
 

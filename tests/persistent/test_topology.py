@@ -284,7 +284,7 @@ def test_kill_9_of_the_supervisor_takes_the_worker_and_its_memory_with_it(
     assert ringctl.up_detached(path) == "orphan"
     pid = ringctl.pid_of("orphan")
     worker = wait_for(lambda: children(pid), timeout=60, what="the worker process")[0]
-    assert b"ringctl.persistent\x00" in Path(f"/proc/{worker}/cmdline").read_bytes()
+    assert b"ringctl.engine.local.persistent\x00" in Path(f"/proc/{worker}/cmdline").read_bytes()
     assert list(Path("/dev/shm").glob(f"ringctl-orphan-{pid}-*"))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), what="worker")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ringctl import KernelContext, RingKernelRuntime
+from ringctl.engine.local.queues import Backpressure
 from ringctl.exceptions import QueueFullError
-from ringctl.runtime.queues import Backpressure
 
 from .support import collector, echo, holds, source, wait_until
 

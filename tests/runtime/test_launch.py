@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from ringctl import KernelContext, KernelState, RingKernelRuntime, ring_kernel
+from ringctl.engine.local.backends import cuda_available
 from ringctl.exceptions import KernelLaunchError
-from ringctl.runtime.backends import cuda_available
 
 from .support import echo, other_tasks
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ringctl import KernelState
+from ringctl.engine.ledger import KernelBook
 from ringctl.exceptions import KernelStateError
-from ringctl.runtime.ledger import KernelBook
 
 S = KernelState
 

@@ -12,9 +12,9 @@ import itertools
 
 import pytest
 
+from ringctl.engine import lifecycle
+from ringctl.engine.lifecycle import KernelState, expected_states, next_state
 from ringctl.exceptions import KernelStateError
-from ringctl.runtime import lifecycle
-from ringctl.runtime.lifecycle import KernelState, expected_states, next_state
 
 from .support import ACTIONS, SPEC_MOVES, spec_expected
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from ringctl import KernelContext, KernelState, RingKernelRuntime, ring_kernel
+from ringctl.engine.local.ports import OutPort, Tap
+from ringctl.engine.local.queues import Inbox, Queue
 from ringctl.exceptions import KernelStateError, UserInputError
-from ringctl.runtime.ports import OutPort, Tap
-from ringctl.runtime.queues import Inbox, Queue
 
 from .support import wait_until
 

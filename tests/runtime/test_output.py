@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ringctl import KernelContext, RingKernelRuntime, ring_kernel
+from ringctl.engine.local.output import KernelLog, OutputRecord, capture, read_records
 from ringctl.exceptions import KernelLaunchError
-from ringctl.runtime.output import KernelLog, OutputRecord, capture, read_records
 
 
 async def test_prints_logs_and_tracebacks_are_tagged_and_the_rest_passes_through(

@@ -183,7 +183,7 @@ async def test_snapshots_are_frozen_and_serializable(runtime: RingKernelRuntime)
 
 
 def test_replica_metrics_add_up_numbers_and_keep_the_rest() -> None:
-    from ringctl.runtime.telemetry import merge_metrics
+    from ringctl.engine.telemetry import merge_metrics
 
     merged = merge_metrics(
         [

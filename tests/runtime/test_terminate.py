@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ringctl import KernelContext, KernelState, RingKernelRuntime
-from ringctl.runtime.runtime import FORCE_STOP_GRACE_S
+from ringctl.engine.local.engine import FORCE_STOP_GRACE_S
 
 from .support import collector, echo, kernel_tasks, other_tasks, source, wait_until
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ringctl.runtime.kernel import RingKernel
+from ringctl.kernel.ring import RingKernel
 from ringctl.topology import TopologyError, load_topology, resolve_entries
 from ringctl.topology.importer import EntryError, import_entry
 

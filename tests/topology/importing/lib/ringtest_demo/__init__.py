@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ringctl.runtime.kernel import ring_kernel
+from ringctl.kernel.ring import ring_kernel
 
 
 class CounterParams(BaseModel):

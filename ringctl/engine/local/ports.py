@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
-from ringctl.runtime.queues import Inbox, Queue
+from ringctl.engine.local.queues import Inbox, Queue
 
 __all__ = ["Fanout", "OutPort", "Tap"]
 

@@ -7,8 +7,12 @@ the compiled parts are imported when a kernel is launched (see docs/persistent.m
 
 from __future__ import annotations
 
-from ringctl.persistent.host import PersistentGroup, PersistentStats, PersistentTermination
-from ringctl.persistent.kernel import (
+from ringctl.engine.local.persistent.host import (
+    PersistentGroup,
+    PersistentStats,
+    PersistentTermination,
+)
+from ringctl.kernel.persistent import (
     DEFAULT_RING_CAPACITY,
     LoopOptions,
     PersistentKernel,

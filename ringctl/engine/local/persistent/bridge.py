@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ringctl.persistent.host import PersistentGroup
-from ringctl.persistent.kernel import LoopOptions, PersistentKernel
-from ringctl.runtime.kernel import RingKernel
-from ringctl.runtime.lifecycle import KernelState
+from ringctl.engine.lifecycle import KernelState
+from ringctl.engine.local.persistent.host import PersistentGroup
+from ringctl.kernel.persistent import LoopOptions, PersistentKernel
+from ringctl.kernel.ring import RingKernel
 
 if TYPE_CHECKING:
-    from ringctl.runtime.accounting import QueueAccount
-    from ringctl.runtime.context import KernelContext
+    from ringctl.engine.accounting import QueueAccount
+    from ringctl.kernel.context import KernelContext
 
 __all__ = ["PersistentBridges", "PersistentFailed", "PersistentReplicaError"]
 
@@ -136,7 +136,7 @@ class _Bridge:
         count as accepted and left, so an array that the asyncio queue delivered to the
         bridge is never half-accounted.
         """
-        from ringctl.runtime.accounting import QueueAccount
+        from ringctl.engine.accounting import QueueAccount
 
         group, kid = self.group, self.kernel_id
         st = group.stats(kid)
@@ -170,7 +170,7 @@ class _Bridge:
     def idle(self) -> bool:
         """No record waits in the bridge, in the kernel's input ring or in an output ring
         that the bridge drains; asked at the instant the runtime checks quiescence."""
-        from ringctl.persistent.ringops import ring_count
+        from ringctl.engine.local.persistent.ringops import ring_count
 
         if self.pending is not None:
             return False
@@ -214,7 +214,7 @@ class _Bridge:
     # -- the body ------------------------------------------------------------------------
 
     async def body(self, ctx: KernelContext) -> None:
-        from ringctl.persistent.ringops import ring_count, ring_pop, ring_push
+        from ringctl.engine.local.persistent.ringops import ring_count, ring_pop, ring_push
 
         group, kid = self.group, self.kernel_id
         feeding = group.fed_by_host(kid)

@@ -1,6 +1,6 @@
 """The worker process: maps the arena, runs each persistent kernel's loop on a thread.
 
-Started as ``python -m ringctl.persistent FD`` by ``PersistentGroup``, FD one end
+Started as ``python -m ringctl.engine.local.persistent FD`` by ``PersistentGroup``, FD one end
 of a socket pair whose other end the host keeps. A thread cannot be killed, so the
 loops live in a process of their own that the host can kill (force-stop) and start again
 on the same arena: rings, records, counters and state survive. The host talks to the
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ringctl.persistent.arena import Arena, ArenaLayout
-from ringctl.persistent.kernel import LoopOptions, PersistentKernel
+from ringctl.engine.local.persistent.arena import Arena, ArenaLayout
+from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 __all__ = ["KernelPlacement", "WorkerSpec", "load_kernel", "worker_main"]
 
@@ -106,7 +106,7 @@ def _start(
     placement: KernelPlacement,
     skip_wedged: bool,
 ) -> None:
-    from ringctl.persistent.thread import LoopThread  # Numba: only in the worker
+    from ringctl.engine.local.persistent.thread import LoopThread  # Numba: only in the worker
 
     kid = placement.kernel_id
     try:

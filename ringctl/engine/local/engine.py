@@ -20,6 +20,20 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
+from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
+from ringctl.engine.ledger import KernelBook, StateListener, check_launch, missing_kernel
+from ringctl.engine.lifecycle import Action, KernelState, next_state
+from ringctl.engine.local import output
+from ringctl.engine.local.backends import BackendChoice, resolve_backend
+from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
+from ringctl.engine.local.queues import EMPTY, Inbox, Queue
+from ringctl.engine.telemetry import (
+    KernelSnapshot,
+    LatencySampler,
+    QueueSnapshot,
+    RuntimeSnapshot,
+    merge_metrics,
+)
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
@@ -27,22 +41,8 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
-from ringctl.runtime import output
-from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
-from ringctl.runtime.backends import BackendChoice, resolve_backend
-from ringctl.runtime.context import KernelContext, _expire, _woken
-from ringctl.runtime.kernel import RingKernel, as_kernel, registered, registered_ids
-from ringctl.runtime.ledger import KernelBook, StateListener, check_launch, missing_kernel
-from ringctl.runtime.lifecycle import Action, KernelState, next_state
-from ringctl.runtime.ports import TAP_CAPACITY, Fanout, OutPort, Tap
-from ringctl.runtime.queues import EMPTY, Inbox, Queue
-from ringctl.runtime.telemetry import (
-    KernelSnapshot,
-    LatencySampler,
-    QueueSnapshot,
-    RuntimeSnapshot,
-    merge_metrics,
-)
+from ringctl.kernel.context import KernelContext, _expire, _woken
+from ringctl.kernel.ring import RingKernel, as_kernel, registered, registered_ids
 
 __all__ = ["KernelInfo", "RingKernelRuntime", "TerminationReport"]
 

@@ -18,7 +18,7 @@ refusal raises instead and is not accepted); ``delivered`` what the consumer too
 that will never run again could not take (queued when it went away, or sent after);
 ``left`` what was still queued when the consumer was stopped on request; ``depth`` what is
 queued now. Each term is counted where its event happens, never derived from the others,
-so ``ringctl.runtime.accounting`` finds a path that lost a message without counting it.
+so ``ringctl.engine.accounting`` finds a path that lost a message without counting it.
 """
 
 from __future__ import annotations

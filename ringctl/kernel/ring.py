@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ringctl.runtime.accounting import QueueAccount
-    from ringctl.runtime.context import KernelContext
+    from ringctl.engine.accounting import QueueAccount
+    from ringctl.kernel.context import KernelContext
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ringctl.persistent.layout import CACHE_LINE, CONTROL_WORDS, RING_HEADER_WORDS
+from ringctl.engine.local.persistent.layout import CACHE_LINE, CONTROL_WORDS, RING_HEADER_WORDS
 
 __all__ = ["Arena", "ArenaBuilder", "ArenaLayout", "RingLayout", "RingView"]
 

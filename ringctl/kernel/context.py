@@ -26,11 +26,11 @@ from collections.abc import AsyncIterator, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ringctl.runtime.queues import EMPTY, Inbox, _wake_first
-from ringctl.runtime.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
+from ringctl.engine.local.queues import EMPTY, Inbox, _wake_first
+from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
-    from ringctl.runtime.ports import OutPort
+    from ringctl.engine.local.ports import OutPort
 
 __all__ = ["KernelContext"]
 

@@ -2,7 +2,7 @@
 
 This is the kernel side of the control block: it resets ``ACK`` and ``TERMINATED``
 before the loop starts and records ``STOP_FAILED`` if the handler raises. Used inside
-a worker process (``ringctl.persistent.worker``) and, for benchmarks and tests of the
+a worker process (``ringctl.engine.local.persistent.worker``) and, for benchmarks and tests of the
 protocol alone, directly in the calling process.
 """
 
@@ -14,10 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from ringctl.persistent.arena import RingView
-from ringctl.persistent.kernel import LoopOptions, PersistentKernel
-from ringctl.persistent.layout import ACK, LOST, POS, STOP_FAILED, STOP_NONE, TAIL, TERMINATED
-from ringctl.persistent.ringops import store
+from ringctl.engine.local.persistent.arena import RingView
+from ringctl.engine.local.persistent.layout import (
+    ACK,
+    LOST,
+    POS,
+    STOP_FAILED,
+    STOP_NONE,
+    TAIL,
+    TERMINATED,
+)
+from ringctl.engine.local.persistent.ringops import store
+from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 __all__ = ["LoopThread"]
 
@@ -56,7 +64,7 @@ class LoopThread:
         loop.compile(tuple(typeof(a) for a in args))  # type: ignore[no-untyped-call]
 
     def _loop_and_args(self) -> tuple[Any, tuple[Any, ...]]:
-        from ringctl.persistent.loop import loops_for
+        from ringctl.engine.local.persistent.loop import loops_for
 
         loops = loops_for(self.kernel.handler)
         o = self._options

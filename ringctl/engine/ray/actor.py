@@ -22,9 +22,9 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 
-from ringctl.runtime.context import KernelContext
-from ringctl.runtime.ports import OutPort
-from ringctl.runtime.queues import Backpressure, Inbox, Queue
+from ringctl.engine.local.ports import OutPort
+from ringctl.engine.local.queues import Backpressure, Inbox, Queue
+from ringctl.kernel.context import KernelContext
 
 MAX_BATCH = 1000
 LINGER_S = 0.001

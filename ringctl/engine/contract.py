@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ringctl.runtime.accounting import Accounting
-    from ringctl.runtime.lifecycle import KernelState
-    from ringctl.runtime.runtime import KernelInfo, TerminationReport
-    from ringctl.runtime.telemetry import RuntimeSnapshot
+    from ringctl.engine.accounting import Accounting
+    from ringctl.engine.lifecycle import KernelState
+    from ringctl.engine.local.engine import KernelInfo, TerminationReport
+    from ringctl.engine.telemetry import RuntimeSnapshot
 
 __all__ = ["ENGINES", "Engine", "StateListener", "make_engine"]
 
@@ -114,11 +114,11 @@ def make_engine(name: str, *, address: str | None = None) -> Engine:
     """A new, empty engine of the kind a topology names (``local`` or ``ray``);
     ``address`` is the Ray cluster to join (None: start a local Ray)."""
     if name == "local":
-        from ringctl.runtime.runtime import RingKernelRuntime
+        from ringctl.engine.local.engine import RingKernelRuntime
 
         return RingKernelRuntime()
     if name == "ray":
-        from ringctl.engines.ray import RayRuntime
+        from ringctl.engine.ray.engine import RayRuntime
 
         return RayRuntime(address=address)
     from ringctl.exceptions import UserInputError

@@ -1,10 +1,10 @@
 """``WorkerProcess``: start, talk to, stop and kill one worker (the host's side of the socket).
 
 A fresh interpreter (never a fork of a process that runs threads), started as ``python
--m ringctl.persistent FD`` rather than with multiprocessing's spawn, which would
+-m ringctl.engine.local.persistent FD`` rather than with multiprocessing's spawn, which would
 re-run the caller's ``__main__`` (a script without an ``if __name__ == "__main__"``
 guard). The socket carries the ``WorkerSpec`` first, then ``start`` / ``exit`` commands
-one way and replies the other (see ``ringctl.persistent.worker``).
+one way and replies the other (see ``ringctl.engine.local.persistent.worker``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from ringctl.persistent.worker import WorkerSpec
+from ringctl.engine.local.persistent.worker import WorkerSpec
 
 __all__ = ["WorkerProcess"]
 
@@ -31,7 +31,7 @@ class WorkerProcess:
         parent, child = socket.socketpair()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "ringctl.persistent", str(child.fileno())],
+                [sys.executable, "-m", "ringctl.engine.local.persistent", str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

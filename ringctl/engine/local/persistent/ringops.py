@@ -13,8 +13,8 @@ from typing import Any
 
 import numba
 
-from ringctl.persistent.atomics import load_acquire, store_release
-from ringctl.persistent.layout import HEAD, RING_CLOSED, TAIL
+from ringctl.engine.local.persistent.atomics import load_acquire, store_release
+from ringctl.engine.local.persistent.layout import HEAD, RING_CLOSED, TAIL
 
 __all__ = ["load", "ring_close", "ring_closed", "ring_count", "ring_pop", "ring_push", "store"]
 

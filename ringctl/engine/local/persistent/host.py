@@ -1,6 +1,6 @@
 """``PersistentGroup``: the host side of persistent kernels, one worker process per group.
 
-It obeys the same lifecycle table as every other kernel (``ringctl.runtime.lifecycle``):
+It obeys the same lifecycle table as every other kernel (``ringctl.engine.lifecycle``):
 ``launch`` allocates the rings (once, for the whole group), starts the worker if needed,
 compiles the kernel (cached) and returns when its loop runs idle; ``activate`` returns
 when the kernel acknowledged ACTIVE; after ``deactivate`` returns no record is handled;
@@ -25,10 +25,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
-from ringctl.persistent.arena import Arena, ArenaBuilder, RingView
-from ringctl.persistent.kernel import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
-from ringctl.persistent.layout import (
+from ringctl.engine.lifecycle import Action, KernelState, next_state
+from ringctl.engine.local.persistent.arena import Arena, ArenaBuilder, RingView
+from ringctl.engine.local.persistent.layout import (
     ACK,
     CMD,
     CONSUMER_GONE,
@@ -47,9 +46,10 @@ from ringctl.persistent.layout import (
     TERMINATED,
     Command,
 )
-from ringctl.persistent.process import WorkerProcess
-from ringctl.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
-from ringctl.runtime.lifecycle import Action, KernelState, next_state
+from ringctl.engine.local.persistent.process import WorkerProcess
+from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
+from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
+from ringctl.kernel.persistent import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
 
 __all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
 
@@ -259,7 +259,7 @@ class PersistentGroup:
 
     def count_drops(self, kernel_id: str, n: int) -> None:
         """Records a host-side producer could not push (a full ring under a drop policy)."""
-        from ringctl.persistent.ringops import load, store
+        from ringctl.engine.local.persistent.ringops import load, store
 
         ctrl = self._ctrl(self._get(kernel_id))
         store(ctrl, DROPS, load(ctrl, DROPS) + n)
@@ -267,13 +267,13 @@ class PersistentGroup:
     def close_input(self, kernel_id: str) -> None:
         """The kernel will not run again (until a relaunch): a persistent kernel that feeds
         it stops waiting for room in its ring and counts what it discards instead."""
-        from ringctl.persistent.ringops import store
+        from ringctl.engine.local.persistent.ringops import store
 
         if self._arena is not None and not self._closed:
             store(self.inbox(kernel_id).header, CONSUMER_GONE, 1)
 
     def stats(self, kernel_id: str) -> PersistentStats:
-        from ringctl.persistent.ringops import load
+        from ringctl.engine.local.persistent.ringops import load
 
         if self._closed:
             return self._final[kernel_id]
@@ -344,7 +344,7 @@ class PersistentGroup:
 
     async def terminate(self, kernel_id: str, timeout: float = 5.0) -> PersistentTermination:
         """Ask to stop; wait up to ``timeout`` for the flag; else kill the worker."""
-        from ringctl.persistent.ringops import load, store
+        from ringctl.engine.local.persistent.ringops import load, store
 
         self._pump()
         m = self._get(kernel_id)
@@ -387,7 +387,7 @@ class PersistentGroup:
         # Importing Numba and loading the compiled host operations takes about a second:
         # off the event loop, so the other kernels (and the supervisor) keep running.
         await asyncio.to_thread(_load_host_ops)
-        from ringctl.persistent.ringops import load, store
+        from ringctl.engine.local.persistent.ringops import load, store
 
         try:
             arena = self._layout()
@@ -450,7 +450,7 @@ class PersistentGroup:
 
     def _pump(self) -> None:
         """Take in what the worker reported; a dead worker fails its running kernels."""
-        from ringctl.persistent.ringops import load
+        from ringctl.engine.local.persistent.ringops import load
 
         worker = self._worker
         if self._closed or worker is None:
@@ -486,7 +486,7 @@ class PersistentGroup:
     # -- helpers ---------------------------------------------------------------------------
 
     async def _command(self, kernel_id: str, action: Action, cmd: Command, timeout: float) -> None:
-        from ringctl.persistent.ringops import load, store
+        from ringctl.engine.local.persistent.ringops import load, store
 
         self._pump()
         m = self._get(kernel_id)
@@ -531,7 +531,7 @@ class PersistentGroup:
 
 def _load_host_ops() -> None:
     """Import the compiled shared-word operations and load their machine code once."""
-    from ringctl.persistent.ringops import load, ring_count, store
+    from ringctl.engine.local.persistent.ringops import load, ring_count, store
 
     words = np.zeros(RING_HEADER_WORDS, np.int64)
     store(words, HEAD, load(words, TAIL) + ring_count(words))

@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ringctl.engine.lifecycle import USER_ACTIONS, Action, KernelState, next_state
+from ringctl.engine.telemetry import RateWindow
 from ringctl.exceptions import (
     KernelLaunchError,
     KernelNotFoundError,
     KernelStateError,
     RingctlError,
 )
-from ringctl.runtime.kernel import RingKernel, registered
-from ringctl.runtime.lifecycle import USER_ACTIONS, Action, KernelState, next_state
-from ringctl.runtime.telemetry import RateWindow
+from ringctl.kernel.ring import RingKernel, registered
 
 __all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "StateListener",
            "check_launch", "check_params", "missing_kernel"]  # fmt: skip

@@ -21,6 +21,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
+from ringctl.engine.ledger import KernelBook, check_launch, check_params, missing_kernel
+from ringctl.engine.lifecycle import Action, KernelState, next_state
+from ringctl.engine.local.backends import resolve_backend
+from ringctl.engine.local.engine import KernelInfo, TerminationReport
+from ringctl.engine.telemetry import (
+    KernelSnapshot,
+    QueueSnapshot,
+    RuntimeSnapshot,
+    merge_metrics,
+)
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
@@ -28,22 +39,11 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
-from ringctl.runtime.accounting import Accounting, QueueAccount, build_accounting
-from ringctl.runtime.backends import resolve_backend
-from ringctl.runtime.kernel import RingKernel, as_kernel, registered
-from ringctl.runtime.ledger import KernelBook, check_launch, check_params, missing_kernel
-from ringctl.runtime.lifecycle import Action, KernelState, next_state
-from ringctl.runtime.runtime import KernelInfo, TerminationReport
-from ringctl.runtime.telemetry import (
-    KernelSnapshot,
-    QueueSnapshot,
-    RuntimeSnapshot,
-    merge_metrics,
-)
+from ringctl.kernel.ring import RingKernel, as_kernel, registered
 
 __all__ = ["RayRuntime", "import_ray"]
 
-log = logging.getLogger("ringctl.engines.ray")
+log = logging.getLogger("ringctl.engine.ray.engine")
 S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 POLL_S: Final = 0.05
@@ -189,7 +189,7 @@ class RayRuntime:
             with _keep_sigterm():
                 ray.init(**kwargs)
             self._started_ray = True
-        from ringctl.engines.ray_actor import KernelHost
+        from ringctl.engine.ray.actor import KernelHost
 
         self._actor_class = ray.remote(KernelHost)
         self._ray = ray

@@ -1,0 +1,2 @@
+"""The local engine: one asyncio event loop in this process, persistent kernels in
+worker processes."""

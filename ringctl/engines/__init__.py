@@ -1,1 +1,0 @@
-"""Engines other than the local event loop. Each one is imported only when asked for."""

@@ -1,0 +1,1 @@
+"""What a kernel author imports: ``@ring_kernel``, the kernel context, ``@persistent_kernel``."""

@@ -1,1 +1,0 @@
-"""The ring-kernel runtime: lifecycle, contexts, queues, telemetry (no YAML, no CLI)."""
