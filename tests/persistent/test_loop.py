@@ -279,8 +279,8 @@ def test_order_holds_under_any_batching(chunks: list[int], batch: int) -> None:
 def test_a_loops_folder_others_can_write_to_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ringctl.exceptions import UserInputError
     from ringctl.engine.local.persistent import loop
+    from ringctl.exceptions import UserInputError
 
     monkeypatch.setenv("RINGCTL_CACHE_DIR", str(tmp_path))
     (tmp_path / "loops").mkdir(mode=0o777)
