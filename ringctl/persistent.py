@@ -13,14 +13,14 @@ from ringctl.engine.local.persistent.host import (
     PersistentTermination,
 )
 from ringctl.kernel.persistent import (
-    DEFAULT_RING_CAPACITY,
+    DEFAULT_RING_BYTES,
     LoopOptions,
     PersistentKernel,
     persistent_kernel,
 )
 
 __all__ = [
-    "DEFAULT_RING_CAPACITY",
+    "DEFAULT_RING_BYTES",
     "LoopOptions",
     "PersistentGroup",
     "PersistentKernel",

@@ -291,7 +291,7 @@ def _bridge(
             kernel,
             params=spec.params,
             ring=p.ring,
-            options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
+            options=LoopOptions(spin_us=p.spin_us, nap_us=p.nap_us, batch=p.batch),
         )
     for edge in topology.queues:
         if edge.producer in persistent and edge.to in persistent:

@@ -390,7 +390,7 @@ def faulty_pipeline(tmp_path: Path, name: str, handler: str, source: str) -> Pat
             params: {source}
           k:
             entry: {H}:{handler}
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           sink:
             entry: {H}:record_sink
         queues:
@@ -435,10 +435,10 @@ def test_a_persistent_kernel_that_fails_for_good_does_not_hold_up_the_one_feedin
             params: {{messages: 50, value_at: 2000, value: -1.0}}
           p1:
             entry: {H}:double
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           p2:
             entry: {H}:fails_on_negative
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           sink:
             entry: {H}:record_sink
         queues:

@@ -67,7 +67,7 @@ class PersistentBridges:
         kernel: PersistentKernel,
         *,
         params: Mapping[str, Any],
-        ring: int,
+        ring: int | None,
         options: LoopOptions,
     ) -> RingKernel:
         """The ``RingKernel`` the runtime launches for this persistent kernel."""
@@ -234,8 +234,9 @@ class _Bridge:
             busy = False
             if self.pending is not None:
                 took = ring_push(inbox.header, inbox.records, self.pending)
-                busy = took > 0
                 self.pending = self.pending[took:] if took < len(self.pending) else None
+                # A ring that filled up is napped on below, not polled in a busy loop.
+                busy = took > 0 and self.pending is None
             if outbox is not None and out_buf is not None:
                 n = ring_pop(outbox.header, outbox.records, out_buf)
                 if n:

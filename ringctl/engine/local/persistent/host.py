@@ -49,7 +49,7 @@ from ringctl.engine.local.persistent.layout import (
 from ringctl.engine.local.persistent.process import WorkerProcess
 from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
 from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
-from ringctl.kernel.persistent import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
+from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 __all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
 
@@ -145,14 +145,15 @@ class PersistentGroup:
         entry: str,
         *,
         params: Mapping[str, Any] | None = None,
-        capacity: int = DEFAULT_RING_CAPACITY,
+        capacity: int | None = None,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
     ) -> PersistentKernel:
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way.
+        imports ``entry`` itself either way. ``capacity`` (records per ring) defaults to
+        the kernel's ``default_ring``.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
@@ -161,7 +162,12 @@ class PersistentGroup:
         if kernel is None:
             kernel = load_kernel(entry)
         self._members[kernel_id] = _Member(
-            kernel_id, entry, kernel, dict(params or {}), capacity, options or LoopOptions()
+            kernel_id,
+            entry,
+            kernel,
+            dict(params or {}),
+            capacity or kernel.default_ring,
+            options or LoopOptions(),
         )
         return kernel
 
