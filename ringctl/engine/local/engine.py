@@ -787,7 +787,10 @@ class RingKernelRuntime:
 
     async def send(self, kernel_id: str, msg: Any) -> None:
         """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
-        q = self._external(kernel_id)
+        k = self._kernels.get(kernel_id)
+        q = None if k is None else k.external
+        if q is None or k.state not in _RUNNING_STATES:  # type: ignore[union-attr]
+            q = self._external(kernel_id)
         if not q.put_nowait(msg):
             await q.put(msg)
 

@@ -75,6 +75,7 @@ class Queue:
 
     __slots__ = (
         "_getters",
+        "_high",
         "_items",
         "_limit",
         "_space_waiters",
@@ -85,7 +86,6 @@ class Queue:
         "consumer",
         "delivered",
         "drops",
-        "high_water",
         "inbox",
         "left",
         "lost",
@@ -123,7 +123,10 @@ class Queue:
         self.drops = 0  # dropped by the backpressure policy
         self.lost = 0
         self.left = 0
-        self.high_water = 0
+        # The deepest the queue was when a consumer took from it or it closed; with the
+        # current depth that is the high-water mark (between two takes the depth only
+        # grows), kept off the put path.
+        self._high = 0
         self.blocked_s = 0.0
         self.closed = False
         self.close_reason = "lost"  # which term a put into the closed queue counts in
@@ -134,6 +137,12 @@ class Queue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def high_water(self) -> int:
+        """The most messages this queue ever held at once."""
+        n = len(self._items)
+        return n if n > self._high else self._high
 
     def __repr__(self) -> str:
         return f"<Queue {self.name} {len(self._items)}/{self.capacity} {self.policy.value}>"
@@ -148,8 +157,6 @@ class Queue:
             return False
         items.append(item)
         self.messages += 1
-        if n >= self.high_water:
-            self.high_water = n + 1
         if self._getters:
             _wake_first(self._getters)
         return True
@@ -170,6 +177,7 @@ class Queue:
                     return
                 await self._wait_for_space()
         elif policy is Backpressure.DROP_OLDEST:
+            self._note_depth()
             self._items.popleft()
             self.drops += 1
             self.put_nowait(item)
@@ -191,8 +199,6 @@ class Queue:
                 queue.extend(chunk)
                 start += len(chunk)
                 self.messages += len(chunk)
-                if len(queue) > self.high_water:
-                    self.high_water = len(queue)
                 if self._getters:
                     _wake_all(self._getters)
                 continue
@@ -235,6 +241,12 @@ class Queue:
 
     # -- consumer side (called through the Inbox) ---------------------------------------
 
+    def _note_depth(self) -> None:
+        """Called before anything leaves the queue (see ``high_water``)."""
+        n = len(self._items)
+        if n > self._high:
+            self._high = n
+
     def _took(self, n: int) -> None:
         self.delivered += n
         if self._space_waiters:
@@ -242,6 +254,19 @@ class Queue:
                 _wake_first(self._space_waiters)
             else:
                 _wake_all(self._space_waiters)
+
+    def put_back(self, items: list[Any]) -> None:
+        """Messages the consumer took but will not handle (it was paused or stopped
+        first): first in line again, or, once the queue is closed, counted as the close
+        said. ``delivered`` is taken back, so the accounting law stays exact."""
+        n = len(items)
+        self.delivered -= n
+        if self.closed:
+            self._unprocessed(n)
+            return
+        self._items.extendleft(reversed(items))
+        if self._getters:
+            _wake_first(self._getters)
 
     def close(self, reason: str = "lost") -> int:
         """The consumer is gone: what was queued, and every later put, is counted.
@@ -255,6 +280,7 @@ class Queue:
         self.closed = True
         self.close_reason = reason
         self._limit = 0
+        self._note_depth()
         discarded = len(self._items)
         self._items.clear()
         self._unprocessed(discarded)
@@ -318,6 +344,8 @@ class Inbox:
         if single is not None:
             items = single._items
             if items:
+                if len(items) > single._high:
+                    single._high = len(items)
                 item = items.popleft()
                 single.delivered += 1
                 if single._space_waiters:
@@ -330,6 +358,7 @@ class Inbox:
             q = queues[(self._cursor + i) % n]
             if q._items:
                 self._cursor = (self._cursor + i + 1) % n
+                q._note_depth()
                 item = q._items.popleft()
                 q.delivered += 1
                 if q._space_waiters:
@@ -348,6 +377,7 @@ class Inbox:
             items = single._items
             if not items:
                 return []
+            single._note_depth()
             if len(items) <= max_items:
                 batch = list(items)
                 items.clear()
@@ -367,6 +397,7 @@ class Inbox:
             if not items:
                 continue
             want = max_items - len(out)
+            q._note_depth()
             if len(items) <= want:
                 out.extend(items)
                 taken = len(items)
