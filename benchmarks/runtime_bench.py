@@ -218,7 +218,7 @@ async def bare_three_stage_batched(n: int, batch: int, capacity: int = 1024) -> 
         src, dst = chans[i], chans[i + 1]
         moved = 0
         while moved < total:
-            xs = await src.get_many(batch)
+            xs = await src.get_many(4096)  # as echo_batches takes
             moved += len(xs)
             await dst.put_many(xs)
 

@@ -789,7 +789,7 @@ class RingKernelRuntime:
         """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
         k = self._kernels.get(kernel_id)
         q = None if k is None else k.external
-        if q is None or k.state not in _RUNNING_STATES:  # type: ignore[union-attr]
+        if k is None or q is None or k.state not in _RUNNING_STATES:
             q = self._external(kernel_id)
         if not q.put_nowait(msg):
             await q.put(msg)
@@ -819,7 +819,12 @@ class RingKernelRuntime:
         Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
         kernel failed and nothing is left to read (instead of hanging).
         """
-        k, inbox = self._output(kernel_id, port)
+        k = self._kernels.get(kernel_id)
+        out = None if k is None else k.ports.get(port)
+        if k is None or out is None or out.targets:  # not sent on yet, or an error to raise
+            k, inbox = self._output(kernel_id, port)
+        else:
+            inbox = out.output_inbox
         item = inbox.get_nowait()
         if item is not EMPTY:
             return item

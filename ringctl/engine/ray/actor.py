@@ -4,9 +4,11 @@ Inside the actor the kernel runs exactly as in the local engine: the same
 ``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
 the same), the same lifecycle flags. What differs is the edge between two actors: the
 producer's port feeds a local *outbox* queue (edge capacity, blocking), and pump tasks
-move its contents to the consumer actor in batches (by size, after a short linger), one
-call in flight per pump, so per-edge order holds and a full consumer inbox slows the
-producer down instead of growing memory.
+move its contents to the consumer actor in batches, one call in flight per pump, so
+per-edge order holds and a full consumer inbox slows the producer down instead of
+growing memory. As in Nagle's algorithm, a pump with nothing in flight sends what is
+queued at once (a lone message pays one call, no wait); what is sent while a call is in
+flight waits for it and goes in the next batch (up to ``MAX_BATCH`` messages).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
 MAX_BATCH = 1000
-LINGER_S = 0.001
 
 
 class KernelHost:
@@ -146,9 +147,7 @@ class KernelHost:
             if not batch:
                 fut: asyncio.Future[None] = loop.create_future()
                 outbox.waiters.append(fut)
-                await fut
-                if len(outbox) < MAX_BATCH:
-                    await asyncio.sleep(LINGER_S)  # let a light stream form a batch
+                await fut  # nothing in flight: send what came at once, no linger
                 continue
             if edge_id in self.closed_edges:
                 self._count(self.out_lost, edge_id, len(batch))
