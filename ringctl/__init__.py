@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringctl._lazy import lazy_exports
+from ringctl._version import __version__
 
 if TYPE_CHECKING:
     from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from ringctl.kernel.context import KernelContext
     from ringctl.kernel.ring import RingKernel, ring_kernel
 
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "KernelContext": "ringctl.kernel.context",

@@ -107,6 +107,7 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
+    from ringctl.control.history import clean_if_stale
     from ringctl.control.paths import state_dir
     from ringctl.exceptions import TopologyNotRunningError
 
@@ -169,7 +170,7 @@ def logs(
                     else:
                         lines.extend(log_lines(record))
                 _write(lines)
-            elif files.clean_if_stale() != "held":
+            elif clean_if_stale(files) != "held":
                 # The run is over and everything it wrote has been printed.
                 _say_if_died(directory, name)
                 return

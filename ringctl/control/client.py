@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ringctl.control import wire
+from ringctl.control.history import clean_if_stale
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
@@ -53,7 +54,7 @@ class ControlClient:
         """Why the socket does not answer; cleans up after a supervisor that died."""
         info = self.files.read_pid() or {}
         pid = info.get("pid")
-        found = self.files.clean_if_stale()
+        found = clean_if_stale(self.files)
         if found == "held":
             who = f" (pid {pid})" if pid else ""
             return TopologyNotRunningError(
@@ -154,7 +155,7 @@ def running(
             if died is not None:
                 died.append(name)
         except (TopologyNotRunningError, ControlPlaneError):
-            state = files.clean_if_stale()
+            state = clean_if_stale(files)
             if state == "held":
                 found.append(_not_responding(files))
             elif state == "cleaned" and died is not None:

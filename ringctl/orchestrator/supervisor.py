@@ -696,9 +696,6 @@ class Supervisor:
         if progress is not None:
             progress(dict(self.phase))
 
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
     # -- status --------------------------------------------------------------------------
 
     def on_status(self, publish: Callable[[dict[str, Any]], None]) -> None:

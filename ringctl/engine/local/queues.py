@@ -229,10 +229,6 @@ class Queue:
         finally:
             self.blocked_s += time.perf_counter() - started
 
-    @property
-    def producers_waiting(self) -> int:
-        return sum(1 for f in self._space_waiters if not f.done())
-
     # -- consumer side (called through the Inbox) ---------------------------------------
 
     def _took(self, n: int) -> None:
