@@ -263,7 +263,7 @@ class TopologyFile:
 
 def engine_for(plan: Plan, address: str | None = None) -> Engine:
     """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
-    from ringctl.engine.contract import make_engine
+    from ringctl.engine import make_engine
 
     return make_engine(plan.engine, address=address)
 

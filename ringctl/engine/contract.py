@@ -4,7 +4,8 @@
 both implement ``Engine``; mypy checks the seam, and ``tests/engines/test_contract.py``
 runs one behavioural suite against each. What an engine cannot do is declared in its
 ``capabilities`` and refused by ``require`` with a message naming the engine and the
-action, never discovered by probing the object. ``make_engine`` picks one by name.
+action, never discovered by probing the object. ``ringctl.engine.make_engine`` picks
+one by name.
 
 The types an engine hands back (``KernelInfo``, ``TerminationReport`` and the frozen
 snapshots) live here too, so nothing has to import one engine to speak to another.
@@ -33,7 +34,6 @@ __all__ = [
     "RuntimeSnapshot",
     "StateListener",
     "TerminationReport",
-    "make_engine",
     "require",
 ]
 
@@ -293,17 +293,3 @@ class Engine(Protocol):
     def accounting(self) -> Accounting: ...
 
     async def close(self) -> None: ...
-
-
-def make_engine(name: str, *, address: str | None = None) -> Engine:
-    """A new, empty engine of the kind a topology names (``local`` or ``ray``);
-    ``address`` is the Ray cluster to join (None: start a local Ray)."""
-    if name == "local":
-        from ringctl.engine.local.engine import RingKernelRuntime
-
-        return RingKernelRuntime()
-    if name == "ray":
-        from ringctl.engine.ray.engine import RayRuntime
-
-        return RayRuntime(address=address)
-    raise UserInputError(f"unknown engine {name!r}", hint=f"use one of: {', '.join(ENGINES)}")

@@ -125,7 +125,7 @@ class Supervisor:
     def __init__(self, plan: Plan, engine: Engine | None = None) -> None:
         self.plan = plan
         if engine is None:
-            from ringctl.engine.contract import make_engine
+            from ringctl.engine import make_engine
 
             engine = make_engine(plan.engine)
         self.runtime: Engine = engine

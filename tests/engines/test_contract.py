@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from ringctl import KernelState, ring_kernel
-from ringctl.engine.contract import Capability, Engine, make_engine, require
+from ringctl.engine import make_engine
+from ringctl.engine.contract import Capability, Engine, require
 from ringctl.exceptions import (
     KernelLaunchError,
     KernelNotFoundError,
