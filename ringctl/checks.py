@@ -15,14 +15,8 @@ from typing import Final
 
 from ringctl.exceptions import UserInputError
 
-__all__ = [
-    "MAX_NAME_LENGTH",
-    "MAX_SECONDS",
-    "NAME_PATTERN",
-    "check_name",
-    "check_seconds",
-    "did_you_mean",
-]
+__all__ = ["MAX_NAME_LENGTH", "MAX_SECONDS", "NAME_PATTERN", "check_name", "check_seconds",
+           "did_you_mean"]  # fmt: skip
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 MAX_NAME_LENGTH: Final = 63

@@ -22,14 +22,8 @@ from typing import Any, Final, Literal
 
 from ringctl.control.paths import StateDir, TopologyFiles, claim_name, release_name
 
-__all__ = [
-    "MAX_ENTRIES",
-    "clean_if_stale",
-    "read_history",
-    "record_death",
-    "record_run",
-    "remove_stale",
-]
+__all__ = ["MAX_ENTRIES", "clean_if_stale", "read_history", "record_death", "record_run",
+           "remove_stale"]  # fmt: skip
 
 MAX_ENTRIES: Final = 50
 

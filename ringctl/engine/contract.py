@@ -24,18 +24,9 @@ if TYPE_CHECKING:
     from ringctl.engine.lifecycle import KernelState
     from ringctl.engine.local.ports import Tap
 
-__all__ = [
-    "ENGINES",
-    "Capability",
-    "Engine",
-    "KernelInfo",
-    "KernelSnapshot",
-    "QueueSnapshot",
-    "RuntimeSnapshot",
-    "StateListener",
-    "TerminationReport",
-    "require",
-]
+__all__ = ["ENGINES", "Capability", "Engine", "KernelInfo", "KernelSnapshot", "QueueSnapshot",
+           "RuntimeSnapshot", "StateListener", "TerminationReport", "refusal",
+           "require"]  # fmt: skip
 
 #: ``listener(kernel_id, old, new)``: called on every state change (keep it quick).
 StateListener = Callable[[str, "KernelState", "KernelState"], None]
@@ -50,10 +41,15 @@ Capability = Literal["restart", "scale", "tap"]
 def require(engine: Engine, action: Capability) -> None:
     """Refuse ``action`` where ``engine`` does not declare it (``UserInputError``)."""
     if action not in engine.capabilities:
-        raise UserInputError(
-            f"{action} is not supported with engine: {engine.name} yet",
-            hint="run the topology with engine: local to use it",
-        )
+        raise refusal(engine, action)
+
+
+def refusal(engine: Engine, action: Capability) -> UserInputError:
+    """The error for ``action`` on an engine that cannot do it, naming both."""
+    return UserInputError(
+        f"{action} is not supported with engine: {engine.name} yet",
+        hint="run the topology with engine: local to use it",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +245,12 @@ class Engine(Protocol):
 
     async def relaunch(self, kernel_id: str) -> None: ...
 
-    async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
-        """Stop a running kernel and start a new instance on its inbox (``restart``)."""
-        ...
+    # Capabilities: an engine that lacks one raises ``refusal`` from its method.
+    async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport: ...
 
-    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        """Run ``replicas`` instances from now on; returns how many ran (``scale``)."""
-        ...
+    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int: ...
 
-    def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
-        """Attach a tap that sees every message sent on ``port`` (``tap``)."""
-        ...
+    def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap: ...
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None: ...
 

@@ -15,15 +15,8 @@ from typing import Final, Literal
 
 from ringctl.exceptions import KernelStateError
 
-__all__ = [
-    "RUNNING",
-    "TRANSITIONS",
-    "USER_ACTIONS",
-    "Action",
-    "KernelState",
-    "expected_states",
-    "next_state",
-]
+__all__ = ["RUNNING", "TRANSITIONS", "USER_ACTIONS", "Action", "KernelState", "expected_states",
+           "next_state"]  # fmt: skip
 
 
 class KernelState(enum.Enum):

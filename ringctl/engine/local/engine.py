@@ -211,7 +211,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         await self._run_setup(k)  # raises KernelLaunchError; nothing was registered yet
         self._add(k)
 
-    def _make_contexts(self, k: _Kernel) -> list[KernelContext]:
+    def _make_contexts(self, k: _Kernel, first: int = 0, replicas: int = 0) -> list[KernelContext]:
+        """Contexts for replicas ``first`` .. ``replicas - 1`` (default: all of them)."""
         factory = functools.partial(self._port, k)
         if k.spec.ports:
             for name in k.spec.ports:
@@ -224,12 +225,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                 port_factory=factory,
                 params=k.params,
                 replica=r,
-                replicas=k.replicas,
+                replicas=replicas or k.replicas,
                 backend=k.choice.backend,
                 device=k.choice.device,
                 state=k.store,
             )
-            for r in range(k.replicas)
+            for r in range(first, replicas or k.replicas)
         ]
 
     async def _run_setup(self, k: _Kernel) -> None:
@@ -417,16 +418,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if k.spec.control is not None:
             # The outside work stops first (forced after the timeout), then the body.
             left_outside, k.forced = await k.spec.control.terminate(timeout)
-        for ctx in k.ctxs:
-            ctx.should_terminate = True
-            ctx._wake()
-        abandoned = 0
-        pending = {t for t in k.tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        if pending:
-            k.forced = True
-            abandoned = await self._force_stop(k, pending)
+        forced, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
+        k.forced = k.forced or forced
         self._finish(k)
         k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
@@ -437,6 +430,19 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             abandoned=abandoned,
             error=_describe(k.error),
         )
+
+    async def _stop(
+        self, k: _Kernel, ctxs: list[KernelContext], tasks: list[asyncio.Task[Any]], timeout: float
+    ) -> tuple[bool, int]:
+        """Ask replicas to stop after the message in hand, wait up to ``timeout``, then
+        cancel them: (whether any had to be cancelled, how many refused and were abandoned)."""
+        for ctx in ctxs:
+            ctx.should_terminate = True
+            ctx._wake()
+        pending = {t for t in tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        return (True, await self._force_stop(k, pending)) if pending else (False, 0)
 
     async def _force_stop(self, k: _Kernel, pending: set[asyncio.Task[Any]]) -> int:
         loop = asyncio.get_running_loop()
@@ -540,17 +546,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             # The outside work stops first (forced after the timeout); the new instance's
             # set-up hook starts it again on what it kept.
             k.forced = await k.spec.control.stop_for_restart(timeout)
-        for ctx in k.ctxs:
-            ctx.should_terminate = True
-            ctx._wake()
-        pending = {t for t in k.tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        abandoned = 0
-        if pending:
-            k.forced = True
-            abandoned = await self._force_stop(k, pending)
-        forced = k.forced
+        stopped, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
+        forced = k.forced = k.forced or stopped
         self._finish(k)
         await self.relaunch(kernel_id)
         if was is not S.LAUNCHED:
@@ -584,15 +581,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     async def _add_replicas(self, k: _Kernel, replicas: int) -> None:
         old = k.replicas
-        factory = functools.partial(self._port, k)
-        fresh = [
-            KernelContext(
-                k.id, inbox=k.inbox, ports=k.ports, port_factory=factory, params=k.params,
-                replica=r, replicas=replicas, backend=k.choice.backend,
-                device=k.choice.device, state=k.store,
-            )
-            for r in range(old, replicas)
-        ]  # fmt: skip
+        fresh = self._make_contexts(k, old, replicas)
         setup = k.spec.setup
         if setup is not None:
             for ctx in fresh:
@@ -630,14 +619,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.replicas = replicas
         for ctx in k.ctxs:
             ctx.replicas = replicas
-        for ctx in leaving:
-            ctx.should_terminate = True
-            ctx._wake()
-        pending = {t for t in tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        if pending:
-            await self._force_stop(k, pending)
+        await self._stop(k, leaving, tasks, timeout)
         for ctx, task in zip(leaving, tasks, strict=False):
             k.base_in += ctx.messages_in
             k.base_out += ctx.messages_out

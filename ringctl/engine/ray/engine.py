@@ -29,7 +29,7 @@ from ringctl.engine.contract import (
     QueueSnapshot,
     RuntimeSnapshot,
     TerminationReport,
-    require,
+    refusal,
 )
 from ringctl.engine.ledger import KernelBook, check_launch, check_params
 from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
@@ -227,16 +227,13 @@ class RayRuntime(KernelTable[_RayKernel]):
     # -- what actors cannot do yet: refused by the contract ------------------------------
 
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
-        require(self, "restart")
-        raise AssertionError("restart is not a capability of this engine")
+        raise refusal(self, "restart")
 
     async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        require(self, "scale")
-        raise AssertionError("scale is not a capability of this engine")
+        raise refusal(self, "scale")
 
     def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
-        require(self, "tap")
-        raise AssertionError("tap is not a capability of this engine")
+        raise refusal(self, "tap")
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
         """Nothing to detach: no tap is ever attached here."""

@@ -149,13 +149,9 @@ class PersistentGroup(KernelTable[_Member]):
         if kernel is None:
             kernel = load_kernel(entry)
         self._kernels[kernel_id] = _Member(
-            id=kernel_id,
-            entry=entry,
-            kernel=kernel,
-            params=dict(params or {}),
-            capacity=capacity,
-            options=options or LoopOptions(),
-        )
+            id=kernel_id, entry=entry, kernel=kernel, params=dict(params or {}),
+            capacity=capacity, options=options or LoopOptions(),
+        )  # fmt: skip
         return kernel
 
     def connect(self, producer: str, consumer: str) -> None:
