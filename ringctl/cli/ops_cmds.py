@@ -107,6 +107,7 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
+    from ringctl.control.history import clean_if_stale
     from ringctl.control.paths import state_dir
     from ringctl.exceptions import TopologyNotRunningError
 
@@ -152,7 +153,7 @@ def logs(
     try:
         while True:
             new = follower.poll()
-            if not new and files.clean_if_stale() != "held":
+            if not new and clean_if_stale(files) != "held":
                 # The run is over: print what it wrote last, then stop.
                 _write(render(follower.poll()))
                 _say_missed(follower.missed - missed)
