@@ -253,8 +253,8 @@ def tap(
     side channel that skips messages rather than slow the kernel down, and costs
     nothing once no one taps. Arrays show as dtype, shape and their first values.
     """
+    from ringctl._preview import preview_text
     from ringctl.control.client import ControlClient, find
-    from ringctl.control.preview import preview_text
     from ringctl.exceptions import RingctlError
 
     kernel, _, port = target.partition(".")
