@@ -188,19 +188,33 @@ class Queue:
             raise QueueFullError(self.name, self.capacity)
 
     async def put_many(self, items: Iterable[Any]) -> None:
-        """Enqueue a batch in as few steps as the free space allows."""
+        """Enqueue a batch in as few steps as the free space allows.
+
+        Under ``block`` a batch that does not fit waits until it does (or, bigger than
+        the queue, until the queue is empty) rather than going in piece by piece: the
+        consumer then takes whole batches instead of what fitted at each wake-up.
+        """
         batch = items if isinstance(items, list) else list(items)
         start, total = 0, len(batch)
         queue = self._items
+        block = self.policy is Backpressure.BLOCK
         while start < total:
             room = self.capacity - len(queue)
-            if room > 0 and not self.closed:
-                chunk = batch[start : start + room]
-                queue.extend(chunk)
-                start += len(chunk)
-                self.messages += len(chunk)
+            if room > 0 and not self.closed and (room >= total - start or not block or not queue):
+                if start == 0 and room >= total:
+                    queue.extend(batch)
+                    n = total
+                else:
+                    chunk = batch[start : start + room]
+                    queue.extend(chunk)
+                    n = len(chunk)
+                start += n
+                self.messages += n
                 if self._getters:
                     _wake_all(self._getters)
+                continue
+            if block and not self.closed:
+                await self._wait_for_space(min(total - start, self.capacity))
                 continue
             # Full (or closed): the policy decides for the next message only.
             await self.put(batch[start])
@@ -218,11 +232,11 @@ class Queue:
         else:
             self.lost += n
 
-    async def _wait_for_space(self) -> None:
+    async def _wait_for_space(self, need: int = 1) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            while len(self._items) >= self.capacity and not self.closed:
+            while self.capacity - len(self._items) < need and not self.closed:
                 fut: asyncio.Future[None] = loop.create_future()
                 self._space_waiters.append(fut)
                 try:
