@@ -262,9 +262,9 @@ def patch(old: Plan, changes: Sequence[Change], *, order: Sequence[str] | None =
         elif c.kind == "remove" and c.kernel is not None:
             kernels.pop(c.kernel.id, None)
         elif c.kind == "restart" and c.kernel is not None:
-            k = kernels[c.kernel.id]
-            kernels[k.id] = replace(k, kernel=c.kernel.kernel, entry=c.kernel.entry,
-                                    params=c.kernel.params, queue_size=c.kernel.queue_size)  # fmt: skip
+            k, to = kernels[c.kernel.id], c.kernel
+            kernels[k.id] = replace(k, kernel=to.kernel, entry=to.entry, params=to.params,
+                                    queue_size=to.queue_size)  # fmt: skip
         elif c.kind == "scale" and c.kernel is not None:
             kernels[c.kernel.id] = replace(kernels[c.kernel.id], replicas=c.kernel.replicas)
         elif c.kind == "update" and c.kernel is not None:

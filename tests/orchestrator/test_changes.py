@@ -47,11 +47,9 @@ def test_nothing_changed_is_an_empty_diff() -> None:
 def test_params_restart_the_kernel_and_say_what_happens_to_its_state() -> None:
     new = replace(BASE, kernels=[BASE.kernels[0], k("square", params={"factor": 3},
                                                     replicas=2), BASE.kernels[2]])  # fmt: skip
-    assert lines(BASE, new) == [
-        "-/+ kernel square: params.factor 2 -> 3 (restart, ctx.state kept)"
-    ]
-    reset = replace(new, kernels=[BASE.kernels[0], k("square", params={"factor": 3}, replicas=2,
-                                                      keep_state=False), BASE.kernels[2]])  # fmt: skip
+    assert lines(BASE, new) == ["-/+ kernel square: params.factor 2 -> 3 (restart, ctx.state kept)"]
+    square = k("square", params={"factor": 3}, replicas=2, keep_state=False)
+    reset = replace(new, kernels=[BASE.kernels[0], square, BASE.kernels[2]])
     restart, update = lines(BASE, reset)
     assert "ctx.state reset (keep_state: false)" in restart
     assert update == "  ~ kernel square: keep_state True -> False (applied live)"
@@ -85,7 +83,9 @@ def test_added_kernel_moved_edge_and_removed_kernel_in_dependency_order() -> Non
 
 
 def test_queue_settings_retune_in_place_and_removed_queues_drain() -> None:
-    new = replace(BASE, edges=[EdgePlan("source", "square", capacity=16, backpressure="drop_newest")])
+    new = replace(
+        BASE, edges=[EdgePlan("source", "square", capacity=16, backpressure="drop_newest")]
+    )
     assert lines(BASE, new) == [
         "  ~ queue source.out -> square: capacity 64 -> 16, backpressure block -> drop_newest "
         "(applied live)",

@@ -261,6 +261,20 @@ class Queue:
         _wake_all(self._space_waiters)
         return discarded
 
+    def retune(self, capacity: int, policy: Backpressure | str) -> None:
+        """Change capacity and policy while producers use the queue (``ringctl apply``).
+
+        What is queued stays; a smaller capacity makes producers wait (or drop, by the
+        policy) until the consumer has taken the queue below it.
+        """
+        if capacity < 1:
+            raise ValueError(f"queue {self.name}: capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self.policy = Backpressure(policy)
+        if not self.closed:
+            self._limit = capacity
+        _wake_all(self._space_waiters)  # each looks again at the room there is now
+
     def reopen(self) -> None:
         """A restart policy gave the consumer a new instance: accept messages again."""
         self.closed = False
