@@ -169,7 +169,7 @@ def _print_applies(applies: list[dict[str, Any]]) -> None:
         changes = a.get("changes")
         changes = changes if isinstance(changes, list) else []
         table.add_row(_shown(a.get("name")), _clock(a.get("at")), _shown(a.get("file")),
-                      _shown("\n".join(str(c).strip() for c in changes)))  # fmt: skip
+                      _shown("; ".join(str(c).strip() for c in changes)))  # fmt: skip
     make_console().print(table)
 
 

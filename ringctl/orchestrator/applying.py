@@ -46,6 +46,12 @@ _NEEDS: Final = {
     "connect": ("rewire",), "move": ("rewire",), "disconnect": ("rewire",),
     "retune": ("retune",), "remove": ("inflight", "rewire"), "update": (),
 }  # fmt: skip
+_VERBS: Final = {
+    "add": "add a kernel", "restart": "restart a kernel with new params",
+    "scale": "scale a kernel", "connect": "rewire a queue", "move": "rewire a queue",
+    "disconnect": "rewire a queue", "retune": "retune a queue", "remove": "remove a kernel",
+    "update": "update a kernel",
+}  # fmt: skip
 Undo = Callable[[], Awaitable[None]]
 
 
@@ -104,7 +110,13 @@ def refusal_error(d: Diff, source: Any, path: str) -> UserInputError:
     from ringctl.topology.loader import SourceMap
 
     where = source or SourceMap(path, None)
-    return TopologyError([where.diagnostic(r.path, r.message, r.hint) for r in d.refused])
+    found = []
+    for r in d.refused:
+        at = r.path
+        if at[-1] == "backend" and not where.contains(at):  # it comes from the defaults
+            at = ("defaults", "backend")
+        found.append(where.diagnostic(at, r.message, r.hint))
+    return TopologyError(sorted(found, key=lambda x: (x.line or 0, x.column or 0)))
 
 
 def preview(d: Diff) -> dict[str, Any]:
@@ -119,7 +131,7 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
         if missing:
             raise UserInputError(
                 f"cannot apply `{c.line.strip()}`: engine {sup.plan.engine} cannot "
-                f"{c.kind} a running {'kernel' if c.kernel else 'queue'} yet",
+                f"{_VERBS[c.kind]} while the topology runs",
                 hint="nothing was changed; make this change with ringctl down and up",
             )
         if c.kind in ("restart", "scale"):
@@ -175,19 +187,18 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
                             resources=dict(k.resources))  # fmt: skip
             undo.append((f"launch of {k.id}", _unlaunch(rt, k.id)))
             done.append(c.line)
-        for c in by_kind["restart"]:
+        for c in changes:  # consumers before their producers, as the plan lists them
+            if c.kind not in ("restart", "scale", "update"):
+                continue
             assert c.kernel is not None
             step = c.line.strip()
-            await _restart(sup, rt, old, c, undo)
+            if c.kind == "restart":
+                await _restart(sup, rt, old, c, undo)
+            elif c.kind == "scale":
+                kid, n = c.kernel.id, c.kernel.replicas
+                before = await rt.scale(kid, n, timeout=timeout)
+                undo.append((f"scale of {kid}", _rescale(rt, kid, before, timeout)))
             done.append(c.line)
-        for c in by_kind["scale"]:
-            assert c.kernel is not None
-            kid, n = c.kernel.id, c.kernel.replicas
-            step = c.line.strip()
-            before = await rt.scale(kid, n, timeout=timeout)
-            undo.append((f"scale of {kid}", _rescale(rt, kid, before, timeout)))
-            done.append(c.line)
-        done += [c.line for c in by_kind["update"]]
         step = "rewiring the queues"
         connect = [c.edge for c in (*by_kind["connect"], *by_kind["move"]) if c.edge]
         cut = [c.old_edge for c in by_kind["move"] if c.old_edge]
@@ -385,7 +396,7 @@ def drift(plan: Plan, kernels: Sequence[dict[str, Any]]) -> list[str]:
             continue
         want, have = plan.kernel(kid).replicas, doc.get("replicas")
         if isinstance(have, int) and have != want and doc.get("state") in ("ACTIVE", "DEACTIVATED"):
-            out.append(f"{kid} runs {have} replicas, its file says {want}")
+            out.append(f"{kid} runs {have} replica{'s' if have != 1 else ''}, its file says {want}")
     return out
 
 

@@ -57,6 +57,7 @@ class CollectParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = ""
+    delay: float = Field(0.0, ge=0, description="Seconds spent on each message.")
     report: str = ""
 
 
@@ -69,6 +70,8 @@ async def collect(ctx: KernelContext) -> None:
     ctx.metrics["label"] = p.label
     try:
         async for msg in ctx.messages():
+            if p.delay:
+                await asyncio.sleep(p.delay)
             seen.append(msg)
             ctx.metrics["received"] = len(seen)
     finally:

@@ -1,0 +1,155 @@
+"""``Supervisor.apply`` in-process: live changes under load, counted by the accounting law."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from orchestrator.applykernels import collect, numbered
+from orchestrator.conftest import wait_until
+from orchestrator.testkernels import setup_fails, tally
+from ringctl import KernelState, RingKernelRuntime
+from ringctl.exceptions import RunFailedError, UserInputError
+from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, Supervisor
+
+S = KernelState
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[RingKernelRuntime]:
+    rt = RingKernelRuntime(shutdown_timeout=2.0)
+    yield rt
+    await rt.close()
+
+
+def k(kid: str, kernel: Any, params: Any = None, **extra: Any) -> KernelPlan:
+    extra.setdefault("entry", f"m:{kid}")
+    return KernelPlan(id=kid, kernel=kernel, params=params or {}, **extra)
+
+
+def seen(rt: RingKernelRuntime, *kernel_ids: str) -> list[int]:
+    out: list[int] = []
+    for kid in kernel_ids:
+        out += rt._kernels[kid].store.get("seen", [])
+    return out
+
+
+async def started(rt: RingKernelRuntime, plan: Plan) -> Supervisor:
+    sup = Supervisor(plan, rt)
+    await sup.up()
+    return sup
+
+
+SOURCE = k("source", numbered, {"rate": 2000})
+
+
+async def test_a_queue_moved_under_backpressure_loses_and_repeats_nothing(
+    runtime: RingKernelRuntime,
+) -> None:
+    # capacity 1 and a slow consumer: the producer is blocked in put() when it is switched.
+    slow = k("a", collect, {"delay": 0.002})
+    plan = Plan("t", [slow, SOURCE], [EdgePlan("source", "a", capacity=1)])
+    sup = await started(runtime, plan)
+    await wait_until(lambda: len(seen(runtime, "a")) > 20, what="a receives")
+    queue = runtime._kernels["a"].inbox.queues[0]
+    await wait_until(lambda: queue.producers_waiting == 1, what="the source blocked on a")
+    moved = Plan("t", [k("b", collect), slow, SOURCE], [EdgePlan("source", "b", capacity=1)])
+    result = await sup.apply(moved, "moved.yaml")
+    assert [c["kind"] for c in result["changes"]] == ["add", "move"]
+    await wait_until(lambda: len(seen(runtime, "b")) > 20, what="b receives")
+    assert queue.delivered == queue.messages  # what the source put there, a took
+    removed = Plan("t", [k("b", collect), SOURCE], [EdgePlan("source", "b", capacity=1)])
+    result = await sup.apply(removed, "removed.yaml")
+    assert result["left"] == {}
+    assert runtime.get_state("a") is S.TERMINATED
+    report = await sup.down(5.0)
+    assert report.graceful
+    sent = runtime._kernels["source"].store["sent"]
+    assert sorted(seen(runtime, "a", "b")) == list(range(1, sent + 1))
+    acc = runtime.accounting()
+    assert acc.holds and acc.clean
+
+
+async def test_a_removed_kernel_that_cannot_drain_in_time_is_counted_as_left(
+    runtime: RingKernelRuntime,
+) -> None:
+    plan = Plan("t", [k("slow", tally, {"delay": 0.05}), k("fast", collect), SOURCE],
+                [EdgePlan("source", "slow", capacity=64), EdgePlan("source", "fast")])  # fmt: skip
+    sup = await started(runtime, plan)
+    await wait_until(lambda: runtime.queued("slow") > 20, what="a backlog for slow")
+    kept = Plan("t", [k("fast", collect), SOURCE], [EdgePlan("source", "fast")])
+    result = await sup.apply(kept, "kept.yaml", timeout=0.2)
+    assert result["left"]["slow"] > 0
+    assert runtime.get_state("slow") is S.TERMINATED
+    assert any("slow removed (" in e["text"] and "left, counted" in e["text"] for e in sup.events)
+    await sup.down(5.0)
+    acc = runtime.accounting()
+    assert acc.holds and acc.left == result["left"]["slow"]
+
+
+async def test_queue_capacity_and_backpressure_change_in_place(runtime: RingKernelRuntime) -> None:
+    plan = Plan("t", [k("sink", collect), SOURCE], [EdgePlan("source", "sink", capacity=64)])
+    sup = await started(runtime, plan)
+    tuned = replace(
+        plan, edges=[EdgePlan("source", "sink", capacity=8, backpressure="drop_oldest")]
+    )
+    result = await sup.apply(tuned, "tuned.yaml")
+    assert [c["kind"] for c in result["changes"]] == ["retune"]
+    (queue,) = sup.status(fresh=True)["queues"]
+    assert (queue["capacity"], queue["backpressure"]) == (8, "drop_oldest")
+    assert runtime.get_info("sink").restarts == 0  # nothing was restarted for it
+    await sup.down(5.0)
+
+
+async def test_a_failed_restart_is_rolled_back_with_what_came_before_it(
+    runtime: RingKernelRuntime,
+) -> None:
+    plan = Plan("t", [k("sink", collect, {"label": "one"}), SOURCE],
+                [EdgePlan("source", "sink")])  # fmt: skip
+    sup = await started(runtime, plan)
+    await wait_until(lambda: len(seen(runtime, "sink")) > 10, what="sink receives")
+    bad = Plan("t", [k("extra", collect), k("sink", setup_fails, entry="m:broken"), SOURCE],
+               [EdgePlan("source", "sink"), EdgePlan("source", "extra")])  # fmt: skip
+    with pytest.raises(RunFailedError, match="rolled back") as caught:
+        await sup.apply(bad, "bad.yaml")
+    assert "restart of sink, rewiring" not in caught.value.message  # rewiring came later
+    assert "restart of sink, launch of extra" in caught.value.message
+    assert sup.plan is plan and "extra" not in runtime.kernel_ids
+    assert runtime.get_state("sink") is S.ACTIVE
+    assert runtime._kernels["sink"].params.label == "one"
+    count = len(seen(runtime, "sink"))
+    await wait_until(lambda: len(seen(runtime, "sink")) > count + 10, what="it runs again")
+    await sup.down(5.0)
+    sent = runtime._kernels["source"].store["sent"]
+    assert sorted(seen(runtime, "sink")) == list(range(1, sent + 1))
+
+
+async def test_an_engine_without_live_changes_refuses_before_anything_changes(
+    runtime: RingKernelRuntime,
+) -> None:
+    class NoRewire:
+        """The local engine, minus what an apply needs to rewire queues."""
+
+        def __init__(self, inner: RingKernelRuntime) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("rewire", "retune"):
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+    plan = Plan("t", [k("sink", collect), SOURCE], [EdgePlan("source", "sink")], engine="x")
+    sup = Supervisor(plan, NoRewire(runtime))  # type: ignore[arg-type]
+    await sup.up()
+    added = Plan("t", [k("sink", collect), k("b", collect), SOURCE],
+                 [EdgePlan("source", "sink"), EdgePlan("source", "b")], engine="x")  # fmt: skip
+    with pytest.raises(
+        UserInputError, match="engine x cannot add a kernel while the topology runs"
+    ):
+        await sup.apply(added, "added.yaml")
+    assert "b" not in runtime.kernel_ids and sup.plan is plan
+    await asyncio.wait_for(sup.down(5.0), 10)
