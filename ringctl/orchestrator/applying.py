@@ -247,6 +247,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
         ) from exc
     sup.plan = replace(new, file=file)
     left = await _remove(sup, rt, old, removed, timeout)
+    done += [c.line for c in by_kind["disconnect"] if c.edge and c.edge.producer in removed]
     done += [c.line for c in by_kind["remove"]]
     sup._status_cache = None
     return Applied(file, time.time(), tuple(done), left, time.monotonic() - t0)
@@ -375,8 +376,8 @@ async def _remove(sup: Supervisor, rt: Any, old: Plan, removed: set[str], timeou
         await asyncio.sleep(0.02)
     for kid in reversed(rest):
         await stop(kid)
-    # Their queues to kernels that stay go too; what those held is taken there.
-    gone = [edge_key(e) for e in old.edges if e.producer in removed and e.consumer not in removed]
+    # Their own queues go too (what one to a kernel that stays holds is taken there).
+    gone = [edge_key(e) for e in old.edges if e.producer in removed]
     if gone:
         rt.rewire((), gone)
     for kid in order:

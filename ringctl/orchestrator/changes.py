@@ -148,6 +148,8 @@ def _kernel_changes(old: KernelPlan, new: KernelPlan) -> tuple[list[Change], lis
         why.append(f"queue_size {old.queue_size} -> {new.queue_size}")
     if why:
         state = "ctx.state kept" if new.keep_state else "ctx.state reset (keep_state: false)"
+        if new.persistent is not None:
+            state = "its state array made anew from the params"
         out.append(Change("restart", kid, f"{'; '.join(why)} (restart, {state})", kernel=new))
     if old.replicas != new.replicas:
         out.append(Change("scale", kid, f"replicas {old.replicas} -> {new.replicas}", kernel=new))
@@ -224,6 +226,7 @@ def diff(old: Plan, new: Plan) -> Diff:
             f"keep engine: {old.engine}, or ringctl down and up the topology"))  # fmt: skip
     running = {k.id: k for k in old.kernels}
     wanted = {k.id: k for k in new.kernels}
+    refused += _ring_to_ring(old, new)
     removed = [k for k in old.kernels if k.id not in wanted]
     added = [k for k in new.kernels if k.id not in running]
     kernel_steps: list[Change] = []
@@ -241,6 +244,30 @@ def diff(old: Plan, new: Plan) -> Diff:
     if refused:
         return Diff((), tuple(refused))
     return Diff((*adds, *kernel_steps, *edges, *removes), ())
+
+
+def _ring_to_ring(old: Plan, new: Plan) -> list[Refusal]:
+    """Persistent kernels wired to each other share a ring inside one worker, laid out
+    when the topology started: such a queue cannot be added, moved or removed live."""
+    persistent = {k.id for k in (*old.kernels, *new.kernels) if k.persistent is not None}
+    before = {edge_key(e) for e in old.edges}
+    after = {edge_key(e) for e in new.edges}
+    out = []
+    for index, e in enumerate(new.edges):
+        if {e.producer, e.consumer} <= persistent and edge_key(e) not in before:
+            out.append(Refusal(("queues", index),
+                f"queue {edge_name(e)}: a ring between persistent kernels cannot be wired "
+                "while the topology runs", "ringctl down and up the topology"))  # fmt: skip
+    for e in old.edges:
+        if {e.producer, e.consumer} <= persistent and edge_key(e) not in after:
+            gone = e.producer not in {k.id for k in new.kernels} and e.consumer not in {
+                k.id for k in new.kernels}  # fmt: skip
+            if not gone:
+                out.append(Refusal(("queues",),
+                    f"queue {edge_name(e)}: a ring between persistent kernels cannot be "
+                    "removed while the topology runs (unless both kernels go)",
+                    "ringctl down and up the topology"))  # fmt: skip
+    return out
 
 
 def _added_text(k: KernelPlan) -> str:

@@ -747,13 +747,21 @@ class RingKernelRuntime:
         """Give the kernel's next instance (``restart``) new code, params or inbox size.
 
         Checked first: bad params raise ``KernelLaunchError`` and nothing changes. With
-        ``keep_state`` false the next instance starts with an empty ``ctx.state``.
+        ``keep_state`` false the next instance starts with an empty ``ctx.state``. A
+        persistent kernel's params go to its loop, whose state array the restart makes
+        anew from them.
         """
         k = self._require(kernel_id, "restart")
         spec = as_kernel(func, kernel_id)
         args = check_launch(
             kernel_id, spec, replicas=k.replicas, queue_size=queue_size, params=params
         )
+        set_params = getattr(spec.control, "set_params", None)
+        if set_params is not None:
+            try:
+                set_params(args.params)
+            except ValueError as exc:
+                raise KernelLaunchError(kernel_id, str(exc)) from exc
         k.spec, k.params, k.queue_size = spec, args.params, args.queue_size
         if not keep_state:
             k.store = {}
