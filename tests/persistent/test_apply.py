@@ -100,8 +100,8 @@ def test_params_added_and_removed_persistent_kernels(tmp_path: Path, ringctl: Ri
     # A ring between two persistent kernels is laid out at the start: refused, at its line.
     flag_wide = "  flag_wide:\n    entry: kernels.records_pipeline:flag\n    persistent: {}\n"
     ring = "  - {from: ewma_wide, to: flag_wide}"
-    text = topology(0.5, SECOND + flag_wide, SECOND_QUEUES.replace("to: wide_log}", "to: flag_wide}")
-                    + "  - {from: flag_wide, to: wide_log}\n")  # fmt: skip
+    queues = SECOND_QUEUES.replace("to: wide_log}", "to: flag_wide}")
+    text = topology(0.5, SECOND + flag_wide, queues + "  - {from: flag_wide, to: wide_log}\n")
     assert ring in text
     path.write_text(text)
     refused = ringctl("apply", path)
