@@ -348,6 +348,12 @@ async def _remove(sup: Supervisor, rt: Any, old: Plan, removed: set[str], timeou
     if not removed:
         return {}
     order = [kid for kid in old.order if kid in removed]
+    for kid in order:  # one waiting out its restart backoff is not brought back
+        pending = sup._backoff.pop(kid, None)
+        if pending is not None:
+            pending[1].cancel()
+            await asyncio.gather(pending[1], return_exceptions=True)
+        sup._restarting.pop(kid, None)
     # Those no queue feeds stop first (sources); the rest once they have drained.
     fed = {e.consumer for e in old.edges if not e.feedback}
     left: dict[str, int] = {}

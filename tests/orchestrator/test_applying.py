@@ -11,10 +11,10 @@ import pytest
 
 from orchestrator.applykernels import collect, numbered
 from orchestrator.conftest import wait_until
-from orchestrator.testkernels import setup_fails, tally
+from orchestrator.testkernels import boom, setup_fails, tally
 from ringctl import KernelState, RingKernelRuntime
 from ringctl.exceptions import RunFailedError, UserInputError
-from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, Supervisor
+from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, RestartPolicy, Supervisor
 
 S = KernelState
 
@@ -153,3 +153,29 @@ async def test_an_engine_without_live_changes_refuses_before_anything_changes(
         await sup.apply(added, "added.yaml")
     assert "b" not in runtime.kernel_ids and sup.plan is plan
     await asyncio.wait_for(sup.down(5.0), 10)
+
+
+async def test_a_removed_kernel_waiting_for_its_restart_is_not_brought_back(
+    runtime: RingKernelRuntime,
+) -> None:
+    policy = RestartPolicy("on-failure", max_restarts=5, backoff=0.3)
+    plan = Plan("t", [k("bad", boom, restart=policy), k("sink", collect), SOURCE],
+                [EdgePlan("source", "bad"), EdgePlan("source", "sink")])  # fmt: skip
+    sup = await started(runtime, plan)
+    run = asyncio.create_task(sup.run())
+    await wait_until(lambda: "bad" in sup._backoff, what="bad waits for its restart")
+    kept = Plan("t", [k("sink", collect), SOURCE], [EdgePlan("source", "sink")])
+    result = await sup.apply(kept, "kept.yaml")
+    assert [c["kind"] for c in result["changes"]] == ["disconnect", "remove"]
+    restarts = runtime.get_info("bad").restarts
+    await asyncio.sleep(0.6)  # past the backoff
+    assert runtime.get_state("bad") is S.TERMINATED
+    assert runtime.get_info("bad").restarts == restarts
+    assert sup.failure is None
+    sup.request_stop("done")
+    outcome = await run
+    acc = runtime.accounting()
+    assert acc.holds and acc.as_dict()["totals"]["errors"] == 1  # the message it failed on
+    # What still waited for it was counted as left by the apply: the run says so.
+    assert acc.left == result["left"]["bad"] > 0
+    assert outcome.exit_code == 1 and f"left {acc.left}" in (outcome.failure or "")
