@@ -28,6 +28,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
+from ringctl.orchestrator.applying import drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.states import TopologyState, next_topology_state
 
@@ -775,8 +776,6 @@ class Supervisor:
             doc["down"] = self.down_report.as_dict()
         if self.accounting is not None:
             doc["accounting"] = self.accounting.as_dict()
-        from ringctl.orchestrator.applying import drift
-
         self.drift = drift(self.plan, doc["kernels"])
         doc["applied"] = self.applied.as_dict() if self.applied is not None else None
         doc["drift"] = self.drift
