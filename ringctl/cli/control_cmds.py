@@ -248,8 +248,6 @@ def _print_status(status: dict[str, Any]) -> None:
         + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
         f"file {_shown(status.get('file'))}"
     )
-    for line in _applied_lines(status):
-        console.print(line)
     if blocked:
         console.print(f"[bold red]{_shown(loop.get('message'))}[/]")
     elif loop.get("last_block"):
@@ -311,6 +309,8 @@ def _print_status(status: dict[str, Any]) -> None:
             console.print(
                 f"[red]{_shown(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
             )
+    for line in _applied_lines(status):
+        console.print(line)
     if status.get("failure"):
         console.print(f"[red]failure: {_shown(status['failure'])}[/]")
 
