@@ -8,10 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.applykernels import collect, numbered
 from orchestrator.conftest import wait_until
-from orchestrator.testkernels import boom, setup_fails, tally
+from orchestrator.testkernels import boom, relay, setup_fails, tally
 from ringctl import KernelState, RingKernelRuntime
 from ringctl.exceptions import RunFailedError, UserInputError
 from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, RestartPolicy, Supervisor
@@ -179,3 +181,57 @@ async def test_a_removed_kernel_waiting_for_its_restart_is_not_brought_back(
     # What still waited for it was counted as left by the apply: the run says so.
     assert acc.left == result["left"]["bad"] > 0
     assert outcome.exit_code == 1 and f"left {acc.left}" in (outcome.failure or "")
+
+
+# -- the diff carried out on a real engine ---------------------------------------------------
+
+IDS = ["a", "b", "c", "d"]
+
+
+@st.composite
+def relay_plans(draw: st.DrawFn) -> Plan:
+    ids = draw(st.lists(st.sampled_from(IDS), unique=True, max_size=4))
+    kernels = [
+        k(kid, relay, {"v": draw(st.integers(0, 1))}, replicas=draw(st.integers(1, 3)),
+          restart=RestartPolicy(
+            draw(st.sampled_from(["never", "always"]))))
+        for kid in ids
+    ]  # fmt: skip
+    edges: dict[tuple[str, str], EdgePlan] = {}
+    for _ in range(draw(st.integers(0, 4)) if ids else 0):
+        e = EdgePlan(draw(st.sampled_from(ids)), draw(st.sampled_from(ids)),
+                     capacity=draw(st.sampled_from([4, 16])),
+                     backpressure=draw(st.sampled_from(["block", "drop_oldest"])))  # fmt: skip
+        edges[(e.producer, e.consumer)] = e
+    return Plan("t", kernels, list(edges.values()))
+
+
+def running_shape(sup: Supervisor) -> tuple[dict[str, int], set[tuple[str, str, int, str]]]:
+    doc = sup.status(fresh=True)
+    kernels = {d["id"]: d["replicas"] for d in doc["kernels"] if d["state"] == "ACTIVE"}
+    for kid in kernels:  # each runs with the params of the plan it runs
+        assert sup.runtime._kernels[kid].params == sup.plan.kernel(kid).params  # type: ignore[attr-defined]
+    queues = {(q["from"], q["to"], q["capacity"], q["backpressure"]) for q in doc["queues"]}
+    return kernels, queues
+
+
+def planned_shape(plan: Plan) -> tuple[dict[str, int], set[tuple[str, str, int, str]]]:
+    kernels = {kp.id: kp.replicas for kp in plan.kernels}
+    queues = {(f"{e.producer}.out", e.consumer, e.capacity or 0, e.backpressure)
+              for e in plan.edges}  # fmt: skip
+    return kernels, queues
+
+
+@settings(max_examples=60, deadline=None)
+@given(relay_plans(), relay_plans())
+def test_the_engine_runs_the_edited_plan_after_an_apply(a: Plan, b: Plan) -> None:
+    async def scenario() -> None:
+        async with RingKernelRuntime(shutdown_timeout=1.0) as rt:
+            sup = await started(rt, a)
+            assert running_shape(sup) == planned_shape(a)
+            await sup.apply(b, "b.yaml", timeout=1.0)
+            assert running_shape(sup) == planned_shape(b)
+            assert (await sup.apply(b, "b.yaml"))["changed"] is False
+            await sup.down(2.0)
+
+    asyncio.run(scenario())
