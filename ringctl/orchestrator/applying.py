@@ -22,6 +22,8 @@ stops kernels, and its report says what each one left.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -393,10 +395,15 @@ async def _remove(sup: Supervisor, rt: Any, old: Plan, removed: set[str], timeou
     return left
 
 
-def drift(plan: Plan, kernels: Sequence[dict[str, Any]]) -> list[str]:
+def drift(plan: Plan, kernels: Sequence[dict[str, Any]], edited: bool = False) -> list[str]:
     """How the running kernels differ from the plan of their file (a ``scale`` since the
-    last ``up`` or ``apply``)."""
+    last ``up`` or ``apply``, or the file edited since)."""
     out = []
+    if edited:
+        out.append(
+            f"its file was edited since it was applied (ringctl diff {plan.name} "
+            f"{plan.file} shows how)"
+        )
     for doc in kernels:
         kid = doc.get("id")
         if not isinstance(kid, str) or kid not in plan.order:
@@ -407,16 +414,35 @@ def drift(plan: Plan, kernels: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def file_digest(path: str | None) -> str | None:
-    """The file's content digest (to tell whether it was edited since it was applied)."""
-    import hashlib
+class FileWatch:
+    """Whether a topology file was edited since it was started or applied: its content
+    is read again only when its size or modification time changed."""
 
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return None
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._seen = self._stat()
+        self._digest = self._read()
+        self._edited = False
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path) if self.path else None
+        except OSError:
+            return None
+        return (info.st_size, info.st_mtime_ns) if info else None
+
+    def _read(self) -> str | None:
+        try:
+            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest() if self.path else None
+        except OSError:
+            return None
+
+    def edited(self) -> bool:
+        seen = self._stat()
+        if seen != self._seen:
+            self._seen = seen
+            self._edited = self._read() != self._digest
+        return self._edited
 
 
-__all__ += ["file_digest", "refusal_error", "same_plan"]
+__all__ += ["FileWatch", "refusal_error", "same_plan"]

@@ -200,7 +200,8 @@ class StatusDocument(_Doc):
     )
     drift: list[str] = Field(
         default_factory=list,
-        description="How the running kernels differ from their file (a `scale` since).",
+        description="How the running kernels differ from their file (a `scale` since, "
+        "or the file edited since it was applied).",
     )
 
     @classmethod

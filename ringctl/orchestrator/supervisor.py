@@ -28,7 +28,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
-from ringctl.orchestrator.applying import drift
+from ringctl.orchestrator.applying import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.states import TopologyState, next_topology_state
 
@@ -161,6 +161,7 @@ class Supervisor:
         #: how the running kernels differ from their file (read by ``ping``).
         self.applied: Applied | None = None
         self.drift: list[str] = []
+        self.file_watch = FileWatch(plan.file)
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -605,9 +606,12 @@ class Supervisor:
             if d.refused:
                 raise applying.refusal_error(d, source, file)
             if dry_run or not d.changes:
+                if not dry_run:  # the file says what runs (a comment may have changed)
+                    self.file_watch = FileWatch(file)
                 return applying.preview(d)
             applied = await applying.carry_out(self, new, d.changes, file, timeout)
             self.applied = applied
+            self.file_watch = FileWatch(file)
             n = len(applied.changes)
             self.event("apply", f"applied {file}: {n} change{'s' if n != 1 else ''}")
             self.status(fresh=True)
@@ -776,7 +780,7 @@ class Supervisor:
             doc["down"] = self.down_report.as_dict()
         if self.accounting is not None:
             doc["accounting"] = self.accounting.as_dict()
-        self.drift = drift(self.plan, doc["kernels"])
+        self.drift = drift(self.plan, doc["kernels"], self.file_watch.edited())
         doc["applied"] = self.applied.as_dict() if self.applied is not None else None
         doc["drift"] = self.drift
         self._status_cache = (now, doc)

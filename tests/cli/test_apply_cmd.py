@@ -183,6 +183,9 @@ def test_diff_and_dry_run_exit_codes_refusals_and_drift(ringctl: Ringctl, tmp_pa
     assert f"{path}:4:" in refused.stderr and "engine local -> ray cannot change" in refused.stderr
     assert "backend cpu -> cuda cannot change while it runs" in refused.stderr
     assert kernel(ringctl.status("seq"), "sink")["metrics"]["label"] == ""  # untouched
+    assert ringctl.status("seq")["drift"] == [
+        f"its file was edited since it was applied (ringctl diff seq {path} shows how)"
+    ]
 
     missing = ringctl("apply", "--name", "nosuch", path)
     assert missing.returncode == 3, missing.stderr
