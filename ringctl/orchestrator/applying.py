@@ -149,6 +149,16 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
                     f"cannot apply `{c.line.strip()}`: {kid} has terminated",
                     hint="nothing was changed; a kernel that ended cannot be changed live",
                 )
+        if c.kind == "add" and c.kernel is not None and c.kernel.id in rt.kernel_ids:
+            unprocessed = _unprocessed(rt, c.kernel.id)
+            if unprocessed:
+                raise UserInputError(
+                    f"cannot apply `{c.line.strip()}`: a kernel {c.kernel.id} was removed "
+                    f"earlier in this run with {unprocessed} messages unprocessed, and the "
+                    "run's accounting still counts them under that id",
+                    hint="nothing was changed; give the new kernel another id, or ringctl "
+                    "down and up the topology",
+                )
     for c in changes:
         if c.edge is not None and c.kind in ("connect", "move"):
             for kid in (c.edge.producer, c.edge.consumer):
@@ -158,6 +168,15 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
                         f"cannot apply `{c.line.strip()}`: {kid} has terminated",
                         hint="nothing was changed",
                     )
+
+
+def _unprocessed(rt: Any, kid: str) -> int:
+    """Messages accepted for ``kid`` that it did not process (left or lost)."""
+    return sum(q.left + q.lost for q in rt.accounting().queues if q.consumer == kid)
+
+
+def _accepted(rt: Any, kid: str) -> int:
+    return sum(q.accepted for q in rt.accounting().queues if q.consumer == kid)
 
 
 def _wire(e: EdgePlan) -> tuple[str, str, str, int | None, str, str | None]:
@@ -182,7 +201,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
             k = c.kernel
             assert k is not None
             step = c.line.strip()
-            if k.id in rt.kernel_ids:  # removed by an earlier apply: its id is free again
+            if k.id in rt.kernel_ids:  # removed by an earlier apply, all it took processed
                 rt.remove(k.id)
             await rt.launch(k.id, k.kernel, params=k.params, replicas=k.replicas,
                             queue_size=k.queue_size, backend=k.backend, entry=k.entry,
@@ -307,7 +326,8 @@ def _unlaunch(rt: Any, kid: str) -> Undo:
         if rt.get_state(kid) in _RUNNING:
             await rt.terminate(kid, timeout=2.0)
         rt.close_inbox(kid, "left")
-        rt.remove(kid)
+        if not _accepted(rt, kid):  # else it stays (terminated) so its counts stay in the run
+            rt.remove(kid)
 
     return run
 

@@ -769,7 +769,7 @@ class Supervisor:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
         doc.update(snap.as_dict())
-        if self.applied is not None:  # kernels an apply removed are no longer listed
+        if [k["id"] for k in doc["kernels"]] != self.plan.order:  # changed by an apply
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
             kept = [k for k in doc["kernels"] if k["id"] in rank]
             doc["kernels"] = sorted(kept, key=lambda k: rank[k["id"]])

@@ -235,3 +235,20 @@ def test_the_engine_runs_the_edited_plan_after_an_apply(a: Plan, b: Plan) -> Non
             await sup.down(2.0)
 
     asyncio.run(scenario())
+
+
+async def test_an_id_whose_removed_kernel_left_messages_is_not_reused(
+    runtime: RingKernelRuntime,
+) -> None:
+    plan = Plan("t", [k("slow", tally, {"delay": 0.05}), SOURCE], [EdgePlan("source", "slow")])
+    sup = await started(runtime, plan)
+    await wait_until(lambda: runtime.queued("slow") > 5, what="a backlog for slow")
+    without = Plan("t", [k("sink", collect), SOURCE], [EdgePlan("source", "sink")])
+    left = (await sup.apply(without, "without.yaml", timeout=0.1))["left"]["slow"]
+    again = Plan("t", [k("slow", collect), k("sink", collect), SOURCE],
+                 [EdgePlan("source", "sink"), EdgePlan("source", "slow")])  # fmt: skip
+    with pytest.raises(UserInputError, match="removed earlier in this run with"):
+        await sup.apply(again, "again.yaml")
+    assert sup.plan.order == ["sink", "source"]
+    await sup.down(5.0)
+    assert runtime.accounting().left == left  # still counted at the end of the run
