@@ -52,7 +52,11 @@ def apply(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option(help="Seconds a restarted or removed kernel gets to stop.", min=0),
+        typer.Option(
+            help="Seconds a restarted kernel gets to stop, and a removed one to drain, "
+            "before a force stop.",
+            min=0,
+        ),
     ] = 10.0,
     as_json: _JsonOpt = False,
 ) -> None:

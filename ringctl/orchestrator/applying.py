@@ -214,7 +214,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
             assert c.kernel is not None
             step = c.line.strip()
             if c.kind == "restart":
-                await _restart(sup, rt, old, c, undo)
+                await _restart(sup, rt, old, c, undo, timeout)
             elif c.kind == "scale":
                 kid, n = c.kernel.id, c.kernel.replicas
                 before = await rt.scale(kid, n, timeout=timeout)
@@ -275,7 +275,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
 
 
 async def _restart(sup: Supervisor, rt: Any, old: Plan, c: Change, undo: list[tuple[str, Undo]],
-                   ) -> None:  # fmt: skip
+                   timeout: float) -> None:  # fmt: skip
     k = c.kernel
     assert k is not None
     was = old.kernel(k.id)
@@ -288,14 +288,14 @@ async def _restart(sup: Supervisor, rt: Any, old: Plan, c: Change, undo: list[tu
         async def back() -> None:
             rt.reconfigure(k.id, was.kernel, params=was.params, queue_size=was.queue_size)
             if rt.get_state(k.id) in _RUNNING:
-                await rt.restart(k.id)
+                await rt.restart(k.id, timeout=timeout)
             else:  # the new instance did not start
                 await rt.relaunch(k.id)
                 await rt.activate(k.id)
             sup._since[k.id] = time.monotonic()
 
         try:
-            await rt.restart(k.id)
+            await rt.restart(k.id, timeout=timeout)
         except BaseException:
             undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
             raise
