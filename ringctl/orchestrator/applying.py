@@ -22,23 +22,22 @@ stops kernels, and its report says what each one left.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import ControlPlaneError, RingctlError, RunFailedError, UserInputError
-from ringctl.orchestrator.changes import Change, Diff, diff, edge_key, same_plan
+from ringctl.orchestrator.changes import Change, Diff, diff, edge_key
 from ringctl.orchestrator.plan import EdgePlan, Plan
 
 if TYPE_CHECKING:
     from ringctl.orchestrator.supervisor import Supervisor
 
-__all__ = ["Applied", "carry_out", "diff", "drift", "load_for_apply", "preview"]
+__all__ = [
+    "Applied", "carry_out", "diff", "load_for_apply", "preview", "refusal_error", "running_plan",
+]  # fmt: skip
 
 S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
@@ -413,56 +412,3 @@ async def _remove(sup: Supervisor, rt: Any, old: Plan, removed: set[str], timeou
         what = f" ({left[kid]} messages left, counted)" if left.get(kid) else " (drained)"
         sup.event("apply", f"{kid} removed{what}")
     return left
-
-
-def drift(plan: Plan, kernels: Sequence[dict[str, Any]], edited: bool = False) -> list[str]:
-    """How the running kernels differ from the plan of their file (a ``scale`` since the
-    last ``up`` or ``apply``, or the file edited since)."""
-    out = []
-    if edited:
-        out.append(
-            f"its file was edited since it was applied (ringctl diff {plan.name} "
-            f"{plan.file} shows how)"
-        )
-    for doc in kernels:
-        kid = doc.get("id")
-        if not isinstance(kid, str) or kid not in plan.order:
-            continue
-        want, have = plan.kernel(kid).replicas, doc.get("replicas")
-        if isinstance(have, int) and have != want and doc.get("state") in ("ACTIVE", "DEACTIVATED"):
-            out.append(f"{kid} runs {have} replica{'s' if have != 1 else ''}, its file says {want}")
-    return out
-
-
-class FileWatch:
-    """Whether a topology file was edited since it was started or applied: its content
-    is read again only when its size or modification time changed."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self._seen = self._stat()
-        self._digest = self._read()
-        self._edited = False
-
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            info = os.stat(self.path) if self.path else None
-        except OSError:
-            return None
-        return (info.st_size, info.st_mtime_ns) if info else None
-
-    def _read(self) -> str | None:
-        try:
-            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest() if self.path else None
-        except OSError:
-            return None
-
-    def edited(self) -> bool:
-        seen = self._stat()
-        if seen != self._seen:
-            self._seen = seen
-            self._edited = self._read() != self._digest
-        return self._edited
-
-
-__all__ += ["FileWatch", "refusal_error", "same_plan"]

@@ -28,7 +28,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
-from ringctl.orchestrator.applying import FileWatch, drift
+from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.states import TopologyState, next_topology_state
 
