@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl.engine.contract import Capability, Engine, Wire
 from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import ControlPlaneError, RingctlError, RunFailedError, UserInputError
 from ringctl.orchestrator.changes import Change, Diff, diff, edge_key
@@ -41,11 +42,11 @@ __all__ = [
 
 S = KernelState
 _RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
-#: The engine operations each kind of change needs (the local engine has them all).
-_NEEDS: Final = {
+#: The engine capabilities each kind of change needs (the local engine has them all).
+_NEEDS: Final[dict[str, tuple[Capability, ...]]] = {
     "add": ("rewire",), "restart": ("reconfigure", "restart"), "scale": ("scale",),
     "connect": ("rewire",), "move": ("rewire",), "disconnect": ("rewire",),
-    "retune": ("retune",), "remove": ("inflight", "rewire"), "update": (),
+    "retune": ("rewire",), "remove": ("rewire",), "update": (),
 }  # fmt: skip
 _VERBS: Final = {
     "add": "add a kernel", "restart": "restart a kernel with new params",
@@ -128,10 +129,9 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
     """Refuse, before anything changes, what this engine or these kernels cannot do."""
     rt = sup.runtime
     for c in changes:
-        missing = [op for op in _NEEDS[c.kind] if not callable(getattr(rt, op, None))]
-        if missing:
+        if any(need not in rt.capabilities for need in _NEEDS[c.kind]):
             raise UserInputError(
-                f"cannot apply `{c.line.strip()}`: engine {sup.plan.engine} cannot "
+                f"cannot apply `{c.line.strip()}`: engine {rt.name} cannot "
                 f"{_VERBS[c.kind]} while the topology runs",
                 hint="nothing was changed; make this change with ringctl down and up",
             )
@@ -169,16 +169,16 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
                     )
 
 
-def _unprocessed(rt: Any, kid: str) -> int:
+def _unprocessed(rt: Engine, kid: str) -> int:
     """Messages accepted for ``kid`` that it did not process (left or lost)."""
     return sum(q.left + q.lost for q in rt.accounting().queues if q.consumer == kid)
 
 
-def _accepted(rt: Any, kid: str) -> int:
+def _accepted(rt: Engine, kid: str) -> int:
     return sum(q.accepted for q in rt.accounting().queues if q.consumer == kid)
 
 
-def _wire(e: EdgePlan) -> tuple[str, str, str, int | None, str, str | None]:
+def _wire(e: EdgePlan) -> Wire:
     return (e.producer, e.port, e.consumer, e.capacity, e.backpressure, e.fanout)
 
 
@@ -188,7 +188,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
     holds the supervisor's command lock."""
     _check(sup, changes)
     t0 = time.monotonic()
-    rt: Any = sup.runtime
+    rt = sup.runtime
     old = sup.plan
     undo: list[tuple[str, Undo]] = []
     done: list[str] = []
@@ -273,7 +273,7 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
     return Applied(file, time.time(), tuple(done), left, time.monotonic() - t0)
 
 
-async def _restart(sup: Supervisor, rt: Any, old: Plan, c: Change, undo: list[tuple[str, Undo]],
+async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list[tuple[str, Undo]],
                    timeout: float) -> None:  # fmt: skip
     k = c.kernel
     assert k is not None
@@ -320,7 +320,7 @@ def _marked(sup: Supervisor, kid: str, action: Undo) -> Undo:
     return run
 
 
-def _unlaunch(rt: Any, kid: str) -> Undo:
+def _unlaunch(rt: Engine, kid: str) -> Undo:
     async def run() -> None:
         if rt.get_state(kid) in _RUNNING:
             await rt.terminate(kid, timeout=2.0)
@@ -331,21 +331,21 @@ def _unlaunch(rt: Any, kid: str) -> Undo:
     return run
 
 
-def _rescale(rt: Any, kid: str, replicas: int, timeout: float) -> Undo:
+def _rescale(rt: Engine, kid: str, replicas: int, timeout: float) -> Undo:
     async def run() -> None:
         await rt.scale(kid, replicas, timeout=timeout)
 
     return run
 
 
-def _unwire(rt: Any, connected: list[EdgePlan], cut: list[EdgePlan]) -> Undo:
+def _unwire(rt: Engine, connected: list[EdgePlan], cut: list[EdgePlan]) -> Undo:
     async def run() -> None:
         rt.rewire([_wire(e) for e in cut], [edge_key(e) for e in connected])
 
     return run
 
 
-def _retune(rt: Any, e: EdgePlan) -> Undo:
+def _retune(rt: Engine, e: EdgePlan) -> Undo:
     async def run() -> None:
         rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
                   backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
@@ -363,7 +363,7 @@ async def _roll_back(undo: list[tuple[str, Undo]]) -> list[str]:
     return failures
 
 
-async def _remove(sup: Supervisor, rt: Any, old: Plan, removed: set[str], timeout: float
+async def _remove(sup: Supervisor, rt: Engine, old: Plan, removed: set[str], timeout: float
                   ) -> dict[str, int]:  # fmt: skip
     """Stop the removed kernels as ``down`` would; what they held is counted as left."""
     if not removed:

@@ -29,6 +29,7 @@ from ringctl.engine.contract import (
     QueueSnapshot,
     RuntimeSnapshot,
     TerminationReport,
+    Wire,
 )
 from ringctl.engine.ledger import KernelBook, check_launch
 from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
@@ -95,7 +96,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     """
 
     name: Final = "local"
-    capabilities: Final[frozenset[Capability]] = frozenset({"restart", "scale", "tap"})
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure", "rewire"}
+    )
 
     def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
         super().__init__()
@@ -673,7 +676,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     def rewire(
         self,
-        connect: Sequence[tuple[str, str, str, int | None, str, str | None]] = (),
+        connect: Sequence[Wire] = (),
         disconnect: Sequence[tuple[str, str, str]] = (),
     ) -> None:
         """Connect ``(producer, port, consumer, capacity, backpressure, fanout)`` queues and
@@ -718,15 +721,16 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             self._edges.append(queue)
 
     def retune(
-        self, producer: str, port: str, consumer: str, *, capacity: int, backpressure: str,
-        fanout: str | None,
+        self, producer: str, port: str, consumer: str, *, capacity: int | None,
+        backpressure: str, fanout: str | None,
     ) -> None:  # fmt: skip
         """Change a wired queue's capacity, backpressure and its port's fanout in place."""
         out = self._require(producer).ports.get(port)
         queue = next((q for q in out.targets if q.consumer == consumer), None) if out else None
         if out is None or queue is None:
             raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
-        queue.retune(capacity, backpressure)
+        size = capacity if capacity is not None else self._require(consumer).queue_size
+        queue.retune(size, backpressure)
         out.fanout = _fanout(fanout) or "broadcast"
         out._route()
 
