@@ -1,7 +1,8 @@
 """Persistent kernels: compiled loops that poll rings of records and never return to Python.
 
-The public API: ``@persistent_kernel`` declares one, ``PersistentGroup`` runs some in a
-worker process, ``LoopOptions`` tunes their loops. Nothing imported here loads Numba;
+The public API: ``@persistent_kernel`` declares one (``native_kernel`` one with a C++
+handler), ``PersistentGroup`` runs some in a worker process, ``LoopOptions`` tunes their
+loops. Nothing imported here loads Numba;
 the compiled parts are imported when a kernel is launched (see docs/persistent.md).
 """
 
@@ -12,6 +13,7 @@ from ringctl.engine.local.persistent.host import (
     PersistentStats,
     PersistentTermination,
 )
+from ringctl.kernel.native import native_kernel
 from ringctl.kernel.persistent import (
     DEFAULT_RING_CAPACITY,
     LoopOptions,
@@ -26,5 +28,6 @@ __all__ = [
     "PersistentKernel",
     "PersistentStats",
     "PersistentTermination",
+    "native_kernel",
     "persistent_kernel",
 ]

@@ -105,6 +105,7 @@ class _Member:
     params: Mapping[str, Any]
     capacity: int
     options: LoopOptions
+    backend: str = "cpu"
     feeds_from: str | None = None  # another member whose output ring is our input ring
     state: KernelState = S.CREATED
     error: str | None = None
@@ -148,11 +149,13 @@ class PersistentGroup:
         capacity: int = DEFAULT_RING_CAPACITY,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
+        backend: str = "cpu",
     ) -> PersistentKernel:
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way.
+        imports ``entry`` itself either way. ``backend="cuda"`` runs a C++ handler's loop
+        on the worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
@@ -160,8 +163,19 @@ class PersistentGroup:
             raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
         if kernel is None:
             kernel = load_kernel(entry)
+        if backend not in ("cpu", "cuda") or (backend == "cuda" and kernel.native is None):
+            raise ValueError(
+                f"kernel {kernel_id!r}: backend {backend!r} is not available for it "
+                "(cpu, or cuda for a native_kernel)"
+            )
         self._members[kernel_id] = _Member(
-            kernel_id, entry, kernel, dict(params or {}), capacity, options or LoopOptions()
+            kernel_id,
+            entry,
+            kernel,
+            dict(params or {}),
+            capacity,
+            options or LoopOptions(),
+            backend,
         )
         return kernel
 
@@ -210,6 +224,7 @@ class PersistentGroup:
             outbox=f"{m.id}.out" if m.kernel.output is not None else None,
             state=f"{m.id}.state",
             options=m.options,
+            backend=m.backend,
         )
 
     # -- what bridges and observers read -------------------------------------------------
