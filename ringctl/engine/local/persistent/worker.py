@@ -135,8 +135,10 @@ def _start(
             loop = LoopThread(*views)
         loop.compile()
         loop.start(skip_wedged=skip_wedged)
-    except Exception:
-        conn.send(("error", kid, traceback.format_exc()))
+    except Exception as exc:
+        # A compiler's own report (file:line of the user's source) says it all.
+        compiler_said = type(exc).__name__ == "NativeCompileError"
+        conn.send(("error", kid, str(exc) if compiler_said else traceback.format_exc()))
         return
     loops[kid] = loop
     conn.send(("started", kid))
