@@ -35,7 +35,7 @@ from ringctl.engine.local.persistent.layout import (
     TERMINATED,
     Command,
 )
-from ringctl.engine.local.persistent.native.runner import NativeLoop, native_loop
+from ringctl.engine.local.persistent.native.runner import NativeLoop, native_loop, release
 from ringctl.engine.local.persistent.native.source import NativeCompileError
 from ringctl.engine.local.persistent.ringops import (
     load,
@@ -159,6 +159,7 @@ def rig(backend: str) -> Iterator[Callable[..., Rig]]:
     for r in made:
         store(r.ctrl, CMD, int(Command.TERM))
         assert r.loop.join(5), "a loop did not stop on TERM"
+        release(r.arena)
         r.arena.close()
 
 

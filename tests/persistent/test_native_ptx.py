@@ -74,6 +74,24 @@ def test_the_gpu_loop_reads_with_acquire_and_publishes_with_release(
     assert "nanosleep" in ptx  # an idle loop naps rather than spinning the SM
 
 
+def test_the_gpu_loop_assembles_for_sm_90(tmp_path: Path) -> None:
+    nvcc = _nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc is not installed")
+    kernel = nh.double
+    assert kernel.native is not None
+    src = tmp_path / "loop.cu"
+    src.write_text(translation_unit(kernel, kernel.native, read_source(kernel)))
+    done = subprocess.run(
+        [nvcc, "-std=c++17", f"-arch={ARCH}", "-cubin", str(src), "-o", str(tmp_path / "l.cubin")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # ptxas accepts the acquire/release forms
+
+
 def test_a_handler_error_from_nvcc_names_the_users_file_and_line(tmp_path: Path) -> None:
     nvcc = _nvcc()
     if nvcc is None:

@@ -11,6 +11,7 @@ imports CuPy: only a worker that runs a GPU kernel does.
 
 from __future__ import annotations
 
+import mmap
 import threading
 import time
 from typing import Any, Final
@@ -20,7 +21,7 @@ import numpy as np
 
 from ringctl.engine.local.persistent.native.source import NativeCompileError, first_error
 
-__all__ = ["CudaLoop", "register_host_memory"]
+__all__ = ["CudaLoop", "register_host_memory", "unregister_host_memory"]
 
 _HOST_REGISTER_PORTABLE: Final = 1
 _HOST_REGISTER_MAPPED: Final = 2
@@ -33,6 +34,7 @@ _REGISTERED: dict[int, tuple[int, int]] = {}
 
 def register_host_memory(address: int, size: int) -> None:
     """Make ``size`` bytes at ``address`` (an mmap'd arena) reachable from the device."""
+    size = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages, as the mapping has
     with _LOCK:
         if address in _REGISTERED:
             return
@@ -40,6 +42,13 @@ def register_host_memory(address: int, size: int) -> None:
         rt.hostRegister(address, size, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
         device = int(rt.pointerGetAttributes(address).devicePointer)
         _REGISTERED[address] = (size, device)
+
+
+def unregister_host_memory(address: int) -> None:
+    """Forget a registration before its arena is unmapped (no kernel may still use it)."""
+    with _LOCK:
+        if _REGISTERED.pop(address, None) is not None:
+            cupy.cuda.runtime.hostUnregister(address)
 
 
 def _device_address(host: int) -> int:

@@ -9,6 +9,7 @@ waits for its stream.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from ringctl.engine.local.persistent.native.source import NativeCompileError, tr
 from ringctl.engine.local.persistent.thread import LoopThread
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
-__all__ = ["NativeBackend", "NativeLoop", "native_loop", "read_source"]
+__all__ = ["NativeBackend", "NativeLoop", "arena_span", "native_loop", "read_source", "release"]
 
 NativeBackend = Literal["twin", "cuda"]
 
@@ -114,3 +115,10 @@ def arena_span(arena: Arena) -> tuple[int, int]:
     """The arena's mapped address and size (from a control block's view and its offset)."""
     name, offset = next(iter(arena.layout.controls.items()))
     return int(arena.controls[name].ctypes.data) - offset, arena.layout.size
+
+
+def release(arena: Arena) -> None:
+    """Before an arena this process ran GPU loops on is closed: drop its registration."""
+    cuda = sys.modules.get("ringctl.engine.local.persistent.native.cuda")
+    if cuda is not None and arena.controls:
+        cuda.unregister_host_memory(arena_span(arena)[0])
