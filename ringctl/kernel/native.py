@@ -141,6 +141,8 @@ def native_kernel(
     if not path.is_absolute():
         caller = sys._getframe(1).f_globals.get("__file__")
         path = (Path(caller).parent if caller else Path.cwd()) / path
+    if not path.is_file():
+        raise FileNotFoundError(f"native_kernel {function!r}: no C++ source at {path}")
     return PersistentKernel(
         handler=_no_python_call,
         kernel_id=kernel_id or function,

@@ -92,10 +92,12 @@ def test_records_a_cxx_handler_cannot_read_are_refused_where_declared() -> None:
     fields = [("seq", np.int64), ("flag", np.int32), ("value", np.float64)]
     packed = np.dtype(fields)
     with pytest.raises(TypeError, match=r"field 'value' sits at byte 12.*align=True"):
-        native_kernel(source="x.cu", function="f", input=packed)
+        native_kernel(source="cuda/sink.cu", function="f", input=packed)
     with pytest.raises(TypeError, match="cannot read"):
-        native_kernel(source="x.cu", function="f", input=np.dtype([("c", np.complex128)]))
+        native_kernel(source="cuda/sink.cu", function="f", input=np.dtype([("c", np.complex128)]))
     aligned = np.dtype(fields, align=True)
-    k = native_kernel(source="x.cu", function="f", input=aligned, output=aligned)
-    assert k.native is not None and k.native.source == Path(__file__).parent / "x.cu"
-    assert k.qualified_name == "x.cu:f" and k.kernel_id == "f"
+    k = native_kernel(source="cuda/sink.cu", function="f", input=aligned, output=aligned)
+    assert k.native is not None and k.native.source == Path(__file__).parent / "cuda" / "sink.cu"
+    assert k.qualified_name == "sink.cu:f" and k.kernel_id == "f"
+    with pytest.raises(FileNotFoundError, match=r"no C\+\+ source at .*nowhere\.cu"):
+        native_kernel(source="nowhere.cu", function="f", input=aligned)

@@ -39,7 +39,8 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
       if (n > 0) {
         for (rc_word k = 0; k < n; ++k) {
           rc_store(ctrl + RC_POS, tail + k + 1);
-          if (RC_HANDLE(in_recs[(tail + k) & in_mask], state) < 0) n_err += 1;
+          const In rec = in_recs[(tail + k) & in_mask];
+          if (RC_HANDLE(rec, state) < 0) n_err += 1;
         }
         n_in += n;
         rc_store(ctrl + RC_IN, n_in);
@@ -49,55 +50,60 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
         continue;
       }
 #else
-      if (rc_load(out_hdr + RC_CONSUMER_GONE) != 0) {
+      // Words that matter only when there is input are read only then: on the GPU each
+      // acquire load of host memory is a PCIe round trip, so an idle pass reads two.
+      const rc_word avail = head - tail;
+      if (avail > 0 && rc_load(out_hdr + RC_CONSUMER_GONE) != 0) {
         // Nothing will read the output ring: handle the input anyway (so this kernel
         // drains and stops on time) and count what it would have sent.
-        rc_word n = head - tail;
-        if (n > batch) n = batch;
+        const rc_word n = avail < batch ? avail : batch;
+        rc_word gone = 0;
+        for (rc_word k = 0; k < n; ++k) {
+          rc_store(ctrl + RC_POS, tail + k + 1);
+          const In rec = in_recs[(tail + k) & in_mask];
+          const int r = RC_HANDLE(rec, scratch, state);
+          if (r > 0) gone += 1;
+          else if (r < 0) n_err += 1;
+        }
+        n_out += gone;
+        n_in += n;
+        rc_store(ctrl + RC_IN, n_in);
+        rc_store(ctrl + RC_OUT, n_out);
+        rc_store(ctrl + RC_ERRORS, n_err);
+        rc_store(out_hdr + RC_DISCARDED, rc_load(out_hdr + RC_DISCARDED) + gone);
+        rc_store(in_hdr + RC_TAIL, tail + n);
+        idle = 0;
+        continue;
+      }
+      rc_word n = avail < batch ? avail : batch;
+      if (n > 0) {
+        const rc_word out_start = out_hdr[RC_HEAD];  // this loop is the only writer of HEAD
+        rc_word out_head = out_start;
+        const rc_word free_slots = out_cap - (out_head - rc_load(out_hdr + RC_TAIL));
+        if (n > free_slots) n = free_slots;
+        for (rc_word k = 0; k < n; ++k) {
+          rc_store(ctrl + RC_POS, tail + k + 1);
+          // The record is copied in whole (one burst of loads, not one round trip per
+          // field on the GPU) and the output is built locally, starting zeroed.
+          const In rec = in_recs[(tail + k) & in_mask];
+          Out out{};
+          const int r = RC_HANDLE(rec, out, state);
+          if (r > 0) out_recs[out_head++ & out_mask] = out;
+          else if (r < 0) n_err += 1;
+        }
         if (n > 0) {
-          rc_word gone = 0;
-          for (rc_word k = 0; k < n; ++k) {
-            rc_store(ctrl + RC_POS, tail + k + 1);
-            const int r = RC_HANDLE(in_recs[(tail + k) & in_mask], scratch, state);
-            if (r > 0) gone += 1;
-            else if (r < 0) n_err += 1;
-          }
-          n_out += gone;
+          n_out += out_head - out_start;
           n_in += n;
+          // Counters first, then the outputs, then the freed slots: whoever sees the
+          // input ring empty also sees the outputs and the counts.
           rc_store(ctrl + RC_IN, n_in);
           rc_store(ctrl + RC_OUT, n_out);
           rc_store(ctrl + RC_ERRORS, n_err);
-          rc_store(out_hdr + RC_DISCARDED, rc_load(out_hdr + RC_DISCARDED) + gone);
+          rc_store(out_hdr + RC_HEAD, out_head);
           rc_store(in_hdr + RC_TAIL, tail + n);
           idle = 0;
           continue;
         }
-      }
-      const rc_word out_start = out_hdr[RC_HEAD];  // this loop is the only writer of HEAD
-      rc_word out_head = out_start;
-      rc_word n = head - tail;
-      const rc_word free_slots = out_cap - (out_head - rc_load(out_hdr + RC_TAIL));
-      if (n > free_slots) n = free_slots;
-      if (n > batch) n = batch;
-      if (n > 0) {
-        for (rc_word k = 0; k < n; ++k) {
-          rc_store(ctrl + RC_POS, tail + k + 1);
-          const int r = RC_HANDLE(in_recs[(tail + k) & in_mask], out_recs[out_head & out_mask],
-                                  state);
-          if (r > 0) out_head += 1;
-          else if (r < 0) n_err += 1;
-        }
-        n_out += out_head - out_start;
-        n_in += n;
-        // Counters first, then the outputs, then the freed slots: whoever sees the input
-        // ring empty also sees the outputs and the counts.
-        rc_store(ctrl + RC_IN, n_in);
-        rc_store(ctrl + RC_OUT, n_out);
-        rc_store(ctrl + RC_ERRORS, n_err);
-        rc_store(out_hdr + RC_HEAD, out_head);
-        rc_store(in_hdr + RC_TAIL, tail + n);
-        idle = 0;
-        continue;
       }
       if (!closed && head == tail && rc_load(in_hdr + RC_RING_CLOSED) != 0 &&
           rc_load(in_hdr + RC_HEAD) == tail) {
