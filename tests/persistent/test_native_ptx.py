@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from kernels.native_records import zscore
 from ringctl.engine.local.persistent.native.runner import read_source
-from ringctl.engine.local.persistent.native.source import translation_unit
+from ringctl.engine.local.persistent.native.source import first_error, translation_unit
 from ringctl.kernel.persistent import PersistentKernel
 
 from . import native_handlers as nh
@@ -30,41 +31,60 @@ def _nvcc() -> str | None:
     return found
 
 
-def _nvrtc_ptx(text: str) -> str | None:
+def _nvrtc(text: str) -> tuple[bool, str] | None:
+    """``(compiled, PTX or log)`` from NVRTC (CuPy's bindings need no GPU); None without it."""
     try:
-        from cupy.cuda import compiler
-    except ImportError:
+        from cupy.cuda import nvrtc
+
+        prog = nvrtc.createProgram(text, "loop.cu", (), ())
+    except Exception:  # CuPy or its NVRTC library missing
         return None
-    return str(compiler.compile_using_nvrtc(text, options=("-std=c++17", f"-arch={ARCH}")))
+    try:
+        nvrtc.compileProgram(prog, ("-std=c++17", f"-arch=compute_{ARCH[3:]}"))
+        return True, bytes(nvrtc.getPTX(prog)).decode()
+    except nvrtc.NVRTCError:
+        return False, str(nvrtc.getProgramLog(prog))
+    finally:
+        nvrtc.destroyProgram(prog)
 
 
-def ptx_of(kernel: PersistentKernel, tmp_path: Path) -> str:
+def _nvcc_run(text: str, tmp_path: Path, what: str) -> tuple[bool, str] | None:
+    nvcc = _nvcc()
+    if nvcc is None:
+        return None
+    src, out = tmp_path / "loop.cu", tmp_path / f"loop.{what}"
+    src.write_text(text)
+    done = subprocess.run(
+        [nvcc, "-std=c++17", f"-arch={ARCH}", f"-{what}", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        return False, done.stdout + done.stderr
+    return True, out.read_text() if what == "ptx" else ""
+
+
+def compile_with(compiler: str, kernel: PersistentKernel, tmp_path: Path) -> tuple[bool, str]:
     assert kernel.native is not None
     text = translation_unit(kernel, kernel.native, read_source(kernel))
-    nvcc = _nvcc()
-    if nvcc is not None:
-        src, out = tmp_path / "loop.cu", tmp_path / "loop.ptx"
-        src.write_text(text)
-        done = subprocess.run(
-            [nvcc, "-std=c++17", f"-arch={ARCH}", "-ptx", str(src), "-o", str(out)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return out.read_text()
-    ptx = _nvrtc_ptx(text)
-    if ptx is None:
-        pytest.skip("neither nvcc nor CuPy's NVRTC is installed")
-    return ptx
+    got = _nvrtc(text) if compiler == "nvrtc" else _nvcc_run(text, tmp_path, "ptx")
+    if got is None:
+        pytest.skip(f"{compiler} is not installed")
+    return got
 
 
-@pytest.mark.parametrize("kernel", [nh.double, nh.total], ids=["map", "sink"])
+COMPILERS = ["nvcc", "nvrtc"]
+
+
+@pytest.mark.parametrize("compiler", COMPILERS)
+@pytest.mark.parametrize("kernel", [nh.double, nh.total, zscore], ids=["map", "sink", "example"])
 def test_the_gpu_loop_reads_with_acquire_and_publishes_with_release(
-    kernel: PersistentKernel, tmp_path: Path
+    compiler: str, kernel: PersistentKernel, tmp_path: Path
 ) -> None:
-    ptx = ptx_of(kernel, tmp_path)
+    ok, ptx = compile_with(compiler, kernel, tmp_path)
+    assert ok, ptx
     assert ".entry ringctl_loop" in ptx
     loads = ptx.count("ld.acquire.sys")
     stores = ptx.count("st.release.sys")
@@ -75,37 +95,18 @@ def test_the_gpu_loop_reads_with_acquire_and_publishes_with_release(
 
 
 def test_the_gpu_loop_assembles_for_sm_90(tmp_path: Path) -> None:
-    nvcc = _nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc is not installed")
     kernel = nh.double
     assert kernel.native is not None
-    src = tmp_path / "loop.cu"
-    src.write_text(translation_unit(kernel, kernel.native, read_source(kernel)))
-    done = subprocess.run(
-        [nvcc, "-std=c++17", f"-arch={ARCH}", "-cubin", str(src), "-o", str(tmp_path / "l.cubin")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr  # ptxas accepts the acquire/release forms
-
-
-def test_a_handler_error_from_nvcc_names_the_users_file_and_line(tmp_path: Path) -> None:
-    nvcc = _nvcc()
-    if nvcc is None:
+    got = _nvcc_run(translation_unit(kernel, kernel.native, read_source(kernel)), tmp_path, "cubin")
+    if got is None:
         pytest.skip("nvcc is not installed")
-    kernel = nh.broken
-    assert kernel.native is not None
-    src = tmp_path / "loop.cu"
-    src.write_text(translation_unit(kernel, kernel.native, read_source(kernel)))
-    done = subprocess.run(
-        [nvcc, "-std=c++17", f"-arch={ARCH}", "-ptx", str(src), "-o", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert f"{kernel.native.source}(4): error" in done.stdout + done.stderr
+    assert got[0], got[1]  # ptxas accepts the acquire/release forms
+
+
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_a_handler_error_names_the_users_file_and_line(compiler: str, tmp_path: Path) -> None:
+    ok, log = compile_with(compiler, nh.broken, tmp_path)
+    assert not ok
+    assert nh.broken.native is not None
+    assert f"{nh.broken.native.source}(4): error" in log
+    assert first_error(log).startswith(f"{nh.broken.native.source}(4): error")
