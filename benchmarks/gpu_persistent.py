@@ -113,7 +113,7 @@ def phase_env(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             subprocess.run([cxx, "--version"], capture_output=True, text=True) if cxx else None
         )
         return {"compiler": cxx, "version": version.stdout.splitlines()[0] if version else None}
-    import cupy
+    from ringctl.engine.local.persistent.native.cuda import cupy  # sets eager module loading
 
     rt = cupy.cuda.runtime
     props = rt.getDeviceProperties(0)
@@ -194,7 +194,7 @@ extern "C" __global__ void one(double* v) { v[0] = v[0] * 2.0 + 1.0; }
 def phase_baseline(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     if backend != "cuda":
         return {"skipped": "a kernel launch per message needs CUDA"}
-    import cupy
+    from ringctl.engine.local.persistent.native.cuda import cupy
 
     n = args.records or 20_000
     stream = cupy.cuda.Stream(non_blocking=True)
@@ -219,7 +219,7 @@ def _probes(backend: str) -> dict[str, Callable[[], object]]:
             "allocation": lambda: np.zeros(1 << 20),
             "second_module": lambda: load_library('extern "C" void ringctl_loop() {}\n'),
         }
-    import cupy
+    from ringctl.engine.local.persistent.native.cuda import cupy
 
     held: list[Any] = []
 

@@ -64,7 +64,8 @@ def _usable(backend: str) -> str | None:
 
         return None if compiler() else "no C++ compiler (g++, c++ or $CXX)"
     try:
-        import cupy
+        # Through ringctl's module: it sets how CUDA loads modules before CUDA starts.
+        from ringctl.engine.local.persistent.native.cuda import cupy
     except ImportError:
         return "CuPy is not installed"
     return None if cupy.cuda.is_available() else "CuPy finds no CUDA device"

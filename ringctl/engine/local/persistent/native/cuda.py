@@ -5,16 +5,22 @@ stream) and reads its rings where they are: in the shared-memory arena, which th
 process registers with ``cudaHostRegister`` (portable + mapped) so the device reaches it
 over PCIe while the host and other processes keep using it. Every ring and control block
 is allocated before the launch and nothing is freed or synchronised while the kernel
-runs (a free synchronises the device, which would wait for ever). Importing this module
-imports CuPy: only a worker that runs a GPU kernel does.
+runs (a free synchronises the device, which would wait for ever). Modules load eagerly
+(``CUDA_MODULE_LOADING=EAGER`` unless set, and each function is loaded before its launch):
+a module loaded lazily at launch can wait on a kernel that never returns. Importing this
+module imports CuPy: only a worker that runs a GPU kernel does.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 import time
 from typing import Any, Final
+
+# Read when CUDA initialises: before CuPy's first call in this process.
+os.environ.setdefault("CUDA_MODULE_LOADING", "EAGER")
 
 import cupy
 import numpy as np
@@ -67,6 +73,7 @@ class CudaLoop:
         try:
             module = cupy.RawModule(code=text, options=("-std=c++17",))
             self._function = module.get_function("ringctl_loop")  # compiles and loads now
+            _ = self._function.attributes  # the function itself is loaded too, even if lazy
         except cupy.cuda.compiler.CompileException as exc:
             log = str(exc)
             raise NativeCompileError(f"{log}\n{first_error(log)}") from None
