@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ringctl.engine.local.persistent.arena import Arena, ArenaLayout
+from ringctl.engine.local.persistent.native.source import NativeCompileError
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 __all__ = ["KernelPlacement", "WorkerSpec", "load_kernel", "worker_main"]
@@ -135,10 +136,12 @@ def _start(
             loop = LoopThread(*views)
         loop.compile()
         loop.start(skip_wedged=skip_wedged)
-    except Exception as exc:
-        # A compiler's own report (file:line of the user's source) says it all.
-        compiler_said = type(exc).__name__ == "NativeCompileError"
-        conn.send(("error", kid, str(exc) if compiler_said else traceback.format_exc()))
+    except NativeCompileError as exc:
+        # The compiler's own report (file:line of the user's source) says it all.
+        conn.send(("error", kid, str(exc)))
+        return
+    except Exception:
+        conn.send(("error", kid, traceback.format_exc()))
         return
     loops[kid] = loop
     conn.send(("started", kid))
