@@ -1,8 +1,10 @@
 // ringctl persistent loop, part 2: the loop itself, after the records (In, Out) and the
 // handler (reached through RC_HANDLE). The same protocol as the compiled CPU loop: per
 // pass bump the heartbeat, read the command, echo it in ACK; when ACTIVE handle up to
-// `batch` records, then publish counters, outputs and freed input slots, in that order,
-// with one release store each. Sinks are built with RC_SINK defined (no output ring, no
+// `batch` records, then publish counters, outputs and freed input slots, in that order.
+// The indices (HEAD, TAIL), ACK, RING_CLOSED and TERMINATED are release stores; the
+// counters, POS and the heartbeat are relaxed stores that the next release publishes
+// (on the GPU a release store waits for every earlier write to reach host memory). Sinks are built with RC_SINK defined (no output ring, no
 // Out record).
 RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word in_cap,
                            rc_word* out_hdr, void* out_ring, rc_word out_cap, double* state,
@@ -23,7 +25,7 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
   rc_word idle = 0;
   for (;;) {
     beat += 1;
-    rc_store(ctrl + RC_HEARTBEAT, beat);
+    rc_store_relaxed(ctrl + RC_HEARTBEAT, beat);
     const rc_word cmd = rc_load(ctrl + RC_CMD);
     if (cmd != ack) {
       ack = cmd;
@@ -38,13 +40,13 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
       if (n > batch) n = batch;
       if (n > 0) {
         for (rc_word k = 0; k < n; ++k) {
-          rc_store(ctrl + RC_POS, tail + k + 1);
+          rc_store_relaxed(ctrl + RC_POS, tail + k + 1);
           const In rec = in_recs[(tail + k) & in_mask];
           if (RC_HANDLE(rec, state) < 0) n_err += 1;
         }
         n_in += n;
-        rc_store(ctrl + RC_IN, n_in);
-        rc_store(ctrl + RC_ERRORS, n_err);
+        rc_store_relaxed(ctrl + RC_IN, n_in);
+        rc_store_relaxed(ctrl + RC_ERRORS, n_err);
         rc_store(in_hdr + RC_TAIL, tail + n);
         idle = 0;
         continue;
@@ -59,7 +61,7 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
         const rc_word n = avail < batch ? avail : batch;
         rc_word gone = 0;
         for (rc_word k = 0; k < n; ++k) {
-          rc_store(ctrl + RC_POS, tail + k + 1);
+          rc_store_relaxed(ctrl + RC_POS, tail + k + 1);
           const In rec = in_recs[(tail + k) & in_mask];
           const int r = RC_HANDLE(rec, scratch, state);
           if (r > 0) gone += 1;
@@ -67,10 +69,10 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
         }
         n_out += gone;
         n_in += n;
-        rc_store(ctrl + RC_IN, n_in);
-        rc_store(ctrl + RC_OUT, n_out);
-        rc_store(ctrl + RC_ERRORS, n_err);
-        rc_store(out_hdr + RC_DISCARDED, rc_load(out_hdr + RC_DISCARDED) + gone);
+        rc_store_relaxed(ctrl + RC_IN, n_in);
+        rc_store_relaxed(ctrl + RC_OUT, n_out);
+        rc_store_relaxed(ctrl + RC_ERRORS, n_err);
+        rc_store_relaxed(out_hdr + RC_DISCARDED, rc_load(out_hdr + RC_DISCARDED) + gone);
         rc_store(in_hdr + RC_TAIL, tail + n);
         idle = 0;
         continue;
@@ -82,7 +84,7 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
         const rc_word free_slots = out_cap - (out_head - rc_load(out_hdr + RC_TAIL));
         if (n > free_slots) n = free_slots;
         for (rc_word k = 0; k < n; ++k) {
-          rc_store(ctrl + RC_POS, tail + k + 1);
+          rc_store_relaxed(ctrl + RC_POS, tail + k + 1);
           // The record is copied in whole (one burst of loads, not one round trip per
           // field on the GPU) and the output is built locally, starting zeroed.
           const In rec = in_recs[(tail + k) & in_mask];
@@ -96,9 +98,9 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
           n_in += n;
           // Counters first, then the outputs, then the freed slots: whoever sees the
           // input ring empty also sees the outputs and the counts.
-          rc_store(ctrl + RC_IN, n_in);
-          rc_store(ctrl + RC_OUT, n_out);
-          rc_store(ctrl + RC_ERRORS, n_err);
+          rc_store_relaxed(ctrl + RC_IN, n_in);
+          rc_store_relaxed(ctrl + RC_OUT, n_out);
+          rc_store_relaxed(ctrl + RC_ERRORS, n_err);
           rc_store(out_hdr + RC_HEAD, out_head);
           rc_store(in_hdr + RC_TAIL, tail + n);
           idle = 0;

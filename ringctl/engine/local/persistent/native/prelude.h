@@ -3,7 +3,7 @@
 // host C++ compiler): only the shared-word primitives differ. Every shared word is an
 // aligned 64-bit integer read with an acquire load and written with a release store, so
 // a record's bytes are visible before the index that publishes it, and no poll is
-// hoisted out of a loop. The RC_* word indices are generated from layout.py.
+// hoisted out of a loop; words a later release store publishes are stored relaxed. The RC_* word indices are generated from layout.py.
 typedef long long rc_word;
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
@@ -16,6 +16,11 @@ static __device__ __forceinline__ rc_word rc_load(const rc_word* p) {
 }
 static __device__ __forceinline__ void rc_store(rc_word* p, rc_word v) {
   asm volatile("st.release.sys.b64 [%0], %1;" : : "l"(p), "l"(v) : "memory");
+}
+// For words a later release store publishes (counters, the record position, the
+// heartbeat): a strong store the loop cannot drop or cache, without a fence of its own.
+static __device__ __forceinline__ void rc_store_relaxed(rc_word* p, rc_word v) {
+  asm volatile("st.relaxed.sys.b64 [%0], %1;" : : "l"(p), "l"(v) : "memory");
 }
 static __device__ __forceinline__ void rc_relax() {}
 static __device__ __forceinline__ void rc_nap(rc_word us) {
@@ -32,6 +37,9 @@ static __device__ __forceinline__ void rc_nap(rc_word us) {
 #define RINGCTL_ENTRY extern "C" __attribute__((visibility("default"))) void
 static inline rc_word rc_load(const rc_word* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void rc_store(rc_word* p, rc_word v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void rc_store_relaxed(rc_word* p, rc_word v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
 static inline void rc_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
