@@ -67,7 +67,7 @@ def running(backend: str, capacity: int) -> Iterator[tuple[Arena, NativeLoop]]:
     b.array("s", 1)
     b.ring("in", RECORD, capacity)
     b.ring("out", RECORD, capacity)
-    arena = b.create(prefix="ringctl-bench")
+    arena = b.create(group="bench")
     backend_name = "cuda" if backend == "cuda" else "cpu"
     loop = native_loop(
         arena, backend_name, echo, arena.controls["k"], arena.rings["in"],
