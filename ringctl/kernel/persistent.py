@@ -10,9 +10,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ringctl.kernel.native import NativeHandler
 
 __all__ = [
     "DEFAULT_RING_CAPACITY",
@@ -61,9 +64,13 @@ class PersistentKernel:
     state: int = 0
     init: StateInit | None = None
     doc: str = field(default="")
+    #: A C++ handler (``native_kernel``) in place of ``handler``.
+    native: NativeHandler | None = None
 
     @property
     def qualified_name(self) -> str:
+        if self.native is not None:
+            return f"{self.native.source.name}:{self.native.function}"
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
     @property
