@@ -9,25 +9,16 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from ringctl.kernel.persistent import PersistentKernel, StateInit, _record_dtype
+from ringctl.kernel.persistent import NativeHandler, PersistentKernel, StateInit, _record_dtype
 
 __all__ = ["NativeHandler", "native_kernel", "record_struct"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class NativeHandler:
-    """Where a C++ handler is: its source file (absolute) and the function's name."""
-
-    source: Path
-    function: str
 
 
 #: NumPy scalar kinds and sizes -> the C type spelled the same on both compilers.

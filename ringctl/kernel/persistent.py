@@ -10,16 +10,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from ringctl.kernel.native import NativeHandler
 
 __all__ = [
     "DEFAULT_RING_CAPACITY",
     "LoopOptions",
+    "NativeHandler",
     "PersistentKernel",
     "StateInit",
     "persistent_kernel",
@@ -42,6 +41,15 @@ class LoopOptions:
     def __post_init__(self) -> None:
         if self.spin < 0 or self.nap_us < 0 or self.batch < 1:
             raise ValueError(f"bad loop options: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class NativeHandler:
+    """Where a C++ handler is (``native_kernel``): its source file (absolute) and the
+    function's name."""
+
+    source: Path
+    function: str
 
 
 #: Builds a kernel's state array (float64) from the topology's ``params``.
