@@ -34,7 +34,12 @@ from ringctl.engine.contract import (
 from ringctl.engine.ledger import KernelBook, check_launch
 from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
 from ringctl.engine.local import output
-from ringctl.engine.local.backends import BackendChoice, resolve_backend
+from ringctl.engine.local.backends import (
+    BackendChoice,
+    cuda_available,
+    cuda_checked,
+    resolve_backend,
+)
 from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
 from ringctl.engine.local.queues import EMPTY, Inbox, Queue
 from ringctl.engine.table import KernelTable
@@ -197,7 +202,14 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         args = check_launch(
             kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
         )
-        choice = resolve_backend(kernel_id, backend or spec.backend or "cpu", device)
+        requested = backend or spec.backend or "cpu"
+        if requested != "cpu" and not cuda_checked():
+            # Importing CuPy to see whether a GPU is usable takes about a second: on a
+            # thread, not on the loop the running kernels share (the answer is cached).
+            await asyncio.to_thread(cuda_available)
+            if kernel_id in self._kernels:  # launched meanwhile by another caller
+                next_state(kernel_id, self._kernels[kernel_id].state, "launch")
+        choice = resolve_backend(kernel_id, requested, device)
 
         k = _Kernel(
             id=kernel_id,

@@ -96,6 +96,7 @@ class _Member(KernelBook):
     capacity: int
     options: LoopOptions
     state: KernelState = S.CREATED  # added before launch: the group lays out its rings first
+    backend: str = "cpu"  # cuda: a C++ handler's loop on the worker's GPU
     feeds_from: str | None = None  # another member whose output ring is our input ring
     error: str | None = None
     last_progress: tuple[int, int] = (-1, -1)
@@ -138,11 +139,13 @@ class PersistentGroup(KernelTable[_Member]):
         capacity: int = DEFAULT_RING_CAPACITY,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
+        backend: str = "cpu",
     ) -> PersistentKernel:
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way.
+        imports ``entry`` itself either way. ``backend="cuda"`` runs a C++ handler's loop
+        on the worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
@@ -150,9 +153,14 @@ class PersistentGroup(KernelTable[_Member]):
             raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
         if kernel is None:
             kernel = load_kernel(entry)
+        if backend not in ("cpu", "cuda") or (backend == "cuda" and kernel.native is None):
+            raise ValueError(
+                f"kernel {kernel_id!r}: backend {backend!r} is not available for it "
+                "(cpu, or cuda for a native_kernel)"
+            )
         self._kernels[kernel_id] = _Member(
             id=kernel_id, entry=entry, kernel=kernel, params=dict(params or {}),
-            capacity=capacity, options=options or LoopOptions(),
+            capacity=capacity, options=options or LoopOptions(), backend=backend,
         )  # fmt: skip
         return kernel
 
@@ -216,6 +224,7 @@ class PersistentGroup(KernelTable[_Member]):
             outbox=f"{m.id}.out" if m.kernel.output is not None else None,
             state=f"{m.id}.state",
             options=m.options,
+            backend=m.backend,
         )
 
     # -- what bridges and observers read -------------------------------------------------
