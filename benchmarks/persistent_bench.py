@@ -232,7 +232,7 @@ async def scaling(n: int, cores: list[int]) -> tuple[list[float], list[float]]:
 
     Returns the rates and the cores' worth of CPU the worker got in each round: on a
     shared machine the second core may be busy with other work, which the share shows.
-    The loops nap as soon as they are idle (``spin=0``): a consumer spinning on the core
+    The loops nap as soon as they are idle (``spin_us=0``): a consumer spinning on the core
     its producer needs would only measure the spin.
     """
     ids = ["a", "b"]
