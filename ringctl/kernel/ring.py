@@ -81,6 +81,14 @@ class KernelControl(Protocol):
         rather than left for a producer to wait on."""
         ...
 
+    def untappable(self, port: str) -> tuple[str, str] | None:
+        """Why ``port`` cannot be tapped, and what to do instead; ``None`` when it can.
+
+        A port whose messages never pass through the event loop (ring to ring) has
+        nothing a tap could copy, so the tap is refused rather than left waiting.
+        """
+        ...
+
 
 @dataclass(frozen=True, eq=False)
 class RingKernel:

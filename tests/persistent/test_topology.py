@@ -523,3 +523,48 @@ def test_a_shared_cache_folder_is_refused_before_anything_runs(
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"error: the cache folder {loops} can be written by other users" in result.stderr
     assert "Traceback" not in result.stderr and "phase 1" not in result.stderr
+
+
+def test_tap_on_a_ring_between_persistent_kernels_is_refused_at_once(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: tapped
+        python_path: ["{REPO}"]
+        kernels:
+          readings:
+            entry: kernels.records_pipeline:readings
+            params: {{channels: 4, batch: 64, batches: null, rate: 2000}}
+          ewma_z:
+            entry: kernels.records_pipeline:ewma_z
+            persistent: {{}}
+          flag:
+            entry: kernels.records_pipeline:flag
+            persistent: {{}}
+            params: {{threshold: 0.5}}
+          alert_log:
+            entry: kernels.records_pipeline:alert_log
+        queues:
+          - {{from: readings, to: ewma_z}}
+          - {{from: ewma_z, to: flag}}
+          - {{from: flag, to: alert_log}}
+        """,
+    )
+    assert ringctl.up_detached(path) == "tapped"
+    try:
+        refused = ringctl("tap", "tapped", "ewma_z", "-n", "1", timeout=20)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "ewma_z.out goes ring to ring into flag" in refused.stderr
+        assert "so a tap has nothing to copy" in refused.stderr
+        assert "hint: ringctl ps shows the records counters of ewma_z and flag" in refused.stderr
+        assert "still waiting" not in refused.stderr
+        # The host drains flag's output ring: that one is tapped as any port.
+        tapped = ringctl("tap", "tapped", "flag.out", "-n", "1", "--json", timeout=60)
+        assert tapped.returncode == 0, tapped.stdout + tapped.stderr
+        assert json.loads(tapped.stdout.splitlines()[0])["kernel"] == "flag"
+    finally:
+        down = ringctl("down", "tapped", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr

@@ -740,6 +740,9 @@ class RingKernelRuntime:
         tap's bounded buffer (oldest overwritten, never blocking).
         """
         k = self._require(kernel_id, "tap")
+        refused = None if k.spec.control is None else k.spec.control.untappable(port)
+        if refused is not None:
+            raise UserInputError(refused[0], hint=refused[1])
         out = k.ports.get(port)
         if out is None:
             declared = k.spec.ports

@@ -202,6 +202,18 @@ class _Bridge:
             self.closed_as = reason
         self.group.close_input(self.kernel_id)
 
+    def untappable(self, port: str) -> tuple[str, str] | None:
+        reader = self.group.reader(self.kernel_id)
+        if port != "out" or reader is None:
+            return None
+        kid = self.kernel_id
+        return (
+            f"{kid}.out goes ring to ring into {reader}, inside the persistent worker: "
+            "its records never pass through Python, so a tap has nothing to copy",
+            f"ringctl ps shows the records counters of {kid} and {reader}; "
+            f"tap a port after the persistent kernels (or {reader}'s, if the host reads it)",
+        )
+
     async def stop_for_restart(self, timeout: float) -> bool:
         """Stop the loop, keep the rings, the worker and what the bridge holds: the set-up
         hook of the new instance relaunches the loop (stepping over a record it was stuck

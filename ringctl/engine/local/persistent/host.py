@@ -229,6 +229,11 @@ class PersistentGroup:
         """The kernel of the group that writes this kernel's input ring, if any."""
         return self._get(kernel_id).feeds_from
 
+    def reader(self, kernel_id: str) -> str | None:
+        """The kernel of the group that reads this kernel's output ring, if any."""
+        self._get(kernel_id)
+        return next((k for k, m in self._members.items() if m.feeds_from == kernel_id), None)
+
     def drained_by_host(self, kernel_id: str) -> bool:
         """True if the kernel has an output ring that no kernel of the group reads."""
         m = self._get(kernel_id)
