@@ -107,8 +107,12 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
     return obj
 
 
-def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
+def resolve_entries(topology: Topology, *, compile_handlers: bool = False) -> dict[str, RingKernel]:
     """Import every kernel's entry, wrap it as a ``RingKernel`` and check params and ports.
+
+    With ``compile_handlers`` (``validate --import``) each persistent kernel's handler is
+    also compiled for its records, so a handler that does not type-check is reported at
+    the author's line before anything runs (``up`` compiles it in the worker instead).
 
     Raises ``TopologyError`` with every problem found, positioned in the file. Modules
     imported stay imported (the kernels need them), but ``sys.path`` is restored
@@ -195,7 +199,10 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
             )
         )
     if persistent:
+        problems.extend(_numba_missing(persistent, source))
         problems.extend(_check_records(topology, persistent, source))
+        if compile_handlers and not problems:
+            problems.extend(_compile(persistent, source))
         if not problems:
             resolved.update(_bridge(topology, persistent, [str(f) for f, _ in folders]))
             resolved = {kid: resolved[kid] for kid in topology.kernels}  # file order
@@ -234,6 +241,36 @@ def _persistent_problem(
             "see docs/persistent.md for how to declare one",
         )
     return None
+
+
+def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
+    """Persistent kernels compile with Numba: without it, one line at the first of them."""
+    try:
+        import numba  # noqa: F401  (the worker imports it; importing it here checks it)
+    except ImportError:
+        from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+
+        first = next(iter(persistent))
+        at: DataPath = ("kernels", first, "entry")
+        return [source.diagnostic(at, f"kernel '{first}' needs Numba, which is not installed",
+                                  NUMBA_HINT)]  # fmt: skip
+    return []
+
+
+def _compile(persistent: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
+    from ringctl.engine.local.persistent.diagnose import NUMBA_HINT, check_compiles
+
+    problems: list[Diagnostic] = []
+    for kernel_id, kernel in persistent.items():
+        error = check_compiles(kernel)
+        if error is None:
+            continue
+        at: DataPath = ("kernels", kernel_id, "entry")
+        if NUMBA_HINT in error:
+            problems.append(source.diagnostic(at, "Numba is not installed", NUMBA_HINT))
+            break
+        problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {error}"))
+    return problems
 
 
 def _check_records(

@@ -568,3 +568,87 @@ def test_tap_on_a_ring_between_persistent_kernels_is_refused_at_once(
     finally:
         down = ringctl("down", "tapped", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+BROKEN = """
+import numpy as np
+
+from ringctl.persistent import persistent_kernel
+
+RECORD = np.dtype([("seq", np.int64), ("value", np.float64)])
+
+
+async def source(ctx):
+    await ctx.send(np.zeros(8, RECORD))
+
+
+@persistent_kernel(input=RECORD, output=RECORD)
+def smooth(rec, out, state):
+    table = {"a": 1.0}
+    out.seq = rec.seq
+    out.value = table
+    return 1
+"""
+
+
+def broken_pipeline(tmp_path: Path) -> tuple[Path, Path]:
+    module = tmp_path / "mypipe.py"
+    module.write_text(BROKEN)
+    path = write(
+        tmp_path,
+        """
+        version: 1
+        name: broken
+        kernels:
+          source:
+            entry: mypipe:source
+          smooth:
+            entry: mypipe:smooth
+            persistent: {}
+        queues:
+          - {from: source, to: smooth}
+        """,
+    )
+    return path, module
+
+
+def test_a_handler_that_does_not_compile_is_named_at_its_line(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path, module = broken_pipeline(tmp_path)
+    reason = f"{module}:17: Numba cannot compile smooth: Cannot cast DictType"
+    checked = validate("--import", path)
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert f"{path}:7:12: kernel 'smooth': {reason}" in checked.stderr
+    assert "Traceback" not in checked.stderr
+
+    result = ringctl("up", path, "--no-dashboard", timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = next(x for x in result.stderr.splitlines() if x.startswith("error:"))
+    assert error.startswith(f"error: launch of kernel 'smooth' failed: {reason}"), error
+    hint = result.stderr.splitlines()[-1]
+    assert hint.startswith("hint: fix the handler mypipe:smooth; `ringctl validate --import"), hint
+    for noise in ("During: Pass", "set-up hook", "Traceback", "host.py"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_without_numba_a_persistent_kernel_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    path, _ = broken_pipeline(tmp_path)
+    hidden = tmp_path / "hidden" / "numba"
+    hidden.mkdir(parents=True)  # an import of numba fails, as where it is not installed
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'numba'\", name='numba')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(hidden.parent), "RINGCTL_STATE_DIR": str(tmp_path)}
+    for command in ("validate", "up"):
+        args = [command, "--import", path] if command == "validate" else [command, path]
+        result = subprocess.run(
+            [sys.executable, "-m", "ringctl.cli", *map(str, args)],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{path}:7:12: kernel 'smooth' needs Numba, which is not installed" in (
+            result.stderr
+        )
+        assert "hint: persistent kernels need Numba: pip install 'ringctl[numba]'" in result.stderr
+        assert "Traceback" not in result.stderr

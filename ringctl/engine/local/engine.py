@@ -326,6 +326,11 @@ class RingKernelRuntime:
                     result = setup(ctx)
                     if asyncio.iscoroutine(result):
                         await result
+            except KernelLaunchError as exc:
+                # Already explained by the kernel's control (a persistent kernel's compile
+                # error at the author's line): said as it is, without ringctl's own frames.
+                output.emit(k.id, ctx.replica, "traceback", str(exc))
+                raise
             except Exception as exc:
                 tb = "".join(traceback.format_exception(exc))
                 output.emit(k.id, ctx.replica, "traceback", tb)

@@ -17,6 +17,7 @@ Every wait polls shared words with a deadline; nothing here runs per record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,8 @@ from ringctl.engine.local.persistent.process import WorkerProcess
 from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
 from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
 from ringctl.kernel.persistent import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
+
+log = logging.getLogger("ringctl.persistent")
 
 __all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
 
@@ -420,10 +423,18 @@ class PersistentGroup:
             worker.read()
             reply = worker.take(("started", "error"), m.id)
             if reply is not None and reply[0] == "error":
-                hint = f"the worker could not import or compile {m.entry}:\n{reply[2]}"
-                if "No module named 'numba'" in reply[2]:
-                    hint = "persistent kernels need Numba: pip install 'ringctl[numba]'"
-                raise KernelLaunchError(m.id, _last_line(reply[2]), hint=hint)
+                from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+
+                log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
+                reason = str(reply[3])
+                if NUMBA_HINT in reason:
+                    raise KernelLaunchError(m.id, "Numba is not installed", hint=NUMBA_HINT)
+                raise KernelLaunchError(
+                    m.id,
+                    reason,
+                    hint=f"fix the handler {m.entry}; `ringctl validate --import FILE` "
+                    "compiles persistent handlers without running anything",
+                )
             if reply is not None:
                 return
             if not worker.alive:
@@ -540,8 +551,3 @@ def _load_host_ops() -> None:
 
     words = np.zeros(RING_HEADER_WORDS, np.int64)
     store(words, HEAD, load(words, TAIL) + ring_count(words))
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
