@@ -51,10 +51,11 @@ def explain(exc: BaseException, kernel: PersistentKernel | None) -> str:
 def check_compiles(kernel: PersistentKernel) -> str | None:
     """Compile the handler for its record types (nothing runs); the error in short, or None."""
     try:
-        from numba import typeof
+        import numba
 
         from ringctl.engine.local.persistent.loop import compile_handler
 
+        typeof: Any = numba.typeof
         record = typeof(np.zeros(1, kernel.input)[0])
         state = typeof(np.zeros(max(kernel.state, 1), np.float64))
         if kernel.output is None:
