@@ -87,6 +87,7 @@ TOPOLOGY_STYLE: Final[dict[str, str]] = {
 
 EVENT_STYLE: Final[dict[str, str]] = {
     "failure": "red",
+    "warning": "yellow",
     "restart": "yellow",
     "pause": "blue",
     "resume": "green",

@@ -443,7 +443,9 @@ class RingKernelRuntime:
             ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
-        output.mark(k.id, ctx.replica)  # this task's prints and logs are this replica's
+        # This task's prints and logs are this replica's; a coroutine it never awaited
+        # (``ctx.send(m)`` without ``await``) counts as one of its errors.
+        output.mark(k.id, ctx.replica, ctx.record_error)
         if k.choice.backend == "cuda":
             import cupy
 
