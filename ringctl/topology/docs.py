@@ -103,6 +103,26 @@ submodule or attribute needs `--import`.
   needs `persistent:`), a persistent sink feeds nothing, and two connected persistent
   kernels must use the same record dtype (see [persistent kernels](persistent.md)).
 
+## Fan-out and replicas
+
+`fanout` is about the **kernels** a port feeds, not a kernel's replicas. A port with
+several queues hands each message to every consumer kernel (`broadcast`, the default) or
+to one of them in turn (`round_robin`). Replicas of one kernel share its inbox: each
+message that reaches the kernel is taken by **one** replica, whatever `fanout` says. To
+give every message to several copies of the same code, declare them as kernels:
+
+```yaml
+kernels:
+  sensor: {{entry: kernels.sources:sensor}}
+  detector: {{entry: kernels.stats:zscore_detector, replicas: 4}}   # 4 replicas share the work
+  archive_a: {{entry: kernels.sinks:counting}}
+  archive_b: {{entry: kernels.sinks:counting}}
+queues:
+  - {{from: sensor, to: detector}}    # each message: one detector replica
+  - {{from: sensor, to: archive_a}}   # broadcast: archive_a and archive_b
+  - {{from: sensor, to: archive_b}}   #   each get every message
+```
+
 ## Launch order
 
 `depends_on` first (dependencies before the kernels that depend on them); where it leaves
