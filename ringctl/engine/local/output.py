@@ -123,13 +123,23 @@ class _Router:
 _router = _Router()
 
 
-def emit(kernel_id: str, replica: int, stream: str, text: str, level: str | None = None) -> None:
-    """Hand one record to the installed sink (nothing happens when none is installed)."""
+def emit(
+    kernel_id: str,
+    replica: int,
+    stream: str,
+    text: str,
+    level: str | None = None,
+    ts: float | None = None,
+) -> None:
+    """Hand one record to the installed sink (nothing happens when none is installed).
+
+    ``ts``: when it was written, if not now (output shipped from another process).
+    """
     sink = _router.sink
     if sink is None:
         return
     try:
-        sink(OutputRecord(time.time(), kernel_id, replica, stream, text, level))
+        sink(OutputRecord(ts or time.time(), kernel_id, replica, stream, text, level))
     except Exception:  # a full disk must not take a kernel down with it
         return
 
