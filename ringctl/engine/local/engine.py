@@ -601,7 +601,10 @@ class RingKernelRuntime:
         k.error, k.error_tb = None, None
         k.tasks = []
         k.finished = asyncio.Event()
+        before = [ctx.metrics for ctx in k.ctxs]
         k.ctxs = self._make_contexts(k)
+        for ctx, metrics in zip(k.ctxs, before, strict=False):
+            ctx.metrics.update(metrics)  # the new instance goes on from the last figures
         try:
             await self._run_setup(k)
         except KernelLaunchError as exc:

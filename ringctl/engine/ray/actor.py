@@ -84,6 +84,7 @@ class KernelHost:
         queue_size: int,
         sys_path: list[str],
         state_bytes: bytes,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         for folder in reversed(sys_path):
             if folder not in sys.path:
@@ -128,6 +129,7 @@ class KernelHost:
             device=self.cuda_device,
             state=state,
         )
+        self.ctx.metrics.update(metrics or {})  # a relaunch goes on from the last figures
 
     def _port(self, name: str) -> OutPort:
         port = self.ports.get(name)

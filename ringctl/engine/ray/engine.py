@@ -358,6 +358,8 @@ class RayRuntime:
                 k.queue_size,
                 paths,
                 state_bytes,
+                # A relaunched replica goes on from its predecessor's metrics.
+                dict(((k.probes[r] if r < len(k.probes) else None) or {}).get("metrics") or {}),
             )
             for r in range(k.replicas)
         ]
