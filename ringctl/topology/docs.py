@@ -68,7 +68,13 @@ checks the wiring (below) and, with `--import`, the kernels themselves.
 - **Environment variables**: `${{NAME}}` in a string value is replaced by the variable;
   `${{NAME:-default}}` uses `default` when it is unset or empty; `$${{` writes a literal `${{`.
   An unset variable without a default is an error at its position. Numbers may come from
-  variables too: `capacity: "${{CAPACITY:-1024}}"`.
+  variables too: `capacity: "${{CAPACITY:-1024}}"`. In a kernel's `params`, a value made by
+  a variable is read as if its text were written unquoted: for a kernel without a params
+  model `rate: "${{RATE:-1000}}"` is the int 1000 (`0.5` a float, `true` a boolean, `null`
+  or `~` None), while a quoted literal (`"1000"`) stays text; with a params model its field
+  types decide, and `null` leaves an optional field unset (`"${{LIMIT:-null}}"`).
+- **Params a kernel cannot take** are an error at their line: a kernel without a params
+  model whose body never reads `ctx.params` (nor hands `ctx` to other code) takes none.
 - **Anchors and merge keys** work (`&name`, `*name`, `<<: *name`); top-level keys that start
   with `x-` are ignored, to hold anchors (as in docker compose files).
 - Unknown fields are errors, with a "did you mean" when a known field is close.

@@ -25,6 +25,7 @@ from ringctl.topology.entries import EntryError, missing_entries, search_path, s
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
+from ringctl.topology.substituted import typed
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:
@@ -173,6 +174,16 @@ def resolve_entries(topology: Topology, *, compile_handlers: bool = False) -> di
                 continue
             resolved[kernel_id] = kernel
             problems.extend(_check_params(kernel_id, spec.params, kernel.params_model, source))
+            if spec.params and kernel.params_model is None and not _may_read_params(kernel.func):
+                problems.append(
+                    source.diagnostic(
+                        ("kernels", kernel_id, "params"),
+                        f"kernel '{kernel_id}' takes no params: '{spec.entry}' has no params "
+                        "model and never reads ctx.params, so these would be ignored",
+                        "remove `params:`, or give the kernel a params model "
+                        "(@ring_kernel(params=Model)) that says what it takes",
+                    )
+                )
     finally:
         sys.path[:] = saved
 
@@ -326,7 +337,7 @@ def _bridge(
             kernel_id,
             spec.entry,
             kernel,
-            params=spec.params,
+            params=typed(spec.params),
             ring=p.ring,
             options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
         )
@@ -357,6 +368,31 @@ def _not_a_kernel(entry: str, obj: Any) -> tuple[str, str]:
     return f"'{entry}' is not a kernel (it is {article} {kind}: {shown})", usage
 
 
+def _may_read_params(func: Any) -> bool:
+    """Whether a kernel body may read ``ctx.params``: its code names ``params``, or it
+    hands its context to other code (which might). A body that does neither cannot."""
+    import dis
+    import itertools
+
+    code = getattr(func, "__code__", None)
+    if code is None or not code.co_argcount:
+        return True  # not a plain function: assume it may
+    ctx_name = code.co_varnames[0]
+    todo = [code]
+    while todo:
+        current = todo.pop()
+        if "params" in current.co_names:
+            return True
+        todo.extend(c for c in current.co_consts if hasattr(c, "co_code"))
+        loads = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE")
+        for ins, following in itertools.pairwise(dis.get_instructions(current)):
+            if ins.opname not in loads or ins.argval != ctx_name:
+                continue
+            if ins.opname == "LOAD_CLOSURE" or following.opname not in ("LOAD_ATTR", "LOAD_METHOD"):
+                return True  # the context goes somewhere else (a helper, a closure)
+    return False
+
+
 def _check_params(
     kernel_id: str,
     params: dict[str, Any],
@@ -367,7 +403,7 @@ def _check_params(
         return []
     prefix: DataPath = ("kernels", kernel_id, "params")
     try:
-        model.model_validate(params)
+        model.model_validate(typed(params, all_scalars=False))
     except ValidationError as exc:
         return [d for _, d in pydantic_diagnostics(exc, source, model, prefix)]
     except Exception as exc:  # a validator in the kernel's model raised something else
