@@ -8,6 +8,7 @@ kernel is ACTIVE.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -486,9 +487,12 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
     elif result.outcome == "failed":
         hint = None
         if result.failure and result.failure.startswith("kernel "):
-            hint = (
-                f"ringctl logs {plan.name} shows the kernels' output and tracebacks; "
-                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
+            limit = re.search(r"max_restarts is (\d+)\)$", result.failure)
+            hint = f"ringctl logs {plan.name} shows the kernels' output and tracebacks; " + (
+                f"its max_restarts ({limit[1]}) is used up: raise `max_restarts` in its "
+                "`restart:` if more restarts are right, or fix what makes it fail"
+                if limit
+                else "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
             )
         _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":

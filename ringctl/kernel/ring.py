@@ -147,9 +147,11 @@ def ring_kernel(
 
     def decorate(func: KernelBody) -> RingKernel:
         if not inspect.iscoroutinefunction(func):
+            name = getattr(func, "__qualname__", None)
             raise TypeError(
-                f"@ring_kernel needs an 'async def' function, got {func!r}; "
-                "did you forget 'async' before 'def'?"
+                "@ring_kernel needs an 'async def' function, got "
+                + (f"the plain function '{name}'" if name else repr(func))
+                + "; did you forget 'async' before 'def'?"
             )
         kernel = RingKernel(
             func=func,

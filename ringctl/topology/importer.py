@@ -458,10 +458,16 @@ def _not_found_hint(module: str, missing: str, searched: list[tuple[Path, str]] 
 
 def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    # The last frame outside importlib is where the kernel module's own code raised.
+    # The last frame outside importlib and ringctl is where the kernel module's own code
+    # raised (a plain `def` under @ring_kernel raises in ringctl, called from that line).
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for frame in reversed(frames):
-        if "importlib" not in frame.filename:
-            return f"{os.path.relpath(frame.filename)}:{frame.lineno}"
+        if "importlib" in frame.filename:
+            continue
+        if os.path.abspath(frame.filename).startswith(ours + os.sep):
+            continue
+        shown = os.path.relpath(frame.filename)
+        return f"{frame.filename if shown.startswith('..') else shown}:{frame.lineno}"
     return "the kernel module"
 
 
