@@ -1,4 +1,4 @@
-"""``ringctl init DIR``: write a starter topology, its kernels and their tests."""
+"""``ringctl init DIR``: write a starter topology, its kernels and their tests; ``version``."""
 
 from __future__ import annotations
 
@@ -60,5 +60,13 @@ def init(
         typer.echo(f"  {command:<{width}}   # {what}")
 
 
+def version() -> None:
+    """Print ringctl's version (also `ringctl --version` and `-V`)."""
+    from ringctl import __version__
+
+    typer.echo(f"ringctl {__version__}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
+    app.command()(version)
