@@ -36,9 +36,10 @@ def init(
 ) -> None:
     """Write a starter project: a topology, its kernels and their tests.
 
-    Writes NAME.yaml (commented), NAME_kernels.py and test_NAME_kernels.py into FOLDER;
-    `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass straight away. Never
-    overwrites a file: exit 2 if one exists.
+    Writes NAME.yaml (commented), NAME_kernels.py and test_NAME_kernels.py into FOLDER,
+    and a pytest.ini (async tests need no marker) with its conftest.py unless FOLDER has
+    pytest settings of its own; `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass
+    straight away. Never overwrites a file: exit 2 if one exists.
     """
     from ringctl.exceptions import UserInputError
     from ringctl.scaffold import shell_arg, write_project
