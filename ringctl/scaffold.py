@@ -2,7 +2,8 @@
 
 The templates ship inside the package (``ringctl/templates/<template>/``): a commented
 ``topology.yaml``, a ``kernels.py`` and a ``test_kernels.py``; ``templates/common/``
-adds a ``pytest.ini`` (and the ``conftest.py`` it needs) unless the folder has its own. They are written as
+adds a ``pytest.ini`` (and the ``conftest.py`` it needs) unless the folder has its own.
+They are written as
 ``<name>.yaml``, ``<module>.py`` and ``test_<module>.py`` so that two projects side by
 side do not shadow each other's modules, and so that ``ringctl smoke DIR/*.yaml`` and
 ``pytest DIR`` pass as soon as they are written.
