@@ -232,15 +232,22 @@ def _write(lines: list[str]) -> None:
 
 
 def tap(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
-    target: Annotated[
+    name: Annotated[
         str,
+        typer.Argument(
+            metavar="[NAME]",
+            help="The running topology (may be left out while only one runs).",
+            show_default=False,
+        ),
+    ],
+    target: Annotated[
+        str | None,
         typer.Argument(
             metavar="KERNEL[.PORT]",
             help="The port to sample (default port: out).",
             show_default=False,
         ),
-    ],
+    ] = None,
     count: Annotated[
         int | None, typer.Option("-n", "--count", help="Exit after N messages.", min=1)
     ] = None,
@@ -256,12 +263,18 @@ def tap(
     from ringctl.control.preview import preview_text
     from ringctl.exceptions import RingctlError
 
+    chosen: str | None = name
+    if target is None:  # `tap KERNEL[.PORT]`: the only topology running
+        chosen, target = None, name
     kernel, _, port = target.partition(".")
     if not kernel or (target.count(".") and not port):
         _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
     port = port or "out"
-    _check_name(name)
-    client = ControlClient(_run(lambda: find(name)), timeout=10.0)
+    if chosen is not None:
+        _check_name(chosen)
+    files = _run(lambda: find(chosen))
+    name = files.name
+    client = ControlClient(files, timeout=10.0)
     shown_missed = 0
     quiet = False
     summary: dict[str, Any] = {}

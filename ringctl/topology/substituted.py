@@ -33,6 +33,8 @@ def typed(value: Any, *, all_scalars: bool = True) -> Any:
         text = str(value)
         if text in _NULLS:
             return None
+        if not text:  # `${VAR:-}`: an empty string, as written, not YAML's empty null
+            return ""
         return _scalar(text) if all_scalars else text
     if isinstance(value, dict):
         return {k: typed(v, all_scalars=all_scalars) for k, v in value.items()}
