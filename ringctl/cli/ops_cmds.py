@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from ringctl._printable import printable
-from ringctl.cli import _render
+from ringctl.cli import RingctlCommand, _render
 from ringctl.cli._common import usage_error
 
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -241,13 +241,13 @@ def tap(
         ),
     ],
     target: Annotated[
-        str | None,
+        str,
         typer.Argument(
             metavar="KERNEL[.PORT]",
             help="The port to sample (default port: out).",
             show_default=False,
         ),
-    ] = None,
+    ],
     count: Annotated[
         int | None, typer.Option("-n", "--count", help="Exit after N messages.", min=1)
     ] = None,
@@ -263,9 +263,7 @@ def tap(
     from ringctl.control.preview import preview_text
     from ringctl.exceptions import RingctlError
 
-    chosen: str | None = name
-    if target is None:  # `tap KERNEL[.PORT]`: the only topology running
-        chosen, target = None, name
+    chosen: str | None = name or None  # "" (TapCommand): the only topology running
     kernel, _, port = target.partition(".")
     if not kernel or (target.count(".") and not port):
         _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
@@ -416,8 +414,29 @@ def scale(
         _render.print_json({"scaled": results})
 
 
+class TapCommand(RingctlCommand):
+    """``tap [NAME] KERNEL[.PORT]``: with one word before the options, NAME was left out."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        words, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                words += args[i + 1 :]
+                break
+            if arg in ("-n", "--count"):
+                i += 2  # the option and its value
+                continue
+            if not arg.startswith("-") or arg == "-":
+                words.append(arg)
+            i += 1
+        if len(words) == 1:
+            args = ["", *args]  # NAME left out: the only topology running
+        return list(super().parse_args(ctx, args))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(logs)
-    app.command()(tap)
+    app.command(cls=TapCommand)(tap)
     app.command()(restart)
     app.command()(scale)
