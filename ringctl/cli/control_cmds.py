@@ -14,13 +14,24 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import _render
-from ringctl.cli._common import check_name, per_second, seconds, wait_seconds
+from ringctl.cli._common import (
+    check_name,
+    complete_kernel,
+    complete_topology,
+    per_second,
+    seconds,
+    wait_seconds,
+)
 from ringctl.cli._common import console as make_console
 
 _NAME_HELP = "The running topology (default: the only one running)."
-_NameArg = Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)]
+_NameArg = Annotated[
+    str | None,
+    typer.Argument(help=_NAME_HELP, show_default=False, autocompletion=complete_topology),
+]
 _KernelsArg = Annotated[
-    list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 # Text, read by `wait_seconds`: a float option would make typer import pydantic to
@@ -53,7 +64,10 @@ def _run(action: Any) -> Any:
 
 
 def ps(
-    name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Show this topology's kernels.", autocompletion=complete_topology),
+    ] = None,
     show_all: Annotated[
         bool,
         typer.Option("--all", "-a", help="Finished runs too: outcome, exit code, duration, end."),

@@ -17,7 +17,7 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import RingctlCommand, _render
-from ringctl.cli._common import usage_error
+from ringctl.cli._common import complete_kernel, complete_topology, usage_error
 
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -83,10 +83,17 @@ def _select(
 def logs(
     name: Annotated[
         str | None,
-        typer.Argument(help="The topology (default: the only one running).", show_default=False),
+        typer.Argument(
+            help="The topology (default: the only one running).",
+            show_default=False,
+            autocompletion=complete_topology,
+        ),
     ] = None,
     kernels: Annotated[
-        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="Only these kernels.", show_default=False, autocompletion=complete_kernel
+        ),
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
@@ -238,6 +245,7 @@ def tap(
             metavar="[NAME]",
             help="The running topology (may be left out while only one runs).",
             show_default=False,
+            autocompletion=complete_topology,
         ),
     ],
     target: Annotated[
@@ -246,6 +254,7 @@ def tap(
             metavar="KERNEL[.PORT]",
             help="The port to sample (default port: out).",
             show_default=False,
+            autocompletion=complete_kernel,
         ),
     ],
     count: Annotated[
@@ -335,9 +344,17 @@ def tap(
 
 
 def restart(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The running topology.", show_default=False, autocompletion=complete_topology
+        ),
+    ],
     kernels: Annotated[
-        list[str], typer.Argument(help="The kernels to restart.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="The kernels to restart.", show_default=False, autocompletion=complete_kernel
+        ),
     ],
     timeout: Annotated[
         float, typer.Option(help="Seconds each kernel gets to stop before a force stop.", min=0)
@@ -371,7 +388,12 @@ def parse_scale(items: list[str]) -> list[tuple[str, int]]:
 
 
 def scale(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The running topology.", show_default=False, autocompletion=complete_topology
+        ),
+    ],
     targets: Annotated[
         list[str],
         typer.Argument(metavar="KERNEL=N", help="New replica counts.", show_default=False),
@@ -430,7 +452,7 @@ class TapCommand(RingctlCommand):
             if not arg.startswith("-") or arg == "-":
                 words.append(arg)
             i += 1
-        if len(words) == 1:
+        if len(words) == 1 and not ctx.resilient_parsing:  # (completion: NAME comes first)
             args = ["", *args]  # NAME left out: the only topology running
         return list(super().parse_args(ctx, args))
 

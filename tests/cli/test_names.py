@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +48,26 @@ def test_a_second_copy_of_a_file_runs_under_another_name(ringctl: Ringctl) -> No
     assert bad.returncode == 2 and "'../x' is not a topology name" in bad.stderr
     for name in ("endless", "endless-2"):
         assert ringctl("down", name).returncode == 0
+
+
+def test_completion_offers_running_topologies_and_their_kernels(ringctl: Ringctl) -> None:
+    assert ringctl("up", "-d", ENDLESS).returncode == 0
+
+    def complete(line: str) -> list[str]:
+        env = {"_RINGCTL_COMPLETE": "complete_bash", "COMP_WORDS": line,
+               "COMP_CWORD": str(len(line.split(" ")) - 1)}  # fmt: skip
+        result = subprocess.run(
+            ringctl.argv(), capture_output=True, text=True, timeout=60,
+            env={**ringctl.env, **env},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert complete("ringctl ps e") == ["endless"]
+    assert complete("ringctl down ") == ["endless"]
+    assert complete("ringctl tap ") == ["endless"]
+    assert complete("ringctl tap endless s") == ["sink", "source"]
+    assert complete("ringctl restart endless source ") == ["sink"]  # not twice
+    assert complete("ringctl logs endless si") == ["sink"]
+    assert ringctl("down", "endless").returncode == 0
+    assert complete("ringctl pause ") == []  # nothing runs: nothing to offer, no error
