@@ -234,7 +234,11 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        unprocessed = "".join(
+            f"  {term.replace('_', ' ')} {k[term]}"
+            for term in ("lost", "left", "in_doubt")
+            if k.get(term)
+        )
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:

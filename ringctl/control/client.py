@@ -14,7 +14,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from ringctl.control import wire
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
@@ -34,6 +34,12 @@ class ControlClient:
         self.timeout = timeout
 
     def _connect(self) -> socket.socket:
+        if self.files.socket.exists():
+            found = self.files.clean_if_stale()
+            if found != "held":
+                # Nobody holds the name: whatever still listens on this socket (a child
+                # the dead supervisor forked, holding its fd) is no supervisor.
+                raise self._not_running(found)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -49,11 +55,14 @@ class ControlClient:
             ) from exc
         return sock
 
-    def _not_running(self) -> TopologyNotRunningError:
-        """Why the socket does not answer; cleans up after a supervisor that died."""
+    def _not_running(
+        self, found: Literal["held", "cleaned", "absent"] | None = None
+    ) -> TopologyNotRunningError:
+        """Why the socket does not answer; cleans up after a supervisor that died
+        (``found``: what ``clean_if_stale`` said, if it was just called)."""
         info = self.files.read_pid() or {}
         pid = info.get("pid")
-        found = self.files.clean_if_stale()
+        found = found or self.files.clean_if_stale()
         if found == "held":
             who = f" (pid {pid})" if pid else ""
             return TopologyNotRunningError(

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from ringctl.control import protocol
 from ringctl.control.handoff import Abandoned, Claim, Handoff
-from ringctl.control.paths import TopologyFiles, claim_name, release_name
+from ringctl.control.paths import TopologyFiles, claim_name, forget_lock, release_name
 from ringctl.control.tap import serve_tap
 from ringctl.control.target import ControlTarget
 from ringctl.exceptions import RingctlError, RunFailedError
@@ -274,7 +274,7 @@ class ControlServer:
                     return None
                 old, self._lock_fd = self._lock_fd, fd
                 if old is not None:
-                    os.close(old)  # its file is gone: the lock on it guarded nothing
+                    forget_lock(old)  # its file is gone: the lock on it guarded nothing
             if not files.socket.exists():
                 sock = _listen(files)
                 server = await asyncio.start_unix_server(

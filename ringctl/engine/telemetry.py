@@ -46,6 +46,7 @@ class QueueSnapshot:
     delivered: int = 0  # taken out by the consumer
     lost: int = 0  # the consumer failed or ended and will not run again
     left: int = 0  # still queued when the consumer was stopped on request
+    in_doubt: int = 0  # held by a consumer process that died: handled or not, unknown
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class QueueSnapshot:
             "delivered": self.delivered,
             "lost": self.lost,
             "left": self.left,
+            "in_doubt": self.in_doubt,
             "high_water": self.high_water,
             "blocked_s": round(self.blocked_s, 6),
         }
@@ -97,6 +99,7 @@ class KernelSnapshot:
     metrics: dict[str, Any] = field(default_factory=dict)  # what the kernel put in ctx.metrics
     lost: int = 0  # queued for it (or sent to it) after it failed for good
     left: int = 0  # queued for it when it was stopped on request
+    in_doubt: int = 0  # held by a process of it that died: handled or not, unknown
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

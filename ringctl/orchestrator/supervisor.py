@@ -423,10 +423,14 @@ class Supervisor:
                 why += f"; kernel(s) that refused to stop: {', '.join(down.refused)}"
             return RunResult("stopped", 1, reason, down, why, acc)
         if acc is not None and not acc.clean:
-            why = (
-                f"{acc.lost + acc.left + acc.queued} accepted messages were not processed "
-                f"({acc.summary()})"
-            )
+            unprocessed = acc.lost + acc.left + acc.queued
+            parts = [f"{unprocessed} accepted messages were not processed"] if unprocessed else []
+            if acc.in_doubt:
+                parts.append(
+                    f"{acc.in_doubt} accepted messages are in doubt (held by a process that "
+                    "died: whether they were handled cannot be known)"
+                )
+            why = f"{'; '.join(parts)} ({acc.summary()})"
             return RunResult("failed", 1, reason, down, why, acc)
         if reason == "completed":
             return RunResult("completed", 0, reason, down, None, acc)

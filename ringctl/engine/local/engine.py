@@ -41,7 +41,7 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
-from ringctl.kernel.context import KernelContext, _expire, _woken
+from ringctl.kernel.context import KernelContext, _expire, _woken, running_bodies
 from ringctl.kernel.ring import RingKernel, as_kernel, registered, registered_ids
 
 __all__ = ["KernelInfo", "RingKernelRuntime", "TerminationReport"]
@@ -450,7 +450,11 @@ class RingKernelRuntime:
             import cupy
 
             cupy.cuda.Device(k.choice.device or 0).use()
-        return await k.spec.func(ctx)
+        running_bodies(1)
+        try:
+            return await k.spec.func(ctx)
+        finally:
+            running_bodies(-1)
 
     def _body_done(self, k: _Kernel, ctx: KernelContext, task: asyncio.Task[Any]) -> None:
         if task not in k.tasks:

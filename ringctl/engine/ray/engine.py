@@ -131,15 +131,41 @@ class _Edge:
     fanout: str | None
 
 
-_EDGE_SUMS: Final = ("depth", "drops", "messages", "blocked_s", "delivered", "lost", "left")
+_EDGE_SUMS: Final = (
+    "depth", "drops", "messages", "blocked_s", "delivered", "lost", "left", "in_doubt"
+)  # fmt: skip
 #: The producer's side of an edge: what its outboxes hold (``pending``) and what they
-#: accepted but will never push (``out_lost``, ``out_left``). Such a message never reached
-#: the consumer's queue, yet the edge accepted it: the law counts it on the edge.
-_OUTBOX_SUMS: Final = ("pending", "out_lost", "out_left")
+#: accepted but will never push (``out_lost``, ``out_left``), or may not have pushed
+#: (``out_doubt``). Such a message never reached the consumer's queue, yet the edge
+#: accepted it: the law counts it on the edge.
+_OUTBOX_SUMS: Final = ("pending", "out_lost", "out_left", "out_doubt")
+
+
+@dataclass(frozen=True, slots=True)
+class _DeadOutbox:
+    """What a producer actor's outbox held for one edge at its last probe before it died.
+
+    Its pushes go on after that probe until it dies, and whatever of ``pending`` arrived
+    meanwhile is counted by the consumer (``from``, per producer actor): an outbox is
+    first in, first out, so what arrived beyond ``pushed`` came out of ``pending`` first.
+    """
+
+    edge: str
+    uid: str
+    pushed: int
+    pending: int
+    term: str  # lost, or left (killed on a stop)
 
 
 def _zero_edge() -> dict[str, Any]:
     return {key: 0 for key in (*_EDGE_SUMS, *_OUTBOX_SUMS, "high_water")}
+
+
+def _add_from(into: dict[str, dict[str, int]], edge_id: str, st: dict[str, Any]) -> None:
+    """Add an edge's per-producer-actor arrivals (``from``) to ``into``."""
+    for uid, n in (st.get("from") or {}).items():
+        by = into.setdefault(edge_id, {})
+        by[uid] = by.get(uid, 0) + n
 
 
 class RayRuntime:
@@ -167,6 +193,12 @@ class RayRuntime:
         self._idle_history: list[tuple[bool, int]] = []
         self._stopping: set[asyncio.Task[None]] = set()  # replicas stopped after a failure
         self._edge_base: dict[str, dict[str, Any]] = {}  # what replaced actors counted
+        #: Per edge, per producer actor: what arrived, as counted by replaced consumers.
+        self._edge_from: dict[str, dict[str, int]] = {}
+        self._dead_outboxes: list[_DeadOutbox] = []
+        #: Edges whose consumer had an actor die: what it counted last may be stale.
+        self._stale_edges: set[str] = set()
+        self._final = False  # every actor that is alive has sent its last report
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -524,6 +556,7 @@ class RayRuntime:
             if k.state is S.TERMINATING:
                 self._finish(k)
         await self._final_probes()
+        self._final = True
         return list(reports)
 
     async def _final_probes(self) -> None:
@@ -608,11 +641,12 @@ class RayRuntime:
                 producer=e.producer,
                 port=e.port,
                 consumer=e.consumer,
-                accepted=t["messages"] + t["pending"] + t["out_lost"] + t["out_left"],
+                accepted=t["messages"] + sum(t[key] for key in _OUTBOX_SUMS),
                 delivered=t["delivered"],
                 dropped=t["drops"],
                 lost=t["lost"] + t["out_lost"],
                 left=t["left"] + t["out_left"],
+                in_doubt=t["in_doubt"] + t["out_doubt"],
                 queued=t["depth"] + t["pending"],
             )
             for e in self._edges
@@ -625,6 +659,7 @@ class RayRuntime:
         totals: dict[str, dict[str, Any]] = {
             edge_id: dict(base) for edge_id, base in self._edge_base.items()
         }
+        arrived = {edge_id: dict(by) for edge_id, by in self._edge_from.items()}
         for k in self._kernels.values():
             for p in k.probes:
                 for edge_id, st in ((p or {}).get("edges") or {}).items():
@@ -632,11 +667,21 @@ class RayRuntime:
                     for key in _EDGE_SUMS:
                         agg[key] += st.get(key, 0)
                     agg["high_water"] = max(agg["high_water"], st.get("high_water", 0))
+                    _add_from(arrived, edge_id, st)
                 for edge_id, out in ((p or {}).get("outboxes") or {}).items():
                     agg = totals.setdefault(edge_id, _zero_edge())
                     agg["pending"] += out.get("pending", 0)
                     agg["out_lost"] += out.get("lost", 0)
                     agg["out_left"] += out.get("left", 0)
+        for dead in self._dead_outboxes:
+            # What it held and still arrived is the consumer's (delivered, or queued
+            # there); the rest never arrived: lost (or left) once the consumer's count is
+            # final and exact, in doubt while it may still grow or may be stale.
+            came = max(0, arrived.get(dead.edge, {}).get(dead.uid, 0) - dead.pushed)
+            rest = dead.pending - min(came, dead.pending)
+            sure = self._final and dead.edge not in self._stale_edges
+            term = ("out_left" if dead.term == "left" else "out_lost") if sure else "out_doubt"
+            totals.setdefault(dead.edge, _zero_edge())[term] += rest
         return totals
 
     async def close(self) -> None:
@@ -762,25 +807,40 @@ class RayRuntime:
         term: str = "lost",
     ) -> None:  # fmt: skip
         """Keep what a replica counted before its actor goes away; when it died (or was
-        killed: ``term="left"``), what its queues held at that last probe goes with it."""
+        killed: ``term="left"``), what its queues held at that last probe goes with it.
+
+        That probe is up to a poll old. What its inbox held then is ``term`` if the
+        kernel could not have taken any since (killed on a stop, or paused since before
+        the probe); otherwise it may have taken and handled some before it died, and
+        nobody can tell: in doubt. What its outboxes held is settled against what the
+        consumers say arrived from it (``_edge_totals``)."""
         if probe:
             k.base["in"] += probe["messages_in"]
             k.base["out"] += probe["messages_out"]
             k.base["errors"] += probe["errors"]
             k.base["drops"] += probe["drops"]
+            idle = term == "left" or (not probe.get("active", True) and k.state is S.DEACTIVATED)
             for edge_id, st in (probe.get("edges") or {}).items():
                 base = self._edge_base.setdefault(edge_id, _zero_edge())
                 for key in _EDGE_SUMS:
                     base[key] += st.get(key, 0)
+                _add_from(self._edge_from, edge_id, st)
                 if died:
-                    base[term] += base["depth"]
+                    base[term if idle else "in_doubt"] += base["depth"]
+                    self._stale_edges.add(edge_id)
                 base["depth"] = 0
             for edge_id, out in (probe.get("outboxes") or {}).items():
                 # Whatever the outbox still held goes with the actor, counted on its edge.
                 base = self._edge_base.setdefault(edge_id, _zero_edge())
                 base["out_lost"] += out.get("lost", 0)
                 base["out_left"] += out.get("left", 0)
-                base["out_left" if died and term == "left" else "out_lost"] += out.get("pending", 0)
+                if died:
+                    self._dead_outboxes.append(_DeadOutbox(
+                        edge_id, str(probe.get("uid", "")), out.get("pushed", 0),
+                        out.get("pending", 0), term,
+                    ))  # fmt: skip
+                else:
+                    base["out_lost"] += out.get("pending", 0)
 
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
@@ -789,10 +849,13 @@ class RayRuntime:
         k.probes[index] = None
         self._fold(k, probe, died=True)
         k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
-        lost = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
+        held = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
+        paused = not (probe or {}).get("active", True) and k.state is S.DEACTIVATED
         if k.error is None and not k.terminating:
-            k.error = (
-                f"actor of replica {index} died ({type(exc).__name__}); {lost} queued messages lost"
+            k.error = f"actor of replica {index} died ({type(exc).__name__}); " + (
+                f"{held} queued messages lost"
+                if paused
+                else f"{held} messages it held at its last report are lost or in doubt"
             )
             k.error_tb = str(exc)
         if k.terminating or k.state not in _RUNNING:
@@ -897,6 +960,7 @@ class RayRuntime:
                 delivered=edge_stats.get(e.id, {}).get("delivered", 0),
                 lost=edge_stats.get(e.id, {}).get("lost", 0),
                 left=edge_stats.get(e.id, {}).get("left", 0),
+                in_doubt=edge_stats.get(e.id, {}).get("in_doubt", 0),
             )
             for e in self._edges
         )
@@ -921,6 +985,7 @@ class RayRuntime:
             drops=k.base["drops"] + sum(p["drops"] for p in probes),
             lost=sum(t["lost"] + t["out_lost"] for t in inbound),
             left=sum(t["left"] + t["out_left"] for t in inbound),
+            in_doubt=sum(t["in_doubt"] + t["out_doubt"] for t in inbound),
             inbox_depth=sum(p["inbox_depth"] for p in probes),
             inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
             inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),

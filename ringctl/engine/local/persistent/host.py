@@ -198,7 +198,7 @@ class PersistentGroup:
                     b.ring(f"{m.id}.in", m.kernel.input, m.capacity)
                 if m.kernel.output is not None:
                     b.ring(f"{m.id}.out", m.kernel.output, m.capacity)
-            self._arena = b.create(prefix=f"ringctl-{self.name}")
+            self._arena = b.create(group=self.name)
             for m in self._members.values():
                 self._arena.arrays[f"{m.id}.state"][:] = m.kernel.initial_state(m.params)
         return self._arena
