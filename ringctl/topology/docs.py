@@ -74,7 +74,8 @@ checks the wiring (below) and, with `--import`, the kernels themselves.
   or `~` None), while a quoted literal (`"1000"`) stays text; with a params model its field
   types decide, and `null` leaves an optional field unset (`"${{LIMIT:-null}}"`).
 - **Params a kernel cannot take** are an error at their line: a kernel without a params
-  model whose body never reads `ctx.params` (nor hands `ctx` to other code) takes none.
+  model whose body never reads `ctx.params` (nor hands `ctx` to other code) takes none,
+  nor does a `@persistent_kernel` without `init=`.
 - **Anchors and merge keys** work (`&name`, `*name`, `<<: *name`); top-level keys that start
   with `x-` are ignored, to hold anchors (as in docker compose files).
 - Unknown fields are errors, with a "did you mean" when a known field is close.

@@ -160,8 +160,18 @@ def resolve_entries(topology: Topology, *, compile_handlers: bool = False) -> di
                 problem = _persistent_problem(kernel_id, spec.entry, found, spec.persistent)
                 if problem is not None:
                     problems.append(source.diagnostic(at, *problem))
-                else:
-                    persistent[kernel_id] = found
+                    continue
+                persistent[kernel_id] = found
+                if spec.params and found.init is None:  # only init(params) reads them
+                    problems.append(
+                        source.diagnostic(
+                            ("kernels", kernel_id, "params"),
+                            f"kernel '{kernel_id}' takes no params: '{spec.entry}' is a "
+                            "@persistent_kernel without init=, so these would be ignored",
+                            "remove `params:`, or give it init=fn, where fn(params) builds "
+                            "its state array",
+                        )
+                    )
                 continue
             if not is_kernel(found):
                 message, hint = _not_a_kernel(spec.entry, found)

@@ -14,7 +14,12 @@ import json
 
 from pydantic import BaseModel
 
+import numpy as np
+
 from ringctl import ring_kernel
+from ringctl.persistent import persistent_kernel
+
+RECORD = np.dtype([("seq", np.int64), ("value", np.float64)])
 
 
 async def plain(ctx):
@@ -34,6 +39,12 @@ async def modeled(ctx):
 
 async def ignores(ctx):
     await ctx.send(1)
+
+
+@persistent_kernel(input=RECORD, state=1)
+def tally(rec, state):
+    state[0] += 1.0
+    return 0
 
 
 async def helper(ctx):
@@ -114,3 +125,21 @@ def test_params_for_a_kernel_that_takes_none_are_an_error_at_their_line(tmp_path
         ) in result.stderr
         assert "hint: remove `params:`, or give the kernel a params model" in result.stderr
         assert "delegates" not in result.stderr  # it hands ctx to a helper that reads them
+
+
+def test_params_for_a_persistent_kernel_without_init_are_an_error(tmp_path: Path) -> None:
+    topology = """
+    version: 1
+    name: unused
+    kernels:
+      tally:
+        entry: pk:tally
+        persistent: {}
+        params: {scale: 2}
+    """
+    result = run(tmp_path, topology, "validate", "--import")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        "t.yaml:7:13: kernel 'tally' takes no params: 'pk:tally' is a @persistent_kernel "
+        "without init=, so these would be ignored"
+    ) in result.stderr
