@@ -114,6 +114,7 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
+    from ringctl.control.history import clean_if_stale
     from ringctl.control.paths import state_dir
     from ringctl.exceptions import TopologyNotRunningError
 
@@ -159,7 +160,7 @@ def logs(
     try:
         while True:
             new = follower.poll()
-            if not new and files.clean_if_stale() != "held":
+            if not new and clean_if_stale(files) != "held":
                 # The run is over: print what it wrote last, then stop.
                 _write(render(follower.poll()))
                 _say_missed(follower.missed - missed)
@@ -268,8 +269,8 @@ def tap(
     side channel that skips messages rather than slow the kernel down, and costs
     nothing once no one taps. Arrays show as dtype, shape and their first values.
     """
+    from ringctl._preview import preview_text
     from ringctl.control.client import ControlClient, find
-    from ringctl.control.preview import preview_text
     from ringctl.exceptions import RingctlError
 
     chosen: str | None = name or None  # "" (TapCommand): the only topology running

@@ -20,7 +20,7 @@ import typer
 from ringctl.cli import _render
 from ringctl.cli._common import (
     EngineChoice,
-    load_topology,
+    load_file,
     per_second,
     say,
     seconds,
@@ -97,7 +97,7 @@ def up(
     from ringctl.cli._output import Losses, guard_std_streams
     from ringctl.exceptions import RingctlError
 
-    topology = load_topology(file, engine)
+    topology = load_file(file, engine)
     if name is not None and name != topology.name:
         import dataclasses
 
@@ -538,6 +538,7 @@ def _detach(
     engine: str | None,
     address: str | None,
 ) -> None:
+    from ringctl.control.history import clean_if_stale
     from ringctl.control.paths import state_dir
     from ringctl.exceptions import RingctlError, RunFailedError
 
@@ -547,7 +548,7 @@ def _detach(
         files = directory.files(plan.name)
     except RingctlError as exc:
         _render.fail(exc)
-    if files.clean_if_stale() == "held":
+    if clean_if_stale(files) == "held":
         _render.fail(
             usage_error(
                 f"topology {plan.name!r} is already running",

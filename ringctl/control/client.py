@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from ringctl.control import wire
+from ringctl.control.history import clean_if_stale
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
@@ -35,7 +36,7 @@ class ControlClient:
 
     def _connect(self) -> socket.socket:
         if self.files.socket.exists():
-            found = self.files.clean_if_stale()
+            found = clean_if_stale(self.files)
             if found != "held":
                 # Nobody holds the name: whatever still listens on this socket (a child
                 # the dead supervisor forked, holding its fd) is no supervisor.
@@ -62,7 +63,7 @@ class ControlClient:
         (``found``: what ``clean_if_stale`` said, if it was just called)."""
         info = self.files.read_pid() or {}
         pid = info.get("pid")
-        found = found or self.files.clean_if_stale()
+        found = found or clean_if_stale(self.files)
         if found == "held":
             who = f" (pid {pid})" if pid else ""
             return TopologyNotRunningError(
@@ -163,7 +164,7 @@ def running(
             if died is not None:
                 died.append(name)
         except (TopologyNotRunningError, ControlPlaneError):
-            state = files.clean_if_stale()
+            state = clean_if_stale(files)
             if state == "held":
                 found.append(_not_responding(files))
             elif state == "cleaned" and died is not None:

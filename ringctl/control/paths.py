@@ -18,7 +18,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ringctl.checks import check_name
 from ringctl.exceptions import UserInputError
@@ -102,45 +102,6 @@ class TopologyFiles:
         for path in (self.socket, self.pid):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-
-    def clean_if_stale(self) -> Literal["held", "cleaned", "absent"]:
-        """``held`` if a supervisor holds the name (running, starting or too busy to
-        answer); otherwise remove what a dead one left: ``cleaned``, or ``absent``.
-
-        The check and the removal happen under the lock, so a supervisor that is
-        starting (socket bound, pid file not yet written) is never mistaken for a dead
-        one and has its socket deleted under it.
-        """
-        if not (self.socket.exists() or self.pid.exists() or self.lock.exists()):
-            return "absent"  # nothing here: no need to make a lock file to say so
-        try:
-            fd = claim_name(self)
-        except FileNotFoundError:
-            return "absent"  # no state directory: nothing was ever here
-        except OSError:
-            return "held"  # cannot tell: leave it alone
-        if fd is None:
-            return "held"
-        try:
-            leftovers = self.remove_stale()
-        finally:
-            release_name(self, fd)
-        return "cleaned" if leftovers else "absent"
-
-    def remove_stale(self) -> bool:
-        """Remove what a dead supervisor left behind; True if there was anything.
-
-        Call it holding the name's lock. A pid file here means a run that never wrote
-        its own end (killed with -9, or crashed): it goes into the history as ``died``,
-        so ``ringctl ps -a`` says what happened to it.
-        """
-        leftovers = self.socket.exists() or self.pid.exists()
-        if leftovers:
-            from ringctl.control.history import record_death
-
-            record_death(self)
-        self.remove()
-        return leftovers
 
 
 #: The lock files this process holds: fd -> (st_dev, st_ino). A POSIX lock never

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from ringctl.control import protocol
 from ringctl.control.handoff import Abandoned, Claim, Handoff
+from ringctl.control.history import remove_stale
 from ringctl.control.paths import TopologyFiles, claim_name, forget_lock, release_name
 from ringctl.control.tap import serve_tap
 from ringctl.control.target import ControlTarget
@@ -122,7 +123,7 @@ class ControlServer:
         try:
             # Holding the name's lock, whatever socket or pid file is here is stale:
             # the supervisor that made it is gone (a lock dies with its process).
-            files.remove_stale()
+            remove_stale(files)
             sock = _listen(files)
             self._handoff = Handoff(asyncio.get_running_loop())
             ready = threading.Event()

@@ -40,7 +40,7 @@ class Tap:
     (``missed`` counts them) instead of slowing the kernel down. What it keeps is bounded
     in count (``capacity``) and in bytes (``max_bytes``): the oldest go first. A message
     that holds a GPU array, or is bigger than ``max_bytes`` on its own, is kept as its
-    preview (``ringctl.control.preview``), so a tap never keeps device memory alive nor
+    preview (``ringctl._preview``), so a tap never keeps device memory alive nor
     pins more host memory than its bound. ``take`` may be called from another thread.
     """
 
@@ -65,7 +65,7 @@ class Tap:
         else:
             size, device = _footprint(msg, 0)
             if device or size > self.max_bytes:
-                from ringctl.control.preview import Previewed
+                from ringctl._preview import Previewed
 
                 msg, size = Previewed.of(msg), _SMALL
         with self._guard:

@@ -17,21 +17,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
-from ringctl.engine.ledger import KernelBook, check_launch, check_params, missing_kernel
-from ringctl.engine.lifecycle import Action, KernelState, next_state
-from ringctl.engine.local.backends import resolve_backend
-from ringctl.engine.local.engine import KernelInfo, TerminationReport
-from ringctl.engine.telemetry import (
+from ringctl.engine.contract import (
+    Capability,
+    KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
     RuntimeSnapshot,
-    merge_metrics,
+    TerminationReport,
+    refusal,
 )
+from ringctl.engine.ledger import KernelBook, check_launch, check_params
+from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.local.backends import resolve_backend
+from ringctl.engine.table import KernelTable
+from ringctl.engine.telemetry import merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
@@ -41,11 +45,13 @@ from ringctl.exceptions import (
 )
 from ringctl.kernel.ring import RingKernel, as_kernel, registered
 
+if TYPE_CHECKING:
+    from ringctl.engine.local.ports import Tap
+
 __all__ = ["RayRuntime", "import_ray"]
 
 log = logging.getLogger("ringctl.engine.ray.engine")
 S = KernelState
-_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 POLL_S: Final = 0.05
 #: How long one poll waits for the actors' answers; an actor that takes longer (a kernel
 #: blocking its event loop) is asked again once it has answered, the others meanwhile.
@@ -113,7 +119,6 @@ class _RayKernel(KernelBook):
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Unresponsive(Exception):
@@ -168,8 +173,15 @@ def _add_from(into: dict[str, dict[str, int]], edge_id: str, st: dict[str, Any])
         by[uid] = by.get(uid, 0) + n
 
 
-class RayRuntime:
-    """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``)."""
+class RayRuntime(KernelTable[_RayKernel]):
+    """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``).
+
+    Restart, scale and tap of a running kernel are not implemented on actors yet: the
+    engine declares none of those capabilities, and each such call is refused.
+    """
+
+    name: Final = "ray"
+    capabilities: Final[frozenset[Capability]] = frozenset()
 
     def __init__(
         self,
@@ -179,15 +191,14 @@ class RayRuntime:
         placement_timeout: float = PLACEMENT_TIMEOUT_S,
     ) -> None:
         import_ray()  # without Ray, say how to install it before anything is launched
+        super().__init__()
         self.address = address
         self.shutdown_timeout = shutdown_timeout
         self.placement_timeout = placement_timeout
         self._ray: Any = None
         self._started_ray = False
         self._actor_class: Any = None
-        self._kernels: dict[str, _RayKernel] = {}
         self._edges: list[_Edge] = []
-        self._listeners: list[Callable[[str, KernelState, KernelState], None]] = []
         self._pending: list[Any] = []  # wiring calls not yet awaited (connect is sync)
         self._poller: asyncio.Task[None] | None = None
         self._idle_history: list[tuple[bool, int]] = []
@@ -230,55 +241,34 @@ class RayRuntime:
     # -- bookkeeping ---------------------------------------------------------------------
 
     @property
-    def kernel_ids(self) -> list[str]:
-        return list(self._kernels)
-
-    @property
-    def active_kernels(self) -> list[str]:
-        return [k.id for k in self._kernels.values() if k.state is S.ACTIVE]
-
-    def add_listener(self, listener: Callable[[str, KernelState, KernelState], None]) -> None:
-        self._listeners.append(listener)
-
-    def _require(self, kernel_id: str, action: str | None = None) -> _RayKernel:
-        k = self._kernels.get(kernel_id)
-        if k is None:
-            raise missing_kernel(kernel_id, action, self._kernels)
-        return k
-
-    @property
     def refused(self) -> list[str]:
         """Ray stops an actor that will not stop by killing it: none is ever left."""
         return []
-
-    def _move(self, k: _RayKernel, action: Action) -> None:
-        k.move(action, self._listeners)
-
-    def get_state(self, kernel_id: str) -> KernelState:
-        k = self._kernels.get(kernel_id)
-        if k is None:
-            if registered(kernel_id) is not None:
-                return S.CREATED
-            raise KernelNotFoundError(kernel_id, self._kernels)
-        return k.state
 
     def actor_info(self, kernel_id: str) -> list[dict[str, Any]]:
         """Per replica, where its actor runs: ``{"pid", "node", "node_id"}``."""
         return [dict(host) for host in self._require(kernel_id).hosts]
 
-    def get_info(self, kernel_id: str) -> KernelInfo:
-        k = self._require(kernel_id)
+    def _info(self, k: _RayKernel) -> KernelInfo:
         return KernelInfo(
             kernel_id=k.id, state=k.state, replicas=k.replicas, backend=k.backend,
             device=k.device, completed=k.completed, error=k.error, exception=None,
             traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
         )  # fmt: skip
 
-    async def wait_finished(self, kernel_id: str, timeout: float | None = None) -> KernelInfo:
-        """Wait until the kernel is TERMINATED (returned, failed, stopped or its actor died)."""
-        k = self._require(kernel_id)
-        await asyncio.wait_for(k.finished.wait(), timeout)
-        return self.get_info(kernel_id)
+    # -- what actors cannot do yet: refused by the contract ------------------------------
+
+    async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
+        raise refusal(self, "restart")
+
+    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
+        raise refusal(self, "scale")
+
+    def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
+        raise refusal(self, "tap")
+
+    def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
+        """Nothing to detach: no tap is ever attached here."""
 
     # -- phase 1 -------------------------------------------------------------------------
 
@@ -300,7 +290,7 @@ class RayRuntime:
         if func is None:
             spec = registered(kernel_id)
             if spec is None:
-                raise KernelNotFoundError(kernel_id, self._kernels)
+                raise KernelNotFoundError(kernel_id, self._known_ids())
         else:
             try:
                 spec = as_kernel(func, kernel_id)
@@ -347,9 +337,7 @@ class RayRuntime:
                 kernel_id, f"{type(cause).__name__}: {cause}",
                 hint="the kernel's actor failed in set-up; see the Ray worker log above",
             ) from exc  # fmt: skip
-        self._kernels[kernel_id] = k
-        for listener in self._listeners:
-            listener(kernel_id, S.CREATED, S.LAUNCHED)
+        self._add(k)
         if self._poller is None:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -543,14 +531,13 @@ class RayRuntime:
     def _finish(self, k: _RayKernel) -> None:
         if k.state is S.TERMINATED:
             return
-        if k.state in _RUNNING:
+        if k.state in RUNNING:
             self._move(k, "terminate")
         k.completed = k.error is None and not k.terminating
         self._move(k, "finish")
-        k.finished.set()
 
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
-        running = [k.id for k in self._kernels.values() if k.state in _RUNNING]
+        running = [k.id for k in self._kernels.values() if k.state in RUNNING]
         reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
         for k in self._kernels.values():
             if k.state is S.TERMINATING:
@@ -590,7 +577,6 @@ class RayRuntime:
                 ray.kill(actor)
         k.restarted()
         k.error = k.error_tb = None
-        k.finished = asyncio.Event()
         try:
             await self._start_actors(k)
         except Exception as exc:
@@ -715,8 +701,8 @@ class RayRuntime:
 
     async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
         k = self._require(kernel_id)
-        if k.state not in _RUNNING:
-            raise KernelStateError(kernel_id, "send", k.state, _RUNNING)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "send", k.state, RUNNING)
         await k.actors[0].send_external.remote(list(msgs))
 
     async def receive(
@@ -739,7 +725,7 @@ class RayRuntime:
             if k.error is not None:
                 raise KernelFailedError(k.id, RuntimeError(k.error))
             if k.state is S.TERMINATED:
-                raise KernelStateError(k.id, "receive", k.state, _RUNNING)
+                raise KernelStateError(k.id, "receive", k.state, RUNNING)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError()
             await asyncio.sleep(0.01)
@@ -752,7 +738,7 @@ class RayRuntime:
         # is blocked keeps its probe pending, and the others go on being read meanwhile.
         asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
         while True:
-            live = [k for k in self._kernels.values() if k.state in (*_RUNNING, S.TERMINATING)]
+            live = [k for k in self._kernels.values() if k.state in (*RUNNING, S.TERMINATING)]
             # A kernel that ended with messages in its outboxes still delivers them.
             flushing = [k for k in self._kernels.values() if self._unsent(k)]
             for k in (*live, *flushing):
@@ -766,7 +752,7 @@ class RayRuntime:
                         continue
                     del asked[(k, i)]
                     if (
-                        (k.state not in (*_RUNNING, S.TERMINATING) and not self._unsent(k))
+                        (k.state not in (*RUNNING, S.TERMINATING) and not self._unsent(k))
                         or i >= len(k.actors)
                         or k.actors[i] is not actor
                         or call.cancelled()
@@ -858,7 +844,7 @@ class RayRuntime:
                 else f"{held} messages it held at its last report are lost or in doubt"
             )
             k.error_tb = str(exc)
-        if k.terminating or k.state not in _RUNNING:
+        if k.terminating or k.state not in RUNNING:
             return
         self._move(k, "terminate")
         self._stop_replicas(k)
@@ -878,14 +864,13 @@ class RayRuntime:
             k.error = errors[0]["error"]
             k.error_tb = errors[0].get("traceback")
             log.error("kernel %r failed:\n%s", k.id, k.error_tb)
-        if errors and k.state in _RUNNING:
+        if errors and k.state in RUNNING:
             self._move(k, "terminate")
             self._stop_replicas(k)
             return
-        if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in _RUNNING:
-            self._move(k, "finish")
+        if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in RUNNING:
             k.completed = k.error is None
-            k.finished.set()
+            self._move(k, "finish")
 
     async def _stop_failed(self, k: _RayKernel) -> None:
         results = await self._stop_actors(k, 0.5, "lost")
