@@ -313,8 +313,11 @@ class Edge(_Model):
     fanout: Fanout | None = Field(
         None,
         description=(
-            "How messages reach a consumer with several replicas: `broadcast` (each gets "
-            "every message) or `round_robin`; unset: the engine's default (broadcast)."
+            "How a port with several queues shares its messages among the kernels they "
+            "feed: `broadcast` (each consumer kernel gets every message) or `round_robin` "
+            "(each message goes to one of them, in turn); one setting per port; unset: "
+            "broadcast. A consumer's replicas share its inbox, so each message reaches "
+            "one replica either way."
         ),
     )
     feedback: bool = Field(

@@ -202,6 +202,18 @@ class _Bridge:
             self.closed_as = reason
         self.group.close_input(self.kernel_id)
 
+    def untappable(self, port: str) -> tuple[str, str] | None:
+        reader = self.group.reader(self.kernel_id)
+        if port != "out" or reader is None:
+            return None
+        kid = self.kernel_id
+        return (
+            f"{kid}.out goes ring to ring into {reader}, inside the persistent worker: "
+            "its records never pass through Python, so a tap has nothing to copy",
+            f"ringctl ps shows the records counters of {kid} and {reader}; "
+            f"tap a port after the persistent kernels (or {reader}'s, if the host reads it)",
+        )
+
     def set_params(self, params: Mapping[str, Any]) -> None:
         """The next instance's params: its state array is made anew from them."""
         self.group.set_params(self.kernel_id, params)

@@ -17,6 +17,7 @@ Every wait polls shared words with a deadline; nothing here runs per record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,8 @@ from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, 
 from ringctl.engine.table import KernelTable
 from ringctl.exceptions import KernelLaunchError, RunFailedError
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
+
+log = logging.getLogger("ringctl.persistent")
 
 __all__ = ["PersistentGroup", "PersistentStats", "StallError"]
 
@@ -242,6 +245,11 @@ class PersistentGroup(KernelTable[_Member]):
         """The kernel of the group that writes this kernel's input ring, if any."""
         return self._require(kernel_id).feeds_from
 
+    def reader(self, kernel_id: str) -> str | None:
+        """The kernel of the group that reads this kernel's output ring, if any."""
+        self._require(kernel_id)
+        return next((k for k, m in self._kernels.items() if m.feeds_from == kernel_id), None)
+
     def drained_by_host(self, kernel_id: str) -> bool:
         """True if the kernel has an output ring that no kernel of the group reads."""
         m = self._require(kernel_id)
@@ -430,10 +438,21 @@ class PersistentGroup(KernelTable[_Member]):
             worker.read()
             reply = worker.take(("started", "error"), m.id)
             if reply is not None and reply[0] == "error":
-                hint = f"the worker could not import or compile {m.entry}:\n{reply[2]}"
-                if "No module named 'numba'" in reply[2]:
-                    hint = "persistent kernels need Numba: pip install 'ringctl[numba]'"
-                raise KernelLaunchError(m.id, _last_line(reply[2]), hint=hint)
+                from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+
+                log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
+                if len(reply) < 4:  # a C++ handler: the compiler's report, its line last
+                    report = str(reply[2])
+                    raise KernelLaunchError(m.id, _last_line(report), hint=report)
+                reason = str(reply[3])
+                if NUMBA_HINT in reason:
+                    raise KernelLaunchError(m.id, "Numba is not installed", hint=NUMBA_HINT)
+                raise KernelLaunchError(
+                    m.id,
+                    reason,
+                    hint=f"fix the handler {m.entry}; `ringctl validate --import FILE` "
+                    "compiles persistent handlers without running anything",
+                )
             if reply is not None:
                 return
             if not worker.alive:
