@@ -177,12 +177,14 @@ def _add_from(into: dict[str, dict[str, int]], edge_id: str, st: dict[str, Any])
 class RayRuntime(KernelTable[_RayKernel]):
     """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``).
 
-    Restart, scale and tap of a running kernel are not implemented on actors yet: the
-    engine declares none of those capabilities, and each such call is refused.
+    Restart, scale and tap act on the running actors, as the local engine does on its
+    tasks: a restart keeps each actor (its queues and ``ctx.state``) and runs a new
+    instance of the kernel in it; a replica that leaves hands what is queued for it to
+    the others. Changing code, params or queues live (``ringctl apply``) is refused.
     """
 
     name: Final = "ray"
-    capabilities: Final[frozenset[Capability]] = frozenset()
+    capabilities: Final[frozenset[Capability]] = frozenset({"restart", "scale", "tap"})
 
     def __init__(
         self,
@@ -211,6 +213,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         #: Edges whose consumer had an actor die: what it counted last may be stale.
         self._stale_edges: set[str] = set()
         self._final = False  # every actor that is alive has sent its last report
+        self._taps: dict[int, tuple[str, asyncio.Task[None]]] = {}  # id(tap) -> (id, reader)
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -257,19 +260,231 @@ class RayRuntime(KernelTable[_RayKernel]):
             traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
         )  # fmt: skip
 
-    # -- what actors cannot do yet: refused by the contract ------------------------------
+    # -- restart, scale, tap -------------------------------------------------------------
 
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
-        raise refusal(self, "restart")
+        """Stop a running kernel and start a new instance that keeps its inbox and state.
+
+        Each actor stops its body as on ``terminate`` (the message in hand finished,
+        cancelled after ``timeout``) and runs a new instance in place: what is queued for
+        it, its outboxes and ``ctx.state`` stay. An actor that does not answer in time is
+        killed and replaced, and what it held is counted (in doubt) as on a death. A
+        paused kernel comes back paused.
+        """
+        k = self._require(kernel_id, "restart")
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "restart", k.state, RUNNING)
+        was = k.state
+        self._move(k, "terminate")
+        k.terminating = True
+        calls = [asyncio.ensure_future(a.restart.remote(timeout)) for a in k.actors]
+        await asyncio.wait(calls, timeout=2 * timeout + STOP_GRACE_S)
+        gone: list[int] = []
+        failure: BaseException | None = None
+        for i, call in enumerate(calls):
+            if call.done() and not call.cancelled() and call.exception() is None:
+                result = call.result()
+                k.forced = k.forced or bool(result["forced"])
+                k.probes[i] = _with_output(result["probe"])
+                continue
+            if call.done() and not call.cancelled():
+                error = call.exception()
+                if not isinstance(error, self._ray.exceptions.RayActorError):
+                    failure = failure or error  # the set-up hook raised
+                    continue
+            call.cancel()
+            with contextlib.suppress(Exception):
+                self._ray.kill(k.actors[i])
+            log.warning("kernel %r: an actor did not restart in time; replaced it", k.id)
+            k.forced = True
+            probe, k.probes[i] = k.probes[i], None
+            self._fold(k, probe, died=True)
+            k.saved_state.update((probe or {}).get("state") or {})
+            gone.append(i)
+        forced = k.forced
+        self._finish(k)
+        self._move(k, "relaunch")
+        k.restarted()
+        k.error = k.error_tb = None
+        try:
+            if failure is not None:
+                raise failure
+            if gone:
+                await self._replace(k, gone)
+        except Exception as exc:
+            cause = getattr(exc, "cause", exc)
+            k.error = f"{type(cause).__name__}: {cause}"
+            self._move(k, "finish")
+            raise KernelLaunchError(k.id, k.error) from exc
+        if was is not S.LAUNCHED:
+            await asyncio.gather(*(a.activate.remote(was is S.ACTIVE) for a in k.actors))
+            self._move(k, "activate")
+            if was is S.DEACTIVATED:
+                self._move(k, "deactivate")
+        return TerminationReport(kernel_id, graceful=not forced, forced=forced, left_in_inbox=0)
+
+    async def _replace(self, k: _RayKernel, indices: list[int]) -> None:
+        """New actors for the replicas at ``indices`` (theirs died), wired as the old."""
+        state = dict(k.saved_state)
+        k.saved_state.clear()
+        for index in indices:
+            fresh: list[Any] = []
+            hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
+            k.actors[index], k.hosts[index] = fresh[0], hosts[0]
+            k.nodes[index] = str(hosts[0]["node"])
+            for edge in self._edges:
+                if edge.consumer == k.id:
+                    self._pending.append(
+                        fresh[0].add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+                    )
+                    for actor in self._kernels[edge.producer].actors:
+                        self._pending.append(actor.retarget.remote(edge.id, index, fresh[0]))
+                if edge.producer == k.id:
+                    c = self._kernels[edge.consumer]
+                    self._pending.append(fresh[0].add_out_edge.remote(
+                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
+        await self._flush_wiring()
 
     async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        raise refusal(self, "scale")
+        """Run ``replicas`` actors of a running kernel from now on; returns how many ran.
+
+        New actors run the set-up hook first (a kernel that cannot run as several
+        refuses there, and nothing changes), then get their share of each queue. A
+        replica that leaves stops after the message in hand, as on ``terminate``; what
+        was queued for it is handed to the others, so no message is lost or taken twice.
+        Its counters stay in the kernel's totals.
+        """
+        k = self._require(kernel_id, "scale")
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "scale", k.state, RUNNING)
+        if replicas < 1:
+            raise UserInputError(f"replicas must be at least 1, got {replicas}")
+        old = k.replicas
+        if replicas > old:
+            await self._add_replicas(k, replicas)
+        elif replicas < old:
+            await self._remove_replicas(k, replicas, timeout)
+        return old
+
+    async def _add_replicas(self, k: _RayKernel, replicas: int) -> None:
+        old = k.replicas
+        state: dict[str, Any] = {}
+        for probe in k.probes:
+            state.update((probe or {}).get("state") or {})
+        fresh: list[Any] = []
+        k.replicas = replicas
+        try:
+            hosts = await self._spawn(k, range(old, replicas), state, [], fresh)
+        except Exception as exc:
+            k.replicas = old
+            for actor in fresh:
+                with contextlib.suppress(Exception):
+                    self._ray.kill(actor)
+            cause = getattr(exc, "cause", exc)
+            raise UserInputError(
+                f"kernel {k.id!r} refuses {replicas} replicas: its set-up hook raised "
+                f"{type(cause).__name__}: {cause}",
+                hint=f"it keeps running as {old}",
+            ) from exc
+        for edge in self._edges:
+            if edge.consumer == k.id:
+                for actor in fresh:
+                    await actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+            if edge.producer == k.id:
+                c = self._kernels[edge.consumer]
+                for actor in fresh:
+                    await actor.add_out_edge.remote(
+                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout
+                    )
+        for edge in self._edges:
+            if edge.consumer == k.id:
+                for producer in self._kernels[edge.producer].actors:
+                    for index, actor in enumerate(fresh, start=old):
+                        await producer.add_target.remote(edge.id, index, actor)
+        k.actors.extend(fresh)
+        k.hosts.extend(hosts)
+        k.nodes.extend(str(host["node"]) for host in hosts)
+        k.probes.extend([None] * len(fresh))
+        await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
+        if k.state is not S.LAUNCHED:
+            active = k.state is S.ACTIVE
+            await asyncio.gather(*(a.activate.remote(active) for a in fresh))
+
+    async def _remove_replicas(self, k: _RayKernel, replicas: int, timeout: float) -> None:
+        leaving = k.actors[replicas:]
+        # Producers stop sending to them (a batch in flight still arrives); their bodies
+        # stop; what is queued for them, then what still arrives, goes to the others.
+        removals = asyncio.gather(*(
+            producer.remove_target.remote(edge.id, index)
+            for edge in self._edges if edge.consumer == k.id
+            for producer in self._kernels[edge.producer].actors
+            for index in range(replicas, len(k.actors))
+        ))  # fmt: skip
+        await asyncio.gather(*(a.stop_for_scale.remote(timeout) for a in leaving))
+        turn = 0
+        while True:
+            settled = removals.done()
+            moved = await asyncio.gather(*(a.hand_over.remote() for a in leaving))
+            for batch in moved:
+                if batch:
+                    await k.actors[turn % replicas].take_over.remote(batch)
+                    turn += 1
+            if settled:
+                break
+            await asyncio.sleep(0.02)
+        await removals
+        results = await asyncio.gather(
+            *(a.terminate.remote(timeout, "left") for a in leaving), return_exceptions=True
+        )
+        for i, result in enumerate(results, start=replicas):
+            probe = k.probes[i] if isinstance(result, BaseException) else result["probe"]
+            self._fold(k, _with_output(probe) if probe else None,
+                       died=isinstance(result, BaseException))  # fmt: skip
+        for actor in leaving:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        del k.actors[replicas:], k.hosts[replicas:], k.nodes[replicas:], k.probes[replicas:]
+        k.replicas = replicas
+        await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
 
     def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
-        raise refusal(self, "tap")
+        """A ``Tap`` fed with what every replica sends on ``port`` (read a few times a
+        second); detach it with ``untap``. Like the local one it never slows the kernel."""
+        from ringctl.engine.local.ports import Tap
+
+        k = self._require(kernel_id, "tap")
+        declared = k.spec.ports
+        if (declared is not None and port not in declared) or (declared is None and port != "out"):
+            known = sorted(declared or ())
+            raise UserInputError(
+                f"kernel {kernel_id!r} has no output port {port!r}"
+                + (f" (its ports: {', '.join(known)})" if known else " (it sends on out)")
+            )
+        tap = Tap(capacity)
+        tap_id = f"{kernel_id}.{port}#{id(tap)}"
+        for actor in k.actors:  # attached before anything sent after this call
+            actor.tap_attach.remote(port, tap_id, capacity)
+        reader = asyncio.get_running_loop().create_task(self._read_tap(k, port, tap_id, tap))
+        self._taps[id(tap)] = (tap_id, reader)
+        return tap
+
+    async def _read_tap(self, k: _RayKernel, port: str, tap_id: str, tap: Tap) -> None:
+        while True:
+            for actor in list(k.actors):
+                with contextlib.suppress(Exception):
+                    tap.offer_many(await actor.tap_take.remote(port, tap_id, tap.capacity, 1024))
+            await asyncio.sleep(POLL_S)
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
-        """Nothing to detach: no tap is ever attached here."""
+        """Stop reading the tap and detach it from the actors."""
+        held = self._taps.pop(id(tap), None)
+        if held is None:
+            return
+        tap_id, reader = held
+        reader.cancel()
+        k = self._kernels.get(kernel_id)
+        for actor in k.actors if k is not None else ():
+            actor.untap.remote(tap_id)
 
     def reconfigure(
         self, kernel_id: str, func: RingKernel, *, params: Any, queue_size: int | None,
@@ -363,12 +578,24 @@ class RayRuntime(KernelTable[_RayKernel]):
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _start_actors(self, k: _RayKernel) -> None:
-        params = check_params(k.id, k.spec, k.params)
         state: dict[str, Any] = dict(k.saved_state)
         k.saved_state.clear()
         for probe in k.probes:
             if probe:
                 state.update(probe.get("state") or {})
+        metrics = [dict((p or {}).get("metrics") or {}) for p in k.probes]
+        k.actors = []
+        k.hosts = await self._spawn(k, range(k.replicas), state, metrics, k.actors)
+        k.nodes = [str(host["node"]) for host in k.hosts]
+        k.probes = [None] * k.replicas
+
+    async def _spawn(
+        self, k: _RayKernel, replicas: range, state: dict[str, Any],
+        metrics: list[dict[str, Any]], into: list[Any],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Start an actor for each of ``replicas`` (appended to ``into`` as they start,
+        so a caller can kill them on failure), placed and set up; returns where each runs."""
+        params = check_params(k.id, k.spec, k.params)
         options: dict[str, Any] = {"max_concurrency": 64}
         # Unasked, a replica reserves no CPU: kernels mostly wait on their inbox, and any
         # reservation would cap the replicas a machine takes (nine at 0.25 on 2 CPUs).
@@ -388,7 +615,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         # before that (Ray would fail the actor's construction).
         params_bytes = cloudpickle.dumps(params)  # type: ignore[no-untyped-call]
         state_bytes = cloudpickle.dumps(state)  # type: ignore[no-untyped-call]
-        k.actors = [
+        actors = [
             self._actor_class.options(**options).remote(
                 k.id,
                 r,
@@ -400,24 +627,23 @@ class RayRuntime(KernelTable[_RayKernel]):
                 paths,
                 state_bytes,
                 # A relaunched replica goes on from its predecessor's metrics.
-                dict(((k.probes[r] if r < len(k.probes) else None) or {}).get("metrics") or {}),
+                metrics[r] if r < len(metrics) else {},
             )
-            for r in range(k.replicas)
+            for r in replicas
         ]
+        into.extend(actors)
         # Placed and constructed first (bounded: Ray would wait forever for resources),
         # then the kernel's own set-up hook, which may take as long as it needs.
         await asyncio.wait_for(
-            asyncio.gather(*(a.node.remote() for a in k.actors)), self.placement_timeout
+            asyncio.gather(*(a.node.remote() for a in actors)), self.placement_timeout
         )
-        infos = await asyncio.gather(*(a.setup.remote() for a in k.actors))
+        infos = await asyncio.gather(*(a.setup.remote() for a in actors))
         # The node's address as Ray knows it (`ray status`), not what the worker's host
         # name resolves to: they differ where a node was started with --node-ip-address.
         addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in self._ray.nodes()}
-        k.hosts = [
+        return [
             {**info, "node": addresses.get(info.get("node_id"), info["node"])} for info in infos
         ]
-        k.nodes = [str(host["node"]) for host in k.hosts]
-        k.probes = [None] * k.replicas
 
     def _unplaced(self, k: _RayKernel) -> KernelLaunchError:
         asked = {"num_cpus": 0.0, **k.resources}
