@@ -169,3 +169,40 @@ def test_logs_shows_what_kernels_print_on_ray(ringctl: Ringctl, ray_head: str) -
     assert all(f"got {i}" in listen for i in range(3)), listen
     assert "hello from replica 0" not in listen
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kernel(status: dict[str, Any], kernel_id: str) -> dict[str, Any]:
+    return next(k for k in status["kernels"] if k["id"] == kernel_id)
+
+
+def test_tap_restart_and_scale_on_ray_lose_nothing(ringctl: Ringctl, ray_head: str) -> None:
+    ringctl("up", str(TOPOLOGY), "-d", "--engine", "ray", "--address", ray_head)
+    wait_for(lambda: counts(ringctl.ps())["total"][0] > 5, what="messages reach the sink")
+
+    tap = ringctl("tap", NAME, "source", "-n", "3", "--json")
+    docs = [json.loads(line) for line in tap.stdout.splitlines()]
+    assert tap.returncode == 0 and [d["n"] for d in docs] == [1, 2, 3], tap.stdout + tap.stderr
+    assert {(d["kernel"], d["port"]) for d in docs} == {("source", "out")}
+
+    total_in = lambda: counts(ringctl.ps())["total"][0]  # noqa: E731
+    for step in (("restart", NAME, "square"), ("scale", NAME, "square=3"),
+                 ("restart", NAME, "square", "total"), ("scale", NAME, "square=1"),
+                 ("scale", NAME, "square=2")):  # fmt: skip
+        before = total_in()
+        done = ringctl(*step, ok=False)
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+        wait_for(lambda b=before: total_in() > b + 20, what=f"messages flow after {step}")
+    status = ringctl.ps()
+    assert (_kernel(status, "square")["restarts"], _kernel(status, "square")["replicas"]) == (2, 2)
+    assert _kernel(status, "total")["restarts"] == 1
+
+    report = json.loads(ringctl("down", NAME, "--json", "--timeout", "20").stdout)
+    assert report["graceful"] and report["messages_left"] == 0, report
+    # Every message the source sent reached the sink once, and its restart kept the
+    # running total (``ctx.state``): the sum is exact.
+    log = wait_for(lambda: "items=" in ringctl.log() and ringctl.log(), what="the summary")
+    sent = int(_metric(log, "sent"))
+    assert sent > 0 and int(_metric(log, "items")) == sent
+    assert int(_metric(log, "total")) == sum(x * x for x in range(sent))
+    (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run

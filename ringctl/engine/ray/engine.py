@@ -368,13 +368,12 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     async def _add_replicas(self, k: _RayKernel, replicas: int) -> None:
         old = k.replicas
-        state: dict[str, Any] = {}
-        for probe in k.probes:
-            state.update((probe or {}).get("state") or {})
         fresh: list[Any] = []
         k.replicas = replicas
         try:
-            hosts = await self._spawn(k, range(old, replicas), state, [], fresh)
+            # Each actor keeps its own ``ctx.state``: a new one starts empty (a copy of
+            # another's would count what that one counted twice).
+            hosts = await self._spawn(k, range(old, replicas), {}, [], fresh)
         except Exception as exc:
             k.replicas = old
             for actor in fresh:
