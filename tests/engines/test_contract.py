@@ -274,3 +274,42 @@ async def test_scaling_down_hands_what_is_queued_to_the_replicas_that_stay(
     assert (edge.accepted, edge.delivered, edge.lost, edge.left, edge.in_doubt) == (
         120, 120, 0, 0, 0,
     )  # fmt: skip
+
+
+async def doubling(ctx: Any) -> None:
+    async for msg in ctx.messages():
+        await ctx.send(msg * 2)
+
+
+async def test_reconfigure_gives_the_next_restart_new_code_and_a_fresh_state(
+    engine: Engine,
+) -> None:
+    if "reconfigure" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not reconfigure")
+    await engine.launch("sink", counting_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=100)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.send_batch("relay", list(range(10)))
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 10)
+    engine.reconfigure("sink", counting_sink, params=None, queue_size=None, keep_state=False)
+    await engine.restart("sink", timeout=5.0)
+    await engine.send_batch("relay", list(range(5)))
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 5)  # afresh
+
+    await engine.launch("solo", relay)
+    await engine.activate("solo")
+    await engine.send_batch("solo", [1])
+    assert await engine.receive_batch("solo", 1, timeout=10) == [1]
+    engine.reconfigure("solo", doubling, params=None, queue_size=None)
+    await engine.send_batch("solo", [2])  # the running instance keeps its code
+    assert await engine.receive_batch("solo", 1, timeout=10) == [2]
+    await engine.restart("solo", timeout=5.0)
+    await engine.send_batch("solo", [3])
+    assert await engine.receive_batch("solo", 1, timeout=10) == [6]
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    edge = next(q for q in acc.queues if q.producer == "relay")
+    assert (edge.accepted, edge.delivered, edge.lost, edge.left) == (15, 15, 0, 0)

@@ -367,13 +367,23 @@ class KernelHost:
                     await asyncio.wait({self.task}, timeout=0.05)
         return forced
 
-    async def restart(self, timeout: float) -> dict[str, Any]:
+    async def restart(
+        self, timeout: float, kernel_bytes: bytes | None = None, params_bytes: bytes | None = None,
+        queue_size: int | None = None, keep_state: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
         """A new instance of the kernel in this actor: the body is stopped as on
         ``terminate``, then a new context (same inbox, queues and outboxes, ``ctx.state``
-        and counters carried over) runs the set-up hook. ``activate`` starts it."""
+        unless ``keep_state`` is false, and counters carried over) runs the set-up hook,
+        with new code, params or queue size where given. ``activate`` starts it."""
         forced = await self._stop_body(timeout)
+        if kernel_bytes is not None:
+            self.kernel = pickle.loads(kernel_bytes)
+        if params_bytes is not None:
+            self.params = pickle.loads(params_bytes)
+        if queue_size is not None:
+            self.queue_size = queue_size
         old = self.ctx
-        ctx = self._context(old.replicas, old.state)
+        ctx = self._context(old.replicas, old.state if keep_state else None)
         ctx.messages_in, ctx.messages_out = old.messages_in, old.messages_out
         ctx.errors = old.errors + (1 if self.error else 0)
         ctx._latency = old._latency

@@ -120,6 +120,10 @@ class _RayKernel(KernelBook):
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
+    #: ``reconfigure``: the next restart runs new code, params or queue size, and with
+    #: ``keep_state`` false starts from an empty ``ctx.state``.
+    reconfigured: bool = False
+    drop_state: bool = False
 
 
 class _Unresponsive(Exception):
@@ -179,12 +183,15 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     Restart, scale and tap act on the running actors, as the local engine does on its
     tasks: a restart keeps each actor (its queues and ``ctx.state``) and runs a new
-    instance of the kernel in it; a replica that leaves hands what is queued for it to
-    the others. Changing code, params or queues live (``ringctl apply``) is refused.
+    instance of the kernel in it, with new code or params after ``reconfigure``; a
+    replica that leaves hands what is queued for it to the others. Rewiring queues
+    while producers run (``ringctl apply``) is refused.
     """
 
     name: Final = "ray"
-    capabilities: Final[frozenset[Capability]] = frozenset({"restart", "scale", "tap"})
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure"}
+    )
 
     def __init__(
         self,
@@ -277,7 +284,14 @@ class RayRuntime(KernelTable[_RayKernel]):
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
-        calls = [asyncio.ensure_future(a.restart.remote(timeout)) for a in k.actors]
+        new: tuple[Any, ...] = ()
+        if k.reconfigured:
+            from ray import cloudpickle
+
+            params = cloudpickle.dumps(check_params(k.id, k.spec, k.params))  # type: ignore[no-untyped-call]
+            new = (k.kernel_bytes, params, k.queue_size, not k.drop_state)
+            k.reconfigured = k.drop_state = False
+        calls = [asyncio.ensure_future(a.restart.remote(timeout, *new)) for a in k.actors]
         await asyncio.wait(calls, timeout=2 * timeout + STOP_GRACE_S)
         gone: list[int] = []
         failure: BaseException | None = None
@@ -314,7 +328,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         except Exception as exc:
             cause = getattr(exc, "cause", exc)
             k.error = f"{type(cause).__name__}: {cause}"
-            self._move(k, "finish")
+            await self._stop_failed(k)  # what its actors hold is counted, as on a failure
             raise KernelLaunchError(k.id, k.error) from exc
         if was is not S.LAUNCHED:
             await asyncio.gather(*(a.activate.remote(was is S.ACTIVE) for a in k.actors))
@@ -489,7 +503,25 @@ class RayRuntime(KernelTable[_RayKernel]):
         self, kernel_id: str, func: RingKernel, *, params: Any, queue_size: int | None,
         keep_state: bool = True,
     ) -> None:  # fmt: skip
-        raise refusal(self, "reconfigure")
+        """Give the kernel's next instance (``restart``) new code, params or queue size.
+
+        Checked first: bad params raise ``KernelLaunchError`` and nothing changes. With
+        ``keep_state`` false the next instance starts with an empty ``ctx.state``. The
+        queues already wired keep their capacity (a changed queue is a rewire).
+        """
+        k = self._require(kernel_id, "restart")
+        spec = as_kernel(func, kernel_id)
+        args = check_launch(
+            kernel_id, spec, replicas=k.replicas, queue_size=queue_size, params=params
+        )
+        from ray import cloudpickle
+
+        k.kernel_bytes = cloudpickle.dumps(spec)  # type: ignore[no-untyped-call]
+        k.spec, k.params, k.queue_size = spec, args.params, args.queue_size
+        k.reconfigured = True
+        k.drop_state = k.drop_state or not keep_state
+        if not keep_state:
+            k.saved_state.clear()
 
     def rewire(
         self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
@@ -582,6 +614,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         for probe in k.probes:
             if probe:
                 state.update(probe.get("state") or {})
+        if k.drop_state:  # reconfigured to start afresh
+            state = {}
+        k.reconfigured = k.drop_state = False
         metrics = [dict((p or {}).get("metrics") or {}) for p in k.probes]
         k.actors = []
         k.hosts = await self._spawn(k, range(k.replicas), state, metrics, k.actors)
