@@ -206,3 +206,54 @@ def test_tap_restart_and_scale_on_ray_lose_nothing(ringctl: Ringctl, ray_head: s
     assert int(_metric(log, "total")) == sum(x * x for x in range(sent))
     (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
     assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
+
+
+def _seq_topology(folder: Path, label: str, *, rate: int = 400, keep_state: bool = True) -> Path:
+    tests = REPO / "tests"
+    path = folder / "seq.yaml"
+    path.write_text(
+        f'version: 1\nname: seq\npython_path: ["{tests}"]\nengine: ray\n'
+        "defaults:\n  queue: {capacity: 64}\nkernels:\n"
+        "  source:\n    entry: orchestrator.applykernels:numbered\n"
+        f'    params: {{rate: {rate}, report: "{folder}/source.json"}}\n'
+        "  sink:\n    entry: orchestrator.applykernels:collect\n"
+        f'    params: {{label: "{label}", report: "{folder}/sink.json"}}\n'
+        + ("" if keep_state else "    keep_state: false\n")
+        + "queues:\n  - {from: source, to: sink}\n"
+    )
+    return path
+
+
+def test_apply_changes_params_live_on_ray(ringctl: Ringctl, ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-seq-", dir="/tmp"))
+    path = _seq_topology(folder, "one")
+    ringctl("up", str(path), "-d", "--address", ray_head)
+    seq = lambda: json.loads(ringctl("ps", "seq", "--json").stdout)  # noqa: E731
+    got = lambda: int(_kernel(seq(), "sink")["metrics"].get("received", 0))  # noqa: E731
+    wait_for(lambda: got() > 50, what="the sink receives")
+
+    applied = ringctl("apply", str(_seq_topology(folder, "two", rate=300)), ok=False)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "params.label 'one' -> 'two' (restart, ctx.state kept)" in applied.stdout
+    status = seq()
+    assert (_kernel(status, "sink")["metrics"]["label"], _kernel(status, "sink")["restarts"]) == (
+        "two", 1,
+    )  # fmt: skip
+    assert _kernel(status, "source")["metrics"]["rate"] == 300
+    before = got()
+    assert before > 50  # the restarted sink went on counting from its kept state
+
+    applied = ringctl("apply", str(_seq_topology(folder, "three", rate=300, keep_state=False)))
+    assert "ctx.state reset (keep_state: false)" in applied.stdout
+    wait_for(lambda: _kernel(seq(), "sink")["metrics"]["label"] == "three", what="the label")
+    assert got() < before  # a new, empty state
+    assert ringctl("down", "seq", "--timeout", "20").returncode == 0
+    sent = json.loads((folder / "source.json").read_text())["sent"]
+    report = json.loads((folder / "sink.json").read_text())
+    assert report["label"] == "three"
+    # The numbers the fresh state saw are the tail of the sequence, each once.
+    tail = report["seen"]
+    assert tail and tail == list(range(sent - len(tail) + 1, sent + 1))
+    (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
+    shutil.rmtree(folder, ignore_errors=True)
