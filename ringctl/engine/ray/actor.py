@@ -100,9 +100,13 @@ class KernelHost:
     async def setup(self) -> dict[str, Any]:
         hook = self.kernel.setup
         if hook is not None:
-            result = hook(self.ctx)
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                result = hook(self.ctx)
+                if asyncio.iscoroutine(result):
+                    await result
+            except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+                # Out of an actor method SystemExit would end the actor: a failed set-up.
+                raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
         return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
 
     # -- wiring --------------------------------------------------------------------------
