@@ -337,10 +337,10 @@ class Policy:
         if down is not None and down.unprocessed:
             why = f"{down.unprocessed} accepted messages were not processed ({down.summary})"
             return Verdict("failed", 1, reason, why)
-        if self.launch_stopped:
-            return Verdict("stopped", 0, f"{reason} (stopped during launch)", None)
         if reason == "completed":
             return Verdict("completed", 0, reason, None)
-        if reason == "interrupted":
+        if self.launch_stopped:
+            reason += " (stopped during launch)"
+        if self.stop_reason == "interrupted":
             return Verdict("interrupted", 130, reason, None)
         return Verdict("stopped", 0, reason, None)

@@ -125,7 +125,9 @@ def _start(
         )
         loop.compile()
         loop.start(skip_wedged=skip_wedged)
-    except Exception:
+    except BaseException:
+        # SystemExit from the kernel's module too: that kernel's start failing, not the
+        # worker leaving (which would fail every kernel it runs).
         conn.send(("error", kid, traceback.format_exc()))
         return
     loops[kid] = loop
