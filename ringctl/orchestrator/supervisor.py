@@ -1,7 +1,9 @@
 """The supervisor: brings a plan up in two phases, watches it, restarts, drains it down.
 
-It is the only place that knows about ordering, draining and restart policies. It drives
-an ``Engine`` (the local runtime or the Ray engine), never prints, and reports through
+It is the only code that waits: every decision (restart and backoff, completion, stop,
+force, the exit code) is made by its ``Policy`` (``ringctl.orchestrator.policy``), which
+it hands events and whose instructions it carries out. It drives an ``Engine`` (the local
+runtime or the Ray engine), never prints, and reports through
 ``status()`` (the ``ringctl ps --json`` document), the events it records, and the
 ``RunResult`` of a run, whose exit code follows the accounting law
 (``ringctl.engine.accounting``): 0 only when every accepted message was delivered or
@@ -69,9 +71,6 @@ _LIVE: Final = (T.RUNNING, T.PAUSED)
 TICK_S: Final = 0.02
 #: A status document is rebuilt at most this often, however many watchers ask.
 STATUS_MAX_AGE_S: Final = 0.05
-#: After a force-stop, how long kernels that refused to stop are given before the
-#: supervisor reports them and goes on without them.
-REFUSED_GRACE_S: Final = 1.0
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -179,10 +178,6 @@ class Supervisor:
     @property
     def failure(self) -> str | None:
         return self.policy.failure
-
-    @property
-    def _restarting(self) -> dict[str, float]:
-        return self.policy.restart_due
 
     def _decide(self, event: Event) -> None:
         """Hand ``event`` to the policy and carry out what it says."""
@@ -586,7 +581,7 @@ class Supervisor:
         async with self._lock:
             self._check_live("scale")
             (kid,) = self._select([kernel])
-            at = self._restarting.get(kid)
+            at = self.policy.restart_due.get(kid)
             if kid in self._backoff and at is not None:
                 raise ControlPlaneError(
                     f"cannot scale {kid!r} while it waits for its restart "
@@ -605,6 +600,13 @@ class Supervisor:
         """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
         rt = self._local_only("tap")
         (kid,) = self._select([kernel])
+        if self._state in (T.CREATED, T.STARTING):
+            # Its kernels are not all there yet: a valid name must not read as a typo.
+            raise ControlPlaneError(
+                f"cannot tap topology {self.plan.name!r}: it is {self._state} "
+                "(its kernels are being launched)",
+                hint=f"ringctl ps {self.plan.name} shows when it runs",
+            )
         return rt.tap(kid, port, capacity)
 
     def untap(self, kernel: str, port: str, tap: Any) -> None:
@@ -690,7 +692,7 @@ class Supervisor:
         await asyncio.gather(*(stop(s, first) for s in self.plan.stop_first))
         while not self.policy.force:
             self._check_finished()  # a kernel failing during the drain is handled too
-            if not self._restarting and rt.is_quiescent():
+            if not self.policy.restart_due and rt.is_quiescent():
                 break
             now = time.monotonic()
             if now >= deadline:
@@ -698,7 +700,7 @@ class Supervisor:
                 break
             self._report_drain(deadline - now, progress)
             await asyncio.sleep(0.02)
-        graceful = not self._restarting and rt.is_quiescent()
+        graceful = not self.policy.restart_due and rt.is_quiescent()
         await self._cancel_tasks()  # restarts that did not happen in time
         self.policy.restart_due.clear()
         for kid in reversed(self.plan.order):
@@ -744,7 +746,7 @@ class Supervisor:
     def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
         waiting = []
         for kid in self.plan.order:
-            if kid in self._restarting or (
+            if kid in self.policy.restart_due or (
                 self.runtime.get_state(kid) in _RUNNING and not self.runtime.is_idle(kid)
             ):
                 waiting.append(
@@ -757,9 +759,6 @@ class Supervisor:
         self.phase = {"name": "drain", "done": 0, "total": 0, "waiting_on": waiting}
         if progress is not None:
             progress(dict(self.phase))
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
 
     # -- status --------------------------------------------------------------------------
 
@@ -789,7 +788,7 @@ class Supervisor:
         }
         doc.update(snap.as_dict())
         for k in doc["kernels"]:
-            at = self._restarting.get(k["id"])
+            at = self.policy.restart_due.get(k["id"])
             k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
         if self.down_report is not None:
             doc["down"] = self.down_report.as_dict()
