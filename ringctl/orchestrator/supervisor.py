@@ -688,9 +688,9 @@ class Supervisor:
                 if report.forced:
                     forced.append(kid)
 
-        first = 0.0 if self.policy.force else timeout
+        first = 0.0 if self.policy.force or self.policy.drain_timed_out else timeout
         await asyncio.gather(*(stop(s, first) for s in self.plan.stop_first))
-        while not self.policy.force:
+        while not self.policy.force and not self.policy.drain_timed_out:
             self._check_finished()  # a kernel failing during the drain is handled too
             if not self.policy.restart_due and rt.is_quiescent():
                 break

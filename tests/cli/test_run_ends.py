@@ -97,7 +97,7 @@ def test_down_timeout_bounds_a_stop_while_a_kernel_blocks_the_loop(ringctl: Ring
     down = ringctl("down", "blocking", "--timeout", "3", "--json")
     took = time.monotonic() - t0
     # T, plus the one message in hand (2 s of time.sleep), plus a short grace.
-    assert took < 3 + 2 + 2.5, f"down --timeout 3 took {took:.1f} s"
+    assert took < 3 + 2 + 4, f"down --timeout 3 took {took:.1f} s"
     assert down.returncode != 0, down.stderr
     report = json.loads(down.stdout)
     assert report["graceful"] is False
@@ -117,7 +117,7 @@ def test_a_second_ctrl_c_ends_the_run_while_a_kernel_blocks_the_loop(ringctl: Ri
     up.send_signal(signal.SIGINT)
     _out, err = up.communicate(timeout=60)
     took = time.monotonic() - t0
-    assert took < 2 + 2.5, f"the forced stop took {took:.1f} s"
+    assert took < 2 + 4, f"the forced stop took {took:.1f} s"
     assert up.returncode not in (0, 130), err
     assert "second interrupt: forcing the stop" in err, err
     assert "kernel `slow`" in err
