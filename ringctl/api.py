@@ -217,7 +217,7 @@ class TopologyFile:
             on_tick=hooks.on_tick,
             tick_interval=hooks.tick_interval,
             on_signal=hooks.on_signal,
-            runtime=runtime_for(self.plan, address),
+            engine=engine_for(self.plan, address),
             control=control,
             log_path=log_path,
             supervisor_ready=ready,
@@ -251,7 +251,7 @@ class TopologyFile:
         the result says what failed."""
         from ringctl.orchestrator.smoke import smoke_plan
 
-        return await smoke_plan(self.plan, runtime=runtime_for(self.plan, address))
+        return await smoke_plan(self.plan, engine=engine_for(self.plan, address))
 
     def smoke(self, *, address: str | None = None) -> SmokeResult:
         """``smoke_async`` on a new event loop; see there."""
@@ -261,9 +261,9 @@ class TopologyFile:
         return run(self.smoke_async(address=address))
 
 
-def runtime_for(plan: Plan, address: str | None = None) -> Engine:
+def engine_for(plan: Plan, address: str | None = None) -> Engine:
     """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
-    from ringctl.engine.contract import make_engine
+    from ringctl.engine import make_engine
 
     return make_engine(plan.engine, address=address)
 

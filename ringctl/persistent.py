@@ -7,11 +7,7 @@ the compiled parts are imported when a kernel is launched (see docs/persistent.m
 
 from __future__ import annotations
 
-from ringctl.engine.local.persistent.host import (
-    PersistentGroup,
-    PersistentStats,
-    PersistentTermination,
-)
+from ringctl.engine.local.persistent.host import PersistentGroup, PersistentStats
 from ringctl.kernel.persistent import (
     DEFAULT_RING_CAPACITY,
     LoopOptions,
@@ -25,6 +21,5 @@ __all__ = [
     "PersistentGroup",
     "PersistentKernel",
     "PersistentStats",
-    "PersistentTermination",
     "persistent_kernel",
 ]

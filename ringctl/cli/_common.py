@@ -14,7 +14,6 @@ from ringctl.cli import _render
 
 if TYPE_CHECKING:
     from ringctl.api import TopologyFile
-    from ringctl.orchestrator.plan import Plan
 
 
 class EngineChoice(enum.StrEnum):
@@ -24,7 +23,7 @@ class EngineChoice(enum.StrEnum):
     ray = "ray"
 
 
-def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
+def load_file(file: Path, engine: str | None = None) -> TopologyFile:
     """The loaded file (``ringctl.load``), or every diagnostic on stderr and exit 2."""
     from ringctl.api import load
     from ringctl.exceptions import UserInputError
@@ -40,11 +39,6 @@ def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
         raise typer.Exit(2) from None
     except UserInputError as exc:
         _render.fail(exc, exit_code=2)
-
-
-def load_plan(file: Path, engine: str | None = None) -> Plan:
-    """The plan of a file, or every diagnostic on stderr and exit 2 (nothing started)."""
-    return load_topology(file, engine).plan
 
 
 def say(message: str) -> None:

@@ -19,7 +19,7 @@ import typer
 from ringctl.cli import _render
 from ringctl.cli._common import (
     EngineChoice,
-    load_topology,
+    load_file,
     per_second,
     say,
     seconds,
@@ -89,7 +89,7 @@ def up(
     from ringctl.cli._output import Losses, guard_std_streams
     from ringctl.exceptions import RingctlError
 
-    topology = load_topology(file, engine)
+    topology = load_file(file, engine)
     plan = topology.plan
     final: dict[str, Any] = {}
     if detach:
@@ -220,7 +220,11 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        unprocessed = "".join(
+            f"  {term.replace('_', ' ')} {k[term]}"
+            for term in ("lost", "left", "in_doubt")
+            if k.get(term)
+        )
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:
@@ -517,6 +521,7 @@ def _detach(
     engine: str | None,
     address: str | None,
 ) -> None:
+    from ringctl.control.history import clean_if_stale
     from ringctl.control.paths import state_dir
     from ringctl.exceptions import RingctlError, RunFailedError
 
@@ -526,7 +531,7 @@ def _detach(
         files = directory.files(plan.name)
     except RingctlError as exc:
         _render.fail(exc)
-    if files.clean_if_stale() == "held":
+    if clean_if_stale(files) == "held":
         _render.fail(
             usage_error(
                 f"topology {plan.name!r} is already running",

@@ -315,6 +315,7 @@ class KernelRow:
     restart_in_s: float | None = None  # waiting out a restart backoff
     lost: float | None = None  # queued for it after it failed for good
     left: float | None = None  # queued for it when it was stopped on request
+    in_doubt: float | None = None  # held by a process of it that died
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +335,7 @@ class QueueRow:
     delivered: float | None = None
     lost: float | None = None
     left: float | None = None
+    in_doubt: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +450,7 @@ def _parse_kernel(raw: Mapping[str, Any], index: int, stall_after_s: float) -> K
         restart_in_s=number(get("restart_in_s")),
         lost=number(get("lost")),
         left=number(get("left")),
+        in_doubt=number(get("in_doubt")),
     )
 
 
@@ -477,6 +480,7 @@ def _parse_queue(raw: Mapping[str, Any]) -> QueueRow:
         delivered=number(_get(raw, "delivered")),
         lost=number(_get(raw, "lost")),
         left=number(_get(raw, "left")),
+        in_doubt=number(_get(raw, "in_doubt")),
         blocked_s=number(_get(raw, "blocked_s")),
     )
 

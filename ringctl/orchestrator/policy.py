@@ -180,6 +180,8 @@ class DownFacts:
     violations: tuple[str, ...] = ()
     #: Accepted messages neither delivered nor dropped by policy (lost + left + queued).
     unprocessed: int = 0
+    #: Held by a process that died: whether they were handled cannot be known.
+    in_doubt: int = 0
     summary: str = ""
 
 
@@ -334,9 +336,16 @@ class Policy:
             if self.blocked:
                 why += f"; {self.blocked[-1]}"
             return Verdict("stopped", 1, reason, why)
-        if down is not None and down.unprocessed:
-            why = f"{down.unprocessed} accepted messages were not processed ({down.summary})"
-            return Verdict("failed", 1, reason, why)
+        if down is not None and (down.unprocessed or down.in_doubt):
+            parts = []
+            if down.unprocessed:
+                parts.append(f"{down.unprocessed} accepted messages were not processed")
+            if down.in_doubt:
+                parts.append(
+                    f"{down.in_doubt} accepted messages are in doubt (held by a process that "
+                    "died: whether they were handled cannot be known)"
+                )
+            return Verdict("failed", 1, reason, f"{'; '.join(parts)} ({down.summary})")
         if reason == "completed":
             return Verdict("completed", 0, reason, None)
         if self.launch_stopped:

@@ -65,6 +65,9 @@ class KernelDoc(_Doc):
     drops: int = Field(description="Dropped by a backpressure policy on the way in.")
     lost: int = Field(0, description="Queued for it, or sent to it, after it failed for good.")
     left: int = Field(0, description="Queued for it when it was stopped on request.")
+    in_doubt: int = Field(
+        0, description="Held by a process of it that died: handled or not, nobody can tell."
+    )
     inbox_depth: int
     inbox_capacity: int
     inbox_high_water: int
@@ -101,6 +104,7 @@ class QueueDoc(_Doc):
     drops: int
     lost: int = 0
     left: int = 0
+    in_doubt: int = 0
     high_water: int
     blocked_s: float
 
@@ -120,6 +124,7 @@ class AccountTermsDoc(_Doc):
     dropped: int
     lost: int
     left: int
+    in_doubt: int = 0
     queued: int
 
 
@@ -137,7 +142,9 @@ class QueueAccountDoc(AccountTermsDoc):
 
 class AccountingDoc(_Doc):
     holds: bool = Field(description="Every queue's terms add up.")
-    clean: bool = Field(description="It holds and nothing was lost, left or still queued.")
+    clean: bool = Field(
+        description="It holds and nothing was lost, left, in doubt or still queued."
+    )
     totals: dict[str, int]
     violations: list[str]
     kernels: list[KernelAccountDoc]

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl import __version__
+from ringctl._version import __version__
 from ringctl.caches import cache_dir
 from ringctl.topology.rules import RULES
 

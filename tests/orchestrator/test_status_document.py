@@ -51,6 +51,10 @@ def test_the_readers_know_every_kernel_and_queue_field() -> None:
     queue_rows = {f.name for f in dataclasses.fields(QueueRow)} | {"from", "to"}
     aliases = {f.alias or n for n, f in QueueDoc.model_fields.items()}
     assert aliases - queue_rows == set(), aliases - queue_rows
-    doc = {"kernels": [{"id": "k", "lost": 3, "left": 2}], "queues": [{"delivered": 7}]}
+    doc = {
+        "kernels": [{"id": "k", "lost": 3, "left": 2, "in_doubt": 4}],
+        "queues": [{"delivered": 7, "in_doubt": 1}],
+    }
     st = parse_status(doc)
     assert (st.kernels[0].lost, st.kernels[0].left, st.queues[0].delivered) == (3, 2, 7)
+    assert (st.kernels[0].in_doubt, st.queues[0].in_doubt) == (4, 1)
