@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AccountingDoc",
+    "AppliedDoc",
     "DownDoc",
     "EventDoc",
     "KernelDoc",
@@ -169,6 +170,16 @@ class LoopDoc(_Doc):
     last_block: LastBlockDoc | None = None
 
 
+class AppliedDoc(_Doc):
+    """The last ``ringctl apply`` that changed the topology."""
+
+    file: str
+    at: float = Field(description="Unix time it was applied.")
+    done: list[str] = Field(description="Each change made, as the plan printed it.")
+    left: dict[str, int] = Field(description="Messages removed kernels left, per kernel.")
+    seconds: float
+
+
 class StatusDocument(_Doc):
     name: str
     file: str | None
@@ -190,6 +201,14 @@ class StatusDocument(_Doc):
         None,
         description="Set when the kernels' loop did not answer in time: the age of the "
         "kernel figures (the state, uptime and loop are current).",
+    )
+    applied: AppliedDoc | None = Field(
+        None, description="The last `ringctl apply` (null: as `up` started it)."
+    )
+    drift: list[str] = Field(
+        default_factory=list,
+        description="How the running kernels differ from their file (a `scale` since, "
+        "or the file edited since it was applied).",
     )
 
     @classmethod

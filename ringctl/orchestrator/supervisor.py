@@ -33,6 +33,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
+from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.policy import (
     Activated,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from ringctl.engine.accounting import Accounting
     from ringctl.engine.contract import Engine
     from ringctl.engine.local.ports import Tap
+    from ringctl.orchestrator.applying import Applied
 
 __all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
 
@@ -171,6 +173,11 @@ class Supervisor:
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
         self._publishers: list[Callable[[dict[str, Any]], None]] = []
+        #: The last ``ringctl apply`` (None: the topology runs as ``up`` started it), and
+        #: how the running kernels differ from their file (read by ``ping``).
+        self.applied: Applied | None = None
+        self.drift: list[str] = []
+        self.file_watch = FileWatch(plan.file)
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -588,6 +595,32 @@ class Supervisor:
             self._status_cache = None
             return {"kernel": kid, "before": before, "after": replicas}
 
+    async def apply(
+        self, new: Plan, file: str, *, source: Any = None, dry_run: bool = False,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Change the running topology into ``new`` (``ringctl apply``; ``dry_run``: only
+        say how). What cannot change live is refused before anything changes."""
+        from ringctl.orchestrator import applying
+
+        self._check_live("apply")
+        async with self._lock:
+            self._check_live("apply")
+            d = applying.diff(applying.running_plan(self), new)
+            if d.refused:
+                raise applying.refusal_error(d, source, file)
+            if dry_run or not d.changes:
+                if not dry_run:  # the file says what runs (a comment may have changed)
+                    self.file_watch = FileWatch(file)
+                return applying.preview(d)
+            applied = await applying.carry_out(self, new, d.changes, file, timeout)
+            self.applied = applied
+            self.file_watch = FileWatch(file)
+            n = len(applied.changes)
+            self.event("apply", f"applied {file}: {n} change{'s' if n != 1 else ''}")
+            self.status(fresh=True)
+            return {**applying.preview(d), **applied.as_dict()}
+
     def tap(self, kernel: str, port: str = "out", capacity: int = 256) -> Tap:
         """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
         require(self.runtime, "tap")
@@ -777,6 +810,10 @@ class Supervisor:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
         doc.update(snap.as_dict())
+        if [k["id"] for k in doc["kernels"]] != self.plan.order:  # changed by an apply
+            rank = {kid: n for n, kid in enumerate(self.plan.order)}
+            kept = [k for k in doc["kernels"] if k["id"] in rank]
+            doc["kernels"] = sorted(kept, key=lambda k: rank[k["id"]])
         for k in doc["kernels"]:
             at = self.policy.restart_due.get(k["id"])
             k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
@@ -784,6 +821,9 @@ class Supervisor:
             doc["down"] = self.down_report.as_dict()
         if self.accounting is not None:
             doc["accounting"] = self.accounting.as_dict()
+        self.drift = drift(self.plan, doc["kernels"], self.file_watch.edited())
+        doc["applied"] = self.applied.as_dict() if self.applied is not None else None
+        doc["drift"] = self.drift
         self._status_cache = (now, doc)
         for publish in self._publishers:
             publish(doc)

@@ -96,10 +96,13 @@ class _Member(KernelBook):
     capacity: int
     options: LoopOptions
     state: KernelState = S.CREATED  # added before launch: the group lays out its rings first
+    backend: str = "cpu"  # cuda: a C++ handler's loop on the worker's GPU
     feeds_from: str | None = None  # another member whose output ring is our input ring
     error: str | None = None
     last_progress: tuple[int, int] = (-1, -1)
     beat_seen_at: float = field(default_factory=time.monotonic)
+    #: New params whose state array the next (re)launch writes before the loop starts.
+    fresh_state: bool = False
 
 
 class PersistentGroup(KernelTable[_Member]):
@@ -136,11 +139,13 @@ class PersistentGroup(KernelTable[_Member]):
         capacity: int = DEFAULT_RING_CAPACITY,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
+        backend: str = "cpu",
     ) -> PersistentKernel:
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way.
+        imports ``entry`` itself either way. ``backend="cuda"`` runs a C++ handler's loop
+        on the worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
@@ -148,11 +153,31 @@ class PersistentGroup(KernelTable[_Member]):
             raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
         if kernel is None:
             kernel = load_kernel(entry)
+        if backend not in ("cpu", "cuda") or (backend == "cuda" and kernel.native is None):
+            raise ValueError(
+                f"kernel {kernel_id!r}: backend {backend!r} is not available for it "
+                "(cpu, or cuda for a native_kernel)"
+            )
         self._kernels[kernel_id] = _Member(
             id=kernel_id, entry=entry, kernel=kernel, params=dict(params or {}),
-            capacity=capacity, options=options or LoopOptions(),
+            capacity=capacity, options=options or LoopOptions(), backend=backend,
         )  # fmt: skip
         return kernel
+
+    def set_params(self, kernel_id: str, params: Mapping[str, Any]) -> None:
+        """New params for the kernel's next loop (``ringctl apply``): its state array is
+        made anew from them (``init(params)``) when it is relaunched. Raises
+        ``ValueError`` if that array would not fit the one laid out for it."""
+        m = self._require(kernel_id)
+        fresh = m.kernel.initial_state(params)
+        if self._arena is not None:
+            laid_out = len(self._arena.arrays[f"{m.id}.state"])
+            if len(fresh) != laid_out:
+                raise ValueError(
+                    f"{kernel_id}: its state array would hold {len(fresh)} values with these "
+                    f"params, not the {laid_out} laid out for it"
+                )
+        m.params, m.fresh_state = dict(params), True
 
     def connect(self, producer: str, consumer: str) -> None:
         """Make ``producer``'s output ring ``consumer``'s input ring: no Python in between."""
@@ -199,6 +224,7 @@ class PersistentGroup(KernelTable[_Member]):
             outbox=f"{m.id}.out" if m.kernel.output is not None else None,
             state=f"{m.id}.state",
             options=m.options,
+            backend=m.backend,
         )
 
     # -- what bridges and observers read -------------------------------------------------
@@ -382,6 +408,9 @@ class PersistentGroup(KernelTable[_Member]):
                 hint="shared memory (/dev/shm) may be full or too small: lower `ring`, "
                 "or free space there",
             ) from exc
+        if m.fresh_state:  # the loop is stopped: nothing reads the array meanwhile
+            arena.arrays[f"{m.id}.state"][:] = m.kernel.initial_state(m.params)
+            m.fresh_state = False
         ctrl = arena.controls[f"{m.id}.ctrl"]
         store(ctrl, CMD, int(Command.IDLE))
         store(self.inbox(m.id).header, CONSUMER_GONE, 0)  # a relaunch: read the ring again
