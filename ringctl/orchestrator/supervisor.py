@@ -144,7 +144,7 @@ class Supervisor:
     """Owns one running topology: its engine, its restarts and its way down."""
 
     def __init__(self, plan: Plan, engine: Engine | None = None) -> None:
-        self.plan = plan
+        self._plan = plan
         if engine is None:
             from ringctl.engine import make_engine
 
@@ -181,6 +181,16 @@ class Supervisor:
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        """A new plan (``ringctl apply``): its restart policies from now on."""
+        self._plan = plan
+        self.policy.rules = {k.id: k.restart for k in plan.kernels}
 
     @property
     def failure(self) -> str | None:
