@@ -45,7 +45,8 @@ def validate(
         bool,
         typer.Option(
             "--import",
-            help="Also import every kernel entry and check its params and ports.",
+            help="Also import every kernel entry, check its params and ports, and compile "
+            "persistent kernels' handlers.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -138,7 +139,7 @@ def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary
     if import_entries:
         # A kernel module that prints at import must not corrupt --json output.
         with contextlib.redirect_stdout(sys.stderr):
-            resolve_entries(topology)
+            resolve_entries(topology, compile_handlers=True)
     else:
         find_entries(topology)
     return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)

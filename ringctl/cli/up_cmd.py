@@ -8,6 +8,7 @@ kernel is ACTIVE.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +81,14 @@ def up(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-p",
+            help="Run under this name instead of the file's (a second copy of one file).",
+        ),
+    ] = None,
 ) -> None:
     """Launch a topology in two phases, in dependency order, and run it.
 
@@ -90,6 +99,12 @@ def up(
     from ringctl.exceptions import RingctlError
 
     topology = load_file(file, engine)
+    if name is not None and name != topology.name:
+        import dataclasses
+
+        from ringctl.api import TopologyFile
+
+        topology = TopologyFile(dataclasses.replace(topology.plan, name=_checked_name(name)))
     plan = topology.plan
     final: dict[str, Any] = {}
     if detach:
@@ -491,9 +506,12 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
     elif result.outcome == "failed":
         hint = None
         if result.failure and result.failure.startswith("kernel "):
-            hint = (
-                f"ringctl logs {plan.name} shows the kernels' output and tracebacks; "
-                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
+            limit = re.search(r"max_restarts is (\d+)\)$", result.failure)
+            hint = f"ringctl logs {plan.name} shows the kernels' output and tracebacks; " + (
+                f"its max_restarts ({limit[1]}) is used up: raise `max_restarts` in its "
+                "`restart:` if more restarts are right, or fix what makes it fail"
+                if limit
+                else "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
             )
         _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
@@ -535,12 +553,13 @@ def _detach(
         _render.fail(
             usage_error(
                 f"topology {plan.name!r} is already running",
-                f"ringctl down {plan.name}, or ringctl ps {plan.name}",
+                f"ringctl down {plan.name}, or run a second copy: ringctl up {file} "
+                f"--name {plan.name}-2",
             ),
             exit_code=1,
         )
     args = [sys.executable, "-m", "ringctl.cli", "up", str(file), "--no-dashboard",
-            "--timeout", str(timeout), "--interval", "5"]  # fmt: skip
+            "--timeout", str(timeout), "--interval", "5", "--name", plan.name]  # fmt: skip
     if duration is not None:
         args += ["--duration", str(duration)]
     if engine is not None:
@@ -625,3 +644,12 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
+
+
+def _checked_name(name: str) -> str:
+    """``--name``: a valid topology name (it names files in the state directory), or exit 2."""
+    from ringctl.cli._common import check_name
+
+    checked = check_name(name)
+    assert checked is not None
+    return checked
