@@ -29,6 +29,7 @@ from ringctl.cli._common import (
 
 if TYPE_CHECKING:
     from ringctl.api import RunReport, TopologyFile
+    from ringctl.control.paths import StateDir
     from ringctl.orchestrator.plan import Plan
 
 
@@ -595,7 +596,11 @@ def _detach(
         if code is not None:
             tail = _log_tail(files.log)
             if code == 0:
-                say(f"{plan.name} ran to completion before detaching (log: {files.log})")
+                if _stopped_during_launch(directory, plan.name):
+                    say(f"{plan.name} was stopped during launch (a down came before it was up); "
+                        f"log: {files.log}")  # fmt: skip
+                else:
+                    say(f"{plan.name} ran to completion before detaching (log: {files.log})")
                 raise typer.Exit(0)
             typer.echo(tail, err=True)
             _render.error(f"{plan.name} failed to come up (exit {code}); log: {files.log}")
@@ -619,6 +624,15 @@ def _detach(
         time.sleep(0.02)
     _render.error(f"{plan.name} did not come up within 120 s; log: {files.log}")
     raise typer.Exit(1)
+
+
+def _stopped_during_launch(directory: StateDir, name: str) -> bool:
+    """True if the history's last run of ``name`` (``ringctl ps -a``) was stopped during
+    its launch."""
+    from ringctl.control.history import read_history
+
+    runs = [e for e in read_history(directory) if e.get("name") == name]
+    return bool(runs) and "(stopped during launch)" in str(runs[-1].get("reason"))
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:

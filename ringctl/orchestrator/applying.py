@@ -138,7 +138,7 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
         if c.kind in ("restart", "scale"):
             assert c.kernel is not None
             kid = c.kernel.id
-            if kid in sup._restarting:
+            if kid in sup.policy.restart_due:
                 raise ControlPlaneError(
                     f"cannot apply `{c.line.strip()}`: {kid} waits for its restart",
                     hint="nothing was changed; apply again once it runs (ringctl ps)",
@@ -244,9 +244,9 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
             assert c.kernel is not None
             step = f"activating {c.kernel.id}"
             await rt.activate(c.kernel.id)
-            sup._since[c.kernel.id] = time.monotonic()
+            sup.policy.since[c.kernel.id] = time.monotonic()
             if sup.state == "paused":  # everything else is paused: so is what joins it
-                sup._paused.add(c.kernel.id)
+                sup.policy.paused.add(c.kernel.id)
                 await rt.deactivate(c.kernel.id)
     except Exception as exc:
         failures = await _roll_back(undo)
@@ -281,7 +281,7 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
     # A persistent kernel keeps its running bridge: only its params change.
     func = was.kernel if was.persistent is not None else k.kernel
     rt.reconfigure(k.id, func, params=k.params, queue_size=k.queue_size, keep_state=k.keep_state)
-    sup._restarting[k.id] = time.monotonic()
+    sup.policy.restart_due[k.id] = time.monotonic()
     try:
 
         async def back() -> None:
@@ -291,7 +291,7 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
             else:  # the new instance did not start
                 await rt.relaunch(k.id)
                 await rt.activate(k.id)
-            sup._since[k.id] = time.monotonic()
+            sup.policy.since[k.id] = time.monotonic()
 
         try:
             await rt.restart(k.id, timeout=timeout)
@@ -299,23 +299,23 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
             undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
             raise
         undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
-        sup._since[k.id] = time.monotonic()
+        sup.policy.since[k.id] = time.monotonic()
         sup.event("restart", f"{k.id} restarted by apply ({c.detail})")
     finally:
-        sup._restarting.pop(k.id, None)
-        sup._handled[k.id] = rt.get_info(k.id).restarts
+        sup.policy.restart_due.pop(k.id, None)
+        sup.policy.handled[k.id] = rt.get_info(k.id).restarts
 
 
 def _marked(sup: Supervisor, kid: str, action: Undo) -> Undo:
     """``action`` with the kernel marked as restarting: the watch loop leaves it be."""
 
     async def run() -> None:
-        sup._restarting[kid] = time.monotonic()
+        sup.policy.restart_due[kid] = time.monotonic()
         try:
             await action()
         finally:
-            sup._restarting.pop(kid, None)
-            sup._handled[kid] = sup.runtime.get_info(kid).restarts
+            sup.policy.restart_due.pop(kid, None)
+            sup.policy.handled[kid] = sup.runtime.get_info(kid).restarts
 
     return run
 
@@ -374,7 +374,7 @@ async def _remove(sup: Supervisor, rt: Engine, old: Plan, removed: set[str], tim
         if pending is not None:
             pending[1].cancel()
             await asyncio.gather(pending[1], return_exceptions=True)
-        sup._restarting.pop(kid, None)
+        sup.policy.restart_due.pop(kid, None)
     # Those no queue feeds stop first (sources); the rest once they have drained.
     fed = {e.consumer for e in old.edges if not e.feedback}
     left: dict[str, int] = {}
@@ -408,7 +408,7 @@ async def _remove(sup: Supervisor, rt: Engine, old: Plan, removed: set[str], tim
     if gone:
         rt.rewire((), gone)
     for kid in order:
-        sup._paused.discard(kid)
+        sup.policy.paused.discard(kid)
         what = f" ({left[kid]} messages left, counted)" if left.get(kid) else " (drained)"
         sup.event("apply", f"{kid} removed{what}")
     return left
