@@ -956,6 +956,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         return totals
 
     async def close(self) -> None:
+        for _, reader in self._taps.values():
+            reader.cancel()
+        self._taps.clear()
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
         await self.terminate_all(timeout=self.shutdown_timeout)
@@ -1019,9 +1022,11 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     async def _poll(self) -> None:
         ray = self._ray
-        # (kernel, replica) -> (the actor asked, its probe in flight): an actor whose loop
-        # is blocked keeps its probe pending, and the others go on being read meanwhile.
-        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
+        # (kernel, replica) -> (the actor asked, its probe in flight, the kernel's restarts
+        # then): an actor whose loop is blocked keeps its probe pending, and the others go
+        # on being read meanwhile. A probe asked before a restart may show the old body's
+        # end: it is not read.
+        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any], int]] = {}
         while True:
             live = [k for k in self._kernels.values() if k.state in (*RUNNING, S.TERMINATING)]
             # A kernel that ended with messages in its outboxes still delivers them.
@@ -1029,10 +1034,11 @@ class RayRuntime(KernelTable[_RayKernel]):
             for k in (*live, *flushing):
                 for i, actor in enumerate(k.actors):
                     if (k, i) not in asked:
-                        asked[(k, i)] = (actor, asyncio.ensure_future(actor.probe.remote()))
+                        call = asyncio.ensure_future(actor.probe.remote())
+                        asked[(k, i)] = (actor, call, k.restarts)
             if asked:
-                await asyncio.wait([call for _, call in asked.values()], timeout=PROBE_WAIT_S)
-                for (k, i), (actor, call) in list(asked.items()):
+                await asyncio.wait([c for _, c, _ in asked.values()], timeout=PROBE_WAIT_S)
+                for (k, i), (actor, call, restarts) in list(asked.items()):
                     if not call.done():
                         continue
                     del asked[(k, i)]
@@ -1041,6 +1047,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                         or i >= len(k.actors)
                         or k.actors[i] is not actor
                         or call.cancelled()
+                        or (restarts != k.restarts and not call.exception())
                     ):
                         continue  # ended, or replaced since it was asked
                     error = call.exception()
