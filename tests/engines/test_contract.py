@@ -313,3 +313,16 @@ async def test_reconfigure_gives_the_next_restart_new_code_and_a_fresh_state(
     assert acc.holds, acc.violations
     edge = next(q for q in acc.queues if q.producer == "relay")
     assert (edge.accepted, edge.delivered, edge.lost, edge.left) == (15, 15, 0, 0)
+
+
+async def test_a_tap_on_a_port_the_kernel_does_not_have_is_refused(engine: Engine) -> None:
+    if "tap" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not tap")
+    await engine.launch("sink", sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink")
+    await engine.activate("sink")
+    await engine.activate("relay")
+    with pytest.raises(UserInputError, match="kernel 'relay' has no output port 'outt'") as e:
+        engine.tap("relay", "outt")
+    assert e.value.hint == "did you mean relay.out?"

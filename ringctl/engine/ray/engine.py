@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
     Capability,
@@ -466,12 +467,23 @@ class RayRuntime(KernelTable[_RayKernel]):
         from ringctl.engine.local.ports import Tap
 
         k = self._require(kernel_id, "tap")
+        refused = None if k.spec.control is None else k.spec.control.untappable(port)
+        if refused is not None:
+            raise UserInputError(refused[0], hint=refused[1])
         declared = k.spec.ports
-        if (declared is not None and port not in declared) or (declared is None and port != "out"):
-            known = sorted(declared or ())
+        # Undeclared: the default port and those wired in the topology.
+        ports = (
+            set(declared)
+            if declared is not None
+            else {"out"} | {e.port for e in self._edges if e.producer == kernel_id}
+        )
+        if port not in ports:
+            known = sorted(ports)
+            guess = did_you_mean(port, known) if known else None
             raise UserInputError(
                 f"kernel {kernel_id!r} has no output port {port!r}"
-                + (f" (its ports: {', '.join(known)})" if known else " (it sends on out)")
+                + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
+                hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
             )
         tap = Tap(capacity)
         tap_id = f"{kernel_id}.{port}#{id(tap)}"
