@@ -127,12 +127,9 @@ def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary
     import sys
 
     from ringctl.topology import resolve_entries
-    from ringctl.topology.compiled import adopt_core
     from ringctl.topology.importer import find_entries
     from ringctl.topology.quick import Summary
     from ringctl.topology.validate import check_loaded
-
-    adopt_core()  # pydantic is imported now; the fast path may have loaded its core alone
 
     topology = check_loaded(loaded, file)
     if import_entries:
