@@ -14,7 +14,6 @@ from ringctl.cli import _render
 
 if TYPE_CHECKING:
     from ringctl.api import TopologyFile
-    from ringctl.orchestrator.plan import Plan
 
 
 class EngineChoice(enum.StrEnum):
@@ -26,9 +25,8 @@ class EngineChoice(enum.StrEnum):
 
 def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
     """The loaded file (``ringctl.load``), or every diagnostic on stderr and exit 2."""
-    from ringctl.api import load
+    from ringctl.api import TopologyError, load
     from ringctl.exceptions import UserInputError
-    from ringctl.topology import TopologyError
 
     try:
         return load(file, engine=None if engine is None else str(engine))
@@ -40,11 +38,6 @@ def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
         raise typer.Exit(2) from None
     except UserInputError as exc:
         _render.fail(exc, exit_code=2)
-
-
-def load_plan(file: Path, engine: str | None = None) -> Plan:
-    """The plan of a file, or every diagnostic on stderr and exit 2 (nothing started)."""
-    return load_topology(file, engine).plan
 
 
 def say(message: str) -> None:
@@ -71,7 +64,7 @@ def check_name(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    from ringctl.checks import check_name as check
+    from ringctl.api import check_name as check
     from ringctl.exceptions import UserInputError
 
     try:
@@ -86,7 +79,7 @@ def seconds(value: float | None) -> float | None:
     """A typer callback: the option's value is a finite, positive duration (or exit 2)."""
     if value is None:
         return None
-    from ringctl.checks import MAX_SECONDS, check_seconds
+    from ringctl.api import MAX_SECONDS, check_seconds
     from ringctl.exceptions import UserInputError
 
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from ringctl._printable import printable
 from ringctl.cli import _render
 from ringctl.cli._common import check_name, per_second, seconds, wait_seconds
 from ringctl.cli._common import console as make_console
+
+if TYPE_CHECKING:
+    from ringctl.api import Running
 
 _NAME_HELP = "The running topology (default: the only one running)."
 _NameArg = Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)]
@@ -37,10 +40,10 @@ _WaitOpt = Annotated[
 ]
 
 
-def _client(name: str | None, timeout: float = 10.0) -> Any:
-    from ringctl.control.client import ControlClient, find
+def _connect(name: str | None, timeout: float = 10.0) -> Running:
+    from ringctl.api import connect
 
-    return ControlClient(find(check_name(name)), timeout=timeout)
+    return connect(check_name(name), timeout=timeout)
 
 
 def _run(action: Any) -> Any:
@@ -68,10 +71,10 @@ def ps(
     check_name(name)
     answer = wait_seconds(wait, 10.0)
     if name is None:
-        from ringctl.control.client import running
+        from ringctl.api import listing
 
         died: list[str] = []
-        found = _run(lambda: running(died=died))
+        found = _run(lambda: listing(died=died))
         finished = _finished() if show_all else []
         if as_json:
             doc: dict[str, Any] = {"topologies": found}
@@ -93,7 +96,7 @@ def ps(
         if finished:
             _print_finished(finished)
         return
-    status = _run(lambda: _client(name, answer).request("status"))
+    status = _run(lambda: _connect(name, answer).status())
     if as_json:
         _render.print_json(status)
         return
@@ -126,10 +129,9 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
 
 
 def _finished() -> list[dict[str, Any]]:
-    from ringctl.control.history import read_history
-    from ringctl.control.paths import state_dir
+    from ringctl.api import finished
 
-    return list(reversed(read_history(state_dir())))  # newest first
+    return finished()  # newest first
 
 
 def _print_finished(finished: list[dict[str, Any]]) -> None:
@@ -261,9 +263,10 @@ def _print_status(status: dict[str, Any]) -> None:
 def _control(
     op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: str | None
 ) -> None:
-    args: dict[str, Any] = {"kernels": kernels} if kernels else {}
     answer = wait_seconds(wait, 10.0)
-    result = _run(lambda: _client(name, answer).request(op, **args))
+    running = _run(lambda: _connect(name, answer))
+    act = running.pause if op == "pause" else running.resume
+    result = _run(lambda: act(kernels or None))
     if as_json:
         _render.print_json(result)
         return
@@ -312,37 +315,29 @@ def down(
     progress line (it sends one every fraction of a second while it drains).
     """
     answer = wait_seconds(wait, 10.0)
-    client = _run(lambda: _client(name, answer))
+    running = _run(lambda: _connect(name, answer))
 
-    def progress(message: dict[str, Any]) -> None:
+    def progress(data: dict[str, Any]) -> None:
         if as_json:
             return
-        for w in (message.get("data") or {}).get("waiting_on") or []:
+        for w in data.get("waiting_on") or []:
             typer.echo(
                 f"waiting on {w['kernel']}: {w['queued']} queued, {w['seconds_left']:.1f} s left",
                 err=True,
             )
 
-    result = _run(lambda: client.request("down", on_event=progress, timeout=timeout))
-    _wait_gone(client.files, 10.0)
+    result = _run(lambda: running.down(timeout, on_progress=progress))
     if as_json:
         _render.print_json(result)
     elif result.get("graceful"):
-        typer.echo(f"{client.files.name}: down (drained in {result.get('seconds', 0):.2f} s)")
+        typer.echo(f"{running.name}: down (drained in {result.get('seconds', 0):.2f} s)")
     else:
         where = ", ".join(f"{k}: {n}" for k, n in (result.get("left") or {}).items())
         _render.warning(
-            f"{client.files.name}: forced down after {timeout:g} s; "
+            f"{running.name}: forced down after {timeout:g} s; "
             f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})"
         )
     raise typer.Exit(0 if result.get("graceful") else 1)
-
-
-def _wait_gone(files: Any, seconds: float) -> None:
-    """Wait until the supervisor removed its files, so ``up`` of the same name works next."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and (files.socket.exists() or files.pid.exists()):
-        time.sleep(0.02)
 
 
 def top(
@@ -356,12 +351,12 @@ def top(
 
     Into a pipe or a file it writes plain progress lines instead, until the run ends.
     """
-    client = _run(lambda: _client(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
-    _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
+    running = _run(lambda: _connect(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
+    _run(running.ping)  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text
 
-        status = _run(lambda: client.request("status"))
+        status = _run(running.status)
         typer.echo(render_text(status, width=width or 100, color=sys.stdout.isatty()), nl=False)
         return
     import threading
@@ -375,9 +370,8 @@ def top(
         from ringctl.exceptions import RingctlError
 
         try:
-            for message in client.stream("watch", interval=1.0 / refresh):
-                if message.get("event") == "status":
-                    latest["status"] = message.get("data")
+            for status in running.watch(1.0 / refresh):
+                latest["status"] = status
                 if stop.is_set():
                     return
         except RingctlError:

@@ -40,8 +40,8 @@ def init(
     `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass straight away. Never
     overwrites a file: exit 2 if one exists.
     """
+    from ringctl.api import shell_arg, write_project
     from ringctl.exceptions import UserInputError
-    from ringctl.scaffold import shell_arg, write_project
 
     try:
         project = write_project(folder, template=template.value, name=name)
