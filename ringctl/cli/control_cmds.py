@@ -187,28 +187,24 @@ def _print_status(status: dict[str, Any]) -> None:
     from ringctl.dashboard.view import status_word
 
     console = make_console()
-    loop = status.get("loop") or {}
-    blocked = loop.get("status") == "blocked"
+    # Read once, tolerantly: a field an older or newer supervisor does not send reads
+    # "--", never a KeyError.
+    st = parse_status(status)
     console.print(
-        f"[bold]{_shown(status.get('name'))}[/] {_shown(status.get('state'))}"
-        + (" [bold red]BLOCKED[/]" if blocked else "")
-        + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
-        f"file {_shown(status.get('file'))}"
+        f"[bold]{_shown(st.name)}[/] {_shown(st.state)}"
+        + (" [bold red]BLOCKED[/]" if st.loop_blocked else "")
+        + f"  uptime {st.uptime_s or 0:.1f}s  engine {st.engine}  file {_shown(st.file)}"
     )
-    if blocked:
-        console.print(f"[bold red]{_shown(loop.get('message'))}[/]")
-    elif loop.get("last_block"):
-        last = loop["last_block"]
-        console.print(f"[yellow]{_shown(last['message'])} ({last['ago_s']:.0f} s ago)[/]")
-    if status.get("stale_s") is not None:
+    last = st.loop.last_block if st.loop is not None else None
+    if st.loop_blocked:
+        console.print(f"[bold red]{_shown(st.loop_blocked)}[/]")
+    elif last is not None:
+        console.print(f"[yellow]{_shown(last.message)} ({last.ago_s or 0:.0f} s ago)[/]")
+    if st.stale_s is not None:
         console.print(
-            f"[dim](kernel figures from {status['stale_s']:.1f} s ago: the kernels' loop "
+            f"[dim](kernel figures from {st.stale_s:.1f} s ago: the kernels' loop "
             "did not answer in time)[/]"
         )
-    # Read through the dashboard's tolerant parser: a field an older or newer supervisor
-    # does not send reads "--", never a KeyError.
-    st = parse_status(status)
-    raw = {str(k.get("id")): k for k in status.get("kernels") or [] if isinstance(k, dict)}
     table = Table(box=None, pad_edge=False)
     cols = ("KERNEL", "STATUS", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS",
             "ERRORS", "RESTARTS", "METRICS")  # fmt: skip
@@ -229,7 +225,7 @@ def _print_status(status: dict[str, Any]) -> None:
             _n(k.drops),
             _n(k.errors),
             _n(k.restarts),
-            _shown(_metrics_text(raw.get(k.id, {}).get("metrics"))),
+            _shown(_metrics_text(k.metrics)),
         )
     console.print(table)
     if st.queues:
@@ -238,7 +234,7 @@ def _print_status(status: dict[str, Any]) -> None:
             qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
         for q in st.queues:
             qt.add_row(
-                _shown(f"{q.source} -> {q.target}"),
+                _shown(f"{q.source} -> {q.to}"),
                 f"{_n(q.depth)}/{_n(q.capacity)}",
                 q.backpressure or "--",
                 human_count(q.messages),
@@ -256,8 +252,8 @@ def _print_status(status: dict[str, Any]) -> None:
             console.print(
                 f"[red]{_shown(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
             )
-    if status.get("failure"):
-        console.print(f"[red]failure: {_shown(status['failure'])}[/]")
+    if st.failure:
+        console.print(f"[red]failure: {_shown(st.failure)}[/]")
 
 
 def _control(

@@ -128,7 +128,7 @@ def _only(kernels: list[str] | None) -> dict[str, Any]:
     return {"kernels": kernels} if kernels else {}
 
 
-def connect(name: str | None, *, timeout: float = 10.0) -> Running:
+def connect(name: str | None = None, *, timeout: float = 10.0) -> Running:
     """The running topology of that name, or the only one running (raises when none, or
     when several run and no name says which)."""
     return Running(find(check_name(name) if name is not None else None), timeout)

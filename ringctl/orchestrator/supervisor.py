@@ -722,28 +722,43 @@ class Supervisor:
         cached = self._status_cache
         if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
             return cached[1]
+        from ringctl.orchestrator.status import (
+            AccountingDoc,
+            DownDoc,
+            EventDoc,
+            KernelDoc,
+            PhaseDoc,
+            QueueDoc,
+            StatusDocument,
+        )
+
         snap = self.runtime.snapshot()
-        doc: dict[str, Any] = {
-            "name": self.plan.name,
-            "file": self.plan.file,
-            "engine": self.plan.engine,
-            "pid": os.getpid(),
-            "uptime_s": round(self.uptime_s, 3),
-            "state": str(self._state),
-            "phase": self.phase,
-            "failure": self.failure,
-            "events": list(self.events)[-20:],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-        doc.update(snap.as_dict())
-        for k in doc["kernels"]:
-            at = self._restarting.get(k["id"])
-            k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
-        if self.down_report is not None:
-            doc["down"] = self.down_report.as_dict()
-        if self.accounting is not None:
-            doc["accounting"] = self.accounting.as_dict()
+        restarting = self._restarting
+        doc = StatusDocument(
+            name=self.plan.name,
+            file=self.plan.file,
+            engine=self.plan.engine,
+            pid=os.getpid(),
+            uptime_s=round(self.uptime_s, 3),
+            state=str(self._state),
+            phase=None if self.phase is None else PhaseDoc.check(self.phase),
+            failure=self.failure,
+            events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in snap.kernels),
+            queues=tuple(QueueDoc.of(q) for q in snap.queues),
+            quiescent=snap.quiescent,
+            down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
+            accounting=(
+                None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
+            ),
+        ).as_dict()
         self._status_cache = (now, doc)
         for publish in self._publishers:
             publish(doc)
         return doc
+
+
+def _due(at: float | None, now: float) -> float | None:
+    """Seconds until a pending restart, for the status document."""
+    return None if at is None else round(max(0.0, at - now), 1)
