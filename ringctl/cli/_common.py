@@ -91,24 +91,6 @@ def seconds(value: float | None) -> float | None:
         ) from None
 
 
-def wait_seconds(text: str | None, default: float, option: str = "--wait") -> float:
-    """A duration given as text (see ``--wait``): ``default`` if absent, else checked."""
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"must be a number of seconds; got {text!r}", param_hint=f"'{option}'"
-        ) from None
-    try:
-        checked = seconds(value)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(exc.message, param_hint=f"'{option}'") from None
-    assert checked is not None
-    return checked
-
-
 def per_second(value: float | None) -> float | None:
     """A typer callback: a rate (redraws per second) that is finite and at least 0.1."""
     import math

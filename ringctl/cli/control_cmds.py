@@ -14,7 +14,7 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import _render
-from ringctl.cli._common import check_name, per_second, seconds, wait_seconds
+from ringctl.cli._common import check_name, per_second, seconds
 from ringctl.cli._common import console as make_console
 
 if TYPE_CHECKING:
@@ -26,13 +26,12 @@ _KernelsArg = Annotated[
     list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-# Text, read by `wait_seconds`: a float option would make typer import pydantic to
-# convert it, which is most of what `ringctl ps` would spend starting.
 _WaitOpt = Annotated[
-    str | None,
+    float | None,
     typer.Option(
         "--wait",
         metavar="SECONDS",
+        callback=seconds,
         help="Seconds to wait for the supervisor's answer (default 10; 5 for top); a "
         "command it has not started by then is never applied.",
         show_default=False,
@@ -69,7 +68,7 @@ def ps(
     A topology whose supervisor does not answer is listed as "not responding".
     """
     check_name(name)
-    answer = wait_seconds(wait, 10.0)
+    answer = 10.0 if wait is None else wait
     if name is None:
         from ringctl.api import listing
 
@@ -257,9 +256,9 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _control(
-    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: str | None
+    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float | None
 ) -> None:
-    answer = wait_seconds(wait, 10.0)
+    answer = 10.0 if wait is None else wait
     running = _run(lambda: _connect(name, answer))
     act = running.pause if op == "pause" else running.resume
     result = _run(lambda: act(kernels or None))
@@ -310,7 +309,7 @@ def down(
     --wait bounds the wait for the supervisor to start the down and, after that, for each
     progress line (it sends one every fraction of a second while it drains).
     """
-    answer = wait_seconds(wait, 10.0)
+    answer = 10.0 if wait is None else wait
     running = _run(lambda: _connect(name, answer))
 
     def progress(data: dict[str, Any]) -> None:
@@ -347,7 +346,7 @@ def top(
 
     Into a pipe or a file it writes plain progress lines instead, until the run ends.
     """
-    running = _run(lambda: _connect(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
+    running = _run(lambda: _connect(name, (5.0 if wait is None else wait) + 1.0 / refresh))
     _run(running.ping)  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text
