@@ -18,8 +18,6 @@ anything starts; ``check`` returns those problems instead of raising.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ringctl._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ringctl.checks import MAX_SECONDS, check_name, check_seconds
     from ringctl.control.remote import (
         KernelLog,
@@ -197,6 +197,8 @@ class LiveRun:
     """A run in progress, as its front end follows it (``RunHooks.on_start`` / ``view``)."""
 
     def __init__(self, supervisor: Supervisor) -> None:
+        import asyncio
+
         self._sup = supervisor
         self._loop = asyncio.get_running_loop()
 
@@ -214,6 +216,8 @@ class LiveRun:
 
     def event(self, kind: str, text: str) -> None:
         """Add to the run's event log; safe from any thread."""
+        import contextlib
+
         with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
             self._loop.call_soon_threadsafe(self._sup.event, kind, text)
 
@@ -316,6 +320,8 @@ class TopologyFile:
         and SIGTERM bring the run down gracefully when this runs in the main thread.
         Raises ``LaunchFailed`` when a kernel fails to launch (after the rollback).
         """
+        import asyncio
+
         from ringctl.orchestrator.service import serve
 
         hooks = hooks or RunHooks()
@@ -489,6 +495,8 @@ def runtime_for(plan: Plan, address: str | None = None) -> Engine:
 
 
 def _no_running_loop(method: str) -> None:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
