@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ringctl.checks import MAX_SECONDS, check_name, check_seconds
+    from ringctl.control.preview import preview_text
     from ringctl.control.remote import (
         KernelLog,
         Running,
@@ -104,6 +105,7 @@ __all__ = [
     "listing",
     "load",
     "parse_lines",
+    "preview_text",
     "read_records",
     "shell_arg",
     "start_detached",

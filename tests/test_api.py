@@ -155,3 +155,11 @@ def test_the_door_starts_a_detached_run_and_controls_it_by_name(
     assert api.kernel_log("endless").path.exists()
     with pytest.raises(TopologyNotRunningError):
         api.connect("endless").status()
+
+
+def test_every_name_the_door_exports_resolves() -> None:
+    """The CLI imports these by name; each is looked up only when first used."""
+    import ringctl.api as api
+
+    assert sorted(api.__all__) == sorted(set(api.__all__))
+    assert [name for name in api.__all__ if getattr(api, name, None) is None] == []
