@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,17 @@ def start_detached(
             # Only our own child counts: a twin `up -d` racing this one may hold the name,
             # and then our child is about to exit saying so.
             if ping.get("pid") == child.pid and ping.get("state") in _UP_STATES:
+                _reap_later(child)
                 return Detached(name, "up", child.pid, files.log)
         time.sleep(0.02)
+    _reap_later(child)
     return Detached(name, "timeout", child.pid, files.log)
+
+
+def _reap_later(child: subprocess.Popen[bytes]) -> None:
+    """The supervisor runs on; a long-lived caller collects its exit status whenever it
+    ends (no zombie left behind), and the process object is never dropped while it runs."""
+    threading.Thread(target=child.wait, name="ringctl-detached", daemon=True).start()
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:
