@@ -390,9 +390,8 @@ class KernelDoc(_Doc):
     lost: float | None = None  # queued for it, or sent to it, after it failed for good
     left: float | None = None  # queued for it when it was stopped on request
     restart_in_s: float | None = None  # seconds until its pending restart (a backoff)
-    #: How long input may wait without progress before ``status`` says stalled.
-    stall_after_s: float = field(default=STALL_AFTER_S, compare=False,
-                                 metadata={"local": True})  # fmt: skip
+    #: Its status word, as the reader found it (not sent: ``status`` is the word).
+    word: KernelStatus | None = field(default=None, compare=False, metadata={"local": True})
 
     @classmethod
     def of(cls, snapshot: KernelSnapshot, restart_in_s: float | None = None) -> KernelDoc:
@@ -409,12 +408,15 @@ class KernelDoc(_Doc):
         values["id"] = values.get("id") or f"#{index}"
         if "state" in values:
             values["state"] = values["state"].upper()
-        return cls(**values, stall_after_s=stall_after_s)
+        values["word"] = _classify(values.get, stall_after_s)
+        return cls(**values)
 
     @property
     def status(self) -> KernelStatus:
         """What it is doing, in one word (``classify_kernel``)."""
-        return _classify(self)
+        if self.word is not None:
+            return self.word
+        return _classify(partial(getattr, self), STALL_AFTER_S)
 
     @property
     def numeric_metrics(self) -> tuple[tuple[str, float], ...]:
@@ -607,7 +609,7 @@ class StatusDocument(_Doc):
 
 #: What an engine's ``KernelSnapshot`` gives a kernel's entry (all but the supervisor's).
 _SNAPSHOT_FIELDS: Final = tuple(
-    f.name for f in fields(KernelDoc) if f.name not in ("restart_in_s", "stall_after_s")
+    f.name for f in fields(KernelDoc) if f.name not in ("restart_in_s", "word")
 )
 
 _DOCS: Final[dict[str, type[_Doc]]] = {
@@ -666,13 +668,15 @@ def classify_kernel(
     return KernelDoc.read_at(kernel, 0, stall_after_s).status
 
 
-def _classify(k: KernelDoc) -> KernelStatus:
-    state = (k.state or "").upper()
-    if k.restart_in_s is not None:
+def _classify(get: Callable[[str], Any], stall_after_s: float) -> KernelStatus:
+    """The status word from a kernel's values (``get`` reads one by name; ``None``:
+    unknown), in the precedence ``classify_kernel`` gives."""
+    state = (get("state") or "").upper()
+    if get("restart_in_s") is not None:
         return KernelStatus.RESTARTING
-    if state == "TERMINATED" and k.last_error:
+    if state == "TERMINATED" and get("last_error"):
         return KernelStatus.FAILED
-    if k.completed:
+    if get("completed"):
         return KernelStatus.DONE
     if state == "TERMINATED":
         return KernelStatus.STOPPED
@@ -682,16 +686,18 @@ def _classify(k: KernelDoc) -> KernelStatus:
         return KernelStatus.STARTING
     if state == "DEACTIVATED":
         return KernelStatus.PAUSED
-    if k.metrics.get("stalled") is True:
+    metrics = get("metrics")
+    if metrics and metrics.get("stalled") is True:
         return KernelStatus.STALLED  # its compiled loop stopped beating: stuck in a handler
-    if (k.blocked or 0) > 0:
+    if (get("blocked") or 0) > 0:
         return KernelStatus.BACKPRESSURED
-    if (k.inbox_depth or 0) > 0:
-        quiet_for = k.last_progress_s
-        if quiet_for is not None and quiet_for > k.stall_after_s:
+    if (get("inbox_depth") or 0) > 0:
+        quiet_for = get("last_progress_s")
+        if quiet_for is not None and quiet_for > stall_after_s:
             return KernelStatus.STALLED
         return KernelStatus.BUSY
-    if k.waiting is not None:
-        return KernelStatus.IDLE if k.waiting > 0 else KernelStatus.BUSY
-    moving = (k.rate_in or 0.0) + (k.rate_out or 0.0)
+    waiting = get("waiting")
+    if waiting is not None:
+        return KernelStatus.IDLE if waiting > 0 else KernelStatus.BUSY
+    moving = (get("rate_in") or 0.0) + (get("rate_out") or 0.0)
     return KernelStatus.IDLE if moving == 0 else KernelStatus.BUSY
