@@ -43,8 +43,8 @@ from runtime_bench import echo_loop  # the same kernel the runtime benchmark mea
 
 import ringctl
 from ringctl import RingKernelRuntime
+from ringctl._preview import preview
 from ringctl.control import protocol
-from ringctl.control.preview import preview
 from ringctl.control.tap import PER_POLL, POLL_S
 from ringctl.engine.local.loop import loop_name, run
 
@@ -127,7 +127,7 @@ sys.path.insert(0, sys.argv[1])
 import ringctl
 from ringctl import RingKernelRuntime
 from ringctl.control import protocol
-from ringctl.control.preview import preview
+from ringctl._preview import preview
 from ringctl.control.tap import PER_POLL, POLL_S
 from ringctl.engine.local.loop import run
 

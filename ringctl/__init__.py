@@ -21,12 +21,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringctl._lazy import lazy_exports
+from ringctl._version import __version__
 
 if TYPE_CHECKING:
     from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
+    from ringctl.engine.contract import (
+        KernelInfo,
+        KernelSnapshot,
+        QueueSnapshot,
+        RuntimeSnapshot,
+        TerminationReport,
+    )
     from ringctl.engine.lifecycle import KernelState
-    from ringctl.engine.local.engine import KernelInfo, RingKernelRuntime, TerminationReport
-    from ringctl.engine.telemetry import KernelSnapshot, QueueSnapshot, RuntimeSnapshot
+    from ringctl.engine.local.engine import RingKernelRuntime
     from ringctl.exceptions import (
         KernelFailedError,
         KernelNotFoundError,
@@ -37,23 +44,22 @@ if TYPE_CHECKING:
     from ringctl.kernel.context import KernelContext
     from ringctl.kernel.ring import RingKernel, ring_kernel
 
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "KernelContext": "ringctl.kernel.context",
     "KernelFailedError": "ringctl.exceptions",
-    "KernelInfo": "ringctl.engine.local.engine",
+    "KernelInfo": "ringctl.engine.contract",
     "KernelNotFoundError": "ringctl.exceptions",
-    "KernelSnapshot": "ringctl.engine.telemetry",
+    "KernelSnapshot": "ringctl.engine.contract",
     "KernelState": "ringctl.engine.lifecycle",
     "KernelStateError": "ringctl.exceptions",
     "QueueFullError": "ringctl.exceptions",
-    "QueueSnapshot": "ringctl.engine.telemetry",
+    "QueueSnapshot": "ringctl.engine.contract",
     "RingKernel": "ringctl.kernel.ring",
     "RingKernelRuntime": "ringctl.engine.local.engine",
     "RingctlError": "ringctl.exceptions",
-    "RuntimeSnapshot": "ringctl.engine.telemetry",
-    "TerminationReport": "ringctl.engine.local.engine",
+    "RuntimeSnapshot": "ringctl.engine.contract",
+    "TerminationReport": "ringctl.engine.contract",
     "ring_kernel": "ringctl.kernel.ring",
     "RunHooks": "ringctl.api",
     "RunReport": "ringctl.api",

@@ -28,8 +28,8 @@ from ringctl._lazy import lazy_exports
 if TYPE_CHECKING:
     import asyncio
 
+    from ringctl._preview import preview_text
     from ringctl.checks import MAX_SECONDS, check_name, check_seconds
-    from ringctl.control.preview import preview_text
     from ringctl.control.remote import (
         KernelLog,
         Running,
@@ -42,10 +42,9 @@ if TYPE_CHECKING:
     from ringctl.engine.accounting import Accounting, equation
     from ringctl.engine.contract import Engine
     from ringctl.engine.local.output import (
+        LogFollower,
         OutputRecord,
         capture,
-        parse_lines,
-        read_records,
         unmarked,
     )
     from ringctl.orchestrator.detach import Detached, start_detached
@@ -64,11 +63,9 @@ _EXPORTS = {
         ["KernelLog", "Running", "connect", "finished", "kernel_log", "last_run", "listing"],
         "ringctl.control.remote",
     ),
-    "preview_text": "ringctl.control.preview",
+    "preview_text": "ringctl._preview",
     "equation": "ringctl.engine.accounting",
-    **dict.fromkeys(
-        ["capture", "parse_lines", "read_records", "unmarked"], "ringctl.engine.local.output"
-    ),
+    **dict.fromkeys(["LogFollower", "capture", "unmarked"], "ringctl.engine.local.output"),
     **dict.fromkeys(["Detached", "start_detached"], "ringctl.orchestrator.detach"),
     **dict.fromkeys(["SmokeResult", "junit_xml"], "ringctl.orchestrator.smoke"),
     "LaunchFailed": "ringctl.orchestrator.supervisor",
@@ -84,6 +81,7 @@ __all__ = [
     "KernelLog",
     "LaunchFailed",
     "LiveRun",
+    "LogFollower",
     "RunHooks",
     "RunReport",
     "Running",
@@ -104,9 +102,7 @@ __all__ = [
     "last_run",
     "listing",
     "load",
-    "parse_lines",
     "preview_text",
-    "read_records",
     "shell_arg",
     "start_detached",
     "topology_schema",
@@ -361,7 +357,7 @@ class TopologyFile:
                 on_tick=hooks.on_tick,
                 tick_interval=hooks.tick_interval,
                 on_signal=hooks.on_signal,
-                runtime=runtime_for(self.plan, address),
+                engine=engine_for(self.plan, address),
                 control=control,
                 log_path=log_path,
                 supervisor_ready=ready,
@@ -407,7 +403,7 @@ class TopologyFile:
         the result says what failed."""
         from ringctl.orchestrator.smoke import smoke_plan
 
-        return await smoke_plan(self.plan, runtime=runtime_for(self.plan, address))
+        return await smoke_plan(self.plan, engine=engine_for(self.plan, address))
 
     def smoke(self, *, address: str | None = None) -> SmokeResult:
         """``smoke_async`` on a new event loop; see there."""
@@ -489,9 +485,9 @@ def topology_schema() -> dict[str, Any]:
     return schema
 
 
-def runtime_for(plan: Plan, address: str | None = None) -> Engine:
+def engine_for(plan: Plan, address: str | None = None) -> Engine:
     """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
-    from ringctl.engine.contract import make_engine
+    from ringctl.engine import make_engine
 
     return make_engine(plan.engine, address=address)
 

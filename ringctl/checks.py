@@ -1,4 +1,4 @@
-"""Checks every way into ringctl shares: topology names and durations.
+"""Checks every way into ringctl shares: topology names, durations, and guesses at typos.
 
 A topology's name becomes file names in the state directory (``NAME.sock``, ``NAME.pid``,
 ``NAME.lock``, ``NAME.log``), so a name that is not tame could point outside it
@@ -7,13 +7,16 @@ A topology's name becomes file names in the state directory (``NAME.sock``, ``NA
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from ringctl.exceptions import UserInputError
 
-__all__ = ["MAX_NAME_LENGTH", "MAX_SECONDS", "NAME_PATTERN", "check_name", "check_seconds"]
+__all__ = ["MAX_NAME_LENGTH", "MAX_SECONDS", "NAME_PATTERN", "check_name", "check_seconds",
+           "did_you_mean"]  # fmt: skip
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 MAX_NAME_LENGTH: Final = 63
@@ -49,3 +52,9 @@ def check_seconds(value: float, what: str) -> float:
             f"got {value!r}",
         )
     return value
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt ``word``, if one is close enough to be a guess."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None

@@ -8,10 +8,7 @@ The library raises these and never prints or exits; only ``ringctl.cli`` renders
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ringctl.engine.lifecycle import KernelState
+from enum import Enum
 
 __all__ = [
     "ControlPlaneError",
@@ -71,15 +68,15 @@ class KernelStateError(RingctlError):
         self,
         kernel_id: str,
         action: str,
-        current_state: KernelState,
-        expected_states: Iterable[KernelState],
+        current_state: Enum,
+        expected_states: Iterable[Enum],
         *,
         hint: str | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.action = action
         self.current_state = current_state
-        self.expected_states: tuple[KernelState, ...] = tuple(expected_states)
+        self.expected_states: tuple[Enum, ...] = tuple(expected_states)
         need = " or ".join(s.name for s in self.expected_states) or "no state (it is final)"
         super().__init__(
             f"cannot {action}() kernel {kernel_id!r}: it is {current_state.name}, "

@@ -172,7 +172,7 @@ def _load_module_commands(module_name: str) -> dict[str, Any]:
 
 def _print_version(value: bool) -> None:
     if value:
-        from ringctl import __version__
+        from ringctl._version import __version__
 
         typer.echo(f"ringctl {__version__}")
         raise typer.Exit(0)

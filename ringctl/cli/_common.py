@@ -23,7 +23,7 @@ class EngineChoice(enum.StrEnum):
     ray = "ray"
 
 
-def load_topology(file: Path, engine: str | None = None) -> TopologyFile:
+def load_file(file: Path, engine: str | None = None) -> TopologyFile:
     """The loaded file (``ringctl.load``), or every diagnostic on stderr and exit 2."""
     from ringctl.api import TopologyError, load
     from ringctl.exceptions import UserInputError

@@ -246,7 +246,11 @@ def _print_status(status: dict[str, Any]) -> None:
             console.print(f"[red]{_shown(k.id)}: last error: {_shown(k.last_error)}[/]")
         if k.backend_note:
             console.print(f"[yellow]{_shown(k.id)}: {_shown(k.backend_note)}[/]")
-        unprocessed = [f"{term} {_n(v)}" for term, v in (("lost", k.lost), ("left", k.left)) if v]
+        unprocessed = [
+            f"{term} {_n(v)}"
+            for term, v in (("lost", k.lost), ("left", k.left), ("in doubt", k.in_doubt))
+            if v
+        ]
         if unprocessed:
             console.print(
                 f"[red]{_shown(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"

@@ -115,54 +115,54 @@ def logs(
     if kernels:
         _check_kernels(name, kernels)
     cutoff = _run(lambda: parse_since(since, time.time())) if since else None
-    from ringctl.api import parse_lines, read_records
+    from ringctl.api import LogFollower
 
-    chosen = _select(read_records(path), kernels, cutoff)
-    out: list[str] = []
-    for record in chosen:
-        if as_json:
-            out.append(json.dumps(record, ensure_ascii=False))
-        else:
-            out.extend(log_lines(record))
+    def render(records: list[dict[str, Any]]) -> list[str]:
+        lines: list[str] = []
+        for record in _select(records, kernels, cutoff):
+            if as_json:
+                lines.append(json.dumps(record, ensure_ascii=False))
+            else:
+                lines.extend(log_lines(record))
+        return lines
+
+    # One reader for the backlog and what follows it: no line written in between is lost.
+    follower = LogFollower(path)
+    out = render(follower.backlog())
     if tail is not None:
         out = out[-tail:] if tail else []
     _write(out)
     if not follow:
+        follower.close()
         return
-    offset = path.stat().st_size if path.exists() else 0
-    inode = path.stat().st_ino if path.exists() else None
-    pending = b""
+    missed = 0
     try:
         while True:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_ino != inode or st.st_size < offset):
-                offset, inode, pending = 0, st.st_ino, b""  # rotated or a new run began
-            grew = st is not None and st.st_size > offset
-            if grew:
-                with path.open("rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                offset += len(chunk)
-                data = pending + chunk
-                complete, _, pending = data.rpartition(b"\n")
-                new = _select(parse_lines(complete.decode("utf-8", "replace")), kernels, cutoff)
-                lines: list[str] = []
-                for record in new:
-                    if as_json:
-                        lines.append(json.dumps(record, ensure_ascii=False))
-                    else:
-                        lines.extend(log_lines(record))
-                _write(lines)
-            elif not found.running():
-                # The run is over and everything it wrote has been printed.
+            new = follower.poll()
+            if not new and not found.running():
+                # The run is over: print what it wrote last, then stop.
+                _write(render(follower.poll()))
+                _say_missed(follower.missed - missed)
                 _say_if_died(name)
                 return
-            time.sleep(0.2)
+            _write(render(new))
+            if follower.missed > missed:
+                _say_missed(follower.missed - missed)
+                missed = follower.missed
+            if not new:
+                time.sleep(0.2)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    finally:
+        follower.close()
+
+
+def _say_missed(count: int) -> None:
+    if count > 0:
+        _render.warning(
+            f"{count} lines were rotated away before they could be read "
+            "(the kernel log keeps its newest 16 to 32 MiB)"
+        )
 
 
 def _say_if_died(name: str) -> None:

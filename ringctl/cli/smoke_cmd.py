@@ -31,10 +31,10 @@ def smoke(
     cannot be written; 2 if a file is invalid or --junit cannot be a file.
     """
     from ringctl.api import SmokeResult, capture, junit_xml
-    from ringctl.cli._common import load_topology
+    from ringctl.cli._common import load_file
 
     # Every file valid, and the report's place usable, before anything runs.
-    topologies = [load_topology(f, engine) for f in files]
+    topologies = [load_file(f, engine) for f in files]
     if junit is not None:
         _prepare_report(junit)
     results: list[SmokeResult] = []

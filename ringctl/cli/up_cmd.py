@@ -17,7 +17,7 @@ import typer
 from ringctl.cli import _render
 from ringctl.cli._common import (
     EngineChoice,
-    load_topology,
+    load_file,
     per_second,
     say,
     seconds,
@@ -83,7 +83,7 @@ def up(
     """
     from ringctl.exceptions import RingctlError
 
-    topology = load_topology(file, engine)
+    topology = load_file(file, engine)
     if detach:
         _detach(file, topology.name, duration, timeout, engine, address)
         return
@@ -171,7 +171,11 @@ def _print_summary(status: dict[str, Any]) -> None:
             f"out {human_count(k['messages_out']):>7}  errors {k['errors']}  "
             f"drops {k['drops']}  restarts {k['restarts']}"
         )
-        unprocessed = "".join(f"  {term} {k[term]}" for term in ("lost", "left") if k.get(term))
+        unprocessed = "".join(
+            f"  {term.replace('_', ' ')} {k[term]}"
+            for term in ("lost", "left", "in_doubt")
+            if k.get(term)
+        )
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:

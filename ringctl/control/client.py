@@ -14,9 +14,10 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from ringctl.control import wire
+from ringctl.control.history import clean_if_stale
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
@@ -34,6 +35,12 @@ class ControlClient:
         self.timeout = timeout
 
     def _connect(self) -> socket.socket:
+        if self.files.socket.exists():
+            found = clean_if_stale(self.files)
+            if found != "held":
+                # Nobody holds the name: whatever still listens on this socket (a child
+                # the dead supervisor forked, holding its fd) is no supervisor.
+                raise self._not_running(found)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -49,11 +56,14 @@ class ControlClient:
             ) from exc
         return sock
 
-    def _not_running(self) -> TopologyNotRunningError:
-        """Why the socket does not answer; cleans up after a supervisor that died."""
+    def _not_running(
+        self, found: Literal["held", "cleaned", "absent"] | None = None
+    ) -> TopologyNotRunningError:
+        """Why the socket does not answer; cleans up after a supervisor that died
+        (``found``: what ``clean_if_stale`` said, if it was just called)."""
         info = self.files.read_pid() or {}
         pid = info.get("pid")
-        found = self.files.clean_if_stale()
+        found = found or clean_if_stale(self.files)
         if found == "held":
             who = f" (pid {pid})" if pid else ""
             return TopologyNotRunningError(
@@ -154,7 +164,7 @@ def running(
             if died is not None:
                 died.append(name)
         except (TopologyNotRunningError, ControlPlaneError):
-            state = files.clean_if_stale()
+            state = clean_if_stale(files)
             if state == "held":
                 found.append(_not_responding(files))
             elif state == "cleaned" and died is not None:

@@ -18,11 +18,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from ringctl.control.paths import StateDir, TopologyFiles
+from ringctl.control.paths import StateDir, TopologyFiles, claim_name, release_name
 
-__all__ = ["MAX_ENTRIES", "read_history", "record_death", "record_run"]
+__all__ = ["MAX_ENTRIES", "clean_if_stale", "read_history", "record_death", "record_run",
+           "remove_stale"]  # fmt: skip
 
 MAX_ENTRIES: Final = 50
 
@@ -98,3 +99,42 @@ def record_death(files: TopologyFiles) -> None:
     }
     with contextlib.suppress(OSError):
         record_run(StateDir(files.pid.parent), entry)
+
+
+def clean_if_stale(files: TopologyFiles) -> Literal["held", "cleaned", "absent"]:
+    """``held`` if a supervisor holds the name (running, starting or too busy to
+    answer); otherwise remove what a dead one left: ``cleaned``, or ``absent``.
+
+    The check and the removal happen under the lock, so a supervisor that is
+    starting (socket bound, pid file not yet written) is never mistaken for a dead
+    one and has its socket deleted under it.
+    """
+    if not (files.socket.exists() or files.pid.exists() or files.lock.exists()):
+        return "absent"  # nothing here: no need to make a lock file to say so
+    try:
+        fd = claim_name(files)
+    except FileNotFoundError:
+        return "absent"  # no state directory: nothing was ever here
+    except OSError:
+        return "held"  # cannot tell: leave it alone
+    if fd is None:
+        return "held"
+    try:
+        leftovers = remove_stale(files)
+    finally:
+        release_name(files, fd)
+    return "cleaned" if leftovers else "absent"
+
+
+def remove_stale(files: TopologyFiles) -> bool:
+    """Remove what a dead supervisor left behind; True if there was anything.
+
+    Call it holding the name's lock. A pid file here means a run that never wrote
+    its own end (killed with -9, or crashed): it goes into the history as ``died``,
+    so ``ringctl ps -a`` says what happened to it.
+    """
+    leftovers = files.socket.exists() or files.pid.exists()
+    if leftovers:
+        record_death(files)
+    files.remove()
+    return leftovers

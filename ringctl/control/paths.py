@@ -15,14 +15,22 @@ import fcntl
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ringctl.checks import check_name
 from ringctl.exceptions import UserInputError
 
-__all__ = ["StateDir", "TopologyFiles", "claim_name", "release_name", "state_dir"]
+__all__ = [
+    "StateDir",
+    "TopologyFiles",
+    "claim_name",
+    "forget_lock",
+    "release_name",
+    "state_dir",
+]
 
 #: sun_path is 108 bytes on Linux (104 on macOS), NUL included.
 _MAX_SOCKET_PATH = 103
@@ -78,8 +86,9 @@ class TopologyFiles:
 
     @property
     def lock(self) -> Path:
-        """Locked (``flock``) by the supervisor for as long as it runs, from before it
-        makes the socket until after it removed it; the kernel unlocks it if it dies."""
+        """Locked (a POSIX record lock) by the supervisor for as long as it runs, from
+        before it makes the socket until after it removed it; the kernel unlocks it when
+        the supervisor dies, whatever children it forked (see ``claim_name``)."""
         return self.pid.with_suffix(".lock")
 
     @property
@@ -94,77 +103,72 @@ class TopologyFiles:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def clean_if_stale(self) -> Literal["held", "cleaned", "absent"]:
-        """``held`` if a supervisor holds the name (running, starting or too busy to
-        answer); otherwise remove what a dead one left: ``cleaned``, or ``absent``.
 
-        The check and the removal happen under the lock, so a supervisor that is
-        starting (socket bound, pid file not yet written) is never mistaken for a dead
-        one and has its socket deleted under it.
-        """
-        if not (self.socket.exists() or self.pid.exists() or self.lock.exists()):
-            return "absent"  # nothing here: no need to make a lock file to say so
-        try:
-            fd = claim_name(self)
-        except FileNotFoundError:
-            return "absent"  # no state directory: nothing was ever here
-        except OSError:
-            return "held"  # cannot tell: leave it alone
-        if fd is None:
-            return "held"
-        try:
-            leftovers = self.remove_stale()
-        finally:
-            release_name(self, fd)
-        return "cleaned" if leftovers else "absent"
-
-    def remove_stale(self) -> bool:
-        """Remove what a dead supervisor left behind; True if there was anything.
-
-        Call it holding the name's lock. A pid file here means a run that never wrote
-        its own end (killed with -9, or crashed): it goes into the history as ``died``,
-        so ``ringctl ps -a`` says what happened to it.
-        """
-        leftovers = self.socket.exists() or self.pid.exists()
-        if leftovers:
-            from ringctl.control.history import record_death
-
-            record_death(self)
-        self.remove()
-        return leftovers
+#: The lock files this process holds: fd -> (st_dev, st_ino). A POSIX lock never
+#: conflicts with its own process, and closing *any* fd of the file drops it, so the
+#: process must never open a lock file it holds; this says which those are.
+_held: dict[int, tuple[int, int]] = {}
+_held_guard = threading.Lock()
 
 
 def claim_name(files: TopologyFiles) -> int | None:
     """Take the name's lock (``NAME.lock``); its fd, or None if someone holds it.
 
-    An ``flock`` rather than "does the socket answer?": two ``up`` racing each other, or
-    a live supervisor too busy to answer a ping in time, must never both get the name
-    (binding a Unix socket removes the old one, orphaning its supervisor). The kernel
-    drops the lock when the process dies, so a supervisor killed with -9 frees it.
-    Lock files are removed by whoever releases them (``release_name``), so a lock taken
-    on a file that was unlinked meanwhile is worthless: then it tries again.
+    A lock rather than "does the socket answer?": two ``up`` racing each other, or a
+    live supervisor too busy to answer a ping in time, must never both get the name
+    (binding a Unix socket removes the old one, orphaning its supervisor). It is a POSIX
+    record lock (``lockf``), owned by the process that took it: the kernel drops it when
+    that process dies, and a child it forked (a kernel's ``multiprocessing`` helper, say)
+    never holds it, so a supervisor killed with -9 frees its name at once even while
+    its children live on (an ``flock`` would be shared with them). Lock files are
+    removed by whoever releases them (``release_name``), so a lock taken on a file that
+    was unlinked meanwhile is worthless: then it tries again.
     """
     while True:
-        fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        try:
-            same = os.stat(files.lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)  # released by someone who removed the file: take the new one
+        with _held_guard:
+            try:
+                here = os.stat(files.lock)
+            except FileNotFoundError:
+                pass
+            else:
+                if (here.st_dev, here.st_ino) in _held.values():
+                    return None  # this very process holds it
+            fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return None
+            held = os.fstat(fd)
+            try:
+                same = os.stat(files.lock).st_ino == held.st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                _held[fd] = (held.st_dev, held.st_ino)
+                return fd
+            os.close(fd)  # released by someone who removed the file: take the new one
 
 
 def release_name(files: TopologyFiles, fd: int) -> None:
-    """Remove the lock file and release the lock (in that order: see ``claim_name``)."""
-    with contextlib.suppress(FileNotFoundError):
-        files.lock.unlink()
-    os.close(fd)
+    """Remove the lock file and release the lock (in that order: see ``claim_name``).
+
+    A lock file that is no longer ``fd``'s (removed, and maybe taken anew by another
+    run) is left alone."""
+    with _held_guard:
+        key = _held.pop(fd, None)
+        with contextlib.suppress(FileNotFoundError):
+            here = os.stat(files.lock)
+            if key is None or (here.st_dev, here.st_ino) == key:
+                files.lock.unlink()
+        os.close(fd)
+
+
+def forget_lock(fd: int) -> None:
+    """Close a lock fd whose file was removed (its lock guarded nothing any more)."""
+    with _held_guard:
+        _held.pop(fd, None)
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,11 @@ class StateDir:
                 "ringctl will not keep control sockets there",
                 hint=_HINT,
             )
+        # Every command that looks here also frees the shared memory of runs whose
+        # supervisor was killed together with its workers (nobody else could).
+        from ringctl.engine.local.persistent.leftovers import reclaim
+
+        reclaim()
         return True
 
     def files(self, name: str) -> TopologyFiles:

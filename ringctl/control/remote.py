@@ -17,7 +17,7 @@ from typing import Any
 from ringctl.checks import check_name
 from ringctl.control.client import ControlClient, find
 from ringctl.control.client import running as _running
-from ringctl.control.history import read_history
+from ringctl.control.history import clean_if_stale, read_history
 from ringctl.control.paths import TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError
 
@@ -160,7 +160,7 @@ class KernelLog:
 
     def running(self) -> bool:
         """Whether a supervisor still holds the name (so the log may still grow)."""
-        return self.files.clean_if_stale() == "held"
+        return clean_if_stale(self.files) == "held"
 
 
 def kernel_log(name: str | None) -> KernelLog:

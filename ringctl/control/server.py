@@ -30,7 +30,8 @@ from typing import Any, Final
 
 from ringctl.control import protocol
 from ringctl.control.handoff import Abandoned, Claim, Handoff
-from ringctl.control.paths import TopologyFiles, claim_name, release_name
+from ringctl.control.history import remove_stale
+from ringctl.control.paths import TopologyFiles, claim_name, forget_lock, release_name
 from ringctl.control.tap import serve_tap
 from ringctl.control.target import ControlTarget
 from ringctl.exceptions import RingctlError, RunFailedError
@@ -122,7 +123,7 @@ class ControlServer:
         try:
             # Holding the name's lock, whatever socket or pid file is here is stale:
             # the supervisor that made it is gone (a lock dies with its process).
-            files.remove_stale()
+            remove_stale(files)
             sock = _listen(files)
             self._handoff = Handoff(asyncio.get_running_loop())
             ready = threading.Event()
@@ -274,7 +275,7 @@ class ControlServer:
                     return None
                 old, self._lock_fd = self._lock_fd, fd
                 if old is not None:
-                    os.close(old)  # its file is gone: the lock on it guarded nothing
+                    forget_lock(old)  # its file is gone: the lock on it guarded nothing
             if not files.socket.exists():
                 sock = _listen(files)
                 server = await asyncio.start_unix_server(

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from ringctl._preview import preview
 from ringctl.control import wire
-from ringctl.control.preview import preview
 from ringctl.control.target import Tap
 
 __all__ = ["serve_tap"]

@@ -1,8 +1,9 @@
-"""The accounting law: every message a queue accepted is delivered, dropped, lost or left.
+"""The accounting law: every message a queue accepted is delivered, dropped, lost, left or
+in doubt.
 
 For every queue into a kernel::
 
-    accepted = delivered + dropped + lost + left + queued
+    accepted = delivered + dropped + lost + left + in_doubt + queued
 
 - ``accepted``: handed to the queue by a producer (a ``reject`` refusal raises to the
   producer instead, so it is never accepted);
@@ -13,12 +14,15 @@ For every queue into a kernel::
   not run again: what was queued for it then, and whatever was sent to it afterwards;
 - ``left``: still queued when the consumer was stopped on request (a forced stop, a
   drain that timed out);
+- ``in_doubt``: held by a process that died (a Ray actor killed with -9) after its last
+  report, where nobody can tell whether it was handled: counted neither delivered nor
+  lost. An engine that always knows (the local one) never counts any;
 - ``queued``: waiting now (zero at the end of a run: the supervisor closes every inbox).
 
 Each term is counted where its event happens, so a path that discards a message without
 counting it breaks the equation. This module is pure and synchronous: engines hand it
 their counters, and the supervisor checks the result at the end of every run. A run is
-*clean* when the equations hold and nothing was lost, left or still queued.
+*clean* when the equations hold and nothing was lost, left, in doubt or still queued.
 """
 
 from __future__ import annotations
@@ -29,15 +33,17 @@ from typing import Any
 
 __all__ = ["Accounting", "KernelAccount", "QueueAccount", "build_accounting", "equation"]
 
-_TERMS = ("accepted", "delivered", "dropped", "lost", "left", "queued")
+_TERMS = ("accepted", "delivered", "dropped", "lost", "left", "in_doubt", "queued")
 
 
 def equation(terms: Mapping[str, int]) -> str:
-    """``accepted N = delivered N + dropped N + lost N + left N + queued N``.
+    """``accepted N = delivered N + dropped N + lost N + left N + queued N``, with
+    ``in doubt N`` before ``queued`` when there is any.
 
     When the terms do not add up, it says so: ``accepted 600 != ... (= 564)``.
     """
-    rest = " + ".join(f"{t} {terms.get(t, 0)}" for t in _TERMS[1:])
+    shown = [t for t in _TERMS[1:] if t != "in_doubt" or terms.get(t, 0)]
+    rest = " + ".join(f"{t.replace('_', ' ')} {terms.get(t, 0)}" for t in shown)
     accepted = terms.get("accepted", 0)
     total = sum(terms.get(t, 0) for t in _TERMS[1:])
     if accepted == total:
@@ -59,11 +65,13 @@ class QueueAccount:
     lost: int
     left: int
     queued: int
+    in_doubt: int = 0
 
     @property
     def balance(self) -> int:
         """``accepted`` minus the sum of the other terms: 0 when the law holds."""
-        return self.accepted - (self.delivered + self.dropped + self.lost + self.left + self.queued)
+        rest = self.delivered + self.dropped + self.lost + self.left + self.in_doubt
+        return self.accepted - (rest + self.queued)
 
     @property
     def source(self) -> str:
@@ -84,6 +92,7 @@ class QueueAccount:
             "dropped": self.dropped,
             "lost": self.lost,
             "left": self.left,
+            "in_doubt": self.in_doubt,
             "queued": self.queued,
         }
 
@@ -98,6 +107,7 @@ class KernelAccount:
     dropped: int = 0
     lost: int = 0
     left: int = 0
+    in_doubt: int = 0
     queued: int = 0
     errors: int = 0
 
@@ -109,6 +119,7 @@ class KernelAccount:
             "dropped": self.dropped,
             "lost": self.lost,
             "left": self.left,
+            "in_doubt": self.in_doubt,
             "queued": self.queued,
             "errors": self.errors,
         }
@@ -138,14 +149,18 @@ class Accounting:
         return self.totals.get("queued", 0)
 
     @property
+    def in_doubt(self) -> int:
+        return self.totals.get("in_doubt", 0)
+
+    @property
     def holds(self) -> bool:
         """Every equation adds up."""
         return not self.violations
 
     @property
     def clean(self) -> bool:
-        """The law holds and no accepted message was lost, left or is still queued."""
-        return self.holds and self.lost == 0 and self.left == 0 and self.queued == 0
+        """The law holds and no accepted message was lost, left, in doubt or still queued."""
+        return self.holds and not (self.lost or self.left or self.in_doubt or self.queued)
 
     def summary(self) -> str:
         return equation(self.totals)

@@ -11,13 +11,14 @@ state change is announced to listeners the same way everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.lifecycle import USER_ACTIONS, Action, KernelState, next_state
+from ringctl.engine.lifecycle import RUNNING, USER_ACTIONS, Action, KernelState, next_state
 from ringctl.engine.telemetry import RateWindow
 from ringctl.exceptions import (
     KernelLaunchError,
@@ -27,18 +28,17 @@ from ringctl.exceptions import (
 )
 from ringctl.kernel.ring import RingKernel, registered
 
-__all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "StateListener",
-           "check_launch", "check_params", "missing_kernel"]  # fmt: skip
+if TYPE_CHECKING:
+    from ringctl.engine.contract import StateListener
+
+__all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "check_launch",
+           "check_params", "missing_kernel"]  # fmt: skip
 
 log = logging.getLogger("ringctl.runtime")
-
-StateListener = Callable[[str, KernelState, KernelState], None]
 
 #: Far above any real use; what keeps a typo from allocating gigabytes.
 MAX_REPLICAS: Final = 1024
 MAX_QUEUE_SIZE: Final = 10_000_000
-
-_RUNNING: Final = (KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -55,17 +55,22 @@ class KernelBook:
     rate_out: RateWindow = field(default_factory=RateWindow)
     progress_total: int = -1
     progress_at: float = field(default_factory=time.monotonic)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # set while TERMINATED
 
     def move(self, action: Action, listeners: Iterable[StateListener] = ()) -> None:
         """Take ``action`` through the transition table (raises ``KernelStateError``) and
         tell every listener; a listener that raises is logged, never propagated."""
         old = self.state
         self.state = next_state(self.id, old, action)
+        if action == "relaunch":
+            self.finished = asyncio.Event()  # a new instance: waiters wait for its end
         for listener in listeners:
             try:
                 listener(self.id, old, self.state)
             except Exception:
                 log.exception("state listener failed for %s", self.id)
+        if self.state is KernelState.TERMINATED:
+            self.finished.set()
 
     def restarted(self) -> None:
         """A new instance replaces the one that ended: it starts with a clean slate."""
@@ -140,7 +145,7 @@ def missing_kernel(kernel_id: str, action: str | None, known: Iterable[str]) -> 
             kernel_id,
             action,
             KernelState.CREATED,
-            _RUNNING,
+            RUNNING,
             hint="launch it first: await runtime.launch(kernel_id)",
         )
     return KernelNotFoundError(kernel_id, sorted(known))

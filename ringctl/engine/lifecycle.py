@@ -15,7 +15,8 @@ from typing import Final, Literal
 
 from ringctl.exceptions import KernelStateError
 
-__all__ = ["TRANSITIONS", "USER_ACTIONS", "Action", "KernelState", "expected_states", "next_state"]
+__all__ = ["RUNNING", "TRANSITIONS", "USER_ACTIONS", "Action", "KernelState", "expected_states",
+           "next_state"]  # fmt: skip
 
 
 class KernelState(enum.Enum):
@@ -31,10 +32,12 @@ class KernelState(enum.Enum):
     @property
     def is_running(self) -> bool:
         """True where the kernel's tasks exist and have not finished."""
-        return self in _RUNNING
+        return self in RUNNING
 
 
-_RUNNING: Final = frozenset({KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED})
+#: The states in which a kernel's tasks exist and have not finished, in lifecycle order
+#: (the one definition: an action that needs a running kernel names these).
+RUNNING: Final = (KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED)
 
 Action = Literal[
     "launch", "activate", "deactivate", "reactivate", "terminate", "finish", "relaunch"

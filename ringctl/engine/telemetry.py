@@ -1,9 +1,8 @@
-"""Frozen telemetry snapshots, and the cheap recorders behind them.
+"""The cheap recorders behind the engines' snapshots.
 
-The runtime counts with plain integer attributes on the message path; ``snapshot()``
-turns those counters into the frozen structures below, off the message path. The
-dashboard, ``ringctl ps``, ``--json`` and the Prometheus endpoint all read these same
-structures (``as_dict()`` gives the ``--json`` shape documented in ``docs/cli.md``).
+The engines count with plain integer attributes on the message path; ``snapshot()``
+turns those counters into the frozen structures of ``ringctl.engine.contract``, off the
+message path, with the help of the recorders here (latency reservoir, rate windows).
 """
 
 from __future__ import annotations
@@ -11,119 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-__all__ = [
-    "KernelSnapshot",
-    "LatencySampler",
-    "QueueSnapshot",
-    "RateWindow",
-    "RuntimeSnapshot",
-    "merge_metrics",
-]
+__all__ = ["LatencySampler", "RateWindow", "merge_metrics"]
 
 #: One message in this many has its processing time measured (keeps the hot path plain).
 LATENCY_SAMPLE_EVERY: Final = 16
 _LATENCY_RESERVOIR: Final = 512
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSnapshot:
-    """One queue edge ``producer.port -> consumer`` (or a kernel's external in/out queue)."""
-
-    name: str
-    producer: str | None  # None: runtime.send() from outside
-    port: str | None
-    consumer: str | None  # None: an output port with no edge, read by runtime.receive()
-    depth: int
-    capacity: int
-    backpressure: str
-    messages: int  # accepted into the queue, ever
-    drops: int  # dropped by the backpressure policy
-    high_water: int
-    blocked_s: float  # total time producers spent waiting for space
-    delivered: int = 0  # taken out by the consumer
-    lost: int = 0  # the consumer failed or ended and will not run again
-    left: int = 0  # still queued when the consumer was stopped on request
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "from": f"{self.producer}.{self.port}" if self.producer else "(external)",
-            "to": self.consumer or "(output)",
-            "name": self.name,
-            "depth": self.depth,
-            "capacity": self.capacity,
-            "backpressure": self.backpressure,
-            "messages": self.messages,
-            "drops": self.drops,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "left": self.left,
-            "high_water": self.high_water,
-            "blocked_s": round(self.blocked_s, 6),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class KernelSnapshot:
-    """A kernel (all its replicas together) at one instant."""
-
-    id: str
-    state: str
-    backend: str
-    device: str | None
-    replicas: int
-    messages_in: int
-    messages_out: int
-    errors: int
-    drops: int  # dropped by a backpressure policy on the way into this kernel's inbox
-    inbox_depth: int
-    inbox_capacity: int
-    inbox_high_water: int
-    latency_p50_us: float | None
-    latency_p99_us: float | None
-    rate_in: float
-    rate_out: float
-    restarts: int
-    last_error: str | None
-    completed: bool  # the body returned on its own (a finite source)
-    waiting: int  # replicas waiting in receive with nothing to read
-    blocked: int  # replicas waiting for space on a full downstream queue
-    last_progress_s: float  # seconds since the kernel last received or sent
-    entry: str | None = None
-    node: str | None = None  # the host / Ray node it runs on
-    backend_note: str | None = None  # e.g. "auto: no usable GPU, on cpu"
-    metrics: dict[str, Any] = field(default_factory=dict)  # what the kernel put in ctx.metrics
-    lost: int = 0  # queued for it (or sent to it) after it failed for good
-    left: int = 0  # queued for it when it was stopped on request
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeSnapshot:
-    """Every kernel and queue of one runtime, taken at ``taken_at`` (monotonic seconds)."""
-
-    taken_at: float
-    kernels: tuple[KernelSnapshot, ...]
-    queues: tuple[QueueSnapshot, ...]
-    quiescent: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def kernel(self, kernel_id: str) -> KernelSnapshot:
-        for k in self.kernels:
-            if k.id == kernel_id:
-                return k
-        raise KeyError(kernel_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kernels": [k.as_dict() for k in self.kernels],
-            "queues": [q.as_dict() for q in self.queues],
-            "quiescent": self.quiescent,
-        }
 
 
 def merge_metrics(per_replica: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

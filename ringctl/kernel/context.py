@@ -36,6 +36,24 @@ __all__ = ["KernelContext"]
 
 _SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
 _perf_counter = time.perf_counter
+#: A kernel yields the event loop after a budget of sends and receives that completed
+#: without waiting (cooperative scheduling, as Tokio's task budget): a source whose queue
+#: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
+#: empties, and with thousands of kernels one pass of the loop (and so every ``ps``,
+#: ``pause`` and ``down``) would wait for all of them. The budget is this many operations
+#: per pass of the loop, shared by the kernels running (at least ``_MIN_BUDGET`` each),
+#: so one busy kernel alone almost never yields and five thousand yield every few sends.
+_OPS_PER_PASS = 16384
+_MIN_BUDGET = 8
+_budget = _OPS_PER_PASS
+_running = 0
+
+
+def running_bodies(delta: int) -> None:
+    """The engine counts each kernel body task in (+1) and out (-1) of the budget."""
+    global _budget, _running
+    _running = max(0, _running + delta)
+    _budget = max(_MIN_BUDGET, _OPS_PER_PASS // max(1, _running))
 
 
 def _woken(fut: asyncio.Future[None]) -> bool:
@@ -68,6 +86,7 @@ class KernelContext:
         "_latency",
         "_port_factory",
         "_ports",
+        "_spent",
         "_t_take",
         "_takes",
         "_waiting",
@@ -128,6 +147,7 @@ class KernelContext:
         self._takes = 0
         self._t_take = 0.0
         self._latency = LatencySampler()
+        self._spent = 0  # sends and receives since this kernel last yielded the loop
 
     def __repr__(self) -> str:
         return f"<KernelContext {self.kernel_id}[{self.replica}] active={self.is_active}>"
@@ -168,6 +188,9 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
+        self._spent = spent = self._spent + 1
+        if spent >= _budget:
+            await self._yield()  # before taking: a message is never held across the yield
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
@@ -192,6 +215,8 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
+        if self._spent >= _budget:
+            await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
         if self.is_active:
             batch = self._inbox.get_many_nowait(max_items)
@@ -200,6 +225,7 @@ class KernelContext:
         else:
             batch = await self._wait_for_messages(timeout, max_items)
         self.messages_in += len(batch)
+        self._spent += len(batch)  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
         if not takes & _SAMPLE_MASK:
             self._t_take = _perf_counter()
@@ -291,6 +317,9 @@ class KernelContext:
                 if q._getters:
                     _wake_first(q._getters)
                 self.messages_out += 1
+                self._spent = spent = self._spent + 1
+                if spent >= _budget:
+                    await self._yield()
                 return
         elif p.taps and self.is_active:
             # Tapped, so off the inlined path above (which stays free of any tap check):
@@ -324,6 +353,14 @@ class KernelContext:
         finally:
             self._blocked = False
         self.messages_out += len(batch)
+        self._spent = spent = self._spent + len(batch)
+        if spent >= _budget:
+            await self._yield()
+
+    async def _yield(self) -> None:
+        """Let every other ready task run once (the budget is spent)."""
+        self._spent = 0
+        await asyncio.sleep(0)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:
         """Count a message the body could not process but chose to survive."""

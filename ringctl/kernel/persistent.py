@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_RING_CAPACITY",
     "LoopOptions",
+    "NativeHandler",
     "PersistentKernel",
     "StateInit",
     "persistent_kernel",
@@ -41,6 +43,15 @@ class LoopOptions:
             raise ValueError(f"bad loop options: {self}")
 
 
+@dataclass(frozen=True, slots=True)
+class NativeHandler:
+    """Where a C++ handler is (``native_kernel``): its source file (absolute) and the
+    function's name."""
+
+    source: Path
+    function: str
+
+
 #: Builds a kernel's state array (float64) from the topology's ``params``.
 StateInit = Callable[[Mapping[str, Any]], "np.ndarray[Any, np.dtype[np.float64]]"]
 
@@ -61,9 +72,13 @@ class PersistentKernel:
     state: int = 0
     init: StateInit | None = None
     doc: str = field(default="")
+    #: A C++ handler (``native_kernel``) in place of ``handler``.
+    native: NativeHandler | None = None
 
     @property
     def qualified_name(self) -> str:
+        if self.native is not None:
+            return f"{self.native.source.name}:{self.native.function}"
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from ringctl.control.client import ControlClient
+from ringctl.control.history import clean_if_stale
 from ringctl.control.paths import state_dir
 from ringctl.exceptions import RingctlError, RunFailedError
 
@@ -63,7 +64,7 @@ def start_detached(
     directory = state_dir()
     directory.ensure()
     files = directory.files(name)
-    if files.clean_if_stale() == "held":
+    if clean_if_stale(files) == "held":
         raise RunFailedError(
             f"topology {name!r} is already running",
             hint=f"ringctl down {name}, or ringctl ps {name}",

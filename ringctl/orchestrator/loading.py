@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan, RestartPolicy
 
 if TYPE_CHECKING:
+    from ringctl.kernel.persistent import PersistentKernel
+    from ringctl.kernel.ring import RingKernel
     from ringctl.topology.schema import Topology
 
-__all__ = ["plan_from_file"]
+__all__ = ["plan_from_file", "runnable_kernels"]
 
 
 def plan_from_file(
@@ -27,7 +29,7 @@ def plan_from_file(
     The topology's search path stays on ``sys.path`` afterwards: this process is about
     to run those kernels, and a kernel may import its siblings lazily.
     """
-    from ringctl.topology import launch_order, load_topology, resolve_entries
+    from ringctl.topology import launch_order, load_topology
     from ringctl.topology.importer import search_path
 
     topology = load_topology(path, env=env)
@@ -37,7 +39,7 @@ def plan_from_file(
         from ringctl.caches import loops_dir
 
         loops_dir()  # a folder that cannot hold compiled loops: refused before any launch
-    kernels = resolve_entries(topology)
+    kernels = runnable_kernels(topology)
     for folder, _label in reversed(search_path(topology)):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
@@ -93,6 +95,47 @@ def plan_from_file(
         description=topology.description or "",
         smoke=topology.smoke,
     )
+
+
+def runnable_kernels(topology: Topology) -> dict[str, RingKernel]:
+    """Every kernel of ``topology`` imported and checked (``resolve_entries``), as an
+    engine launches it: persistent kernels behind their bridges, in one worker group
+    for the topology (nothing starts before the first launch)."""
+    from ringctl.kernel.ring import RingKernel
+    from ringctl.topology import resolve_entries
+
+    entries = resolve_entries(topology)
+    kernels = {kid: k for kid, k in entries.items() if isinstance(k, RingKernel)}
+    persistent = {kid: k for kid, k in entries.items() if not isinstance(k, RingKernel)}
+    if persistent:
+        kernels.update(_bridge(topology, persistent))
+    return {kid: kernels[kid] for kid in entries}  # file order
+
+
+def _bridge(topology: Topology, persistent: dict[str, PersistentKernel]) -> dict[str, RingKernel]:
+    from ringctl.engine.local.persistent.bridge import PersistentBridges
+    from ringctl.kernel.persistent import LoopOptions
+    from ringctl.topology.importer import search_path
+
+    sys_path = [str(folder) for folder, _ in search_path(topology)]
+    bridges = PersistentBridges(topology.name, sys_path=sys_path)
+    out: dict[str, RingKernel] = {}
+    for kernel_id, kernel in persistent.items():
+        spec = topology.kernels[kernel_id]
+        p = spec.persistent
+        assert p is not None  # only persistent specs resolve to a PersistentKernel
+        out[kernel_id] = bridges.kernel(
+            kernel_id,
+            spec.entry,
+            kernel,
+            params=spec.params,
+            ring=p.ring,
+            options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
+        )
+    for edge in topology.queues:
+        if edge.producer in persistent and edge.to in persistent:
+            bridges.connect(edge.producer, edge.to)
+    return out
 
 
 def _refuse_persistent_off_local(topology: Topology, engine: str) -> None:

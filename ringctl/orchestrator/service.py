@@ -13,19 +13,19 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from ringctl.control.paths import StateDir, state_dir
 from ringctl.control.server import ControlServer
-from ringctl.control.target import Progress as DownProgress
-from ringctl.control.target import Tap
+from ringctl.control.target import Progress, Tap
 from ringctl.engine.local import output
 from ringctl.orchestrator.plan import Plan
-from ringctl.orchestrator.supervisor import Progress, RunResult, Supervisor
+from ringctl.orchestrator.supervisor import RunResult, Supervisor
 from ringctl.orchestrator.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     from ringctl.engine.contract import Engine
+    from ringctl.engine.local.ports import Tap as EngineTap
 
 __all__ = ["SupervisorTarget", "serve"]
 
@@ -90,7 +90,7 @@ class SupervisorTarget:
         self.sup.status(fresh=True)
         return {"resumed": resumed, "state": self.sup.state}
 
-    async def down(self, timeout: float, progress: DownProgress) -> dict[str, Any]:
+    async def down(self, timeout: float, progress: Progress) -> dict[str, Any]:
         report = await self.sup.down(timeout, progress)
         self.sup.status(fresh=True)
         return {"state": self.sup.state, **report.as_dict()}
@@ -110,7 +110,8 @@ class SupervisorTarget:
         return tap
 
     def untap(self, kernel: str, port: str, tap: Tap) -> None:
-        self.sup.untap(kernel, port, tap)
+        # Every tap the control plane holds came from ``tap`` above: the engine's own.
+        self.sup.untap(kernel, port, cast("EngineTap", tap))
 
 
 async def serve(
@@ -124,7 +125,7 @@ async def serve(
     on_signal: Callable[[str], None] | None = None,
     directory: StateDir | None = None,
     log_path: str | None = None,
-    runtime: Engine | None = None,
+    engine: Engine | None = None,
     control: bool = True,
     supervisor_ready: Callable[[Supervisor], None] | None = None,
     on_output: OnOutput | None = None,
@@ -143,7 +144,7 @@ async def serve(
     directory's history (``ringctl ps -a``).
     """
     loop = asyncio.get_running_loop()
-    sup = Supervisor(plan, runtime)
+    sup = Supervisor(plan, engine)
     watchdog = LoopWatchdog(loop, on_block=lambda text: sup.event("failure", text))
     # Before the socket exists: whoever sees it may signal us at once.
     signals = _Signals(loop, sup, on_signal)

@@ -63,12 +63,12 @@ class SmokeResult:
         return doc
 
 
-async def smoke_plan(plan: Plan, *, runtime: Engine | None = None) -> SmokeResult:
+async def smoke_plan(plan: Plan, *, engine: Engine | None = None) -> SmokeResult:
     """Run ``plan`` to completion (or its smoke duration) and check its expectations."""
     smoke = plan.smoke
     timeout = float(smoke.timeout) if smoke is not None else DEFAULT_TIMEOUT_S
     duration = float(smoke.duration) if smoke is not None and smoke.duration else None
-    sup = Supervisor(plan, runtime)
+    sup = Supervisor(plan, engine)
     t0 = time.monotonic()
     file = plan.file or plan.name
     error: str | None = None

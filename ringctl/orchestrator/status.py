@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 from ringctl._printable import printable
 
 if TYPE_CHECKING:
-    from ringctl.engine.telemetry import KernelSnapshot, QueueSnapshot
+    from ringctl.engine.contract import KernelSnapshot, QueueSnapshot
 
 __all__ = [
     "FINAL_TOPOLOGY_STATES",
@@ -389,6 +389,7 @@ class KernelDoc(_Doc):
     metrics: dict[str, Any] = field(default_factory=dict)  # its ctx.metrics
     lost: float | None = None  # queued for it, or sent to it, after it failed for good
     left: float | None = None  # queued for it when it was stopped on request
+    in_doubt: float | None = None  # held by a process of it that died: handled or not?
     restart_in_s: float | None = None  # seconds until its pending restart (a backoff)
     #: Its status word, as the reader found it (not sent: ``status`` is the word).
     word: KernelStatus | None = field(default=None, compare=False, metadata={"local": True})
@@ -444,6 +445,7 @@ class QueueDoc(_Doc):
     delivered: float | None = None
     lost: float | None = None
     left: float | None = None
+    in_doubt: float | None = None
     high_water: int | None = None
     blocked_s: float | None = None
 
@@ -462,6 +464,7 @@ class QueueDoc(_Doc):
             delivered=q.delivered,
             lost=q.lost,
             left=q.left,
+            in_doubt=q.in_doubt,
             high_water=q.high_water,
             blocked_s=round(q.blocked_s, 6),
         )
@@ -487,6 +490,7 @@ class KernelAccountDoc(_Doc):
     dropped: int | None = None
     lost: int | None = None
     left: int | None = None
+    in_doubt: int | None = None
     queued: int | None = None
     errors: int | None = None
 
@@ -500,6 +504,7 @@ class QueueAccountDoc(_Doc):
     dropped: int | None = None
     lost: int | None = None
     left: int | None = None
+    in_doubt: int | None = None
     queued: int | None = None
 
 
@@ -508,7 +513,7 @@ class AccountingDoc(_Doc):
     """The accounting law's terms at the end of a run (``docs/accounting.md``)."""
 
     holds: bool = False  # every queue's terms add up
-    clean: bool = False  # it holds and nothing was lost, left or still queued
+    clean: bool = False  # it holds and nothing was lost, left, in doubt or still queued
     totals: dict[str, int] = field(default_factory=dict)
     violations: tuple[str, ...] = ()
     kernels: tuple[KernelAccountDoc, ...] = ()

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ringctl.engine.lifecycle import KernelState
+from ringctl.control.target import Progress
+from ringctl.engine.contract import require
+from ringctl.engine.lifecycle import RUNNING, KernelState
 from ringctl.exceptions import (
     ControlPlaneError,
     KernelStateError,
@@ -34,6 +36,7 @@ from ringctl.orchestrator.states import TopologyState, next_topology_state
 if TYPE_CHECKING:
     from ringctl.engine.accounting import Accounting
     from ringctl.engine.contract import Engine
+    from ringctl.engine.local.ports import Tap
 
 __all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
 
@@ -41,7 +44,6 @@ log = logging.getLogger("ringctl.supervisor")
 
 S = KernelState
 T = TopologyState
-_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 _LIVE: Final = (T.RUNNING, T.PAUSED)
 #: How often the supervisor looks for completion when nothing else woke it.
 TICK_S: Final = 0.02
@@ -52,7 +54,6 @@ STATUS_MAX_AGE_S: Final = 0.05
 REFUSED_GRACE_S: Final = 1.0
 
 Outcome = Literal["completed", "stopped", "failed", "interrupted"]
-Progress = Callable[[dict[str, Any]], None]
 
 
 class LaunchFailed(RunFailedError):
@@ -121,13 +122,13 @@ class RunResult:
 class Supervisor:
     """Owns one running topology: its engine, its restarts and its way down."""
 
-    def __init__(self, plan: Plan, runtime: Engine | None = None) -> None:
+    def __init__(self, plan: Plan, engine: Engine | None = None) -> None:
         self.plan = plan
-        if runtime is None:
-            from ringctl.engine.contract import make_engine
+        if engine is None:
+            from ringctl.engine import make_engine
 
-            runtime = make_engine(plan.engine)
-        self.runtime: Engine = runtime
+            engine = make_engine(plan.engine)
+        self.runtime: Engine = engine
         self._state = T.CREATED
         self._history: list[str] = [str(T.CREATED)]
         self.phase: dict[str, Any] | None = None
@@ -423,10 +424,14 @@ class Supervisor:
                 why += f"; kernel(s) that refused to stop: {', '.join(down.refused)}"
             return RunResult("stopped", 1, reason, down, why, acc)
         if acc is not None and not acc.clean:
-            why = (
-                f"{acc.lost + acc.left + acc.queued} accepted messages were not processed "
-                f"({acc.summary()})"
-            )
+            unprocessed = acc.lost + acc.left + acc.queued
+            parts = [f"{unprocessed} accepted messages were not processed"] if unprocessed else []
+            if acc.in_doubt:
+                parts.append(
+                    f"{acc.in_doubt} accepted messages are in doubt (held by a process that "
+                    "died: whether they were handled cannot be known)"
+                )
+            why = f"{'; '.join(parts)} ({acc.summary()})"
             return RunResult("failed", 1, reason, down, why, acc)
         if reason == "completed":
             return RunResult("completed", 0, reason, down, None, acc)
@@ -481,7 +486,7 @@ class Supervisor:
 
     def _update_paused_state(self) -> None:
         """The topology reads "paused" while every kernel that still runs is paused."""
-        live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in _RUNNING]
+        live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
         everything_paused = bool(live) and all(kid in self._paused for kid in live)
         self._set_state(T.PAUSED if everything_paused else T.RUNNING)
 
@@ -500,15 +505,6 @@ class Supervisor:
             self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
             return done
 
-    def _local_only(self, action: str) -> Any:
-        """The runtime, if it can ``action`` a running kernel (the local engine can)."""
-        if not hasattr(self.runtime, action):
-            raise UserInputError(
-                f"{action} is not supported with engine: {self.plan.engine} yet",
-                hint="run the topology with engine: local to use it",
-            )
-        return self.runtime
-
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
         """Stop and relaunch the named kernels; each keeps its inbox and ``ctx.state``.
 
@@ -516,14 +512,13 @@ class Supervisor:
         is the restart it was waiting for). A kernel that already ended (completed or
         failed past its policy) is not brought back: it is reported in the error instead.
         """
-        rt = self._local_only("restart")
+        rt = self.runtime
+        require(rt, "restart")
         self._check_live("restart")
         async with self._lock:
             self._check_live("restart")
             chosen = self._select(kernels)
-            ended = [
-                k for k in chosen if rt.get_state(k) not in _RUNNING and k not in self._backoff
-            ]
+            ended = [k for k in chosen if rt.get_state(k) not in RUNNING and k not in self._backoff]
             if ended:
                 raise ControlPlaneError(
                     f"cannot restart {', '.join(map(repr, ended))}: "
@@ -564,7 +559,8 @@ class Supervisor:
 
     async def scale(self, kernel: str, replicas: int, timeout: float = 5.0) -> dict[str, Any]:
         """Run ``replicas`` instances of a running kernel; returns ``{kernel, before, after}``."""
-        rt = self._local_only("scale")
+        rt = self.runtime
+        require(rt, "scale")
         self._check_live("scale")
         async with self._lock:
             self._check_live("scale")
@@ -576,7 +572,7 @@ class Supervisor:
                     f"(in {max(0.0, at - time.monotonic()):.0f} s)",
                     hint=f"ringctl restart {self.plan.name} {kid} restarts it now; then scale it",
                 )
-            if rt.get_state(kid) not in _RUNNING:
+            if rt.get_state(kid) not in RUNNING:
                 raise ControlPlaneError(f"cannot scale {kid!r}: it has terminated")
             before = await rt.scale(kid, replicas, timeout=timeout)
             if before != replicas:
@@ -584,16 +580,14 @@ class Supervisor:
             self._status_cache = None
             return {"kernel": kid, "before": before, "after": replicas}
 
-    def tap(self, kernel: str, port: str = "out", capacity: int = 256) -> Any:
+    def tap(self, kernel: str, port: str = "out", capacity: int = 256) -> Tap:
         """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
-        rt = self._local_only("tap")
+        require(self.runtime, "tap")
         (kid,) = self._select([kernel])
-        return rt.tap(kid, port, capacity)
+        return self.runtime.tap(kid, port, capacity)
 
-    def untap(self, kernel: str, port: str, tap: Any) -> None:
-        untap = getattr(self.runtime, "untap", None)
-        if untap is not None:
-            untap(kernel, port, tap)
+    def untap(self, kernel: str, port: str, tap: Tap) -> None:
+        self.runtime.untap(kernel, port, tap)
 
     async def down(self, timeout: float = 10.0, progress: Progress | None = None) -> DownReport:
         """Drain and terminate: resume, restart what waits for a restart, stop the sources,
@@ -627,7 +621,7 @@ class Supervisor:
             forced: list[str] = []
 
             async def stop(kid: str, wait: float) -> None:
-                if rt.get_state(kid) not in _RUNNING:
+                if rt.get_state(kid) not in RUNNING:
                     return
                 with contextlib.suppress(KernelStateError):
                     report = await rt.terminate(kid, timeout=wait)
@@ -693,7 +687,7 @@ class Supervisor:
         waiting = []
         for kid in self.plan.order:
             if kid in self._restarting or (
-                self.runtime.get_state(kid) in _RUNNING and not self.runtime.is_idle(kid)
+                self.runtime.get_state(kid) in RUNNING and not self.runtime.is_idle(kid)
             ):
                 waiting.append(
                     {
@@ -705,9 +699,6 @@ class Supervisor:
         self.phase = {"name": "drain", "done": 0, "total": 0, "waiting_on": waiting}
         if progress is not None:
             progress(dict(self.phase))
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
 
     # -- status --------------------------------------------------------------------------
 

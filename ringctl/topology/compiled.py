@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl import __version__
+from ringctl._version import __version__
 from ringctl.caches import cache_dir
 from ringctl.topology.rules import RULES
 

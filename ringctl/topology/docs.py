@@ -17,7 +17,7 @@ _ORDER = (
     "Defaults",
     "QueueDefaults",
     "KernelSpec",
-    "RestartPolicy",
+    "RestartSpec",
     "Resources",
     "PersistentSpec",
     "Edge",

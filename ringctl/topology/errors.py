@@ -7,11 +7,11 @@ links, plus a hint when there is something specific to do about it.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ringctl.checks import did_you_mean
 from ringctl.exceptions import UserInputError
 
 __all__ = ["Diagnostic", "TopologyError", "did_you_mean"]
@@ -76,9 +76,3 @@ class TopologyError(UserInputError):
     @property
     def file(self) -> str:
         return self.diagnostics[0].file
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """The closest candidate to a misspelt ``word``, if one is close enough to be a guess."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None

@@ -28,6 +28,7 @@ from ringctl.topology.schema import PersistentSpec, Topology
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:
+    from ringctl.kernel.persistent import PersistentKernel
     from ringctl.kernel.ring import RingKernel
 
 __all__ = ["EntryError", "find_entries", "import_entry", "resolve_entries", "search_path"]
@@ -107,8 +108,12 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
     return obj
 
 
-def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
+def resolve_entries(topology: Topology) -> dict[str, RingKernel | PersistentKernel]:
     """Import every kernel's entry, wrap it as a ``RingKernel`` and check params and ports.
+
+    A persistent kernel comes back as its ``PersistentKernel`` (its records checked
+    against its neighbours'); nothing is started: the orchestrator puts it behind a
+    bridge when it plans a run (``ringctl.orchestrator.loading``).
 
     Raises ``TopologyError`` with every problem found, positioned in the file. Modules
     imported stay imported (the kernels need them), but ``sys.path`` is restored
@@ -132,7 +137,7 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
             )
 
     resolved: dict[str, RingKernel] = {}
-    persistent: dict[str, Any] = {}  # kernel id -> PersistentKernel
+    persistent: dict[str, PersistentKernel] = {}
     imported: dict[str, Any] = {}
     saved = list(sys.path)
     try:
@@ -196,12 +201,10 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel]:
         )
     if persistent:
         problems.extend(_check_records(topology, persistent, source))
-        if not problems:
-            resolved.update(_bridge(topology, persistent, [str(f) for f, _ in folders]))
-            resolved = {kid: resolved[kid] for kid in topology.kernels}  # file order
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
-    return resolved
+    entries: dict[str, RingKernel | PersistentKernel] = {**resolved, **persistent}
+    return {kid: entries[kid] for kid in topology.kernels}  # file order
 
 
 def _is_persistent(obj: Any) -> bool:
@@ -271,32 +274,6 @@ def _check_records(
 def _fields(dtype: Any) -> str:
     names = dtype.names or ()
     return "(" + ", ".join(f"{n}: {dtype.fields[n][0]}" for n in names) + ")"
-
-
-def _bridge(
-    topology: Topology, persistent: dict[str, Any], sys_path: list[str]
-) -> dict[str, RingKernel]:
-    from ringctl.engine.local.persistent.bridge import PersistentBridges
-    from ringctl.kernel.persistent import LoopOptions
-
-    bridges = PersistentBridges(topology.name, sys_path=sys_path)
-    out: dict[str, RingKernel] = {}
-    for kernel_id, kernel in persistent.items():
-        spec = topology.kernels[kernel_id]
-        p = spec.persistent
-        assert p is not None  # only persistent specs reach here
-        out[kernel_id] = bridges.kernel(
-            kernel_id,
-            spec.entry,
-            kernel,
-            params=spec.params,
-            ring=p.ring,
-            options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
-        )
-    for edge in topology.queues:
-        if edge.producer in persistent and edge.to in persistent:
-            bridges.connect(edge.producer, edge.to)
-    return out
 
 
 def _not_a_kernel(entry: str, obj: Any) -> tuple[str, str]:

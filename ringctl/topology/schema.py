@@ -55,7 +55,7 @@ __all__ = [
     "PersistentSpec",
     "QueueDefaults",
     "Resources",
-    "RestartPolicy",
+    "RestartSpec",
     "Smoke",
     "Topology",
 ]
@@ -130,7 +130,7 @@ class Defaults(_Model):
     )
 
 
-class RestartPolicy(_Model):
+class RestartSpec(_Model):
     """What the supervisor does when a kernel fails."""
 
     policy: RestartMode = Field(
@@ -240,8 +240,8 @@ class KernelSpec(_Model):
         default_factory=list,
         description=("Kernels launched and activated before this one (and terminated after it)."),
     )
-    restart: RestartPolicy = Field(
-        default_factory=RestartPolicy, description="What to do when the kernel fails."
+    restart: RestartSpec = Field(
+        default_factory=RestartSpec, description="What to do when the kernel fails."
     )
     resources: Resources | None = Field(
         None, description="CPUs and GPUs per replica, for the Ray engine."
@@ -489,12 +489,6 @@ class Topology(_Model):
 
     def outbound(self, kernel_id: str) -> list[Edge]:
         return [edge for edge in self.queues if edge.producer == kernel_id]
-
-    def queue_capacity(self, edge: Edge) -> int:
-        return edge.effective_capacity
-
-    def queue_backpressure(self, edge: Edge) -> Backpressure:
-        return edge.effective_backpressure
 
     def kernel_backend(self, kernel_id: str) -> Backend:
         return self.kernels[kernel_id].effective_backend

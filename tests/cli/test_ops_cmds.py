@@ -395,7 +395,10 @@ async def test_the_ray_engine_refuses_restart_scale_and_tap_plainly() -> None:
     from ringctl.orchestrator.loading import plan_from_file
     from ringctl.orchestrator.supervisor import Supervisor
 
-    class RayLike:  # what the Ray engine offers today: no restart, scale or tap
+    class RayLike:  # what the Ray engine declares today: no restart, scale or tap
+        name = "ray"
+        capabilities: frozenset[str] = frozenset()
+
         def add_listener(self, listener: Any) -> None:
             pass
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ringctl.control.preview import preview, preview_text
+from ringctl._preview import preview, preview_text
 
 
 @dataclass

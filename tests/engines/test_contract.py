@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from ringctl import KernelState, ring_kernel
-from ringctl.engine.contract import Engine, make_engine
-from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, KernelStateError
+from ringctl.engine import make_engine
+from ringctl.engine.contract import Capability, Engine, require
+from ringctl.exceptions import (
+    KernelLaunchError,
+    KernelNotFoundError,
+    KernelStateError,
+    UserInputError,
+)
 
 S = KernelState
 
@@ -105,3 +111,84 @@ async def test_snapshots_are_pure_reads(engine: Engine) -> None:
         engine.snapshot()
     again = engine.snapshot().kernel("relay")
     assert (first.rate_in, first.rate_out) == (again.rate_in, again.rate_out)
+
+
+async def test_a_registered_kernel_never_launched_is_created_to_every_question(
+    engine: Engine,
+) -> None:
+    assert engine.get_state("contract_registered") is S.CREATED
+    info = engine.get_info("contract_registered")
+    assert (info.kernel_id, info.state, info.replicas, info.restarts) == (
+        "contract_registered", S.CREATED, 1, 0,
+    )  # fmt: skip
+    assert (info.completed, info.forced, info.error) == (False, False, None)
+    assert "contract_registered" not in engine.kernel_ids
+    with pytest.raises(KernelStateError) as caught:
+        await engine.terminate("contract_registered")
+    assert caught.value.current_state is S.CREATED
+    for ask in (engine.get_state, engine.get_info):
+        with pytest.raises(KernelNotFoundError, match="no_such_kernel"):
+            ask("no_such_kernel")
+
+
+async def test_listeners_and_waiters_see_every_move(engine: Engine) -> None:
+    moves: list[tuple[str, S, S]] = []
+    engine.add_listener(lambda kid, old, new: moves.append((kid, old, new)))
+    await engine.launch("relay", relay)
+    await engine.activate("relay")
+    await engine.deactivate("relay")
+    await engine.reactivate("relay")
+    waiter = asyncio.ensure_future(engine.wait_finished("relay", timeout=30))
+    report = await engine.terminate("relay", timeout=5.0)
+    info = await waiter
+    assert (report.kernel_id, report.graceful, report.forced) == ("relay", True, False)
+    assert info.state is S.TERMINATED and engine.get_state("relay") is S.TERMINATED
+    assert moves == [
+        ("relay", S.CREATED, S.LAUNCHED),
+        ("relay", S.LAUNCHED, S.ACTIVE),
+        ("relay", S.ACTIVE, S.DEACTIVATED),
+        ("relay", S.DEACTIVATED, S.ACTIVE),
+        ("relay", S.ACTIVE, S.TERMINATING),
+        ("relay", S.TERMINATING, S.TERMINATED),
+    ]
+
+
+CAPABILITIES: tuple[Capability, ...] = ("restart", "scale", "tap")
+
+
+async def test_what_an_engine_cannot_do_is_refused_naming_the_engine(engine: Engine) -> None:
+    await engine.launch("relay", relay)
+    await engine.activate("relay")
+    for action in CAPABILITIES:
+        if action in engine.capabilities:
+            require(engine, action)  # declared: nothing to refuse
+            continue
+        words = f"{action} is not supported with engine: {engine.name} yet"
+        with pytest.raises(UserInputError, match=words):
+            require(engine, action)
+        with pytest.raises(UserInputError, match=words):  # the engine refuses it itself too
+            if action == "restart":
+                await engine.restart("relay")
+            elif action == "scale":
+                await engine.scale("relay", 2)
+            else:
+                engine.tap("relay")
+
+
+async def test_declared_capabilities_work_on_a_running_kernel(engine: Engine) -> None:
+    await engine.launch("relay", relay)
+    await engine.activate("relay")
+    if "tap" in engine.capabilities:
+        tap = engine.tap("relay")
+        await engine.send_batch("relay", [1, 2, 3])
+        assert sorted(await engine.receive_batch("relay", 3, timeout=10)) == [1, 2, 3]
+        assert tap.take(10) == [1, 2, 3]
+        engine.untap("relay", "out", tap)
+    if "scale" in engine.capabilities:
+        assert await engine.scale("relay", 3) == 1
+        assert engine.get_info("relay").replicas == 3
+    if "restart" in engine.capabilities:
+        report = await engine.restart("relay", timeout=5.0)
+        assert report.kernel_id == "relay" and not report.forced
+        info = engine.get_info("relay")
+        assert (info.state, info.restarts) == (S.ACTIVE, 1)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ringctl import RingKernelRuntime
+from ringctl.orchestrator.loading import runnable_kernels
 from ringctl.topology import launch_order, load_topology, resolve_entries
 
 TOPOLOGIES = sorted((Path(__file__).resolve().parents[2] / "topologies").glob("*.yaml"))
@@ -55,7 +56,7 @@ def test_topology_is_documented_and_finite(path: Path) -> None:
 
 async def run_topology(path: Path, wait_until: Callable[..., Awaitable[None]]) -> dict[str, Any]:
     topology = load_topology(path)
-    kernels = resolve_entries(topology)
+    kernels = runnable_kernels(topology)
     assert topology.smoke is not None
     async with RingKernelRuntime() as rt:
         order = launch_order(topology)

@@ -51,9 +51,13 @@ async def test_the_reader_reads_back_every_field_the_supervisor_wrote() -> None:
     assert doc["down"] is not None and doc["accounting"]["kernels"]
     assert parse_status(doc).as_dict() == doc
     # An older supervisor's document: what it sends is read, what it lacks is unknown.
-    partial = {"kernels": [{"id": "k", "lost": 3, "left": 2}], "queues": [{"delivered": 7}]}
+    partial = {
+        "kernels": [{"id": "k", "lost": 3, "left": 2, "in_doubt": 4}],
+        "queues": [{"delivered": 7, "in_doubt": 1}],
+    }
     st = parse_status(partial)
     assert (st.kernels[0].lost, st.kernels[0].left, st.queues[0].delivered) == (3, 2, 7)
+    assert (st.kernels[0].in_doubt, st.queues[0].in_doubt) == (4, 1)
     assert (st.kernels[0].messages_in, st.queues[0].depth, st.down) == (None, None, None)
 
 

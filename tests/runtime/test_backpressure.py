@@ -243,3 +243,26 @@ async def test_batches_across_fan_in_starve_no_producer(runtime: RingKernelRunti
     from_q = [i for who, i in got if who == "q"]
     assert len(from_q) >= 500, f"q starved: {len(from_q)} of {len(got)}"
     assert from_q == list(range(len(from_q)))
+
+
+async def test_clear_discards_what_is_queued_and_counts_it() -> None:
+    from ringctl.engine.accounting import QueueAccount, build_accounting
+    from ringctl.engine.local.queues import Inbox, Queue
+
+    q = Queue("src.out -> sink", Inbox("sink"), 3, producer="src", port="out", consumer="sink")
+    for i in range(3):
+        assert q.put_nowait(i)
+    blocked = asyncio.ensure_future(q.put(3))  # a producer waiting for room
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    assert q.clear() == 3
+    await asyncio.wait_for(blocked, 5)  # cleared room lets it on; the queue stays open
+    assert (len(q), q.left, q.lost, q.closed) == (1, 3, 0, False)
+    assert q.clear("lost") == 1 and q.lost == 1
+    with pytest.raises(ValueError, match="'lost' or 'left'"):
+        q.clear("gone")
+    row = QueueAccount(q.name, q.producer, q.port, "sink", accepted=q.messages,
+                       delivered=q.delivered, dropped=q.drops, lost=q.lost, left=q.left,
+                       queued=len(q))  # fmt: skip
+    assert (q.messages, row.balance) == (4, 0)
+    assert build_accounting([row]).holds

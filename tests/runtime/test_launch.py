@@ -221,3 +221,36 @@ async def test_ring_kernel_options_reach_the_runtime(runtime: RingKernelRuntime)
     assert small.kernel_id == "launch-small"
     await runtime.launch("launch-small")
     assert runtime.snapshot().kernel("launch-small").inbox_capacity == 3
+
+
+async def test_looking_for_a_gpu_does_not_hold_the_loop(
+    runtime: RingKernelRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing CuPy to answer "is there a usable GPU?" takes about a second where it is
+    # installed; the kernels already running on the loop must not stall meanwhile.
+    import asyncio
+    import time
+
+    from ringctl.engine.local import engine
+
+    def slow_probe() -> tuple[bool, str]:
+        time.sleep(0.3)
+        return False, "no GPU in this test"
+
+    monkeypatch.setattr(engine, "cuda_checked", lambda: False)
+    monkeypatch.setattr(engine, "cuda_available", slow_probe)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await runtime.launch("auto", echo, backend="auto")
+    finally:
+        ticker.cancel()
+    assert ticks >= 5
+    assert runtime.get_state("auto") is KernelState.LAUNCHED

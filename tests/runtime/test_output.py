@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,43 @@ def test_capture_restores_streams_and_logging() -> None:
     with capture(lambda r: None):
         assert sys.stdout is not out
     assert (sys.stdout, sys.stderr, logging.getLogger().level) == (out, err, level)
+
+
+def test_a_follower_reads_every_record_once_across_rotations_and_counts_what_it_missed(
+    tmp_path: Path,
+) -> None:
+    from ringctl.engine.local.output import LogFollower
+
+    path = tmp_path / "t.kernels.jsonl"
+    log = KernelLog(path, max_bytes=2_000)
+    n = 0
+
+    def write(lines: int) -> None:
+        nonlocal n
+        for _ in range(lines):
+            n += 1
+            log(OutputRecord(1000.0 + n, "k", 0, "stdout", f"line {n:04d}"))
+
+    def texts(records: list[dict[str, Any]]) -> list[int]:
+        return [int(r["text"][5:]) for r in records]
+
+    write(50)  # a few rotations before the follower starts: those are simply gone
+    follower = LogFollower(path)
+    seen = texts(follower.backlog())
+    assert seen[-1] == 50 and seen == list(range(seen[0], 51))
+    for burst in (1, 7, 30, 3):  # each under a file's worth: nothing may be lost
+        write(burst)
+        seen += texts(follower.poll())
+        assert follower.missed == 0
+    assert seen == list(range(seen[0], n + 1))
+    before = n
+    write(200)  # several files' worth between two reads: the follower says how many
+    late = texts(follower.poll())
+    # The rest of the file it held, then the newest two files; what was between them
+    # is counted, never shown out of order or twice.
+    assert late[0] == before + 1 and late == sorted(set(late)) and late[-1] == n
+    assert follower.missed == n - before - len(late) > 0
+    write(5)
+    assert texts(follower.poll()) == list(range(n - 4, n + 1))
+    log.close()
+    follower.close()

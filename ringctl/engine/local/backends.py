@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ringctl.exceptions import KernelLaunchError
 
-__all__ = ["BackendChoice", "cuda_available", "resolve_backend"]
+__all__ = ["BackendChoice", "cuda_available", "cuda_checked", "resolve_backend"]
 
 BACKENDS = ("cpu", "cuda", "auto")
 
@@ -26,6 +26,11 @@ class BackendChoice:
     @property
     def device_label(self) -> str | None:
         return f"cuda:{self.device}" if self.backend == "cuda" else None
+
+
+def cuda_checked() -> bool:
+    """True once ``cuda_available`` has its (cached) answer, so asking costs nothing."""
+    return cuda_available.cache_info().currsize > 0
 
 
 @functools.cache

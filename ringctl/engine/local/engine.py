@@ -20,20 +20,29 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
+from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
-from ringctl.engine.ledger import KernelBook, StateListener, check_launch, missing_kernel
-from ringctl.engine.lifecycle import Action, KernelState, next_state
-from ringctl.engine.local import output
-from ringctl.engine.local.backends import BackendChoice, resolve_backend
-from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
-from ringctl.engine.local.queues import EMPTY, Inbox, Queue
-from ringctl.engine.telemetry import (
+from ringctl.engine.contract import (
+    Capability,
+    KernelInfo,
     KernelSnapshot,
-    LatencySampler,
     QueueSnapshot,
     RuntimeSnapshot,
-    merge_metrics,
+    TerminationReport,
 )
+from ringctl.engine.ledger import KernelBook, check_launch
+from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.local import output
+from ringctl.engine.local.backends import (
+    BackendChoice,
+    cuda_available,
+    cuda_checked,
+    resolve_backend,
+)
+from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
+from ringctl.engine.local.queues import EMPTY, Inbox, Queue
+from ringctl.engine.table import KernelTable
+from ringctl.engine.telemetry import LatencySampler, merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
@@ -41,10 +50,10 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
-from ringctl.kernel.context import KernelContext, _expire, _woken
-from ringctl.kernel.ring import RingKernel, as_kernel, registered, registered_ids
+from ringctl.kernel.context import KernelContext, _expire, _woken, running_bodies
+from ringctl.kernel.ring import RingKernel, as_kernel, registered
 
-__all__ = ["KernelInfo", "RingKernelRuntime", "TerminationReport"]
+__all__ = ["RingKernelRuntime"]
 
 log = logging.getLogger("ringctl.runtime")
 
@@ -53,36 +62,6 @@ S = KernelState
 FORCE_STOP_GRACE_S: Final = 1.0
 #: How often the runtime's own timer feeds the rate windows.
 RATE_SAMPLE_S: Final = 0.25
-_RUNNING_STATES: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
-
-
-@dataclass(frozen=True, slots=True)
-class KernelInfo:
-    """``get_state``'s companion: the state plus why the kernel is where it is."""
-
-    kernel_id: str
-    state: KernelState
-    replicas: int
-    backend: str
-    device: str | None
-    completed: bool  # the body returned on its own (a finite source)
-    error: str | None  # "TypeError: ..." when the body raised
-    exception: BaseException | None
-    traceback: str | None
-    restarts: int
-    forced: bool  # a terminate timed out and the body was cancelled
-
-
-@dataclass(frozen=True, slots=True)
-class TerminationReport:
-    """What ``terminate`` did: nothing that was still queued goes unreported."""
-
-    kernel_id: str
-    graceful: bool  # the body returned within the timeout
-    forced: bool  # it had to be cancelled
-    left_in_inbox: int  # messages still queued for it, now discarded and counted
-    abandoned: int = 0  # tasks that swallowed cancellation and could not be stopped
-    error: str | None = None
 
 
 @dataclass(eq=False, kw_only=True)
@@ -106,7 +85,6 @@ class _Kernel(KernelBook):
     errors: int = 0  # crashes, summed over restarts
     refused: bool = False  # a task swallowed cancellation and was abandoned
     left_in_inbox: int = 0
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Counters of earlier instances (before a restart), so totals survive restarts.
     base_in: int = 0
     base_out: int = 0
@@ -114,17 +92,19 @@ class _Kernel(KernelBook):
     latency: LatencySampler = field(default_factory=LatencySampler)
 
 
-class RingKernelRuntime:
+class RingKernelRuntime(KernelTable[_Kernel]):
     """Runs ring kernels: ``launch`` → ``activate`` ⇄ ``deactivate``/``reactivate`` → ``terminate``.
 
     Use it as ``async with RingKernelRuntime() as runtime:``; leaving the block terminates
     every kernel (within ``shutdown_timeout`` each), even when the block raised.
     """
 
+    name: Final = "local"
+    capabilities: Final[frozenset[Capability]] = frozenset({"restart", "scale", "tap"})
+
     def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
-        self._kernels: dict[str, _Kernel] = {}
+        super().__init__()
         self._edges: list[Queue] = []
-        self._listeners: list[StateListener] = []
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._sampler: asyncio.Task[None] | None = None
         self.shutdown_timeout = shutdown_timeout
@@ -164,36 +144,7 @@ class RingKernelRuntime:
         """Kernels with a task that swallowed cancellation and had to be abandoned."""
         return [k.id for k in self._kernels.values() if k.refused]
 
-    # -- looking kernels up --------------------------------------------------------------
-
-    @property
-    def kernel_ids(self) -> list[str]:
-        """Every kernel this runtime knows (launched, running or terminated), in launch order."""
-        return list(self._kernels)
-
-    @property
-    def active_kernels(self) -> list[str]:
-        return [k.id for k in self._kernels.values() if k.state is S.ACTIVE]
-
-    def get_state(self, kernel_id: str) -> KernelState:
-        """The kernel's state; a ``@ring_kernel`` never launched here is CREATED."""
-        k = self._kernels.get(kernel_id)
-        if k is not None:
-            return k.state
-        if registered(kernel_id) is not None:
-            return S.CREATED
-        raise KernelNotFoundError(kernel_id, self._known_ids())
-
-    def get_info(self, kernel_id: str) -> KernelInfo:
-        k = self._kernels.get(kernel_id)
-        if k is None:
-            spec = registered(kernel_id)
-            if spec is None:
-                raise KernelNotFoundError(kernel_id, self._known_ids())
-            return KernelInfo(
-                kernel_id, S.CREATED, 1, spec.backend or "cpu", None, False, None, None, None,
-                0, False,
-            )  # fmt: skip
+    def _info(self, k: _Kernel) -> KernelInfo:
         return KernelInfo(
             kernel_id=k.id,
             state=k.state,
@@ -207,28 +158,6 @@ class RingKernelRuntime:
             restarts=k.restarts,
             forced=k.forced,
         )
-
-    def add_listener(self, listener: StateListener) -> None:
-        """Call ``listener(kernel_id, old, new)`` on every state change (keep it quick)."""
-        self._listeners.append(listener)
-
-    async def wait_finished(self, kernel_id: str, timeout: float | None = None) -> KernelInfo:
-        """Wait until the kernel is TERMINATED (its body returned, failed or was stopped)."""
-        k = self._require(kernel_id)
-        await asyncio.wait_for(k.finished.wait(), timeout)
-        return self.get_info(kernel_id)
-
-    def _known_ids(self) -> list[str]:
-        return sorted(set(self._kernels) | set(registered_ids()))
-
-    def _require(self, kernel_id: str, action: str | None = None) -> _Kernel:
-        k = self._kernels.get(kernel_id)
-        if k is not None:
-            return k
-        raise missing_kernel(kernel_id, action, self._known_ids())
-
-    def _move(self, k: _Kernel, action: Action) -> None:
-        k.move(action, self._listeners)
 
     # -- phase 1: launch -----------------------------------------------------------------
 
@@ -270,7 +199,14 @@ class RingKernelRuntime:
         args = check_launch(
             kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
         )
-        choice = resolve_backend(kernel_id, backend or spec.backend or "cpu", device)
+        requested = backend or spec.backend or "cpu"
+        if requested != "cpu" and not cuda_checked():
+            # Importing CuPy to see whether a GPU is usable takes about a second: on a
+            # thread, not on the loop the running kernels share (the answer is cached).
+            await asyncio.to_thread(cuda_available)
+            if kernel_id in self._kernels:  # launched meanwhile by another caller
+                next_state(kernel_id, self._kernels[kernel_id].state, "launch")
+        choice = resolve_backend(kernel_id, requested, device)
 
         k = _Kernel(
             id=kernel_id,
@@ -285,11 +221,10 @@ class RingKernelRuntime:
         )
         k.ctxs = self._make_contexts(k)
         await self._run_setup(k)  # raises KernelLaunchError; nothing was registered yet
-        self._kernels[kernel_id] = k
-        for listener in self._listeners:
-            listener(kernel_id, S.CREATED, S.LAUNCHED)
+        self._add(k)
 
-    def _make_contexts(self, k: _Kernel) -> list[KernelContext]:
+    def _make_contexts(self, k: _Kernel, first: int = 0, replicas: int = 0) -> list[KernelContext]:
+        """Contexts for replicas ``first`` .. ``replicas - 1`` (default: all of them)."""
         factory = functools.partial(self._port, k)
         if k.spec.ports:
             for name in k.spec.ports:
@@ -302,12 +237,12 @@ class RingKernelRuntime:
                 port_factory=factory,
                 params=k.params,
                 replica=r,
-                replicas=k.replicas,
+                replicas=replicas or k.replicas,
                 backend=k.choice.backend,
                 device=k.choice.device,
                 state=k.store,
             )
-            for r in range(k.replicas)
+            for r in range(first, replicas or k.replicas)
         ]
 
     async def _run_setup(self, k: _Kernel) -> None:
@@ -377,8 +312,8 @@ class RingKernelRuntime:
                 producer, "connect", p.state, (S.LAUNCHED,),
                 hint="wire queues after launch() and before activate()",
             )  # fmt: skip
-        if c.state not in _RUNNING_STATES:
-            raise KernelStateError(consumer, "connect", c.state, _RUNNING_STATES)
+        if c.state not in RUNNING:
+            raise KernelStateError(consumer, "connect", c.state, RUNNING)
         out = self._port(p, port)
         for q in out.targets:
             if q.consumer == consumer:
@@ -443,7 +378,11 @@ class RingKernelRuntime:
             import cupy
 
             cupy.cuda.Device(k.choice.device or 0).use()
-        return await k.spec.func(ctx)
+        running_bodies(1)
+        try:
+            return await k.spec.func(ctx)
+        finally:
+            running_bodies(-1)
 
     def _body_done(self, k: _Kernel, ctx: KernelContext, task: asyncio.Task[Any]) -> None:
         if task not in k.tasks:
@@ -464,7 +403,7 @@ class RingKernelRuntime:
             k.error_tb = "".join(traceback.format_exception(exc))
             log.error("kernel %r failed:\n%s", k.id, k.error_tb)
             output.emit(k.id, replica, "traceback", k.error_tb)
-        if k.state in _RUNNING_STATES:
+        if k.state in RUNNING:
             # The other replicas stop too: a kernel fails as a whole.
             self._move(k, "terminate")
             for sibling in k.ctxs:
@@ -479,7 +418,6 @@ class RingKernelRuntime:
         self._move(k, "finish")
         for port in k.ports.values():
             port.output_inbox.wake_all()  # a runtime.receive waiting on it must look again
-        k.finished.set()
 
     # -- termination ---------------------------------------------------------------------
 
@@ -496,16 +434,8 @@ class RingKernelRuntime:
         if k.spec.control is not None:
             # The outside work stops first (forced after the timeout), then the body.
             left_outside, k.forced = await k.spec.control.terminate(timeout)
-        for ctx in k.ctxs:
-            ctx.should_terminate = True
-            ctx._wake()
-        abandoned = 0
-        pending = {t for t in k.tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        if pending:
-            k.forced = True
-            abandoned = await self._force_stop(k, pending)
+        forced, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
+        k.forced = k.forced or forced
         self._finish(k)
         k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
@@ -516,6 +446,19 @@ class RingKernelRuntime:
             abandoned=abandoned,
             error=_describe(k.error),
         )
+
+    async def _stop(
+        self, k: _Kernel, ctxs: list[KernelContext], tasks: list[asyncio.Task[Any]], timeout: float
+    ) -> tuple[bool, int]:
+        """Ask replicas to stop after the message in hand, wait up to ``timeout``, then
+        cancel them: (whether any had to be cancelled, how many refused and were abandoned)."""
+        for ctx in ctxs:
+            ctx.should_terminate = True
+            ctx._wake()
+        pending = {t for t in tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        return (True, await self._force_stop(k, pending)) if pending else (False, 0)
 
     async def _force_stop(self, k: _Kernel, pending: set[asyncio.Task[Any]]) -> int:
         loop = asyncio.get_running_loop()
@@ -539,10 +482,10 @@ class RingKernelRuntime:
 
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
         """Terminate every running kernel concurrently; wait for any already terminating."""
-        running = [k.id for k in self._kernels.values() if k.state in _RUNNING_STATES]
+        running = [k.id for k in self._kernels.values() if k.state in RUNNING]
 
         async def stop(kid: str) -> TerminationReport | None:
-            if self._kernels[kid].state not in _RUNNING_STATES:
+            if self._kernels[kid].state not in RUNNING:
                 return None  # it finished on its own meanwhile
             return await self.terminate(kid, timeout)
 
@@ -566,7 +509,7 @@ class RingKernelRuntime:
     async def _stop_sampler(self) -> None:
         """Nothing runs any more: the rate timer stops too (``activate`` starts it again)."""
         if self._sampler is None or any(
-            k.state in (*_RUNNING_STATES, S.TERMINATING) for k in self._kernels.values()
+            k.state in (*RUNNING, S.TERMINATING) for k in self._kernels.values()
         ):
             return
         self._sampler.cancel()
@@ -593,14 +536,12 @@ class RingKernelRuntime:
         k.restarted()
         k.error, k.error_tb = None, None
         k.tasks = []
-        k.finished = asyncio.Event()
         k.ctxs = self._make_contexts(k)
         try:
             await self._run_setup(k)
         except KernelLaunchError as exc:
             k.error = exc
             self._move(k, "finish")
-            k.finished.set()
             raise
 
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
@@ -612,8 +553,8 @@ class RingKernelRuntime:
         comes back paused.
         """
         k = self._require(kernel_id, "restart")
-        if k.state not in _RUNNING_STATES:
-            raise KernelStateError(kernel_id, "restart", k.state, _RUNNING_STATES)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "restart", k.state, RUNNING)
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
@@ -621,17 +562,8 @@ class RingKernelRuntime:
             # The outside work stops first (forced after the timeout); the new instance's
             # set-up hook starts it again on what it kept.
             k.forced = await k.spec.control.stop_for_restart(timeout)
-        for ctx in k.ctxs:
-            ctx.should_terminate = True
-            ctx._wake()
-        pending = {t for t in k.tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        abandoned = 0
-        if pending:
-            k.forced = True
-            abandoned = await self._force_stop(k, pending)
-        forced = k.forced
+        stopped, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
+        forced = k.forced = k.forced or stopped
         self._finish(k)
         await self.relaunch(kernel_id)
         if was is not S.LAUNCHED:
@@ -652,8 +584,8 @@ class RingKernelRuntime:
         is lost or taken twice. Their counters stay in the kernel's totals.
         """
         k = self._require(kernel_id, "scale")
-        if k.state not in _RUNNING_STATES:
-            raise KernelStateError(kernel_id, "scale", k.state, _RUNNING_STATES)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "scale", k.state, RUNNING)
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas
@@ -665,15 +597,7 @@ class RingKernelRuntime:
 
     async def _add_replicas(self, k: _Kernel, replicas: int) -> None:
         old = k.replicas
-        factory = functools.partial(self._port, k)
-        fresh = [
-            KernelContext(
-                k.id, inbox=k.inbox, ports=k.ports, port_factory=factory, params=k.params,
-                replica=r, replicas=replicas, backend=k.choice.backend,
-                device=k.choice.device, state=k.store,
-            )
-            for r in range(old, replicas)
-        ]  # fmt: skip
+        fresh = self._make_contexts(k, old, replicas)
         setup = k.spec.setup
         if setup is not None:
             for ctx in fresh:
@@ -711,14 +635,7 @@ class RingKernelRuntime:
         k.replicas = replicas
         for ctx in k.ctxs:
             ctx.replicas = replicas
-        for ctx in leaving:
-            ctx.should_terminate = True
-            ctx._wake()
-        pending = {t for t in tasks if not t.done()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        if pending:
-            await self._force_stop(k, pending)
+        await self._stop(k, leaving, tasks, timeout)
         for ctx, task in zip(leaving, tasks, strict=False):
             k.base_in += ctx.messages_in
             k.base_out += ctx.messages_out
@@ -747,8 +664,6 @@ class RingKernelRuntime:
             if (declared is not None and port in declared) or (declared is None and port == "out"):
                 out = self._port(k, port)  # declared (or the default), not yet sent on
             else:
-                from ringctl.topology.errors import did_you_mean
-
                 guess = did_you_mean(port, known) if known else None
                 raise UserInputError(
                     f"kernel {kernel_id!r} has no output port {port!r}"
@@ -800,10 +715,10 @@ class RingKernelRuntime:
         if k is None:
             k = self._require(kernel_id, "send")
         q = k.external
-        if q is not None and k.state in _RUNNING_STATES:
+        if q is not None and k.state in RUNNING:
             return q
-        if k.state not in _RUNNING_STATES:
-            raise KernelStateError(kernel_id, "send", k.state, _RUNNING_STATES)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "send", k.state, RUNNING)
         # Made on first use so a kernel fed only by edges keeps a one-queue inbox (fast path).
         q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
         return q
@@ -880,7 +795,7 @@ class RingKernelRuntime:
                 raise KernelFailedError(k.id, k.error) from k.error
             if k.state is S.TERMINATED:
                 raise KernelStateError(
-                    k.id, "receive", k.state, _RUNNING_STATES,
+                    k.id, "receive", k.state, RUNNING,
                     hint="it has terminated and everything it sent has been read",
                 )  # fmt: skip
             if deadline is not None and loop.time() >= deadline:

@@ -30,6 +30,7 @@ from ringctl._printable import printable
 
 __all__ = [
     "KernelLog",
+    "LogFollower",
     "OutputRecord",
     "capture",
     "emit",
@@ -231,7 +232,9 @@ class KernelLog:
     """Appends records to a JSON-lines file, one record a line, flushed as written.
 
     Past ``max_bytes`` the file is renamed to ``PATH.1`` (replacing an older one) and a
-    new one is started, so a chatty kernel cannot fill the disk.
+    new one is started, so a chatty kernel cannot fill the disk. Each record carries
+    ``seq``, its place in the run (1, 2, 3, ...), so a reader that follows the file knows
+    when lines were rotated away before it could read them (``LogFollower``).
     """
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_LOG_BYTES, fresh: bool = True) -> None:
@@ -242,6 +245,7 @@ class KernelLog:
             for old in (path, _rotated(path)):
                 with contextlib.suppress(FileNotFoundError):
                     old.unlink()
+        self._seq = 0 if fresh else _last_seq(path)
         self._fh = self._open()
         self._size = self._fh.tell()
 
@@ -250,10 +254,13 @@ class KernelLog:
         return open(fd, "a", encoding="utf-8", errors="replace")
 
     def __call__(self, record: OutputRecord) -> None:
-        line = json.dumps(record.as_dict(), ensure_ascii=False) + "\n"
+        doc = record.as_dict()
         with self._lock:
             if self._fh.closed:
                 return
+            self._seq += 1
+            doc["seq"] = self._seq
+            line = json.dumps(doc, ensure_ascii=False) + "\n"
             if self._size + len(line) > self.max_bytes and self._size:
                 self._fh.close()
                 os.replace(self.path, _rotated(self.path))
@@ -270,6 +277,125 @@ class KernelLog:
 
 def _rotated(path: Path) -> Path:
     return path.with_name(path.name + ".1")
+
+
+def _last_seq(path: Path) -> int:
+    seqs = [r.get("seq") for r in read_records(path)]
+    return max((s for s in seqs if isinstance(s, int)), default=0)
+
+
+class LogFollower:
+    """Reads a kernel log as ``tail -F`` does: every record once, in order, across
+    rotations, and how many were rotated away before they could be read.
+
+    It reads through one open file: the backlog (``PATH.1``, then ``PATH`` up to its
+    end) and then whatever is appended to the same file, so nothing written between
+    the two is missed. When ``PATH`` is a new file (rotated, or a new run began), it
+    reads the rest of the old one first, then a file rotated in between (two rotations
+    between two reads), then the new one. ``seq`` (``KernelLog``) says what is missing
+    when the writer got more than a whole file ahead; records without it (a log of an
+    older ringctl) are taken as they come.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: io.BufferedReader | None = None
+        self._ino: int | None = None
+        self._pending = b""
+        self._last: int | None = None
+        self.missed = 0  # records rotated away before they could be read
+
+    def backlog(self) -> list[dict[str, Any]]:
+        """Every record there now (``PATH.1``, then ``PATH``); following starts after them."""
+        for _ in range(100):  # retried only if a rotation happens while it opens the files
+            self.close()
+            try:
+                self._open(open(self.path, "rb"))  # noqa: SIM115  (kept open to follow)
+            except FileNotFoundError:
+                return []
+            older: list[dict[str, Any]] = []
+            try:
+                with open(_rotated(self.path), "rb") as fh:
+                    if os.fstat(fh.fileno()).st_ino == self._ino:
+                        continue  # rotated just now: what was PATH is PATH.1
+                    older = parse_lines(fh.read().decode("utf-8", "replace"))
+            except FileNotFoundError:
+                pass
+            current = self._read()
+            if older and current and _seq(current[0], 0) <= _seq(older[-1], -1):
+                continue  # rotated twice meanwhile: PATH.1 is newer than what we hold
+            return self._keep(older + current)
+        return self._keep(self._read())
+
+    def poll(self) -> list[dict[str, Any]]:
+        """The records written since the last call (``missed`` counts those lost)."""
+        if self._fh is None:
+            return self.backlog()
+        out = self._read()
+        try:
+            now = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return self._keep(out)  # between the rename and the new file: next time
+        if now == self._ino:
+            return self._keep(out)
+        # PATH is another file: the one held is complete (the writer renames it only
+        # after its last write), so read its rest, then what came after it.
+        out += self._read()
+        old = self._ino
+        self._pending = b""  # a line cut short by a crash: never completed
+        self._fh.close()
+        try:
+            newest = open(self.path, "rb")  # noqa: SIM115  (kept open to follow)
+        except FileNotFoundError:
+            self._fh = self._ino = None
+            return self._keep(out)
+        try:
+            with open(_rotated(self.path), "rb") as fh:
+                if os.fstat(fh.fileno()).st_ino not in (old, os.fstat(newest.fileno()).st_ino):
+                    out += parse_lines(fh.read().decode("utf-8", "replace"))
+        except FileNotFoundError:
+            pass
+        self._open(newest)
+        out += self._read()
+        return self._keep(out)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        self._fh, self._ino, self._pending = None, None, b""
+
+    def _open(self, fh: io.BufferedReader) -> None:
+        self._fh, self._ino, self._pending = fh, os.fstat(fh.fileno()).st_ino, b""
+
+    def _read(self) -> list[dict[str, Any]]:
+        assert self._fh is not None
+        chunk = self._fh.read()
+        if not chunk:
+            return []
+        complete, _, self._pending = (self._pending + chunk).rpartition(b"\n")
+        return parse_lines(complete.decode("utf-8", "replace"))
+
+    def _keep(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop what was already read; count what is missing before each record."""
+        out = []
+        for record in records:
+            seq = record.get("seq")
+            if not isinstance(seq, int):
+                out.append(record)
+                continue
+            if seq == 1 or self._last is None:
+                self._last = seq - 1  # the first record read, or a new run began
+            if seq <= self._last:
+                continue
+            self.missed += seq - self._last - 1
+            self._last = seq
+            out.append(record)
+        return out
+
+
+def _seq(record: dict[str, Any], default: int) -> int:
+    seq = record.get("seq")
+    return seq if isinstance(seq, int) else default
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

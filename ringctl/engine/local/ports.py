@@ -13,57 +13,131 @@ order, the backpressure and the counts of the real edge are the same either way.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from ringctl.engine.local.queues import Inbox, Queue
 
-__all__ = ["Fanout", "OutPort", "Tap"]
+__all__ = ["TAP_CAPACITY", "TAP_MAX_BYTES", "Fanout", "OutPort", "Tap"]
 
 Fanout = Literal["broadcast", "round_robin"]
 #: What a tap keeps when nobody reads it fast enough; older messages are overwritten.
 TAP_CAPACITY: Final = 256
+#: ... and at most this many bytes of them (arrays by ``nbytes``, others estimated).
+TAP_MAX_BYTES: Final = 8 * 1024 * 1024
+_SMALL: Final = 64  # what a scalar message is taken to cost
+_SCALARS: Final = (type(None), bool, int, float, complex)
 
 
 class Tap:
     """A side channel that sees every message sent on one port and keeps the newest few.
 
     ``offer`` never waits and never fails: a reader that falls behind misses messages
-    (``missed`` counts them) instead of slowing the kernel down. ``take`` may be called
-    from another thread: ``deque.append`` and ``popleft`` are atomic.
+    (``missed`` counts them) instead of slowing the kernel down. What it keeps is bounded
+    in count (``capacity``) and in bytes (``max_bytes``): the oldest go first. A message
+    that holds a GPU array, or is bigger than ``max_bytes`` on its own, is kept as its
+    preview (``ringctl._preview``), so a tap never keeps device memory alive nor
+    pins more host memory than its bound. ``take`` may be called from another thread.
     """
 
-    __slots__ = ("_buffer", "seen", "taken")
+    __slots__ = ("_buffer", "_bytes", "_guard", "capacity", "max_bytes", "seen", "taken")
 
-    def __init__(self, capacity: int = TAP_CAPACITY) -> None:
+    def __init__(self, capacity: int = TAP_CAPACITY, max_bytes: int = TAP_MAX_BYTES) -> None:
         if capacity < 1:
             raise ValueError(f"a tap keeps at least 1 message, got {capacity}")
-        self._buffer: deque[Any] = deque(maxlen=capacity)
+        if max_bytes < 1:
+            raise ValueError(f"a tap keeps at least 1 byte, got {max_bytes}")
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._buffer: deque[tuple[Any, int]] = deque()
+        self._bytes = 0
+        self._guard = threading.Lock()
         self.seen = 0  # messages offered since the tap was attached
         self.taken = 0  # messages handed to the reader
 
     def offer(self, msg: Any) -> None:
-        self._buffer.append(msg)
-        self.seen += 1
+        if type(msg) in _SCALARS:
+            size = _SMALL
+        else:
+            size, device = _footprint(msg, 0)
+            if device or size > self.max_bytes:
+                from ringctl._preview import Previewed
+
+                msg, size = Previewed.of(msg), _SMALL
+        with self._guard:
+            buffer = self._buffer
+            buffer.append((msg, size))
+            self._bytes += size
+            while len(buffer) > self.capacity or self._bytes > self.max_bytes:
+                self._bytes -= buffer.popleft()[1]
+            self.seen += 1
 
     def offer_many(self, msgs: Sequence[Any]) -> None:
-        self._buffer.extend(msgs)
-        self.seen += len(msgs)
+        for msg in msgs:
+            self.offer(msg)
 
     def take(self, max_items: int) -> list[Any]:
         """Up to ``max_items`` of the oldest messages still kept, oldest first."""
         out: list[Any] = []
-        buffer = self._buffer
-        while buffer and len(out) < max_items:
-            out.append(buffer.popleft())
-        self.taken += len(out)
+        with self._guard:
+            buffer = self._buffer
+            while buffer and len(out) < max_items:
+                msg, size = buffer.popleft()
+                self._bytes -= size
+                out.append(msg)
+            self.taken += len(out)
         return out
 
     @property
+    def kept_bytes(self) -> int:
+        """What the messages it keeps now take, as it counts them."""
+        return self._bytes
+
+    @property
     def missed(self) -> int:
-        """Messages that were overwritten before the reader took them."""
+        """Messages that were dropped (the oldest, to stay in bounds) before the reader took
+        them."""
         return max(0, self.seen - self.taken - len(self._buffer))
+
+
+def _footprint(msg: Any, depth: int) -> tuple[int, bool]:
+    """Roughly the bytes ``msg`` holds (arrays by ``nbytes``; containers by their first
+    few items, scaled to their length), and whether it holds a GPU array."""
+    if type(msg) in _SCALARS:
+        return _SMALL, False
+    if hasattr(msg, "__cuda_array_interface__"):
+        return int(getattr(msg, "nbytes", 0) or 0), True
+    if isinstance(msg, str | bytes | bytearray):
+        return len(msg) + _SMALL, False
+    nbytes = getattr(msg, "nbytes", None)
+    if isinstance(nbytes, int):  # a NumPy array, a memoryview, anything array-like
+        return nbytes + _SMALL, False
+    if depth >= 3:
+        return sys.getsizeof(msg, _SMALL), False
+    items: list[Any]
+    if isinstance(msg, dict):
+        items = [*msg.keys(), *msg.values()]
+    elif isinstance(msg, list | tuple | set | frozenset):
+        items = list(msg)
+    elif dataclasses.is_dataclass(msg) and not isinstance(msg, type):
+        items = [getattr(msg, f.name, None) for f in dataclasses.fields(msg)]
+    elif hasattr(msg, "__dict__"):
+        items = list(vars(msg).values())
+    else:
+        return sys.getsizeof(msg, _SMALL), False
+    size, device = sys.getsizeof(msg, _SMALL), False
+    head = items[:_FOOTPRINT_ITEMS]
+    for item in head:
+        n, d = _footprint(item, depth + 1)
+        size, device = size + n * len(items) // len(head), device or d
+    return size, device
+
+
+_FOOTPRINT_ITEMS: Final = 16
 
 
 class OutPort:

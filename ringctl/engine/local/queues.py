@@ -229,10 +229,6 @@ class Queue:
         finally:
             self.blocked_s += time.perf_counter() - started
 
-    @property
-    def producers_waiting(self) -> int:
-        return sum(1 for f in self._space_waiters if not f.done())
-
     # -- consumer side (called through the Inbox) ---------------------------------------
 
     def _took(self, n: int) -> None:
@@ -250,14 +246,23 @@ class Queue:
         will not run again) or ``"left"`` (it was stopped on request with work queued).
         Returns how many were queued.
         """
-        if reason not in ("lost", "left"):
-            raise ValueError(f"close reason must be 'lost' or 'left', got {reason!r}")
+        discarded = self.clear(reason)
         self.closed = True
         self.close_reason = reason
         self._limit = 0
+        return discarded
+
+    def clear(self, reason: str = "left") -> int:
+        """Discard what is queued, counted as ``reason`` (``"left"`` or ``"lost"``), and let
+        blocked producers on; the queue stays open. Returns how many were discarded."""
+        if reason not in ("lost", "left"):
+            raise ValueError(f"close reason must be 'lost' or 'left', got {reason!r}")
         discarded = len(self._items)
         self._items.clear()
-        self._unprocessed(discarded)
+        if reason == "left":
+            self.left += discarded
+        else:
+            self.lost += discarded
         _wake_all(self._space_waiters)
         return discarded
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import secrets
 import socket
 import sys
 import time
@@ -68,6 +69,12 @@ class KernelHost:
         # left: this replica was stopped before it could push them).
         self.out_lost: dict[str, int] = {}
         self.out_left: dict[str, int] = {}
+        # Who this actor is (one per process), what its pushes delivered per outbound
+        # edge, and what arrived per inbound edge from each producer actor: when an actor
+        # dies, the driver compares the two to tell what it held that still arrived.
+        self.uid = secrets.token_hex(8)
+        self.pushed: dict[str, int] = {}
+        self.received_from: dict[str, dict[str, int]] = {}
         self.closed_edges: set[str] = set()  # consumers that will never run again
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
@@ -158,7 +165,8 @@ class KernelHost:
             try:
                 while True:
                     try:
-                        await self.targets[(edge_id, replica)].push.remote(edge_id, batch)
+                        await self.targets[(edge_id, replica)].push.remote(edge_id, batch, self.uid)
+                        self.pushed[edge_id] = self.pushed.get(edge_id, 0) + len(batch)
                         break
                     except RayActorError:  # the consumer died: hold the batch until retargeted
                         if edge_id in self.closed_edges:  # ... or until it never will be
@@ -176,8 +184,10 @@ class KernelHost:
                 self.in_flight -= len(batch)
                 self.in_flight_by[edge_id] -= len(batch)
 
-    async def push(self, edge_id: str, batch: list[Any]) -> None:
+    async def push(self, edge_id: str, batch: list[Any], sender: str = "") -> None:
         """Messages from an upstream actor; waits for space when the edge blocks."""
+        arrived = self.received_from.setdefault(edge_id, {})
+        arrived[sender] = arrived.get(sender, 0) + len(batch)
         await self.edges[edge_id].put_many(batch)
 
     async def send_external(self, msgs: list[Any]) -> None:
@@ -275,6 +285,8 @@ class KernelHost:
         ctx = self.ctx
         p50, p99 = ctx._latency.percentiles_us()
         return {
+            "uid": self.uid,
+            "active": ctx.is_active,
             "done": self.done,
             "error": self.error,
             "traceback": self.error_tb,
@@ -296,6 +308,7 @@ class KernelHost:
             "outboxes": {
                 edge_id: {
                     "pending": self._pending(edge_id),
+                    "pushed": self.pushed.get(edge_id, 0),
                     "lost": self.out_lost.get(edge_id, 0),
                     "left": self.out_left.get(edge_id, 0),
                 }
@@ -311,6 +324,7 @@ class KernelHost:
                     "left": q.left,
                     "high_water": q.high_water,
                     "blocked_s": q.blocked_s,
+                    "from": dict(self.received_from.get(edge_id, {})),
                 }
                 for edge_id, q in self.edges.items()
             },

@@ -17,21 +17,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
-from ringctl.engine.ledger import KernelBook, check_launch, check_params, missing_kernel
-from ringctl.engine.lifecycle import Action, KernelState, next_state
-from ringctl.engine.local.backends import resolve_backend
-from ringctl.engine.local.engine import KernelInfo, TerminationReport
-from ringctl.engine.telemetry import (
+from ringctl.engine.contract import (
+    Capability,
+    KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
     RuntimeSnapshot,
-    merge_metrics,
+    TerminationReport,
+    refusal,
 )
+from ringctl.engine.ledger import KernelBook, check_launch, check_params
+from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.local.backends import resolve_backend
+from ringctl.engine.table import KernelTable
+from ringctl.engine.telemetry import merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
@@ -41,11 +45,13 @@ from ringctl.exceptions import (
 )
 from ringctl.kernel.ring import RingKernel, as_kernel, registered
 
+if TYPE_CHECKING:
+    from ringctl.engine.local.ports import Tap
+
 __all__ = ["RayRuntime", "import_ray"]
 
 log = logging.getLogger("ringctl.engine.ray.engine")
 S = KernelState
-_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 POLL_S: Final = 0.05
 #: How long one poll waits for the actors' answers; an actor that takes longer (a kernel
 #: blocking its event loop) is asked again once it has answered, the others meanwhile.
@@ -113,7 +119,6 @@ class _RayKernel(KernelBook):
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Unresponsive(Exception):
@@ -131,19 +136,52 @@ class _Edge:
     fanout: str | None
 
 
-_EDGE_SUMS: Final = ("depth", "drops", "messages", "blocked_s", "delivered", "lost", "left")
+_EDGE_SUMS: Final = (
+    "depth", "drops", "messages", "blocked_s", "delivered", "lost", "left", "in_doubt"
+)  # fmt: skip
 #: The producer's side of an edge: what its outboxes hold (``pending``) and what they
-#: accepted but will never push (``out_lost``, ``out_left``). Such a message never reached
-#: the consumer's queue, yet the edge accepted it: the law counts it on the edge.
-_OUTBOX_SUMS: Final = ("pending", "out_lost", "out_left")
+#: accepted but will never push (``out_lost``, ``out_left``), or may not have pushed
+#: (``out_doubt``). Such a message never reached the consumer's queue, yet the edge
+#: accepted it: the law counts it on the edge.
+_OUTBOX_SUMS: Final = ("pending", "out_lost", "out_left", "out_doubt")
+
+
+@dataclass(frozen=True, slots=True)
+class _DeadOutbox:
+    """What a producer actor's outbox held for one edge at its last probe before it died.
+
+    Its pushes go on after that probe until it dies, and whatever of ``pending`` arrived
+    meanwhile is counted by the consumer (``from``, per producer actor): an outbox is
+    first in, first out, so what arrived beyond ``pushed`` came out of ``pending`` first.
+    """
+
+    edge: str
+    uid: str
+    pushed: int
+    pending: int
+    term: str  # lost, or left (killed on a stop)
 
 
 def _zero_edge() -> dict[str, Any]:
     return {key: 0 for key in (*_EDGE_SUMS, *_OUTBOX_SUMS, "high_water")}
 
 
-class RayRuntime:
-    """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``)."""
+def _add_from(into: dict[str, dict[str, int]], edge_id: str, st: dict[str, Any]) -> None:
+    """Add an edge's per-producer-actor arrivals (``from``) to ``into``."""
+    for uid, n in (st.get("from") or {}).items():
+        by = into.setdefault(edge_id, {})
+        by[uid] = by.get(uid, 0) + n
+
+
+class RayRuntime(KernelTable[_RayKernel]):
+    """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``).
+
+    Restart, scale and tap of a running kernel are not implemented on actors yet: the
+    engine declares none of those capabilities, and each such call is refused.
+    """
+
+    name: Final = "ray"
+    capabilities: Final[frozenset[Capability]] = frozenset()
 
     def __init__(
         self,
@@ -153,20 +191,25 @@ class RayRuntime:
         placement_timeout: float = PLACEMENT_TIMEOUT_S,
     ) -> None:
         import_ray()  # without Ray, say how to install it before anything is launched
+        super().__init__()
         self.address = address
         self.shutdown_timeout = shutdown_timeout
         self.placement_timeout = placement_timeout
         self._ray: Any = None
         self._started_ray = False
         self._actor_class: Any = None
-        self._kernels: dict[str, _RayKernel] = {}
         self._edges: list[_Edge] = []
-        self._listeners: list[Callable[[str, KernelState, KernelState], None]] = []
         self._pending: list[Any] = []  # wiring calls not yet awaited (connect is sync)
         self._poller: asyncio.Task[None] | None = None
         self._idle_history: list[tuple[bool, int]] = []
         self._stopping: set[asyncio.Task[None]] = set()  # replicas stopped after a failure
         self._edge_base: dict[str, dict[str, Any]] = {}  # what replaced actors counted
+        #: Per edge, per producer actor: what arrived, as counted by replaced consumers.
+        self._edge_from: dict[str, dict[str, int]] = {}
+        self._dead_outboxes: list[_DeadOutbox] = []
+        #: Edges whose consumer had an actor die: what it counted last may be stale.
+        self._stale_edges: set[str] = set()
+        self._final = False  # every actor that is alive has sent its last report
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -198,55 +241,34 @@ class RayRuntime:
     # -- bookkeeping ---------------------------------------------------------------------
 
     @property
-    def kernel_ids(self) -> list[str]:
-        return list(self._kernels)
-
-    @property
-    def active_kernels(self) -> list[str]:
-        return [k.id for k in self._kernels.values() if k.state is S.ACTIVE]
-
-    def add_listener(self, listener: Callable[[str, KernelState, KernelState], None]) -> None:
-        self._listeners.append(listener)
-
-    def _require(self, kernel_id: str, action: str | None = None) -> _RayKernel:
-        k = self._kernels.get(kernel_id)
-        if k is None:
-            raise missing_kernel(kernel_id, action, self._kernels)
-        return k
-
-    @property
     def refused(self) -> list[str]:
         """Ray stops an actor that will not stop by killing it: none is ever left."""
         return []
-
-    def _move(self, k: _RayKernel, action: Action) -> None:
-        k.move(action, self._listeners)
-
-    def get_state(self, kernel_id: str) -> KernelState:
-        k = self._kernels.get(kernel_id)
-        if k is None:
-            if registered(kernel_id) is not None:
-                return S.CREATED
-            raise KernelNotFoundError(kernel_id, self._kernels)
-        return k.state
 
     def actor_info(self, kernel_id: str) -> list[dict[str, Any]]:
         """Per replica, where its actor runs: ``{"pid", "node", "node_id"}``."""
         return [dict(host) for host in self._require(kernel_id).hosts]
 
-    def get_info(self, kernel_id: str) -> KernelInfo:
-        k = self._require(kernel_id)
+    def _info(self, k: _RayKernel) -> KernelInfo:
         return KernelInfo(
             kernel_id=k.id, state=k.state, replicas=k.replicas, backend=k.backend,
             device=k.device, completed=k.completed, error=k.error, exception=None,
             traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
         )  # fmt: skip
 
-    async def wait_finished(self, kernel_id: str, timeout: float | None = None) -> KernelInfo:
-        """Wait until the kernel is TERMINATED (returned, failed, stopped or its actor died)."""
-        k = self._require(kernel_id)
-        await asyncio.wait_for(k.finished.wait(), timeout)
-        return self.get_info(kernel_id)
+    # -- what actors cannot do yet: refused by the contract ------------------------------
+
+    async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
+        raise refusal(self, "restart")
+
+    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
+        raise refusal(self, "scale")
+
+    def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
+        raise refusal(self, "tap")
+
+    def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
+        """Nothing to detach: no tap is ever attached here."""
 
     # -- phase 1 -------------------------------------------------------------------------
 
@@ -268,7 +290,7 @@ class RayRuntime:
         if func is None:
             spec = registered(kernel_id)
             if spec is None:
-                raise KernelNotFoundError(kernel_id, self._kernels)
+                raise KernelNotFoundError(kernel_id, self._known_ids())
         else:
             try:
                 spec = as_kernel(func, kernel_id)
@@ -315,9 +337,7 @@ class RayRuntime:
                 kernel_id, f"{type(cause).__name__}: {cause}",
                 hint="the kernel's actor failed in set-up; see the Ray worker log above",
             ) from exc  # fmt: skip
-        self._kernels[kernel_id] = k
-        for listener in self._listeners:
-            listener(kernel_id, S.CREATED, S.LAUNCHED)
+        self._add(k)
         if self._poller is None:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -509,19 +529,19 @@ class RayRuntime:
     def _finish(self, k: _RayKernel) -> None:
         if k.state is S.TERMINATED:
             return
-        if k.state in _RUNNING:
+        if k.state in RUNNING:
             self._move(k, "terminate")
         k.completed = k.error is None and not k.terminating
         self._move(k, "finish")
-        k.finished.set()
 
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
-        running = [k.id for k in self._kernels.values() if k.state in _RUNNING]
+        running = [k.id for k in self._kernels.values() if k.state in RUNNING]
         reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
         for k in self._kernels.values():
             if k.state is S.TERMINATING:
                 self._finish(k)
         await self._final_probes()
+        self._final = True
         return list(reports)
 
     async def _final_probes(self) -> None:
@@ -555,7 +575,6 @@ class RayRuntime:
                 ray.kill(actor)
         k.restarted()
         k.error = k.error_tb = None
-        k.finished = asyncio.Event()
         try:
             await self._start_actors(k)
         except Exception as exc:
@@ -606,11 +625,12 @@ class RayRuntime:
                 producer=e.producer,
                 port=e.port,
                 consumer=e.consumer,
-                accepted=t["messages"] + t["pending"] + t["out_lost"] + t["out_left"],
+                accepted=t["messages"] + sum(t[key] for key in _OUTBOX_SUMS),
                 delivered=t["delivered"],
                 dropped=t["drops"],
                 lost=t["lost"] + t["out_lost"],
                 left=t["left"] + t["out_left"],
+                in_doubt=t["in_doubt"] + t["out_doubt"],
                 queued=t["depth"] + t["pending"],
             )
             for e in self._edges
@@ -623,6 +643,7 @@ class RayRuntime:
         totals: dict[str, dict[str, Any]] = {
             edge_id: dict(base) for edge_id, base in self._edge_base.items()
         }
+        arrived = {edge_id: dict(by) for edge_id, by in self._edge_from.items()}
         for k in self._kernels.values():
             for p in k.probes:
                 for edge_id, st in ((p or {}).get("edges") or {}).items():
@@ -630,11 +651,21 @@ class RayRuntime:
                     for key in _EDGE_SUMS:
                         agg[key] += st.get(key, 0)
                     agg["high_water"] = max(agg["high_water"], st.get("high_water", 0))
+                    _add_from(arrived, edge_id, st)
                 for edge_id, out in ((p or {}).get("outboxes") or {}).items():
                     agg = totals.setdefault(edge_id, _zero_edge())
                     agg["pending"] += out.get("pending", 0)
                     agg["out_lost"] += out.get("lost", 0)
                     agg["out_left"] += out.get("left", 0)
+        for dead in self._dead_outboxes:
+            # What it held and still arrived is the consumer's (delivered, or queued
+            # there); the rest never arrived: lost (or left) once the consumer's count is
+            # final and exact, in doubt while it may still grow or may be stale.
+            came = max(0, arrived.get(dead.edge, {}).get(dead.uid, 0) - dead.pushed)
+            rest = dead.pending - min(came, dead.pending)
+            sure = self._final and dead.edge not in self._stale_edges
+            term = ("out_left" if dead.term == "left" else "out_lost") if sure else "out_doubt"
+            totals.setdefault(dead.edge, _zero_edge())[term] += rest
         return totals
 
     async def close(self) -> None:
@@ -668,8 +699,8 @@ class RayRuntime:
 
     async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
         k = self._require(kernel_id)
-        if k.state not in _RUNNING:
-            raise KernelStateError(kernel_id, "send", k.state, _RUNNING)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "send", k.state, RUNNING)
         await k.actors[0].send_external.remote(list(msgs))
 
     async def receive(
@@ -692,7 +723,7 @@ class RayRuntime:
             if k.error is not None:
                 raise KernelFailedError(k.id, RuntimeError(k.error))
             if k.state is S.TERMINATED:
-                raise KernelStateError(k.id, "receive", k.state, _RUNNING)
+                raise KernelStateError(k.id, "receive", k.state, RUNNING)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError()
             await asyncio.sleep(0.01)
@@ -705,7 +736,7 @@ class RayRuntime:
         # is blocked keeps its probe pending, and the others go on being read meanwhile.
         asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
         while True:
-            live = [k for k in self._kernels.values() if k.state in (*_RUNNING, S.TERMINATING)]
+            live = [k for k in self._kernels.values() if k.state in (*RUNNING, S.TERMINATING)]
             # A kernel that ended with messages in its outboxes still delivers them.
             flushing = [k for k in self._kernels.values() if self._unsent(k)]
             for k in (*live, *flushing):
@@ -719,7 +750,7 @@ class RayRuntime:
                         continue
                     del asked[(k, i)]
                     if (
-                        (k.state not in (*_RUNNING, S.TERMINATING) and not self._unsent(k))
+                        (k.state not in (*RUNNING, S.TERMINATING) and not self._unsent(k))
                         or i >= len(k.actors)
                         or k.actors[i] is not actor
                         or call.cancelled()
@@ -760,25 +791,40 @@ class RayRuntime:
         term: str = "lost",
     ) -> None:  # fmt: skip
         """Keep what a replica counted before its actor goes away; when it died (or was
-        killed: ``term="left"``), what its queues held at that last probe goes with it."""
+        killed: ``term="left"``), what its queues held at that last probe goes with it.
+
+        That probe is up to a poll old. What its inbox held then is ``term`` if the
+        kernel could not have taken any since (killed on a stop, or paused since before
+        the probe); otherwise it may have taken and handled some before it died, and
+        nobody can tell: in doubt. What its outboxes held is settled against what the
+        consumers say arrived from it (``_edge_totals``)."""
         if probe:
             k.base["in"] += probe["messages_in"]
             k.base["out"] += probe["messages_out"]
             k.base["errors"] += probe["errors"]
             k.base["drops"] += probe["drops"]
+            idle = term == "left" or (not probe.get("active", True) and k.state is S.DEACTIVATED)
             for edge_id, st in (probe.get("edges") or {}).items():
                 base = self._edge_base.setdefault(edge_id, _zero_edge())
                 for key in _EDGE_SUMS:
                     base[key] += st.get(key, 0)
+                _add_from(self._edge_from, edge_id, st)
                 if died:
-                    base[term] += base["depth"]
+                    base[term if idle else "in_doubt"] += base["depth"]
+                    self._stale_edges.add(edge_id)
                 base["depth"] = 0
             for edge_id, out in (probe.get("outboxes") or {}).items():
                 # Whatever the outbox still held goes with the actor, counted on its edge.
                 base = self._edge_base.setdefault(edge_id, _zero_edge())
                 base["out_lost"] += out.get("lost", 0)
                 base["out_left"] += out.get("left", 0)
-                base["out_left" if died and term == "left" else "out_lost"] += out.get("pending", 0)
+                if died:
+                    self._dead_outboxes.append(_DeadOutbox(
+                        edge_id, str(probe.get("uid", "")), out.get("pushed", 0),
+                        out.get("pending", 0), term,
+                    ))  # fmt: skip
+                else:
+                    base["out_lost"] += out.get("pending", 0)
 
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
@@ -787,13 +833,16 @@ class RayRuntime:
         k.probes[index] = None
         self._fold(k, probe, died=True)
         k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
-        lost = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
+        held = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
+        paused = not (probe or {}).get("active", True) and k.state is S.DEACTIVATED
         if k.error is None and not k.terminating:
-            k.error = (
-                f"actor of replica {index} died ({type(exc).__name__}); {lost} queued messages lost"
+            k.error = f"actor of replica {index} died ({type(exc).__name__}); " + (
+                f"{held} queued messages lost"
+                if paused
+                else f"{held} messages it held at its last report are lost or in doubt"
             )
             k.error_tb = str(exc)
-        if k.terminating or k.state not in _RUNNING:
+        if k.terminating or k.state not in RUNNING:
             return
         self._move(k, "terminate")
         self._stop_replicas(k)
@@ -813,14 +862,13 @@ class RayRuntime:
             k.error = errors[0]["error"]
             k.error_tb = errors[0].get("traceback")
             log.error("kernel %r failed:\n%s", k.id, k.error_tb)
-        if errors and k.state in _RUNNING:
+        if errors and k.state in RUNNING:
             self._move(k, "terminate")
             self._stop_replicas(k)
             return
-        if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in _RUNNING:
-            self._move(k, "finish")
+        if len(probes) == k.replicas and all(p["done"] for p in probes) and k.state in RUNNING:
             k.completed = k.error is None
-            k.finished.set()
+            self._move(k, "finish")
 
     async def _stop_failed(self, k: _RayKernel) -> None:
         results = await self._stop_actors(k, 0.5, "lost")
@@ -895,6 +943,7 @@ class RayRuntime:
                 delivered=edge_stats.get(e.id, {}).get("delivered", 0),
                 lost=edge_stats.get(e.id, {}).get("lost", 0),
                 left=edge_stats.get(e.id, {}).get("left", 0),
+                in_doubt=edge_stats.get(e.id, {}).get("in_doubt", 0),
             )
             for e in self._edges
         )
@@ -919,6 +968,7 @@ class RayRuntime:
             drops=k.base["drops"] + sum(p["drops"] for p in probes),
             lost=sum(t["lost"] + t["out_lost"] for t in inbound),
             left=sum(t["left"] + t["out_left"] for t in inbound),
+            in_doubt=sum(t["in_doubt"] + t["out_doubt"] for t in inbound),
             inbox_depth=sum(p["inbox_depth"] for p in probes),
             inbox_capacity=sum(p["inbox_capacity"] for p in probes) or k.queue_size,
             inbox_high_water=max((p["inbox_high_water"] for p in probes), default=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -36,3 +37,58 @@ async def relay(ctx: KernelContext) -> None:
         if p.block_at is not None and seen >= p.block_at:
             time.sleep(3600)  # noqa: ASYNC251 - blocks the actor's loop on purpose
         await ctx.send(msg)
+
+
+class CountingSourceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pid_file: str  # the actor's process id is written here
+    sent_file: str  # how many messages its sends returned for, rewritten after each send
+
+
+def _write_pid_file(ctx: KernelContext) -> None:
+    Path(ctx.params.pid_file).write_text(str(os.getpid()))
+
+
+@ring_kernel(
+    kernel_id="counting_source", params=CountingSourceParams, ports=("out",),
+    setup=_write_pid_file,
+)  # fmt: skip
+async def counting_source(ctx: KernelContext) -> None:
+    """Send 1, 2, 3, ... flat out; after each send, write how many were sent (what a
+    test counts on after the actor was killed with -9)."""
+    p: CountingSourceParams = ctx.params
+    fd = os.open(p.sent_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sent = 0
+    try:
+        while not ctx.should_terminate:
+            await ctx.send(sent + 1)
+            sent += 1
+            os.pwrite(fd, f"{sent:>12}\n".encode(), 0)
+    finally:
+        os.close(fd)
+
+
+class SlowParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delay: float  # seconds spent on each message
+    pid_file: str | None = None
+
+
+@ring_kernel(kernel_id="slow_relay", params=SlowParams, ports=("out",), setup=_write_pid)
+async def slow_relay(ctx: KernelContext) -> None:
+    """Pass every message on, ``delay`` seconds each."""
+    async for msg in ctx.messages():
+        await asyncio.sleep(ctx.params.delay)
+        await ctx.send(msg)
+
+
+@ring_kernel(kernel_id="slow_sink", params=SlowParams, ports=(), setup=_write_pid)
+async def slow_sink(ctx: KernelContext) -> None:
+    """Take every message, ``delay`` seconds each; metric ``received``."""
+    received = 0
+    async for _msg in ctx.messages():
+        await asyncio.sleep(ctx.params.delay)
+        received += 1
+        ctx.metrics["received"] = received

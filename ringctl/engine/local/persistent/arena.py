@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import secrets
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 
 from ringctl.engine.local.persistent.layout import CACHE_LINE, CONTROL_WORDS, RING_HEADER_WORDS
+from ringctl.engine.local.persistent.leftovers import arena_path
 
 __all__ = ["Arena", "ArenaBuilder", "ArenaLayout", "RingLayout", "RingView"]
 
@@ -32,11 +31,6 @@ MAX_RING_CAPACITY: Final = 1 << 24
 
 def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
-
-
-def _shm_dir() -> Path:
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +88,8 @@ class ArenaBuilder:
             raise ValueError(f"array {name!r} declared twice")
         self._arrays.append((name, words))
 
-    def create(self, prefix: str = "ringctl") -> Arena:
+    def create(self, group: str = "arena") -> Arena:
+        """Make the file (``leftovers.arena_path``: a dead owner's file is reclaimed)."""
         offset = 0
         controls: dict[str, int] = {}
         for name in self._controls:
@@ -111,7 +106,7 @@ class ArenaBuilder:
             rings[name] = RingLayout(name, dtype, capacity, header, records)
             offset = _align(records + capacity * dtype.itemsize)
         size = max(offset, _ALIGN)
-        path = _shm_dir() / f"{prefix}-{os.getpid()}-{secrets.token_hex(6)}"
+        path = arena_path(group)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size)  # zero-filled: every index and command starts at 0

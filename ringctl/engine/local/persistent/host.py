@@ -25,7 +25,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from ringctl.engine.lifecycle import Action, KernelState, next_state
+from ringctl.engine.contract import KernelInfo, TerminationReport
+from ringctl.engine.ledger import KernelBook
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.engine.local.persistent.arena import Arena, ArenaBuilder, RingView
 from ringctl.engine.local.persistent.layout import (
     ACK,
@@ -48,30 +50,19 @@ from ringctl.engine.local.persistent.layout import (
 )
 from ringctl.engine.local.persistent.process import WorkerProcess
 from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
-from ringctl.exceptions import KernelLaunchError, KernelNotFoundError, RunFailedError
+from ringctl.engine.table import KernelTable
+from ringctl.exceptions import KernelLaunchError, RunFailedError
 from ringctl.kernel.persistent import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
 
-__all__ = ["PersistentGroup", "PersistentStats", "PersistentTermination", "StallError"]
+__all__ = ["PersistentGroup", "PersistentStats", "StallError"]
 
 S = KernelState
-_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
 #: A running kernel whose heartbeat has not moved for this long shows as stalled.
 DEFAULT_STALL_AFTER_S: Final = 1.0
 
 
 class StallError(RunFailedError):
     """A kernel did not acknowledge a command in time: its handler is probably stuck."""
-
-
-@dataclass(frozen=True, slots=True)
-class PersistentTermination:
-    """What ``terminate`` did (the same fields as the runtime's ``TerminationReport``)."""
-
-    kernel_id: str
-    graceful: bool
-    forced: bool
-    left_in_inbox: int
-    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +88,22 @@ class PersistentStats:
     discarded: int = 0
 
 
-@dataclass(eq=False)
-class _Member:
-    id: str
+@dataclass(eq=False, kw_only=True)
+class _Member(KernelBook):
     entry: str
     kernel: PersistentKernel
     params: Mapping[str, Any]
     capacity: int
     options: LoopOptions
+    state: KernelState = S.CREATED  # added before launch: the group lays out its rings first
+    backend: str = "cpu"  # cuda: a C++ handler's loop on the worker's GPU
     feeds_from: str | None = None  # another member whose output ring is our input ring
-    state: KernelState = S.CREATED
     error: str | None = None
-    forced: bool = False
-    restarts: int = 0
     last_progress: tuple[int, int] = (-1, -1)
     beat_seen_at: float = field(default_factory=time.monotonic)
 
 
-class PersistentGroup:
+class PersistentGroup(KernelTable[_Member]):
     """Persistent kernels that share one worker process and one arena of shared memory.
 
     Add every kernel and connect them before the first ``launch`` (the arena is laid out
@@ -128,10 +117,10 @@ class PersistentGroup:
         sys_path: Sequence[str] = (),
         stall_after: float = DEFAULT_STALL_AFTER_S,
     ) -> None:
+        super().__init__()
         self.name = name
         self._sys_path = tuple(sys_path)
         self._stall_after = stall_after
-        self._members: dict[str, _Member] = {}
         self._arena: Arena | None = None
         self._worker: WorkerProcess | None = None
         self._closed = False
@@ -148,26 +137,34 @@ class PersistentGroup:
         capacity: int = DEFAULT_RING_CAPACITY,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
+        backend: str = "cpu",
     ) -> PersistentKernel:
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way.
+        imports ``entry`` itself either way. ``backend="cuda"`` runs a C++ handler's loop
+        on the worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
-        if kernel_id in self._members:
+        if kernel_id in self._kernels:
             raise ValueError(f"kernel {kernel_id!r} is already in group {self.name!r}")
         if kernel is None:
             kernel = load_kernel(entry)
-        self._members[kernel_id] = _Member(
-            kernel_id, entry, kernel, dict(params or {}), capacity, options or LoopOptions()
-        )
+        if backend not in ("cpu", "cuda") or (backend == "cuda" and kernel.native is None):
+            raise ValueError(
+                f"kernel {kernel_id!r}: backend {backend!r} is not available for it "
+                "(cpu, or cuda for a native_kernel)"
+            )
+        self._kernels[kernel_id] = _Member(
+            id=kernel_id, entry=entry, kernel=kernel, params=dict(params or {}),
+            capacity=capacity, options=options or LoopOptions(), backend=backend,
+        )  # fmt: skip
         return kernel
 
     def connect(self, producer: str, consumer: str) -> None:
         """Make ``producer``'s output ring ``consumer``'s input ring: no Python in between."""
-        p, c = self._get(producer), self._get(consumer)
+        p, c = self._require(producer), self._require(consumer)
         if p.kernel.output is None:
             raise ValueError(f"{producer} is a sink: it has no output ring to connect")
         if p.kernel.output != c.kernel.input:
@@ -179,7 +176,7 @@ class PersistentGroup:
             raise ValueError(
                 f"{consumer} already reads from {c.feeds_from} (one producer per ring)"
             )
-        if any(m.feeds_from == producer for m in self._members.values()):
+        if any(m.feeds_from == producer for m in self._kernels.values()):
             raise ValueError(f"{producer} already feeds a kernel (one consumer per ring)")
         c.feeds_from = producer
 
@@ -188,15 +185,15 @@ class PersistentGroup:
             raise RuntimeError(f"persistent group {self.name!r} is closed")
         if self._arena is None:
             b = ArenaBuilder()
-            for m in self._members.values():
+            for m in self._kernels.values():
                 b.control(f"{m.id}.ctrl")
                 b.array(f"{m.id}.state", len(m.kernel.initial_state(m.params)))
                 if m.feeds_from is None:
                     b.ring(f"{m.id}.in", m.kernel.input, m.capacity)
                 if m.kernel.output is not None:
                     b.ring(f"{m.id}.out", m.kernel.output, m.capacity)
-            self._arena = b.create(prefix=f"ringctl-{self.name}")
-            for m in self._members.values():
+            self._arena = b.create(group=self.name)
+            for m in self._kernels.values():
                 self._arena.arrays[f"{m.id}.state"][:] = m.kernel.initial_state(m.params)
         return self._arena
 
@@ -210,59 +207,55 @@ class PersistentGroup:
             outbox=f"{m.id}.out" if m.kernel.output is not None else None,
             state=f"{m.id}.state",
             options=m.options,
+            backend=m.backend,
         )
 
     # -- what bridges and observers read -------------------------------------------------
 
-    @property
-    def kernel_ids(self) -> list[str]:
-        return list(self._members)
-
     def kernel(self, kernel_id: str) -> PersistentKernel:
-        return self._get(kernel_id).kernel
+        return self._require(kernel_id).kernel
 
     def fed_by_host(self, kernel_id: str) -> bool:
         """True unless another kernel of the group writes this kernel's input ring."""
-        return self._get(kernel_id).feeds_from is None
+        return self._require(kernel_id).feeds_from is None
 
     def feeder(self, kernel_id: str) -> str | None:
         """The kernel of the group that writes this kernel's input ring, if any."""
-        return self._get(kernel_id).feeds_from
+        return self._require(kernel_id).feeds_from
 
     def drained_by_host(self, kernel_id: str) -> bool:
         """True if the kernel has an output ring that no kernel of the group reads."""
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         return m.kernel.output is not None and not any(
-            o.feeds_from == kernel_id for o in self._members.values()
+            o.feeds_from == kernel_id for o in self._kernels.values()
         )
 
     @property
     def running(self) -> bool:
         """Some kernel of the group is launched and not yet terminated."""
-        return any(m.state in (*_RUNNING, S.TERMINATING) for m in self._members.values())
+        return any(m.state in (*RUNNING, S.TERMINATING) for m in self._kernels.values())
 
     def get_state(self, kernel_id: str) -> KernelState:
         self._pump()
-        return self._get(kernel_id).state
+        return self._require(kernel_id).state
+
+    def _info(self, k: _Member) -> KernelInfo:
+        return KernelInfo(
+            k.id, k.state, 1, "cpu", None, k.completed, k.error, None, None, k.restarts,
+            k.forced,
+        )  # fmt: skip
 
     def inbox(self, kernel_id: str) -> RingView:
         """The ring this kernel reads (the host pushes here unless another member feeds it)."""
-        return self._layout().rings[self._placement(self._get(kernel_id)).inbox]
+        return self._layout().rings[self._placement(self._require(kernel_id)).inbox]
 
     def outbox(self, kernel_id: str) -> RingView | None:
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         return None if m.kernel.output is None else self._layout().rings[f"{m.id}.out"]
 
     def state_array(self, kernel_id: str) -> np.ndarray[Any, np.dtype[np.float64]]:
         """The kernel's state words (shared with its loop: read, do not write while it runs)."""
         return self._layout().arrays[f"{kernel_id}.state"]
-
-    def count_drops(self, kernel_id: str, n: int) -> None:
-        """Records a host-side producer could not push (a full ring under a drop policy)."""
-        from ringctl.engine.local.persistent.ringops import load, store
-
-        ctrl = self._ctrl(self._get(kernel_id))
-        store(ctrl, DROPS, load(ctrl, DROPS) + n)
 
     def close_input(self, kernel_id: str) -> None:
         """The kernel will not run again (until a relaunch): a persistent kernel that feeds
@@ -278,7 +271,7 @@ class PersistentGroup:
         if self._closed:
             return self._final[kernel_id]
         self._pump()
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         if self._arena is None:  # nothing launched yet: every counter is zero
             return PersistentStats(
                 m.id, m.state, 0, 0, 0, 0, 0, 0, False, 0, m.capacity, 0, 0, False, None
@@ -292,7 +285,7 @@ class PersistentGroup:
         now = time.monotonic()
         if progress != m.last_progress:
             m.last_progress, m.beat_seen_at = progress, now
-        stalled = m.state in _RUNNING and now - m.beat_seen_at > self._stall_after
+        stalled = m.state in RUNNING and now - m.beat_seen_at > self._stall_after
         head, tail = load(ring.header, HEAD), load(ring.header, TAIL)
         discarded = load(ring.header, DISCARDED)
         return PersistentStats(
@@ -318,18 +311,18 @@ class PersistentGroup:
 
     async def launch(self, kernel_id: str, timeout: float = 120.0) -> None:
         """Phase 1: rings, worker, compile (cached), loop started idle."""
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         next_state(m.id, m.state, "launch")  # refuse before doing anything
         await self._start_loop(m, skip_wedged=False, timeout=timeout)
         self._move(m, "launch")
 
     async def relaunch(self, kernel_id: str, timeout: float = 120.0) -> None:
         """A new loop for a terminated kernel, on its kept rings and state."""
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         next_state(m.id, m.state, "relaunch")
         m.error, m.forced = None, False
         await self._start_loop(m, skip_wedged=True, timeout=timeout)
-        m.restarts += 1
+        m.restarted()
         self._move(m, "relaunch")
 
     async def activate(self, kernel_id: str, timeout: float = 5.0) -> None:
@@ -342,12 +335,12 @@ class PersistentGroup:
     async def reactivate(self, kernel_id: str, timeout: float = 5.0) -> None:
         await self._command(kernel_id, "reactivate", Command.ACTIVE, timeout)
 
-    async def terminate(self, kernel_id: str, timeout: float = 5.0) -> PersistentTermination:
+    async def terminate(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
         """Ask to stop; wait up to ``timeout`` for the flag; else kill the worker."""
         from ringctl.engine.local.persistent.ringops import load, store
 
         self._pump()
-        m = self._get(kernel_id)
+        m = self._require(kernel_id)
         if m.state is S.TERMINATED:
             next_state(m.id, m.state, "terminate")  # raises with the table's message
         if m.state is not S.TERMINATING:
@@ -361,21 +354,21 @@ class PersistentGroup:
         self._move(m, "finish")
         ring = self.inbox(kernel_id)
         left = load(ring.header, HEAD) - load(ring.header, TAIL)
-        return PersistentTermination(m.id, not m.forced, m.forced, left, m.error)
+        return TerminationReport(m.id, not m.forced, m.forced, left, error=m.error)
 
-    async def close(self, timeout: float = 5.0) -> list[PersistentTermination]:
+    async def close(self, timeout: float = 5.0) -> list[TerminationReport]:
         """Terminate what runs, stop the worker, free the shared memory."""
         reports = []
         try:
-            for m in list(self._members.values()):
-                if m.state in (*_RUNNING, S.TERMINATING):
+            for m in list(self._kernels.values()):
+                if m.state in (*RUNNING, S.TERMINATING):
                     reports.append(await self.terminate(m.id, timeout))
         finally:
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
             if not self._closed:
-                self._final = {kid: self.stats(kid) for kid in self._members}
+                self._final = {kid: self.stats(kid) for kid in self._kernels}
                 self._closed = True
             if self._arena is not None:
                 self._arena.close()
@@ -443,8 +436,8 @@ class PersistentGroup:
         if self._worker is not None:
             self._worker.kill()
             self._worker = None
-        for other in self._members.values():
-            if other.id != exclude and other.state in _RUNNING:
+        for other in self._kernels.values():
+            if other.id != exclude and other.state in RUNNING:
                 self._ensure_worker()
                 await self._start_in_worker(other, skip_wedged=False, timeout=120.0)
 
@@ -459,13 +452,13 @@ class PersistentGroup:
         for reply in list(worker.replies):
             if reply[0] == "failed":
                 worker.replies.remove(reply)
-                m = self._members.get(reply[1])
+                m = self._kernels.get(reply[1])
                 if m is not None:
                     self._fail(m, reply[2])
-        for m in self._members.values():
+        for m in self._kernels.values():
             if (
                 self._arena is not None
-                and m.state in (*_RUNNING, S.TERMINATING)
+                and m.state in (*RUNNING, S.TERMINATING)
                 and m.error is None
                 and load(self._ctrl(m), TERMINATED) == STOP_FAILED
             ):
@@ -474,13 +467,13 @@ class PersistentGroup:
             code = worker.exit_code
             worker.kill()  # reaps it and closes the socket
             self._worker = None
-            for m in self._members.values():
-                if m.state in _RUNNING:
+            for m in self._kernels.values():
+                if m.state in RUNNING:
                     self._fail(m, f"the worker process exited unexpectedly (exit code {code})")
 
     def _fail(self, m: _Member, error: str) -> None:
         m.error = error
-        if m.state in _RUNNING:
+        if m.state in RUNNING:
             self._move(m, "finish")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -489,8 +482,8 @@ class PersistentGroup:
         from ringctl.engine.local.persistent.ringops import load, store
 
         self._pump()
-        m = self._get(kernel_id)
-        target = next_state(m.id, m.state, action)
+        m = self._require(kernel_id)
+        next_state(m.id, m.state, action)  # refuse before writing the command
         ctrl = self._ctrl(m)
         before = load(ctrl, CMD)
         store(ctrl, CMD, int(cmd))
@@ -503,16 +496,7 @@ class PersistentGroup:
                 hint="its handler may be stuck on a record: a restart (`ringctl restart`, "
                 "or terminate then relaunch) force-stops it and steps over that record",
             )
-        m.state = target
-
-    def _move(self, m: _Member, action: Action) -> None:
-        m.state = next_state(m.id, m.state, action)
-
-    def _get(self, kernel_id: str) -> _Member:
-        m = self._members.get(kernel_id)
-        if m is None:
-            raise KernelNotFoundError(kernel_id, self._members)
-        return m
+        self._move(m, action)
 
     def _ctrl(self, m: _Member) -> np.ndarray[Any, np.dtype[np.int64]]:
         return self._layout().controls[f"{m.id}.ctrl"]

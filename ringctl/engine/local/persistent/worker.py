@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ringctl.engine.local.persistent.arena import Arena, ArenaLayout
+from ringctl.engine.local.persistent.native.source import NativeCompileError
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 __all__ = ["KernelPlacement", "WorkerSpec", "load_kernel", "worker_main"]
@@ -43,6 +44,8 @@ class KernelPlacement:
     outbox: str | None
     state: str
     options: LoopOptions
+    #: ``cpu`` or ``cuda``: where a C++ handler's loop runs (Numba loops run on the CPU).
+    backend: str = "cpu"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,7 @@ def _start(
             raise RuntimeError(f"{kid}: its previous loop is still running")
         kernel = load_kernel(placement.entry)
         outbox = arena.rings[placement.outbox] if placement.outbox is not None else None
-        loop = LoopThread(
+        views = (
             kernel,
             arena.controls[placement.control],
             arena.rings[placement.inbox],
@@ -123,8 +126,20 @@ def _start(
             arena.arrays[placement.state],
             placement.options,
         )
+        if kernel.native is not None:
+            from ringctl.engine.local.persistent.native.runner import native_loop
+
+            loop: LoopThread = native_loop(arena, placement.backend, *views)
+        elif placement.backend != "cpu":
+            raise ValueError(f"{kid}: a Numba handler runs on the CPU, not {placement.backend}")
+        else:
+            loop = LoopThread(*views)
         loop.compile()
         loop.start(skip_wedged=skip_wedged)
+    except NativeCompileError as exc:
+        # The compiler's own report (file:line of the user's source) says it all.
+        conn.send(("error", kid, str(exc)))
+        return
     except Exception:
         conn.send(("error", kid, traceback.format_exc()))
         return

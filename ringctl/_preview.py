@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["preview", "preview_text"]
+__all__ = ["Previewed", "preview", "preview_text"]
 
 #: Values shown from the front of an array or a sequence.
 HEAD: Final = 6
@@ -22,10 +22,24 @@ MAX_DEPTH: Final = 3
 MAX_FIELDS: Final = 12
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Previewed:
+    """A message kept as its preview only (a tap never keeps a GPU array, nor a message
+    bigger than its whole buffer, alive)."""
+
+    doc: Any
+
+    @classmethod
+    def of(cls, value: Any) -> Previewed:
+        return cls(preview(value))
+
+
 def preview(value: Any, depth: int = 0) -> Any:
     """A JSON-safe stand-in for ``value`` (its shape rather than all of it)."""
     if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, Previewed):
+        return value.doc
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, str):
