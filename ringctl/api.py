@@ -18,6 +18,7 @@ anything starts; ``check`` returns those problems instead of raising.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +89,14 @@ __all__ = [
     "SmokeResult",
     "TopologyError",
     "TopologyFile",
+    "apply",
     "capture",
     "check",
     "check_name",
     "check_seconds",
     "connect",
     "did_you_mean",
+    "diff",
     "equation",
     "finished",
     "graph_text",
@@ -505,3 +508,37 @@ def _no_running_loop(method: str) -> None:
         f"TopologyFile.{method}() cannot start an event loop inside a running one",
         hint=f"use `await topology.{method}_async(...)` (in a notebook, or any async code)",
     )
+
+
+def apply(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    dry_run: bool = False,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Change a running topology into what its edited file describes (``ringctl apply``).
+
+    ``name``: the running topology (default: the ``name`` in the file). The supervisor
+    reads the file, refuses what cannot change live (``TopologyError`` naming each field
+    and line) before anything changes, then carries out the changes in dependency order:
+    kernels added are launched and wired before they are activated, kernels removed are
+    drained, then terminated. ``dry_run`` only says what would change. Returns
+    ``{"changed": bool, "changes": [{"kind", "subject", "detail", "line"}, ...]}`` (and,
+    once applied, ``at``, ``left``, ``seconds``). Raises ``TopologyNotRunningError`` if
+    no such topology runs, ``RunFailedError`` if the apply failed (it was rolled back,
+    or the message says what state it left).
+    """
+    from ringctl.control.client import ControlClient, find
+    from ringctl.topology import load_topology
+
+    file = os.path.abspath(path)
+    topology = load_topology(file)  # a bad file is refused here, before any request
+    client = ControlClient(find(name or topology.name), timeout=timeout + 60.0)
+    result: dict[str, Any] = client.request("apply", file=file, dry_run=dry_run, timeout=timeout)
+    return result
+
+
+def diff(name: str | None, path: str | Path) -> dict[str, Any]:
+    """What ``apply`` would change in the running topology ``name`` (``ringctl diff``)."""
+    return apply(path, name=name, dry_run=True)

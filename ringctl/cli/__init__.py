@@ -82,6 +82,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ringctl.cli.ops_cmds",
         "Change how many replicas of a running kernel share its inbox.",
     ),
+    "apply": (
+        "ringctl.cli.apply_cmd",
+        "Change a running topology into what its edited file says, without stopping the rest.",
+    ),
+    "diff": (
+        "ringctl.cli.apply_cmd",
+        "What apply would change in a running topology, one line per change (exit 1 if any).",
+    ),
     "smoke": (
         "ringctl.cli.smoke_cmd",
         "Run each topology until it completes (or for smoke.duration) and check smoke.expect.",

@@ -75,10 +75,12 @@ def ps(
         died: list[str] = []
         found = _run(lambda: listing(died=died))
         finished = _finished() if show_all else []
+        applies = _applies() if show_all else []
         if as_json:
             doc: dict[str, Any] = {"topologies": found}
             if show_all:
                 doc["finished"] = finished
+                doc["applied"] = applies
             _render.print_json(doc)
             return
         for gone in died:
@@ -94,6 +96,8 @@ def ps(
             typer.echo("no topology is running")
         if finished:
             _print_finished(finished)
+        if applies:
+            _print_applies(applies)
         return
     status = _run(lambda: _connect(name, answer).status())
     if as_json:
@@ -106,7 +110,7 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("NAME", "STATE", "UPTIME", "PID", "FILE"):
+    for col in ("NAME", "STATE", "UPTIME", "PID", "FILE", "APPLIED"):
         table.add_column(col)
     for t in found:
         uptime = t.get("uptime_s")
@@ -115,7 +119,8 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
             state += " (loop blocked)"
         table.add_row(_shown(t.get("name")), _shown(state),
                       f"{uptime:.1f}s" if isinstance(uptime, int | float) else "?",
-                      _shown(t.get("pid")), _shown(t.get("file") or ""))  # fmt: skip
+                      _shown(t.get("pid")), _shown(t.get("file") or ""),
+                      _applied_cell(t.get("applied")))  # fmt: skip
     console = make_console()
     console.print(table)
     for t in found:
@@ -146,6 +151,56 @@ def _print_finished(finished: list[dict[str, Any]]) -> None:
                       _duration(t.get("duration_s")), when,
                       _shown(t.get("reason") or ""))  # fmt: skip
     make_console().print(table)
+
+
+def _applies() -> list[dict[str, Any]]:
+    from ringctl.control.history import read_applies
+    from ringctl.control.paths import state_dir
+
+    return list(reversed(read_applies(state_dir())))  # newest first
+
+
+def _print_applies(applies: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, title="applied", title_justify="left")
+    for col in ("NAME", "APPLIED", "FILE", "CHANGES"):
+        table.add_column(col)
+    for a in applies:
+        changes = a.get("changes")
+        changes = changes if isinstance(changes, list) else []
+        table.add_row(_shown(a.get("name")), _clock(a.get("at")), _shown(a.get("file")),
+                      _shown("; ".join(str(c).strip() for c in changes)))  # fmt: skip
+    make_console().print(table)
+
+
+def _clock(at: Any) -> str:
+    if not isinstance(at, int | float):
+        return "--"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _applied_cell(applied: Any) -> str:
+    """``ps``: when the file was last applied (``--``: as ``up`` started it), and
+    whether the running topology still matches it."""
+    if not isinstance(applied, dict):
+        return ""
+    drift = applied.get("drift")
+    return _clock(applied.get("at")) + (" [yellow](drift)[/]" if drift else "")
+
+
+def _applied_lines(status: dict[str, Any]) -> list[str]:
+    applied = status.get("applied")
+    drift = status.get("drift")
+    out = []
+    if isinstance(applied, dict):
+        n = len(applied.get("done") or [])
+        out.append(f"last applied {_clock(applied.get('at'))} ({n} change{'s' if n != 1 else ''})")
+    if isinstance(drift, list) and drift:
+        out.append("[yellow]differs from its file: " + _shown("; ".join(map(str, drift))) + "[/]")
+    elif isinstance(drift, list):
+        out.append("matches its file")
+    return ["  ".join(out)] if out else []
 
 
 def _duration(value: Any) -> str:
@@ -255,6 +310,8 @@ def _print_status(status: dict[str, Any]) -> None:
             console.print(
                 f"[red]{_shown(k.id)}: {', '.join(unprocessed)} accepted messages not processed[/]"
             )
+    for line in _applied_lines(status):
+        console.print(line)
     if st.failure:
         console.print(f"[red]failure: {_shown(st.failure)}[/]")
 

@@ -22,20 +22,25 @@ from typing import Any, Final, Literal
 
 from ringctl.control.paths import StateDir, TopologyFiles, claim_name, release_name
 
-__all__ = ["MAX_ENTRIES", "clean_if_stale", "read_history", "record_death", "record_run",
-           "remove_stale"]  # fmt: skip
+__all__ = ["MAX_ENTRIES", "clean_if_stale", "read_applies", "read_history", "record_apply",
+           "record_death", "record_run", "remove_stale"]  # fmt: skip
 
 MAX_ENTRIES: Final = 50
 
 
-def _path(directory: StateDir) -> Path:
-    return directory.path / "history.jsonl"
+_RUNS: Final = "history.jsonl"
+#: Each ``ringctl apply`` that changed a running topology: name, file, time, changes.
+_APPLIES: Final = "applies.jsonl"
 
 
-def read_history(directory: StateDir) -> list[dict[str, Any]]:
+def _path(directory: StateDir, name: str = _RUNS) -> Path:
+    return directory.path / name
+
+
+def read_history(directory: StateDir, *, name: str = _RUNS) -> list[dict[str, Any]]:
     """The finished runs, oldest first (lines that do not parse are skipped)."""
     try:
-        text = _path(directory).read_text(encoding="utf-8", errors="replace")
+        text = _path(directory, name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     out = []
@@ -47,13 +52,25 @@ def read_history(directory: StateDir) -> list[dict[str, Any]]:
     return out
 
 
-def record_run(directory: StateDir, entry: dict[str, Any], *, keep: int = MAX_ENTRIES) -> None:
+def read_applies(directory: StateDir) -> list[dict[str, Any]]:
+    """The applies made to running topologies, oldest first."""
+    return read_history(directory, name=_APPLIES)
+
+
+def record_apply(files: TopologyFiles, entry: dict[str, Any]) -> None:
+    """Add an apply to the history of the state directory ``files`` live in."""
+    record_run(StateDir(files.pid.parent), entry, name=_APPLIES)
+
+
+def record_run(
+    directory: StateDir, entry: dict[str, Any], *, keep: int = MAX_ENTRIES, name: str = _RUNS
+) -> None:
     """Append ``entry``, dropping the oldest past ``keep``. Raises ``OSError`` (disk full)."""
-    path = _path(directory)
+    path = _path(directory, name)
     fd = os.open(directory.path / "history.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        entries = [*read_history(directory), entry][-keep:]
+        entries = [*read_history(directory, name=name), entry][-keep:]
         tmp = path.with_suffix(".tmp")
         tmp_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(tmp_fd, "w", encoding="utf-8") as fh:

@@ -41,6 +41,7 @@ __all__ = [
     "MAX_LINE",
     "PROTOCOL_VERSION",
     "REQUESTS",
+    "ApplyRequest",
     "BadRequest",
     "DownRequest",
     "Envelope",
@@ -134,6 +135,15 @@ class TapRequest(_Model):
     count: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
+class ApplyRequest(_Model):
+    """``apply``: change the running topology into what ``file`` (an absolute path the
+    supervisor reads) describes; ``dry_run``: only say what would change."""
+
+    file: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    dry_run: bool = False
+    timeout: WaitSeconds = 10.0
+
+
 #: The arguments model of every op the protocol knows.
 REQUESTS: Final[dict[str, type[_Model]]] = {
     "ping": NoArgs,
@@ -145,6 +155,7 @@ REQUESTS: Final[dict[str, type[_Model]]] = {
     "restart": RestartRequest,
     "scale": ScaleRequest,
     "tap": TapRequest,
+    "apply": ApplyRequest,
 }
 
 

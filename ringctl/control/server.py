@@ -98,6 +98,7 @@ class ControlServer:
             "restart": self._restart,
             "scale": self._scale,
             "tap": self._tap,
+            "apply": self._apply,
         }
 
     # -- publishing (kernels' loop) ------------------------------------------------------
@@ -381,6 +382,7 @@ class ControlServer:
             "file": t.file,
             "uptime_s": round(t.uptime_s, 3),
             "loop": loop.get("status") if loop else None,
+            "applied": t.applied,
         }
 
     async def _status(
@@ -503,6 +505,30 @@ class ControlServer:
         return await self._command(
             request, lambda: self.target.scale(args.kernel, args.replicas, args.timeout)
         )
+
+    async def _apply(
+        self,
+        request: protocol.Request,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+    ) -> Any:
+        """Diff (and unless ``dry_run``, carry out) the edited file; each apply that
+        changed something is added to the history ``ringctl ps -a`` shows."""
+        from ringctl.control.history import record_apply
+
+        args = request.args
+        assert isinstance(args, protocol.ApplyRequest)
+        result = await self._command(
+            request, lambda: self.target.apply(args.file, args.dry_run, args.timeout)
+        )
+        if not args.dry_run and result.get("changed"):
+            entry = {"name": self.files.name, "file": args.file, "at": result.get("at"),
+                     "changes": result.get("done"), "left": result.get("left")}  # fmt: skip
+            try:
+                await asyncio.to_thread(record_apply, self.files, entry)
+            except OSError as exc:
+                log.warning("cannot record the apply: %s", exc)
+        return result
 
     async def _tap(
         self,

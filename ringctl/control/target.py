@@ -55,6 +55,16 @@ class ControlTarget(Protocol):
 
     async def scale(self, kernel: str, replicas: int, timeout: float) -> dict[str, Any]: ...
 
+    async def apply(self, file: str, dry_run: bool, timeout: float) -> dict[str, Any]:
+        """``ringctl apply``: the file is read (and its kernels imported) off the kernels'
+        loop, then diffed and carried out on it."""
+        ...
+
+    @property
+    def applied(self) -> dict[str, Any] | None:
+        """When the file was last applied, and how the running kernels differ from it."""
+        ...
+
     def tap(self, kernel: str, port: str) -> Tap:
         """Attach a tap to ``kernel.port``. Kernels' loop only."""
         ...

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from ringctl.engine.accounting import Accounting
     from ringctl.engine.lifecycle import KernelState
     from ringctl.engine.local.ports import Tap
+    from ringctl.kernel.ring import RingKernel
 
 __all__ = ["ENGINES", "Capability", "Engine", "KernelInfo", "KernelSnapshot", "QueueSnapshot",
-           "RuntimeSnapshot", "StateListener", "TerminationReport", "refusal",
+           "RuntimeSnapshot", "StateListener", "TerminationReport", "Wire", "refusal",
            "require"]  # fmt: skip
 
 #: ``listener(kernel_id, old, new)``: called on every state change (keep it quick).
@@ -35,7 +36,12 @@ StateListener = Callable[[str, "KernelState", "KernelState"], None]
 ENGINES = ("local", "ray")
 
 #: What an engine may do to a running kernel beyond the lifecycle every engine has.
-Capability = Literal["restart", "scale", "tap"]
+#: ``reconfigure``: new code or params for a kernel's next restart; ``rewire``: queues
+#: connected, disconnected and retuned while producers run (both for ``ringctl apply``).
+Capability = Literal["restart", "scale", "tap", "reconfigure", "rewire"]
+#: One queue as ``rewire`` connects it: producer, port, consumer, capacity (None: the
+#: consumer's queue size), backpressure, fanout.
+Wire = tuple[str, str, str, "int | None", str, "str | None"]
 
 
 def require(engine: Engine, action: Capability) -> None:
@@ -256,6 +262,28 @@ class Engine(Protocol):
     def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap: ...
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None: ...
+
+    def reconfigure(
+        self, kernel_id: str, func: RingKernel, *, params: Any, queue_size: int | None,
+        keep_state: bool = True,
+    ) -> None: ...  # fmt: skip
+
+    def rewire(
+        self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
+    ) -> None: ...
+
+    def retune(
+        self, producer: str, port: str, consumer: str, *, capacity: int | None,
+        backpressure: str, fanout: str | None,
+    ) -> None: ...  # fmt: skip
+
+    def inflight(self, kernel_id: str) -> int:
+        """Messages queued for the kernel plus producers waiting to add theirs."""
+        ...
+
+    def remove(self, kernel_id: str) -> None:
+        """Forget a TERMINATED kernel so that its id can be launched anew."""
+        ...
 
     async def send(self, kernel_id: str, msg: Any) -> None: ...
 

@@ -70,6 +70,8 @@ def plan_from_file(
                 ),
                 entry=spec.entry,
                 resources=resources,
+                keep_state=spec.keep_state,
+                persistent=None if spec.persistent is None else spec.persistent.model_dump(),
             )
         )
     edges = [

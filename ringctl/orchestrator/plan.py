@@ -50,6 +50,11 @@ class KernelPlan:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     entry: str | None = None
     resources: Mapping[str, float] = field(default_factory=dict)
+    #: Whether ``ctx.state`` survives a restart that ``ringctl apply`` makes to change
+    #: this kernel's params or entry (the file's ``keep_state``).
+    keep_state: bool = True
+    #: The file's ``persistent:`` block as plain data (None: an ordinary kernel).
+    persistent: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

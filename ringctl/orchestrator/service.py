@@ -105,6 +105,19 @@ class SupervisorTarget:
         self.sup.status(fresh=True)
         return result
 
+    async def apply(self, file: str, dry_run: bool, timeout: float) -> dict[str, Any]:
+        from ringctl.orchestrator.applying import load_for_apply
+
+        # Reading the file imports its kernels: not on the loop they share.
+        new, _, source = await asyncio.to_thread(load_for_apply, file, self.sup.plan)
+        return await self.sup.apply(new, file, source=source, dry_run=dry_run, timeout=timeout)
+
+    @property
+    def applied(self) -> dict[str, Any] | None:
+        applied, drift = self.sup.applied, self.sup.drift
+        at = applied.at if applied is not None else None
+        return {"at": at, "file": self.sup.plan.file, "drift": list(drift)}
+
     def tap(self, kernel: str, port: str) -> Tap:
         tap: Tap = self.sup.tap(kernel, port)
         return tap

@@ -33,6 +33,7 @@ __all__ = [
     "STALL_AFTER_S",
     "TOPOLOGY_STATES",
     "AccountingDoc",
+    "AppliedDoc",
     "DownDoc",
     "EventDoc",
     "KernelAccountDoc",
@@ -541,6 +542,17 @@ class LoopDoc(_Doc):
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedDoc(_Doc):
+    """The last ``ringctl apply`` that changed the topology."""
+
+    file: str = ""
+    at: float | None = None  # Unix time it was applied
+    done: tuple[str, ...] = ()  # each change made, as the plan printed it
+    left: dict[str, int] = field(default_factory=dict)  # messages removed kernels left
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusDocument(_Doc):
     """The whole status document: what every renderer draws from."""
 
@@ -565,6 +577,10 @@ class StatusDocument(_Doc):
     #: Set when the kernels' loop did not answer in time: the age of the kernel figures
     #: (the state, uptime and loop are current).
     stale_s: float | None = None
+    applied: AppliedDoc | None = None  # the last `ringctl apply` (null: as `up` started it)
+    #: How the running kernels differ from their file (a `scale` since, or the file
+    #: edited since it was applied).
+    drift: tuple[str, ...] = ()
 
     @property
     def loop_blocked(self) -> str | None:

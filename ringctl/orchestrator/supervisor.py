@@ -30,6 +30,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
+from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.states import TopologyState, next_topology_state
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ringctl.engine.accounting import Accounting
     from ringctl.engine.contract import Engine
     from ringctl.engine.local.ports import Tap
+    from ringctl.orchestrator.applying import Applied
 
 __all__ = ["DownReport", "LaunchFailed", "RunResult", "Supervisor"]
 
@@ -156,6 +158,11 @@ class Supervisor:
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
         self._publishers: list[Callable[[dict[str, Any]], None]] = []
+        #: The last ``ringctl apply`` (None: the topology runs as ``up`` started it), and
+        #: how the running kernels differ from their file (read by ``ping``).
+        self.applied: Applied | None = None
+        self.drift: list[str] = []
+        self.file_watch = FileWatch(plan.file)
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -580,6 +587,32 @@ class Supervisor:
             self._status_cache = None
             return {"kernel": kid, "before": before, "after": replicas}
 
+    async def apply(
+        self, new: Plan, file: str, *, source: Any = None, dry_run: bool = False,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Change the running topology into ``new`` (``ringctl apply``; ``dry_run``: only
+        say how). What cannot change live is refused before anything changes."""
+        from ringctl.orchestrator import applying
+
+        self._check_live("apply")
+        async with self._lock:
+            self._check_live("apply")
+            d = applying.diff(applying.running_plan(self), new)
+            if d.refused:
+                raise applying.refusal_error(d, source, file)
+            if dry_run or not d.changes:
+                if not dry_run:  # the file says what runs (a comment may have changed)
+                    self.file_watch = FileWatch(file)
+                return applying.preview(d)
+            applied = await applying.carry_out(self, new, d.changes, file, timeout)
+            self.applied = applied
+            self.file_watch = FileWatch(file)
+            n = len(applied.changes)
+            self.event("apply", f"applied {file}: {n} change{'s' if n != 1 else ''}")
+            self.status(fresh=True)
+            return {**applying.preview(d), **applied.as_dict()}
+
     def tap(self, kernel: str, port: str = "out", capacity: int = 256) -> Tap:
         """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
         require(self.runtime, "tap")
@@ -715,6 +748,7 @@ class Supervisor:
             return cached[1]
         from ringctl.orchestrator.status import (
             AccountingDoc,
+            AppliedDoc,
             DownDoc,
             EventDoc,
             KernelDoc,
@@ -725,6 +759,15 @@ class Supervisor:
 
         snap = self.runtime.snapshot()
         restarting = self._restarting
+        kernels = snap.kernels
+        if [k.id for k in kernels] != self.plan.order:  # changed by an apply
+            rank = {kid: n for n, kid in enumerate(self.plan.order)}
+            kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
+        self.drift = drift(
+            self.plan,
+            [{"id": k.id, "replicas": k.replicas, "state": k.state} for k in kernels],
+            self.file_watch.edited(),
+        )
         doc = StatusDocument(
             name=self.plan.name,
             file=self.plan.file,
@@ -736,13 +779,15 @@ class Supervisor:
             failure=self.failure,
             events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
             timings={k: round(v, 4) for k, v in self.timings.items()},
-            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in snap.kernels),
+            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
             queues=tuple(QueueDoc.of(q) for q in snap.queues),
             quiescent=snap.quiescent,
             down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
             accounting=(
                 None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
             ),
+            applied=None if self.applied is None else AppliedDoc.check(self.applied.as_dict()),
+            drift=tuple(self.drift),
         ).as_dict()
         self._status_cache = (now, doc)
         for publish in self._publishers:

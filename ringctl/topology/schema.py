@@ -261,6 +261,13 @@ class KernelSpec(_Model):
             "`persistent: {}` takes every default."
         ),
     )
+    keep_state: bool = Field(
+        True,
+        description=(
+            "Whether `ctx.state` survives when `ringctl apply` restarts the kernel to "
+            "change its params or entry (false: the new instance starts with it empty)."
+        ),
+    )
     description: str | None = Field(None, description="Shown by `ringctl graph`.")
 
     _id: str = PrivateAttr("")

@@ -156,7 +156,7 @@ async def test_bad_requests_get_an_error_reply_and_the_connection_stays_usable(
     assert errors[2]["message"] == (
         "protocol version 99 is not supported (this supervisor speaks 1)"
     )
-    assert errors[3]["message"].startswith("unknown op 'explode' (known: down, pause, ping")
+    assert errors[3]["message"].startswith("unknown op 'explode' (known: apply, down, pause, ping")
     assert replies[4]["result"]["name"] == "ctl"
 
 

@@ -153,7 +153,7 @@ async def test_listeners_and_waiters_see_every_move(engine: Engine) -> None:
     ]
 
 
-CAPABILITIES: tuple[Capability, ...] = ("restart", "scale", "tap")
+CAPABILITIES: tuple[Capability, ...] = ("restart", "scale", "tap", "reconfigure", "rewire")
 
 
 async def test_what_an_engine_cannot_do_is_refused_naming_the_engine(engine: Engine) -> None:
@@ -171,6 +171,10 @@ async def test_what_an_engine_cannot_do_is_refused_naming_the_engine(engine: Eng
                 await engine.restart("relay")
             elif action == "scale":
                 await engine.scale("relay", 2)
+            elif action == "reconfigure":
+                engine.reconfigure("relay", relay, params={}, queue_size=None)
+            elif action == "rewire":
+                engine.rewire((), [("relay", "out", "relay")])
             else:
                 engine.tap("relay")
 

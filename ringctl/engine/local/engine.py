@@ -29,6 +29,7 @@ from ringctl.engine.contract import (
     QueueSnapshot,
     RuntimeSnapshot,
     TerminationReport,
+    Wire,
 )
 from ringctl.engine.ledger import KernelBook, check_launch
 from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
@@ -100,7 +101,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     """
 
     name: Final = "local"
-    capabilities: Final[frozenset[Capability]] = frozenset({"restart", "scale", "tap"})
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure", "rewire"}
+    )
 
     def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
         super().__init__()
@@ -649,6 +652,104 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     traceback.format_exception(exc)))  # fmt: skip
         if k.state is S.TERMINATING and all(t.done() for t in k.tasks):
             self._finish(k)
+
+    # -- live changes (``ringctl apply``) ------------------------------------------------
+
+    def reconfigure(
+        self,
+        kernel_id: str,
+        func: RingKernel,
+        *,
+        params: Any,
+        queue_size: int | None,
+        keep_state: bool = True,
+    ) -> None:
+        """Give the kernel's next instance (``restart``) new code, params or inbox size.
+
+        Checked first: bad params raise ``KernelLaunchError`` and nothing changes. With
+        ``keep_state`` false the next instance starts with an empty ``ctx.state``. A
+        persistent kernel's params go to its loop, whose state array the restart makes
+        anew from them.
+        """
+        k = self._require(kernel_id, "restart")
+        spec = as_kernel(func, kernel_id)
+        args = check_launch(
+            kernel_id, spec, replicas=k.replicas, queue_size=queue_size, params=params
+        )
+        set_params = getattr(spec.control, "set_params", None)
+        if set_params is not None:
+            try:
+                set_params(args.params)
+            except ValueError as exc:
+                raise KernelLaunchError(kernel_id, str(exc)) from exc
+        k.spec, k.params, k.queue_size = spec, args.params, args.queue_size
+        if not keep_state:
+            k.store = {}
+
+    def rewire(
+        self,
+        connect: Sequence[Wire] = (),
+        disconnect: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
+        """Connect ``(producer, port, consumer, capacity, backpressure, fanout)`` queues and
+        disconnect ``(producer, port, consumer)`` ones in one step, producers running.
+
+        Nothing is awaited in between, so each message a producer sends goes either
+        where it went before or where it goes now: never both, never nowhere. A
+        disconnected queue stays in its consumer's inbox until the consumer has taken
+        what it holds (it is no longer listed among the topology's queues).
+        """
+        for producer, _port, consumer, *_ in connect:
+            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
+            if p.state not in RUNNING:
+                raise KernelStateError(producer, "connect", p.state, RUNNING)
+            if c.state not in RUNNING:
+                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+        dropping = set(disconnect)
+        for producer, port, consumer in disconnect:
+            k = self._require(producer)
+            out = k.ports.get(port)
+            if out is None or not any(q.consumer == consumer for q in out.targets):
+                raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
+        for producer, port, _consumer in disconnect:
+            out = self._kernels[producer].ports[port]
+            kept = [q for q in out.targets if (producer, port, q.consumer) not in dropping]
+            was = out.fanout
+            out.disconnect_all()
+            for q in kept:
+                out.connect(q, was)
+        self._edges = [q for q in self._edges if (q.producer, q.port, q.consumer) not in dropping]
+        for producer, port, consumer, capacity, backpressure, fanout in connect:
+            p, c = self._kernels[producer], self._kernels[consumer]
+            out = self._port(p, port)
+            if any(q.consumer == consumer for q in out.targets):
+                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
+            queue = Queue(
+                f"{producer}.{port} -> {consumer}", c.inbox,
+                capacity if capacity is not None else c.queue_size, backpressure,
+                producer=producer, port=port, consumer=consumer,
+            )  # fmt: skip
+            out.connect(queue, _fanout(fanout))
+            self._edges.append(queue)
+
+    def retune(
+        self, producer: str, port: str, consumer: str, *, capacity: int | None,
+        backpressure: str, fanout: str | None,
+    ) -> None:  # fmt: skip
+        """Change a wired queue's capacity, backpressure and its port's fanout in place."""
+        out = self._require(producer).ports.get(port)
+        queue = next((q for q in out.targets if q.consumer == consumer), None) if out else None
+        if out is None or queue is None:
+            raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
+        size = capacity if capacity is not None else self._require(consumer).queue_size
+        queue.retune(size, backpressure)
+        out.fanout = _fanout(fanout) or "broadcast"
+        out._route()
+
+    def inflight(self, kernel_id: str) -> int:
+        """Messages queued for the kernel plus producers waiting to add theirs."""
+        k = self._require(kernel_id)
+        return len(k.inbox) + sum(q.producers_waiting for q in k.inbox.queues)
 
     def tap(self, kernel_id: str, port: str = "out", capacity: int = TAP_CAPACITY) -> Tap:
         """Attach a ``Tap`` to a port: from now on it sees every message sent there.

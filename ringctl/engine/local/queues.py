@@ -231,6 +231,11 @@ class Queue:
 
     # -- consumer side (called through the Inbox) ---------------------------------------
 
+    @property
+    def producers_waiting(self) -> int:
+        """Producers waiting for room (their messages are not in the queue yet)."""
+        return sum(1 for f in self._space_waiters if not f.done())
+
     def _took(self, n: int) -> None:
         self.delivered += n
         if self._space_waiters:
@@ -265,6 +270,20 @@ class Queue:
             self.lost += discarded
         _wake_all(self._space_waiters)
         return discarded
+
+    def retune(self, capacity: int, policy: Backpressure | str) -> None:
+        """Change capacity and policy while producers use the queue (``ringctl apply``).
+
+        What is queued stays; a smaller capacity makes producers wait (or drop, by the
+        policy) until the consumer has taken the queue below it.
+        """
+        if capacity < 1:
+            raise ValueError(f"queue {self.name}: capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self.policy = Backpressure(policy)
+        if not self.closed:
+            self._limit = capacity
+        _wake_all(self._space_waiters)  # each looks again at the room there is now
 
     def reopen(self) -> None:
         """A restart policy gave the consumer a new instance: accept messages again."""

@@ -29,6 +29,7 @@ from ringctl.engine.contract import (
     QueueSnapshot,
     RuntimeSnapshot,
     TerminationReport,
+    Wire,
     refusal,
 )
 from ringctl.engine.ledger import KernelBook, check_launch, check_params
@@ -269,6 +270,26 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
         """Nothing to detach: no tap is ever attached here."""
+
+    def reconfigure(
+        self, kernel_id: str, func: RingKernel, *, params: Any, queue_size: int | None,
+        keep_state: bool = True,
+    ) -> None:  # fmt: skip
+        raise refusal(self, "reconfigure")
+
+    def rewire(
+        self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        raise refusal(self, "rewire")
+
+    def retune(
+        self, producer: str, port: str, consumer: str, *, capacity: int | None,
+        backpressure: str, fanout: str | None,
+    ) -> None:  # fmt: skip
+        raise refusal(self, "rewire")
+
+    def inflight(self, kernel_id: str) -> int:
+        raise refusal(self, "rewire")
 
     # -- phase 1 -------------------------------------------------------------------------
 

@@ -202,6 +202,10 @@ class _Bridge:
             self.closed_as = reason
         self.group.close_input(self.kernel_id)
 
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """The next instance's params: its state array is made anew from them."""
+        self.group.set_params(self.kernel_id, params)
+
     async def stop_for_restart(self, timeout: float) -> bool:
         """Stop the loop, keep the rings, the worker and what the bridge holds: the set-up
         hook of the new instance relaunches the loop (stepping over a record it was stuck

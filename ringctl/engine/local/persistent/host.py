@@ -101,6 +101,8 @@ class _Member(KernelBook):
     error: str | None = None
     last_progress: tuple[int, int] = (-1, -1)
     beat_seen_at: float = field(default_factory=time.monotonic)
+    #: New params whose state array the next (re)launch writes before the loop starts.
+    fresh_state: bool = False
 
 
 class PersistentGroup(KernelTable[_Member]):
@@ -161,6 +163,21 @@ class PersistentGroup(KernelTable[_Member]):
             capacity=capacity, options=options or LoopOptions(), backend=backend,
         )  # fmt: skip
         return kernel
+
+    def set_params(self, kernel_id: str, params: Mapping[str, Any]) -> None:
+        """New params for the kernel's next loop (``ringctl apply``): its state array is
+        made anew from them (``init(params)``) when it is relaunched. Raises
+        ``ValueError`` if that array would not fit the one laid out for it."""
+        m = self._require(kernel_id)
+        fresh = m.kernel.initial_state(params)
+        if self._arena is not None:
+            laid_out = len(self._arena.arrays[f"{m.id}.state"])
+            if len(fresh) != laid_out:
+                raise ValueError(
+                    f"{kernel_id}: its state array would hold {len(fresh)} values with these "
+                    f"params, not the {laid_out} laid out for it"
+                )
+        m.params, m.fresh_state = dict(params), True
 
     def connect(self, producer: str, consumer: str) -> None:
         """Make ``producer``'s output ring ``consumer``'s input ring: no Python in between."""
@@ -391,6 +408,9 @@ class PersistentGroup(KernelTable[_Member]):
                 hint="shared memory (/dev/shm) may be full or too small: lower `ring`, "
                 "or free space there",
             ) from exc
+        if m.fresh_state:  # the loop is stopped: nothing reads the array meanwhile
+            arena.arrays[f"{m.id}.state"][:] = m.kernel.initial_state(m.params)
+            m.fresh_state = False
         ctrl = arena.controls[f"{m.id}.ctrl"]
         store(ctrl, CMD, int(Command.IDLE))
         store(self.inbox(m.id).header, CONSUMER_GONE, 0)  # a relaunch: read the ring again
