@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ringctl.control.remote import (
         KernelLog,
         Running,
+        applies,
         connect,
         finished,
         kernel_log,
@@ -61,7 +62,16 @@ if TYPE_CHECKING:
 _EXPORTS = {
     **dict.fromkeys(["MAX_SECONDS", "check_name", "check_seconds"], "ringctl.checks"),
     **dict.fromkeys(
-        ["KernelLog", "Running", "connect", "finished", "kernel_log", "last_run", "listing"],
+        [
+            "KernelLog",
+            "Running",
+            "applies",
+            "connect",
+            "finished",
+            "kernel_log",
+            "last_run",
+            "listing",
+        ],
         "ringctl.control.remote",
     ),
     "preview_text": "ringctl._preview",
@@ -89,6 +99,7 @@ __all__ = [
     "SmokeResult",
     "TopologyError",
     "TopologyFile",
+    "applies",
     "apply",
     "capture",
     "check",

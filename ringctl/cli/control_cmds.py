@@ -154,10 +154,9 @@ def _print_finished(finished: list[dict[str, Any]]) -> None:
 
 
 def _applies() -> list[dict[str, Any]]:
-    from ringctl.control.history import read_applies
-    from ringctl.control.paths import state_dir
+    from ringctl.api import applies
 
-    return list(reversed(read_applies(state_dir())))  # newest first
+    return applies()  # newest first
 
 
 def _print_applies(applies: list[dict[str, Any]]) -> None:

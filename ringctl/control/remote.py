@@ -17,11 +17,20 @@ from typing import Any
 from ringctl.checks import check_name
 from ringctl.control.client import ControlClient, find
 from ringctl.control.client import running as _running
-from ringctl.control.history import clean_if_stale, read_history
+from ringctl.control.history import clean_if_stale, read_applies, read_history
 from ringctl.control.paths import TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError
 
-__all__ = ["KernelLog", "Running", "connect", "finished", "kernel_log", "last_run", "listing"]
+__all__ = [
+    "KernelLog",
+    "Running",
+    "applies",
+    "connect",
+    "finished",
+    "kernel_log",
+    "last_run",
+    "listing",
+]
 
 
 class Running:
@@ -143,6 +152,11 @@ def listing(died: list[str] | None = None) -> list[dict[str, Any]]:
 def finished() -> list[dict[str, Any]]:
     """Runs that ended (outcome, exit code, duration, end), newest first."""
     return list(reversed(read_history(state_dir())))
+
+
+def applies() -> list[dict[str, Any]]:
+    """The ``ringctl apply`` runs that changed a topology, newest first."""
+    return list(reversed(read_applies(state_dir())))
 
 
 def last_run(name: str) -> dict[str, Any] | None:

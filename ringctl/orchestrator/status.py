@@ -647,6 +647,7 @@ _DOCS: Final[dict[str, type[_Doc]]] = {
         AccountingDoc,
         LastBlockDoc,
         LoopDoc,
+        AppliedDoc,
         StatusDocument,
     )
 }
