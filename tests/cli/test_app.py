@@ -209,30 +209,3 @@ def test_argument_names_in_help_and_reference_are_the_ones_usage_shows() -> None
     assert "- `KERNEL[.PORT]`: The port to sample" in reference
     assert "TARGET" not in reference  # the parameters' Python names are not what users type
 
-
-def test_the_cli_reaches_the_library_only_through_ringctl_api() -> None:
-    """The CLI parses, calls ``ringctl.api``, renders and picks the exit code: besides the
-    door it imports only the errors, the dashboard's renderers, the text escaper and the
-    version."""
-    import ast
-
-    allowed = ("ringctl.api", "ringctl.cli", "ringctl.exceptions", "ringctl.dashboard",
-               "ringctl._printable", "ringctl._version")  # fmt: skip
-    found = []
-    for path in sorted((REPO / "ringctl" / "cli").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "ringctl":
-                names = [alias.name for alias in node.names]
-                modules = [] if names == ["__version__"] else [f"ringctl.{n}" for n in names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                modules = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
-                continue
-            found += [
-                f"{path.name}: {m}"
-                for m in modules
-                if m.startswith("ringctl") and not m.startswith(allowed)
-            ]
-    assert found == []
