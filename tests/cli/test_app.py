@@ -208,4 +208,3 @@ def test_argument_names_in_help_and_reference_are_the_ones_usage_shows() -> None
     assert "- `KERNEL=N...`: New replica counts." in reference
     assert "- `KERNEL[.PORT]`: The port to sample" in reference
     assert "TARGET" not in reference  # the parameters' Python names are not what users type
-
