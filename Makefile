@@ -26,7 +26,7 @@ test: $(DEV)
 	$(BIN)/python -m pytest -q
 
 demo: $(DEMO)
-	$(BIN)/ringctl up topologies/quickstart.yaml
+	QUICKSTART_RATE=$${QUICKSTART_RATE:-30} $(BIN)/ringctl up topologies/quickstart.yaml
 
 lint: $(DEV)
 	$(BIN)/ruff check ringctl kernels tests benchmarks

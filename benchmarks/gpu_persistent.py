@@ -47,7 +47,7 @@ from ringctl.kernel.persistent import LoopOptions  # noqa: E402
 
 #: The goals on the device (round trip in microseconds; speed-up over launch + sync).
 GOALS = {"p50_us": 5.0, "p99_us": 20.0, "speedup": 3.0}
-HOT = LoopOptions(spin=1 << 62, nap_us=50, batch=256)  # never naps while measured
+HOT = LoopOptions(spin_us=1 << 50, nap_us=50, batch=256)  # never naps while measured
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
@@ -285,7 +285,7 @@ def phase_forcestop(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 async def _forcestop(backend: str) -> dict[str, Any]:
     from ringctl.engine.local.persistent.host import PersistentGroup
 
-    opts = LoopOptions(spin=2000, nap_us=20, batch=64)
+    opts = LoopOptions(spin_us=60, nap_us=20, batch=64)
     g = PersistentGroup("bench-force", sys_path=[str(HERE)], stall_after=0.3)
     g.add("stuck", "native_kernels:wedge", capacity=64, options=opts, backend=backend)
     g.add("fine", "native_kernels:echo", capacity=64, options=opts, backend=backend)

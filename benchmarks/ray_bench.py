@@ -6,8 +6,8 @@
 
 The pipeline is ``source -> relay -> sink`` (three kernels, two queues), the same
 kernels on both engines. On Ray each kernel is an actor in its own process, and each
-queue is a batched actor-to-actor call (up to ``MAX_BATCH`` messages per call, after a
-``LINGER_S`` wait when traffic is light). A message is one Python int, or an int64
+queue is a batched actor-to-actor call (up to ``MAX_BATCH`` messages per call: sent at
+once when no call is in flight, coalesced while one is). A message is one Python int, or an int64
 array of ``size`` items: items/s counts the integers that reach the sink.
 
 The per-hop cost is measured two ways, each from a 1-relay and a 3-relay chain (the
@@ -119,6 +119,47 @@ async def pipeline(
     return expected / elapsed, metrics
 
 
+async def raw_chain_latency_ms(hops: int, count: int, gap: float) -> float:
+    """The floor for a chain's latency: plain async Ray actors, each forwarding a stamped
+    message to the next with one call, ``hops`` calls from the first to the last."""
+    import ray
+
+    @ray.remote
+    class Hop:
+        def __init__(self, nxt: Any) -> None:
+            self.next = nxt
+            self.latencies: list[float] = []
+
+        async def forward(self, msg: tuple[float, int]) -> None:
+            if self.next is None:
+                self.latencies.append(time.perf_counter() - msg[0])
+            else:
+                self.next.forward.remote(msg)
+
+        async def emit(self, n: int, pause: float) -> None:
+            for _ in range(n):
+                await asyncio.sleep(pause)
+                self.next.forward.remote((time.perf_counter(), 1))
+
+        def p50(self) -> float:
+            return statistics.median(self.latencies) if self.latencies else float("nan")
+
+        def seen(self) -> int:
+            return len(self.latencies)
+
+    actors = [Hop.remote(None)]
+    for _ in range(hops):
+        actors.append(Hop.remote(actors[-1]))
+    try:
+        await actors[-1].emit.remote(count, gap)
+        while await actors[0].seen.remote() < count:
+            await asyncio.sleep(0.01)
+        return float(await actors[0].p50.remote()) * 1e3
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
 def _metrics(rt: Any, kernel_id: str) -> dict[str, Any]:
     for k in rt.snapshot().kernels:
         if k.id == kernel_id:
@@ -138,9 +179,9 @@ async def main(quick: bool, address: str | None) -> None:
         # Workers import the kernels below by value (cloudpickle) and `ringctl` from the venv.
         ray.init(include_dashboard=False, logging_level="WARNING")
         print(f"ray {ray.__version__} started in {time.perf_counter() - t0:.1f} s")
-    from ringctl.engine.ray.actor import LINGER_S, MAX_BATCH
+    from ringctl.engine.ray.actor import MAX_BATCH
 
-    print(f"ray queues: up to {MAX_BATCH} messages per call, linger {LINGER_S * 1e3:g} ms\n")
+    print(f"ray queues: up to {MAX_BATCH} messages per call, one call in flight per edge\n")
     print("3-stage pipeline source -> relay -> sink, items/s (from activation to last item)")
     print(f"{'message':<22}{'items':>11}{'local':>14}{'ray':>14}{'ray msgs/s':>14}")
     for size, count in ((1, 300_000), (100, 10_000_000), (1000, 50_000_000)):
@@ -175,6 +216,9 @@ async def main(quick: bool, address: str | None) -> None:
         hop = (lat[engine][1] - lat[engine][0]) / 2
         print(f"  {engine:<6} 1 relay {lat[engine][0]:8.3f} ms   3 relays {lat[engine][1]:8.3f} ms"
               f"   ~{hop:.3f} ms per hop")  # fmt: skip
+    raw = await raw_chain_latency_ms(4, n_lat, 0.02)
+    print(f"  raw Ray actors forwarding, 4 hops  {raw:8.3f} ms   ringctl 4 hops (3 relays) / raw "
+          f"{lat['ray'][1] / raw:.2f}x   (goal 1.15x)")  # fmt: skip
 
 
 def _fmt(rate: float) -> str:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         kernel_log,
         last_run,
         listing,
+        names,
     )
     from ringctl.engine.accounting import Accounting, equation
     from ringctl.engine.contract import Engine
@@ -71,6 +72,7 @@ _EXPORTS = {
             "kernel_log",
             "last_run",
             "listing",
+            "names",
         ],
         "ringctl.control.remote",
     ),
@@ -116,6 +118,7 @@ __all__ = [
     "last_run",
     "listing",
     "load",
+    "names",
     "preview_text",
     "shell_arg",
     "start_detached",

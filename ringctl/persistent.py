@@ -11,14 +11,14 @@ from __future__ import annotations
 from ringctl.engine.local.persistent.host import PersistentGroup, PersistentStats
 from ringctl.kernel.native import native_kernel
 from ringctl.kernel.persistent import (
-    DEFAULT_RING_CAPACITY,
+    DEFAULT_RING_BYTES,
     LoopOptions,
     PersistentKernel,
     persistent_kernel,
 )
 
 __all__ = [
-    "DEFAULT_RING_CAPACITY",
+    "DEFAULT_RING_BYTES",
     "LoopOptions",
     "PersistentGroup",
     "PersistentKernel",

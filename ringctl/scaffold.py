@@ -1,7 +1,9 @@
 """``ringctl init``: write a starter project (a topology, its kernels, their tests).
 
 The templates ship inside the package (``ringctl/templates/<template>/``): a commented
-``topology.yaml``, a ``kernels.py`` and a ``test_kernels.py``. They are written as
+``topology.yaml``, a ``kernels.py`` and a ``test_kernels.py``; ``templates/common/``
+adds a ``pytest.ini`` (and the ``conftest.py`` it needs) unless the folder has its own.
+They are written as
 ``<name>.yaml``, ``<module>.py`` and ``test_<module>.py`` so that two projects side by
 side do not shadow each other's modules, and so that ``ringctl smoke DIR/*.yaml`` and
 ``pytest DIR`` pass as soon as they are written.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +27,9 @@ TEMPLATES: dict[str, str] = {
     "pipeline": "a source, a transform on two replicas and a sink, in plain Python",
     "gpu": "NumPy batches through a kernel that runs on a GPU when there is one (ctx.xp)",
 }
+
+#: Files that hold (or load) pytest settings: a folder with one keeps its own.
+_PYTEST_CONFIGS = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
 
 #: How many messages the templates' sources send: enough to show rates, quick in CI.
 _COUNT = {"pipeline": 1000, "gpu": 20}
@@ -39,10 +44,11 @@ class Project:
     topology: Path
     kernels: Path
     tests: Path
+    extra: list[Path] = field(default_factory=list)  # pytest.ini, conftest.py
 
     @property
     def files(self) -> list[Path]:
-        return [self.topology, self.kernels, self.tests]
+        return [self.topology, self.kernels, self.tests, *self.extra]
 
 
 def project_names(folder: Path, name: str | None = None) -> tuple[str, str]:
@@ -103,10 +109,17 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         "import_from": ("." if (folder / "__init__.py").is_file() else "") + module,
     }
     source = resources.files("ringctl") / "templates" / template
+    common = resources.files("ringctl") / "templates" / "common"
     texts = {}
     for template_name, target in targets.items():
         text = (source / f"{template_name}.tmpl").read_text("utf-8")
         texts[target] = string.Template(text).substitute(values)
+    # pytest settings (async tests without markers, no pytest-asyncio warning), unless
+    # the folder already has its own.
+    if not any((folder / config).exists() for config in _PYTEST_CONFIGS):
+        for config in ("pytest.ini", "conftest.py"):
+            text = (common / f"{config}.tmpl").read_text("utf-8")
+            texts[folder / config] = string.Template(text).substitute(values)
     written: list[Path] = []  # only files this call created: those are removed on failure
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +145,7 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         topology=targets["topology.yaml"],
         kernels=targets["kernels.py"],
         tests=targets["test_kernels.py"],
+        extra=[path for path in texts if path not in targets.values()],
     )
 
 

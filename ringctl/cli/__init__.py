@@ -94,6 +94,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ringctl.cli.smoke_cmd",
         "Run each topology until it completes (or for smoke.duration) and check smoke.expect.",
     ),
+    "version": (
+        "ringctl.cli.init_cmd",
+        "Print ringctl's version (also `ringctl --version` and `-V`).",
+    ),
 }
 
 
@@ -202,6 +206,7 @@ def _root(
         bool,
         typer.Option(
             "--version",
+            "-V",
             help="Print the version and exit.",
             is_eager=True,
             callback=_print_version,

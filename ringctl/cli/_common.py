@@ -100,3 +100,27 @@ def per_second(value: float | None) -> float | None:
     if not math.isfinite(value) or not 0.1 <= value <= 1000:
         raise typer.BadParameter(f"must be a number from 0.1 to 1000; got {value!r}")
     return value
+
+
+def complete_topology(incomplete: str) -> list[str]:
+    """Shell completion: the names of the topologies in the state directory."""
+    try:
+        from ringctl.api import names
+
+        return sorted(n for n in names() if n.startswith(incomplete))
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+
+
+def complete_kernel(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the kernel ids of the topology named before (or the only one)."""
+    try:
+        from ringctl.api import connect
+
+        name = ctx.params.get("name") or None
+        status = connect(name, timeout=1.0).status()
+        taken = set(ctx.params.get("kernels") or ())
+        ids = (str(k.get("id")) for k in status.get("kernels") or [] if isinstance(k, dict))
+        return sorted(k for k in ids if k.startswith(incomplete) and k not in taken)
+    except Exception:  # not running, or not answering: nothing to offer
+        return []

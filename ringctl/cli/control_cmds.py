@@ -14,16 +14,26 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import _render
-from ringctl.cli._common import check_name, per_second, seconds
+from ringctl.cli._common import (
+    check_name,
+    complete_kernel,
+    complete_topology,
+    per_second,
+    seconds,
+)
 from ringctl.cli._common import console as make_console
 
 if TYPE_CHECKING:
     from ringctl.api import Running
 
 _NAME_HELP = "The running topology (default: the only one running)."
-_NameArg = Annotated[str | None, typer.Argument(help=_NAME_HELP, show_default=False)]
+_NameArg = Annotated[
+    str | None,
+    typer.Argument(help=_NAME_HELP, show_default=False, autocompletion=complete_topology),
+]
 _KernelsArg = Annotated[
-    list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _WaitOpt = Annotated[
@@ -55,7 +65,10 @@ def _run(action: Any) -> Any:
 
 
 def ps(
-    name: Annotated[str | None, typer.Argument(help="Show this topology's kernels.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Show this topology's kernels.", autocompletion=complete_topology),
+    ] = None,
     show_all: Annotated[
         bool,
         typer.Option("--all", "-a", help="Finished runs too: outcome, exit code, duration, end."),
@@ -206,12 +219,11 @@ def _duration(value: Any) -> str:
     return f"{float(value):.1f}s" if isinstance(value, int | float) else "?"
 
 
-def _metrics_text(metrics: Any, width: int = 60) -> str:
-    """``total=333328333350000 batches=100``: a kernel's own figures, cut to ``width``."""
+def _metrics_text(metrics: Any) -> str:
+    """``total=333328333350000 batches=100``: a kernel's own figures, whole."""
     if not isinstance(metrics, dict) or not metrics:
         return ""
-    text = " ".join(f"{key}={_metric_value(value)}" for key, value in metrics.items())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return " ".join(f"{key}={_metric_value(value)}" for key, value in metrics.items())
 
 
 def _metric_value(value: Any) -> str:
@@ -243,6 +255,12 @@ def _print_status(status: dict[str, Any]) -> None:
     # Read once, tolerantly: a field an older or newer supervisor does not send reads
     # "--", never a KeyError.
     st = parse_status(status)
+    metrics = {k.id: _metrics_text(k.metrics) for k in st.kernels}
+    if not sys.stdout.isatty():
+        # A pipe or a file gets every figure whole, on the kernel's line: no cut, no wrap.
+        from rich.console import Console
+
+        console = Console(width=200 + max(map(len, metrics.values()), default=0))
     console.print(
         f"[bold]{_shown(st.name)}[/] {_shown(st.state)}"
         + (" [bold red]BLOCKED[/]" if st.loop_blocked else "")
@@ -258,16 +276,11 @@ def _print_status(status: dict[str, Any]) -> None:
             f"[dim](kernel figures from {st.stale_s:.1f} s ago: the kernels' loop "
             "did not answer in time)[/]"
         )
-    table = Table(box=None, pad_edge=False)
     cols = ("KERNEL", "STATUS", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS",
             "ERRORS", "RESTARTS", "METRICS")  # fmt: skip
-    for col in cols:
-        left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
-        table.add_column(col, justify="left" if left else "right")
-    for k in st.kernels:
-        kid = k.id + (f" x{k.replicas}" if (k.replicas or 1) > 1 else "")
-        table.add_row(
-            _shown(kid),
+    rows = [
+        (
+            k.id + (f" x{k.replicas}" if (k.replicas or 1) > 1 else ""),
             status_word(k),
             k.state or "--",
             (k.backend or "--") + (f" ({k.device})" if k.device else ""),
@@ -278,8 +291,23 @@ def _print_status(status: dict[str, Any]) -> None:
             _n(k.drops),
             _n(k.errors),
             _n(k.restarts),
-            _shown(_metrics_text(k.metrics)),
+            metrics.get(k.id, ""),
         )
+        for k in st.kernels
+    ]
+    # Metrics take the width the other columns leave: all of it in a pipe or a file (the
+    # console is made wide), the rest of a terminal's line (then cut with "…").
+    widths = [
+        max([len(col)] + [len(printable(row[i])) for row in rows]) for i, col in enumerate(cols)
+    ]
+    room = max(console.width - sum(widths[:-1]) - 2 * (len(cols) - 1), 12)
+    table = Table(box=None, pad_edge=False)
+    for col in cols:
+        left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for row in rows:
+        text = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
+        table.add_row(*map(_shown, (*row[:-1], text)))
     console.print(table)
     if st.queues:
         qt = Table(box=None, pad_edge=False)

@@ -1,4 +1,4 @@
-"""``ringctl init DIR``: write a starter topology, its kernels and their tests."""
+"""``ringctl init DIR``: write a starter topology, its kernels and their tests; ``version``."""
 
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ def init(
 ) -> None:
     """Write a starter project: a topology, its kernels and their tests.
 
-    Writes NAME.yaml (commented), NAME_kernels.py and test_NAME_kernels.py into FOLDER;
-    `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass straight away. Never
-    overwrites a file: exit 2 if one exists.
+    Writes NAME.yaml (commented), NAME_kernels.py and test_NAME_kernels.py into FOLDER,
+    and a pytest.ini (async tests need no marker) with its conftest.py unless FOLDER has
+    pytest settings of its own; `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass
+    straight away. Never overwrites a file: exit 2 if one exists.
     """
     from ringctl.api import shell_arg, write_project
     from ringctl.exceptions import UserInputError
@@ -60,5 +61,13 @@ def init(
         typer.echo(f"  {command:<{width}}   # {what}")
 
 
+def version() -> None:
+    """Print ringctl's version (also `ringctl --version` and `-V`)."""
+    from ringctl._version import __version__
+
+    typer.echo(f"ringctl {__version__}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
+    app.command()(version)

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from ringctl._printable import printable
-from ringctl.cli import _render
-from ringctl.cli._common import usage_error
+from ringctl.cli import RingctlCommand, _render
+from ringctl.cli._common import complete_kernel, complete_topology, usage_error
 
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -82,10 +82,17 @@ def _select(
 def logs(
     name: Annotated[
         str | None,
-        typer.Argument(help="The topology (default: the only one running).", show_default=False),
+        typer.Argument(
+            help="The topology (default: the only one running).",
+            show_default=False,
+            autocompletion=complete_topology,
+        ),
     ] = None,
     kernels: Annotated[
-        list[str] | None, typer.Argument(help="Only these kernels.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="Only these kernels.", show_default=False, autocompletion=complete_kernel
+        ),
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
@@ -218,13 +225,22 @@ def _write(lines: list[str]) -> None:
 
 
 def tap(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="[NAME]",
+            help="The running topology (may be left out while only one runs).",
+            show_default=False,
+            autocompletion=complete_topology,
+        ),
+    ],
     target: Annotated[
         str,
         typer.Argument(
             metavar="KERNEL[.PORT]",
             help="The port to sample (default port: out).",
             show_default=False,
+            autocompletion=complete_kernel,
         ),
     ],
     count: Annotated[
@@ -241,12 +257,16 @@ def tap(
     from ringctl.api import connect, preview_text
     from ringctl.exceptions import RingctlError
 
+    chosen: str | None = name or None  # "" (TapCommand): the only topology running
     kernel, _, port = target.partition(".")
     if not kernel or (target.count(".") and not port):
         _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
     port = port or "out"
-    _check_name(name)
-    messages = _run(lambda: connect(name)).tap(kernel, port, count)
+    if chosen is not None:
+        _check_name(chosen)
+    running = _run(lambda: connect(chosen))
+    name = running.name
+    messages = running.tap(kernel, port, count)
     shown_missed = 0
     quiet = False
     try:
@@ -291,9 +311,17 @@ def tap(
 
 
 def restart(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The running topology.", show_default=False, autocompletion=complete_topology
+        ),
+    ],
     kernels: Annotated[
-        list[str], typer.Argument(help="The kernels to restart.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="The kernels to restart.", show_default=False, autocompletion=complete_kernel
+        ),
     ],
     timeout: Annotated[
         float, typer.Option(help="Seconds each kernel gets to stop before a force stop.", min=0)
@@ -327,7 +355,12 @@ def parse_scale(items: list[str]) -> list[tuple[str, int]]:
 
 
 def scale(
-    name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The running topology.", show_default=False, autocompletion=complete_topology
+        ),
+    ],
     targets: Annotated[
         list[str],
         typer.Argument(metavar="KERNEL=N", help="New replica counts.", show_default=False),
@@ -366,8 +399,29 @@ def scale(
         _render.print_json({"scaled": results})
 
 
+class TapCommand(RingctlCommand):
+    """``tap [NAME] KERNEL[.PORT]``: with one word before the options, NAME was left out."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        words, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                words += args[i + 1 :]
+                break
+            if arg in ("-n", "--count"):
+                i += 2  # the option and its value
+                continue
+            if not arg.startswith("-") or arg == "-":
+                words.append(arg)
+            i += 1
+        if len(words) == 1 and not ctx.resilient_parsing:  # (completion: NAME comes first)
+            args = ["", *args]  # NAME left out: the only topology running
+        return list(super().parse_args(ctx, args))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(logs)
-    app.command()(tap)
+    app.command(cls=TapCommand)(tap)
     app.command()(restart)
     app.command()(scale)

@@ -45,7 +45,8 @@ def validate(
         bool,
         typer.Option(
             "--import",
-            help="Also import every kernel entry and check its params and ports.",
+            help="Also import every kernel entry, check its params and ports, and compile "
+            "persistent kernels' handlers.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

@@ -8,6 +8,7 @@ kernel is ACTIVE.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -75,6 +76,14 @@ def up(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-p",
+            help="Run under this name instead of the file's (a second copy of one file).",
+        ),
+    ] = None,
 ) -> None:
     """Launch a topology in two phases, in dependency order, and run it.
 
@@ -84,6 +93,12 @@ def up(
     from ringctl.exceptions import RingctlError
 
     topology = load_file(file, engine)
+    if name is not None and name != topology.name:
+        import dataclasses
+
+        from ringctl.api import TopologyFile
+
+        topology = TopologyFile(dataclasses.replace(topology.plan, name=_checked_name(name)))
     if detach:
         _detach(file, topology.name, duration, timeout, engine, address)
         return
@@ -351,9 +366,12 @@ def _report_result(name: str, result: RunReport) -> None:
     elif result.outcome == "failed":
         hint = None
         if result.failure and result.failure.startswith("kernel "):
-            hint = (
-                f"ringctl logs {name} shows the kernels' output and tracebacks; "
-                "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
+            limit = re.search(r"max_restarts is (\d+)\)$", result.failure)
+            hint = f"ringctl logs {name} shows the kernels' output and tracebacks; " + (
+                f"its max_restarts ({limit[1]}) is used up: raise `max_restarts` in its "
+                "`restart:` if more restarts are right, or fix what makes it fail"
+                if limit
+                else "a restart policy (restart: {policy: on-failure}) can replace a failed kernel"
             )
         _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
@@ -407,3 +425,12 @@ def _detach(
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
+
+
+def _checked_name(name: str) -> str:
+    """``--name``: a valid topology name (it names files in the state directory), or exit 2."""
+    from ringctl.cli._common import check_name
+
+    checked = check_name(name)
+    assert checked is not None
+    return checked

@@ -30,6 +30,7 @@ __all__ = [
     "kernel_log",
     "last_run",
     "listing",
+    "names",
 ]
 
 
@@ -157,6 +158,11 @@ def finished() -> list[dict[str, Any]]:
 def applies() -> list[dict[str, Any]]:
     """The ``ringctl apply`` runs that changed a topology, newest first."""
     return list(reversed(read_applies(state_dir())))
+
+
+def names() -> list[str]:
+    """The topology names the state directory holds files of (running or not)."""
+    return state_dir().names()
 
 
 def last_run(name: str) -> dict[str, Any] | None:

@@ -87,6 +87,7 @@ TOPOLOGY_STYLE: Final[dict[str, str]] = {
 
 EVENT_STYLE: Final[dict[str, str]] = {
     "failure": "red",
+    "warning": "yellow",
     "restart": "yellow",
     "pause": "blue",
     "resume": "green",
@@ -107,6 +108,7 @@ _GAP: Final = 2
 #: ones are cut with an ellipsis rather than pushing the numbers off the screen.
 _NAME_CAP: Final = 28
 _METRICS_CAP: Final = 40  # a kernel's own figures; the rest of a long list is cut
+_SQUEEZE: Final = 16  # the fewest cells metrics are cut to before they are left out
 #: At most this many lines of failure / backend notes under the tables.
 _MAX_NOTES: Final = 6
 
@@ -254,7 +256,8 @@ class Column(Generic[RowT]):
     """A table column: shown in list order left to right, kept by ``priority`` when narrow.
 
     ``replaces`` names a cheaper column carrying the same information (the bar replaces
-    the bare ``depth/capacity``), so a wide terminal never shows both.
+    the bare ``depth/capacity``), so a wide terminal never shows both. ``squeeze``: the
+    fewest cells the column may be cut to (with an ellipsis) rather than left out.
     """
 
     key: str
@@ -264,13 +267,14 @@ class Column(Generic[RowT]):
     justify: str = "left"
     replaces: str | None = None
     cap: int | None = None
+    squeeze: int | None = None
 
 
 KERNEL_COLUMNS: Final[tuple[Column[KernelDoc], ...]] = (
     Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
-    Column("state", "state", 8, lambda k: _cell(k.state or "--", _state_style(k))),
+    Column("state", "state", 9, lambda k: _cell(k.state or "--", _state_style(k))),
     Column("status", "status", 0, lambda k: _cell(status_word(k), STATUS_STYLE[k.status])),
-    Column("backend", "backend", 9, _backend),
+    Column("backend", "backend", 10, _backend),
     Column("in", "in", 1, lambda k: _cell(total_rate(k.messages_in, k.rate_in)), "right"),
     Column("out", "out", 3, lambda k: _cell(total_rate(k.messages_out, k.rate_out)), "right"),
     Column("depth", "inbox", 2, lambda k: _depth_cell(k.inbox_depth, k.inbox_capacity), "right"),
@@ -284,10 +288,12 @@ KERNEL_COLUMNS: Final[tuple[Column[KernelDoc], ...]] = (
     Column("drops", "drops", 4, lambda k: _count_cell(k.drops, "yellow"), "right"),
     Column("errors", "errors", 4, lambda k: _count_cell(k.errors), "right"),
     Column("restarts", "restarts", 6, lambda k: _count_cell(k.restarts, "yellow"), "right"),
-    Column("latency", "p50/p99", 7, _latency, "right"),
-    Column("since", "last msg", 10, _since, "right"),
-    Column("node", "node", 11, lambda k: _cell(k.node or "--", "dim")),
-    Column("metrics", "metrics", 12, lambda k: _metrics_cell(k), cap=_METRICS_CAP),
+    Column("latency", "p50/p99", 8, _latency, "right"),
+    Column("since", "last msg", 11, _since, "right"),
+    Column("node", "node", 12, lambda k: _cell(k.node or "--", "dim")),
+    # The kernel's own figures come before the details: at common widths (120 to 160
+    # columns) they are shown, cut to the room left, rather than left out.
+    Column("metrics", "metrics", 7, lambda k: _metrics_cell(k), cap=_METRICS_CAP, squeeze=_SQUEEZE),
 )
 
 QUEUE_COLUMNS: Final[tuple[Column[QueueDoc], ...]] = (
@@ -317,11 +323,13 @@ def _width(cell: Cell) -> int:
     return sum(cell_len(text) for text, _ in cell)
 
 
-def _fit(columns: Sequence[Column[RowT]], widths: Mapping[str, int], width: int) -> list[str]:
+def _fit(columns: Sequence[Column[RowT]], widths: dict[str, int], width: int) -> list[str]:
     """The keys of the columns to show: by priority until ``width`` is spent.
 
     Priority-0 columns are always shown (a row must say who and what); the name column
-    is then cut with an ellipsis if even they do not fit. Never raises, whatever the width.
+    is then cut with an ellipsis if even they do not fit. A column that may be squeezed
+    is narrowed (in ``widths``) to the room left when that is enough. Never raises,
+    whatever the width.
     """
     chosen: list[str] = []
     used = -_GAP  # n columns cost n - 1 gaps
@@ -330,6 +338,10 @@ def _fit(columns: Sequence[Column[RowT]], widths: Mapping[str, int], width: int)
         swap = col.replaces if col.replaces in chosen else None
         if swap is not None:
             cost -= widths[swap] + _GAP
+        room = width - used - _GAP
+        if col.squeeze is not None and used + cost > width and room >= col.squeeze:
+            widths[col.key] = room
+            cost = room + _GAP
         if col.priority == 0 or used + cost <= width:
             chosen.append(col.key)
             used += cost

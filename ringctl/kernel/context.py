@@ -31,11 +31,14 @@ from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
     from ringctl.engine.local.ports import OutPort
+    from ringctl.engine.local.queues import Queue
 
 __all__ = ["KernelContext"]
 
 _SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
 _perf_counter = time.perf_counter
+#: Most messages ``messages()`` takes from its queue at once.
+TAKE_AT_ONCE = 256
 #: A kernel yields the event loop after a budget of sends and receives that completed
 #: without waiting (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
@@ -194,7 +197,10 @@ class KernelContext:
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
-            item = q._items.popleft()
+            items = q._items
+            if len(items) > q._high:
+                q._high = len(items)
+            item = items.popleft()
             q.delivered += 1
             if q._space_waiters:
                 _wake_first(q._space_waiters)
@@ -274,16 +280,85 @@ class KernelContext:
                         inbox.waiters.remove(fut)
 
     async def messages(self) -> AsyncIterator[Any]:
-        """Every message until termination is requested; pauses while deactivated."""
-        while not self.should_terminate:
-            if not self.is_active:
-                await self.wait_active()
-                continue
-            try:
-                msg = await self.receive()
-            except TimeoutError:
-                continue
-            yield msg
+        """Every message until termination is requested; pauses while deactivated.
+
+        A kernel that runs as one replica and reads one queue takes up to
+        ``TAKE_AT_ONCE`` queued messages at once and hands them out one by one, looking
+        at the pause and stop flags before each: what it took but did not hand out when
+        it was paused or stopped goes back to the front of the queue (so after
+        ``deactivate`` returns no message is handled, and a stopped kernel's messages
+        count as left in its inbox, never as lost). So does what it holds when the loop
+        is left early (``break``, an exception, a cancelled body), once the iterator is
+        closed.
+        """
+        inbox = self._inbox
+        batch: list[Any] = []
+        i = n = 0
+        q: Queue | None = None
+        try:
+            while not self.should_terminate:
+                if not self.is_active:
+                    await self.wait_active()
+                    continue
+                q = inbox.single
+                if q is None or not q._items or self.replicas > 1:
+                    # Nothing queued (wait for one message), fan-in (round robin), or
+                    # replicas sharing the queue: one message at a time.
+                    try:
+                        msg = await self.receive()
+                    except TimeoutError:
+                        continue
+                    yield msg
+                    continue
+                if self._t_take:  # the receive() above timed its message: the body is back
+                    self._latency.add(_perf_counter() - self._t_take)
+                    self._t_take = 0.0
+                if self._spent >= _budget:
+                    await self._yield()  # before taking: nothing is held across the yield
+                    continue
+                items = q._items
+                n = len(items)
+                if n > q._high:
+                    q._high = n
+                if n <= TAKE_AT_ONCE:
+                    batch = list(items)
+                    items.clear()
+                else:
+                    popleft = items.popleft
+                    batch = [popleft() for _ in range(TAKE_AT_ONCE)]
+                    n = TAKE_AT_ONCE
+                q._took(n)
+                self.messages_in += n
+                self._spent += n  # a batch costs what its messages would
+                # Processing latency, from handing a message out until the body asks for
+                # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
+                # per message): the one at ``sample`` in this batch, if any.
+                takes = self._takes
+                self._takes = takes + n
+                sample = -takes & _SAMPLE_MASK
+                i = 0
+                while i < n:
+                    if not self.is_active or self.should_terminate:
+                        break
+                    msg = batch[i]
+                    i += 1
+                    if i == sample + 1:
+                        t0 = _perf_counter()
+                        yield msg
+                        self._latency.add(_perf_counter() - t0)
+                    else:
+                        yield msg
+                if i < n:  # paused or stopped first: the rest is queued again
+                    self._give_back(q, batch[i:])
+                i = n = 0
+        finally:
+            if i < n and q is not None:  # the body left mid-batch (break, error, cancel)
+                self._give_back(q, batch[i:])
+
+    def _give_back(self, q: Queue, rest: list[Any]) -> None:
+        self.messages_in -= len(rest)
+        self._takes -= len(rest)
+        q.put_back(rest)
 
     async def batches(self, max_items: int = 1024) -> AsyncIterator[list[Any]]:
         """Like ``messages()``, a list of up to ``max_items`` at a time."""
@@ -312,8 +387,6 @@ class KernelContext:
             if n < q._limit:
                 items.append(msg)
                 q.messages += 1
-                if n >= q.high_water:
-                    q.high_water = n + 1
                 if q._getters:
                     _wake_first(q._getters)
                 self.messages_out += 1

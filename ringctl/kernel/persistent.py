@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 __all__ = [
-    "DEFAULT_RING_CAPACITY",
+    "DEFAULT_RING_BYTES",
     "LoopOptions",
     "NativeHandler",
     "PersistentKernel",
@@ -24,22 +24,26 @@ __all__ = [
     "persistent_kernel",
 ]
 
-DEFAULT_RING_CAPACITY: Final = 4096
+#: A ring's default size: as many records as fit in this many bytes (a power of two).
+#: Big rings let the loops work in long stretches and nap in between, instead of
+#: waking for every few records.
+DEFAULT_RING_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class LoopOptions:
     """How a loop waits when it has nothing to do, and how many records it takes at once."""
 
-    #: Empty passes spent spinning (with the CPU's pause hint) before napping.
-    spin: int = 20_000
+    #: Microseconds a loop that ran out of records spins (CPU pause hint) before napping;
+    #: it spins only while the worker has a core to spare (cores - 1 loops at a time).
+    spin_us: int = 20
     #: Microseconds slept per empty pass once the spin is over.
     nap_us: int = 50
     #: Most records handled before the outputs and freed slots are published.
     batch: int = 256
 
     def __post_init__(self) -> None:
-        if self.spin < 0 or self.nap_us < 0 or self.batch < 1:
+        if self.spin_us < 0 or self.nap_us < 0 or self.batch < 1:
             raise ValueError(f"bad loop options: {self}")
 
 
@@ -84,6 +88,13 @@ class PersistentKernel:
     @property
     def is_sink(self) -> bool:
         return self.output is None
+
+    @property
+    def default_ring(self) -> int:
+        """Records per ring when none is given: the most, a power of two, that fit in
+        ``DEFAULT_RING_BYTES`` for the larger of the kernel's record types."""
+        size = max(self.input.itemsize, 0 if self.output is None else self.output.itemsize, 1)
+        return 1 << max((DEFAULT_RING_BYTES // size).bit_length() - 1, 4)
 
     def initial_state(self, params: Mapping[str, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
         """The state array a fresh launch starts from."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -81,6 +81,14 @@ class KernelControl(Protocol):
         rather than left for a producer to wait on."""
         ...
 
+    def untappable(self, port: str) -> tuple[str, str] | None:
+        """Why ``port`` cannot be tapped, and what to do instead; ``None`` when it can.
+
+        A port whose messages never pass through the event loop (ring to ring) has
+        nothing a tap could copy, so the tap is refused rather than left waiting.
+        """
+        ...
+
 
 @dataclass(frozen=True, eq=False)
 class RingKernel:
@@ -117,6 +125,11 @@ class RingKernel:
 _REGISTRY: dict[str, RingKernel] = {}
 
 
+@overload
+def ring_kernel(kernel_id: KernelBody, /) -> RingKernel: ...
+
+
+@overload
 def ring_kernel(
     kernel_id: str | None = None,
     queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -127,21 +140,39 @@ def ring_kernel(
     params: type[BaseModel] | None = None,
     setup: SetupHook | None = None,
     backend: str | None = None,
-) -> Callable[[KernelBody], RingKernel]:
+) -> Callable[[KernelBody], RingKernel]: ...
+
+
+def ring_kernel(
+    kernel_id: str | KernelBody | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    input_type: type | None = None,
+    output_type: type | None = None,
+    *,
+    ports: Iterable[str] | None = None,
+    params: type[BaseModel] | None = None,
+    setup: SetupHook | None = None,
+    backend: str | None = None,
+) -> RingKernel | Callable[[KernelBody], RingKernel]:
     """Declare an ``async def body(ctx)`` as a ring kernel and register it by ``kernel_id``.
 
     Remember it as "the decorator names the kernel; the runtime runs it":
-    ``@ring_kernel(kernel_id="worker")`` then ``await runtime.launch("worker")``.
+    ``@ring_kernel(kernel_id="worker")`` then ``await runtime.launch("worker")``. Plain
+    ``@ring_kernel`` (no parentheses) declares it with the defaults, named after the function.
     """
+    if callable(kernel_id):  # @ring_kernel without parentheses
+        return ring_kernel()(kernel_id)
     if queue_size < 1:
         raise ValueError(f"queue_size must be at least 1, got {queue_size}")
     port_tuple = tuple(ports) if ports is not None else None
 
     def decorate(func: KernelBody) -> RingKernel:
         if not inspect.iscoroutinefunction(func):
+            name = getattr(func, "__qualname__", None)
             raise TypeError(
-                f"@ring_kernel needs an 'async def' function, got {func!r}; "
-                "did you forget 'async' before 'def'?"
+                "@ring_kernel needs an 'async def' function, got "
+                + (f"the plain function '{name}'" if name else repr(func))
+                + "; did you forget 'async' before 'def'?"
             )
         kernel = RingKernel(
             func=func,

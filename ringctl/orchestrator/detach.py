@@ -67,10 +67,10 @@ def start_detached(
     if clean_if_stale(files) == "held":
         raise RunFailedError(
             f"topology {name!r} is already running",
-            hint=f"ringctl down {name}, or ringctl ps {name}",
+            hint=f"ringctl down {name}, or run a second copy: ringctl up {file} --name {name}-2",
         )
     args = [sys.executable, "-m", "ringctl.cli", "up", str(file), "--no-dashboard",
-            "--timeout", str(timeout), "--interval", "5"]  # fmt: skip
+            "--timeout", str(timeout), "--interval", "5", "--name", name]  # fmt: skip
     if duration is not None:
         args += ["--duration", str(duration)]
     if engine is not None:

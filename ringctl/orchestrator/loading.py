@@ -118,6 +118,7 @@ def _bridge(topology: Topology, persistent: dict[str, PersistentKernel]) -> dict
     from ringctl.engine.local.persistent.bridge import PersistentBridges
     from ringctl.kernel.persistent import LoopOptions
     from ringctl.topology.importer import search_path
+    from ringctl.topology.substituted import typed
 
     sys_path = [str(folder) for folder, _ in search_path(topology)]
     bridges = PersistentBridges(topology.name, sys_path=sys_path)
@@ -130,9 +131,9 @@ def _bridge(topology: Topology, persistent: dict[str, PersistentKernel]) -> dict
             kernel_id,
             spec.entry,
             kernel,
-            params=spec.params,
+            params=typed(spec.params),  # init(params) reads values from ${VAR} as YAML would
             ring=p.ring,
-            options=LoopOptions(spin=p.spin, nap_us=p.nap_us, batch=p.batch),
+            options=LoopOptions(spin_us=p.spin_us, nap_us=p.nap_us, batch=p.batch),
         )
     for edge in topology.queues:
         if edge.producer in persistent and edge.to in persistent:

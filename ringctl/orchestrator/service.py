@@ -186,6 +186,8 @@ async def serve(
         kernel_log = None
 
     def sink(record: output.OutputRecord) -> None:
+        if record.stream == "warning":  # a kernel's mistake Python only warns about
+            sup.event("warning", f"{record.kernel}: {record.text}")
         if kernel_log is not None:
             kernel_log(record)
         if on_output is not None:

@@ -35,9 +35,11 @@ class Check:
     expected: Any
     actual: Any
     ok: bool
+    note: str | None = None  # what the figures suggest (a metric name that is close)
 
     def describe(self) -> str:
-        return f"{self.kernel}: {self.what} expected {self.expected}, got {self.actual}"
+        text = f"{self.kernel}: {self.what} expected {self.expected}, got {self.actual}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +132,24 @@ def _checks(plan: Plan, status: dict[str, Any]) -> list[Check]:
             checks.append(Check(kernel_id, "must_complete", True, k["completed"], k["completed"]))
         metrics = k.get("metrics") or {}
         for key, bound in expect.metrics.items():
-            checks.extend(_metric_checks(kernel_id, key, bound, metrics.get(key)))
+            note = None if key in metrics else _no_such_metric(key, metrics)
+            checks.extend(_metric_checks(kernel_id, key, bound, metrics.get(key), note))
     return checks
 
 
-def _metric_checks(kernel_id: str, key: str, bound: Any, actual: Any) -> list[Check]:
+def _no_such_metric(key: str, metrics: dict[str, Any]) -> str:
+    from ringctl.topology.errors import did_you_mean
+
+    names = sorted(str(name) for name in metrics)
+    guess = did_you_mean(key, names)
+    if guess is not None:
+        return f"it has no metric {key!r}: did you mean {guess!r}?"
+    return f"it has no metric {key!r}; its metrics: {', '.join(names) or 'none'}"
+
+
+def _metric_checks(
+    kernel_id: str, key: str, bound: Any, actual: Any, note: str | None = None
+) -> list[Check]:
     """One check per bound on ``ctx.metrics[key]`` (a missing or non-numeric value fails)."""
     if isinstance(bound, int | float):
         wanted: list[tuple[str, float]] = [("equals", bound)]
@@ -155,7 +170,7 @@ def _metric_checks(kernel_id: str, key: str, bound: Any, actual: Any) -> list[Ch
         else:
             ok = number <= expected
         label = f"metrics.{key} {'==' if what == 'equals' else what}"
-        out.append(Check(kernel_id, label, expected, actual, ok))
+        out.append(Check(kernel_id, label, expected, actual, ok, note))
     return out
 
 

@@ -68,7 +68,14 @@ checks the wiring (below) and, with `--import`, the kernels themselves.
 - **Environment variables**: `${{NAME}}` in a string value is replaced by the variable;
   `${{NAME:-default}}` uses `default` when it is unset or empty; `$${{` writes a literal `${{`.
   An unset variable without a default is an error at its position. Numbers may come from
-  variables too: `capacity: "${{CAPACITY:-1024}}"`.
+  variables too: `capacity: "${{CAPACITY:-1024}}"`. In a kernel's `params`, a value made by
+  a variable is read as if its text were written unquoted: for a kernel without a params
+  model `rate: "${{RATE:-1000}}"` is the int 1000 (`0.5` a float, `true` a boolean, `null`
+  or `~` None), while a quoted literal (`"1000"`) stays text; with a params model its field
+  types decide, and `null` leaves an optional field unset (`"${{LIMIT:-null}}"`).
+- **Params a kernel cannot take** are an error at their line: a kernel without a params
+  model whose body never reads `ctx.params` (nor hands `ctx` to other code) takes none,
+  nor does a `@persistent_kernel` without `init=`.
 - **Anchors and merge keys** work (`&name`, `*name`, `<<: *name`); top-level keys that start
   with `x-` are ignored, to hold anchors (as in docker compose files).
 - Unknown fields are errors, with a "did you mean" when a known field is close.
@@ -102,6 +109,26 @@ submodule or attribute needs `--import`.
   With `--import`: its entry must be a `@persistent_kernel` (and a `@persistent_kernel`
   needs `persistent:`), a persistent sink feeds nothing, and two connected persistent
   kernels must use the same record dtype (see [persistent kernels](persistent.md)).
+
+## Fan-out and replicas
+
+`fanout` is about the **kernels** a port feeds, not a kernel's replicas. A port with
+several queues hands each message to every consumer kernel (`broadcast`, the default) or
+to one of them in turn (`round_robin`). Replicas of one kernel share its inbox: each
+message that reaches the kernel is taken by **one** replica, whatever `fanout` says. To
+give every message to several copies of the same code, declare them as kernels:
+
+```yaml
+kernels:
+  sensor: {{entry: kernels.sources:sensor}}
+  detector: {{entry: kernels.stats:zscore_detector, replicas: 4}}   # 4 replicas share the work
+  archive_a: {{entry: kernels.sinks:counting}}
+  archive_b: {{entry: kernels.sinks:counting}}
+queues:
+  - {{from: sensor, to: detector}}    # each message: one detector replica
+  - {{from: sensor, to: archive_a}}   # broadcast: archive_a and archive_b
+  - {{from: sensor, to: archive_b}}   #   each get every message
+```
 
 ## Launch order
 

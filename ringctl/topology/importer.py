@@ -25,6 +25,7 @@ from ringctl.topology.entries import EntryError, missing_entries, search_path, s
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
+from ringctl.topology.substituted import typed
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:
@@ -108,12 +109,17 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
     return obj
 
 
-def resolve_entries(topology: Topology) -> dict[str, RingKernel | PersistentKernel]:
+def resolve_entries(
+    topology: Topology, *, compile_handlers: bool = False
+) -> dict[str, RingKernel | PersistentKernel]:
     """Import every kernel's entry, wrap it as a ``RingKernel`` and check params and ports.
 
     A persistent kernel comes back as its ``PersistentKernel`` (its records checked
     against its neighbours'); nothing is started: the orchestrator puts it behind a
-    bridge when it plans a run (``ringctl.orchestrator.loading``).
+    bridge when it plans a run (``ringctl.orchestrator.loading``). With
+    ``compile_handlers`` (``validate --import``) each persistent kernel's handler is also
+    compiled for its records, so a handler that does not type-check is reported at the
+    author's line before anything runs (``up`` compiles it in the worker instead).
 
     Raises ``TopologyError`` with every problem found, positioned in the file. Modules
     imported stay imported (the kernels need them), but ``sys.path`` is restored
@@ -160,8 +166,18 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel | PersistentKern
                 problem = _persistent_problem(kernel_id, spec.entry, found, spec.persistent)
                 if problem is not None:
                     problems.append(source.diagnostic(at, *problem))
-                else:
-                    persistent[kernel_id] = found
+                    continue
+                persistent[kernel_id] = found
+                if spec.params and found.init is None:  # only init(params) reads them
+                    problems.append(
+                        source.diagnostic(
+                            ("kernels", kernel_id, "params"),
+                            f"kernel '{kernel_id}' takes no params: '{spec.entry}' is a "
+                            "@persistent_kernel without init=, so these would be ignored",
+                            "remove `params:`, or give it init=fn, where fn(params) builds "
+                            "its state array",
+                        )
+                    )
                 continue
             if not is_kernel(found):
                 message, hint = _not_a_kernel(spec.entry, found)
@@ -174,6 +190,16 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel | PersistentKern
                 continue
             resolved[kernel_id] = kernel
             problems.extend(_check_params(kernel_id, spec.params, kernel.params_model, source))
+            if spec.params and kernel.params_model is None and not _may_read_params(kernel.func):
+                problems.append(
+                    source.diagnostic(
+                        ("kernels", kernel_id, "params"),
+                        f"kernel '{kernel_id}' takes no params: '{spec.entry}' has no params "
+                        "model and never reads ctx.params, so these would be ignored",
+                        "remove `params:`, or give the kernel a params model "
+                        "(@ring_kernel(params=Model)) that says what it takes",
+                    )
+                )
     finally:
         sys.path[:] = saved
 
@@ -200,7 +226,10 @@ def resolve_entries(topology: Topology) -> dict[str, RingKernel | PersistentKern
             )
         )
     if persistent:
+        problems.extend(_numba_missing(persistent, source))
         problems.extend(_check_records(topology, persistent, source))
+        if compile_handlers and not problems:
+            problems.extend(_compile(persistent, source))
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
     entries: dict[str, RingKernel | PersistentKernel] = {**resolved, **persistent}
@@ -237,6 +266,38 @@ def _persistent_problem(
             "see docs/persistent.md for how to declare one",
         )
     return None
+
+
+def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
+    """Persistent kernels compile with Numba: without it, one line at the first of them."""
+    try:
+        import numba  # noqa: F401  (the worker imports it; importing it here checks it)
+    except ImportError:
+        from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+
+        first = next(iter(persistent))
+        at: DataPath = ("kernels", first, "entry")
+        return [source.diagnostic(at, f"kernel '{first}' needs Numba, which is not installed",
+                                  NUMBA_HINT)]  # fmt: skip
+    return []
+
+
+def _compile(persistent: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
+    from ringctl.engine.local.persistent.diagnose import NUMBA_HINT, check_compiles
+
+    problems: list[Diagnostic] = []
+    for kernel_id, kernel in persistent.items():
+        if getattr(kernel, "native", None) is not None:
+            continue  # a C++ handler: its compiler reports at launch, at the file's line
+        error = check_compiles(kernel)
+        if error is None:
+            continue
+        at: DataPath = ("kernels", kernel_id, "entry")
+        if NUMBA_HINT in error:
+            problems.append(source.diagnostic(at, "Numba is not installed", NUMBA_HINT))
+            break
+        problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {error}"))
+    return problems
 
 
 def _check_records(
@@ -297,6 +358,31 @@ def _not_a_kernel(entry: str, obj: Any) -> tuple[str, str]:
     return f"'{entry}' is not a kernel (it is {article} {kind}: {shown})", usage
 
 
+def _may_read_params(func: Any) -> bool:
+    """Whether a kernel body may read ``ctx.params``: its code names ``params``, or it
+    hands its context to other code (which might). A body that does neither cannot."""
+    import dis
+    import itertools
+
+    code = getattr(func, "__code__", None)
+    if code is None or not code.co_argcount:
+        return True  # not a plain function: assume it may
+    ctx_name = code.co_varnames[0]
+    todo = [code]
+    while todo:
+        current = todo.pop()
+        if "params" in current.co_names:
+            return True
+        todo.extend(c for c in current.co_consts if hasattr(c, "co_code"))
+        loads = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE")
+        for ins, following in itertools.pairwise(dis.get_instructions(current)):
+            if ins.opname not in loads or ins.argval != ctx_name:
+                continue
+            if ins.opname == "LOAD_CLOSURE" or following.opname not in ("LOAD_ATTR", "LOAD_METHOD"):
+                return True  # the context goes somewhere else (a helper, a closure)
+    return False
+
+
 def _check_params(
     kernel_id: str,
     params: dict[str, Any],
@@ -307,7 +393,7 @@ def _check_params(
         return []
     prefix: DataPath = ("kernels", kernel_id, "params")
     try:
-        model.model_validate(params)
+        model.model_validate(typed(params, all_scalars=False))
     except ValidationError as exc:
         return [d for _, d in pydantic_diagnostics(exc, source, model, prefix)]
     except Exception as exc:  # a validator in the kernel's model raised something else
@@ -362,10 +448,16 @@ def _not_found_hint(module: str, missing: str, searched: list[tuple[Path, str]] 
 
 def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    # The last frame outside importlib is where the kernel module's own code raised.
+    # The last frame outside importlib and ringctl is where the kernel module's own code
+    # raised (a plain `def` under @ring_kernel raises in ringctl, called from that line).
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for frame in reversed(frames):
-        if "importlib" not in frame.filename:
-            return f"{os.path.relpath(frame.filename)}:{frame.lineno}"
+        if "importlib" in frame.filename:
+            continue
+        if os.path.abspath(frame.filename).startswith(ours + os.sep):
+            continue
+        shown = os.path.relpath(frame.filename)
+        return f"{frame.filename if shown.startswith('..') else shown}:{frame.lineno}"
     return "the kernel module"
 
 

@@ -23,7 +23,15 @@ from yaml.nodes import ScalarNode
 
 from ringctl.topology.errors import Diagnostic
 
-__all__ = ["DataPath", "Loaded", "SourceMap", "interpolate", "load_yaml", "parse_yaml"]
+__all__ = [
+    "DataPath",
+    "Loaded",
+    "SourceMap",
+    "interpolate",
+    "load_yaml",
+    "parse_yaml",
+    "scalar_value",
+]
 
 #: A place in the data: mapping keys and list indexes from the top, as pydantic's ``loc``.
 DataPath = tuple[str | int, ...]
@@ -62,6 +70,26 @@ class _Loader(_BaseLoader):
 _Loader.add_implicit_resolver(
     _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def scalar_value(text: str) -> Any:
+    """``text`` as this loader reads an unquoted scalar: an int, float, boolean or string."""
+    for tag, regexp in _Loader.yaml_implicit_resolvers.get(text[:1] if text else "", ()):
+        if regexp.match(text):
+            node = ScalarNode(tag, text)
+            try:
+                if tag == _INT:
+                    return _constructor.construct_yaml_int(node)
+                if tag == _FLOAT:
+                    return _constructor.construct_yaml_float(node)
+                if tag == _BOOL:
+                    return _constructor.construct_yaml_bool(node)
+                if tag == _NULL:
+                    return None
+            except (ValueError, KeyError, yaml.YAMLError):
+                return text
+            return text
+    return text
 
 
 class Node:
@@ -584,7 +612,11 @@ class _Builder:
                 )
             )
             self.spoiled.append(path)
-        return expanded
+        if problems or expanded == value.replace("$${", "${"):
+            return expanded
+        from ringctl.topology.substituted import Substituted
+
+        return Substituted(expanded)  # a variable's text: read as a value where it is used
 
 
 _DISCARD_NODE: Final = Node(-1, -1)

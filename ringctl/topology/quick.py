@@ -156,7 +156,7 @@ def _check_with_models(loaded: Loaded, path: str | Path, import_entries: bool) -
 
     topology = check_loaded(loaded, path)
     if import_entries:
-        resolve_entries(topology)
+        resolve_entries(topology, compile_handlers=True)
     else:
         find_entries(topology)
     return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)

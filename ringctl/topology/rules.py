@@ -86,7 +86,8 @@ def _raise(problem: str | None) -> None:
 
 
 def persistent_rule(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    _raise(ring_problem(spec["ring"]))
+    if spec["ring"] is not None:  # None: sized in bytes at launch
+        _raise(ring_problem(spec["ring"]))
     return spec
 
 

@@ -186,18 +186,22 @@ class PersistentSpec(_Model):
     queues to and from ordinary kernels carry NumPy arrays of records, in batches.
     """
 
-    ring: PositiveInt = Field(
-        4096,
-        description="Records the kernel's input and output rings hold (a power of two).",
+    ring: PositiveInt | None = Field(
+        None,
+        description=(
+            "Records the kernel's input and output rings hold (a power of two). "
+            "Default: as many as fit in 1 MiB."
+        ),
     )
     batch: PositiveInt = Field(
         256, description="Most records handled before outputs and freed slots are published."
     )
-    spin: Count = Field(
-        20000,
+    spin_us: Count = Field(
+        20,
         description=(
-            "Empty passes the loop spins (CPU pause hint) before it starts to nap: "
-            "lower saves CPU when idle, higher keeps the first record after a lull fast."
+            "Microseconds a loop that ran out of records spins (CPU pause hint) before it "
+            "starts to nap; only as many loops spin at once as the worker has cores, less "
+            "one. 0 naps at once: least CPU, a slower first record after a lull."
         ),
     )
     nap_us: Count = Field(
@@ -206,7 +210,7 @@ class PersistentSpec(_Model):
 
     @model_validator(mode="after")
     def _ring_power_of_two(self) -> PersistentSpec:
-        problem = ring_problem(self.ring)
+        problem = None if self.ring is None else ring_problem(self.ring)
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -309,8 +313,11 @@ class Edge(_Model):
     fanout: Fanout | None = Field(
         None,
         description=(
-            "How messages reach a consumer with several replicas: `broadcast` (each gets "
-            "every message) or `round_robin`; unset: the engine's default (broadcast)."
+            "How a port with several queues shares its messages among the kernels they "
+            "feed: `broadcast` (each consumer kernel gets every message) or `round_robin` "
+            "(each message goes to one of them, in turn); one setting per port; unset: "
+            "broadcast. A consumer's replicas share its inbox, so each message reaches "
+            "one replica either way."
         ),
     )
     feedback: bool = Field(

@@ -34,9 +34,10 @@ def ringctl_run(
     )
 
 
-def test_version_prints_the_package_version() -> None:
-    result = ringctl_run("--version")
-    assert result.returncode == 0
+@pytest.mark.parametrize("args", [("--version",), ("-V",), ("version",)])
+def test_version_prints_the_package_version(args: tuple[str, ...]) -> None:
+    result = ringctl_run(*args)
+    assert result.returncode == 0, result.stderr
     assert result.stdout == f"ringctl {ringctl.__version__}\n"
 
 

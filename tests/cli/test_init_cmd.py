@@ -40,7 +40,9 @@ def test_the_scaffold_passes_its_own_smoke_run_and_tests(
     made = ringctl("init", "demo", "--template", template, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     files = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert files == ["demo.yaml", "demo_kernels.py", "test_demo_kernels.py"]
+    assert files == [
+        "conftest.py", "demo.yaml", "demo_kernels.py", "pytest.ini", "test_demo_kernels.py"
+    ]  # fmt: skip
     assert "ringctl up demo/demo.yaml" in made.stdout
 
     checked = ringctl("validate", "--import", "demo/demo.yaml", cwd=tmp_path)
@@ -52,6 +54,7 @@ def test_the_scaffold_passes_its_own_smoke_run_and_tests(
     tested = pytest_in(tmp_path / "demo", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert tests in tested.stdout
+    assert "warning" not in tested.stdout.lower(), tested.stdout  # none from pytest-asyncio
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
@@ -76,12 +79,14 @@ def test_a_hostile_folder_name_still_gives_a_valid_project(tmp_path: Path) -> No
     assert made.returncode == 0, made.stderr
     project = tmp_path / folder
     assert sorted(p.name for p in project.iterdir()) == [
+        "conftest.py",
         "my-demo-v2.yaml",
         "my_demo_v2_kernels.py",
+        "pytest.ini",
         "test_my_demo_v2_kernels.py",
     ]
     # The generated Python still parses and the YAML still validates.
-    for name in ("my_demo_v2_kernels.py", "test_my_demo_v2_kernels.py"):
+    for name in ("my_demo_v2_kernels.py", "test_my_demo_v2_kernels.py", "conftest.py"):
         compile((project / name).read_text(), name, "exec")
     checked = ringctl("validate", "--import", project / "my-demo-v2.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
@@ -220,3 +225,32 @@ def test_a_sink_that_sends_fails_with_a_message_that_says_it_declares_no_port(
         "kernel 'total' has no output port 'out' (it declares: none, it sends nothing)"
         in up.stdout + up.stderr
     )
+
+
+def test_async_tests_of_a_new_project_need_no_marker(tmp_path: Path) -> None:
+    made = ringctl("init", "demo", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "demo" / "test_async.py").write_text(
+        "from demo_kernels import numbers\n"
+        "from ringctl.testing import run_kernel\n\n\n"
+        "async def test_numbers() -> None:\n"
+        "    run = await run_kernel(numbers, params={'count': 3})\n"
+        "    assert run.outputs == [0, 1, 2]\n"
+    )
+    tested = pytest_in(tmp_path / "demo" / "test_async.py", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "1 passed" in tested.stdout and "warning" not in tested.stdout.lower(), tested.stdout
+    # Without pytest-asyncio the settings are still known options: no warning either.
+    plain = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                "no:asyncio", tmp_path / "demo" / "test_demo_kernels.py", cwd=tmp_path)  # fmt: skip
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "warning" not in plain.stdout.lower(), plain.stdout
+
+
+def test_a_folder_with_its_own_pytest_settings_keeps_them(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    made = ringctl("init", "demo", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert not (tmp_path / "demo" / "pytest.ini").exists()
+    assert not (tmp_path / "demo" / "conftest.py").exists()

@@ -205,6 +205,11 @@ def test_a_kernel_failing_past_its_restarts_exits_1(ringctl: Ringctl) -> None:
     )
     # The first traceback on screen, once; every one in the kernel log and the topology's log.
     assert "hint: ringctl logs fails shows the kernels' output and tracebacks" in result.stderr
+    # It has a restart policy: the fix is more restarts (or the bug), not a policy.
+    assert "its max_restarts (1) is used up: raise `max_restarts` in its `restart:`" in (
+        result.stderr
+    )
+    assert "a restart policy (restart: {policy: on-failure})" not in result.stderr
     assert result.stderr.count("Traceback (most recent call last)") == 1
     log = ringctl.state / "fails.log"
     assert "ValueError: boom on 2" in log.read_text()

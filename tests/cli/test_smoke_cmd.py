@@ -107,8 +107,17 @@ def test_smoke_checks_kernel_metrics(ringctl: Ringctl, tmp_path: Path) -> None:
     assert one["failures"] == [
         "total: metrics.total == expected 125251, got 125250",
         "total: metrics.items max expected 10, got 500",
-        "total: metrics.nothing min expected 1, got None",
+        "total: metrics.nothing min expected 1, got None "
+        "(it has no metric 'nothing'; its metrics: items, total)",
     ]
+    misspelled = tmp_path / "metrics-misspelled.yaml"
+    misspelled.write_text(base.replace(
+        "total: {min_messages_in: 500, max_errors: 0, max_drops: 0}",
+        "total: {metrics: {totl: 125250}}",
+    ))  # fmt: skip
+    result = ringctl("smoke", misspelled)
+    assert result.returncode == 1
+    assert "did you mean 'total'?" in result.stdout + result.stderr
 
 
 def test_smoke_refuses_a_metric_expectation_without_a_bound(

@@ -216,3 +216,17 @@ def test_a_kernel_waiting_for_its_restart_says_how_long(
     text = frame(status, 160)
     row = next(line for line in lines_of(text) if line.startswith("audit"))
     assert "restarting in 12.0s" in row
+
+
+def test_metrics_show_at_common_widths_cut_to_the_room_left(
+    status: dict[str, Any], frame: Frame
+) -> None:
+    for kernel in status["kernels"]:
+        kernel.setdefault("metrics", {}).update(anomalies=1330, total=333328333350000)
+    for width in (150, 160, 200):
+        text = frame(status, width)
+        header = next(line for line in text.splitlines() if line.startswith("kernel"))
+        assert header.rstrip().endswith("metrics"), (width, header)
+        assert "anomalies=1330" in text
+        assert max(len(line) for line in text.splitlines()) <= width
+    assert "total=333.3T" in frame(status, 200)

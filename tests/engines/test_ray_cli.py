@@ -128,3 +128,44 @@ def _named(stdout: str, verb: str) -> set[str]:
     head, _, names = stdout.strip().partition(": ")
     assert head == verb, stdout
     return set(names.split(", "))
+
+
+CHATTY = """
+import logging
+
+log = logging.getLogger("chatty")
+
+
+async def talk(ctx):
+    print(f"hello from replica {ctx.replica}")
+    log.warning("a warning from %s", ctx.kernel_id)
+    for i in range(3):
+        await ctx.send(i)
+    print("done", flush=True)
+
+
+async def listen(ctx):
+    async for batch in ctx.batches(16):
+        for m in batch:
+            print(f"got {m}")
+"""
+
+
+def test_logs_shows_what_kernels_print_on_ray(ringctl: Ringctl, ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-chatty-", dir="/tmp"))
+    (folder / "chatty.py").write_text(CHATTY)
+    topology = folder / "chatty.yaml"
+    topology.write_text(
+        "version: 1\nname: chatty\nengine: ray\nkernels:\n"
+        "  talk: {entry: 'chatty:talk'}\n  listen: {entry: 'chatty:listen'}\n"
+        "queues:\n  - {from: talk, to: listen}\n"
+    )
+    up = ringctl("up", str(topology), "--no-dashboard", "--address", ray_head, ok=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+    talk = ringctl("logs", "chatty", "talk").stdout
+    for line in ("hello from replica 0", "chatty: a warning from talk", "done"):
+        assert line in talk, talk
+    listen = ringctl("logs", "chatty", "listen").stdout
+    assert all(f"got {i}" in listen for i in range(3)), listen
+    assert "hello from replica 0" not in listen
+    shutil.rmtree(folder, ignore_errors=True)

@@ -18,7 +18,7 @@ from . import handlers
 from .handlers import MAGIC, RECORD, records
 
 H = "tests.persistent.handlers"
-FAST = LoopOptions(spin=200, nap_us=20, batch=64)
+FAST = LoopOptions(spin_us=50, nap_us=20, batch=64)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from .handlers import MAGIC, records
 
 S = KernelState
 H = "tests.persistent.handlers"
-FAST = LoopOptions(spin=200, nap_us=20, batch=64)
+FAST = LoopOptions(spin_us=50, nap_us=20, batch=64)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ringctl.engine.local.persistent.layout import (
     HEARTBEAT,
     IN,
     OUT,
+    SPIN_LIMIT,
+    SPINNING,
     STOP_FAILED,
     STOP_TERMINATED,
     TERMINATED,
@@ -33,7 +36,7 @@ from ringctl.engine.local.persistent.ringops import (
     ring_push,
     store,
 )
-from ringctl.engine.local.persistent.thread import LoopThread
+from ringctl.engine.local.persistent.thread import LoopThread, spin_slots
 from ringctl.kernel.persistent import LoopOptions
 from ringctl.persistent import PersistentKernel
 
@@ -249,7 +252,7 @@ def test_order_holds_under_any_batching(chunks: list[int], batch: int) -> None:
             arena.rings["in"],
             arena.rings["out"],
             np.zeros(1),
-            LoopOptions(spin=10, nap_us=1, batch=batch),
+            LoopOptions(spin_us=5, nap_us=1, batch=batch),
         )
         t.start()
         ctrl = arena.controls["k"]
@@ -309,3 +312,29 @@ def test_a_planted_loop_module_is_written_anew_not_run(
     path.write_text("raise SystemExit('planted code ran')\n")
     module = loop.loops_for(honest)  # not SystemExit: the file was written anew
     assert "map_loop" in path.read_text() and hasattr(module, "map_loop")
+
+
+def test_idle_loops_spin_only_on_spare_cores_and_only_for_spin_us(
+    rig: Callable[..., Rig],
+) -> None:
+    slots = spin_slots()
+    limit = int(slots[SPIN_LIMIT])
+    assert limit == max(len(os.sched_getaffinity(0)) - 1, 0)
+    rigs = [rig(handlers.double, capacity=64, spin_us=300_000, nap_us=1000) for _ in range(3)]
+    wait_for(lambda: load(slots, SPINNING) == 0)  # the spin after launch is over
+    started = time.monotonic()
+    for r in rigs:  # one record each: every loop runs out of work and wants to spin
+        r.command(Command.ACTIVE)
+        r.push_all(records(range(1)))
+        r.drain(1)
+    assert load(slots, SPINNING) == min(limit, 3)  # never more spinning than spare cores
+    beats = [load(r.ctrl, HEARTBEAT) for r in rigs]
+    time.sleep(0.05)
+    passes = sorted(load(r.ctrl, HEARTBEAT) - b for r, b in zip(rigs, beats, strict=True))
+    if limit < 3:
+        assert passes[2 - limit] < 100  # the loops without a slot nap (1 ms a pass)
+    wait_for(lambda: load(slots, SPINNING) == 0, timeout=5.0)  # the spin is bounded by time
+    assert time.monotonic() - started < 2.0
+    beats = [load(r.ctrl, HEARTBEAT) for r in rigs]
+    time.sleep(0.05)
+    assert all(load(r.ctrl, HEARTBEAT) - b < 100 for r, b in zip(rigs, beats, strict=True))

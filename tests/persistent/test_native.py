@@ -54,7 +54,7 @@ from .handlers import MAGIC, RECORD, records
 
 S = KernelState
 H = "tests.persistent.native_handlers"
-FAST = LoopOptions(spin=200, nap_us=20, batch=64)
+FAST = LoopOptions(spin_us=10, nap_us=20, batch=64)
 
 
 def _usable(backend: str) -> str | None:

@@ -390,7 +390,7 @@ def faulty_pipeline(tmp_path: Path, name: str, handler: str, source: str) -> Pat
             params: {source}
           k:
             entry: {H}:{handler}
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           sink:
             entry: {H}:record_sink
         queues:
@@ -435,10 +435,10 @@ def test_a_persistent_kernel_that_fails_for_good_does_not_hold_up_the_one_feedin
             params: {{messages: 50, value_at: 2000, value: -1.0}}
           p1:
             entry: {H}:double
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           p2:
             entry: {H}:fails_on_negative
-            persistent: {{ring: 8, spin: 100}}
+            persistent: {{ring: 8, spin_us: 20}}
           sink:
             entry: {H}:record_sink
         queues:
@@ -523,3 +523,132 @@ def test_a_shared_cache_folder_is_refused_before_anything_runs(
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"error: the cache folder {loops} can be written by other users" in result.stderr
     assert "Traceback" not in result.stderr and "phase 1" not in result.stderr
+
+
+def test_tap_on_a_ring_between_persistent_kernels_is_refused_at_once(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        version: 1
+        name: tapped
+        python_path: ["{REPO}"]
+        kernels:
+          readings:
+            entry: kernels.records_pipeline:readings
+            params: {{channels: 4, batch: 64, batches: null, rate: 2000}}
+          ewma_z:
+            entry: kernels.records_pipeline:ewma_z
+            persistent: {{}}
+          flag:
+            entry: kernels.records_pipeline:flag
+            persistent: {{}}
+            params: {{threshold: 0.5}}
+          alert_log:
+            entry: kernels.records_pipeline:alert_log
+        queues:
+          - {{from: readings, to: ewma_z}}
+          - {{from: ewma_z, to: flag}}
+          - {{from: flag, to: alert_log}}
+        """,
+    )
+    assert ringctl.up_detached(path) == "tapped"
+    try:
+        refused = ringctl("tap", "tapped", "ewma_z", "-n", "1", timeout=20)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "ewma_z.out goes ring to ring into flag" in refused.stderr
+        assert "so a tap has nothing to copy" in refused.stderr
+        assert "hint: ringctl ps shows the records counters of ewma_z and flag" in refused.stderr
+        assert "still waiting" not in refused.stderr
+        # The host drains flag's output ring: that one is tapped as any port.
+        tapped = ringctl("tap", "tapped", "flag.out", "-n", "1", "--json", timeout=60)
+        assert tapped.returncode == 0, tapped.stdout + tapped.stderr
+        assert json.loads(tapped.stdout.splitlines()[0])["kernel"] == "flag"
+    finally:
+        down = ringctl("down", "tapped", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+BROKEN = """
+import numpy as np
+
+from ringctl.persistent import persistent_kernel
+
+RECORD = np.dtype([("seq", np.int64), ("value", np.float64)])
+
+
+async def source(ctx):
+    await ctx.send(np.zeros(8, RECORD))
+
+
+@persistent_kernel(input=RECORD, output=RECORD)
+def smooth(rec, out, state):
+    table = {"a": 1.0}
+    out.seq = rec.seq
+    out.value = table
+    return 1
+"""
+
+
+def broken_pipeline(tmp_path: Path) -> tuple[Path, Path]:
+    module = tmp_path / "mypipe.py"
+    module.write_text(BROKEN)
+    path = write(
+        tmp_path,
+        """
+        version: 1
+        name: broken
+        kernels:
+          source:
+            entry: mypipe:source
+          smooth:
+            entry: mypipe:smooth
+            persistent: {}
+        queues:
+          - {from: source, to: smooth}
+        """,
+    )
+    return path, module
+
+
+def test_a_handler_that_does_not_compile_is_named_at_its_line(
+    tmp_path: Path, ringctl: Ringctl
+) -> None:
+    path, module = broken_pipeline(tmp_path)
+    reason = f"{module}:17: Numba cannot compile smooth: Cannot cast DictType"
+    checked = validate("--import", path)
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert f"{path}:7:12: kernel 'smooth': {reason}" in checked.stderr
+    assert "Traceback" not in checked.stderr
+
+    result = ringctl("up", path, "--no-dashboard", timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = next(x for x in result.stderr.splitlines() if x.startswith("error:"))
+    assert error.startswith(f"error: launch of kernel 'smooth' failed: {reason}"), error
+    hint = result.stderr.splitlines()[-1]
+    assert hint.startswith("hint: fix the handler mypipe:smooth; `ringctl validate --import"), hint
+    for noise in ("During: Pass", "set-up hook", "Traceback", "host.py"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_without_numba_a_persistent_kernel_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    path, _ = broken_pipeline(tmp_path)
+    hidden = tmp_path / "hidden" / "numba"
+    hidden.mkdir(parents=True)  # an import of numba fails, as where it is not installed
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'numba'\", name='numba')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(hidden.parent), "RINGCTL_STATE_DIR": str(tmp_path)}
+    for command in ("validate", "up"):
+        args = [command, "--import", path] if command == "validate" else [command, path]
+        result = subprocess.run(
+            [sys.executable, "-m", "ringctl.cli", *map(str, args)],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{path}:7:12: kernel 'smooth' needs Numba, which is not installed" in (
+            result.stderr
+        )
+        assert "hint: persistent kernels need Numba: pip install 'ringctl[numba]'" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -266,3 +266,26 @@ async def test_clear_discards_what_is_queued_and_counts_it() -> None:
                        queued=len(q))  # fmt: skip
     assert (q.messages, row.balance) == (4, 0)
     assert build_accounting([row]).holds
+
+
+async def test_a_blocked_batch_goes_in_whole_once_it_fits() -> None:
+    from ringctl.engine.local.queues import Inbox, Queue
+
+    q = Queue("e", Inbox("k"), capacity=4)
+    await q.put_many(["a", "b"])
+    putting = asyncio.create_task(q.put_many(["c", "d", "e"]))  # 2 free slots: waits
+    await asyncio.sleep(0.01)
+    assert not putting.done() and len(q) == 2  # nothing of it went in piecemeal
+    assert q.inbox.get_nowait() == "a"  # now 3 fit
+    await asyncio.wait_for(putting, 1)
+    assert list(q._items) == ["b", "c", "d", "e"]
+    assert (q.messages, q.delivered, q.high_water) == (5, 1, 4)
+    big = asyncio.create_task(q.put_many(list(range(6))))  # bigger than the queue
+    await asyncio.sleep(0.01)
+    assert len(q) == 4
+    assert len(q.inbox.get_many_nowait(10)) == 4  # empty: the first 4 go in, then the rest
+    await asyncio.sleep(0.01)
+    assert list(q._items) == [0, 1, 2, 3]
+    q.inbox.get_many_nowait(10)
+    await asyncio.wait_for(big, 1)
+    assert list(q._items) == [4, 5] and q.messages == 11

@@ -264,6 +264,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     result = setup(ctx)
                     if asyncio.iscoroutine(result):
                         await result
+            except KernelLaunchError as exc:
+                # Already explained by the kernel's control (a persistent kernel's compile
+                # error at the author's line): said as it is, without ringctl's own frames.
+                output.emit(k.id, ctx.replica, "traceback", str(exc))
+                raise
             except Exception as exc:
                 tb = "".join(traceback.format_exception(exc))
                 output.emit(k.id, ctx.replica, "traceback", tb)
@@ -376,7 +381,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
-        output.mark(k.id, ctx.replica)  # this task's prints and logs are this replica's
+        # This task's prints and logs are this replica's; a coroutine it never awaited
+        # (``ctx.send(m)`` without ``await``) counts as one of its errors.
+        output.mark(k.id, ctx.replica, ctx.record_error)
         if k.choice.backend == "cuda":
             import cupy
 
@@ -539,7 +546,10 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.restarted()
         k.error, k.error_tb = None, None
         k.tasks = []
+        before = [ctx.metrics for ctx in k.ctxs]
         k.ctxs = self._make_contexts(k)
+        for ctx, metrics in zip(k.ctxs, before, strict=False):
+            ctx.metrics.update(metrics)  # the new instance goes on from the last figures
         try:
             await self._run_setup(k)
         except KernelLaunchError as exc:
@@ -758,6 +768,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         tap's bounded buffer (oldest overwritten, never blocking).
         """
         k = self._require(kernel_id, "tap")
+        refused = None if k.spec.control is None else k.spec.control.untappable(port)
+        if refused is not None:
+            raise UserInputError(refused[0], hint=refused[1])
         out = k.ports.get(port)
         if out is None:
             declared = k.spec.ports
@@ -803,7 +816,10 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     async def send(self, kernel_id: str, msg: Any) -> None:
         """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
-        q = self._external(kernel_id)
+        k = self._kernels.get(kernel_id)
+        q = None if k is None else k.external
+        if k is None or q is None or k.state not in RUNNING:
+            q = self._external(kernel_id)
         if not q.put_nowait(msg):
             await q.put(msg)
 
@@ -832,7 +848,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
         kernel failed and nothing is left to read (instead of hanging).
         """
-        k, inbox = self._output(kernel_id, port)
+        k = self._kernels.get(kernel_id)
+        out = None if k is None else k.ports.get(port)
+        if k is None or out is None or out.targets:  # not sent on yet, or an error to raise
+            k, inbox = self._output(kernel_id, port)
+        else:
+            inbox = out.output_inbox
         item = inbox.get_nowait()
         if item is not EMPTY:
             return item

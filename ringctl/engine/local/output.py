@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,10 @@ MAX_LINE: Final = 64 * 1024
 _current: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
     "ringctl_kernel", default=None
 )
+#: Told of a mistake Python only warns about (a coroutine never awaited) in the task.
+_on_mistake: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "ringctl_on_mistake", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ class OutputRecord:
     ts: float  # wall-clock time.time()
     kernel: str
     replica: int
-    stream: str  # stdout | stderr | log | traceback
+    stream: str  # stdout | stderr | log | traceback | warning
     text: str
     level: str | None = None  # for stream "log": INFO, WARNING, ...
 
@@ -77,9 +82,15 @@ class OutputRecord:
 Sink = Callable[[OutputRecord], None]
 
 
-def mark(kernel_id: str, replica: int) -> None:
-    """Tag the current task (a kernel body's) as this kernel's replica."""
+def mark(kernel_id: str, replica: int, on_mistake: Callable[[str], None] | None = None) -> None:
+    """Tag the current task (a kernel body's) as this kernel's replica.
+
+    ``on_mistake`` is called with ``file:line: what`` when the body drops a coroutine
+    without awaiting it (``ctx.send(m)`` for ``await ctx.send(m)``): Python only warns,
+    and the message would otherwise never reach the next kernel without a word.
+    """
     _current.set((kernel_id, replica))
+    _on_mistake.set(on_mistake)
 
 
 @contextlib.contextmanager
@@ -113,13 +124,23 @@ class _Router:
 _router = _Router()
 
 
-def emit(kernel_id: str, replica: int, stream: str, text: str, level: str | None = None) -> None:
-    """Hand one record to the installed sink (nothing happens when none is installed)."""
+def emit(
+    kernel_id: str,
+    replica: int,
+    stream: str,
+    text: str,
+    level: str | None = None,
+    ts: float | None = None,
+) -> None:
+    """Hand one record to the installed sink (nothing happens when none is installed).
+
+    ``ts``: when it was written, if not now (output shipped from another process).
+    """
     sink = _router.sink
     if sink is None:
         return
     try:
-        sink(OutputRecord(time.time(), kernel_id, replica, stream, text, level))
+        sink(OutputRecord(ts or time.time(), kernel_id, replica, stream, text, level))
     except Exception:  # a full disk must not take a kernel down with it
         return
 
@@ -196,6 +217,38 @@ class _KernelLogHandler(logging.Handler):
         emit(who[0], who[1], "log", f"{record.name}: {text}", record.levelname)
 
 
+def _kernel_warning(
+    show: Callable[..., None],
+) -> Callable[..., None]:
+    """``warnings.showwarning`` that makes a kernel's never-awaited coroutine a ``warning``
+    record (and tells the kernel's ``on_mistake``); other warnings are shown as before."""
+
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        who = _current.get()
+        if who is None or not issubclass(category, RuntimeWarning):
+            show(message, category, filename, lineno, file, line)
+            return
+        text = str(message)
+        if "was never awaited" not in text:
+            show(message, category, filename, lineno, file, line)
+            return
+        text = f"{filename}:{lineno}: {text}: add `await` before the call"
+        emit(who[0], who[1], "warning", text, "WARNING")
+        hook = _on_mistake.get()
+        if hook is not None:
+            with contextlib.suppress(Exception):
+                hook(text)
+
+    return showwarning
+
+
 @contextlib.contextmanager
 def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
     """Route kernel output to ``sink`` for the duration of the block.
@@ -212,6 +265,8 @@ def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
     old_level = root.level
     _router.sink = sink
     sys.stdout, sys.stderr = out, err
+    old_show = warnings.showwarning
+    warnings.showwarning = _kernel_warning(old_show)
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         # A kernel's logger.info(...) must reach the handler; records outside kernels
@@ -224,6 +279,7 @@ def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
         err.drain()
         root.removeHandler(handler)
         root.setLevel(old_level)
+        warnings.showwarning = old_show
         sys.stdout, sys.stderr = old_out, old_err
         _router.sink = None
 

@@ -75,6 +75,7 @@ class Queue:
 
     __slots__ = (
         "_getters",
+        "_high",
         "_items",
         "_limit",
         "_space_waiters",
@@ -85,7 +86,6 @@ class Queue:
         "consumer",
         "delivered",
         "drops",
-        "high_water",
         "inbox",
         "left",
         "lost",
@@ -123,7 +123,10 @@ class Queue:
         self.drops = 0  # dropped by the backpressure policy
         self.lost = 0
         self.left = 0
-        self.high_water = 0
+        # The deepest the queue was when a consumer took from it or it closed; with the
+        # current depth that is the high-water mark (between two takes the depth only
+        # grows), kept off the put path.
+        self._high = 0
         self.blocked_s = 0.0
         self.closed = False
         self.close_reason = "lost"  # which term a put into the closed queue counts in
@@ -134,6 +137,12 @@ class Queue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def high_water(self) -> int:
+        """The most messages this queue ever held at once."""
+        n = len(self._items)
+        return n if n > self._high else self._high
 
     def __repr__(self) -> str:
         return f"<Queue {self.name} {len(self._items)}/{self.capacity} {self.policy.value}>"
@@ -148,8 +157,6 @@ class Queue:
             return False
         items.append(item)
         self.messages += 1
-        if n >= self.high_water:
-            self.high_water = n + 1
         if self._getters:
             _wake_first(self._getters)
         return True
@@ -170,6 +177,7 @@ class Queue:
                     return
                 await self._wait_for_space()
         elif policy is Backpressure.DROP_OLDEST:
+            self._note_depth()
             self._items.popleft()
             self.drops += 1
             self.put_nowait(item)
@@ -180,21 +188,33 @@ class Queue:
             raise QueueFullError(self.name, self.capacity)
 
     async def put_many(self, items: Iterable[Any]) -> None:
-        """Enqueue a batch in as few steps as the free space allows."""
+        """Enqueue a batch in as few steps as the free space allows.
+
+        Under ``block`` a batch that does not fit waits until it does (or, bigger than
+        the queue, until the queue is empty) rather than going in piece by piece: the
+        consumer then takes whole batches instead of what fitted at each wake-up.
+        """
         batch = items if isinstance(items, list) else list(items)
         start, total = 0, len(batch)
         queue = self._items
+        block = self.policy is Backpressure.BLOCK
         while start < total:
             room = self.capacity - len(queue)
-            if room > 0 and not self.closed:
-                chunk = batch[start : start + room]
-                queue.extend(chunk)
-                start += len(chunk)
-                self.messages += len(chunk)
-                if len(queue) > self.high_water:
-                    self.high_water = len(queue)
+            if room > 0 and not self.closed and (room >= total - start or not block or not queue):
+                if start == 0 and room >= total:
+                    queue.extend(batch)
+                    n = total
+                else:
+                    chunk = batch[start : start + room]
+                    queue.extend(chunk)
+                    n = len(chunk)
+                start += n
+                self.messages += n
                 if self._getters:
                     _wake_all(self._getters)
+                continue
+            if block and not self.closed:
+                await self._wait_for_space(min(total - start, self.capacity))
                 continue
             # Full (or closed): the policy decides for the next message only.
             await self.put(batch[start])
@@ -212,11 +232,11 @@ class Queue:
         else:
             self.lost += n
 
-    async def _wait_for_space(self) -> None:
+    async def _wait_for_space(self, need: int = 1) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            while len(self._items) >= self.capacity and not self.closed:
+            while self.capacity - len(self._items) < need and not self.closed:
                 fut: asyncio.Future[None] = loop.create_future()
                 self._space_waiters.append(fut)
                 try:
@@ -231,6 +251,12 @@ class Queue:
 
     # -- consumer side (called through the Inbox) ---------------------------------------
 
+    def _note_depth(self) -> None:
+        """Called before anything leaves the queue (see ``high_water``)."""
+        n = len(self._items)
+        if n > self._high:
+            self._high = n
+
     @property
     def producers_waiting(self) -> int:
         """Producers waiting for room (their messages are not in the queue yet)."""
@@ -243,6 +269,19 @@ class Queue:
                 _wake_first(self._space_waiters)
             else:
                 _wake_all(self._space_waiters)
+
+    def put_back(self, items: list[Any]) -> None:
+        """Messages the consumer took but will not handle (it was paused or stopped
+        first): first in line again, or, once the queue is closed, counted as the close
+        said. ``delivered`` is taken back, so the accounting law stays exact."""
+        n = len(items)
+        self.delivered -= n
+        if self.closed:
+            self._unprocessed(n)
+            return
+        self._items.extendleft(reversed(items))
+        if self._getters:
+            _wake_first(self._getters)
 
     def close(self, reason: str = "lost") -> int:
         """The consumer is gone: what was queued, and every later put, is counted.
@@ -262,6 +301,7 @@ class Queue:
         blocked producers on; the queue stays open. Returns how many were discarded."""
         if reason not in ("lost", "left"):
             raise ValueError(f"close reason must be 'lost' or 'left', got {reason!r}")
+        self._note_depth()
         discarded = len(self._items)
         self._items.clear()
         if reason == "left":
@@ -342,6 +382,8 @@ class Inbox:
         if single is not None:
             items = single._items
             if items:
+                if len(items) > single._high:
+                    single._high = len(items)
                 item = items.popleft()
                 single.delivered += 1
                 if single._space_waiters:
@@ -354,6 +396,7 @@ class Inbox:
             q = queues[(self._cursor + i) % n]
             if q._items:
                 self._cursor = (self._cursor + i + 1) % n
+                q._note_depth()
                 item = q._items.popleft()
                 q.delivered += 1
                 if q._space_waiters:
@@ -372,6 +415,7 @@ class Inbox:
             items = single._items
             if not items:
                 return []
+            single._note_depth()
             if len(items) <= max_items:
                 batch = list(items)
                 items.clear()
@@ -391,6 +435,7 @@ class Inbox:
             if not items:
                 continue
             want = max_items - len(out)
+            q._note_depth()
             if len(items) <= want:
                 out.extend(items)
                 taken = len(items)

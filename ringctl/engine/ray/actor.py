@@ -4,9 +4,15 @@ Inside the actor the kernel runs exactly as in the local engine: the same
 ``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
 the same), the same lifecycle flags. What differs is the edge between two actors: the
 producer's port feeds a local *outbox* queue (edge capacity, blocking), and pump tasks
-move its contents to the consumer actor in batches (by size, after a short linger), one
-call in flight per pump, so per-edge order holds and a full consumer inbox slows the
-producer down instead of growing memory.
+move its contents to the consumer actor in batches, one call in flight per pump, so
+per-edge order holds and a full consumer inbox slows the producer down instead of
+growing memory. As in Nagle's algorithm, a pump with nothing in flight sends what is
+queued at once (a lone message pays one call, no wait); what is sent while a call is in
+flight waits for it and goes in the next batch (up to ``MAX_BATCH`` messages).
+
+What the kernel prints or logs is captured as on the local engine
+(``ringctl.engine.local.output``), kept in a bounded buffer and handed to the driver with
+each ``probe``, which writes it to the run's kernel log: ``ringctl logs`` reads it there.
 """
 
 from __future__ import annotations
@@ -23,12 +29,47 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 
+from ringctl.engine.local import output
 from ringctl.engine.local.ports import OutPort
 from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
 MAX_BATCH = 1000
-LINGER_S = 0.001
+#: Output lines kept between two probes; past it the oldest go (and are counted).
+MAX_OUTPUT = 10_000
+
+
+class _Output:
+    """This worker's captured kernel output, until the driver's next probe takes it."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.dropped = 0
+        self.installed: Any = None  # the capture, held for as long as the process lives
+
+    def __call__(self, record: output.OutputRecord) -> None:
+        if len(self.records) >= MAX_OUTPUT:
+            del self.records[0]
+            self.dropped += 1
+        self.records.append(record.as_dict())
+
+    def install(self) -> None:
+        if self.installed is None:  # once per worker process, for as long as it lives
+            self.installed = output.capture(self)
+            self.installed.__enter__()
+
+    def take(self) -> list[dict[str, Any]]:
+        records, self.records = self.records, []
+        if self.dropped:
+            first = records[0] if records else {"kernel": "?", "replica": 0}
+            note = f"{self.dropped} lines of output were dropped (more than {MAX_OUTPUT} "
+            note += "between two reads by the driver)"
+            records.insert(0, {**first, "stream": "stderr", "text": note, "ts": time.time()})
+            self.dropped = 0
+        return records
+
+
+_OUTPUT = _Output()
 
 
 class KernelHost:
@@ -45,6 +86,7 @@ class KernelHost:
         queue_size: int,
         sys_path: list[str],
         state_bytes: bytes,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         for folder in reversed(sys_path):
             if folder not in sys.path:
@@ -54,6 +96,8 @@ class KernelHost:
         params: Any = pickle.loads(params_bytes)
         state: dict[str, Any] | None = pickle.loads(state_bytes)
         self.kernel_id = kernel_id
+        self.replica = replica
+        _OUTPUT.install()
         self.queue_size = queue_size
         self.inbox = Inbox(kernel_id)
         self.ports: dict[str, OutPort] = {}
@@ -93,6 +137,7 @@ class KernelHost:
             device=self.cuda_device,
             state=state,
         )
+        self.ctx.metrics.update(metrics or {})  # a relaunch goes on from the last figures
 
     def _port(self, name: str) -> OutPort:
         port = self.ports.get(name)
@@ -107,9 +152,14 @@ class KernelHost:
     async def setup(self) -> dict[str, Any]:
         hook = self.kernel.setup
         if hook is not None:
-            result = hook(self.ctx)
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                with output.kernel_scope(self.kernel_id, self.replica):
+                    result = hook(self.ctx)
+                    if asyncio.iscoroutine(result):
+                        await result
+            except BaseException:
+                output.emit(self.kernel_id, self.replica, "traceback", traceback.format_exc())
+                raise
         return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
 
     # -- wiring --------------------------------------------------------------------------
@@ -153,9 +203,7 @@ class KernelHost:
             if not batch:
                 fut: asyncio.Future[None] = loop.create_future()
                 outbox.waiters.append(fut)
-                await fut
-                if len(outbox) < MAX_BATCH:
-                    await asyncio.sleep(LINGER_S)  # let a light stream form a batch
+                await fut  # nothing in flight: send what came at once, no linger
                 continue
             if edge_id in self.closed_edges:
                 self._count(self.out_lost, edge_id, len(batch))
@@ -211,6 +259,7 @@ class KernelHost:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        output.mark(self.kernel_id, self.replica, self.ctx.record_error)
         if self.cuda_device is not None:
             import cupy
 
@@ -230,6 +279,7 @@ class KernelHost:
         exc = sys.exc_info()[1]
         self.error = f"{type(exc).__name__}: {exc}"
         self.error_tb = traceback.format_exc()
+        output.emit(self.kernel_id, self.replica, "traceback", self.error_tb)
 
     def deactivate(self) -> None:
         self.ctx.is_active = False
@@ -305,6 +355,7 @@ class KernelHost:
             "latency_p99_us": p99,
             "metrics": dict(ctx.metrics),
             "state": dict(ctx.state),
+            "output": _OUTPUT.take(),
             "outboxes": {
                 edge_id: {
                     "pending": self._pending(edge_id),

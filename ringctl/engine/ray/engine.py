@@ -399,6 +399,8 @@ class RayRuntime(KernelTable[_RayKernel]):
                 k.queue_size,
                 paths,
                 state_bytes,
+                # A relaunched replica goes on from its predecessor's metrics.
+                dict(((k.probes[r] if r < len(k.probes) else None) or {}).get("metrics") or {}),
             )
             for r in range(k.replicas)
         ]
@@ -520,7 +522,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
-            k.probes[i] = result["probe"]
+            k.probes[i] = _with_output(result["probe"])
         self._finish(k)
         return TerminationReport(k.id, not k.forced, k.forced, left, 0, k.error)
 
@@ -580,7 +582,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             await asyncio.wait(futures, timeout=PROBE_WAIT_S)
         for (k, i, _), call in zip(calls, futures, strict=True):
             if call.done() and not call.cancelled() and call.exception() is None:
-                k.probes[i] = call.result()
+                k.probes[i] = _with_output(call.result())
             else:
                 call.cancel()
 
@@ -787,7 +789,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                     elif error is not None:
                         log.warning("probe of %s failed: %s", k.id, error)
                     else:
-                        k.probes[i] = call.result()
+                        k.probes[i] = _with_output(call.result())
                 for k in live:
                     self._check_done(k)
             self._sample(time.monotonic())
@@ -900,7 +902,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             if not isinstance(result, BaseException):
                 # A restart replaces these actors: what they still held is lost, and counted
                 # on its edges (the inbox by its queues, the outboxes by the actor).
-                k.probes[i] = result["probe"]
+                k.probes[i] = _with_output(result["probe"])
         self._finish(k)
 
     def _totals(self, k: _RayKernel) -> tuple[int, int, int]:
@@ -1008,3 +1010,13 @@ class RayRuntime(KernelTable[_RayKernel]):
             backend_note=k.note,
             metrics=metrics,
         )
+
+
+def _with_output(probe: dict[str, Any]) -> dict[str, Any]:
+    """Write the kernel output an actor shipped with its probe to the run's kernel log."""
+    from ringctl.engine.local import output
+
+    for r in probe.pop("output", None) or ():
+        output.emit(str(r.get("kernel")), int(r.get("replica") or 0), str(r.get("stream")),
+                    str(r.get("text")), r.get("level"), r.get("ts"))  # fmt: skip
+    return probe

@@ -23,7 +23,15 @@ from numba.core.extending import intrinsic
 # Numba's helpers are untyped; they are used only inside code generators.
 cgutils: Any = _cgutils
 
-__all__ = ["cpu_relax", "load_acquire", "sleep_us", "store_release"]
+__all__ = [
+    "cpu_relax",
+    "fetch_add",
+    "load_acquire",
+    "now_ns",
+    "sleep_us",
+    "store_release",
+    "yield_cpu",
+]
 
 _WORD = 8  # every shared word is an aligned int64
 
@@ -122,3 +130,61 @@ def _sleep_us(typingctx: Any, micros: Any) -> Any:
 
 
 sleep_us: Any = intrinsic(_sleep_us)
+
+
+def _fetch_add(typingctx: Any, arr: Any, idx: Any, value: Any) -> Any:
+    """``arr[idx] += value`` as one atomic read-modify-write; returns the old value."""
+    if not (_int64_array(arr) and isinstance(idx, types.Integer)):
+        return None
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arrty, idxty, valty = signature.args
+        ptr = _word_pointer(context, builder, arrty, args[0], idxty, args[1])
+        val = context.cast(builder, args[2], valty, types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return types.int64(arr, idx, value), codegen
+
+
+fetch_add: Any = intrinsic(_fetch_add)
+
+_CLOCK_MONOTONIC = 1  # Linux
+
+
+def _now_ns(typingctx: Any) -> Any:
+    """libc ``clock_gettime(CLOCK_MONOTONIC)`` in nanoseconds (a vDSO call, no syscall)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        timespec = ir.LiteralStructType([i64, i64])
+        fnty = ir.FunctionType(i32, [i32, timespec.as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        ts = cgutils.alloca_once(builder, timespec)
+        builder.call(fn, [ir.Constant(i32, _CLOCK_MONOTONIC), ts])
+        zero = ir.Constant(i32, 0)
+        sec = builder.load(builder.gep(ts, [zero, zero]))
+        nsec = builder.load(builder.gep(ts, [zero, ir.Constant(i32, 1)]))
+        return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+    return types.int64(), codegen
+
+
+now_ns: Any = intrinsic(_now_ns)
+
+
+def _yield_cpu(typingctx: Any) -> Any:
+    """libc ``sched_yield``: let a thread waiting for this core run first (a spinning loop
+    must not hold the core its producer is queued on)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+yield_cpu: Any = intrinsic(_yield_cpu)

@@ -67,7 +67,7 @@ class PersistentBridges:
         kernel: PersistentKernel,
         *,
         params: Mapping[str, Any],
-        ring: int,
+        ring: int | None,
         options: LoopOptions,
     ) -> RingKernel:
         """The ``RingKernel`` the runtime launches for this persistent kernel."""
@@ -202,6 +202,18 @@ class _Bridge:
             self.closed_as = reason
         self.group.close_input(self.kernel_id)
 
+    def untappable(self, port: str) -> tuple[str, str] | None:
+        reader = self.group.reader(self.kernel_id)
+        if port != "out" or reader is None:
+            return None
+        kid = self.kernel_id
+        return (
+            f"{kid}.out goes ring to ring into {reader}, inside the persistent worker: "
+            "its records never pass through Python, so a tap has nothing to copy",
+            f"ringctl ps shows the records counters of {kid} and {reader}; "
+            f"tap a port after the persistent kernels (or {reader}'s, if the host reads it)",
+        )
+
     def set_params(self, params: Mapping[str, Any]) -> None:
         """The next instance's params: its state array is made anew from them."""
         self.group.set_params(self.kernel_id, params)
@@ -238,8 +250,9 @@ class _Bridge:
             busy = False
             if self.pending is not None:
                 took = ring_push(inbox.header, inbox.records, self.pending)
-                busy = took > 0
                 self.pending = self.pending[took:] if took < len(self.pending) else None
+                # A ring that filled up is napped on below, not polled in a busy loop.
+                busy = took > 0 and self.pending is None
             if outbox is not None and out_buf is not None:
                 n = ring_pop(outbox.header, outbox.records, out_buf)
                 if n:

@@ -17,6 +17,7 @@ Every wait polls shared words with a deadline; nothing here runs per record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +53,9 @@ from ringctl.engine.local.persistent.process import WorkerProcess
 from ringctl.engine.local.persistent.worker import KernelPlacement, WorkerSpec, load_kernel
 from ringctl.engine.table import KernelTable
 from ringctl.exceptions import KernelLaunchError, RunFailedError
-from ringctl.kernel.persistent import DEFAULT_RING_CAPACITY, LoopOptions, PersistentKernel
+from ringctl.kernel.persistent import LoopOptions, PersistentKernel
+
+log = logging.getLogger("ringctl.persistent")
 
 __all__ = ["PersistentGroup", "PersistentStats", "StallError"]
 
@@ -136,7 +139,7 @@ class PersistentGroup(KernelTable[_Member]):
         entry: str,
         *,
         params: Mapping[str, Any] | None = None,
-        capacity: int = DEFAULT_RING_CAPACITY,
+        capacity: int | None = None,
         options: LoopOptions | None = None,
         kernel: PersistentKernel | None = None,
         backend: str = "cpu",
@@ -144,8 +147,9 @@ class PersistentGroup(KernelTable[_Member]):
         """Declare a kernel of the group (``entry`` is its ``module:attribute``).
 
         ``kernel`` saves importing ``entry`` here when the caller already did; the worker
-        imports ``entry`` itself either way. ``backend="cuda"`` runs a C++ handler's loop
-        on the worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
+        imports ``entry`` itself either way. ``capacity`` (records per ring) defaults to
+        the kernel's ``default_ring``. ``backend="cuda"`` runs a C++ handler's loop on the
+        worker's GPU (``native_kernel``); ``cpu`` runs every kernel on a CPU thread.
         """
         if self._arena is not None:
             raise RuntimeError(f"group {self.name!r} is laid out; add kernels before launch")
@@ -160,7 +164,8 @@ class PersistentGroup(KernelTable[_Member]):
             )
         self._kernels[kernel_id] = _Member(
             id=kernel_id, entry=entry, kernel=kernel, params=dict(params or {}),
-            capacity=capacity, options=options or LoopOptions(), backend=backend,
+            capacity=capacity or kernel.default_ring, options=options or LoopOptions(),
+            backend=backend,
         )  # fmt: skip
         return kernel
 
@@ -239,6 +244,11 @@ class PersistentGroup(KernelTable[_Member]):
     def feeder(self, kernel_id: str) -> str | None:
         """The kernel of the group that writes this kernel's input ring, if any."""
         return self._require(kernel_id).feeds_from
+
+    def reader(self, kernel_id: str) -> str | None:
+        """The kernel of the group that reads this kernel's output ring, if any."""
+        self._require(kernel_id)
+        return next((k for k, m in self._kernels.items() if m.feeds_from == kernel_id), None)
 
     def drained_by_host(self, kernel_id: str) -> bool:
         """True if the kernel has an output ring that no kernel of the group reads."""
@@ -428,10 +438,21 @@ class PersistentGroup(KernelTable[_Member]):
             worker.read()
             reply = worker.take(("started", "error"), m.id)
             if reply is not None and reply[0] == "error":
-                hint = f"the worker could not import or compile {m.entry}:\n{reply[2]}"
-                if "No module named 'numba'" in reply[2]:
-                    hint = "persistent kernels need Numba: pip install 'ringctl[numba]'"
-                raise KernelLaunchError(m.id, _last_line(reply[2]), hint=hint)
+                from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+
+                log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
+                if len(reply) < 4:  # a C++ handler: the compiler's report, its line last
+                    report = str(reply[2])
+                    raise KernelLaunchError(m.id, _last_line(report), hint=report)
+                reason = str(reply[3])
+                if NUMBA_HINT in reason:
+                    raise KernelLaunchError(m.id, "Numba is not installed", hint=NUMBA_HINT)
+                raise KernelLaunchError(
+                    m.id,
+                    reason,
+                    hint=f"fix the handler {m.entry}; `ringctl validate --import FILE` "
+                    "compiles persistent handlers without running anything",
+                )
             if reply is not None:
                 return
             if not worker.alive:

@@ -28,6 +28,9 @@ __all__ = [
     "POS",
     "RING_CLOSED",
     "RING_HEADER_WORDS",
+    "SPINNING",
+    "SPIN_LIMIT",
+    "SPIN_WORDS",
     "STOP_FAILED",
     "STOP_NONE",
     "STOP_TERMINATED",
@@ -78,3 +81,10 @@ RING_CLOSED: Final = 2 * LINE  # 1 once the producer will publish nothing more
 CONSUMER_GONE: Final = 3 * LINE
 DISCARDED: Final = 4 * LINE  # records a producer loop discarded while the consumer was gone
 RING_HEADER_WORDS: Final = 5 * LINE
+
+# Spin slots, one block per worker process (its own memory, not the arena): how many of
+# its loops spin right now, and how many may. A loop with nothing to do spins only while
+# it holds a slot, so the worker never spins more threads than it has cores to spare.
+SPINNING: Final = 0 * LINE
+SPIN_LIMIT: Final = 1 * LINE
+SPIN_WORDS: Final = 2 * LINE

@@ -6,9 +6,12 @@ acquire load and echoes it in ``ACK`` (so once the host sees ``ACK == PAUSED`` n
 is handled until it writes ``ACTIVE`` again). Records are handled in batches: the outputs
 and the freed input slots of a batch are published together, after the batch, with one
 release store each, so a worker killed mid-batch leaves the rings as they were before it.
-When there is nothing to do the loop spins ``spin`` passes with the CPU's pause hint, then
-sleeps ``nap_us`` microseconds per pass: a short spin keeps the round trip low under load,
-the nap keeps an idle kernel from burning a core.
+When there is nothing to do the loop spins for at most ``spin_us`` microseconds (by the
+clock, with the CPU's pause hint), then sleeps ``nap_us`` microseconds per pass until work
+comes: the short spin keeps the round trip low while records flow, the nap gives the
+core back to the loops and the host that have work. A loop spins only while it holds one
+of the worker's spin slots (``SPIN_LIMIT``: the cores it may use, less one), so loops
+never spin on cores their producers need.
 
 Two shapes: a map (``handler(record, out_slot, state) -> int``, 1 emits ``out_slot``,
 0 emits nothing, negative counts an error) and a sink (``handler(record, state) -> int``).
@@ -45,14 +48,50 @@ from typing import Any
 import numba
 import numpy as np
 
-from ringctl.engine.local.persistent.atomics import cpu_relax, load_acquire, sleep_us, store_release
+from ringctl.engine.local.persistent.atomics import (
+    cpu_relax, fetch_add, load_acquire, now_ns, sleep_us, store_release, yield_cpu,
+)
 from ringctl.engine.local.persistent.layout import (
     ACK, CMD, CONSUMER_GONE, DISCARDED, ERRORS, HEAD, HEARTBEAT, IN, OUT, POS, RING_CLOSED,
-    STOP_TERMINATED, TAIL, TERMINATED, Command,
+    SPIN_LIMIT, SPINNING, STOP_TERMINATED, TAIL, TERMINATED, Command,
 )
 
 _ACTIVE = int(Command.ACTIVE)
 _TERM = int(Command.TERM)
+
+
+@numba.njit(cache=True, nogil=True)
+def start_spin(spinners: Any, spin_ns: int) -> int:
+    # Take a spin slot if one is free: the time to stop spinning, or 0 (nap at once).
+    if spin_ns <= 0:
+        return 0
+    if fetch_add(spinners, SPINNING, 1) < load_acquire(spinners, SPIN_LIMIT):
+        return now_ns() + spin_ns
+    fetch_add(spinners, SPINNING, -1)
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def rest(spinners: Any, idle: int, spin_until: int, nap_us: int) -> int:
+    # One pass with nothing to do: spin (holding a slot) until spin_until, then nap.
+    # Returns the new spin_until (0 once the slot is given back).
+    if spin_until > 0:
+        if (idle & 15) != 0:
+            cpu_relax()
+            return spin_until
+        if now_ns() < spin_until:
+            yield_cpu()  # a thread queued for this core (the producer, the host) goes first
+            return spin_until
+        fetch_add(spinners, SPINNING, -1)
+    sleep_us(nap_us)
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def stop_spin(spinners: Any, spin_until: int) -> int:
+    if spin_until > 0:
+        fetch_add(spinners, SPINNING, -1)
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,9 +102,10 @@ def map_loop(
     out_hdr: Any,
     out_recs: Any,
     state: Any,
-    spin: int,
+    spin_ns: int,
     nap_us: int,
     batch: int,
+    spinners: Any,
 ) -> None:
     in_mask = in_recs.shape[0] - 1
     out_cap = out_recs.shape[0]
@@ -76,7 +116,8 @@ def map_loop(
     n_out = ctrl[OUT]
     n_err = ctrl[ERRORS]
     ack = -1
-    idle = 0
+    idle = 0  # passes since the last record
+    spin_until = 0  # while > 0 the loop holds a spin slot
     closed = False
     while True:
         beat += 1
@@ -86,6 +127,7 @@ def map_loop(
             ack = cmd
             store_release(ctrl, ACK, cmd)
         if cmd == _TERM:
+            stop_spin(spinners, spin_until)
             break
         if cmd == _ACTIVE:
             tail = in_hdr[TAIL]
@@ -95,6 +137,7 @@ def map_loop(
                 # kernel drains and stops on time) and count what it would have sent.
                 n = min(head - tail, batch)
                 if n > 0:
+                    spin_until = stop_spin(spinners, spin_until)
                     gone = 0
                     for k in range(n):
                         store_release(ctrl, POS, tail + k + 1)
@@ -116,6 +159,7 @@ def map_loop(
             free = out_cap - (out_head - load_acquire(out_hdr, TAIL))
             n = min(head - tail, free, batch)
             if n > 0:
+                spin_until = stop_spin(spinners, spin_until)
                 for k in range(n):
                     store_release(ctrl, POS, tail + k + 1)
                     r = handler(in_recs[(tail + k) & in_mask], out_recs[out_head & out_mask], state)
@@ -144,24 +188,31 @@ def map_loop(
                 store_release(out_hdr, RING_CLOSED, 1)
                 closed = True
         idle += 1
-        if idle <= spin:
-            cpu_relax()
-        else:
-            sleep_us(nap_us)
+        if idle == 1:
+            spin_until = start_spin(spinners, spin_ns)
+        spin_until = rest(spinners, idle, spin_until, nap_us)
     store_release(ctrl, TERMINATED, STOP_TERMINATED)
 
 
 
 @numba.njit(cache=True, nogil=True)
 def sink_loop(
-    ctrl: Any, in_hdr: Any, in_recs: Any, state: Any, spin: int, nap_us: int, batch: int
+    ctrl: Any,
+    in_hdr: Any,
+    in_recs: Any,
+    state: Any,
+    spin_ns: int,
+    nap_us: int,
+    batch: int,
+    spinners: Any,
 ) -> None:
     in_mask = in_recs.shape[0] - 1
     beat = ctrl[HEARTBEAT]
     n_in = ctrl[IN]
     n_err = ctrl[ERRORS]
     ack = -1
-    idle = 0
+    idle = 0  # passes since the last record
+    spin_until = 0  # while > 0 the loop holds a spin slot
     while True:
         beat += 1
         store_release(ctrl, HEARTBEAT, beat)
@@ -170,11 +221,13 @@ def sink_loop(
             ack = cmd
             store_release(ctrl, ACK, cmd)
         if cmd == _TERM:
+            stop_spin(spinners, spin_until)
             break
         if cmd == _ACTIVE:
             tail = in_hdr[TAIL]
             n = min(load_acquire(in_hdr, HEAD) - tail, batch)
             if n > 0:
+                spin_until = stop_spin(spinners, spin_until)
                 for k in range(n):
                     store_release(ctrl, POS, tail + k + 1)
                     if handler(in_recs[(tail + k) & in_mask], state) < 0:
@@ -186,10 +239,9 @@ def sink_loop(
                 idle = 0
                 continue
         idle += 1
-        if idle <= spin:
-            cpu_relax()
-        else:
-            sleep_us(nap_us)
+        if idle == 1:
+            spin_until = start_spin(spinners, spin_ns)
+        spin_until = rest(spinners, idle, spin_until, nap_us)
     store_release(ctrl, TERMINATED, STOP_TERMINATED)
 
 """

@@ -8,6 +8,7 @@ protocol alone, directly in the calling process.
 
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 from typing import Any
@@ -19,6 +20,8 @@ from ringctl.engine.local.persistent.layout import (
     ACK,
     LOST,
     POS,
+    SPIN_LIMIT,
+    SPIN_WORDS,
     STOP_FAILED,
     STOP_NONE,
     TAIL,
@@ -27,7 +30,20 @@ from ringctl.engine.local.persistent.layout import (
 from ringctl.engine.local.persistent.ringops import store
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "spin_slots"]
+
+_slots: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+
+
+def spin_slots() -> np.ndarray[Any, np.dtype[np.int64]]:
+    """This process's spin slots, shared by all its loops: as many as the cores it may
+    run on, less one (for the host and for whichever loop has work)."""
+    if not _slots:
+        slots = np.zeros(SPIN_WORDS, np.int64)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        slots[SPIN_LIMIT] = max((cores or os.cpu_count() or 1) - 1, 0)
+        _slots.append(slots)
+    return _slots[0]
 
 
 class LoopThread:
@@ -71,13 +87,13 @@ class LoopThread:
         if self._outbox is None:
             args: tuple[Any, ...] = (
                 self._ctrl, self._inbox.header, self._inbox.records, self._state,
-                o.spin, o.nap_us, o.batch,
+                o.spin_us * 1000, o.nap_us, o.batch, spin_slots(),
             )  # fmt: skip
             return loops.sink_loop, args
         args = (
             self._ctrl, self._inbox.header, self._inbox.records,
             self._outbox.header, self._outbox.records, self._state,
-            o.spin, o.nap_us, o.batch,
+            o.spin_us * 1000, o.nap_us, o.batch, spin_slots(),
         )  # fmt: skip
         return loops.map_loop, args
 

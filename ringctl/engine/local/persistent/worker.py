@@ -109,9 +109,11 @@ def _start(
     placement: KernelPlacement,
     skip_wedged: bool,
 ) -> None:
+    from ringctl.engine.local.persistent.diagnose import explain
     from ringctl.engine.local.persistent.thread import LoopThread  # Numba: only in the worker
 
     kid = placement.kernel_id
+    kernel: PersistentKernel | None = None
     try:
         old = loops.get(kid)
         if old is not None and not old.join(0):
@@ -140,8 +142,8 @@ def _start(
         # The compiler's own report (file:line of the user's source) says it all.
         conn.send(("error", kid, str(exc)))
         return
-    except Exception:
-        conn.send(("error", kid, traceback.format_exc()))
+    except Exception as exc:
+        conn.send(("error", kid, traceback.format_exc(), explain(exc, kernel)))
         return
     loops[kid] = loop
     conn.send(("started", kid))

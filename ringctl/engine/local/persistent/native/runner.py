@@ -38,6 +38,11 @@ def read_source(kernel: PersistentKernel) -> str:
         ) from exc
 
 
+#: The native loop has no clock: it spins a number of passes, about this many (CPU pause
+#: hints) per microsecond of ``spin_us``. It takes no spin slot either.
+_PASSES_PER_US = 32
+
+
 class NativeLoop(LoopThread):
     """One C++ kernel's loop; ``compile`` builds it (phase 1), ``start`` runs it."""
 
@@ -84,7 +89,8 @@ class NativeLoop(LoopThread):
             0 if out is None else out.header.ctypes.data,
             0 if out is None else out.records.ctypes.data,
             0 if out is None else out.capacity,
-            self._state.ctypes.data, o.spin, o.nap_us, o.batch,
+            self._state.ctypes.data, min(o.spin_us * _PASSES_PER_US, 1 << 62), o.nap_us,
+            o.batch,
         )  # fmt: skip
         return self._entry, args
 

@@ -1,0 +1,155 @@
+"""ringctl against the reference implementation of its lifecycle API, in one run.
+
+    python benchmarks/reference_bench.py            # full run (about half a minute)
+    python benchmarks/reference_bench.py --quick    # tiny sizes, same code paths
+
+The reference is PyDotCompute 0.2.0 (``pip install pydotcompute==0.2.0``; not one of
+ringctl's dependencies: without it this prints a note and exits 0). Both run the same
+code, written against the lifecycle API alone (``launch``, ``activate``, ``send``,
+``receive``, the actor loop with ``ctx.receive(timeout=...)`` and ``ctx.send``):
+
+- ``echo``: one kernel sending back what it gets; the driver sends ``n`` messages from
+  one task while another receives them (messages/s).
+- ``chain``: three kernels, each forwarding to the next with ``runtime.send`` (the API
+  has no queues between kernels), the last one's output received by the driver.
+- ``ping_pong``: one message at a time through the echo kernel (p50 round trip).
+
+Rounds alternate between the two libraries; figures are medians, as ``[ringctl,
+reference]``; the ratios are ringctl over the reference for throughput, the reference
+over ringctl for the round trip (higher is better for both).
+Prints one line ``BENCH {json}``; the goals are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GOALS = {"echo": 6.0, "chain": 6.0, "ping_pong_p50": 3.0}
+
+
+def actor_loop(forward: Any) -> Any:
+    """The spec's actor loop; ``forward(ctx, msg)`` sends the message on."""
+
+    async def body(ctx: Any) -> None:
+        while not ctx.should_terminate:
+            if not ctx.is_active:
+                await ctx.wait_active()
+                continue
+            try:
+                msg = await ctx.receive(timeout=0.1)
+            except TimeoutError:
+                continue
+            await forward(ctx, msg)
+
+    return body
+
+
+async def _to_output(ctx: Any, msg: Any) -> None:
+    await ctx.send(msg)
+
+
+async def echo(lib: Any, n: int) -> float:
+    async with lib.RingKernelRuntime() as rt:
+        await rt.launch("echo", actor_loop(_to_output))
+        await rt.activate("echo")
+
+        async def feed() -> None:
+            for i in range(n):
+                await rt.send("echo", i)
+
+        t0 = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        for _ in range(n):
+            await rt.receive("echo")
+        await feeder
+        return n / (time.perf_counter() - t0)
+
+
+async def chain(lib: Any, n: int) -> float:
+    async with lib.RingKernelRuntime() as rt:
+
+        def to(next_id: str) -> Any:
+            async def forward(ctx: Any, msg: Any) -> None:
+                await rt.send(next_id, msg)
+
+            return forward
+
+        await rt.launch("c", actor_loop(_to_output))
+        await rt.launch("b", actor_loop(to("c")))
+        await rt.launch("a", actor_loop(to("b")))
+        for kid in ("c", "b", "a"):
+            await rt.activate(kid)
+
+        async def feed() -> None:
+            for i in range(n):
+                await rt.send("a", i)
+
+        t0 = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        for _ in range(n):
+            await rt.receive("c")
+        await feeder
+        return n / (time.perf_counter() - t0)
+
+
+async def ping_pong(lib: Any, n: int) -> float:
+    async with lib.RingKernelRuntime() as rt:
+        await rt.launch("echo", actor_loop(_to_output))
+        await rt.activate("echo")
+        samples = []
+        clock = time.perf_counter
+        for i in range(n):
+            t0 = clock()
+            await rt.send("echo", i)
+            await rt.receive("echo")
+            samples.append(clock() - t0)
+        return statistics.median(samples[n // 10 :]) * 1e6
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    try:
+        reference = importlib.import_module("pydotcompute")
+    except ImportError:
+        return {"skipped": "pydotcompute is not installed (pip install pydotcompute==0.2.0)"}
+    import ringctl
+
+    libs = {"ringctl": ringctl, "reference": reference}
+    rounds = 1 if quick else 3
+    n, n_pp = (2_000, 500) if quick else (50_000, 5_000)
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in libs}
+    for _ in range(rounds):
+        for name, lib in libs.items():
+            r = runs[name]
+            r.setdefault("echo", []).append(await echo(lib, n))
+            r.setdefault("chain", []).append(await chain(lib, n))
+            r.setdefault("ping_pong_p50", []).append(await ping_pong(lib, n_pp))
+    out: dict[str, Any] = {"quick": quick, "reference": f"pydotcompute {reference.__version__}"}
+    for figure in ("echo", "chain", "ping_pong_p50"):
+        mine, theirs = runs["ringctl"][figure], runs["reference"][figure]
+        pairs = zip(mine, theirs, strict=True)
+        if figure == "ping_pong_p50":  # a time: lower is better
+            ratio = statistics.median(t / m for m, t in pairs)
+            out[figure + "_us"] = [round(statistics.median(x), 2) for x in (mine, theirs)]
+        else:
+            ratio = statistics.median(m / t for m, t in pairs)
+            out[figure + "_msgs_per_s"] = [round(statistics.median(x)) for x in (mine, theirs)]
+        out[figure + "_ratio"] = round(ratio, 2)
+    out["goals_met"] = {f: out[f + "_ratio"] >= goal for f, goal in GOALS.items()}
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, same code paths")
+    args = parser.parse_args()
+    print("BENCH " + json.dumps(asyncio.run(main(args.quick))), flush=True)

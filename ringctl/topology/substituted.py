@@ -1,0 +1,49 @@
+"""Strings that came from environment variables, and the values they stand for.
+
+YAML decides a scalar's type from how it is written, before ``${VAR}`` is replaced, so
+``rate: "${RATE:-1000}"`` is a string. The loader marks such strings (``Substituted``)
+and ``typed`` reads them again as YAML would have read the text written in their place:
+``1000`` an int, ``0.5`` a float, ``true`` a boolean, ``null`` or ``~`` nothing. Where a
+kernel declares a params model, its field types decide instead (pydantic converts
+``"1000"`` for an int field and keeps it for a string field); only ``null`` is read as
+nothing there, so ``"${LIMIT:-null}"`` can default an optional field to unset.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = ["Substituted", "typed"]
+
+_NULLS: Final = frozenset({"null", "Null", "NULL", "~"})
+
+
+class Substituted(str):
+    """A string value of a topology file in which ``${...}`` was replaced."""
+
+    __slots__ = ()
+
+
+def typed(value: Any, *, all_scalars: bool = True) -> Any:
+    """``value`` with each ``Substituted`` string read as a YAML scalar (recursively).
+
+    ``all_scalars=False``: only ``null`` / ``~`` are read (as ``None``); other strings stay.
+    """
+    if isinstance(value, Substituted):
+        text = str(value)
+        if text in _NULLS:
+            return None
+        if not text:  # `${VAR:-}`: an empty string, as written, not YAML's empty null
+            return ""
+        return _scalar(text) if all_scalars else text
+    if isinstance(value, dict):
+        return {k: typed(v, all_scalars=all_scalars) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v, all_scalars=all_scalars) for v in value]
+    return value
+
+
+def _scalar(text: str) -> Any:
+    from ringctl.topology.loader import scalar_value
+
+    return scalar_value(text)
