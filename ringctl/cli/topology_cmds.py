@@ -139,7 +139,9 @@ def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary
     if import_entries:
         # A kernel module that prints at import must not corrupt --json output.
         with contextlib.redirect_stdout(sys.stderr):
-            resolve_entries(topology, compile_handlers=True)
+            from ringctl.engine.local.persistent.diagnose import check_compiles
+
+            resolve_entries(topology, compile_handlers=check_compiles)
     else:
         find_entries(topology)
     return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)

@@ -247,6 +247,17 @@ class Supervisor:
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    def forget_status(self) -> None:
+        """The next status document is built anew (the kernels changed)."""
+        self._status_cache = None
+
+    async def cancel_backoff(self, kernel_id: str) -> None:
+        """A kernel waiting out its restart backoff is not brought back."""
+        pending = self._backoff.pop(kernel_id, None)
+        if pending is not None:
+            pending[1].cancel()
+            await asyncio.gather(pending[1], return_exceptions=True)
+
     def event(self, kind: str, text: str) -> None:
         self.events.append({"t": round(self.uptime_s, 3), "kind": kind, "text": text})
 
