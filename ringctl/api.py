@@ -174,7 +174,14 @@ def check(path: str | Path, *, import_entries: bool = True) -> Checked:
     """
     from ringctl.topology.quick import check_file
 
-    summary, problems = check_file(path, import_entries=import_entries)
+    compile_handlers: Any = None
+    if import_entries:  # each persistent kernel's handler compiled, as the engine would
+        from ringctl.engine.local.persistent.diagnose import check_compiles
+
+        compile_handlers = check_compiles
+    summary, problems = check_file(
+        path, import_entries=import_entries, compile_handlers=compile_handlers
+    )
     return Checked(problems, summary)
 
 

@@ -125,7 +125,7 @@ def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
 
 
 def check_file(
-    path: str | Path, *, import_entries: bool
+    path: str | Path, *, import_entries: bool, compile_handlers: Any = None
 ) -> tuple[Summary | None, list[Diagnostic]]:
     """What ``ringctl validate`` reports of one file: its summary, or every problem.
 
@@ -141,7 +141,7 @@ def check_file(
     if summary is not None:
         return summary, []
     try:
-        summary = _check_with_models(loaded, path, import_entries)
+        summary = _check_with_models(loaded, path, import_entries, compile_handlers)
     except TopologyError as exc:
         return None, list(exc.diagnostics)
     finally:
@@ -150,13 +150,15 @@ def check_file(
     return summary, []
 
 
-def _check_with_models(loaded: Loaded, path: str | Path, import_entries: bool) -> Summary:
+def _check_with_models(
+    loaded: Loaded, path: str | Path, import_entries: bool, compile_handlers: Any
+) -> Summary:
     from ringctl.topology.importer import find_entries, resolve_entries
     from ringctl.topology.validate import check_loaded
 
     topology = check_loaded(loaded, path)
     if import_entries:
-        resolve_entries(topology, compile_handlers=True)
+        resolve_entries(topology, compile_handlers=compile_handlers)
     else:
         find_entries(topology)
     return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)

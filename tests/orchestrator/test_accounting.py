@@ -104,7 +104,7 @@ async def test_down_during_a_restart_backoff_restarts_at_once_and_drains() -> No
     await sup.up()
     runner = asyncio.create_task(sup.run(down_timeout=5.0))
     try:
-        await wait_until(lambda: "a" in sup._restarting, timeout=10, what="a failed")
+        await wait_until(lambda: "a" in sup.policy.restart_due, timeout=10, what="a failed")
         doc = sup.status(fresh=True)
         a = next(k for k in doc["kernels"] if k["id"] == "a")
         assert 0 < a["restart_in_s"] <= 20  # ps and the dashboard show the wait
@@ -131,7 +131,7 @@ async def test_down_during_a_backoff_that_cannot_restart_counts_the_backlog_as_l
     await sup.up()
     runner = asyncio.create_task(sup.run(down_timeout=5.0))
     try:
-        await wait_until(lambda: "a" in sup._restarting, timeout=10, what="a failed")
+        await wait_until(lambda: "a" in sup.policy.restart_due, timeout=10, what="a failed")
         await wait_until(lambda: sup.runtime.queued("a") > 0, what="a backlog")
         sup._hurry = asyncio.Event()  # the restart keeps waiting out its backoff
         sup._hurry.set = lambda: None  # type: ignore[method-assign]

@@ -157,8 +157,11 @@ class KernelHost:
                     result = hook(self.ctx)
                     if asyncio.iscoroutine(result):
                         await result
-            except BaseException:
+            except BaseException as exc:
                 output.emit(self.kernel_id, self.replica, "traceback", traceback.format_exc())
+                if isinstance(exc, SystemExit | KeyboardInterrupt | GeneratorExit):
+                    # Out of an actor method SystemExit would end the actor: a failed set-up.
+                    raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
                 raise
         return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
 

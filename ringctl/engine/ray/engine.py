@@ -557,6 +557,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         k.completed = k.error is None and not k.terminating
         self._move(k, "finish")
 
+    def stop_now(self) -> None:
+        """Nothing to do here: kernels run in their actors, never on the supervisor's
+        loop, and ``terminate`` kills an actor that does not stop within its timeout."""
+
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
         running = [k.id for k in self._kernels.values() if k.state in RUNNING]
         reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
