@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.conftest import wait_until
 from orchestrator.harness import REPO, TOPOLOGIES, Ringctl, pid_alive, wait_for
 from ringctl import KernelState
 from ringctl.orchestrator import RestartPolicy, Supervisor
 from ringctl.orchestrator.loading import plan_from_file
 from ringctl.orchestrator.states import TopologyState, TopologyTransitionError
+from ringctl.testing import wait_until
 from ringctl.topology import load_topology
 
 S = KernelState
