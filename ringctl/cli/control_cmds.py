@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ringctl._printable import printable
+from ringctl._printable import few, printable
 from ringctl.cli import _render
 from ringctl.cli._common import (
     check_name,
@@ -356,7 +356,7 @@ def _control(
     done = result.get("paused" if op == "pause" else "resumed") or []
     verb = "paused" if op == "pause" else "resumed"
     if done:
-        typer.echo(f"{verb}: {', '.join(done)}")
+        typer.echo(f"{verb}: {few(done)}")
     else:
         typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
 

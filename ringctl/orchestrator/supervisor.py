@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl._printable import few
 from ringctl.control.target import Progress
 from ringctl.engine.contract import require
 from ringctl.engine.lifecycle import RUNNING, KernelState
@@ -523,7 +524,7 @@ class Supervisor:
                     await self.runtime.deactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("pause", f"paused {', '.join(done) if done else 'nothing (already paused)'}")
+            self.event("pause", f"paused {few(done) if done else 'nothing (already paused)'}")
             return done
 
     def _update_paused_state(self) -> None:
@@ -544,7 +545,7 @@ class Supervisor:
                     await self.runtime.reactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
+            self.event("resume", f"resumed {few(done) if done else 'nothing (none paused)'}")
             return done
 
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
