@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl._printable import few
 from ringctl.control.target import Progress
 from ringctl.engine.contract import require
 from ringctl.engine.lifecycle import RUNNING, KernelState
@@ -246,6 +247,17 @@ class Supervisor:
     @property
     def ended(self) -> bool:
         return self._ended.is_set()
+
+    def forget_status(self) -> None:
+        """The next status document is built anew (the kernels changed)."""
+        self._status_cache = None
+
+    async def cancel_backoff(self, kernel_id: str) -> None:
+        """A kernel waiting out its restart backoff is not brought back."""
+        pending = self._backoff.pop(kernel_id, None)
+        if pending is not None:
+            pending[1].cancel()
+            await asyncio.gather(pending[1], return_exceptions=True)
 
     def event(self, kind: str, text: str) -> None:
         self.events.append({"t": round(self.uptime_s, 3), "kind": kind, "text": text})
@@ -512,7 +524,7 @@ class Supervisor:
                     await self.runtime.deactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("pause", f"paused {', '.join(done) if done else 'nothing (already paused)'}")
+            self.event("pause", f"paused {few(done) if done else 'nothing (already paused)'}")
             return done
 
     def _update_paused_state(self) -> None:
@@ -533,7 +545,7 @@ class Supervisor:
                     await self.runtime.reactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
+            self.event("resume", f"resumed {few(done) if done else 'nothing (none paused)'}")
             return done
 
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
@@ -806,35 +818,55 @@ class Supervisor:
         cached = self._status_cache
         if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
             return cached[1]
+        from ringctl.orchestrator.status import (
+            AccountingDoc,
+            AppliedDoc,
+            DownDoc,
+            EventDoc,
+            KernelDoc,
+            PhaseDoc,
+            QueueDoc,
+            StatusDocument,
+        )
+
         snap = self.runtime.snapshot()
-        doc: dict[str, Any] = {
-            "name": self.plan.name,
-            "file": self.plan.file,
-            "engine": self.plan.engine,
-            "pid": os.getpid(),
-            "uptime_s": round(self.uptime_s, 3),
-            "state": str(self._state),
-            "phase": self.phase,
-            "failure": self.failure,
-            "events": list(self.events)[-20:],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-        doc.update(snap.as_dict())
-        if [k["id"] for k in doc["kernels"]] != self.plan.order:  # changed by an apply
+        restarting = self.policy.restart_due
+        kernels = snap.kernels
+        if [k.id for k in kernels] != self.plan.order:  # changed by an apply
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
-            kept = [k for k in doc["kernels"] if k["id"] in rank]
-            doc["kernels"] = sorted(kept, key=lambda k: rank[k["id"]])
-        for k in doc["kernels"]:
-            at = self.policy.restart_due.get(k["id"])
-            k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
-        if self.down_report is not None:
-            doc["down"] = self.down_report.as_dict()
-        if self.accounting is not None:
-            doc["accounting"] = self.accounting.as_dict()
-        self.drift = drift(self.plan, doc["kernels"], self.file_watch.edited())
-        doc["applied"] = self.applied.as_dict() if self.applied is not None else None
-        doc["drift"] = self.drift
+            kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
+        self.drift = drift(
+            self.plan,
+            [{"id": k.id, "replicas": k.replicas, "state": k.state} for k in kernels],
+            self.file_watch.edited(),
+        )
+        doc = StatusDocument(
+            name=self.plan.name,
+            file=self.plan.file,
+            engine=self.plan.engine,
+            pid=os.getpid(),
+            uptime_s=round(self.uptime_s, 3),
+            state=str(self._state),
+            phase=None if self.phase is None else PhaseDoc.check(self.phase),
+            failure=self.failure,
+            events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
+            queues=tuple(QueueDoc.of(q) for q in snap.queues),
+            quiescent=snap.quiescent,
+            down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
+            accounting=(
+                None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
+            ),
+            applied=None if self.applied is None else AppliedDoc.check(self.applied.as_dict()),
+            drift=tuple(self.drift),
+        ).as_dict()
         self._status_cache = (now, doc)
         for publish in self._publishers:
             publish(doc)
         return doc
+
+
+def _due(at: float | None, now: float) -> float | None:
+    """Seconds until a pending restart, for the status document."""
+    return None if at is None else round(max(0.0, at - now), 1)

@@ -12,7 +12,7 @@ import pytest
 
 from kernels.sinks import summing
 from kernels.sources import counter
-from orchestrator.conftest import holds, wait_until
+from orchestrator.conftest import holds
 from orchestrator.testkernels import boom, flaky, relay, setup_fails, tally, ticker
 from ringctl import KernelState, RingKernelRuntime, ring_kernel
 from ringctl.exceptions import ControlPlaneError
@@ -24,6 +24,7 @@ from ringctl.orchestrator import (
     RestartPolicy,
     Supervisor,
 )
+from ringctl.testing import wait_until
 
 S = KernelState
 
