@@ -209,19 +209,19 @@ class KernelContext:
         if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
             items = q._items
-            if len(items) > q._high:
-                q._high = len(items)
+            n = len(items)
+            if n > q._high:
+                q._high = n
             item = items.popleft()
             q.delivered += 1
             if q._space_waiters:
                 _wake_first(q._space_waiters)
         else:
             item = await self._wait_for_messages(timeout, 0)
-        self.messages_in += 1
         # Processing latency: from handing a message to the body until it asks for the
-        # next one, measured on one take in LATENCY_SAMPLE_EVERY (no clock per message).
-        self._takes = takes = self._takes + 1
-        if not takes & _SAMPLE_MASK:
+        # next one, measured on one message in LATENCY_SAMPLE_EVERY (no clock per message).
+        self.messages_in = taken = self.messages_in + 1
+        if not taken & _SAMPLE_MASK:
             self._t_take = _perf_counter()
         return item
 
@@ -368,9 +368,7 @@ class KernelContext:
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
                 # per message): the one at ``sample`` in this batch, if any.
-                takes = self._takes
-                self._takes = takes + n
-                sample = -takes & _SAMPLE_MASK
+                sample = -(self.messages_in - n) & _SAMPLE_MASK
                 i = 0
                 while i < n:
                     if not self.is_active or self.should_terminate:
@@ -392,7 +390,6 @@ class KernelContext:
 
     def _give_back(self, q: Queue, rest: list[Any]) -> None:
         self.messages_in -= len(rest)
-        self._takes -= len(rest)
         q.put_back(rest)
 
     async def batches(self, max_items: int = 1024) -> AsyncIterator[list[Any]]:
