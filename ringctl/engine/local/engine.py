@@ -861,7 +861,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         else:
             inbox = out.output_inbox
         q = inbox.single
-        if q is not None and q._items:  # Inbox.get_nowait inlined: one queue, not empty
+        if q is None:  # fan-in
+            item = inbox.get_nowait()
+            if item is not EMPTY:
+                return item
+        elif q._items:  # Inbox.get_nowait inlined: one queue, a message waiting
             items = q._items
             n = len(items)
             if n > q._high:
@@ -870,9 +874,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             q.delivered += 1
             if q._space_waiters:
                 _wake_first(q._space_waiters)
-            return item
-        item = inbox.get_nowait()
-        if item is not EMPTY:
             return item
         return await self._wait_output(k, inbox, timeout, 0)
 
