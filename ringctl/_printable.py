@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["printable"]
+__all__ = ["few", "printable"]
 
 # C0 and C1 controls, DEL, and the invisible format characters that reorder or hide
 # text: bidi marks, embeddings, overrides and isolates, and the Unicode line separators.
@@ -40,3 +40,11 @@ def printable(text: str, *, lines: bool = False) -> str:
     if pattern.search(text) is None:  # the usual case: nothing to copy
         return text
     return pattern.sub(_escape, text)
+
+
+def few(names: list[str], most: int = 10) -> str:
+    """``a, b, c`` for a short list; the first ``most`` and ``and N more`` for a long one
+    (a pause of 5,000 kernels is one line, not 5,000 names)."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"

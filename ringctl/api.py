@@ -18,23 +18,117 @@ anything starts; ``check`` returns those problems instead of raising.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-if TYPE_CHECKING:
-    from ringctl.engine.accounting import Accounting
-    from ringctl.engine.contract import Engine
-    from ringctl.engine.local.output import OutputRecord
-    from ringctl.orchestrator.plan import Plan
-    from ringctl.orchestrator.smoke import SmokeResult
-    from ringctl.orchestrator.supervisor import DownReport, RunResult, Supervisor
-    from ringctl.topology.errors import Diagnostic
+from ringctl._lazy import lazy_exports
 
-__all__ = ["RunHooks", "RunReport", "TopologyFile", "apply", "check", "diff", "load"]
+if TYPE_CHECKING:
+    import asyncio
+
+    from ringctl._preview import preview_text
+    from ringctl.checks import MAX_SECONDS, check_name, check_seconds
+    from ringctl.control.remote import (
+        KernelLog,
+        Running,
+        applies,
+        connect,
+        finished,
+        kernel_log,
+        last_run,
+        listing,
+        names,
+    )
+    from ringctl.engine.accounting import Accounting, equation
+    from ringctl.engine.contract import Engine
+    from ringctl.engine.local.output import (
+        LogFollower,
+        OutputRecord,
+        capture,
+        unmarked,
+    )
+    from ringctl.orchestrator.detach import Detached, start_detached
+    from ringctl.orchestrator.plan import Plan
+    from ringctl.orchestrator.smoke import SmokeResult, junit_xml
+    from ringctl.orchestrator.supervisor import DownReport, LaunchFailed, RunResult, Supervisor
+    from ringctl.scaffold import shell_arg, write_project
+    from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+    from ringctl.topology.quick import Summary
+
+#: What the door passes on from the modules behind it, imported on first use so that
+#: ``ringctl ps`` and ``validate`` load only what they call.
+_EXPORTS = {
+    **dict.fromkeys(["MAX_SECONDS", "check_name", "check_seconds"], "ringctl.checks"),
+    **dict.fromkeys(
+        [
+            "KernelLog",
+            "Running",
+            "applies",
+            "connect",
+            "finished",
+            "kernel_log",
+            "last_run",
+            "listing",
+            "names",
+        ],
+        "ringctl.control.remote",
+    ),
+    "preview_text": "ringctl._preview",
+    "equation": "ringctl.engine.accounting",
+    **dict.fromkeys(["LogFollower", "capture", "unmarked"], "ringctl.engine.local.output"),
+    **dict.fromkeys(["Detached", "start_detached"], "ringctl.orchestrator.detach"),
+    **dict.fromkeys(["SmokeResult", "junit_xml"], "ringctl.orchestrator.smoke"),
+    "LaunchFailed": "ringctl.orchestrator.supervisor",
+    **dict.fromkeys(["shell_arg", "write_project"], "ringctl.scaffold"),
+    **dict.fromkeys(["Diagnostic", "TopologyError", "did_you_mean"], "ringctl.topology.errors"),
+}
+
+__all__ = [
+    "MAX_SECONDS",
+    "Checked",
+    "Detached",
+    "Diagnostic",
+    "KernelLog",
+    "LaunchFailed",
+    "LiveRun",
+    "LogFollower",
+    "RunHooks",
+    "RunReport",
+    "Running",
+    "SmokeResult",
+    "TopologyError",
+    "TopologyFile",
+    "applies",
+    "apply",
+    "capture",
+    "check",
+    "check_name",
+    "check_seconds",
+    "connect",
+    "did_you_mean",
+    "diff",
+    "equation",
+    "finished",
+    "graph_text",
+    "junit_xml",
+    "kernel_log",
+    "last_run",
+    "listing",
+    "load",
+    "names",
+    "preview_text",
+    "shell_arg",
+    "start_detached",
+    "topology_schema",
+    "unmarked",
+    "up",
+    "write_project",
+]
+
+__getattr__, __dir__ = lazy_exports("ringctl.api", _EXPORTS, globals(), __all__)
 
 
 def load(
@@ -60,24 +154,35 @@ def load(
     return TopologyFile(plan_from_file(path, env=env, engine=engine))
 
 
-def check(path: str | Path, *, import_entries: bool = True) -> list[Diagnostic]:
+class Checked(list["Diagnostic"]):
+    """What ``check`` found: every problem (a list of ``Diagnostic``, empty when the file
+    is fine) and, for a file that is fine, its ``summary`` (name, kernels, queues, engine)."""
+
+    __slots__ = ("summary",)
+
+    def __init__(self, problems: list[Diagnostic], summary: Summary | None) -> None:
+        super().__init__(problems)
+        self.summary = summary
+
+
+def check(path: str | Path, *, import_entries: bool = True) -> Checked:
     """Every problem with a topology file, as ``Diagnostic`` objects; empty when it is fine.
 
     ``import_entries=False`` imports nothing: kernel modules are only looked up (their
-    top-level package must exist), as plain ``ringctl validate`` does.
+    top-level package must exist), as plain ``ringctl validate`` does; that check starts
+    from the compiled schema in the cache when it is there (the first check writes it).
     """
-    from ringctl.topology import TopologyError, load_topology, resolve_entries
-    from ringctl.topology.importer import find_entries
+    from ringctl.topology.quick import check_file
 
-    try:
-        topology = load_topology(path)
-        if import_entries:
-            resolve_entries(topology)
-        else:
-            find_entries(topology)
-    except TopologyError as exc:
-        return list(exc.diagnostics)
-    return []
+    compile_handlers: Any = None
+    if import_entries:  # each persistent kernel's handler compiled, as the engine would
+        from ringctl.engine.local.persistent.diagnose import check_compiles
+
+        compile_handlers = check_compiles
+    summary, problems = check_file(
+        path, import_entries=import_entries, compile_handlers=compile_handlers
+    )
+    return Checked(problems, summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +199,49 @@ class RunHooks:
     tick_interval: float = 1.0
     #: Called with ``"interrupt"``, ``"force"`` or ``"terminate"`` on SIGINT / SIGTERM.
     on_signal: Callable[[str], None] | None = None
-    #: Called once the supervisor exists, before the launch (for a live view of it).
-    supervisor_ready: Callable[[Supervisor], None] | None = None
+    #: Called once the run exists, before the launch, with its ``LiveRun``.
+    on_start: Callable[[LiveRun], None] | None = None
+    #: A live view: started with the run on its loop, awaited once the run has ended
+    #: (so it can draw the last frame). It gets the ``LiveRun``.
+    view: Callable[[LiveRun], Awaitable[None]] | None = None
+    #: Called once a second, from a thread, while a launch or activation phase stands
+    #: still (a slow set-up hook): ``phase 1: launching k (0/3 done, 4 s on it)``.
+    on_slow_phase: Callable[[str], None] | None = None
     #: With ``control=True``: called with each record of what a kernel printed, logged
     #: or raised (``ringctl.engine.local.output.OutputRecord``); all of them also go to the
     #: name's kernel log that ``ringctl logs`` reads.
     on_output: Callable[[OutputRecord], None] | None = None
     #: With ``control=True``: also write what kernels print here, as they print it.
     echo_output: TextIO | None = None
+
+
+class LiveRun:
+    """A run in progress, as its front end follows it (``RunHooks.on_start`` / ``view``)."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        import asyncio
+
+        self._sup = supervisor
+        self._loop = asyncio.get_running_loop()
+
+    def status(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The status document (as ``ringctl ps NAME --json``). The run's loop only."""
+        return self._sup.status(fresh=fresh)
+
+    @property
+    def ended(self) -> bool:
+        return self._sup.ended
+
+    def stop(self, reason: str = "interrupted") -> None:
+        """Start a graceful down. The run's loop only."""
+        self._sup.request_stop(reason)
+
+    def event(self, kind: str, text: str) -> None:
+        """Add to the run's event log; safe from any thread."""
+        import contextlib
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            self._loop.call_soon_threadsafe(self._sup.event, kind, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +262,8 @@ class RunReport:
     accounting: Accounting | None
     #: The final status document, the same as ``ringctl ps NAME --json``.
     status: dict[str, Any] = field(repr=False)
+    #: With ``up``: how many lines of output (stdout, stderr, the log) a full disk lost.
+    output_lost: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,32 +342,58 @@ class TopologyFile:
         and SIGTERM bring the run down gracefully when this runs in the main thread.
         Raises ``LaunchFailed`` when a kernel fails to launch (after the rollback).
         """
+        import asyncio
+
         from ringctl.orchestrator.service import serve
 
         hooks = hooks or RunHooks()
-        supervisors: list[Supervisor] = []
+        runs: list[LiveRun] = []
+        views: list[asyncio.Task[None]] = []
 
         def ready(sup: Supervisor) -> None:
-            supervisors.append(sup)
-            if hooks.supervisor_ready is not None:
-                hooks.supervisor_ready(sup)
+            live = LiveRun(sup)
+            runs.append(live)
+            if hooks.on_start is not None:
+                hooks.on_start(live)
+            if hooks.view is not None:
+                views.append(asyncio.ensure_future(hooks.view(live)))
 
-        result = await serve(
-            self.plan,
-            duration=duration,
-            down_timeout=down_timeout,
-            on_phase=hooks.on_phase,
-            on_tick=hooks.on_tick,
-            tick_interval=hooks.tick_interval,
-            on_signal=hooks.on_signal,
-            engine=engine_for(self.plan, address),
-            control=control,
-            log_path=log_path,
-            supervisor_ready=ready,
-            on_output=hooks.on_output,
-            echo_output=hooks.echo_output,
-        )
-        status = supervisors[0].status(fresh=True) if supervisors else {}
+        on_phase = hooks.on_phase
+        slow = None
+        if hooks.on_slow_phase is not None:
+            from ringctl.orchestrator.slow_launch import SlowLaunch
+
+            slow = SlowLaunch(self.kernels, hooks.on_slow_phase)
+            phase_hook = on_phase
+
+            def on_phase(phase: dict[str, Any]) -> None:
+                slow.update(phase)
+                if phase_hook is not None:
+                    phase_hook(phase)
+
+            slow.start()
+        try:
+            result = await serve(
+                self.plan,
+                duration=duration,
+                down_timeout=down_timeout,
+                on_phase=on_phase,
+                on_tick=hooks.on_tick,
+                tick_interval=hooks.tick_interval,
+                on_signal=hooks.on_signal,
+                engine=engine_for(self.plan, address),
+                control=control,
+                log_path=log_path,
+                supervisor_ready=ready,
+                on_output=hooks.on_output,
+                echo_output=hooks.echo_output,
+            )
+        finally:
+            if slow is not None:
+                slow.stop()
+            for view in views:
+                await view  # it draws the last frame once the run has ended
+        status = runs[0].status(fresh=True) if runs else {}
         return RunReport.of(result, status, self.name)
 
     def run(
@@ -235,6 +403,8 @@ class TopologyFile:
         down_timeout: float = 10.0,
         control: bool = False,
         address: str | None = None,
+        log_path: str | None = None,
+        hooks: RunHooks | None = None,
     ) -> RunReport:
         """``run_async`` on a new event loop (uvloop when installed); see there."""
         _no_running_loop("run")
@@ -242,7 +412,12 @@ class TopologyFile:
 
         return run(
             self.run_async(
-                duration=duration, down_timeout=down_timeout, control=control, address=address
+                duration=duration,
+                down_timeout=down_timeout,
+                control=control,
+                address=address,
+                log_path=log_path,
+                hooks=hooks,
             )
         )
 
@@ -262,6 +437,78 @@ class TopologyFile:
         return run(self.smoke_async(address=address))
 
 
+def up(
+    topology: TopologyFile,
+    *,
+    duration: float | None = None,
+    down_timeout: float = 10.0,
+    address: str | None = None,
+    hooks: RunHooks | None = None,
+) -> RunReport:
+    """What ``ringctl up FILE`` does in the foreground: ``run`` with the control socket,
+    output that a full disk cannot break (lost lines are counted in the report's
+    ``output_lost``, the first one also in the run's event log), and ringctl's own log
+    records in the name's log in the state directory, which ``up -d`` writes too.
+    """
+    import dataclasses
+    import os
+
+    from ringctl.control.paths import state_dir
+    from ringctl.orchestrator.detach import DETACHED_ENV
+    from ringctl.orchestrator.outputs import Losses, guard_std_streams, log_records_to
+
+    directory = state_dir()
+    directory.ensure()
+    log_path = str(directory.files(topology.name).log)
+    losses = Losses()
+    guard_std_streams(losses)  # a full disk under stdout or the log must not end the run
+    hooks = hooks or RunHooks()
+    detached = bool(os.environ.get(DETACHED_ENV))
+    # A detached supervisor's stderr is its log already; in the foreground, records go
+    # to that log, never over the dashboard.
+    log_records_to(None if detached else log_path, losses)
+    start = hooks.on_start
+
+    def on_start(live: LiveRun) -> None:
+        losses.on_first_loss = lambda text: live.event("failure", text)
+        if start is not None:
+            start(live)
+
+    hooks = dataclasses.replace(
+        hooks,
+        on_start=on_start,
+        echo_output=None if detached else hooks.echo_output,  # the log would hold it twice
+    )
+    report = topology.run(
+        duration=duration,
+        down_timeout=down_timeout,
+        control=True,
+        address=address,
+        log_path=log_path,
+        hooks=hooks,
+    )
+    return dataclasses.replace(report, output_lost=losses.summary())
+
+
+def graph_text(path: str | Path, fmt: str = "tree") -> str:
+    """The topology as text: ``tree`` (a terminal), ``mermaid`` or ``dot``.
+
+    Raises ``TopologyError`` listing every problem.
+    """
+    from ringctl.topology import load_topology
+    from ringctl.topology.views import render
+
+    return render(load_topology(path), fmt)
+
+
+def topology_schema() -> dict[str, Any]:
+    """The JSON Schema of topology files (``ringctl schema``)."""
+    from ringctl.topology import topology_json_schema
+
+    schema: dict[str, Any] = topology_json_schema()
+    return schema
+
+
 def engine_for(plan: Plan, address: str | None = None) -> Engine:
     """A new engine of the kind the plan names (``address``: the Ray cluster to join)."""
     from ringctl.engine import make_engine
@@ -270,6 +517,8 @@ def engine_for(plan: Plan, address: str | None = None) -> Engine:
 
 
 def _no_running_loop(method: str) -> None:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

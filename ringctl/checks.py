@@ -15,8 +15,11 @@ from typing import Final
 
 from ringctl.exceptions import UserInputError
 
-__all__ = ["MAX_NAME_LENGTH", "MAX_SECONDS", "NAME_PATTERN", "check_name", "check_seconds",
-           "did_you_mean"]  # fmt: skip
+__all__ = ["MAX_NAME_LENGTH", "MAX_SECONDS", "NAME_PATTERN", "NUMBA_HINT", "check_name",
+           "check_seconds", "did_you_mean"]  # fmt: skip
+
+#: What to do when a persistent kernel needs Numba and it is not installed.
+NUMBA_HINT: Final = "persistent kernels need Numba: pip install 'ringctl[numba]'"
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]*$"
 MAX_NAME_LENGTH: Final = 63

@@ -40,9 +40,14 @@ class KernelRun:
 
 
 async def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, *, interval: float = 0.002
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    *,
+    what: str = "",
+    interval: float = 0.002,
 ) -> None:
-    """Poll ``condition`` until it holds; ``TimeoutError`` after ``timeout`` seconds.
+    """Poll ``condition`` until it holds; ``TimeoutError`` after ``timeout`` seconds,
+    saying ``what`` was awaited.
 
     For tests that wait on something asynchronous: a deadline, never a sleep for luck.
     """
@@ -50,7 +55,7 @@ async def wait_until(
     deadline = loop.time() + timeout
     while not condition():
         if loop.time() > deadline:
-            raise TimeoutError(f"condition not met within {timeout:g} s")
+            raise TimeoutError(f"not true within {timeout:g} s: {what or condition}")
         await asyncio.sleep(interval)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import textwrap
 from pathlib import Path
@@ -102,3 +103,63 @@ def test_check_without_imports_finds_a_missing_package_and_runs_no_code(tmp_path
     assert "loud" not in sys.modules  # looked up, never imported
     imported = [d.message for d in ringctl.check(path)]
     assert any("importing 'loud.kernels' failed: RuntimeError: imported!" in m for m in imported)
+
+
+async def test_a_front_end_follows_a_run_through_its_live_run() -> None:
+    """``on_start`` gets the run (never the supervisor); ``view`` runs with it and is
+    awaited once it has ended, so it can draw the last frame."""
+    seen: list[object] = []
+
+    async def view(live: ringctl.api.LiveRun) -> None:
+        while not live.ended:
+            await asyncio.sleep(0.01)
+        seen.append(live.status()["state"])
+
+    hooks = ringctl.RunHooks(on_start=lambda live: seen.append(type(live).__name__), view=view)
+    report = await ringctl.load(QUICKSTART).run_async(hooks=hooks)
+    assert report.outcome == "completed"
+    assert seen == ["LiveRun", "completed"]
+
+
+def test_the_door_starts_a_detached_run_and_controls_it_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``up -d``, ``ps``, ``pause``, ``resume`` and ``down`` call, from a program."""
+    import ringctl.api as api
+    from ringctl.exceptions import TopologyNotRunningError
+    from ringctl.orchestrator.status import KernelStatus, read_status
+
+    monkeypatch.setenv("RINGCTL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RC_REPORT_DIR", str(tmp_path))
+    endless = REPO / "tests" / "orchestrator" / "topologies" / "endless.yaml"
+    started = api.start_detached(endless, "endless", timeout=5.0)
+    assert started.outcome == "up", started.log_tail
+    with pytest.raises(ringctl.RingctlError, match="already running"):
+        api.start_detached(endless, "endless")
+    running = api.connect()  # the only one running
+    try:
+        assert running.name == "endless"
+        assert [t["name"] for t in api.listing()] == ["endless"]
+        assert running.pause(["sink"])["paused"] == ["sink"]
+        sink = read_status(running.status()).kernels[0]
+        assert (sink.id, sink.status) == ("sink", KernelStatus.PAUSED)
+        assert running.resume()["resumed"] == ["sink"]
+        progress: list[dict[str, object]] = []
+        report = running.down(timeout=5.0, on_progress=progress.append)
+    finally:
+        if api.listing():
+            api.connect("endless").down(timeout=1.0)
+    assert report["graceful"] is True
+    assert api.listing() == []  # down returned once the supervisor's files were gone
+    assert api.finished()[0]["name"] == "endless"
+    assert api.kernel_log("endless").path.exists()
+    with pytest.raises(TopologyNotRunningError):
+        api.connect("endless").status()
+
+
+def test_every_name_the_door_exports_resolves() -> None:
+    """The CLI imports these by name; each is looked up only when first used."""
+    import ringctl.api as api
+
+    assert sorted(api.__all__) == sorted(set(api.__all__))
+    assert [name for name in api.__all__ if getattr(api, name, None) is None] == []

@@ -18,3 +18,11 @@ def test_letters_of_any_script_and_plain_text_stay() -> None:
 def test_lines_keeps_newlines_and_tabs_only() -> None:
     assert printable("a\tb\nc\rd") == r"a\tb\nc\rd"
     assert printable("a\tb\nc\rd", lines=True) == "a\tb\nc\\rd"
+
+
+def test_a_long_list_of_names_is_cut_with_a_count() -> None:
+    from ringctl._printable import few
+
+    assert few(["a", "b"]) == "a, b"
+    names = [f"k{i}" for i in range(5000)]
+    assert few(names) == "k0, k1, k2, k3, k4, k5, k6, k7, k8, k9 and 4990 more"

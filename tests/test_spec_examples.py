@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ringctl import KernelState, RingKernelRuntime, ring_kernel
+from ringctl.testing import wait_until
 
 
 def process(msg: Any) -> Any:
@@ -75,12 +76,6 @@ def _the_spec_kernels_are_registered() -> None:
     """Another test module may register its own "worker": the spec's must be the one used."""
     for kernel in (worker, kernel_a, kernel_b, kernel_c):
         ring_kernel(kernel_id=kernel.kernel_id)(kernel.func)
-
-
-async def wait_until(predicate: Any, timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.001)
 
 
 def kernel_tasks() -> set[asyncio.Task[Any]]:

@@ -25,9 +25,8 @@ class EngineChoice(enum.StrEnum):
 
 def load_file(file: Path, engine: str | None = None) -> TopologyFile:
     """The loaded file (``ringctl.load``), or every diagnostic on stderr and exit 2."""
-    from ringctl.api import load
+    from ringctl.api import TopologyError, load
     from ringctl.exceptions import UserInputError
-    from ringctl.topology import TopologyError
 
     try:
         return load(file, engine=None if engine is None else str(engine))
@@ -65,7 +64,7 @@ def check_name(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    from ringctl.checks import check_name as check
+    from ringctl.api import check_name as check
     from ringctl.exceptions import UserInputError
 
     try:
@@ -80,7 +79,7 @@ def seconds(value: float | None) -> float | None:
     """A typer callback: the option's value is a finite, positive duration (or exit 2)."""
     if value is None:
         return None
-    from ringctl.checks import MAX_SECONDS, check_seconds
+    from ringctl.api import MAX_SECONDS, check_seconds
     from ringctl.exceptions import UserInputError
 
     try:
@@ -90,24 +89,6 @@ def seconds(value: float | None) -> float | None:
             f"must be a finite, positive number of seconds (at most {MAX_SECONDS:.0f}); "
             f"got {value!r}"
         ) from None
-
-
-def wait_seconds(text: str | None, default: float, option: str = "--wait") -> float:
-    """A duration given as text (see ``--wait``): ``default`` if absent, else checked."""
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"must be a number of seconds; got {text!r}", param_hint=f"'{option}'"
-        ) from None
-    try:
-        checked = seconds(value)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(exc.message, param_hint=f"'{option}'") from None
-    assert checked is not None
-    return checked
 
 
 def per_second(value: float | None) -> float | None:
@@ -124,9 +105,9 @@ def per_second(value: float | None) -> float | None:
 def complete_topology(incomplete: str) -> list[str]:
     """Shell completion: the names of the topologies in the state directory."""
     try:
-        from ringctl.control.paths import state_dir
+        from ringctl.api import names
 
-        return sorted(n for n in state_dir().names() if n.startswith(incomplete))
+        return sorted(n for n in names() if n.startswith(incomplete))
     except Exception:  # completion must never print a traceback into the shell
         return []
 
@@ -134,10 +115,10 @@ def complete_topology(incomplete: str) -> list[str]:
 def complete_kernel(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the kernel ids of the topology named before (or the only one)."""
     try:
-        from ringctl.control.client import ControlClient, find
+        from ringctl.api import connect
 
         name = ctx.params.get("name") or None
-        status = ControlClient(find(name), timeout=1.0).request("status")
+        status = connect(name, timeout=1.0).status()
         taken = set(ctx.params.get("kernels") or ())
         ids = (str(k.get("id")) for k in status.get("kernels") or [] if isinstance(k, dict))
         return sorted(k for k in ids if k.startswith(incomplete) and k not in taken)

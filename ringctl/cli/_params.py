@@ -2,8 +2,9 @@
 
 typer (0.29) validates every parameter value through a pydantic ``TypeAdapter``, so any
 command with a parameter imports pydantic: most of what ``ringctl ps`` would spend
-starting. A ``str`` or ``Path`` from the command line needs no validation, and a flag is
-already a ``bool``; those take the plain path here. Anything else keeps typer's own.
+starting. A ``str`` or ``Path`` from the command line needs no validation, a flag is
+already a ``bool``, and a ``float`` is ``float(text)``; those take the plain path here
+(a callback still checks the value). Anything else keeps typer's own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ __all__ = ["plain_params"]
 
 
 class _PlainValues:
-    """Turns command-line strings into ``str`` / ``Path`` values (one, or a list).
+    """Turns command-line strings into ``str`` / ``Path`` / ``float`` values (one, or a list).
 
     A value it has no plain answer for (a flag given as text, say) goes to typer's own
     coercion, built only then.
@@ -37,6 +38,13 @@ class _PlainValues:
         return self._one(value, param)
 
     def _one(self, value: Any, param: Any) -> Any:
+        if self._convert is float:
+            try:
+                return float(value)
+            except ValueError:
+                import typer
+
+                raise typer.BadParameter(f"must be a number; got {value!r}", param=param) from None
         if value == "" and self._convert is not str:
             import typer
 
@@ -54,7 +62,7 @@ def plain_params(params: list[Any]) -> list[Any]:
 
 
 def _plain_coercion(param: Any) -> None:
-    """Skip typer's pydantic round trip for plain ``str`` and ``Path`` parameters.
+    """Skip typer's pydantic round trip for plain ``str``, ``Path`` and ``float`` parameters.
 
     typer validates every value through a pydantic ``TypeAdapter``, and importing pydantic
     is most of what ``ringctl ps`` would otherwise spend starting. A ``str`` or ``Path``
@@ -75,7 +83,9 @@ def _plain_coercion(param: Any) -> None:
     annotation = descriptor.annotation
     many = annotation in (list[str], list[Path])
     leaf = {list[str]: str, list[Path]: Path}.get(annotation, annotation)
-    if leaf not in (str, Path, bool) or many != bool(param.nargs == -1 or param.multiple):
+    if leaf == float | None:
+        leaf = float
+    if leaf not in (str, Path, bool, float) or many != bool(param.nargs == -1 or param.multiple):
         return
     plain = _PlainValues(leaf, many, param.get_runtime_param)
     param.get_runtime_param = lambda: plain

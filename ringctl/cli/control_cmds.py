@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ringctl._printable import printable
+from ringctl._printable import few, printable
 from ringctl.cli import _render
 from ringctl.cli._common import (
     check_name,
@@ -20,9 +20,11 @@ from ringctl.cli._common import (
     complete_topology,
     per_second,
     seconds,
-    wait_seconds,
 )
 from ringctl.cli._common import console as make_console
+
+if TYPE_CHECKING:
+    from ringctl.api import Running
 
 _NAME_HELP = "The running topology (default: the only one running)."
 _NameArg = Annotated[
@@ -34,13 +36,12 @@ _KernelsArg = Annotated[
     typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-# Text, read by `wait_seconds`: a float option would make typer import pydantic to
-# convert it, which is most of what `ringctl ps` would spend starting.
 _WaitOpt = Annotated[
-    str | None,
+    float | None,
     typer.Option(
         "--wait",
         metavar="SECONDS",
+        callback=seconds,
         help="Seconds to wait for the supervisor's answer (default 10; 5 for top); a "
         "command it has not started by then is never applied.",
         show_default=False,
@@ -48,10 +49,10 @@ _WaitOpt = Annotated[
 ]
 
 
-def _client(name: str | None, timeout: float = 10.0) -> Any:
-    from ringctl.control.client import ControlClient, find
+def _connect(name: str | None, timeout: float = 10.0) -> Running:
+    from ringctl.api import connect
 
-    return ControlClient(find(check_name(name)), timeout=timeout)
+    return connect(check_name(name), timeout=timeout)
 
 
 def _run(action: Any) -> Any:
@@ -80,12 +81,12 @@ def ps(
     A topology whose supervisor does not answer is listed as "not responding".
     """
     check_name(name)
-    answer = wait_seconds(wait, 10.0)
+    answer = 10.0 if wait is None else wait
     if name is None:
-        from ringctl.control.client import running
+        from ringctl.api import listing
 
         died: list[str] = []
-        found = _run(lambda: running(died=died))
+        found = _run(lambda: listing(died=died))
         finished = _finished() if show_all else []
         applies = _applies() if show_all else []
         if as_json:
@@ -111,7 +112,7 @@ def ps(
         if applies:
             _print_applies(applies)
         return
-    status = _run(lambda: _client(name, answer).request("status"))
+    status = _run(lambda: _connect(name, answer).status())
     if as_json:
         _render.print_json(status)
         return
@@ -145,10 +146,9 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
 
 
 def _finished() -> list[dict[str, Any]]:
-    from ringctl.control.history import read_history
-    from ringctl.control.paths import state_dir
+    from ringctl.api import finished
 
-    return list(reversed(read_history(state_dir())))  # newest first
+    return finished()  # newest first
 
 
 def _print_finished(finished: list[dict[str, Any]]) -> None:
@@ -167,10 +167,9 @@ def _print_finished(finished: list[dict[str, Any]]) -> None:
 
 
 def _applies() -> list[dict[str, Any]]:
-    from ringctl.control.history import read_applies
-    from ringctl.control.paths import state_dir
+    from ringctl.api import applies
 
-    return list(reversed(read_applies(state_dir())))  # newest first
+    return applies()  # newest first
 
 
 def _print_applies(applies: list[dict[str, Any]]) -> None:
@@ -253,34 +252,30 @@ def _print_status(status: dict[str, Any]) -> None:
     from ringctl.dashboard.view import status_word
 
     console = make_console()
-    metrics = {str(k.get("id")): _metrics_text(k.get("metrics"))
-               for k in status.get("kernels") or [] if isinstance(k, dict)}  # fmt: skip
+    # Read once, tolerantly: a field an older or newer supervisor does not send reads
+    # "--", never a KeyError.
+    st = parse_status(status)
+    metrics = {k.id: _metrics_text(k.metrics) for k in st.kernels}
     if not sys.stdout.isatty():
         # A pipe or a file gets every figure whole, on the kernel's line: no cut, no wrap.
         from rich.console import Console
 
         console = Console(width=200 + max(map(len, metrics.values()), default=0))
-    loop = status.get("loop") or {}
-    blocked = loop.get("status") == "blocked"
     console.print(
-        f"[bold]{_shown(status.get('name'))}[/] {_shown(status.get('state'))}"
-        + (" [bold red]BLOCKED[/]" if blocked else "")
-        + f"  uptime {status.get('uptime_s', 0):.1f}s  engine {status.get('engine')}  "
-        f"file {_shown(status.get('file'))}"
+        f"[bold]{_shown(st.name)}[/] {_shown(st.state)}"
+        + (" [bold red]BLOCKED[/]" if st.loop_blocked else "")
+        + f"  uptime {st.uptime_s or 0:.1f}s  engine {st.engine}  file {_shown(st.file)}"
     )
-    if blocked:
-        console.print(f"[bold red]{_shown(loop.get('message'))}[/]")
-    elif loop.get("last_block"):
-        last = loop["last_block"]
-        console.print(f"[yellow]{_shown(last['message'])} ({last['ago_s']:.0f} s ago)[/]")
-    if status.get("stale_s") is not None:
+    last = st.loop.last_block if st.loop is not None else None
+    if st.loop_blocked:
+        console.print(f"[bold red]{_shown(st.loop_blocked)}[/]")
+    elif last is not None:
+        console.print(f"[yellow]{_shown(last.message)} ({last.ago_s or 0:.0f} s ago)[/]")
+    if st.stale_s is not None:
         console.print(
-            f"[dim](kernel figures from {status['stale_s']:.1f} s ago: the kernels' loop "
+            f"[dim](kernel figures from {st.stale_s:.1f} s ago: the kernels' loop "
             "did not answer in time)[/]"
         )
-    # Read through the dashboard's tolerant parser: a field an older or newer supervisor
-    # does not send reads "--", never a KeyError.
-    st = parse_status(status)
     cols = ("KERNEL", "STATUS", "STATE", "BACKEND", "IN", "OUT", "RATE/S", "INBOX", "DROPS",
             "ERRORS", "RESTARTS", "METRICS")  # fmt: skip
     rows = [
@@ -320,7 +315,7 @@ def _print_status(status: dict[str, Any]) -> None:
             qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
         for q in st.queues:
             qt.add_row(
-                _shown(f"{q.source} -> {q.target}"),
+                _shown(f"{q.source} -> {q.to}"),
                 f"{_n(q.depth)}/{_n(q.capacity)}",
                 q.backpressure or "--",
                 human_count(q.messages),
@@ -344,23 +339,24 @@ def _print_status(status: dict[str, Any]) -> None:
             )
     for line in _applied_lines(status):
         console.print(line)
-    if status.get("failure"):
-        console.print(f"[red]failure: {_shown(status['failure'])}[/]")
+    if st.failure:
+        console.print(f"[red]failure: {_shown(st.failure)}[/]")
 
 
 def _control(
-    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: str | None
+    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float | None
 ) -> None:
-    args: dict[str, Any] = {"kernels": kernels} if kernels else {}
-    answer = wait_seconds(wait, 10.0)
-    result = _run(lambda: _client(name, answer).request(op, **args))
+    answer = 10.0 if wait is None else wait
+    running = _run(lambda: _connect(name, answer))
+    act = running.pause if op == "pause" else running.resume
+    result = _run(lambda: act(kernels or None))
     if as_json:
         _render.print_json(result)
         return
     done = result.get("paused" if op == "pause" else "resumed") or []
     verb = "paused" if op == "pause" else "resumed"
     if done:
-        typer.echo(f"{verb}: {', '.join(done)}")
+        typer.echo(f"{verb}: {few(done)}")
     else:
         typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
 
@@ -401,38 +397,30 @@ def down(
     --wait bounds the wait for the supervisor to start the down and, after that, for each
     progress line (it sends one every fraction of a second while it drains).
     """
-    answer = wait_seconds(wait, 10.0)
-    client = _run(lambda: _client(name, answer))
+    answer = 10.0 if wait is None else wait
+    running = _run(lambda: _connect(name, answer))
 
-    def progress(message: dict[str, Any]) -> None:
+    def progress(data: dict[str, Any]) -> None:
         if as_json:
             return
-        for w in (message.get("data") or {}).get("waiting_on") or []:
+        for w in data.get("waiting_on") or []:
             typer.echo(
                 f"waiting on {w['kernel']}: {w['queued']} queued, {w['seconds_left']:.1f} s left",
                 err=True,
             )
 
-    result = _run(lambda: client.request("down", on_event=progress, timeout=timeout))
-    _wait_gone(client.files, 10.0)
+    result = _run(lambda: running.down(timeout, on_progress=progress))
     if as_json:
         _render.print_json(result)
     elif result.get("graceful"):
-        typer.echo(f"{client.files.name}: down (drained in {result.get('seconds', 0):.2f} s)")
+        typer.echo(f"{running.name}: down (drained in {result.get('seconds', 0):.2f} s)")
     else:
         where = ", ".join(f"{k}: {n}" for k, n in (result.get("left") or {}).items())
         _render.warning(
-            f"{client.files.name}: forced down after {timeout:g} s; "
+            f"{running.name}: forced down after {timeout:g} s; "
             f"{result.get('messages_left', 0)} messages left ({where or 'none queued'})"
         )
     raise typer.Exit(0 if result.get("graceful") else 1)
-
-
-def _wait_gone(files: Any, seconds: float) -> None:
-    """Wait until the supervisor removed its files, so ``up`` of the same name works next."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and (files.socket.exists() or files.pid.exists()):
-        time.sleep(0.02)
 
 
 def top(
@@ -446,12 +434,12 @@ def top(
 
     Into a pipe or a file it writes plain progress lines instead, until the run ends.
     """
-    client = _run(lambda: _client(name, wait_seconds(wait, 5.0) + 1.0 / refresh))
-    _run(lambda: client.request("ping"))  # not running: say so (exit 3), draw nothing
+    running = _run(lambda: _connect(name, (5.0 if wait is None else wait) + 1.0 / refresh))
+    _run(running.ping)  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text
 
-        status = _run(lambda: client.request("status"))
+        status = _run(running.status)
         typer.echo(render_text(status, width=width or 100, color=sys.stdout.isatty()), nl=False)
         return
     import threading
@@ -465,9 +453,8 @@ def top(
         from ringctl.exceptions import RingctlError
 
         try:
-            for message in client.stream("watch", interval=1.0 / refresh):
-                if message.get("event") == "status":
-                    latest["status"] = message.get("data")
+            for status in running.watch(1.0 / refresh):
+                latest["status"] = status
                 if stop.is_set():
                     return
         except RingctlError:

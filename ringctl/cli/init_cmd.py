@@ -41,8 +41,8 @@ def init(
     pytest settings of its own; `ringctl smoke FOLDER/*.yaml` and `pytest FOLDER` pass
     straight away. Never overwrites a file: exit 2 if one exists.
     """
+    from ringctl.api import shell_arg, write_project
     from ringctl.exceptions import UserInputError
-    from ringctl.scaffold import shell_arg, write_project
 
     try:
         project = write_project(folder, template=template.value, name=name)
@@ -63,7 +63,7 @@ def init(
 
 def version() -> None:
     """Print ringctl's version (also `ringctl --version` and `-V`)."""
-    from ringctl import __version__
+    from ringctl._version import __version__
 
     typer.echo(f"ringctl {__version__}")
 

@@ -10,7 +10,6 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -114,29 +113,16 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
-    from ringctl.control.history import clean_if_stale
-    from ringctl.control.paths import state_dir
-    from ringctl.exceptions import TopologyNotRunningError
+    from ringctl.api import kernel_log
 
-    directory = state_dir()
-    if name is None:
-        from ringctl.control.client import find
-
-        name = _run(lambda: find(None, directory)).name
-    _check_name(name)
-    files = _run(lambda: directory.files(name))
-    path: Path = files.kernel_log
-    if not path.exists():
-        _render.fail(
-            TopologyNotRunningError(
-                f"no kernel log for topology {name!r}: it has not run from {directory.path}",
-                hint="ringctl ps -a lists the runs this state directory knows",
-            )
-        )
+    if name is not None:
+        _check_name(name)
+    found = _run(lambda: kernel_log(name))
+    name, path = found.name, found.path
     if kernels:
         _check_kernels(name, kernels)
     cutoff = _run(lambda: parse_since(since, time.time())) if since else None
-    from ringctl.engine.local.output import LogFollower
+    from ringctl.api import LogFollower
 
     def render(records: list[dict[str, Any]]) -> list[str]:
         lines: list[str] = []
@@ -160,11 +146,11 @@ def logs(
     try:
         while True:
             new = follower.poll()
-            if not new and clean_if_stale(files) != "held":
+            if not new and not found.running():
                 # The run is over: print what it wrote last, then stop.
                 _write(render(follower.poll()))
                 _say_missed(follower.missed - missed)
-                _say_if_died(directory, name)
+                _say_if_died(name)
                 return
             _write(render(new))
             if follower.missed > missed:
@@ -186,18 +172,18 @@ def _say_missed(count: int) -> None:
         )
 
 
-def _say_if_died(directory: Any, name: str) -> None:
+def _say_if_died(name: str) -> None:
     """Tell a follower whose run ended because its supervisor died (killed, crashed)."""
-    from ringctl.control.history import read_history
+    from ringctl.api import last_run
 
-    last = next((e for e in reversed(read_history(directory)) if e.get("name") == name), None)
+    last = last_run(name)
     if last is not None and last.get("outcome") == "died":
         _render.warning(f"{name}: {last.get('reason')}")
 
 
 def _check_name(name: str) -> None:
     """A topology name as topology files spell it (never a path into somewhere else)."""
-    from ringctl.checks import check_name
+    from ringctl.api import check_name
     from ringctl.exceptions import UserInputError
 
     try:
@@ -208,18 +194,17 @@ def _check_name(name: str) -> None:
 
 def _check_kernels(name: str, kernels: list[str]) -> None:
     """Name a kernel the running topology does not have (exit 2); quiet when not running."""
-    from ringctl.control.client import ControlClient
-    from ringctl.control.paths import state_dir
+    from ringctl.api import connect
     from ringctl.exceptions import RingctlError
 
     try:
-        status = ControlClient(state_dir().files(name), timeout=2.0).request("status")
+        status = connect(name, timeout=2.0).status()
     except RingctlError:
         return
     known = [str(k.get("id")) for k in status.get("kernels", [])]
     unknown = [k for k in kernels if k not in known]
     if unknown:
-        from ringctl.topology.errors import did_you_mean
+        from ringctl.api import did_you_mean
 
         guess = did_you_mean(unknown[0], known)
         _render.fail(
@@ -269,8 +254,7 @@ def tap(
     side channel that skips messages rather than slow the kernel down, and costs
     nothing once no one taps. Arrays show as dtype, shape and their first values.
     """
-    from ringctl._preview import preview_text
-    from ringctl.control.client import ControlClient, find
+    from ringctl.api import connect, preview_text
     from ringctl.exceptions import RingctlError
 
     chosen: str | None = name or None  # "" (TapCommand): the only topology running
@@ -280,25 +264,19 @@ def tap(
     port = port or "out"
     if chosen is not None:
         _check_name(chosen)
-    files = _run(lambda: find(chosen))
-    name = files.name
-    client = ControlClient(files, timeout=10.0)
+    running = _run(lambda: connect(chosen))
+    name = running.name
+    messages = running.tap(kernel, port, count)
     shown_missed = 0
     quiet = False
-    summary: dict[str, Any] = {}
     try:
-        for message in client.stream("tap", kernel=kernel, port=port, count=count):
-            if "ok" in message:
-                if not message["ok"]:
-                    error = message.get("error") or {}
-                    from ringctl.exceptions import ControlPlaneError
-
-                    exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
-                    exc.exit_code = int(error.get("exit_code", 1))
-                    _render.fail(exc)
-                summary = message.get("result") or {}
+        while True:
+            try:
+                data = next(messages)
+            except StopIteration as end:
+                summary: dict[str, Any] = end.value
                 break
-            if message.get("event") == "waiting":
+            if data is None:
                 if not as_json and not quiet:  # once per lull, so a silent tap explains itself
                     typer.echo(
                         f"tap: nothing from {kernel}.{port} yet; still waiting "
@@ -307,10 +285,7 @@ def tap(
                     )
                 quiet = True
                 continue
-            if message.get("event") != "message":
-                continue
             quiet = False
-            data = message.get("data") or {}
             if as_json:
                 _write([json.dumps(data, ensure_ascii=False)])
                 continue
@@ -325,15 +300,6 @@ def tap(
         _render.fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    if not summary:
-        from ringctl.exceptions import TopologyNotRunningError
-
-        _render.fail(
-            TopologyNotRunningError(
-                f"the supervisor of {name!r} closed the connection during the tap",
-                hint=f"ringctl ps -a shows how the run ended; ringctl logs {name} what it said",
-            )
-        )
     if summary.get("ended") and (count is None or summary.get("messages", 0) < count):
         typer.echo(
             f"tap: {name} ended after {summary.get('messages', 0)} messages from {kernel}.{port}",
@@ -363,11 +329,11 @@ def restart(
     as_json: _JsonOpt = False,
 ) -> None:
     """Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart)."""
-    from ringctl.control.client import ControlClient, find
+    from ringctl.api import connect
 
     _check_name(name)
-    client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
-    result = _run(lambda: client.request("restart", kernels=kernels, timeout=timeout))
+    running = _run(lambda: connect(name))
+    result = _run(lambda: running.restart(kernels, timeout))
     if as_json:
         _render.print_json(result)
         return
@@ -409,7 +375,7 @@ def scale(
     New replicas run the kernel's set-up hook (a kernel that cannot run as several says
     why there); removed ones finish the message in hand. Nothing queued is lost.
     """
-    from ringctl.control.client import ControlClient, find
+    from ringctl.api import connect
     from ringctl.exceptions import RingctlError
 
     try:
@@ -417,14 +383,10 @@ def scale(
     except RingctlError as exc:
         _render.fail(exc)
     _check_name(name)
-    client = ControlClient(_run(lambda: find(name)), timeout=timeout + 30.0)
+    running = _run(lambda: connect(name))
     results = []
     for kernel, replicas in wanted:
-        result = _run(
-            lambda k=kernel, r=replicas: client.request(
-                "scale", kernel=k, replicas=r, timeout=timeout
-            )
-        )
+        result = _run(lambda k=kernel, r=replicas: running.scale(k, r, timeout))
         results.append(result)
         if not as_json:
             before, after = result.get("before"), result.get("after")

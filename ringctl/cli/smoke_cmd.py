@@ -30,9 +30,8 @@ def smoke(
     Exit 1 if any expectation fails, a run exceeds smoke.timeout or the --junit report
     cannot be written; 2 if a file is invalid or --junit cannot be a file.
     """
+    from ringctl.api import SmokeResult, capture, junit_xml
     from ringctl.cli._common import load_file
-    from ringctl.engine.local.output import capture
-    from ringctl.orchestrator.smoke import SmokeResult, junit_xml
 
     # Every file valid, and the report's place usable, before anything runs.
     topologies = [load_file(f, engine) for f in files]

@@ -17,9 +17,9 @@ import typer
 from ringctl.cli import _render
 
 if TYPE_CHECKING:
-    from ringctl.topology import Diagnostic
-    from ringctl.topology.loader import Loaded
-    from ringctl.topology.quick import Summary
+    from collections.abc import Sequence
+
+    from ringctl.api import Diagnostic
 
 __all__ = ["register"]
 
@@ -30,7 +30,7 @@ class GraphFormat(enum.StrEnum):
     dot = "dot"
 
 
-def _print_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
     from ringctl._printable import printable  # only when there is something to say
 
     for diagnostic in diagnostics:
@@ -58,38 +58,28 @@ def validate(
     The first run after an install or upgrade compiles the schema into the cache; later
     runs start from it.
     """
+    import contextlib
     import sys
 
-    from ringctl.topology import TopologyError, compiled
-    from ringctl.topology.loader import load_yaml
-    from ringctl.topology.quick import quick_validate
+    from ringctl.api import check
 
     if import_entries:
         # Validation leaves nothing behind: no __pycache__ next to the kernels it imports.
         sys.dont_write_bytecode = True
     reports: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    failed = False
-    took_models = False
     for file in files:
         report: dict[str, Any] = {"file": str(file), "ok": False, "error_count": 0}
-        # A file with nothing to report is proven so without pydantic (quick.py); the
-        # models word every problem, and --import needs them for params anyway.
-        loaded = load_yaml(file)
-        summary = None if import_entries else quick_validate(loaded, file)
+        # A kernel module that prints at import must not corrupt --json output.
+        with contextlib.redirect_stdout(sys.stderr):
+            found = check(file, import_entries=import_entries)
+        summary = found.summary
         if summary is None:
-            took_models = True
-        try:
-            if summary is None:
-                summary = _validate_fully(loaded, file, import_entries)
-        except TopologyError as exc:
-            failed = True
-            report["error_count"] = len(exc.diagnostics)
-            errors.extend(d.as_dict() for d in exc.diagnostics)
+            report["error_count"] = len(found)
+            errors.extend(d.as_dict() for d in found)
             if not as_json:
-                _print_diagnostics(exc.diagnostics)
-                count = len(exc.diagnostics)
-                typer.echo(f"{file}: {count} error{'s' if count != 1 else ''}", err=True)
+                _print_diagnostics(found)
+                typer.echo(f"{file}: {len(found)} error{'s' if len(found) != 1 else ''}", err=True)
         else:
             report.update(
                 ok=True,
@@ -107,10 +97,7 @@ def validate(
                     f"engine {summary.engine}{imported})"
                 )
         reports.append(report)
-    if took_models and compiled.load_validator() is None:
-        # The models are built now: the next run starts from the cache (missing, or
-        # damaged, it is written anew).
-        compiled.store()
+    failed = any(not r["ok"] for r in reports)
     if as_json:
         # Each error once, in the flat list (each names its file); files say how many.
         _render.print_json({"ok": not failed, "files": reports, "errors": errors})
@@ -122,29 +109,6 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _validate_fully(loaded: Loaded, file: Path, import_entries: bool) -> Summary:
-    """Validate with the models; raises ``TopologyError`` with every problem."""
-    import contextlib
-    import sys
-
-    from ringctl.topology import resolve_entries
-    from ringctl.topology.compiled import adopt_core
-    from ringctl.topology.importer import find_entries
-    from ringctl.topology.quick import Summary
-    from ringctl.topology.validate import check_loaded
-
-    adopt_core()  # pydantic is imported now; the fast path may have loaded its core alone
-
-    topology = check_loaded(loaded, file)
-    if import_entries:
-        # A kernel module that prints at import must not corrupt --json output.
-        with contextlib.redirect_stdout(sys.stderr):
-            resolve_entries(topology, compile_handlers=True)
-    else:
-        find_entries(topology)
-    return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)
-
-
 def graph(
     file: Annotated[Path, typer.Argument(help="The topology file.", show_default=False)],
     fmt: Annotated[
@@ -154,22 +118,21 @@ def graph(
 ) -> None:
     """Show kernels, queues (capacity, policy) and launch order as a tree, Mermaid or DOT."""
     from ringctl._printable import printable
-    from ringctl.topology import TopologyError, load_topology
-    from ringctl.topology.views import render
+    from ringctl.api import TopologyError, graph_text
 
     try:
-        topology = load_topology(file)
+        text = graph_text(file, fmt.value)
     except TopologyError as exc:
         _print_diagnostics(exc.diagnostics)
         raise typer.Exit(2) from None
-    typer.echo(printable(render(topology, fmt.value), lines=True), nl=False)
+    typer.echo(printable(text, lines=True), nl=False)
 
 
 def schema() -> None:
     """Print the JSON Schema of topology files (for editors; see docs/topology.md)."""
-    from ringctl.topology import topology_json_schema
+    from ringctl.api import topology_schema
 
-    _render.print_json(topology_json_schema())
+    _render.print_json(topology_schema())
 
 
 def register(app: typer.Typer) -> None:

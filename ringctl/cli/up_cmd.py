@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,12 +22,10 @@ from ringctl.cli._common import (
     per_second,
     say,
     seconds,
-    usage_error,
 )
 
 if TYPE_CHECKING:
-    from ringctl.api import RunReport, TopologyFile
-    from ringctl.orchestrator.plan import Plan
+    from ringctl.api import LiveRun, RunReport, TopologyFile
 
 
 def up(
@@ -94,7 +90,6 @@ def up(
     Runs until Ctrl-C, `ringctl down`, --duration, or completion (every source returned
     and every queue drained: exit 0).
     """
-    from ringctl.cli._output import Losses, guard_std_streams
     from ringctl.exceptions import RingctlError
 
     topology = load_file(file, engine)
@@ -104,32 +99,13 @@ def up(
         from ringctl.api import TopologyFile
 
         topology = TopologyFile(dataclasses.replace(topology.plan, name=_checked_name(name)))
-    plan = topology.plan
-    final: dict[str, Any] = {}
     if detach:
-        _detach(file, plan, duration, timeout, engine, address)
+        _detach(file, topology.name, duration, timeout, engine, address)
         return
-    from ringctl.control.paths import state_dir
-
-    try:
-        directory = state_dir()
-        directory.ensure()
-        log_path = str(directory.files(plan.name).log)
-    except RingctlError as exc:
-        _render.fail(exc)
-    losses = Losses()
-    guard_std_streams(losses)  # a full disk under stdout or the log must not end the run
-    if not os.environ.get("RINGCTL_DETACHED"):
-        # The child of `up -d` already writes everything to this log. In the foreground,
-        # kernel tracebacks go there too, so they never scribble over the dashboard;
-        # the screen gets one line per failure.
-        _log_to_file(log_path, losses)
-    else:  # the child's stderr is the log (and counts what a full disk loses)
-        _log_to(_stream_handler(sys.stderr))
+    final: dict[str, Any] = {}
     try:
         result = _run_foreground(
             topology,
-            log_path=log_path,
             duration=duration,
             timeout=timeout,
             dashboard=not no_dashboard and not json_stream and sys.stdout.isatty(),
@@ -138,7 +114,6 @@ def up(
             refresh=refresh,
             metrics_port=metrics_port,
             address=address,
-            losses=losses,
             final=final,
         )
     except RingctlError as exc:
@@ -147,10 +122,9 @@ def up(
         _render.fail(exc)
     if json_stream:
         _final_document(result.status or final.get("status"), result, None)
-    _report_result(plan, result, log_path)
-    lost = losses.summary()
-    if lost:
-        typer.secho(f"warning: {lost}", fg=typer.colors.YELLOW, err=True)
+    _report_result(topology.name, result)
+    if result.output_lost:
+        typer.secho(f"warning: {result.output_lost}", fg=typer.colors.YELLOW, err=True)
     if result.down is not None and result.down.refused:
         # A kernel that swallowed cancellation may still hold a thread (an executor call,
         # a C library): leave now rather than wait for it at interpreter exit.
@@ -190,28 +164,6 @@ def _final_document(
     sys.stdout.flush()
 
 
-def _log_to_file(path: str, losses: Any) -> None:
-    from ringctl.cli._output import PrivateFileHandler
-
-    _log_to(PrivateFileHandler(path, losses))
-
-
-def _stream_handler(stream: Any) -> Any:
-    import logging
-
-    return logging.StreamHandler(stream)
-
-
-def _log_to(handler: Any) -> None:
-    """ringctl's own records (the loop watchdog's, say) go to ``handler`` only."""
-    import logging
-
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ringctl")
-    logger.addHandler(handler)
-    logger.propagate = False
-
-
 #: A metric name or value longer than this is cut in the run's summary (`ps --json` and
 #: the status document keep it whole).
 _METRIC_CHARS = 80
@@ -242,7 +194,7 @@ def _print_summary(status: dict[str, Any]) -> None:
         typer.echo(line + unprocessed + (f"  {metrics}" if metrics else ""), err=True)
     accounting = status.get("accounting")
     if accounting:
-        from ringctl.engine.accounting import equation
+        from ringctl.api import equation
 
         typer.echo(f"  accounting: {equation(accounting.get('totals') or {})}", err=True)
 
@@ -258,31 +210,20 @@ def _run_foreground(
     refresh: float,
     metrics_port: int | None,
     address: str | None,
-    log_path: str | None = None,
-    losses: Any = None,
-    final: dict[str, Any] | None = None,
+    final: dict[str, Any],
 ) -> RunReport:
-    import asyncio
-    import contextlib
-
-    from ringctl.api import RunHooks
-    from ringctl.engine.local.loop import run
-
-    plan = topology.plan
+    from ringctl.api import RunHooks, up
 
     latest: dict[str, Any] = {}
-    sup_box: list[Any] = []  # the supervisor, for the final document of a failed launch
+    runs: list[LiveRun] = []  # the run, for the final document of a failed launch
     shown: dict[str, Any] = {"event": None, "tracebacks": set()}
     live_console = None
     if dashboard:
         from rich.console import Console
 
         live_console = Console()
-    progress = None if dashboard else _LaunchProgress(plan)
 
     def on_phase(phase: dict[str, Any]) -> None:
-        if progress is not None:
-            progress.update(phase)
         name = phase.get("name", "")
         if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
@@ -310,12 +251,12 @@ def _run_foreground(
             return
         shown["tracebacks"].add(record.kernel)
         from ringctl._printable import printable
-        from ringctl.engine.local.output import unmarked
+        from ringctl.api import unmarked
 
         text = (
             f"ringctl: kernel {record.kernel}[{record.replica}] raised:\n"
             + printable(record.text.rstrip("\n"), lines=True)
-            + f"\n(ringctl logs {plan.name} {record.kernel} shows it again)"
+            + f"\n(ringctl logs {topology.name} {record.kernel} shows it again)"
         )
         with unmarked():  # the CLI speaking, even when called from a kernel's set-up hook
             if live_console is not None:
@@ -336,6 +277,27 @@ def _run_foreground(
         else:  # SIGTERM or SIGHUP: nobody is at a keyboard to press Ctrl-C
             say(f"stopping on SIG{'TERM' if kind == 'terminate' else 'HUP'}: draining queues")
 
+    def on_start(live: LiveRun) -> None:
+        runs.append(live)
+        latest["status"] = live.status()
+
+    async def view(live: LiveRun) -> None:
+        from ringctl.dashboard.live import run_live_async
+        from ringctl.dashboard.plain import StopReason
+
+        # Drawn on the run's own loop, not in a thread: see run_live_async. The kernels'
+        # output is captured for `ringctl logs` (rich's own redirection would print it
+        # above the view instead, and keep it from the log).
+        reason = await run_live_async(
+            live.status,
+            refresh_per_second=refresh,
+            should_stop=lambda: live.ended,
+            console=live_console,
+            redirect_io=False,
+        )
+        if reason is StopReason.QUIT and not live.ended:
+            live.stop("interrupted")
+
     metrics = None
     if metrics_port is not None:
         from ringctl.dashboard.metrics import serve_metrics
@@ -343,95 +305,41 @@ def _run_foreground(
         metrics = serve_metrics(lambda: latest.get("status"), port=metrics_port)
         say(f"metrics on {metrics.url}")
 
+    plan_file = topology.file
     say(
-        f"{plan.name}: {len(plan.kernels)} kernels, {len(plan.edges)} queues, "
-        f"engine {plan.engine}" + (f" ({plan.file})" if plan.file else "")
+        f"{topology.name}: {len(topology.kernels)} kernels, {len(topology.plan.edges)} queues, "
+        f"engine {topology.engine}" + (f" ({plan_file})" if plan_file else "")
     )
-
-    async def main() -> RunReport:
-        tick = 1.0 / refresh if dashboard else interval
-        if metrics is not None:
-            tick = min(tick, 1.0)
-        viewer: asyncio.Task[Any] | None = None
-
-        def ready(sup: Any) -> None:
-            nonlocal viewer
-            if losses is not None:
-                loop = asyncio.get_running_loop()
-
-                def first_loss(text: str) -> None:  # from any thread: the event log is the loop's
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(sup.event, "failure", text)
-
-                losses.on_first_loss = first_loss
-            sup_box.append(sup)
-            latest["status"] = sup.status()
-            if dashboard:
-                viewer = asyncio.get_running_loop().create_task(_dashboard(sup))
-
-        try:
-            return await topology.run_async(
-                duration=duration,
-                down_timeout=timeout,
-                control=True,
-                address=address,
-                log_path=log_path,
-                hooks=RunHooks(
-                    on_phase=on_phase,
-                    # The live view takes its own snapshot per frame; a ticker would only
-                    # double the snapshots, unless the metrics endpoint needs the latest one.
-                    on_tick=None if dashboard and metrics is None else on_tick,
-                    tick_interval=tick,
-                    on_signal=on_signal,
-                    supervisor_ready=ready,
-                    on_output=on_output,
-                    echo_output=_echo_stream(dashboard, json_stream),
-                ),
-            )
-        finally:
-            if viewer is not None:
-                await viewer  # it draws the last frame once the supervisor has ended
-
-    async def _dashboard(sup: Any) -> None:
-        from ringctl.dashboard.live import run_live_async
-        from ringctl.dashboard.plain import StopReason
-
-        # Drawn on the supervisor's own loop, not in a thread: see run_live_async.
-        # The kernels' output is captured for `ringctl logs` (rich's own redirection
-        # would print it above the view instead, and keep it from the log).
-        reason = await run_live_async(
-            sup.status,
-            refresh_per_second=refresh,
-            should_stop=lambda: sup.ended,
-            console=live_console,
-            redirect_io=False,
-        )
-        if reason is StopReason.QUIT and not sup.ended:
-            sup.request_stop("interrupted")
-
-    if progress is not None:
-        progress.start()
+    tick = 1.0 / refresh if dashboard else interval
+    if metrics is not None:
+        tick = min(tick, 1.0)
+    hooks = RunHooks(
+        on_phase=on_phase,
+        # The live view takes its own snapshot per frame; a ticker would only double the
+        # snapshots, unless the metrics endpoint needs the latest one.
+        on_tick=None if dashboard and metrics is None else on_tick,
+        tick_interval=tick,
+        on_signal=on_signal,
+        on_start=on_start,
+        view=view if dashboard else None,
+        on_slow_phase=None if dashboard else say,
+        on_output=on_output,
+        # --json-stream keeps stdout pure JSON; a live view would be scribbled on.
+        echo_output=None if dashboard else sys.stderr if json_stream else sys.stdout,
+    )
     try:
-        result = run(main())
+        result = up(topology, duration=duration, down_timeout=timeout, address=address,
+                    hooks=hooks)  # fmt: skip
     finally:
-        if progress is not None:
-            progress.stop()
         if metrics is not None:
             metrics.stop()
-        if sup_box and final is not None:
-            final["status"] = sup_box[0].status(fresh=True)  # read when the launch failed
+        if runs:
+            final["status"] = runs[0].status(fresh=True)  # read when the launch failed
     if result.status:
         if not dashboard and not json_stream:
             _print_events(result.status, shown)
         _print_summary(result.status)
     return result
-
-
-def _echo_stream(dashboard: bool, json_stream: bool) -> Any:
-    """Where a foreground run also shows what kernels print (the kernel log has it all)."""
-    if os.environ.get("RINGCTL_DETACHED") or dashboard:
-        return None  # the detached log would hold it twice; a live view would be scribbled on
-    return sys.stderr if json_stream else sys.stdout  # --json-stream keeps stdout pure JSON
 
 
 def _print_events(status: dict[str, Any], shown: dict[str, Any]) -> None:
@@ -451,62 +359,15 @@ def _print_events(status: dict[str, Any], shown: dict[str, Any]) -> None:
         shown["event"] = events[-1]
 
 
-class _LaunchProgress:
-    """Plain mode: while launch or activation takes long (a slow set-up hook), say so.
-
-    A thread, because a synchronous set-up hook holds the event loop the whole time.
-    """
-
-    EVERY_S = 1.0
-
-    def __init__(self, plan: Plan) -> None:
-        import threading
-
-        self.plan = plan
-        self.phase: dict[str, Any] | None = None
-        self.since = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="launch-progress", daemon=True)
-
-    def update(self, phase: dict[str, Any]) -> None:
-        old = self.phase
-        if old is None or (old.get("name"), old.get("done")) != (phase.get("name"), phase["done"]):
-            self.since = time.monotonic()
-        self.phase = phase
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.EVERY_S):
-            phase = self.phase
-            if phase is None or phase.get("name") not in ("launch", "activate"):
-                continue
-            done, total = int(phase.get("done", 0)), int(phase.get("total", 0))
-            if done >= total:
-                continue
-            waited = time.monotonic() - self.since
-            if waited < self.EVERY_S:
-                continue
-            verb = "launching" if phase["name"] == "launch" else "activating"
-            label = "phase 1" if phase["name"] == "launch" else "phase 2"
-            kid = self.plan.kernels[done].id
-            say(f"{label}: {verb} {kid} ({done}/{total} done, {waited:.0f} s on it)")
-
-
-def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -> None:
+def _report_result(name: str, result: RunReport) -> None:
     down = result.down
     if result.outcome == "completed":
-        say(f"{plan.name} completed: every source finished and every queue drained")
+        say(f"{name} completed: every source finished and every queue drained")
     elif result.outcome == "failed":
         hint = None
         if result.failure and result.failure.startswith("kernel "):
             limit = re.search(r"max_restarts is (\d+)\)$", result.failure)
-            hint = f"ringctl logs {plan.name} shows the kernels' output and tracebacks; " + (
+            hint = f"ringctl logs {name} shows the kernels' output and tracebacks; " + (
                 f"its max_restarts ({limit[1]}) is used up: raise `max_restarts` in its "
                 "`restart:` if more restarts are right, or fix what makes it fail"
                 if limit
@@ -514,9 +375,9 @@ def _report_result(plan: Plan, result: RunReport, log_path: str | None = None) -
             )
         _render.error(str(result.failure), hint)
     elif result.outcome == "interrupted":
-        say(f"{plan.name} stopped (interrupted)")
+        say(f"{name} stopped (interrupted)")
     else:
-        say(f"{plan.name} stopped ({result.reason})")
+        say(f"{name} stopped ({result.reason})")
     if down is not None and not down.graceful:
         where = ", ".join(f"{k}: {n}" for k, n in down.left.items()) or "none queued"
         forced = f"; force-stopped {', '.join(down.forced)}" if down.forced else ""
@@ -532,100 +393,34 @@ def _why(result: RunReport) -> str:
 
 def _detach(
     file: Path,
-    plan: Plan,
+    name: str,
     duration: float | None,
     timeout: float,
     engine: str | None,
     address: str | None,
 ) -> None:
-    from ringctl.control.history import clean_if_stale
-    from ringctl.control.paths import state_dir
-    from ringctl.exceptions import RingctlError, RunFailedError
+    from ringctl.api import start_detached
+    from ringctl.exceptions import RingctlError
 
     try:
-        directory = state_dir()
-        directory.ensure()
-        files = directory.files(plan.name)
+        started = start_detached(
+            file, name, duration=duration, timeout=timeout, engine=engine, address=address
+        )
     except RingctlError as exc:
         _render.fail(exc)
-    if clean_if_stale(files) == "held":
-        _render.fail(
-            usage_error(
-                f"topology {plan.name!r} is already running",
-                f"ringctl down {plan.name}, or run a second copy: ringctl up {file} "
-                f"--name {plan.name}-2",
-            ),
-            exit_code=1,
-        )
-    args = [sys.executable, "-m", "ringctl.cli", "up", str(file), "--no-dashboard",
-            "--timeout", str(timeout), "--interval", "5", "--name", plan.name]  # fmt: skip
-    if duration is not None:
-        args += ["--duration", str(duration)]
-    if engine is not None:
-        args += ["--engine", engine]
-    if address is not None:
-        args += ["--address", address]
-    try:
-        fd = os.open(files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ringctl up -d {file}\n".encode())
-            log.flush()
-            child = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "RINGCTL_DETACHED": "1"},
-            )
-    except OSError as exc:  # a full disk, say: nothing was started
-        _render.fail(
-            RunFailedError(
-                f"cannot write the log of {plan.name!r} ({files.log}): {exc.strerror or exc}; "
-                "nothing was started",
-                hint="free some space, or set RINGCTL_STATE_DIR to another directory",
-            )
-        )
-    from ringctl.control.client import ControlClient
-
-    client = ControlClient(files, timeout=2.0)
-    deadline = time.monotonic() + 120.0
-    while time.monotonic() < deadline:
-        code = child.poll()
-        if code is not None:
-            tail = _log_tail(files.log)
-            if code == 0:
-                say(f"{plan.name} ran to completion before detaching (log: {files.log})")
-                raise typer.Exit(0)
-            typer.echo(tail, err=True)
-            _render.error(f"{plan.name} failed to come up (exit {code}); log: {files.log}")
-            raise typer.Exit(1)
-        if files.socket.exists():
-            try:
-                ping = client.request("ping")
-            except RingctlError:
-                ping = {}
-            # Only our own child counts: a twin `up -d` racing this one may hold the name,
-            # and then our child is about to exit saying so.
-            mine = ping.get("pid") == child.pid
-            if mine and ping.get("state") in ("running", "paused", "completed", "draining"):
-                say(f"{plan.name} is up (pid {child.pid}); log: {files.log}")
-                typer.echo(
-                    f"  ringctl ps {plan.name}    ringctl top {plan.name}    "
-                    f"ringctl down {plan.name}",
-                    err=True,
-                )
-                return
-        time.sleep(0.02)
-    _render.error(f"{plan.name} did not come up within 120 s; log: {files.log}")
+    if started.outcome == "up":
+        say(f"{name} is up (pid {started.pid}); log: {started.log}")
+        typer.echo(f"  ringctl ps {name}    ringctl top {name}    ringctl down {name}", err=True)
+        return
+    if started.outcome == "completed":
+        say(f"{name} ran to completion before detaching (log: {started.log})")
+        raise typer.Exit(0)
+    if started.outcome == "failed":
+        typer.echo(started.log_tail, err=True)
+        _render.error(f"{name} failed to come up (exit {started.exit_code}); log: {started.log}")
+    else:
+        _render.error(f"{name} did not come up within 120 s; log: {started.log}")
     raise typer.Exit(1)
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def register(app: typer.Typer) -> None:

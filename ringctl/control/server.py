@@ -451,6 +451,7 @@ class ControlServer:
                 await _send(writer, protocol.event("progress", last))
                 phases.clear()
 
+        self.target.stop_within(args.timeout)  # holds even if the loop never takes the down
         pumper = asyncio.create_task(pump())
         try:
             return await self._handoff.run(

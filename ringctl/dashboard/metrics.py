@@ -184,7 +184,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
             k_state.add_metric([*lv, state], 1.0 if state == k.state else 0.0)
         for word in KernelStatus:
             k_status.add_metric([*lv, word.value], 1.0 if word is k.status else 0.0)
-        for name, value in k.metrics:
+        for name, value in k.numeric_metrics:
             k_user.add_metric([*lv, name], value)
         k_info.add_metric(
             lv,
@@ -214,11 +214,11 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
     q_info = InfoMetricFamily("ringctl_queue", "The queue's name and policy.", labels=q_labels)
     seen_edges: set[tuple[str, str]] = set()
     for q in st.queues:
-        edge = (q.source, q.target)
+        edge = (q.source, q.to)
         if edge in seen_edges:
             continue
         seen_edges.add(edge)
-        lv = [topology, q.source, q.target]
+        lv = [topology, q.source, q.to]
         for family, value in (
             (q_depth, q.depth),
             (q_capacity, q.capacity),

@@ -25,7 +25,7 @@ from ringctl.dashboard._status import (
     ATTENTION,
     FINAL_TOPOLOGY_STATES,
     STALL_AFTER_S,
-    Event,
+    EventDoc,
     KernelStatus,
     human_count,
     human_duration,
@@ -121,7 +121,7 @@ def _hidden_summary(hidden: list[Any]) -> str:
     return " (" + ", ".join(f"{n} {s.value}" for s, n in urgent.items()) + ")"
 
 
-def event_line(event: Event) -> str:
+def event_line(event: EventDoc) -> str:
     """``[   10.2s] event pause: paused square``: events get a line of their own in CI logs."""
     return f"[{human_duration(event.t):>8}] event {event.kind}: {event.text}"
 
@@ -230,7 +230,7 @@ def run_plain(
     """
     emit = write if write is not None else _stdout_line
     poller = StatusPoller(get_status, give_up_after_s=give_up_after_s, clock=clock)
-    last_event: Event | None = None
+    last_event: EventDoc | None = None
     try:
         while True:
             status = poller.poll()
@@ -259,7 +259,7 @@ def run_plain(
         return StopReason.INTERRUPTED
 
 
-def _new_events(events: tuple[Event, ...], last: Event | None) -> tuple[Event, ...]:
+def _new_events(events: tuple[EventDoc, ...], last: EventDoc | None) -> tuple[EventDoc, ...]:
     """The events after ``last``; all of them if ``last`` is no longer in the list.
 
     The document carries a bounded tail of events, so its length stops growing once the

@@ -29,10 +29,10 @@ from rich.text import Text
 from ringctl.dashboard._status import (
     ATTENTION,
     STALL_AFTER_S,
-    KernelRow,
+    KernelDoc,
     KernelStatus,
-    QueueRow,
-    Status,
+    QueueDoc,
+    StatusDocument,
     classify_kernel,
     human_count,
     human_duration,
@@ -190,32 +190,32 @@ def _count_cell(n: float | None, bad: str = "red") -> Cell:
     return _cell(s, bad if s != "--" and (n or 0) > 0 else "dim")
 
 
-def _kernel_name(k: KernelRow) -> Cell:
+def _kernel_name(k: KernelDoc) -> Cell:
     if k.replicas is not None and k.replicas > 1:
         return ((k.id, "bold"), (f" ×{k.replicas}", "dim"))  # noqa: RUF001 - a times sign
     return _cell(k.id, "bold")
 
 
-def _backend(k: KernelRow) -> Cell:
+def _backend(k: KernelDoc) -> Cell:
     where = k.device or k.backend or "--"
     # The asterisk is explained in the notes under the table.
     return ((where, ""), ("*", "yellow")) if k.backend_note else _cell(where)
 
 
-def _latency(k: KernelRow) -> Cell:
+def _latency(k: KernelDoc) -> Cell:
     if k.latency_p50_us is None and k.latency_p99_us is None:
         return _cell("--", "dim")
     return _cell(f"{human_latency(k.latency_p50_us)}/{human_latency(k.latency_p99_us)}")
 
 
-def status_word(k: KernelRow) -> str:
+def status_word(k: KernelDoc) -> str:
     """The status word, with the wait of a pending restart ("restarting in 12s")."""
     if k.status is KernelStatus.RESTARTING and k.restart_in_s is not None:
         return f"restarting in {human_duration(k.restart_in_s)}"
     return k.status.value
 
 
-def _since(k: KernelRow) -> Cell:
+def _since(k: KernelDoc) -> Cell:
     if k.last_progress_s is None:
         return _cell("--", "dim")
     if k.status is KernelStatus.STALLED:
@@ -225,25 +225,25 @@ def _since(k: KernelRow) -> Cell:
     return _cell(f"{human_duration(k.last_progress_s)} ago")
 
 
-def _metrics_cell(k: KernelRow) -> Cell:
+def _metrics_cell(k: KernelDoc) -> Cell:
     """The kernel's own numeric ``ctx.metrics``: ``total=333.3T rows=100``."""
-    if not k.metrics:
+    if not k.numeric_metrics:
         return _cell("--", "dim")
     parts = []
-    for key, value in k.metrics:
+    for key, value in k.numeric_metrics:
         shown = f"{value:g}" if abs(value) < 1e6 else human_count(value)
         parts.append(f"{key}={shown}")
     return _cell(" ".join(parts))
 
 
-def _state_style(k: KernelRow) -> str:
+def _state_style(k: KernelDoc) -> str:
     if k.status is KernelStatus.FAILED:
         return "red"
     return STATE_STYLE.get(k.state or "", "")
 
 
-def _edge(q: QueueRow) -> Cell:
-    return ((q.source, ""), (" → ", "dim"), (q.target, "bold"))
+def _edge(q: QueueDoc) -> Cell:
+    return ((q.source, ""), (" → ", "dim"), (q.to, "bold"))
 
 
 # --------------------------------------------------------------------------- columns
@@ -270,7 +270,7 @@ class Column(Generic[RowT]):
     squeeze: int | None = None
 
 
-KERNEL_COLUMNS: Final[tuple[Column[KernelRow], ...]] = (
+KERNEL_COLUMNS: Final[tuple[Column[KernelDoc], ...]] = (
     Column("kernel", "kernel", 0, _kernel_name, cap=_NAME_CAP),
     Column("state", "state", 9, lambda k: _cell(k.state or "--", _state_style(k))),
     Column("status", "status", 0, lambda k: _cell(status_word(k), STATUS_STYLE[k.status])),
@@ -296,7 +296,7 @@ KERNEL_COLUMNS: Final[tuple[Column[KernelRow], ...]] = (
     Column("metrics", "metrics", 7, lambda k: _metrics_cell(k), cap=_METRICS_CAP, squeeze=_SQUEEZE),
 )
 
-QUEUE_COLUMNS: Final[tuple[Column[QueueRow], ...]] = (
+QUEUE_COLUMNS: Final[tuple[Column[QueueDoc], ...]] = (
     Column("edge", "queue", 0, _edge, cap=_NAME_CAP + 8),
     Column("depth", "depth", 1, lambda q: _depth_cell(q.depth, q.capacity), "right"),
     Column(
@@ -448,7 +448,7 @@ def _table(
 # --------------------------------------------------------------------------- sections
 
 
-def _header(st: Status, connection: str | None) -> Panel:
+def _header(st: StatusDocument, connection: str | None) -> Panel:
     top = Text()
     top.append(st.name or "(unnamed topology)", style="bold")
     top.append("  ")
@@ -491,7 +491,7 @@ def _header(st: Status, connection: str | None) -> Panel:
     )
 
 
-def _phase_lines(st: Status) -> list[Text]:
+def _phase_lines(st: StatusDocument) -> list[Text]:
     phase = st.phase
     if phase is None:
         return []
@@ -521,7 +521,7 @@ def _phase_lines(st: Status) -> list[Text]:
     return lines
 
 
-def _notes(st: Status) -> list[Text]:
+def _notes(st: StatusDocument) -> list[Text]:
     """Failures, stalls and backend fallbacks, each on a line a person can act on."""
     notes: list[Text] = []
     for k in st.kernels:
@@ -549,12 +549,12 @@ def _notes(st: Status) -> list[Text]:
     return notes
 
 
-def _more(hidden: Sequence[KernelRow] | Sequence[QueueRow], noun: str) -> str | None:
+def _more(hidden: Sequence[KernelDoc] | Sequence[QueueDoc], noun: str) -> str | None:
     if not hidden:
         return None
     counts: dict[KernelStatus, int] = {}
     for row in hidden:
-        if isinstance(row, KernelRow):
+        if isinstance(row, KernelDoc):
             counts[row.status] = counts.get(row.status, 0) + 1
     words = [f"{counts[s]} {s.value}" for s in KernelStatus if s in counts]  # header's order
     detail = f" ({', '.join(words)})" if words else ""
@@ -625,13 +625,13 @@ class DashboardView:
         yield from notes
 
 
-def _queue_urgent(q: QueueRow) -> bool:
+def _queue_urgent(q: QueueDoc) -> bool:
     """A queue that drops or is full is where the data piles up: keep it on screen."""
     full = q.capacity is not None and q.capacity > 0 and (q.depth or 0) >= q.capacity
     return full or bool(q.drops)
 
 
-def _split_height(height: int, fixed: int, st: Status) -> tuple[int, int]:
+def _split_height(height: int, fixed: int, st: StatusDocument) -> tuple[int, int]:
     """Rows for the kernel and queue tables so a live frame fits the terminal.
 
     Kernels get the lion's share (they carry the status words); queues keep a few rows

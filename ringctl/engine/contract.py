@@ -252,6 +252,12 @@ class Engine(Protocol):
 
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]: ...
 
+    def stop_now(self) -> None:
+        """Ask every running kernel to stop after the message in hand, taking nothing more
+        from its inbox. Safe from any thread, whatever holds the event loop: a forced stop
+        calls it so that a kernel blocking the loop cannot keep the run going."""
+        ...
+
     async def relaunch(self, kernel_id: str) -> None: ...
 
     # Capabilities: an engine that lacks one raises ``refusal`` from its method.

@@ -25,23 +25,48 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from ringctl.engine.contract import Capability, Engine, Wire
+from ringctl.engine.lifecycle import RUNNING as _RUNNING
 from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import ControlPlaneError, RingctlError, RunFailedError, UserInputError
 from ringctl.orchestrator.changes import Change, Diff, diff, edge_key
 from ringctl.orchestrator.plan import EdgePlan, Plan
-
-if TYPE_CHECKING:
-    from ringctl.orchestrator.supervisor import Supervisor
+from ringctl.orchestrator.policy import Policy
+from ringctl.orchestrator.states import TopologyState
 
 __all__ = [
     "Applied", "carry_out", "diff", "load_for_apply", "preview", "refusal_error", "running_plan",
 ]  # fmt: skip
 
 S = KernelState
-_RUNNING: Final = (S.LAUNCHED, S.ACTIVE, S.DEACTIVATED)
+
+
+class Running(Protocol):
+    """What apply needs of the supervisor of the running topology (it holds the command
+    lock while apply runs)."""
+
+    plan: Plan
+    policy: Policy
+
+    @property
+    def runtime(self) -> Engine: ...
+
+    @property
+    def state(self) -> TopologyState: ...
+
+    def event(self, kind: str, text: str) -> None: ...
+
+    def forget_status(self) -> None:
+        """The next status document is built anew (the kernels changed)."""
+        ...
+
+    async def cancel_backoff(self, kernel_id: str) -> None:
+        """A kernel waiting out its restart backoff is not brought back."""
+        ...
+
+
 #: The engine capabilities each kind of change needs (the local engine has them all).
 _NEEDS: Final[dict[str, tuple[Capability, ...]]] = {
     "add": ("rewire",), "restart": ("reconfigure", "restart"), "scale": ("scale",),
@@ -95,7 +120,7 @@ def load_for_apply(path: str, running: Plan) -> tuple[Plan, Diff, Any]:
     return new, diff(running, new), source
 
 
-def running_plan(sup: Supervisor) -> Plan:
+def running_plan(sup: Running) -> Plan:
     """The supervisor's plan as it runs now: a ``scale`` since is part of it."""
     kernels = []
     for k in sup.plan.kernels:
@@ -125,7 +150,7 @@ def preview(d: Diff) -> dict[str, Any]:
     return {"changes": [c.as_dict() for c in d.changes], "changed": bool(d.changes)}
 
 
-def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
+def _check(sup: Running, changes: Sequence[Change]) -> None:
     """Refuse, before anything changes, what this engine or these kernels cannot do."""
     rt = sup.runtime
     for c in changes:
@@ -138,7 +163,7 @@ def _check(sup: Supervisor, changes: Sequence[Change]) -> None:
         if c.kind in ("restart", "scale"):
             assert c.kernel is not None
             kid = c.kernel.id
-            if kid in sup._restarting:
+            if kid in sup.policy.restart_due:
                 raise ControlPlaneError(
                     f"cannot apply `{c.line.strip()}`: {kid} waits for its restart",
                     hint="nothing was changed; apply again once it runs (ringctl ps)",
@@ -182,7 +207,7 @@ def _wire(e: EdgePlan) -> Wire:
     return (e.producer, e.port, e.consumer, e.capacity, e.backpressure, e.fanout)
 
 
-async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file: str,
+async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: str,
                     timeout: float = 10.0) -> Applied:  # fmt: skip
     """Make ``changes`` (``diff(sup.plan, new)``) on the running topology; the caller
     holds the supervisor's command lock."""
@@ -244,13 +269,13 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
             assert c.kernel is not None
             step = f"activating {c.kernel.id}"
             await rt.activate(c.kernel.id)
-            sup._since[c.kernel.id] = time.monotonic()
+            sup.policy.since[c.kernel.id] = time.monotonic()
             if sup.state == "paused":  # everything else is paused: so is what joins it
-                sup._paused.add(c.kernel.id)
+                sup.policy.paused.add(c.kernel.id)
                 await rt.deactivate(c.kernel.id)
     except Exception as exc:
         failures = await _roll_back(undo)
-        sup._status_cache = None
+        sup.forget_status()
         reason = getattr(exc, "message", None) or str(exc)
         if failures:
             raise RunFailedError(
@@ -269,11 +294,11 @@ async def carry_out(sup: Supervisor, new: Plan, changes: Sequence[Change], file:
     left = await _remove(sup, rt, old, removed, timeout)
     done += [c.line for c in by_kind["disconnect"] if c.edge and c.edge.producer in removed]
     done += [c.line for c in by_kind["remove"]]
-    sup._status_cache = None
+    sup.forget_status()
     return Applied(file, time.time(), tuple(done), left, time.monotonic() - t0)
 
 
-async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list[tuple[str, Undo]],
+async def _restart(sup: Running, rt: Engine, old: Plan, c: Change, undo: list[tuple[str, Undo]],
                    timeout: float) -> None:  # fmt: skip
     k = c.kernel
     assert k is not None
@@ -281,7 +306,7 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
     # A persistent kernel keeps its running bridge: only its params change.
     func = was.kernel if was.persistent is not None else k.kernel
     rt.reconfigure(k.id, func, params=k.params, queue_size=k.queue_size, keep_state=k.keep_state)
-    sup._restarting[k.id] = time.monotonic()
+    sup.policy.restart_due[k.id] = time.monotonic()
     try:
 
         async def back() -> None:
@@ -291,7 +316,7 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
             else:  # the new instance did not start
                 await rt.relaunch(k.id)
                 await rt.activate(k.id)
-            sup._since[k.id] = time.monotonic()
+            sup.policy.since[k.id] = time.monotonic()
 
         try:
             await rt.restart(k.id, timeout=timeout)
@@ -299,23 +324,23 @@ async def _restart(sup: Supervisor, rt: Engine, old: Plan, c: Change, undo: list
             undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
             raise
         undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
-        sup._since[k.id] = time.monotonic()
+        sup.policy.since[k.id] = time.monotonic()
         sup.event("restart", f"{k.id} restarted by apply ({c.detail})")
     finally:
-        sup._restarting.pop(k.id, None)
-        sup._handled[k.id] = rt.get_info(k.id).restarts
+        sup.policy.restart_due.pop(k.id, None)
+        sup.policy.handled[k.id] = rt.get_info(k.id).restarts
 
 
-def _marked(sup: Supervisor, kid: str, action: Undo) -> Undo:
+def _marked(sup: Running, kid: str, action: Undo) -> Undo:
     """``action`` with the kernel marked as restarting: the watch loop leaves it be."""
 
     async def run() -> None:
-        sup._restarting[kid] = time.monotonic()
+        sup.policy.restart_due[kid] = time.monotonic()
         try:
             await action()
         finally:
-            sup._restarting.pop(kid, None)
-            sup._handled[kid] = sup.runtime.get_info(kid).restarts
+            sup.policy.restart_due.pop(kid, None)
+            sup.policy.handled[kid] = sup.runtime.get_info(kid).restarts
 
     return run
 
@@ -363,18 +388,15 @@ async def _roll_back(undo: list[tuple[str, Undo]]) -> list[str]:
     return failures
 
 
-async def _remove(sup: Supervisor, rt: Engine, old: Plan, removed: set[str], timeout: float
+async def _remove(sup: Running, rt: Engine, old: Plan, removed: set[str], timeout: float
                   ) -> dict[str, int]:  # fmt: skip
     """Stop the removed kernels as ``down`` would; what they held is counted as left."""
     if not removed:
         return {}
     order = [kid for kid in old.order if kid in removed]
     for kid in order:  # one waiting out its restart backoff is not brought back
-        pending = sup._backoff.pop(kid, None)
-        if pending is not None:
-            pending[1].cancel()
-            await asyncio.gather(pending[1], return_exceptions=True)
-        sup._restarting.pop(kid, None)
+        await sup.cancel_backoff(kid)
+        sup.policy.restart_due.pop(kid, None)
     # Those no queue feeds stop first (sources); the rest once they have drained.
     fed = {e.consumer for e in old.edges if not e.feedback}
     left: dict[str, int] = {}
@@ -408,7 +430,7 @@ async def _remove(sup: Supervisor, rt: Engine, old: Plan, removed: set[str], tim
     if gone:
         rt.rewire((), gone)
     for kid in order:
-        sup._paused.discard(kid)
+        sup.policy.paused.discard(kid)
         what = f" ({left[kid]} messages left, counted)" if left.get(kid) else " (drained)"
         sup.event("apply", f"{kid} removed{what}")
     return left

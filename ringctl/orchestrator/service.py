@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import signal
 import time
@@ -90,6 +92,9 @@ class SupervisorTarget:
         self.sup.status(fresh=True)
         return {"resumed": resumed, "state": self.sup.state}
 
+    def stop_within(self, seconds: float) -> None:
+        self.sup.stop_within(seconds)
+
     async def down(self, timeout: float, progress: Progress) -> dict[str, Any]:
         report = await self.sup.down(timeout, progress)
         self.sup.status(fresh=True)
@@ -158,7 +163,7 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     sup = Supervisor(plan, engine)
-    watchdog = LoopWatchdog(loop, on_block=lambda text: sup.event("failure", text))
+    watchdog = LoopWatchdog(loop, on_block=sup.loop_blocked)
     # Before the socket exists: whoever sees it may signal us at once.
     signals = _Signals(loop, sup, on_signal)
     if not control:
@@ -238,7 +243,13 @@ def _record(
 
 
 class _Signals:
-    """SIGINT, SIGTERM and SIGHUP start a graceful down; a second SIGINT forces it."""
+    """SIGINT, SIGTERM and SIGHUP start a graceful down; a second SIGINT forces it.
+
+    Plain Python signal handlers, not the loop's: they run in the main thread between
+    two steps of whatever runs there, so a kernel that holds the event loop cannot delay
+    a forced stop. The handler itself only stops the kernels (``Engine.stop_now``, flag
+    writes) and hands the rest to the loop.
+    """
 
     def __init__(
         self,
@@ -248,25 +259,33 @@ class _Signals:
     ) -> None:
         self.loop, self.sup, self.on_signal = loop, sup, on_signal
         self.interrupts = 0
-        self.installed: list[signal.Signals] = []
+        # The handler interrupts whatever runs, a kernel's task too: what it hands the
+        # loop runs in this context, not the kernel's (whose output is the kernel's).
+        self.context = contextvars.copy_context()
+        self.installed: list[tuple[signal.Signals, Any]] = []
         for sig, kind in _STOP_SIGNALS.items():
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._received, kind)
-                self.installed.append(sig)
+            with contextlib.suppress(ValueError, OSError):  # not the main thread
+                old = signal.signal(sig, functools.partial(self._handler, kind))
+                self.installed.append((sig, old))
 
-    def _received(self, kind: str) -> None:
+    def _handler(self, kind: str, _signum: int, _frame: Any) -> None:
         if kind == "interrupt":
             self.interrupts += 1
             if self.interrupts > 1:
                 kind = "force"
+                self.sup.runtime.stop_now()
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            self.loop.call_soon_threadsafe(self._received, kind, context=self.context)
+
+    def _received(self, kind: str) -> None:
         if self.on_signal is not None:
             self.on_signal(kind)
         reason = "interrupted" if kind in ("interrupt", "force") else "terminated"
         self.sup.request_stop(reason, force=kind == "force")
 
     def remove(self) -> None:
-        for sig in self.installed:
-            self.loop.remove_signal_handler(sig)
+        for sig, old in self.installed:
+            signal.signal(sig, old)
         self.installed = []
 
 

@@ -9,7 +9,7 @@ Like a kernel's lifecycle, the table is data and every change goes through
     created -> starting -> running <-> paused
                    |          \\        /
                    v           draining -> completed | stopped | failed
-                 failed
+          stopped | failed    (a down during the launch; a launch that failed)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ T = TopologyState
 
 TOPOLOGY_TRANSITIONS: Final[Mapping[TopologyState, frozenset[TopologyState]]] = {
     T.CREATED: frozenset({T.STARTING}),
-    T.STARTING: frozenset({T.RUNNING, T.FAILED}),
+    T.STARTING: frozenset({T.RUNNING, T.STOPPED, T.FAILED}),
     T.RUNNING: frozenset({T.RUNNING, T.PAUSED, T.DRAINING}),
     T.PAUSED: frozenset({T.PAUSED, T.RUNNING, T.DRAINING}),
     T.DRAINING: frozenset({T.COMPLETED, T.STOPPED, T.FAILED}),

@@ -1,217 +1,725 @@
 """The status document: what ``ringctl ps NAME --json`` prints, ``watch`` streams, the
-dashboard draws and the metrics endpoint exports, defined once.
+dashboard draws, the metrics endpoint exports and ``top`` shows, defined once.
 
-The supervisor writes it (``Supervisor.status()``, plain JSON-ready dicts, because it is
-rebuilt up to twenty times a second on the kernels' own loop); these models are its one
-definition: field names, types and meaning. ``StatusDocument.check(doc)`` validates a
-document against them (the tests run it on every document a real run produces, so the
-writer cannot drift from the definition). Readers (``ps``, the dashboard, the
-metrics endpoint) go through ``ringctl.dashboard.parse_status``, which tolerates
-documents from older or newer supervisors: add fields, never rename them.
+The supervisor writes it (``Supervisor.status()`` builds a ``StatusDocument`` and sends
+``as_dict()``, plain JSON); every reader turns the JSON back into the same classes with
+``read_status``. The document crosses a process boundary and is "add fields, never
+rename", so it may come from an older or newer supervisor: the reader ignores keys it
+does not know, defaults the ones that are missing, and reads a value of the wrong type
+(or ``NaN``, or a hostile ``Mapping``) as missing. Text is read as one printable line
+(control characters escaped), so no renderer repeats those checks. Every class is frozen:
+a document is a snapshot, like trio's statistics objects.
+
+Imports nothing beyond the standard library: ``ringctl ps`` starts fast.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from ringctl._printable import printable
+
+if TYPE_CHECKING:
+    from ringctl.engine.contract import KernelSnapshot, QueueSnapshot
 
 __all__ = [
+    "FINAL_TOPOLOGY_STATES",
+    "KERNEL_STATES",
+    "STALL_AFTER_S",
+    "TOPOLOGY_STATES",
     "AccountingDoc",
     "AppliedDoc",
     "DownDoc",
     "EventDoc",
+    "KernelAccountDoc",
     "KernelDoc",
+    "KernelStatus",
     "LastBlockDoc",
     "LoopDoc",
     "PhaseDoc",
+    "QueueAccountDoc",
     "QueueDoc",
     "StatusDocument",
+    "WaitingDoc",
+    "classify_kernel",
+    "read_status",
 ]
 
+#: A kernel with input waiting and no progress for longer than this is "stalled". Two
+#: seconds is eight refreshes at the default rate: long enough that a kernel busy on one
+#: slow message between snapshots is not flagged, short enough that a person sees it.
+STALL_AFTER_S: Final = 2.0
 
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: Kernel lifecycle states as the document spells them (``ringctl.engine.lifecycle``).
+KERNEL_STATES: Final = ("CREATED", "LAUNCHED", "ACTIVE", "DEACTIVATED", "TERMINATING",
+                        "TERMINATED")  # fmt: skip
+#: Topology states a document shows (``ringctl.orchestrator.states``; never ``created``).
+TOPOLOGY_STATES: Final = ("starting", "running", "paused", "draining", "completed", "failed",
+                          "stopped")  # fmt: skip
+#: Topology states after which nothing will change: a live view may stop refreshing.
+FINAL_TOPOLOGY_STATES: Final = frozenset({"completed", "failed", "stopped"})
 
 
+class KernelStatus(StrEnum):
+    """What a kernel is doing right now, in one word a person can act on.
+
+    The lifecycle state says what a kernel *may* do; this word says what it *is* doing.
+    The first four follow Flink's busy / idle / backpressured split, plus **stalled**,
+    which none of the anchors tells apart and which is the one people need most: input
+    is waiting, the kernel is not blocked on its output, and yet nothing moves.
+    """
+
+    IDLE = "idle"  # waiting in receive, nothing queued
+    BUSY = "busy"  # processing, or able to
+    BACKPRESSURED = "backpressured"  # a replica waits for space on a full downstream queue
+    STALLED = "stalled"  # input queued, not blocked, no progress for a while
+    PAUSED = "paused"  # DEACTIVATED: messages keep queueing
+    DONE = "done"  # the body returned on its own (a finite source)
+    FAILED = "failed"  # TERMINATED with an error
+    STARTING = "starting"  # CREATED / LAUNCHED: not yet taking messages
+    STOPPING = "stopping"  # TERMINATING: draining out
+    STOPPED = "stopped"  # TERMINATED cleanly
+    RESTARTING = "restarting"  # failed, waiting out its restart backoff
+
+
+# --------------------------------------------------------------------------- tolerant values
+
+_BIGGEST: Final = 2**1023  # ints beyond this overflow a double
+_ONE_LINE: Final = {ord(c): " " for c in "\t\n\r\v\f"}
+
+
+def number(value: object) -> float | None:
+    """A finite float from a JSON value, or ``None`` (missing, text, NaN, inf, too large)."""
+    # Exact-type fast paths first: a frame reads ~25 numbers per kernel.
+    kind = type(value)
+    if kind is float:
+        real = cast(float, value)
+        return real if math.isfinite(real) else None
+    if kind is int:
+        whole = cast(int, value)
+        return float(whole) if -_BIGGEST < whole < _BIGGEST else None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond a double's range
+            return None
+        return result if math.isfinite(result) else None
+    return None
+
+
+def count(value: object) -> int | None:
+    """A whole count from a JSON value (``number`` truncated), or ``None``."""
+    result = number(value)
+    return None if result is None else int(result)
+
+
+def text(value: object) -> str | None:
+    """A one-line string from a JSON scalar, or ``None`` for anything else.
+
+    Line breaks and tabs become spaces and other control characters are shown escaped
+    (``\\x1b``): a kernel id or an error message must neither tear a table row nor move
+    the terminal's cursor.
+    """
+    if value is None or isinstance(value, bool):
+        return None if value is None else str(value).lower()
+    if isinstance(value, str):
+        return printable(value.translate(_ONE_LINE))
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _get(mapping: Mapping[str, Any], key: str) -> object:
+    if type(mapping) is dict:  # what json.loads and the supervisor give: cannot raise
+        return mapping.get(key)
+    try:
+        return mapping.get(key)
+    except Exception:  # a hostile Mapping; the document is data, never trust it
+        return None
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    """The Mapping items of a JSON list; anything else in it is skipped, not fatal."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def _texts(value: object) -> tuple[str, ...] | None:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        return None
+    return tuple(t for item in value if (t := text(item)) is not None)
+
+
+def _table(value: object) -> dict[str, Any] | None:
+    """A JSON object as a dict (its values as they are: a renderer picks what it draws)."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return {str(k): v for k, v in value.items()}
+    except Exception:  # a hostile Mapping
+        return None
+
+
+# --------------------------------------------------------------------------- the machinery
+
+D = TypeVar("D", bound="_Doc")
+
+#: How each field type is read from JSON (by its annotation); nested documents by name.
+_READERS: Final[dict[str, Callable[[object], Any]]] = {
+    "str": text,
+    "str | None": text,
+    "float": number,
+    "float | None": number,
+    "int": count,
+    "int | None": count,
+    "bool": _flag,
+    "tuple[str, ...]": _texts,
+    "dict[str, Any]": _table,
+    "dict[str, int]": _table,
+    "dict[str, float]": _table,
+}
+
+
+class _Doc:
+    """A part of the document: JSON in (``read`` tolerant, ``check`` strict), JSON out."""
+
+    __slots__ = ()
+    #: Keys left out of ``as_dict`` while their value is ``None`` (added by later writers).
+    _OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def read(cls: type[D], raw: object) -> D:
+        """Read a part of a document, tolerating missing, extra, ``None`` and mistyped keys."""
+        return cls(**_values(cls, raw))
+
+    @classmethod
+    def check(cls: type[D], raw: Mapping[str, Any]) -> D:
+        """The document's part as its writer must send it: every key known, every value of
+        its type (raises ``ValueError`` naming the first that is not). For tests."""
+        known = {key: name for name, key, _ in _plan(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+        values = {}
+        for name, key, _ in _plan(cls):
+            if key in raw:
+                values[name] = _checked(cls, name, raw[key])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: ``json.dumps`` takes it as it is."""
+        out = {}
+        for name, key, _ in _plan(type(self)):
+            value = getattr(self, name)
+            if value is None and key in self._OMIT_NONE:
+                continue
+            out[key] = _dump(value)
+        return out
+
+
+def _values(cls: type[_Doc], raw: object, skip: str = "") -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        return {}
+    get: Callable[[str], object] = raw.get if type(raw) is dict else partial(_get, raw)
+    values = {}
+    for name, key, read in _plan(cls):
+        if key != skip and (value := read(get(key))) is not None:
+            values[name] = value
+    return values
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, _Doc):
+        return value.as_dict()
+    if isinstance(value, tuple):
+        return [_dump(item) for item in value]
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+_PLANS: Final[dict[type, list[tuple[str, str, Callable[[object], Any]]]]] = {}
+_ANNOTATIONS: Final[dict[type, dict[str, str]]] = {}
+
+
+def _plan(cls: type[_Doc]) -> list[tuple[str, str, Callable[[object], Any]]]:
+    """(attribute, JSON key, reader) of each field a class sends, in the document's order."""
+    plan = _PLANS.get(cls)
+    if plan is not None:
+        return plan
+    plan = _PLANS[cls] = []
+    for f in fields(cast(Any, cls)):
+        if not f.init or f.metadata.get("local"):
+            continue
+        plan.append((f.name, f.metadata.get("key", f.name), _reader(str(f.type))))
+    return plan
+
+
+def _reader(annotation: str) -> Callable[[object], Any]:
+    if annotation in _READERS:
+        return _READERS[annotation]
+    inner = annotation.removesuffix(" | None")
+    if inner.startswith("tuple[") and inner.endswith(", ...]"):
+        nested = _DOCS[inner[6:-6]]
+        return lambda value: tuple(nested.read(m) for m in _mappings(value))
+    nested = _DOCS[inner]
+    return lambda value: nested.read(value) if isinstance(value, Mapping) else None
+
+
+_SCALARS: Final[dict[str, tuple[type, ...]]] = {
+    "str": (str,),
+    "float": (int, float),
+    "int": (int,),
+    "bool": (bool,),
+    "dict[str, Any]": (dict,),
+    "dict[str, int]": (dict,),
+    "dict[str, float]": (dict,),
+}
+
+
+def _annotations(cls: type[_Doc]) -> dict[str, str]:
+    found = _ANNOTATIONS.get(cls)
+    if found is None:
+        found = _ANNOTATIONS[cls] = {f.name: str(f.type) for f in fields(cast(Any, cls))}
+    return found
+
+
+def _checked(cls: type[_Doc], name: str, value: Any) -> Any:
+    annotation = _annotations(cls)[name]
+    optional = annotation.endswith(" | None")
+    inner = annotation.removesuffix(" | None")
+    where = f"{cls.__name__}.{name}"
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{where}: null where {inner} belongs")
+    if inner.startswith("tuple["):
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: {value!r} is not a list")
+        item = inner[6:-6]
+        if item == "str":
+            return tuple(_checked_scalar(where, "str", v) for v in value)
+        return tuple(_DOCS[item].check(v) for v in value)
+    if inner in _DOCS:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: {value!r} is not an object")
+        return _DOCS[inner].check(value)
+    return _checked_scalar(where, inner, value)
+
+
+def _checked_scalar(where: str, kind: str, value: Any) -> Any:
+    types = _SCALARS[kind]
+    if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+        raise ValueError(f"{where}: {value!r} is not {kind}")
+    return value
+
+
+# --------------------------------------------------------------------------- the document
+
+
+@dataclass(frozen=True, slots=True)
 class EventDoc(_Doc):
-    t: float = Field(description="Seconds since the supervisor started.")
-    kind: str = Field(description="info, pause, resume, restart, failure, ...")
-    text: str
+    """One entry of the event log (pause, resume, restart, failure, info)."""
+
+    t: float | None = None  # seconds since the supervisor started
+    kind: str = "info"
+    text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
 class WaitingDoc(_Doc):
-    kernel: str
-    queued: int
-    seconds_left: float
+    """A kernel a phase waits on: ``waiting on X: N queued, T s left``."""
+
+    kernel: str = "?"
+    queued: int | None = None
+    seconds_left: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class PhaseDoc(_Doc):
-    name: Literal["launch", "activate", "drain"]
-    done: int
-    total: int
-    waiting_on: list[WaitingDoc] = Field(default_factory=list)
+    """Launch / activate / drain progress, present only while one is under way."""
+
+    name: str = "phase"  # launch, activate or drain
+    done: int | None = None
+    total: int | None = None
+    waiting_on: tuple[WaitingDoc, ...] = ()
     elapsed_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class KernelDoc(_Doc):
-    id: str
-    state: str = Field(description="The lifecycle state: CREATED ... TERMINATED.")
-    backend: str
-    device: str | None
-    replicas: int
-    messages_in: int
-    messages_out: int
-    errors: int
-    drops: int = Field(description="Dropped by a backpressure policy on the way in.")
-    lost: int = Field(0, description="Queued for it, or sent to it, after it failed for good.")
-    left: int = Field(0, description="Queued for it when it was stopped on request.")
-    in_doubt: int = Field(
-        0, description="Held by a process of it that died: handled or not, nobody can tell."
-    )
-    inbox_depth: int
-    inbox_capacity: int
-    inbox_high_water: int
-    latency_p50_us: float | None
-    latency_p99_us: float | None
-    rate_in: float
-    rate_out: float
-    restarts: int
-    restart_in_s: float | None = Field(
-        None, description="Seconds until its pending restart (it waits out a backoff)."
-    )
-    last_error: str | None
-    completed: bool = Field(description="Its body returned on its own (a finite source).")
-    waiting: int = Field(description="Replicas waiting in receive with nothing to read.")
-    blocked: int = Field(description="Replicas waiting for room on a full downstream queue.")
-    last_progress_s: float
+    """One kernel (all its replicas); ``None`` wherever a reader found no usable value."""
+
+    id: str = ""  # read as #N (its place in the list) when missing
+    state: str | None = None  # the lifecycle state: CREATED ... TERMINATED
+    backend: str | None = None
+    device: str | None = None
+    replicas: int | None = None
+    messages_in: float | None = None
+    messages_out: float | None = None
+    errors: float | None = None
+    drops: float | None = None  # dropped by a backpressure policy on the way in
+    inbox_depth: int | None = None
+    inbox_capacity: int | None = None
+    inbox_high_water: int | None = None
+    latency_p50_us: float | None = None
+    latency_p99_us: float | None = None
+    rate_in: float | None = None
+    rate_out: float | None = None
+    restarts: float | None = None
+    last_error: str | None = None
+    completed: bool = False  # its body returned on its own (a finite source)
+    waiting: int | None = None  # replicas waiting in receive with nothing to read
+    blocked: int | None = None  # replicas waiting for room on a full downstream queue
+    last_progress_s: float | None = None
     entry: str | None = None
-    node: str | None = None
-    backend_note: str | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict, description="Its ctx.metrics.")
+    node: str | None = None  # the host / Ray node it runs on
+    backend_note: str | None = None  # e.g. "auto: no usable GPU, on cpu"
+    metrics: dict[str, Any] = field(default_factory=dict)  # its ctx.metrics
+    lost: float | None = None  # queued for it, or sent to it, after it failed for good
+    left: float | None = None  # queued for it when it was stopped on request
+    in_doubt: float | None = None  # held by a process of it that died: handled or not?
+    restart_in_s: float | None = None  # seconds until its pending restart (a backoff)
+    #: Its status word, as the reader found it (not sent: ``status`` is the word).
+    word: KernelStatus | None = field(default=None, compare=False, metadata={"local": True})
+
+    @classmethod
+    def of(cls, snapshot: KernelSnapshot, restart_in_s: float | None = None) -> KernelDoc:
+        """The entry of an engine's kernel snapshot (the supervisor writes these)."""
+        values = {name: getattr(snapshot, name) for name in _SNAPSHOT_FIELDS}
+        return cls(**values, restart_in_s=restart_in_s)
+
+    @classmethod
+    def read_at(
+        cls, raw: object, index: int = 0, stall_after_s: float = STALL_AFTER_S
+    ) -> KernelDoc:
+        """``read`` for the ``index``-th kernel of a document (``#index`` when it has no id)."""
+        values = _values(cls, raw)
+        values["id"] = values.get("id") or f"#{index}"
+        if "state" in values:
+            values["state"] = values["state"].upper()
+        values["word"] = _classify(values.get, stall_after_s)
+        return cls(**values)
+
+    @property
+    def status(self) -> KernelStatus:
+        """What it is doing, in one word (``classify_kernel``)."""
+        if self.word is not None:
+            return self.word
+        return _classify(partial(getattr, self), STALL_AFTER_S)
+
+    @property
+    def numeric_metrics(self) -> tuple[tuple[str, float], ...]:
+        """The numeric entries of its ``ctx.metrics`` (what a gauge can show)."""
+        items = []
+        for key, raw in self.metrics.items():
+            n = number(raw)
+            if n is not None and not isinstance(raw, bool):
+                items.append((text(key) or str(key), n))
+        return tuple(items)
 
 
+@dataclass(frozen=True, slots=True)
 class QueueDoc(_Doc):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """One queue edge ``producer.port -> consumer``."""
 
-    source: str = Field(alias="from", description="producer.port, or (external)")
-    to: str
-    name: str
-    depth: int
-    capacity: int
-    backpressure: str
-    messages: int = Field(description="Accepted, ever.")
-    delivered: int = 0
-    drops: int
-    lost: int = 0
-    left: int = 0
-    in_doubt: int = 0
-    high_water: int
-    blocked_s: float
+    source: str = field(default="?", metadata={"key": "from"})  # producer.port, (external)
+    to: str = "?"
+    name: str | None = None
+    depth: int | None = None
+    capacity: int | None = None
+    backpressure: str | None = None
+    messages: float | None = None  # accepted, ever
+    drops: float | None = None
+    delivered: float | None = None
+    lost: float | None = None
+    left: float | None = None
+    in_doubt: float | None = None
+    high_water: int | None = None
+    blocked_s: float | None = None
+
+    @classmethod
+    def of(cls, q: QueueSnapshot) -> QueueDoc:
+        """The entry of an engine's queue snapshot (the supervisor writes these)."""
+        return cls(
+            source=f"{q.producer}.{q.port}" if q.producer else "(external)",
+            to=q.consumer or "(output)",
+            name=q.name,
+            depth=q.depth,
+            capacity=q.capacity,
+            backpressure=q.backpressure,
+            messages=q.messages,
+            drops=q.drops,
+            delivered=q.delivered,
+            lost=q.lost,
+            left=q.left,
+            in_doubt=q.in_doubt,
+            high_water=q.high_water,
+            blocked_s=round(q.blocked_s, 6),
+        )
 
 
+@dataclass(frozen=True, slots=True)
 class DownDoc(_Doc):
-    graceful: bool
-    seconds: float
-    messages_left: int
-    left: dict[str, int]
-    forced: list[str]
-    refused: list[str] = Field(default_factory=list)
+    """What the drain-and-terminate did; ``left`` names every kernel that lost messages."""
+
+    graceful: bool = False
+    seconds: float | None = None
+    messages_left: int | None = None
+    left: dict[str, int] = field(default_factory=dict)
+    forced: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
-class AccountTermsDoc(_Doc):
-    accepted: int
-    delivered: int
-    dropped: int
-    lost: int
-    left: int
-    in_doubt: int = 0
-    queued: int
+@dataclass(frozen=True, slots=True)
+class KernelAccountDoc(_Doc):
+    kernel: str = "?"
+    accepted: int | None = None
+    delivered: int | None = None
+    dropped: int | None = None
+    lost: int | None = None
+    left: int | None = None
+    in_doubt: int | None = None
+    queued: int | None = None
+    errors: int | None = None
 
 
-class KernelAccountDoc(AccountTermsDoc):
-    kernel: str
-    errors: int
+@dataclass(frozen=True, slots=True)
+class QueueAccountDoc(_Doc):
+    source: str = field(default="?", metadata={"key": "from"})
+    to: str = "?"
+    accepted: int | None = None
+    delivered: int | None = None
+    dropped: int | None = None
+    lost: int | None = None
+    left: int | None = None
+    in_doubt: int | None = None
+    queued: int | None = None
 
 
-class QueueAccountDoc(AccountTermsDoc):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    source: str = Field(alias="from")
-    to: str
-
-
+@dataclass(frozen=True, slots=True)
 class AccountingDoc(_Doc):
-    holds: bool = Field(description="Every queue's terms add up.")
-    clean: bool = Field(
-        description="It holds and nothing was lost, left, in doubt or still queued."
-    )
-    totals: dict[str, int]
-    violations: list[str]
-    kernels: list[KernelAccountDoc]
-    queues: list[QueueAccountDoc]
+    """The accounting law's terms at the end of a run (``docs/accounting.md``)."""
+
+    holds: bool = False  # every queue's terms add up
+    clean: bool = False  # it holds and nothing was lost, left, in doubt or still queued
+    totals: dict[str, int] = field(default_factory=dict)
+    violations: tuple[str, ...] = ()
+    kernels: tuple[KernelAccountDoc, ...] = ()
+    queues: tuple[QueueAccountDoc, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
 class LastBlockDoc(_Doc):
-    message: str = Field(description="e.g. loop blocked 3.0 s in kernel `slow`.")
-    seconds: float
-    ago_s: float = Field(description="Seconds since the block ended.")
+    message: str = ""  # e.g. loop blocked 3.0 s in kernel `slow`
+    seconds: float | None = None
+    ago_s: float | None = None  # seconds since the block ended
 
 
+@dataclass(frozen=True, slots=True)
 class LoopDoc(_Doc):
     """The loop watchdog's view of the kernels' event loop (added by the control server)."""
 
-    status: Literal["ok", "blocked"]
-    lag_s: float = Field(description="How late the loop is right now.")
-    blocks: int = Field(description="Blocks seen so far.")
-    holder: str | None = Field(None, description="While blocked: what holds the loop.")
+    status: str | None = None  # ok or blocked
+    lag_s: float | None = None  # how late the loop is right now
+    blocks: int | None = None  # blocks seen so far
+    holder: str | None = None  # while blocked: what holds the loop
     blocked_s: float | None = None
-    message: str | None = Field(None, description="While blocked: the block in words.")
+    message: str | None = None  # while blocked: the block in words
     last_block: LastBlockDoc | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class AppliedDoc(_Doc):
     """The last ``ringctl apply`` that changed the topology."""
 
-    file: str
-    at: float = Field(description="Unix time it was applied.")
-    done: list[str] = Field(description="Each change made, as the plan printed it.")
-    left: dict[str, int] = Field(description="Messages removed kernels left, per kernel.")
-    seconds: float
+    file: str = ""
+    at: float | None = None  # Unix time it was applied
+    done: tuple[str, ...] = ()  # each change made, as the plan printed it
+    left: dict[str, int] = field(default_factory=dict)  # messages removed kernels left
+    seconds: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class StatusDocument(_Doc):
-    name: str
-    file: str | None
-    engine: str
-    pid: int
-    uptime_s: float
-    state: str = Field(description="The topology's state: created, starting, running, ...")
-    phase: PhaseDoc | None
-    failure: str | None
-    events: list[EventDoc]
-    timings: dict[str, float]
-    kernels: list[KernelDoc]
-    queues: list[QueueDoc]
-    quiescent: bool
+    """The whole status document: what every renderer draws from."""
+
+    _OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"down", "accounting", "loop", "stale_s"})
+
+    name: str | None = None
+    file: str | None = None
+    engine: str | None = None
+    pid: int | None = None
+    uptime_s: float | None = None
+    state: str | None = None  # the topology's state: starting, running, ...
+    phase: PhaseDoc | None = None
+    failure: str | None = None
+    events: tuple[EventDoc, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    kernels: tuple[KernelDoc, ...] = ()
+    queues: tuple[QueueDoc, ...] = ()
+    quiescent: bool = False
     down: DownDoc | None = None
     accounting: AccountingDoc | None = None
-    loop: LoopDoc | None = Field(None, description="Present in documents sent over the socket.")
-    stale_s: float | None = Field(
-        None,
-        description="Set when the kernels' loop did not answer in time: the age of the "
-        "kernel figures (the state, uptime and loop are current).",
-    )
-    applied: AppliedDoc | None = Field(
-        None, description="The last `ringctl apply` (null: as `up` started it)."
-    )
-    drift: list[str] = Field(
-        default_factory=list,
-        description="How the running kernels differ from their file (a `scale` since, "
-        "or the file edited since it was applied).",
-    )
+    loop: LoopDoc | None = None  # in documents sent over the socket
+    #: Set when the kernels' loop did not answer in time: the age of the kernel figures
+    #: (the state, uptime and loop are current).
+    stale_s: float | None = None
+    applied: AppliedDoc | None = None  # the last `ringctl apply` (null: as `up` started it)
+    #: How the running kernels differ from their file (a `scale` since, or the file
+    #: edited since it was applied).
+    drift: tuple[str, ...] = ()
 
-    @classmethod
-    def check(cls, doc: dict[str, Any]) -> StatusDocument:
-        """Validate a document the supervisor wrote (raises pydantic's ValidationError)."""
-        return cls.model_validate(doc)
+    @property
+    def loop_blocked(self) -> str | None:
+        """While the kernels' loop is blocked: what holds it, in words."""
+        loop = self.loop
+        if loop is None or loop.status != "blocked":
+            return None
+        return loop.message or "loop blocked"
+
+    @property
+    def status_counts(self) -> dict[KernelStatus, int]:
+        counts: dict[KernelStatus, int] = {}
+        for k in self.kernels:
+            word = k.status
+            counts[word] = counts.get(word, 0) + 1
+        return counts
+
+    @property
+    def throughput(self) -> float:
+        """Messages per second taken in across all kernels: the topology's pace.
+
+        Inputs, not outputs: a source's output is its consumer's input, so summing both
+        would count every hop twice, and sources (no inbox) do not inflate the figure.
+        """
+        return sum(k.rate_in or 0.0 for k in self.kernels)
+
+    @property
+    def messages_in(self) -> float:
+        return sum(k.messages_in or 0.0 for k in self.kernels)
+
+    @property
+    def messages_out(self) -> float:
+        return sum(k.messages_out or 0.0 for k in self.kernels)
+
+    @property
+    def drops(self) -> float:
+        return sum(k.drops or 0.0 for k in self.kernels)
+
+    @property
+    def errors(self) -> float:
+        return sum(k.errors or 0.0 for k in self.kernels)
+
+    @property
+    def last_event(self) -> EventDoc | None:
+        return self.events[-1] if self.events else None
+
+
+#: What an engine's ``KernelSnapshot`` gives a kernel's entry (all but the supervisor's).
+_SNAPSHOT_FIELDS: Final = tuple(
+    f.name for f in fields(KernelDoc) if f.name not in ("restart_in_s", "word")
+)
+
+_DOCS: Final[dict[str, type[_Doc]]] = {
+    cls.__name__: cls
+    for cls in (
+        EventDoc,
+        WaitingDoc,
+        PhaseDoc,
+        KernelDoc,
+        QueueDoc,
+        DownDoc,
+        KernelAccountDoc,
+        QueueAccountDoc,
+        AccountingDoc,
+        LastBlockDoc,
+        LoopDoc,
+        AppliedDoc,
+        StatusDocument,
+    )
+}
+
+
+def read_status(document: object, *, stall_after_s: float = STALL_AFTER_S) -> StatusDocument:
+    """Read a status document (``ps --json``, ``watch``) into its classes, tolerating
+    missing, extra, ``None`` and mistyped keys; never raises."""
+    values = _values(StatusDocument, document, skip="kernels")
+    if "state" in values:
+        values["state"] = values["state"].lower()
+    raw = _get(document, "kernels") if isinstance(document, Mapping) else None
+    kernels = tuple(
+        KernelDoc.read_at(item, i, stall_after_s) for i, item in enumerate(_mappings(raw))
+    )
+    return StatusDocument(**values, kernels=kernels)
+
+
+def classify_kernel(
+    kernel: Mapping[str, Any], *, stall_after_s: float = STALL_AFTER_S
+) -> KernelStatus:
+    """The status word for one kernel entry of the status document.
+
+    Precedence, first match wins (end states before activity, so a finished kernel with
+    a stale inbox reads "done", not "stalled"):
+
+    0. a ``restart_in_s`` (the supervisor waits out a restart backoff) → restarting
+    1. ``TERMINATED`` with a ``last_error`` → failed
+    2. ``completed`` → done
+    3. ``TERMINATED`` → stopped; ``TERMINATING`` → stopping
+    4. ``CREATED`` / ``LAUNCHED`` → starting; ``DEACTIVATED`` → paused
+    5. ACTIVE (or a state this version does not know): a persistent kernel whose
+       heartbeat froze (``metrics.stalled`` true) → stalled; ``blocked > 0`` →
+       backpressured; ``inbox_depth > 0`` and ``last_progress_s > stall_after_s`` →
+       stalled; nothing queued and a replica ``waiting`` → idle; otherwise busy.
+
+    Where ``waiting`` is missing (an older runtime), "nothing queued and no messages
+    moving" stands in for idle.
+    """
+    return KernelDoc.read_at(kernel, 0, stall_after_s).status
+
+
+def _classify(get: Callable[[str], Any], stall_after_s: float) -> KernelStatus:
+    """The status word from a kernel's values (``get`` reads one by name; ``None``:
+    unknown), in the precedence ``classify_kernel`` gives."""
+    state = (get("state") or "").upper()
+    if get("restart_in_s") is not None:
+        return KernelStatus.RESTARTING
+    if state == "TERMINATED" and get("last_error"):
+        return KernelStatus.FAILED
+    if get("completed"):
+        return KernelStatus.DONE
+    if state == "TERMINATED":
+        return KernelStatus.STOPPED
+    if state == "TERMINATING":
+        return KernelStatus.STOPPING
+    if state in ("CREATED", "LAUNCHED"):
+        return KernelStatus.STARTING
+    if state == "DEACTIVATED":
+        return KernelStatus.PAUSED
+    metrics = get("metrics")
+    if metrics and metrics.get("stalled") is True:
+        return KernelStatus.STALLED  # its compiled loop stopped beating: stuck in a handler
+    if (get("blocked") or 0) > 0:
+        return KernelStatus.BACKPRESSURED
+    if (get("inbox_depth") or 0) > 0:
+        quiet_for = get("last_progress_s")
+        if quiet_for is not None and quiet_for > stall_after_s:
+            return KernelStatus.STALLED
+        return KernelStatus.BUSY
+    waiting = get("waiting")
+    if waiting is not None:
+        return KernelStatus.IDLE if waiting > 0 else KernelStatus.BUSY
+    moving = (get("rate_in") or 0.0) + (get("rate_out") or 0.0)
+    return KernelStatus.IDLE if moving == 0 else KernelStatus.BUSY

@@ -1,7 +1,9 @@
 """The supervisor: brings a plan up in two phases, watches it, restarts, drains it down.
 
-It is the only place that knows about ordering, draining and restart policies. It drives
-an ``Engine`` (the local runtime or the Ray engine), never prints, and reports through
+It is the only code that waits: every decision (restart and backoff, completion, stop,
+force, the exit code) is made by its ``Policy`` (``ringctl.orchestrator.policy``), which
+it hands events and whose instructions it carries out. It drives an ``Engine`` (the local
+runtime or the Ray engine), never prints, and reports through
 ``status()`` (the ``ringctl ps --json`` document), the events it records, and the
 ``RunResult`` of a run, whose exit code follows the accounting law
 (``ringctl.engine.accounting``): 0 only when every accepted message was delivered or
@@ -14,12 +16,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
+from ringctl._printable import few
 from ringctl.control.target import Progress
 from ringctl.engine.contract import require
 from ringctl.engine.lifecycle import RUNNING, KernelState
@@ -32,6 +36,27 @@ from ringctl.exceptions import (
 )
 from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
+from ringctl.orchestrator.policy import (
+    Activated,
+    CloseInbox,
+    DownFacts,
+    DrainTimedOut,
+    Event,
+    ForceNow,
+    KernelEnded,
+    LaunchStopped,
+    LoopBlocked,
+    Note,
+    Outcome,
+    Policy,
+    RestartAt,
+    Restarted,
+    RestartFailed,
+    RestartStarted,
+    StopRequested,
+    StopRun,
+    Tick,
+)
 from ringctl.orchestrator.states import TopologyState, next_topology_state
 
 if TYPE_CHECKING:
@@ -51,11 +76,6 @@ _LIVE: Final = (T.RUNNING, T.PAUSED)
 TICK_S: Final = 0.02
 #: A status document is rebuilt at most this often, however many watchers ask.
 STATUS_MAX_AGE_S: Final = 0.05
-#: After a force-stop, how long kernels that refused to stop are given before the
-#: supervisor reports them and goes on without them.
-REFUSED_GRACE_S: Final = 1.0
-
-Outcome = Literal["completed", "stopped", "failed", "interrupted"]
 
 
 class LaunchFailed(RunFailedError):
@@ -125,7 +145,7 @@ class Supervisor:
     """Owns one running topology: its engine, its restarts and its way down."""
 
     def __init__(self, plan: Plan, engine: Engine | None = None) -> None:
-        self.plan = plan
+        self._plan = plan
         if engine is None:
             from ringctl.engine import make_engine
 
@@ -134,7 +154,6 @@ class Supervisor:
         self._state = T.CREATED
         self._history: list[str] = [str(T.CREATED)]
         self.phase: dict[str, Any] | None = None
-        self.failure: str | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self.timings: dict[str, float] = {}
         self.down_report: DownReport | None = None
@@ -144,17 +163,14 @@ class Supervisor:
         self._wake = asyncio.Event()  # a kernel terminated, or a stop was asked for
         self._hurry = asyncio.Event()  # down: pending restarts happen now
         self._ended = asyncio.Event()
-        self._stop_reason: str | None = None
-        self._force = False
-        self._drain_timed_out = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._restarting: dict[str, float] = {}  # kernel -> monotonic time of its restart
+        #: Every decision about the run (restarts, backoff, stop, the exit code).
+        self.policy = Policy({k.id: k.restart for k in plan.kernels}, self._started)
         # kernel waiting out its backoff -> (set it: restart now, the task restarting it)
         self._backoff: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
-        self._handled: dict[str, int] = {}  # kernel -> the instance (restarts) handled
-        self._streak: dict[str, int] = {}  # kernel -> failures in a row (the backoff)
-        self._since: dict[str, float] = {}  # kernel -> when its instance was activated
-        self._paused: set[str] = set()  # paused by command (a restart keeps them paused)
+        self._launch: asyncio.Task[Any] | None = None  # phase 1 and 2, while they run
+        self._bounds: list[threading.Timer] = []  # see stop_within
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
         self._publishers: list[Callable[[dict[str, Any]], None]] = []
@@ -166,6 +182,52 @@ class Supervisor:
         self.runtime.add_listener(self._on_state_change)
 
     # -- bookkeeping ---------------------------------------------------------------------
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        """A new plan (``ringctl apply``): its restart policies from now on."""
+        self._plan = plan
+        self.policy.rules = {k.id: k.restart for k in plan.kernels}
+
+    @property
+    def failure(self) -> str | None:
+        return self.policy.failure
+
+    def _decide(self, event: Event) -> None:
+        """Hand ``event`` to the policy and carry out what it says."""
+        for step in self.policy.handle(event, time.monotonic()):
+            match step:
+                case Note(kind, text):
+                    self.event(kind, text)
+                case RestartAt(kernel, _at, delay):
+                    now = asyncio.Event()
+                    loop = asyncio.get_running_loop()
+                    task = loop.create_task(self._restart(kernel, delay, now))
+                    self._backoff[kernel] = (now, task)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                case CloseInbox(kernel):
+                    lost = self.runtime.close_inbox(kernel, "lost")
+                    if lost:
+                        self.event(
+                            "failure", f"{lost} messages queued for {kernel} will not be processed"
+                        )
+                case StopRun():
+                    self._wake.set()
+                case ForceNow():
+                    # From any thread, whatever holds the loop: each kernel stops after
+                    # the message in hand; what is queued stays, and is counted left.
+                    self.runtime.stop_now()
+                    self._wake.set()
+        self._status_cache = None
+
+    def loop_blocked(self, text: str) -> None:
+        """The watchdog saw the kernels' loop held; ``text`` names the holder."""
+        self._decide(LoopBlocked(text))
 
     @property
     def state(self) -> TopologyState:
@@ -186,6 +248,17 @@ class Supervisor:
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    def forget_status(self) -> None:
+        """The next status document is built anew (the kernels changed)."""
+        self._status_cache = None
+
+    async def cancel_backoff(self, kernel_id: str) -> None:
+        """A kernel waiting out its restart backoff is not brought back."""
+        pending = self._backoff.pop(kernel_id, None)
+        if pending is not None:
+            pending[1].cancel()
+            await asyncio.gather(pending[1], return_exceptions=True)
+
     def event(self, kind: str, text: str) -> None:
         self.events.append({"t": round(self.uptime_s, 3), "kind": kind, "text": text})
 
@@ -200,9 +273,42 @@ class Supervisor:
 
         A launch failure terminates what was launched so far and raises ``LaunchFailed``.
         """
-        plan, rt = self.plan, self.runtime
+        self._loop = asyncio.get_running_loop()
         self._set_state(T.STARTING)
         launched: list[str] = []
+        self._launch = asyncio.get_running_loop().create_task(self._bring_up(launched, progress))
+        try:
+            await self._launch
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if (task is not None and task.cancelling()) or not self.policy.stopping:
+                raise  # cancelled from outside, not by a stop
+            await self._roll_back(launched)
+        finally:
+            self._launch = None
+
+    async def _roll_back(self, launched: list[str]) -> None:
+        """A stop came during the launch: terminate what was launched, account, report."""
+        t0 = time.monotonic()
+        self._decide(LaunchStopped(tuple(launched)))
+        reports = await self.runtime.terminate_all(timeout=2.0)
+        left = {r.kernel_id: r.left_in_inbox for r in reports if r.left_in_inbox}
+        for kid in launched:
+            swept = self.runtime.close_inbox(kid, "left")
+            if swept:
+                left[kid] = left.get(kid, 0) + swept
+        self.accounting = self.runtime.accounting()
+        forced = tuple(r.kernel_id for r in reports if r.forced)
+        refused = tuple(self.runtime.refused)
+        graceful = not left and not forced and not refused
+        self.down_report = DownReport(graceful, time.monotonic() - t0, left, forced, refused)
+        self.phase = None
+        self._set_state(T.STOPPED)
+        self._ended.set()
+        self._wake.set()
+
+    async def _bring_up(self, launched: list[str], progress: Progress | None) -> None:
+        plan, rt = self.plan, self.runtime
         t0 = time.perf_counter()
         self._set_phase("launch", 0, len(plan.kernels), progress)
         current = plan.kernels[0].id if plan.kernels else ""
@@ -237,8 +343,8 @@ class Supervisor:
         except Exception as exc:  # a RingctlError or a kernel's own bug: roll back either way
             await rt.terminate_all(timeout=2.0)
             self._set_state(T.FAILED)
-            self.failure = f"launch of {current!r} failed: {exc}"
-            self.event("failure", self.failure)
+            self.policy.failure = f"launch of {current!r} failed: {exc}"
+            self.event("failure", self.policy.failure)
             self._ended.set()
             raise LaunchFailed(current, exc, launched) from exc
         self.timings["launch_s"] = time.perf_counter() - t0
@@ -247,7 +353,7 @@ class Supervisor:
         self._set_phase("activate", 0, len(plan.kernels), progress)
         for n, k in enumerate(plan.kernels, 1):
             await rt.activate(k.id)
-            self._since[k.id] = time.monotonic()
+            self._decide(Activated(k.id))
             self._set_phase("activate", n, len(plan.kernels), progress)
         self.timings["activate_s"] = time.perf_counter() - t1
         self.phase = None
@@ -269,7 +375,6 @@ class Supervisor:
     async def run(self, *, duration: float | None = None, down_timeout: float = 10.0) -> RunResult:
         """Watch the running topology until completion, a stop request, duration or failure."""
         deadline = None if duration is None else time.monotonic() + duration
-        quiet_checks = 0
         try:
             while not self._ended.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -280,18 +385,12 @@ class Supervisor:
                 # Level-triggered: every kernel that terminated since the last look is
                 # handled, however many wake-ups were merged or missed.
                 self._check_finished()
-                if self._stop_reason is not None:
-                    break
                 if deadline is not None and time.monotonic() >= deadline:
-                    self._stop_reason = f"--duration {duration:g}s elapsed"
+                    self._decide(StopRequested(f"--duration {duration:g}s elapsed"))
+                if not self.policy.stopping:
+                    self._decide(Tick(self._sources_done(), self.runtime.is_quiescent()))
+                if self.policy.stopping:
                     break
-                if self._sources_done():
-                    quiet_checks = quiet_checks + 1 if self.runtime.is_quiescent() else 0
-                    if quiet_checks >= 2:  # seen quiet twice, a tick apart
-                        self._stop_reason = "completed"
-                        break
-                else:
-                    quiet_checks = 0
             if not self._ended.is_set():
                 await self.down(down_timeout)
         finally:
@@ -299,59 +398,14 @@ class Supervisor:
         return self._result()
 
     def _sources_done(self) -> bool:
-        if self._restarting:
-            return False
         return all(self.runtime.get_state(s) is S.TERMINATED for s in self.plan.sources)
 
     def _check_finished(self) -> None:
-        """Handle every kernel instance that terminated and has not been handled yet."""
+        """Hand the policy every kernel instance that terminated."""
         for kernel_id in self.plan.order:
-            if kernel_id in self._restarting:
-                continue
             info = self.runtime.get_info(kernel_id)
-            if info.state is not S.TERMINATED or self._handled.get(kernel_id) == info.restarts:
-                continue
-            self._handled[kernel_id] = info.restarts
-            self._kernel_finished(kernel_id)
-
-    def _kernel_finished(self, kernel_id: str) -> None:
-        info = self.runtime.get_info(kernel_id)
-        policy = self.plan.kernel(kernel_id).restart
-        if info.error is None and not info.completed:
-            return  # terminated on request
-        wants = policy.policy == "always" or (policy.policy == "on-failure" and info.error)
-        if wants and info.restarts < policy.max_restarts and self._state is not T.FAILED:
-            ran_for = time.monotonic() - self._since.get(kernel_id, self._started)
-            streak = 0 if ran_for >= policy.reset_after else self._streak.get(kernel_id, 0)
-            self._streak[kernel_id] = streak + 1
-            delay = policy.delay(streak)
-            self._restarting[kernel_id] = time.monotonic() + delay
-            why = f"failed ({info.error})" if info.error else "returned"
-            self.event("restart", f"{kernel_id} {why}; restart {info.restarts + 1} in {delay:g}s")
-            now = asyncio.Event()
-            task = asyncio.get_running_loop().create_task(self._restart(kernel_id, delay, now))
-            self._backoff[kernel_id] = (now, task)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        if info.error is None:
-            self.event("info", f"{kernel_id} completed")
-        else:
-            self.failure = f"kernel {kernel_id!r} failed: {info.error}"
-            if policy.policy != "never":
-                plural = "s" if info.restarts != 1 else ""
-                self.failure += (
-                    f" (after {info.restarts} restart{plural}, "
-                    f"max_restarts is {policy.max_restarts})"
-                )
-            self.event("failure", self.failure)
-            if self._stop_reason is None:
-                self._stop_reason = "failed"
-        # It will not run again: what is queued for it, and whatever is sent to it from
-        # now on, is lost (counted) rather than left for a producer to block on forever.
-        lost = self.runtime.close_inbox(kernel_id, "lost")
-        if lost:
-            self.event("failure", f"{lost} messages queued for {kernel_id} will not be processed")
+            if info.state is S.TERMINATED:
+                self._decide(KernelEnded(kernel_id, info.restarts, info.error, info.completed))
 
     async def _restart(self, kernel_id: str, delay: float, now: asyncio.Event) -> None:
         try:
@@ -366,17 +420,13 @@ class Supervisor:
                 return
             # No command lock: down() holds it while it waits for this very restart to
             # drain the kernel's inbox. A pause or resume racing it needs none either:
-            # both only touch `_paused` for a kernel that is not running, and _relaunch
-            # reads `_paused` after its last await.
+            # both only touch `policy.paused` for a kernel that is not running, and
+            # _relaunch reads it after its last await.
             await self._relaunch(kernel_id)
         except RingctlError as exc:
-            self.failure = f"restart of {kernel_id!r} failed: {exc}"
-            self.event("failure", self.failure)
-            if self._stop_reason is None:
-                self._stop_reason = "failed"
-            self._wake.set()
+            self._decide(RestartFailed(kernel_id, str(exc)))
         finally:
-            self._restarting.pop(kernel_id, None)
+            self.policy.restart_due.pop(kernel_id, None)
             self._backoff.pop(kernel_id, None)
 
     async def _restart_now(self, kernel_id: str) -> bool:
@@ -392,8 +442,8 @@ class Supervisor:
     async def _relaunch(self, kernel_id: str) -> None:
         await self.runtime.relaunch(kernel_id)
         await self.runtime.activate(kernel_id)
-        self._since[kernel_id] = time.monotonic()
-        if kernel_id in self._paused and self._state is not T.DRAINING:
+        self._decide(Restarted(kernel_id))
+        if kernel_id in self.policy.paused and self._state is not T.DRAINING:
             # It was paused when it failed: its replacement starts paused too.
             await self.runtime.deactivate(kernel_id)
 
@@ -404,47 +454,33 @@ class Supervisor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def request_stop(self, reason: str = "stop requested", *, force: bool = False) -> None:
-        """Start a graceful down (signal handlers call this); ``force`` skips the drain wait."""
-        if force:
-            self._force = True
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._wake.set()
+        """Start a graceful down (signal handlers call this); ``force`` skips the drain wait
+        and stops every kernel after the message in hand. During the launch, the launch
+        stops and what was launched is rolled back."""
+        self._decide(StopRequested(reason, force))
+        self._stop_launch()
+
+    def _stop_launch(self) -> None:
+        launch = self._launch
+        if launch is not None and not launch.done():
+            launch.cancel()
 
     def _result(self) -> RunResult:
-        reason = self._stop_reason or "stopped"
-        down = self.down_report
-        acc = self.accounting
-        if self.failure is not None:
-            return RunResult("failed", 1, reason, down, self.failure, acc)
-        if acc is not None and not acc.holds:
-            why = "the accounting law does not hold (a ringctl bug): " + "; ".join(acc.violations)
-            return RunResult("failed", 1, reason, down, why, acc)
-        if down is not None and not down.graceful:
-            if self._force:
-                why = "force-stopped on request"
-            elif self._drain_timed_out:
-                why = "the drain timed out"
-            else:
-                why = f"{down.messages_left} messages were left unprocessed"
-            if down.refused:
-                why += f"; kernel(s) that refused to stop: {', '.join(down.refused)}"
-            return RunResult("stopped", 1, reason, down, why, acc)
-        if acc is not None and not acc.clean:
-            unprocessed = acc.lost + acc.left + acc.queued
-            parts = [f"{unprocessed} accepted messages were not processed"] if unprocessed else []
-            if acc.in_doubt:
-                parts.append(
-                    f"{acc.in_doubt} accepted messages are in doubt (held by a process that "
-                    "died: whether they were handled cannot be known)"
-                )
-            why = f"{'; '.join(parts)} ({acc.summary()})"
-            return RunResult("failed", 1, reason, down, why, acc)
-        if reason == "completed":
-            return RunResult("completed", 0, reason, down, None, acc)
-        if reason == "interrupted":
-            return RunResult("interrupted", 130, reason, down, None, acc)
-        return RunResult("stopped", 0, reason, down, None, acc)
+        down, acc = self.down_report, self.accounting
+        facts = None
+        if down is not None or acc is not None:
+            facts = DownFacts(
+                graceful=down is None or down.graceful,
+                messages_left=down.messages_left if down is not None else 0,
+                refused=down.refused if down is not None else (),
+                law_holds=acc is None or acc.holds,
+                violations=tuple(acc.violations) if acc is not None else (),
+                unprocessed=(acc.lost + acc.left + acc.queued) if acc is not None else 0,
+                in_doubt=acc.in_doubt if acc is not None else 0,
+                summary=acc.summary() if acc is not None else "",
+            )
+        v = self.policy.result(facts)
+        return RunResult(v.outcome, v.exit_code, v.reason, down, v.failure, acc)
 
     # -- control commands ----------------------------------------------------------------
 
@@ -483,18 +519,18 @@ class Supervisor:
             self._check_live("pause")
             done = []
             for kid in self._select(kernels):
-                self._paused.add(kid)
+                self.policy.paused.add(kid)
                 if self.runtime.get_state(kid) is S.ACTIVE:
                     await self.runtime.deactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("pause", f"paused {', '.join(done) if done else 'nothing (already paused)'}")
+            self.event("pause", f"paused {few(done) if done else 'nothing (already paused)'}")
             return done
 
     def _update_paused_state(self) -> None:
         """The topology reads "paused" while every kernel that still runs is paused."""
         live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
-        everything_paused = bool(live) and all(kid in self._paused for kid in live)
+        everything_paused = bool(live) and all(kid in self.policy.paused for kid in live)
         self._set_state(T.PAUSED if everything_paused else T.RUNNING)
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
@@ -504,12 +540,12 @@ class Supervisor:
             self._check_live("resume")
             done = []
             for kid in self._select(kernels):
-                self._paused.discard(kid)
+                self.policy.paused.discard(kid)
                 if self.runtime.get_state(kid) is S.DEACTIVATED:
                     await self.runtime.reactivate(kid)
                     done.append(kid)
             self._update_paused_state()
-            self.event("resume", f"resumed {', '.join(done) if done else 'nothing (none paused)'}")
+            self.event("resume", f"resumed {few(done) if done else 'nothing (none paused)'}")
             return done
 
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
@@ -544,19 +580,13 @@ class Supervisor:
                     self.event("restart", f"{kid} restarted on request; restart {restarts}")
                     done.append(kid)
                     continue
-                self._restarting[kid] = time.monotonic()  # now: the watch loop leaves it be
+                self._decide(RestartStarted(kid))  # the watch loop leaves it be
                 try:
                     report = await rt.restart(kid, timeout=timeout)
                 except RingctlError as exc:
-                    self.failure = f"restart of {kid!r} failed: {exc}"
-                    self.event("failure", self.failure)
-                    if self._stop_reason is None:
-                        self._stop_reason = "failed"
-                    self._wake.set()
+                    self._decide(RestartFailed(kid, str(exc)))
                     raise
-                finally:
-                    self._restarting.pop(kid, None)
-                self._since[kid] = time.monotonic()
+                self._decide(Restarted(kid))
                 info = rt.get_info(kid)
                 how = " (force-stopped)" if report.forced else ""
                 self.event("restart", f"{kid} restarted on request{how}; restart {info.restarts}")
@@ -572,7 +602,7 @@ class Supervisor:
         async with self._lock:
             self._check_live("scale")
             (kid,) = self._select([kernel])
-            at = self._restarting.get(kid)
+            at = self.policy.restart_due.get(kid)
             if kid in self._backoff and at is not None:
                 raise ControlPlaneError(
                     f"cannot scale {kid!r} while it waits for its restart "
@@ -617,6 +647,13 @@ class Supervisor:
         """Attach a tap to ``kernel.port`` (detach it with ``untap``)."""
         require(self.runtime, "tap")
         (kid,) = self._select([kernel])
+        if self._state in (T.CREATED, T.STARTING):
+            # Its kernels are not all there yet: a valid name must not read as a typo.
+            raise ControlPlaneError(
+                f"cannot tap topology {self.plan.name!r}: it is {self._state} "
+                "(its kernels are being launched)",
+                hint=f"ringctl ps {self.plan.name} shows when it runs",
+            )
         return self.runtime.tap(kid, port, capacity)
 
     def untap(self, kernel: str, port: str, tap: Tap) -> None:
@@ -628,98 +665,133 @@ class Supervisor:
 
         ``timeout`` bounds the whole drain; past it kernels are force-stopped. At the end
         every inbox is closed and the accounting law is checked: whatever was still
-        queued is counted as left, never dropped silently.
+        queued is counted as left, never dropped silently. The deadline holds even while
+        a kernel holds the event loop: a timer thread then stops every kernel after the
+        message in hand.
+
+        During the launch, the launch stops and what it launched is rolled back.
         """
+        if self._launch is not None:
+            self.request_stop("down requested")
+            await self._ended.wait()
+            return self.down_report or DownReport(True, 0.0)
         async with self._lock:
             if self.down_report is not None:
                 return self.down_report
-            if self._stop_reason is None:
-                self._stop_reason = "down requested"
-            failed_before = self.failure is not None
-            if self._state in (T.CREATED, T.STARTING):
-                # Cancelled during the launch: nothing was running yet.
-                self._set_state(T.FAILED)
-            else:
-                self._set_state(T.DRAINING)
-            self.event("info", f"down: {self._stop_reason}")
-            rt = self.runtime
-            t0 = time.monotonic()
-            deadline = t0 + timeout
-            self._paused.clear()
-            self._hurry.set()  # a kernel waiting out its backoff restarts now and drains
-            for kid in self.plan.order:  # paused kernels must be able to drain
-                if rt.get_state(kid) is S.DEACTIVATED:
-                    await rt.reactivate(kid)
-            left: dict[str, int] = {}
-            forced: list[str] = []
+            self.stop_within(timeout)
+            return await self._drain(timeout, progress)
 
-            async def stop(kid: str, wait: float) -> None:
-                if rt.get_state(kid) not in RUNNING:
-                    return
-                with contextlib.suppress(KernelStateError):
-                    report = await rt.terminate(kid, timeout=wait)
-                    if report.left_in_inbox:
-                        left[kid] = report.left_in_inbox
-                    if report.forced:
-                        forced.append(kid)
+    def stop_within(self, seconds: float) -> None:
+        """Once ``seconds`` have passed, every kernel stops after the message in hand,
+        whatever holds the event loop meanwhile (a timer thread; safe from any thread)."""
+        loop = self._loop
 
-            await asyncio.gather(*(stop(s, timeout) for s in self.plan.stop_first))
-            while not self._force:
-                self._check_finished()  # a kernel failing during the drain is handled too
-                if not self._restarting and rt.is_quiescent():
-                    break
-                now = time.monotonic()
-                if now >= deadline:
-                    self._drain_timed_out = True
-                    break
-                self._report_drain(deadline - now, progress)
-                await asyncio.sleep(0.02)
-            graceful = not self._restarting and rt.is_quiescent()
-            await self._cancel_tasks()  # restarts that did not happen in time
-            self._restarting.clear()
-            for kid in reversed(self.plan.order):
-                wait = max(0.1, deadline - time.monotonic()) if graceful and not self._force else 0
-                await stop(kid, wait)
-            # Anything still running or stopping (a failing kernel's siblings) ends here.
-            await rt.terminate_all(timeout=0.0 if self._force else min(timeout, 2.0))
-            for kid in self.plan.order:
-                # The run is over: whatever still waits for a kernel will never be
-                # processed. Closing every inbox turns it into "left", counted.
-                swept = rt.close_inbox(kid, "left")
-                if swept:
-                    left[kid] = left.get(kid, 0) + swept
-            refused = tuple(rt.refused)
-            for kid in refused:
-                self.event("failure", f"kernel {kid} refused to stop (it swallows cancellation)")
-            graceful = graceful and not forced and not left and not refused
-            if not graceful and not failed_before:
-                what = "drain timed out" if self._drain_timed_out else "down"
-                self.event("failure", f"{what}; {sum(left.values())} messages left")
-            self.accounting = acc = rt.accounting()
-            if not acc.holds:
-                # Never expected: loud, with the numbers, in the log and in the events.
-                for violation in acc.violations:
-                    log.error("accounting law violated: %s", violation)
-                    self.event("failure", f"accounting law violated: {violation}")
-            self.phase = None
-            if self._state is T.DRAINING:
-                self._set_state(
-                    T.FAILED
-                    if self.failure
-                    else (T.COMPLETED if self._stop_reason == "completed" else T.STOPPED)
-                )
-            self.down_report = DownReport(
-                graceful, time.monotonic() - t0, left, tuple(forced), refused
+        def passed() -> None:
+            if self._ended.is_set():
+                return
+            self.runtime.stop_now()
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(self._bound_passed)
+
+        bound = threading.Timer(seconds, passed)
+        bound.daemon = True
+        bound.start()
+        self._bounds.append(bound)
+
+    def _bound_passed(self) -> None:
+        if not self._ended.is_set():
+            self._decide(DrainTimedOut())
+
+    async def _drain(self, timeout: float, progress: Progress | None) -> DownReport:
+        self._decide(StopRequested("down requested"))
+        failed_before = self.failure is not None
+        if self._state in (T.CREATED, T.STARTING):
+            # Never launched: nothing was running yet.
+            self._set_state(T.FAILED)
+        else:
+            self._set_state(T.DRAINING)
+        self.event("info", f"down: {self.policy.stop_reason}")
+        rt = self.runtime
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        self.policy.paused.clear()
+        self._hurry.set()  # a kernel waiting out its backoff restarts now and drains
+        for kid in self.plan.order:  # paused kernels must be able to drain
+            if rt.get_state(kid) is S.DEACTIVATED:
+                await rt.reactivate(kid)
+        left: dict[str, int] = {}
+        forced: list[str] = []
+
+        async def stop(kid: str, wait: float) -> None:
+            if rt.get_state(kid) not in RUNNING:
+                return
+            with contextlib.suppress(KernelStateError):
+                report = await rt.terminate(kid, timeout=wait)
+                if report.left_in_inbox:
+                    left[kid] = report.left_in_inbox
+                if report.forced:
+                    forced.append(kid)
+
+        first = 0.0 if self.policy.force or self.policy.drain_timed_out else timeout
+        await asyncio.gather(*(stop(s, first) for s in self.plan.stop_first))
+        while not self.policy.force and not self.policy.drain_timed_out:
+            self._check_finished()  # a kernel failing during the drain is handled too
+            if not self.policy.restart_due and rt.is_quiescent():
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                self._decide(DrainTimedOut())
+                break
+            self._report_drain(deadline - now, progress)
+            await asyncio.sleep(0.02)
+        graceful = not self.policy.restart_due and rt.is_quiescent()
+        await self._cancel_tasks()  # restarts that did not happen in time
+        self.policy.restart_due.clear()
+        for kid in reversed(self.plan.order):
+            force = self.policy.force
+            wait = max(0.1, deadline - time.monotonic()) if graceful and not force else 0
+            await stop(kid, wait)
+        # Anything still running or stopping (a failing kernel's siblings) ends here.
+        await rt.terminate_all(timeout=0.0 if self.policy.force else min(timeout, 2.0))
+        for kid in self.plan.order:
+            # The run is over: whatever still waits for a kernel will never be
+            # processed. Closing every inbox turns it into "left", counted.
+            swept = rt.close_inbox(kid, "left")
+            if swept:
+                left[kid] = left.get(kid, 0) + swept
+        refused = tuple(rt.refused)
+        for kid in refused:
+            self.event("failure", f"kernel {kid} refused to stop (it swallows cancellation)")
+        graceful = graceful and not forced and not left and not refused
+        if not graceful and not failed_before:
+            what = "drain timed out" if self.policy.drain_timed_out else "down"
+            self.event("failure", f"{what}; {sum(left.values())} messages left")
+        self.accounting = acc = rt.accounting()
+        if not acc.holds:
+            # Never expected: loud, with the numbers, in the log and in the events.
+            for violation in acc.violations:
+                log.error("accounting law violated: %s", violation)
+                self.event("failure", f"accounting law violated: {violation}")
+        self.phase = None
+        if self._state is T.DRAINING:
+            self._set_state(
+                T.FAILED
+                if self.failure
+                else (T.COMPLETED if self.policy.stop_reason == "completed" else T.STOPPED)
             )
-            self._status_cache = None
-            self._ended.set()
-            self._wake.set()
-            return self.down_report
+        self.down_report = DownReport(graceful, time.monotonic() - t0, left, tuple(forced), refused)
+        self._status_cache = None
+        for bound in self._bounds:
+            bound.cancel()
+        self._ended.set()
+        self._wake.set()
+        return self.down_report
 
     def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
         waiting = []
         for kid in self.plan.order:
-            if kid in self._restarting or (
+            if kid in self.policy.restart_due or (
                 self.runtime.get_state(kid) in RUNNING and not self.runtime.is_idle(kid)
             ):
                 waiting.append(
@@ -746,35 +818,55 @@ class Supervisor:
         cached = self._status_cache
         if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
             return cached[1]
+        from ringctl.orchestrator.status import (
+            AccountingDoc,
+            AppliedDoc,
+            DownDoc,
+            EventDoc,
+            KernelDoc,
+            PhaseDoc,
+            QueueDoc,
+            StatusDocument,
+        )
+
         snap = self.runtime.snapshot()
-        doc: dict[str, Any] = {
-            "name": self.plan.name,
-            "file": self.plan.file,
-            "engine": self.plan.engine,
-            "pid": os.getpid(),
-            "uptime_s": round(self.uptime_s, 3),
-            "state": str(self._state),
-            "phase": self.phase,
-            "failure": self.failure,
-            "events": list(self.events)[-20:],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-        doc.update(snap.as_dict())
-        if [k["id"] for k in doc["kernels"]] != self.plan.order:  # changed by an apply
+        restarting = self.policy.restart_due
+        kernels = snap.kernels
+        if [k.id for k in kernels] != self.plan.order:  # changed by an apply
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
-            kept = [k for k in doc["kernels"] if k["id"] in rank]
-            doc["kernels"] = sorted(kept, key=lambda k: rank[k["id"]])
-        for k in doc["kernels"]:
-            at = self._restarting.get(k["id"])
-            k["restart_in_s"] = None if at is None else round(max(0.0, at - now), 1)
-        if self.down_report is not None:
-            doc["down"] = self.down_report.as_dict()
-        if self.accounting is not None:
-            doc["accounting"] = self.accounting.as_dict()
-        self.drift = drift(self.plan, doc["kernels"], self.file_watch.edited())
-        doc["applied"] = self.applied.as_dict() if self.applied is not None else None
-        doc["drift"] = self.drift
+            kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
+        self.drift = drift(
+            self.plan,
+            [{"id": k.id, "replicas": k.replicas, "state": k.state} for k in kernels],
+            self.file_watch.edited(),
+        )
+        doc = StatusDocument(
+            name=self.plan.name,
+            file=self.plan.file,
+            engine=self.plan.engine,
+            pid=os.getpid(),
+            uptime_s=round(self.uptime_s, 3),
+            state=str(self._state),
+            phase=None if self.phase is None else PhaseDoc.check(self.phase),
+            failure=self.failure,
+            events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
+            queues=tuple(QueueDoc.of(q) for q in snap.queues),
+            quiescent=snap.quiescent,
+            down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
+            accounting=(
+                None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
+            ),
+            applied=None if self.applied is None else AppliedDoc.check(self.applied.as_dict()),
+            drift=tuple(self.drift),
+        ).as_dict()
         self._status_cache = (now, doc)
         for publish in self._publishers:
             publish(doc)
         return doc
+
+
+def _due(at: float | None, now: float) -> float | None:
+    """Seconds until a pending restart, for the status document."""
+    return None if at is None else round(max(0.0, at - now), 1)

@@ -26,7 +26,6 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl._version import __version__
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CompileError",
-    "adopt_core",
     "cache_dir",
     "cached",
     "compile_schema",
@@ -94,8 +92,9 @@ def load_validator() -> SchemaValidator | None:
             stored = json.load(fh, object_hook=_resolve)
         if stored[_KEY] != key:
             return None
-        validator: SchemaValidator = _core().SchemaValidator(stored["schema"])
-        return validator
+        from pydantic_core import SchemaValidator
+
+        return SchemaValidator(stored["schema"])
     except Exception:  # missing, unreadable or damaged: the models will do
         return None
 
@@ -149,10 +148,10 @@ def _cache_file() -> tuple[Path, str] | None:
     if folder is None:
         return None
     try:
-        core = _core()
+        from pydantic_core import __version__ as core_version
     except ImportError:
         return None
-    parts = [__version__, core.__version__, sys.version]
+    parts = [__version__, core_version, sys.version]
     here = Path(__file__).parent
     try:
         for name in _SOURCES:
@@ -163,61 +162,6 @@ def _cache_file() -> tuple[Path, str] | None:
     key = "\n".join(parts)
     digest = zlib.crc32(key.encode()) << 32 | zlib.adler32(key.encode())
     return folder / f"{_PREFIX}{digest:016x}.json", key
-
-
-_CORE: Final = "pydantic_core._pydantic_core"
-
-
-def _core() -> ModuleType:
-    """pydantic-core's compiled module, which holds ``SchemaValidator``.
-
-    Loaded on its own when pydantic-core is not imported yet: importing the package runs
-    its ``core_schema`` module (type definitions for writing schemas, which a compiled
-    schema does not need), and that costs ``validate`` about 60 ms of its start-up,
-    more than a third of the ``import typer, rich`` baseline (``startup_bench.py``). The
-    module is registered under its own name, so a later ``import pydantic_core`` finds it
-    instead of loading the extension twice. Anything unexpected: the package import.
-    """
-    loaded = sys.modules.get(_CORE)
-    if loaded is not None:
-        return loaded
-    try:
-        import importlib.machinery
-        import importlib.util
-
-        package = importlib.util.find_spec("pydantic_core")  # found, not imported
-        folders = package.submodule_search_locations if package is not None else None
-        for folder in folders or ():
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                path = os.path.join(folder, "_pydantic_core" + suffix)
-                if not os.path.isfile(path):
-                    continue
-                loader = importlib.machinery.ExtensionFileLoader(_CORE, path)
-                spec = importlib.util.spec_from_file_location(_CORE, path, loader=loader)
-                if spec is None:
-                    continue
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[_CORE] = module
-                try:
-                    loader.exec_module(module)
-                except BaseException:
-                    del sys.modules[_CORE]
-                    raise
-                return module
-    except Exception:  # an unusual installation: take the ordinary way
-        pass
-    import pydantic_core._pydantic_core as core
-
-    return core
-
-
-def adopt_core() -> None:
-    """Once pydantic-core has been imported after ``_core`` loaded its compiled module on
-    its own, make that module the package's attribute too, as an ordinary import would
-    (``pydantic_core._pydantic_core`` then reads the same module, whichever way)."""
-    package, core = sys.modules.get("pydantic_core"), sys.modules.get(_CORE)
-    if package is not None and core is not None and not hasattr(package, "_pydantic_core"):
-        package._pydantic_core = core  # type: ignore[attr-defined]
 
 
 def _resolve(node: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,17 +110,22 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
     return obj
 
 
+#: Compiles a persistent kernel's handler for its records: None, or why it does not compile.
+CompileCheck = Callable[["PersistentKernel"], "str | None"]
+
+
 def resolve_entries(
-    topology: Topology, *, compile_handlers: bool = False
+    topology: Topology, *, compile_handlers: CompileCheck | None = None
 ) -> dict[str, RingKernel | PersistentKernel]:
     """Import every kernel's entry, wrap it as a ``RingKernel`` and check params and ports.
 
     A persistent kernel comes back as its ``PersistentKernel`` (its records checked
     against its neighbours'); nothing is started: the orchestrator puts it behind a
     bridge when it plans a run (``ringctl.orchestrator.loading``). With
-    ``compile_handlers`` (``validate --import``) each persistent kernel's handler is also
-    compiled for its records, so a handler that does not type-check is reported at the
-    author's line before anything runs (``up`` compiles it in the worker instead).
+    ``compile_handlers`` (``validate --import`` passes the engine's check) each persistent
+    kernel's handler is also compiled for its records, so a handler that does not
+    type-check is reported at the author's line before anything runs (``up`` compiles it
+    in the worker instead).
 
     Raises ``TopologyError`` with every problem found, positioned in the file. Modules
     imported stay imported (the kernels need them), but ``sys.path`` is restored
@@ -228,8 +234,8 @@ def resolve_entries(
     if persistent:
         problems.extend(_numba_missing(persistent, source))
         problems.extend(_check_records(topology, persistent, source))
-        if compile_handlers and not problems:
-            problems.extend(_compile(persistent, source))
+        if compile_handlers is not None and not problems:
+            problems.extend(_compile(persistent, source, compile_handlers))
     if problems:
         raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
     entries: dict[str, RingKernel | PersistentKernel] = {**resolved, **persistent}
@@ -273,7 +279,7 @@ def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagno
     try:
         import numba  # noqa: F401  (the worker imports it; importing it here checks it)
     except ImportError:
-        from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+        from ringctl.checks import NUMBA_HINT
 
         first = next(iter(persistent))
         at: DataPath = ("kernels", first, "entry")
@@ -282,8 +288,10 @@ def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagno
     return []
 
 
-def _compile(persistent: dict[str, Any], source: SourceMap) -> list[Diagnostic]:
-    from ringctl.engine.local.persistent.diagnose import NUMBA_HINT, check_compiles
+def _compile(
+    persistent: dict[str, Any], source: SourceMap, check_compiles: CompileCheck
+) -> list[Diagnostic]:
+    from ringctl.checks import NUMBA_HINT
 
     problems: list[Diagnostic] = []
     for kernel_id, kernel in persistent.items():

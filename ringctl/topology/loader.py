@@ -72,6 +72,13 @@ _Loader.add_implicit_resolver(
 )
 
 
+class Substituted(str):
+    """A string value of a topology file in which ``${...}`` was replaced (its type is
+    decided where it is used: ``ringctl.topology.substituted``)."""
+
+    __slots__ = ()
+
+
 def scalar_value(text: str) -> Any:
     """``text`` as this loader reads an unquoted scalar: an int, float, boolean or string."""
     for tag, regexp in _Loader.yaml_implicit_resolvers.get(text[:1] if text else "", ()):
@@ -614,8 +621,6 @@ class _Builder:
             self.spoiled.append(path)
         if problems or expanded == value.replace("$${", "${"):
             return expanded
-        from ringctl.topology.substituted import Substituted
-
         return Substituted(expanded)  # a variable's text: read as a value where it is used
 
 

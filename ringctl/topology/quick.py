@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ringctl.topology.compiled import load_validator
+from ringctl.topology.compiled import load_validator, store
 from ringctl.topology.entries import missing_entries
+from ringctl.topology.errors import Diagnostic
 from ringctl.topology.graph import check_graph
 from ringctl.topology.loader import Loaded
 from ringctl.topology.rules import queue_label, split_endpoint
 
-__all__ = ["Summary", "quick_validate"]
+__all__ = ["Summary", "check_file", "quick_validate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +122,43 @@ def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
     if check_graph(view) or missing_entries(view):
         return None
     return Summary(view.name, len(view.kernels), len(view.queues), view.engine)
+
+
+def check_file(
+    path: str | Path, *, import_entries: bool, compile_handlers: Any = None
+) -> tuple[Summary | None, list[Diagnostic]]:
+    """What ``ringctl validate`` reports of one file: its summary, or every problem.
+
+    A file with nothing to report is proven so from the compiled schema when it can be
+    (``import_entries`` needs the models for params). Whenever the models were built,
+    the schema is compiled into the cache for the next run (missing or damaged: anew).
+    """
+    from ringctl.topology.errors import TopologyError
+    from ringctl.topology.loader import load_yaml
+
+    loaded = load_yaml(path)
+    summary = None if import_entries else quick_validate(loaded, path)
+    if summary is not None:
+        return summary, []
+    try:
+        summary = _check_with_models(loaded, path, import_entries, compile_handlers)
+    except TopologyError as exc:
+        return None, list(exc.diagnostics)
+    finally:
+        if load_validator() is None:
+            store()
+    return summary, []
+
+
+def _check_with_models(
+    loaded: Loaded, path: str | Path, import_entries: bool, compile_handlers: Any
+) -> Summary:
+    from ringctl.topology.importer import find_entries, resolve_entries
+    from ringctl.topology.validate import check_loaded
+
+    topology = check_loaded(loaded, path)
+    if import_entries:
+        resolve_entries(topology, compile_handlers=compile_handlers)
+    else:
+        find_entries(topology)
+    return Summary(topology.name, len(topology.kernels), len(topology.queues), topology.engine)

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ringctl.topology.loader import Substituted, scalar_value
+
 __all__ = ["Substituted", "typed"]
 
 _NULLS: Final = frozenset({"null", "Null", "NULL", "~"})
-
-
-class Substituted(str):
-    """A string value of a topology file in which ``${...}`` was replaced."""
-
-    __slots__ = ()
 
 
 def typed(value: Any, *, all_scalars: bool = True) -> Any:
@@ -35,15 +31,9 @@ def typed(value: Any, *, all_scalars: bool = True) -> Any:
             return None
         if not text:  # `${VAR:-}`: an empty string, as written, not YAML's empty null
             return ""
-        return _scalar(text) if all_scalars else text
+        return scalar_value(text) if all_scalars else text
     if isinstance(value, dict):
         return {k: typed(v, all_scalars=all_scalars) for k, v in value.items()}
     if isinstance(value, list):
         return [typed(v, all_scalars=all_scalars) for v in value]
     return value
-
-
-def _scalar(text: str) -> Any:
-    from ringctl.topology.loader import scalar_value
-
-    return scalar_value(text)

@@ -22,10 +22,13 @@ def _app(seen: list[dict[str, Any]], cls: type | None) -> Any:
         tags: Annotated[list[str] | None, typer.Option("--tag")] = None,
         count: Annotated[int, typer.Option()] = 3,
         flag: Annotated[bool, typer.Option("--flag")] = False,
+        wait: Annotated[float | None, typer.Option()] = None,
+        rate: Annotated[float, typer.Option()] = 4.0,
     ) -> None:
         seen.append(
-            {"files": files, "name": name, "out": out, "tags": tags, "count": count, "flag": flag}
-        )
+            {"files": files, "name": name, "out": out, "tags": tags, "count": count, "flag": flag,
+             "wait": wait, "rate": rate}
+        )  # fmt: skip
 
     return typer.main.get_command(app)
 
@@ -37,6 +40,8 @@ def _app(seen: list[dict[str, Any]], cls: type | None) -> Any:
         ["a.yaml", "b c.yaml", "--name", "x", "--out", "o/p", "--flag"],
         ["--tag", "t1", "--tag", "t2", "--count", "7", "ünï.yaml"],
         ["--name", "", "./-"],
+        ["a.yaml", "--wait", "2.5", "--rate", "1e3"],
+        ["a.yaml", "--wait", "-0", "--rate", "7"],
     ],
 )
 def test_plain_values_equal_typers_own(argv: list[str]) -> None:

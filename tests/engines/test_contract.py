@@ -186,6 +186,7 @@ async def test_declared_capabilities_work_on_a_running_kernel(engine: Engine) ->
         tap = engine.tap("relay")
         await engine.send_batch("relay", [1, 2, 3])
         assert sorted(await engine.receive_batch("relay", 3, timeout=10)) == [1, 2, 3]
+        await _until(lambda: tap.seen >= 3, 10)  # a Ray tap is read a few times a second
         assert tap.take(10) == [1, 2, 3]
         engine.untap("relay", "out", tap)
     if "scale" in engine.capabilities:
@@ -196,3 +197,132 @@ async def test_declared_capabilities_work_on_a_running_kernel(engine: Engine) ->
         assert report.kernel_id == "relay" and not report.forced
         info = engine.get_info("relay")
         assert (info.state, info.restarts) == (S.ACTIVE, 1)
+
+
+async def counting_sink(ctx: Any) -> None:
+    """Counts in ``ctx.state``: a restart that lost the state would count from 0 again."""
+    async for _msg in ctx.messages():
+        ctx.state["seen"] = ctx.state.get("seen", 0) + 1
+        ctx.metrics["seen"] = ctx.state["seen"]
+
+
+async def _until(check: Any, timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_restart_keeps_what_is_queued_and_the_state(engine: Engine) -> None:
+    if "restart" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not restart")
+    await engine.launch("sink", counting_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=100)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.send_batch("relay", list(range(20)))
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 20)
+    await engine.deactivate("sink")
+    await engine.send_batch("relay", list(range(50)))
+    await _until(lambda: engine.queued("sink") == 50)
+    report = await engine.restart("sink", timeout=5.0)
+    assert (report.forced, report.left_in_inbox) == (False, 0)
+    info = engine.get_info("sink")
+    assert (info.state, info.restarts) == (S.DEACTIVATED, 1)  # paused, as it was
+    await _until(lambda: engine.queued("sink") == 50)  # nothing queued was dropped
+    await engine.reactivate("sink")
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 70)
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    edge = next(q for q in acc.queues if q.producer == "relay")
+    assert (edge.accepted, edge.delivered, edge.lost, edge.left, edge.in_doubt) == (
+        70, 70, 0, 0, 0,
+    )  # fmt: skip
+
+
+async def test_scaling_down_hands_what_is_queued_to_the_replicas_that_stay(
+    engine: Engine,
+) -> None:
+    if "scale" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not scale")
+    await engine.launch("sink", counting_sink, replicas=3)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=200)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.deactivate("sink")
+    await engine.send_batch("relay", list(range(90)))
+    await _until(lambda: engine.queued("sink") == 90)
+    assert await engine.scale("sink", 1) == 3
+    assert engine.get_info("sink").replicas == 1
+    await engine.reactivate("sink")
+    await _until(lambda: engine.snapshot().kernel("sink").messages_in == 90)
+    assert await engine.scale("sink", 2) == 1  # and up again, while messages flow
+    tap = engine.tap("relay")
+    await engine.send_batch("relay", list(range(30)))
+    await _until(lambda: engine.snapshot().kernel("sink").messages_in == 120)
+    await _until(lambda: tap.seen == 30)
+    assert sorted(tap.take(100)) == list(range(30))
+    engine.untap("relay", "out", tap)
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    edge = next(q for q in acc.queues if q.producer == "relay")
+    assert (edge.accepted, edge.delivered, edge.lost, edge.left, edge.in_doubt) == (
+        120, 120, 0, 0, 0,
+    )  # fmt: skip
+
+
+async def doubling(ctx: Any) -> None:
+    async for msg in ctx.messages():
+        await ctx.send(msg * 2)
+
+
+async def test_reconfigure_gives_the_next_restart_new_code_and_a_fresh_state(
+    engine: Engine,
+) -> None:
+    if "reconfigure" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not reconfigure")
+    await engine.launch("sink", counting_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=100)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.send_batch("relay", list(range(10)))
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 10)
+    engine.reconfigure("sink", counting_sink, params=None, queue_size=None, keep_state=False)
+    await engine.restart("sink", timeout=5.0)
+    await engine.send_batch("relay", list(range(5)))
+    await _until(lambda: engine.snapshot().kernel("sink").metrics.get("seen") == 5)  # afresh
+
+    await engine.launch("solo", relay)
+    await engine.activate("solo")
+    await engine.send_batch("solo", [1])
+    assert await engine.receive_batch("solo", 1, timeout=10) == [1]
+    engine.reconfigure("solo", doubling, params=None, queue_size=None)
+    await engine.send_batch("solo", [2])  # the running instance keeps its code
+    assert await engine.receive_batch("solo", 1, timeout=10) == [2]
+    await engine.restart("solo", timeout=5.0)
+    await engine.send_batch("solo", [3])
+    assert await engine.receive_batch("solo", 1, timeout=10) == [6]
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    edge = next(q for q in acc.queues if q.producer == "relay")
+    assert (edge.accepted, edge.delivered, edge.lost, edge.left) == (15, 15, 0, 0)
+
+
+async def test_a_tap_on_a_port_the_kernel_does_not_have_is_refused(engine: Engine) -> None:
+    if "tap" not in engine.capabilities:
+        pytest.skip(f"engine {engine.name} does not tap")
+    await engine.launch("sink", sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink")
+    await engine.activate("sink")
+    await engine.activate("relay")
+    with pytest.raises(UserInputError, match="kernel 'relay' has no output port 'outt'") as e:
+        engine.tap("relay", "outt")
+    assert e.value.hint == "did you mean relay.out?"

@@ -169,3 +169,91 @@ def test_logs_shows_what_kernels_print_on_ray(ringctl: Ringctl, ray_head: str) -
     assert all(f"got {i}" in listen for i in range(3)), listen
     assert "hello from replica 0" not in listen
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kernel(status: dict[str, Any], kernel_id: str) -> dict[str, Any]:
+    return next(k for k in status["kernels"] if k["id"] == kernel_id)
+
+
+def test_tap_restart_and_scale_on_ray_lose_nothing(ringctl: Ringctl, ray_head: str) -> None:
+    ringctl("up", str(TOPOLOGY), "-d", "--engine", "ray", "--address", ray_head)
+    wait_for(lambda: counts(ringctl.ps())["total"][0] > 5, what="messages reach the sink")
+
+    tap = ringctl("tap", NAME, "source", "-n", "3", "--json")
+    docs = [json.loads(line) for line in tap.stdout.splitlines()]
+    assert tap.returncode == 0 and [d["n"] for d in docs] == [1, 2, 3], tap.stdout + tap.stderr
+    assert {(d["kernel"], d["port"]) for d in docs} == {("source", "out")}
+
+    total_in = lambda: counts(ringctl.ps())["total"][0]  # noqa: E731
+    for step in (("restart", NAME, "square"), ("scale", NAME, "square=3"),
+                 ("restart", NAME, "square", "total"), ("scale", NAME, "square=1"),
+                 ("scale", NAME, "square=2")):  # fmt: skip
+        before = total_in()
+        done = ringctl(*step, ok=False)
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+        wait_for(lambda b=before: total_in() > b + 20, what=f"messages flow after {step}")
+    status = ringctl.ps()
+    assert (_kernel(status, "square")["restarts"], _kernel(status, "square")["replicas"]) == (2, 2)
+    assert _kernel(status, "total")["restarts"] == 1
+
+    report = json.loads(ringctl("down", NAME, "--json", "--timeout", "20").stdout)
+    assert report["graceful"] and report["messages_left"] == 0, report
+    # Every message the source sent reached the sink once, and its restart kept the
+    # running total (``ctx.state``): the sum is exact.
+    log = wait_for(lambda: "items=" in ringctl.log() and ringctl.log(), what="the summary")
+    sent = int(_metric(log, "sent"))
+    assert sent > 0 and int(_metric(log, "items")) == sent
+    assert int(_metric(log, "total")) == sum(x * x for x in range(sent))
+    (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
+
+
+def _seq_topology(folder: Path, label: str, *, rate: int = 400, keep_state: bool = True) -> Path:
+    tests = REPO / "tests"
+    path = folder / "seq.yaml"
+    path.write_text(
+        f'version: 1\nname: seq\npython_path: ["{tests}"]\nengine: ray\n'
+        "defaults:\n  queue: {capacity: 64}\nkernels:\n"
+        "  source:\n    entry: orchestrator.applykernels:numbered\n"
+        f'    params: {{rate: {rate}, report: "{folder}/source.json"}}\n'
+        "  sink:\n    entry: orchestrator.applykernels:collect\n"
+        f'    params: {{label: "{label}", report: "{folder}/sink.json"}}\n'
+        + ("" if keep_state else "    keep_state: false\n")
+        + "queues:\n  - {from: source, to: sink}\n"
+    )
+    return path
+
+
+def test_apply_changes_params_live_on_ray(ringctl: Ringctl, ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-seq-", dir="/tmp"))
+    path = _seq_topology(folder, "one")
+    ringctl("up", str(path), "-d", "--address", ray_head)
+    seq = lambda: json.loads(ringctl("ps", "seq", "--json").stdout)  # noqa: E731
+    got = lambda: int(_kernel(seq(), "sink")["metrics"].get("received", 0))  # noqa: E731
+    wait_for(lambda: got() > 50, what="the sink receives")
+
+    applied = ringctl("apply", str(_seq_topology(folder, "two", rate=300)), ok=False)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "params.label 'one' -> 'two' (restart, ctx.state kept)" in applied.stdout
+    status = seq()
+    assert (_kernel(status, "sink")["metrics"]["label"], _kernel(status, "sink")["restarts"]) == (
+        "two", 1,
+    )  # fmt: skip
+    assert _kernel(status, "source")["metrics"]["rate"] == 300
+    before = got()
+    assert before > 50  # the restarted sink went on counting from its kept state
+
+    applied = ringctl("apply", str(_seq_topology(folder, "three", rate=300, keep_state=False)))
+    assert "ctx.state reset (keep_state: false)" in applied.stdout
+    wait_for(lambda: _kernel(seq(), "sink")["metrics"]["label"] == "three", what="the label")
+    assert got() < before  # a new, empty state
+    assert ringctl("down", "seq", "--timeout", "20").returncode == 0
+    sent = json.loads((folder / "source.json").read_text())["sent"]
+    report = json.loads((folder / "sink.json").read_text())
+    assert report["label"] == "three"
+    # The numbers the fresh state saw are the tail of the sequence, each once.
+    tail = report["seen"]
+    assert tail and tail == list(range(sent - len(tail) + 1, sent + 1))
+    (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+    assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
+    shutil.rmtree(folder, ignore_errors=True)

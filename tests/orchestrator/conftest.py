@@ -12,20 +12,11 @@ from typing import Any
 import pytest
 
 from orchestrator.harness import Ringctl, ringctl_for
+from ringctl.testing import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `kernels` is not installed; topologies reach it by path
     sys.path.insert(0, str(REPO))
-
-
-async def wait_until(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = "") -> None:
-    """Return as soon as ``predicate()`` is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() >= deadline:
-            raise AssertionError(f"not true within {timeout:g}s: {what or predicate}")
-        await asyncio.sleep(0.002)
 
 
 async def holds(predicate: Callable[[], Any], *, for_s: float = 0.1) -> bool:

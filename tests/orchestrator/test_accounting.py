@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.conftest import wait_until
 from orchestrator.harness import REPO, TOPOLOGIES, Ringctl, pid_alive, wait_for
 from ringctl import KernelState
 from ringctl.orchestrator import RestartPolicy, Supervisor
 from ringctl.orchestrator.loading import plan_from_file
 from ringctl.orchestrator.states import TopologyState, TopologyTransitionError
+from ringctl.testing import wait_until
 from ringctl.topology import load_topology
 
 S = KernelState
@@ -104,7 +104,7 @@ async def test_down_during_a_restart_backoff_restarts_at_once_and_drains() -> No
     await sup.up()
     runner = asyncio.create_task(sup.run(down_timeout=5.0))
     try:
-        await wait_until(lambda: "a" in sup._restarting, timeout=10, what="a failed")
+        await wait_until(lambda: "a" in sup.policy.restart_due, timeout=10, what="a failed")
         doc = sup.status(fresh=True)
         a = next(k for k in doc["kernels"] if k["id"] == "a")
         assert 0 < a["restart_in_s"] <= 20  # ps and the dashboard show the wait
@@ -131,7 +131,7 @@ async def test_down_during_a_backoff_that_cannot_restart_counts_the_backlog_as_l
     await sup.up()
     runner = asyncio.create_task(sup.run(down_timeout=5.0))
     try:
-        await wait_until(lambda: "a" in sup._restarting, timeout=10, what="a failed")
+        await wait_until(lambda: "a" in sup.policy.restart_due, timeout=10, what="a failed")
         await wait_until(lambda: sup.runtime.queued("a") > 0, what="a backlog")
         sup._hurry = asyncio.Event()  # the restart keeps waiting out its backoff
         sup._hurry.set = lambda: None  # type: ignore[method-assign]
@@ -239,7 +239,11 @@ def test_down_of_a_stubborn_kernel_ends_the_supervisor(ringctl: Ringctl) -> None
 
 def test_sigterm_with_a_stubborn_kernel_still_exits(ringctl: Ringctl) -> None:
     proc = ringctl.spawn("up", "--no-dashboard", "--timeout", "1", TOPOLOGIES / "stubborn.yaml")
-    wait_for(lambda: (ringctl.state / "stubborn.sock").exists(), what="the socket")
+    # Running, not only listening: a SIGTERM during the launch stops the launch instead.
+    wait_for(
+        lambda: '"state": "running"' in ringctl("ps", "stubborn", "--json").stdout,
+        what="the topology running",
+    )
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 1, err

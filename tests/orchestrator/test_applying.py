@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.applykernels import collect, numbered
-from orchestrator.conftest import wait_until
 from orchestrator.testkernels import boom, relay, setup_fails, tally
 from ringctl import KernelState, RingKernelRuntime
 from ringctl.exceptions import RunFailedError, UserInputError
 from ringctl.orchestrator import EdgePlan, KernelPlan, Plan, RestartPolicy, Supervisor
+from ringctl.testing import wait_until
 
 S = KernelState
 

@@ -12,9 +12,10 @@ import pytest
 
 from kernels.sinks import summing
 from kernels.sources import counter
-from orchestrator.conftest import holds, wait_until
+from orchestrator.conftest import holds
 from orchestrator.testkernels import boom, flaky, relay, setup_fails, tally, ticker
-from ringctl import KernelState, RingKernelRuntime
+from ringctl import KernelState, RingKernelRuntime, ring_kernel
+from ringctl.exceptions import ControlPlaneError
 from ringctl.orchestrator import (
     EdgePlan,
     KernelPlan,
@@ -23,6 +24,7 @@ from ringctl.orchestrator import (
     RestartPolicy,
     Supervisor,
 )
+from ringctl.testing import wait_until
 
 S = KernelState
 
@@ -404,3 +406,35 @@ async def test_status_has_the_documented_shape(runtime: RingKernelRuntime) -> No
     assert {"from", "to", "depth", "capacity", "backpressure", "drops"} <= set(queue)
     assert (queue["from"], queue["to"], queue["backpressure"]) == ("source.out", "sink", "block")
     await sup.down()
+
+
+async def _waits_in_set_up(ctx: Any) -> None:
+    await asyncio.sleep(30)  # an async set-up hook: a stop reaches it at once
+
+
+@ring_kernel(kernel_id="late", setup=_waits_in_set_up, ports=())
+async def late(ctx: Any) -> None:
+    async for _ in ctx.messages():
+        pass
+
+
+async def test_a_down_during_the_launch_stops_it_and_rolls_back(runtime: RingKernelRuntime) -> None:
+    plan = pipeline(k("source", ticker), k("sink", tally), k("late", late), name="slow")
+    sup = Supervisor(plan, runtime)
+    launch = asyncio.create_task(sup.up())
+    await wait_until(
+        lambda: sup._launch is not None and sup._launch.get_name() == "ringctl:late[0] set-up",
+        what="late in its set-up hook",
+    )
+    assert sup.state == "starting"
+    with pytest.raises(ControlPlaneError, match="it is starting"):
+        sup.tap("sink")  # a kernel name that is valid, only not launched yet
+    report = await asyncio.wait_for(sup.down(), 10)
+    await asyncio.wait_for(launch, 10)
+    assert report.graceful
+    assert sup.state == "stopped"
+    assert runtime.get_state("late") is not S.ACTIVE
+    result = await sup.run()
+    assert (result.outcome, result.exit_code) == ("stopped", 0)
+    assert result.reason == "down requested (stopped during launch)"
+    assert result.accounting is not None and result.accounting.clean

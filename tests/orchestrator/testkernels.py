@@ -348,3 +348,31 @@ async def hostile(ctx: KernelContext) -> None:
         ctx.metrics["note"] = f"v{HOSTILE}"
         if p.fail_after and seen >= p.fail_after:
             raise RuntimeError(f"bad {HOSTILE}")
+
+
+class QuitterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: int = Field(100, ge=1, description="Leave on the message with this value.")
+    kind: str = Field(
+        "SystemExit",
+        description="What to raise: SystemExit, KeyboardInterrupt or GeneratorExit.",
+    )
+
+
+_LEAVERS: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "GeneratorExit": GeneratorExit,
+}
+
+
+@ring_kernel(kernel_id="quitter", params=QuitterParams, ports=())
+async def quitter(ctx: KernelContext) -> None:
+    """A sink that tries to leave the process (``sys.exit(0)`` and the like) on ``at``."""
+    p: QuitterParams = ctx.params
+    async for msg in ctx.messages():
+        if msg == p.at:
+            if p.kind == "SystemExit":
+                raise SystemExit(0)
+            raise _LEAVERS[p.kind]()

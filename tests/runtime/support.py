@@ -1,4 +1,5 @@
-"""Helpers the runtime tests share: wait on a condition with a deadline, never for luck."""
+"""Helpers the runtime tests share: wait on a condition with a deadline (the one
+``ringctl.testing.wait_until``), never for luck."""
 
 from __future__ import annotations
 
@@ -7,16 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ringctl import KernelContext, KernelState
+from ringctl.testing import wait_until
 
-
-async def wait_until(predicate: Callable[[], Any], *, timeout: float = 2.0, what: str = "") -> None:
-    """Return as soon as ``predicate()`` is true; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() >= deadline:
-            raise AssertionError(f"not true within {timeout}s: {what or predicate}")
-        await asyncio.sleep(0.001)
+__all__ = ["holds", "wait_until"]
 
 
 async def holds(predicate: Callable[[], Any], *, for_s: float = 0.05) -> bool:

@@ -269,7 +269,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                 # error at the author's line): said as it is, without ringctl's own frames.
                 output.emit(k.id, ctx.replica, "traceback", str(exc))
                 raise
-            except Exception as exc:
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # SystemExit from a hook fails the launch too
                 tb = "".join(traceback.format_exception(exc))
                 output.emit(k.id, ctx.replica, "traceback", tb)
                 log.error("kernel %r: set-up hook failed:\n%s", k.id, tb)
@@ -391,6 +393,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         running_bodies(1)
         try:
             return await k.spec.func(ctx)
+        except asyncio.CancelledError:
+            raise
+        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+            # Out of a task these would end the event loop, the run with it, unreported:
+            # they are this kernel failing, like any exception.
+            raise _KernelLeft(exc) from exc
         finally:
             running_bodies(-1)
 
@@ -399,6 +407,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             return  # a task from before a relaunch
         if not task.cancelled():
             exc = task.exception()
+            if isinstance(exc, _KernelLeft):
+                exc = exc.left
             # A receive that raised TimeoutError because termination was requested is how
             # a loop without a timeout ends: a clean exit, not a failure.
             if exc is not None and not (isinstance(exc, TimeoutError) and ctx.should_terminate):
@@ -456,6 +466,21 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             abandoned=abandoned,
             error=_describe(k.error),
         )
+
+    def stop_now(self) -> None:
+        """Every running kernel stops after the message in hand; safe from any thread.
+
+        Plain flag writes only: a kernel that holds the loop (``time.sleep`` in an async
+        body) sees them at its next receive, which then takes nothing more, so what is
+        queued stays queued (a down counts it as left) instead of being worked through.
+        """
+        for k in list(self._kernels.values()):
+            if k.state not in RUNNING or k.spec.control is not None:
+                continue  # persistent kernels stop in their worker (terminate kills it)
+            k.terminating = True
+            for ctx in list(k.ctxs):
+                ctx.should_terminate = True
+                ctx.is_active = False
 
     async def _stop(
         self, k: _Kernel, ctxs: list[KernelContext], tasks: list[asyncio.Task[Any]], timeout: float
@@ -1099,6 +1124,15 @@ def _snapshot_queue(q: Queue) -> QueueSnapshot:
     )
 
 
+class _KernelLeft(Exception):
+    """Carries a ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` out of a kernel
+    task as a failure of that kernel (asyncio would let the first two end the loop)."""
+
+    def __init__(self, left: BaseException) -> None:
+        super().__init__(f"{type(left).__name__}: {left}")
+        self.left = left
+
+
 def _where(exc: BaseException) -> str | None:
     """``file:line`` of the innermost frame of ``exc``'s traceback (where it was raised)."""
     tb = exc.__traceback__
@@ -1131,7 +1165,8 @@ def _account_queue(q: Queue, consumer: str) -> QueueAccount:
 def _describe(exc: BaseException | None) -> str | None:
     if exc is None:
         return None
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _fanout(value: str | None) -> Fanout | None:

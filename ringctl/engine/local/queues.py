@@ -283,6 +283,27 @@ class Queue:
         if self._getters:
             _wake_first(self._getters)
 
+    def withdraw(self) -> list[Any]:
+        """Take out everything queued as never accepted here: it moves to another queue
+        (``adopt``), so the law counts each message once, where it is handled."""
+        self._note_depth()
+        items = list(self._items)
+        self._items.clear()
+        self.messages -= len(items)
+        _wake_all(self._space_waiters)
+        return items
+
+    def adopt(self, items: list[Any]) -> None:
+        """Accept messages another queue ``withdraw``-ed, past the capacity if need be
+        (they were accepted once already: no policy applies to them again)."""
+        if not items:
+            return
+        self._items.extend(items)
+        self.messages += len(items)
+        self._note_depth()
+        if self._getters:
+            _wake_all(self._getters)
+
     def close(self, reason: str = "lost") -> int:
         """The consumer is gone: what was queued, and every later put, is counted.
 

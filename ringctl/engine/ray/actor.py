@@ -30,7 +30,7 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from ringctl.engine.local import output
-from ringctl.engine.local.ports import OutPort
+from ringctl.engine.local.ports import OutPort, Tap
 from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
@@ -97,6 +97,10 @@ class KernelHost:
         state: dict[str, Any] | None = pickle.loads(state_bytes)
         self.kernel_id = kernel_id
         self.replica = replica
+        self.backend = backend
+        self.params = params
+        self.taps: dict[str, tuple[str, Tap]] = {}  # tap id -> (port, tap)
+        self.leaving: set[tuple[str, int]] = set()  # pumps to end (their consumer goes)
         _OUTPUT.install()
         self.queue_size = queue_size
         self.inbox = Inbox(kernel_id)
@@ -125,19 +129,22 @@ class KernelHost:
         self.error_tb: str | None = None
         self.completed = False
         self.cuda_device = 0 if backend == "cuda" else None
-        self.ctx = KernelContext(
-            kernel_id,
+        self.ctx = self._context(replicas, state)
+        self.ctx.metrics.update(metrics or {})  # a relaunch goes on from the last figures
+
+    def _context(self, replicas: int, state: dict[str, Any] | None) -> KernelContext:
+        return KernelContext(
+            self.kernel_id,
             inbox=self.inbox,
             ports=self.ports,
             port_factory=self._port,
-            params=params,
-            replica=replica,
+            params=self.params,
+            replica=self.replica,
             replicas=replicas,
-            backend=backend,
+            backend=self.backend,
             device=self.cuda_device,
             state=state,
         )
-        self.ctx.metrics.update(metrics or {})  # a relaunch goes on from the last figures
 
     def _port(self, name: str) -> OutPort:
         port = self.ports.get(name)
@@ -150,6 +157,10 @@ class KernelHost:
         return socket.gethostbyname(socket.gethostname())
 
     async def setup(self) -> dict[str, Any]:
+        await self._setup_hook()
+        return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
+
+    async def _setup_hook(self) -> None:
         hook = self.kernel.setup
         if hook is not None:
             try:
@@ -157,10 +168,15 @@ class KernelHost:
                     result = hook(self.ctx)
                     if asyncio.iscoroutine(result):
                         await result
-            except BaseException:
+            except BaseException as exc:
                 output.emit(self.kernel_id, self.replica, "traceback", traceback.format_exc())
+                if isinstance(exc, SystemExit | KeyboardInterrupt | GeneratorExit):
+                    # Out of an actor method SystemExit would end the actor: a failed set-up.
+                    raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
                 raise
-        return {"pid": os.getpid(), "node": self.node(), "node_id": _node_id()}
+
+    def set_replicas(self, replicas: int) -> None:
+        self.ctx.replicas = replicas
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -182,6 +198,29 @@ class KernelHost:
                 self._pump(edge_id, replica, outbox_inbox)
             )
 
+    def add_target(self, edge_id: str, replica: int, handle: Any) -> None:
+        """The consumer gained a replica: a pump for it shares the edge's outbox."""
+        outbox = self.outboxes.get(edge_id)
+        if outbox is None or (edge_id, replica) in self.pumps:
+            return
+        self.leaving.discard((edge_id, replica))
+        self.targets[(edge_id, replica)] = handle
+        self.pumps[(edge_id, replica)] = asyncio.get_running_loop().create_task(
+            self._pump(edge_id, replica, outbox.inbox)
+        )
+
+    async def remove_target(self, edge_id: str, replica: int) -> None:
+        """The consumer loses a replica: its pump ends once its batch in flight arrived
+        (what the outbox holds goes on through the other pumps)."""
+        pump = self.pumps.get((edge_id, replica))
+        if pump is None:
+            return
+        self.leaving.add((edge_id, replica))
+        self.outboxes[edge_id].inbox.wake_all()
+        await asyncio.wait({pump})
+        del self.pumps[(edge_id, replica)]
+        self.targets.pop((edge_id, replica), None)
+
     def retarget(self, edge_id: str, replica: int, handle: Any) -> None:
         """The consumer was restarted: later batches go to its new actor."""
         self.closed_edges.discard(edge_id)
@@ -199,6 +238,8 @@ class KernelHost:
     async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if (edge_id, replica) in self.leaving:
+                return
             batch = outbox.get_many_nowait(MAX_BATCH)
             if not batch:
                 fut: asyncio.Future[None] = loop.create_future()
@@ -254,8 +295,8 @@ class KernelHost:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def activate(self) -> None:
-        self.ctx.is_active = True
+    def activate(self, active: bool = True) -> None:
+        self.ctx.is_active = active
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -291,18 +332,7 @@ class KernelHost:
 
     async def terminate(self, timeout: float, reason: str = "left") -> dict[str, Any]:
         """Stop the body (cancel past ``timeout``), flush the outboxes, report what was left."""
-        ctx = self.ctx
-        ctx.should_terminate = True
-        ctx._wake()
-        forced = False
-        if self.task is not None and not self.task.done():
-            done, _ = await asyncio.wait({self.task}, timeout=max(0.0, timeout))
-            if not done:
-                forced = True
-                deadline = time.monotonic() + 1.0
-                while not self.task.done() and time.monotonic() < deadline:
-                    self.task.cancel()
-                    await asyncio.wait({self.task}, timeout=0.05)
+        forced = await self._stop_body(timeout)
         # What the body already sent is delivered before we report (nothing silent).
         flush_deadline = time.monotonic() + max(1.0, timeout)
         while (self.in_flight or any(len(q) for q in self.outboxes.values())) and (
@@ -322,6 +352,92 @@ class KernelHost:
         unsent = sum(pending.values())
         left = self.inbox.close(reason)
         return {"forced": forced, "left": left, "unsent": unsent, "probe": self.probe()}
+
+    async def _stop_body(self, timeout: float) -> bool:
+        """Ask the body to stop after the message in hand; cancel it past ``timeout``.
+        Returns whether it had to be cancelled."""
+        ctx = self.ctx
+        ctx.should_terminate = True
+        ctx._wake()
+        forced = False
+        if self.task is not None and not self.task.done():
+            done, _ = await asyncio.wait({self.task}, timeout=max(0.0, timeout))
+            if not done:
+                forced = True
+                deadline = time.monotonic() + 1.0
+                while not self.task.done() and time.monotonic() < deadline:
+                    self.task.cancel()
+                    await asyncio.wait({self.task}, timeout=0.05)
+        return forced
+
+    async def restart(
+        self, timeout: float, kernel_bytes: bytes | None = None, params_bytes: bytes | None = None,
+        queue_size: int | None = None, keep_state: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A new instance of the kernel in this actor: the body is stopped as on
+        ``terminate``, then a new context (same inbox, queues and outboxes, ``ctx.state``
+        unless ``keep_state`` is false, and counters carried over) runs the set-up hook,
+        with new code, params or queue size where given. ``activate`` starts it."""
+        forced = await self._stop_body(timeout)
+        if kernel_bytes is not None:
+            self.kernel = pickle.loads(kernel_bytes)
+        if params_bytes is not None:
+            self.params = pickle.loads(params_bytes)
+        if queue_size is not None:
+            self.queue_size = queue_size
+        old = self.ctx
+        ctx = self._context(old.replicas, old.state if keep_state else None)
+        ctx.messages_in, ctx.messages_out = old.messages_in, old.messages_out
+        ctx.errors = old.errors + (1 if self.error else 0)
+        ctx._latency = old._latency
+        ctx.metrics.update(old.metrics)
+        self.ctx, self.task = ctx, None
+        self.error = self.error_tb = None
+        self.completed = False
+        await self._setup_hook()
+        return {"forced": forced, "probe": self.probe()}
+
+    async def stop_for_scale(self, timeout: float) -> bool:
+        """This replica leaves: its body stops (its queued messages are handed over)."""
+        return await self._stop_body(timeout)
+
+    def hand_over(self) -> dict[str, list[Any]]:
+        """Everything queued here, per inbound edge (``""``: from outside), taken out to
+        be queued at another replica of the kernel."""
+        moved = {edge_id: q.withdraw() for edge_id, q in self.edges.items()}
+        if self.external is not None:
+            moved[""] = self.external.withdraw()
+        return {edge_id: items for edge_id, items in moved.items() if items}
+
+    def take_over(self, moved: dict[str, list[Any]]) -> None:
+        """Messages a leaving replica handed over: queued here, in their order."""
+        for edge_id, items in moved.items():
+            if edge_id:
+                self.edges[edge_id].adopt(items)
+            else:
+                if self.external is None:
+                    name = f"(external) -> {self.kernel_id}"
+                    self.external = Queue(name, self.inbox, self.queue_size)
+                self.external.adopt(items)
+
+    # -- taps ----------------------------------------------------------------------------
+
+    def tap_attach(self, port: str, tap_id: str, capacity: int) -> None:
+        if tap_id not in self.taps:
+            tap = Tap(capacity)
+            self._port(port).add_tap(tap)
+            self.taps[tap_id] = (port, tap)
+
+    def tap_take(self, port: str, tap_id: str, capacity: int, max_items: int) -> list[Any]:
+        """What the tap saw on ``port`` since the last call (a new replica's is attached
+        on the first)."""
+        self.tap_attach(port, tap_id, capacity)
+        return self.taps[tap_id][1].take(max_items)
+
+    def untap(self, tap_id: str) -> None:
+        held = self.taps.pop(tap_id, None)
+        if held is not None and held[0] in self.ports:
+            self.ports[held[0]].remove_tap(held[1])
 
     def _pending(self, edge_id: str) -> int:
         return len(self.outboxes[edge_id]) + self.in_flight_by.get(edge_id, 0)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
     Capability,
@@ -120,6 +121,10 @@ class _RayKernel(KernelBook):
     base: dict[str, int] = field(
         default_factory=lambda: {"in": 0, "out": 0, "errors": 0, "drops": 0}
     )  # what replaced actors counted, so a restart never makes a count go back
+    #: ``reconfigure``: the next restart runs new code, params or queue size, and with
+    #: ``keep_state`` false starts from an empty ``ctx.state``.
+    reconfigured: bool = False
+    drop_state: bool = False
 
 
 class _Unresponsive(Exception):
@@ -177,12 +182,17 @@ def _add_from(into: dict[str, dict[str, int]], edge_id: str, st: dict[str, Any])
 class RayRuntime(KernelTable[_RayKernel]):
     """The ring-kernel runtime API on Ray actors (``launch`` … ``terminate_all``).
 
-    Restart, scale and tap of a running kernel are not implemented on actors yet: the
-    engine declares none of those capabilities, and each such call is refused.
+    Restart, scale and tap act on the running actors, as the local engine does on its
+    tasks: a restart keeps each actor (its queues and ``ctx.state``) and runs a new
+    instance of the kernel in it, with new code or params after ``reconfigure``; a
+    replica that leaves hands what is queued for it to the others. Rewiring queues
+    while producers run (``ringctl apply``) is refused.
     """
 
     name: Final = "ray"
-    capabilities: Final[frozenset[Capability]] = frozenset()
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure"}
+    )
 
     def __init__(
         self,
@@ -211,6 +221,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         #: Edges whose consumer had an actor die: what it counted last may be stale.
         self._stale_edges: set[str] = set()
         self._final = False  # every actor that is alive has sent its last report
+        self._taps: dict[int, tuple[str, asyncio.Task[None]]] = {}  # id(tap) -> (id, reader)
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -257,25 +268,272 @@ class RayRuntime(KernelTable[_RayKernel]):
             traceback=k.error_tb, restarts=k.restarts, forced=k.forced,
         )  # fmt: skip
 
-    # -- what actors cannot do yet: refused by the contract ------------------------------
+    # -- restart, scale, tap -------------------------------------------------------------
 
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport:
-        raise refusal(self, "restart")
+        """Stop a running kernel and start a new instance that keeps its inbox and state.
+
+        Each actor stops its body as on ``terminate`` (the message in hand finished,
+        cancelled after ``timeout``) and runs a new instance in place: what is queued for
+        it, its outboxes and ``ctx.state`` stay. An actor that does not answer in time is
+        killed and replaced, and what it held is counted (in doubt) as on a death. A
+        paused kernel comes back paused.
+        """
+        k = self._require(kernel_id, "restart")
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "restart", k.state, RUNNING)
+        was = k.state
+        self._move(k, "terminate")
+        k.terminating = True
+        new: tuple[Any, ...] = ()
+        if k.reconfigured:
+            from ray import cloudpickle
+
+            params = cloudpickle.dumps(check_params(k.id, k.spec, k.params))  # type: ignore[no-untyped-call]
+            new = (k.kernel_bytes, params, k.queue_size, not k.drop_state)
+            k.reconfigured = k.drop_state = False
+        calls = [asyncio.ensure_future(a.restart.remote(timeout, *new)) for a in k.actors]
+        await asyncio.wait(calls, timeout=2 * timeout + STOP_GRACE_S)
+        gone: list[int] = []
+        failure: BaseException | None = None
+        for i, call in enumerate(calls):
+            if call.done() and not call.cancelled() and call.exception() is None:
+                result = call.result()
+                k.forced = k.forced or bool(result["forced"])
+                k.probes[i] = _with_output(result["probe"])
+                continue
+            if call.done() and not call.cancelled():
+                error = call.exception()
+                if not isinstance(error, self._ray.exceptions.RayActorError):
+                    failure = failure or error  # the set-up hook raised
+                    continue
+            call.cancel()
+            with contextlib.suppress(Exception):
+                self._ray.kill(k.actors[i])
+            log.warning("kernel %r: an actor did not restart in time; replaced it", k.id)
+            k.forced = True
+            probe, k.probes[i] = k.probes[i], None
+            self._fold(k, probe, died=True)
+            k.saved_state.update((probe or {}).get("state") or {})
+            gone.append(i)
+        forced = k.forced
+        self._finish(k)
+        self._move(k, "relaunch")
+        k.restarted()
+        k.error = k.error_tb = None
+        try:
+            if failure is not None:
+                raise failure
+            if gone:
+                await self._replace(k, gone)
+        except Exception as exc:
+            cause = getattr(exc, "cause", exc)
+            k.error = f"{type(cause).__name__}: {cause}"
+            await self._stop_failed(k)  # what its actors hold is counted, as on a failure
+            raise KernelLaunchError(k.id, k.error) from exc
+        if was is not S.LAUNCHED:
+            await asyncio.gather(*(a.activate.remote(was is S.ACTIVE) for a in k.actors))
+            self._move(k, "activate")
+            if was is S.DEACTIVATED:
+                self._move(k, "deactivate")
+        return TerminationReport(kernel_id, graceful=not forced, forced=forced, left_in_inbox=0)
+
+    async def _replace(self, k: _RayKernel, indices: list[int]) -> None:
+        """New actors for the replicas at ``indices`` (theirs died), wired as the old."""
+        state = dict(k.saved_state)
+        k.saved_state.clear()
+        for index in indices:
+            fresh: list[Any] = []
+            hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
+            k.actors[index], k.hosts[index] = fresh[0], hosts[0]
+            k.nodes[index] = str(hosts[0]["node"])
+            for edge in self._edges:
+                if edge.consumer == k.id:
+                    self._pending.append(
+                        fresh[0].add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+                    )
+                    for actor in self._kernels[edge.producer].actors:
+                        self._pending.append(actor.retarget.remote(edge.id, index, fresh[0]))
+                if edge.producer == k.id:
+                    c = self._kernels[edge.consumer]
+                    self._pending.append(fresh[0].add_out_edge.remote(
+                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
+        await self._flush_wiring()
 
     async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        raise refusal(self, "scale")
+        """Run ``replicas`` actors of a running kernel from now on; returns how many ran.
+
+        New actors run the set-up hook first (a kernel that cannot run as several
+        refuses there, and nothing changes), then get their share of each queue. A
+        replica that leaves stops after the message in hand, as on ``terminate``; what
+        was queued for it is handed to the others, so no message is lost or taken twice.
+        Its counters stay in the kernel's totals.
+        """
+        k = self._require(kernel_id, "scale")
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, "scale", k.state, RUNNING)
+        if replicas < 1:
+            raise UserInputError(f"replicas must be at least 1, got {replicas}")
+        old = k.replicas
+        if replicas > old:
+            await self._add_replicas(k, replicas)
+        elif replicas < old:
+            await self._remove_replicas(k, replicas, timeout)
+        return old
+
+    async def _add_replicas(self, k: _RayKernel, replicas: int) -> None:
+        old = k.replicas
+        fresh: list[Any] = []
+        k.replicas = replicas
+        try:
+            # Each actor keeps its own ``ctx.state``: a new one starts empty (a copy of
+            # another's would count what that one counted twice).
+            hosts = await self._spawn(k, range(old, replicas), {}, [], fresh)
+        except Exception as exc:
+            k.replicas = old
+            for actor in fresh:
+                with contextlib.suppress(Exception):
+                    self._ray.kill(actor)
+            cause = getattr(exc, "cause", exc)
+            raise UserInputError(
+                f"kernel {k.id!r} refuses {replicas} replicas: its set-up hook raised "
+                f"{type(cause).__name__}: {cause}",
+                hint=f"it keeps running as {old}",
+            ) from exc
+        for edge in self._edges:
+            if edge.consumer == k.id:
+                for actor in fresh:
+                    await actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+            if edge.producer == k.id:
+                c = self._kernels[edge.consumer]
+                for actor in fresh:
+                    await actor.add_out_edge.remote(
+                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout
+                    )
+        for edge in self._edges:
+            if edge.consumer == k.id:
+                for producer in self._kernels[edge.producer].actors:
+                    for index, actor in enumerate(fresh, start=old):
+                        await producer.add_target.remote(edge.id, index, actor)
+        k.actors.extend(fresh)
+        k.hosts.extend(hosts)
+        k.nodes.extend(str(host["node"]) for host in hosts)
+        k.probes.extend([None] * len(fresh))
+        await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
+        if k.state is not S.LAUNCHED:
+            active = k.state is S.ACTIVE
+            await asyncio.gather(*(a.activate.remote(active) for a in fresh))
+
+    async def _remove_replicas(self, k: _RayKernel, replicas: int, timeout: float) -> None:
+        leaving = k.actors[replicas:]
+        # Producers stop sending to them (a batch in flight still arrives); their bodies
+        # stop; what is queued for them, then what still arrives, goes to the others.
+        removals = asyncio.gather(*(
+            producer.remove_target.remote(edge.id, index)
+            for edge in self._edges if edge.consumer == k.id
+            for producer in self._kernels[edge.producer].actors
+            for index in range(replicas, len(k.actors))
+        ))  # fmt: skip
+        await asyncio.gather(*(a.stop_for_scale.remote(timeout) for a in leaving))
+        turn = 0
+        while True:
+            settled = removals.done()
+            moved = await asyncio.gather(*(a.hand_over.remote() for a in leaving))
+            for batch in moved:
+                if batch:
+                    await k.actors[turn % replicas].take_over.remote(batch)
+                    turn += 1
+            if settled:
+                break
+            await asyncio.sleep(0.02)
+        await removals
+        results = await asyncio.gather(
+            *(a.terminate.remote(timeout, "left") for a in leaving), return_exceptions=True
+        )
+        for i, result in enumerate(results, start=replicas):
+            probe = k.probes[i] if isinstance(result, BaseException) else result["probe"]
+            self._fold(k, _with_output(probe) if probe else None,
+                       died=isinstance(result, BaseException))  # fmt: skip
+        for actor in leaving:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        del k.actors[replicas:], k.hosts[replicas:], k.nodes[replicas:], k.probes[replicas:]
+        k.replicas = replicas
+        await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
 
     def tap(self, kernel_id: str, port: str = "out", capacity: int = 256) -> Tap:
-        raise refusal(self, "tap")
+        """A ``Tap`` fed with what every replica sends on ``port`` (read a few times a
+        second); detach it with ``untap``. Like the local one it never slows the kernel."""
+        from ringctl.engine.local.ports import Tap
+
+        k = self._require(kernel_id, "tap")
+        refused = None if k.spec.control is None else k.spec.control.untappable(port)
+        if refused is not None:
+            raise UserInputError(refused[0], hint=refused[1])
+        declared = k.spec.ports
+        # Undeclared: the default port and those wired in the topology.
+        ports = (
+            set(declared)
+            if declared is not None
+            else {"out"} | {e.port for e in self._edges if e.producer == kernel_id}
+        )
+        if port not in ports:
+            known = sorted(ports)
+            guess = did_you_mean(port, known) if known else None
+            raise UserInputError(
+                f"kernel {kernel_id!r} has no output port {port!r}"
+                + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
+                hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
+            )
+        tap = Tap(capacity)
+        tap_id = f"{kernel_id}.{port}#{id(tap)}"
+        for actor in k.actors:  # attached before anything sent after this call
+            actor.tap_attach.remote(port, tap_id, capacity)
+        reader = asyncio.get_running_loop().create_task(self._read_tap(k, port, tap_id, tap))
+        self._taps[id(tap)] = (tap_id, reader)
+        return tap
+
+    async def _read_tap(self, k: _RayKernel, port: str, tap_id: str, tap: Tap) -> None:
+        while True:
+            for actor in list(k.actors):
+                with contextlib.suppress(Exception):
+                    tap.offer_many(await actor.tap_take.remote(port, tap_id, tap.capacity, 1024))
+            await asyncio.sleep(POLL_S)
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
-        """Nothing to detach: no tap is ever attached here."""
+        """Stop reading the tap and detach it from the actors."""
+        held = self._taps.pop(id(tap), None)
+        if held is None:
+            return
+        tap_id, reader = held
+        reader.cancel()
+        k = self._kernels.get(kernel_id)
+        for actor in k.actors if k is not None else ():
+            actor.untap.remote(tap_id)
 
     def reconfigure(
         self, kernel_id: str, func: RingKernel, *, params: Any, queue_size: int | None,
         keep_state: bool = True,
     ) -> None:  # fmt: skip
-        raise refusal(self, "reconfigure")
+        """Give the kernel's next instance (``restart``) new code, params or queue size.
+
+        Checked first: bad params raise ``KernelLaunchError`` and nothing changes. With
+        ``keep_state`` false the next instance starts with an empty ``ctx.state``. The
+        queues already wired keep their capacity (a changed queue is a rewire).
+        """
+        k = self._require(kernel_id, "restart")
+        spec = as_kernel(func, kernel_id)
+        args = check_launch(
+            kernel_id, spec, replicas=k.replicas, queue_size=queue_size, params=params
+        )
+        from ray import cloudpickle
+
+        k.kernel_bytes = cloudpickle.dumps(spec)  # type: ignore[no-untyped-call]
+        k.spec, k.params, k.queue_size = spec, args.params, args.queue_size
+        k.reconfigured = True
+        k.drop_state = k.drop_state or not keep_state
+        if not keep_state:
+            k.saved_state.clear()
 
     def rewire(
         self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
@@ -363,12 +621,27 @@ class RayRuntime(KernelTable[_RayKernel]):
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _start_actors(self, k: _RayKernel) -> None:
-        params = check_params(k.id, k.spec, k.params)
         state: dict[str, Any] = dict(k.saved_state)
         k.saved_state.clear()
         for probe in k.probes:
             if probe:
                 state.update(probe.get("state") or {})
+        if k.drop_state:  # reconfigured to start afresh
+            state = {}
+        k.reconfigured = k.drop_state = False
+        metrics = [dict((p or {}).get("metrics") or {}) for p in k.probes]
+        k.actors = []
+        k.hosts = await self._spawn(k, range(k.replicas), state, metrics, k.actors)
+        k.nodes = [str(host["node"]) for host in k.hosts]
+        k.probes = [None] * k.replicas
+
+    async def _spawn(
+        self, k: _RayKernel, replicas: range, state: dict[str, Any],
+        metrics: list[dict[str, Any]], into: list[Any],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Start an actor for each of ``replicas`` (appended to ``into`` as they start,
+        so a caller can kill them on failure), placed and set up; returns where each runs."""
+        params = check_params(k.id, k.spec, k.params)
         options: dict[str, Any] = {"max_concurrency": 64}
         # Unasked, a replica reserves no CPU: kernels mostly wait on their inbox, and any
         # reservation would cap the replicas a machine takes (nine at 0.25 on 2 CPUs).
@@ -388,7 +661,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         # before that (Ray would fail the actor's construction).
         params_bytes = cloudpickle.dumps(params)  # type: ignore[no-untyped-call]
         state_bytes = cloudpickle.dumps(state)  # type: ignore[no-untyped-call]
-        k.actors = [
+        actors = [
             self._actor_class.options(**options).remote(
                 k.id,
                 r,
@@ -400,24 +673,23 @@ class RayRuntime(KernelTable[_RayKernel]):
                 paths,
                 state_bytes,
                 # A relaunched replica goes on from its predecessor's metrics.
-                dict(((k.probes[r] if r < len(k.probes) else None) or {}).get("metrics") or {}),
+                metrics[r] if r < len(metrics) else {},
             )
-            for r in range(k.replicas)
+            for r in replicas
         ]
+        into.extend(actors)
         # Placed and constructed first (bounded: Ray would wait forever for resources),
         # then the kernel's own set-up hook, which may take as long as it needs.
         await asyncio.wait_for(
-            asyncio.gather(*(a.node.remote() for a in k.actors)), self.placement_timeout
+            asyncio.gather(*(a.node.remote() for a in actors)), self.placement_timeout
         )
-        infos = await asyncio.gather(*(a.setup.remote() for a in k.actors))
+        infos = await asyncio.gather(*(a.setup.remote() for a in actors))
         # The node's address as Ray knows it (`ray status`), not what the worker's host
         # name resolves to: they differ where a node was started with --node-ip-address.
         addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in self._ray.nodes()}
-        k.hosts = [
+        return [
             {**info, "node": addresses.get(info.get("node_id"), info["node"])} for info in infos
         ]
-        k.nodes = [str(host["node"]) for host in k.hosts]
-        k.probes = [None] * k.replicas
 
     def _unplaced(self, k: _RayKernel) -> KernelLaunchError:
         asked = {"num_cpus": 0.0, **k.resources}
@@ -557,6 +829,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         k.completed = k.error is None and not k.terminating
         self._move(k, "finish")
 
+    def stop_now(self) -> None:
+        """Nothing to do here: kernels run in their actors, never on the supervisor's
+        loop, and ``terminate`` kills an actor that does not stop within its timeout."""
+
     async def terminate_all(self, timeout: float = 10.0) -> list[TerminationReport]:
         running = [k.id for k in self._kernels.values() if k.state in RUNNING]
         reports = await asyncio.gather(*(self.terminate(kid, timeout) for kid in running))
@@ -692,6 +968,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         return totals
 
     async def close(self) -> None:
+        for _, reader in self._taps.values():
+            reader.cancel()
+        self._taps.clear()
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
         await self.terminate_all(timeout=self.shutdown_timeout)
@@ -755,9 +1034,11 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     async def _poll(self) -> None:
         ray = self._ray
-        # (kernel, replica) -> (the actor asked, its probe in flight): an actor whose loop
-        # is blocked keeps its probe pending, and the others go on being read meanwhile.
-        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any]]] = {}
+        # (kernel, replica) -> (the actor asked, its probe in flight, the kernel's restarts
+        # then): an actor whose loop is blocked keeps its probe pending, and the others go
+        # on being read meanwhile. A probe asked before a restart may show the old body's
+        # end: it is not read.
+        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any], int]] = {}
         while True:
             live = [k for k in self._kernels.values() if k.state in (*RUNNING, S.TERMINATING)]
             # A kernel that ended with messages in its outboxes still delivers them.
@@ -765,10 +1046,11 @@ class RayRuntime(KernelTable[_RayKernel]):
             for k in (*live, *flushing):
                 for i, actor in enumerate(k.actors):
                     if (k, i) not in asked:
-                        asked[(k, i)] = (actor, asyncio.ensure_future(actor.probe.remote()))
+                        call = asyncio.ensure_future(actor.probe.remote())
+                        asked[(k, i)] = (actor, call, k.restarts)
             if asked:
-                await asyncio.wait([call for _, call in asked.values()], timeout=PROBE_WAIT_S)
-                for (k, i), (actor, call) in list(asked.items()):
+                await asyncio.wait([c for _, c, _ in asked.values()], timeout=PROBE_WAIT_S)
+                for (k, i), (actor, call, restarts) in list(asked.items()):
                     if not call.done():
                         continue
                     del asked[(k, i)]
@@ -777,6 +1059,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                         or i >= len(k.actors)
                         or k.actors[i] is not actor
                         or call.cancelled()
+                        or (restarts != k.restarts and not call.exception())
                     ):
                         continue  # ended, or replaced since it was asked
                     error = call.exception()

@@ -15,11 +15,11 @@ from typing import Any, Final
 
 import numpy as np
 
+from ringctl.checks import NUMBA_HINT
 from ringctl.kernel.persistent import PersistentKernel
 
 __all__ = ["NUMBA_HINT", "check_compiles", "explain"]
 
-NUMBA_HINT: Final = "persistent kernels need Numba: pip install 'ringctl[numba]'"
 
 _AT: Final = re.compile(r"\bat (?P<file>\S+?) \((?P<line>\d+)\)")
 _FILE: Final = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')

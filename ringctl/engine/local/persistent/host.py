@@ -438,7 +438,7 @@ class PersistentGroup(KernelTable[_Member]):
             worker.read()
             reply = worker.take(("started", "error"), m.id)
             if reply is not None and reply[0] == "error":
-                from ringctl.engine.local.persistent.diagnose import NUMBA_HINT
+                from ringctl.checks import NUMBA_HINT
 
                 log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
                 if len(reply) < 4:  # a C++ handler: the compiler's report, its line last

@@ -142,7 +142,9 @@ def _start(
         # The compiler's own report (file:line of the user's source) says it all.
         conn.send(("error", kid, str(exc)))
         return
-    except Exception as exc:
+    except BaseException as exc:
+        # SystemExit from the kernel's module too: that kernel's start failing, not the
+        # worker leaving (which would fail every kernel it runs).
         conn.send(("error", kid, traceback.format_exc(), explain(exc, kernel)))
         return
     loops[kid] = loop

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Losses", "PrivateFileHandler", "SafeStream", "guard_std_streams"]
+__all__ = ["Losses", "PrivateFileHandler", "SafeStream", "guard_std_streams", "log_records_to"]
 
 
 class Losses:
@@ -125,3 +125,15 @@ class PrivateFileHandler(logging.FileHandler):
             self.losses.lost(f"the log {self.baseFilename}", error)
             return
         super().handleError(record)
+
+
+def log_records_to(path: str | None, losses: Losses) -> None:
+    """ringctl's own log records (the loop watchdog's, say) go to the file ``path`` only
+    (0600; lost lines counted in ``losses``), or to stderr when ``path`` is ``None``."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if path is None else PrivateFileHandler(path, losses)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ringctl")
+    logger.addHandler(handler)
+    logger.propagate = False
