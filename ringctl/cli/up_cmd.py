@@ -415,6 +415,9 @@ def _detach(
     if started.outcome == "completed":
         say(f"{name} ran to completion before detaching (log: {started.log})")
         raise typer.Exit(0)
+    if started.outcome == "stopped":
+        say(f"{name} was stopped during launch (a down came before it was up); log: {started.log}")
+        raise typer.Exit(0)
     if started.outcome == "failed":
         typer.echo(started.log_tail, err=True)
         _render.error(f"{name} failed to come up (exit {started.exit_code}); log: {started.log}")

@@ -111,15 +111,18 @@ def check_launch(
 
 def check_params(kernel_id: str, spec: RingKernel, params: Any) -> Any:
     """``params`` validated against the kernel's params model (a dict where it has none)."""
+    from ringctl._substituted import typed
+
     model = spec.params_model
     if model is None:
-        return params if params is not None else {}
+        # No model to say what a value from ``${VAR}`` is: read it as YAML would.
+        return typed(params) if params is not None else {}
     if isinstance(params, model):
         return params
     from pydantic import ValidationError
 
     try:
-        return model.model_validate(params or {})
+        return model.model_validate(typed(params or {}, all_scalars=False))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: {err['msg']}"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from ringctl.control.client import ControlClient
-from ringctl.control.history import clean_if_stale
-from ringctl.control.paths import state_dir
+from ringctl.control.history import clean_if_stale, read_history
+from ringctl.control.paths import StateDir, state_dir
 from ringctl.exceptions import RingctlError, RunFailedError
 
 __all__ = ["DETACHED_ENV", "Detached", "start_detached"]
@@ -34,12 +34,13 @@ class Detached:
     """How a detached start went.
 
     ``up``: running in the background; ``completed``: it ran to completion (exit 0)
-    before it could detach; ``failed``: the child exited with ``exit_code`` (its log's
+    before it could detach; ``stopped``: a ``down`` came during its launch, which was
+    stopped and rolled back (exit 0); ``failed``: the child exited with ``exit_code`` (its log's
     last lines in ``log_tail``); ``timeout``: not up within the wait.
     """
 
     name: str
-    outcome: Literal["up", "completed", "failed", "timeout"]
+    outcome: Literal["up", "completed", "stopped", "failed", "timeout"]
     pid: int
     log: Path
     exit_code: int | None = None
@@ -102,6 +103,8 @@ def start_detached(
         code = child.poll()
         if code is not None:
             if code == 0:
+                if _stopped_during_launch(directory, name):
+                    return Detached(name, "stopped", child.pid, files.log, 0)
                 return Detached(name, "completed", child.pid, files.log, 0)
             return Detached(name, "failed", child.pid, files.log, code, _log_tail(files.log))
         if files.socket.exists():
@@ -117,6 +120,13 @@ def start_detached(
         time.sleep(0.02)
     _reap_later(child)
     return Detached(name, "timeout", child.pid, files.log)
+
+
+def _stopped_during_launch(directory: StateDir, name: str) -> bool:
+    """True if the history's last run of ``name`` (``ringctl ps -a``) was stopped during
+    its launch."""
+    runs = [e for e in read_history(directory) if e.get("name") == name]
+    return bool(runs) and "(stopped during launch)" in str(runs[-1].get("reason"))
 
 
 def _reap_later(child: subprocess.Popen[bytes]) -> None:

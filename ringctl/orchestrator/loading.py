@@ -31,7 +31,6 @@ def plan_from_file(
     """
     from ringctl.topology import launch_order, load_topology
     from ringctl.topology.importer import search_path
-    from ringctl.topology.substituted import typed
 
     topology = load_topology(path, env=env)
     if (engine or topology.engine) != "local":
@@ -56,9 +55,7 @@ def plan_from_file(
             KernelPlan(
                 id=kernel_id,
                 kernel=kernels[kernel_id],
-                # A value from ${VAR} is read as YAML would read it where no params model
-                # says what it is (with a model, only null is: the model's types decide).
-                params=typed(dict(spec.params), all_scalars=_no_model(kernels[kernel_id])),
+                params=dict(spec.params),
                 replicas=spec.replicas,
                 # A persistent kernel's loop runs on the CPU (validation refuses cuda); `auto`
                 # must not make its bridge look like a GPU kernel.
@@ -118,10 +115,10 @@ def runnable_kernels(topology: Topology) -> dict[str, RingKernel]:
 
 
 def _bridge(topology: Topology, persistent: dict[str, PersistentKernel]) -> dict[str, RingKernel]:
+    from ringctl._substituted import typed
     from ringctl.engine.local.persistent.bridge import PersistentBridges
     from ringctl.kernel.persistent import LoopOptions
     from ringctl.topology.importer import search_path
-    from ringctl.topology.substituted import typed
 
     sys_path = [str(folder) for folder, _ in search_path(topology)]
     bridges = PersistentBridges(topology.name, sys_path=sys_path)
@@ -163,7 +160,3 @@ def _refuse_persistent_off_local(topology: Topology, engine: str) -> None:
     ]
     if problems:
         raise TopologyError(problems)
-
-
-def _no_model(kernel: object) -> bool:
-    return getattr(kernel, "params_model", None) is None

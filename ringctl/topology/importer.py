@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from ringctl._substituted import typed
 from ringctl.topology.entries import EntryError, missing_entries, search_path, split_entry
 from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
-from ringctl.topology.substituted import typed
 from ringctl.topology.validate import pydantic_diagnostics
 
 if TYPE_CHECKING:

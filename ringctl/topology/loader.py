@@ -72,11 +72,23 @@ _Loader.add_implicit_resolver(
 )
 
 
+_NULLS: Final = frozenset({"null", "Null", "NULL", "~"})
+
+
 class Substituted(str):
-    """A string value of a topology file in which ``${...}`` was replaced (its type is
-    decided where it is used: ``ringctl.topology.substituted``)."""
+    """A string value of a topology file in which ``${...}`` was replaced: its type is
+    decided where it is used (``ringctl._substituted.typed`` calls ``read_substituted``)."""
 
     __slots__ = ()
+
+    def read_substituted(self, all_scalars: bool) -> Any:
+        """The value as YAML reads the text unquoted (``all_scalars=False``: only null)."""
+        text = str(self)
+        if text in _NULLS:
+            return None
+        if not text:  # `${VAR:-}`: an empty string, as written, not YAML's empty null
+            return ""
+        return scalar_value(text) if all_scalars else text
 
 
 def scalar_value(text: str) -> Any:

@@ -11,27 +11,23 @@ nothing there, so ``"${LIMIT:-null}"`` can default an optional field to unset.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
-from ringctl.topology.loader import Substituted, scalar_value
-
-__all__ = ["Substituted", "typed"]
-
-_NULLS: Final = frozenset({"null", "Null", "NULL", "~"})
+__all__ = ["typed"]
 
 
 def typed(value: Any, *, all_scalars: bool = True) -> Any:
-    """``value`` with each ``Substituted`` string read as a YAML scalar (recursively).
+    """``value`` with each string that came from ``${VAR}`` read as a YAML scalar
+    (recursively through dicts and lists); everything else as it is.
 
     ``all_scalars=False``: only ``null`` / ``~`` are read (as ``None``); other strings stay.
+    Such a string knows how it reads (``ringctl.topology.loader.Substituted.read``), so
+    this module imports nothing and every layer may use it: the engines read a kernel's
+    params with it when no params model says what a value is.
     """
-    if isinstance(value, Substituted):
-        text = str(value)
-        if text in _NULLS:
-            return None
-        if not text:  # `${VAR:-}`: an empty string, as written, not YAML's empty null
-            return ""
-        return scalar_value(text) if all_scalars else text
+    read = getattr(value, "read_substituted", None)
+    if read is not None:
+        return read(all_scalars)
     if isinstance(value, dict):
         return {k: typed(v, all_scalars=all_scalars) for k, v in value.items()}
     if isinstance(value, list):
