@@ -59,14 +59,14 @@ def running_bodies(delta: int) -> None:
     _budget = max(_MIN_BUDGET, _OPS_PER_PASS // max(1, _running))
 
 
-def _woken(fut: asyncio.Future[None]) -> bool:
-    """Resolved by a producer or the runtime (not by our timer, not cancelled)."""
-    return fut.done() and not fut.cancelled() and fut.exception() is None
-
-
 def _expire(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())
+
+
+def _woken(fut: asyncio.Future[None]) -> bool:
+    """Resolved by a producer or the runtime (not by our timer, not cancelled)."""
+    return fut.done() and not fut.cancelled() and fut.exception() is None
 
 
 class KernelContext:
@@ -84,7 +84,9 @@ class KernelContext:
     """
 
     __slots__ = (
+        "_armed_for",
         "_blocked",
+        "_deadline",
         "_inbox",
         "_latency",
         "_port_factory",
@@ -92,6 +94,8 @@ class KernelContext:
         "_spent",
         "_t_take",
         "_takes",
+        "_timed",
+        "_timer",
         "_waiting",
         "_wakeups",
         "backend",
@@ -151,6 +155,13 @@ class KernelContext:
         self._t_take = 0.0
         self._latency = LatencySampler()
         self._spent = 0  # sends and receives since this kernel last yielded the loop
+        # One timer serves every ``receive(timeout)`` of this kernel: armed for the first
+        # wait's deadline and moved on when it fires early, rather than one timer made and
+        # cancelled per wait (see ``_wait_for_messages``).
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = 0.0  # when the timer fires
+        self._deadline = 0.0  # of the wait in progress
+        self._timed: asyncio.Future[None] | None = None  # that wait's future
 
     def __repr__(self) -> str:
         return f"<KernelContext {self.kernel_id}[{self.replica}] active={self.is_active}>"
@@ -198,19 +209,19 @@ class KernelContext:
         if q is not None and self.is_active and q._items:
             # The fast path (one queue, a message waiting): no future, no clock, no call.
             items = q._items
-            if len(items) > q._high:
-                q._high = len(items)
+            n = len(items)
+            if n > q._high:
+                q._high = n
             item = items.popleft()
             q.delivered += 1
             if q._space_waiters:
                 _wake_first(q._space_waiters)
         else:
             item = await self._wait_for_messages(timeout, 0)
-        self.messages_in += 1
         # Processing latency: from handing a message to the body until it asks for the
-        # next one, measured on one take in LATENCY_SAMPLE_EVERY (no clock per message).
-        self._takes = takes = self._takes + 1
-        if not takes & _SAMPLE_MASK:
+        # next one, measured on one message in LATENCY_SAMPLE_EVERY (no clock per message).
+        self.messages_in = taken = self.messages_in + 1
+        if not taken & _SAMPLE_MASK:
             self._t_take = _perf_counter()
         return item
 
@@ -242,6 +253,8 @@ class KernelContext:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         inbox = self._inbox
+        # A positive timeout cannot have run out before the first look: no clock read there.
+        skip_clock = timeout is not None and timeout > 0
         while True:
             if self.is_active:
                 if max_items:
@@ -255,14 +268,19 @@ class KernelContext:
             if self.should_terminate:
                 # Termination was asked for and nothing is left to read: let the loop end.
                 raise TimeoutError()
-            if deadline is not None and loop.time() >= deadline:
+            if deadline is not None and not skip_clock and loop.time() >= deadline:
                 raise TimeoutError()
+            skip_clock = False
             fut: asyncio.Future[None] = loop.create_future()
             listening = self.is_active
             if listening:
                 inbox.waiters.append(fut)
             self._wakeups.append(fut)
-            timer = loop.call_at(deadline, _expire, fut) if deadline is not None else None
+            if deadline is not None:
+                self._deadline = deadline
+                self._timed = fut
+                if self._timer is None or self._armed_for > deadline:
+                    self._arm(loop, deadline)
             self._waiting = True
             try:
                 await fut
@@ -272,12 +290,29 @@ class KernelContext:
                 raise
             finally:
                 self._waiting = False
+                self._timed = None  # the timer stays armed for the next wait, if any
                 self._wakeups.remove(fut)
-                if timer is not None:
-                    timer.cancel()
                 if listening and not _woken(fut):
                     with contextlib.suppress(ValueError):
                         inbox.waiters.remove(fut)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_for = when
+        self._timer = loop.call_at(when, self._on_timer, loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer fired: expire the wait in progress if its deadline has come, else
+        (the wait it was armed for ended and a later one began) move on to that deadline."""
+        self._timer = None
+        fut = self._timed
+        if fut is None or fut.done():
+            return  # no timed wait now: the next one arms the timer again
+        if self._deadline > self._armed_for:
+            self._arm(loop, self._deadline)
+        else:
+            fut.set_exception(TimeoutError())
 
     async def messages(self) -> AsyncIterator[Any]:
         """Every message until termination is requested; pauses while deactivated.
@@ -333,9 +368,7 @@ class KernelContext:
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
                 # per message): the one at ``sample`` in this batch, if any.
-                takes = self._takes
-                self._takes = takes + n
-                sample = -takes & _SAMPLE_MASK
+                sample = -(self.messages_in - n) & _SAMPLE_MASK
                 i = 0
                 while i < n:
                     if not self.is_active or self.should_terminate:
@@ -357,7 +390,6 @@ class KernelContext:
 
     def _give_back(self, q: Queue, rest: list[Any]) -> None:
         self.messages_in -= len(rest)
-        self._takes -= len(rest)
         q.put_back(rest)
 
     async def batches(self, max_items: int = 1024) -> AsyncIterator[list[Any]]:

@@ -41,7 +41,7 @@ from ringctl.engine.local.backends import (
     resolve_backend,
 )
 from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
-from ringctl.engine.local.queues import EMPTY, Inbox, Queue
+from ringctl.engine.local.queues import EMPTY, Inbox, Queue, _wake_first
 from ringctl.engine.table import KernelTable
 from ringctl.engine.telemetry import LatencySampler, merge_metrics
 from ringctl.exceptions import (
@@ -845,8 +845,14 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         q = None if k is None else k.external
         if k is None or q is None or k.state not in RUNNING:
             q = self._external(kernel_id)
-        if not q.put_nowait(msg):
-            await q.put(msg)
+        items = q._items
+        if len(items) < q._limit:  # Queue.put_nowait inlined: the common case, room
+            items.append(msg)
+            q.messages += 1
+            if q._getters:
+                _wake_first(q._getters)
+            return
+        await q.put(msg)
 
     async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
         """Queue several messages in one call (each is one message to the kernel)."""
@@ -879,8 +885,20 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             k, inbox = self._output(kernel_id, port)
         else:
             inbox = out.output_inbox
-        item = inbox.get_nowait()
-        if item is not EMPTY:
+        q = inbox.single
+        if q is None:  # fan-in
+            item = inbox.get_nowait()
+            if item is not EMPTY:
+                return item
+        elif q._items:  # Inbox.get_nowait inlined: one queue, a message waiting
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            item = items.popleft()
+            q.delivered += 1
+            if q._space_waiters:
+                _wake_first(q._space_waiters)
             return item
         return await self._wait_output(k, inbox, timeout, 0)
 
