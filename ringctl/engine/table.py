@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ringctl.engine.contract import KernelInfo, StateListener
 from ringctl.engine.ledger import KernelBook, missing_kernel
-from ringctl.engine.lifecycle import Action, KernelState
-from ringctl.exceptions import KernelNotFoundError
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState
+from ringctl.exceptions import KernelNotFoundError, KernelStateError
 from ringctl.kernel.ring import registered, registered_ids
 
 if TYPE_CHECKING:
@@ -90,6 +90,14 @@ class KernelTable(Generic[K]):
         if k is not None:
             return k
         raise missing_kernel(kernel_id, action, self._known_ids())
+
+    def _require_running(self, kernel_id: str, action: str) -> K:
+        """The kernel's record, if it is LAUNCHED, ACTIVE or DEACTIVATED (``restart`` and
+        ``scale`` act on a running kernel only); else ``KernelStateError``."""
+        k = self._require(kernel_id, action)
+        if k.state not in RUNNING:
+            raise KernelStateError(kernel_id, action, k.state, RUNNING)
+        return k
 
     def _move(self, k: K, action: Action) -> None:
         k.move(action, self._listeners)

@@ -590,9 +590,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         new instance (``relaunch``, counted as a restart) reads it. A paused kernel
         comes back paused.
         """
-        k = self._require(kernel_id, "restart")
-        if k.state not in RUNNING:
-            raise KernelStateError(kernel_id, "restart", k.state, RUNNING)
+        k = self._require_running(kernel_id, "restart")
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
@@ -621,9 +619,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         in hand, as on ``terminate``; what is queued stays for the others, so no message
         is lost or taken twice. Their counters stay in the kernel's totals.
         """
-        k = self._require(kernel_id, "scale")
-        if k.state not in RUNNING:
-            raise KernelStateError(kernel_id, "scale", k.state, RUNNING)
+        k = self._require_running(kernel_id, "scale")
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas

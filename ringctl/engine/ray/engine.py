@@ -279,9 +279,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         killed and replaced, and what it held is counted (in doubt) as on a death. A
         paused kernel comes back paused.
         """
-        k = self._require(kernel_id, "restart")
-        if k.state not in RUNNING:
-            raise KernelStateError(kernel_id, "restart", k.state, RUNNING)
+        k = self._require_running(kernel_id, "restart")
         was = k.state
         self._move(k, "terminate")
         k.terminating = True
@@ -369,9 +367,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         was queued for it is handed to the others, so no message is lost or taken twice.
         Its counters stay in the kernel's totals.
         """
-        k = self._require(kernel_id, "scale")
-        if k.state not in RUNNING:
-            raise KernelStateError(kernel_id, "scale", k.state, RUNNING)
+        k = self._require_running(kernel_id, "scale")
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas
