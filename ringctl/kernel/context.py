@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.local.queues import EMPTY, Inbox, _wake_first
+from ringctl.engine.local.queues import EMPTY, Inbox, _wake_all, _wake_first
 from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["KernelContext"]
 
 _SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
+_NEVER: Final = math.inf  # the deadline of a wait without a timeout
 _perf_counter = time.perf_counter
 #: Most messages ``messages()`` takes from its queue at once.
 TAKE_AT_ONCE = 256
@@ -94,7 +96,6 @@ class KernelContext:
         "_spent",
         "_t_take",
         "_takes",
-        "_timed",
         "_timer",
         "_waiting",
         "_wakeups",
@@ -145,7 +146,9 @@ class KernelContext:
         self.is_active = False
         #: True once termination was requested: finish the message in hand and return.
         self.should_terminate = False
-        self._waiting = False
+        #: The future a ``receive`` waits on (None when it does not wait): ``_wake`` and
+        #: the timer resolve it, and the runtime reads it as "idle in receive".
+        self._waiting: asyncio.Future[None] | None = None
         self._blocked = False
         self._wakeups: list[asyncio.Future[None]] = []
         self.messages_in = 0
@@ -160,8 +163,7 @@ class KernelContext:
         # cancelled per wait (see ``_wait_for_messages``).
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for = 0.0  # when the timer fires
-        self._deadline = 0.0  # of the wait in progress
-        self._timed: asyncio.Future[None] | None = None  # that wait's future
+        self._deadline = _NEVER  # of the wait in progress (``_NEVER``: it has none)
 
     def __repr__(self) -> str:
         return f"<KernelContext {self.kernel_id}[{self.replica}] active={self.is_active}>"
@@ -194,6 +196,9 @@ class KernelContext:
         for fut in self._wakeups:
             if not fut.done():
                 fut.set_result(None)
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -235,14 +240,23 @@ class KernelContext:
         if self._spent >= _budget:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
-        if self.is_active:
-            batch = self._inbox.get_many_nowait(max_items)
-            if not batch:
-                batch = await self._wait_for_messages(timeout, max_items)
-        else:
+        q = self._inbox.single
+        if q is not None and self.is_active and 0 < len(q._items) <= max_items:
+            # The fast path (one queue, all it holds fits): one copy, no call.
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            batch = list(items)
+            items.clear()
+            q.delivered += n
+            if q._space_waiters:
+                _wake_all(q._space_waiters)
+        else:  # fan-in, more than fits, nothing queued or paused: it looks first
             batch = await self._wait_for_messages(timeout, max_items)
-        self.messages_in += len(batch)
-        self._spent += len(batch)  # a batch costs what its messages would
+            n = len(batch)
+        self.messages_in += n
+        self._spent += n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
         if not takes & _SAMPLE_MASK:
             self._t_take = _perf_counter()
@@ -275,26 +289,25 @@ class KernelContext:
             listening = self.is_active
             if listening:
                 inbox.waiters.append(fut)
-            self._wakeups.append(fut)
-            if deadline is not None:
+            if deadline is None:
+                self._deadline = _NEVER
+            else:
                 self._deadline = deadline
-                self._timed = fut
                 if self._timer is None or self._armed_for > deadline:
                     self._arm(loop, deadline)
-            self._waiting = True
+            self._waiting = fut
             try:
                 await fut
             except BaseException:
-                if listening and _woken(fut):
-                    inbox.notify()  # woken for a message we will not take: pass it on
+                if listening:
+                    if _woken(fut):
+                        inbox.notify()  # woken for a message we will not take: pass it on
+                    else:
+                        with contextlib.suppress(ValueError):
+                            inbox.waiters.remove(fut)
                 raise
             finally:
-                self._waiting = False
-                self._timed = None  # the timer stays armed for the next wait, if any
-                self._wakeups.remove(fut)
-                if listening and not _woken(fut):
-                    with contextlib.suppress(ValueError):
-                        inbox.waiters.remove(fut)
+                self._waiting = None  # the timer stays armed for the next wait, if any
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
@@ -306,8 +319,8 @@ class KernelContext:
         """The timer fired: expire the wait in progress if its deadline has come, else
         (the wait it was armed for ended and a later one began) move on to that deadline."""
         self._timer = None
-        fut = self._timed
-        if fut is None or fut.done():
+        fut = self._waiting
+        if fut is None or fut.done() or self._deadline is _NEVER:
             return  # no timed wait now: the next one arms the timer again
         if self._deadline > self._armed_for:
             self._arm(loop, self._deadline)
@@ -368,14 +381,13 @@ class KernelContext:
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
                 # per message): the one at ``sample`` in this batch, if any.
-                sample = -(self.messages_in - n) & _SAMPLE_MASK
+                sampled = (-(self.messages_in - n) & _SAMPLE_MASK) + 1
                 i = 0
-                while i < n:
+                for msg in batch:
                     if not self.is_active or self.should_terminate:
                         break
-                    msg = batch[i]
                     i += 1
-                    if i == sample + 1:
+                    if i == sampled:
                         t0 = _perf_counter()
                         yield msg
                         self._latency.add(_perf_counter() - t0)
@@ -408,15 +420,15 @@ class KernelContext:
 
     async def send(self, msg: Any, port: str = "out") -> None:
         """Send one message (by reference: do not mutate it afterwards) on ``port``."""
-        p = self._ports.get(port)
-        if p is None:
+        try:
+            p = self._ports[port]
+        except KeyError:
             p = self._port_factory(port)
         q = p.single
         if q is not None and self.is_active:
             # The fast path, Queue.put_nowait inlined: room in the one queue this port feeds.
             items = q._items
-            n = len(items)
-            if n < q._limit:
+            if len(items) < q._limit:
                 items.append(msg)
                 q.messages += 1
                 if q._getters:
@@ -446,19 +458,29 @@ class KernelContext:
 
     async def send_batch(self, msgs: Iterable[Any], port: str = "out") -> None:
         """Send several messages in one call (each one is a message downstream)."""
-        p = self._ports.get(port)
-        if p is None:
-            p = self._port_factory(port)
-        batch = msgs if isinstance(msgs, list) else list(msgs)
-        if not self.is_active:
-            await self.wait_active()  # a paused kernel sends nothing either
-        self._blocked = True
         try:
-            await p.send_many(batch)
-        finally:
-            self._blocked = False
-        self.messages_out += len(batch)
-        self._spent = spent = self._spent + len(batch)
+            p = self._ports[port]
+        except KeyError:
+            p = self._port_factory(port)
+        batch = msgs if type(msgs) is list else list(msgs)
+        n = len(batch)
+        q = p.single
+        if q is not None and self.is_active and len(q._items) + n <= q._limit:
+            # The fast path, Queue.put_many inlined: the whole batch fits in the one queue.
+            q._items.extend(batch)
+            q.messages += n
+            if q._getters:
+                _wake_all(q._getters)
+        else:
+            if not self.is_active:
+                await self.wait_active()  # a paused kernel sends nothing either
+            self._blocked = True
+            try:
+                await p.send_many(batch)
+            finally:
+                self._blocked = False
+        self.messages_out += n
+        self._spent = spent = self._spent + n
         if spent >= _budget:
             await self._yield()
 
