@@ -41,8 +41,8 @@ _NEVER: Final = math.inf  # the deadline of a wait without a timeout
 _perf_counter = time.perf_counter
 #: Most messages ``messages()`` takes from its queue at once.
 TAKE_AT_ONCE = 256
-#: A kernel yields the event loop after a budget of sends and receives that completed
-#: without waiting (cooperative scheduling, as Tokio's task budget): a source whose queue
+#: A kernel yields the event loop after a budget of sends and receives since it last
+#: yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
 #: empties, and with thousands of kernels one pass of the loop (and so every ``ps``,
 #: ``pause`` and ``down``) would wait for all of them. The budget is this many operations
@@ -93,12 +93,12 @@ class KernelContext:
         "_latency",
         "_port_factory",
         "_ports",
-        "_spent",
         "_t_take",
         "_takes",
         "_timer",
         "_waiting",
         "_wakeups",
+        "_yield_at",
         "backend",
         "device",
         "errors",
@@ -157,7 +157,11 @@ class KernelContext:
         self._takes = 0
         self._t_take = 0.0
         self._latency = LatencySampler()
-        self._spent = 0  # sends and receives since this kernel last yielded the loop
+        # The budget, kept as the ``messages_out`` at which the kernel yields the loop next:
+        # each send raises ``messages_out`` towards it, each message received lowers it,
+        # so one comparison per send checks sends and receives together. 0 at first: the
+        # first operation yields once and sets it from the budget of that moment.
+        self._yield_at = 0
         # One timer serves every ``receive(timeout)`` of this kernel: armed for the first
         # wait's deadline and moved on when it fires early, rather than one timer made and
         # cancelled per wait (see ``_wait_for_messages``).
@@ -207,8 +211,8 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        self._spent = spent = self._spent + 1
-        if spent >= _budget:
+        self._yield_at = at = self._yield_at - 1
+        if self.messages_out >= at:
             await self._yield()  # before taking: a message is never held across the yield
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
@@ -237,7 +241,7 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        if self._spent >= _budget:
+        if self.messages_out >= self._yield_at:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
         q = self._inbox.single
@@ -256,7 +260,7 @@ class KernelContext:
             batch = await self._wait_for_messages(timeout, max_items)
             n = len(batch)
         self.messages_in += n
-        self._spent += n  # a batch costs what its messages would
+        self._yield_at -= n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
         if not takes & _SAMPLE_MASK:
             self._t_take = _perf_counter()
@@ -361,7 +365,7 @@ class KernelContext:
                 if self._t_take:  # the receive() above timed its message: the body is back
                     self._latency.add(_perf_counter() - self._t_take)
                     self._t_take = 0.0
-                if self._spent >= _budget:
+                if self.messages_out >= self._yield_at:
                     await self._yield()  # before taking: nothing is held across the yield
                     continue
                 items = q._items
@@ -377,7 +381,7 @@ class KernelContext:
                     n = TAKE_AT_ONCE
                 q._took(n)
                 self.messages_in += n
-                self._spent += n  # a batch costs what its messages would
+                self._yield_at -= n  # a batch costs what its messages would
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
                 # per message): the one at ``sample`` in this batch, if any.
@@ -433,9 +437,8 @@ class KernelContext:
                 q.messages += 1
                 if q._getters:
                     _wake_first(q._getters)
-                self.messages_out += 1
-                self._spent = spent = self._spent + 1
-                if spent >= _budget:
+                self.messages_out = out = self.messages_out + 1
+                if out >= self._yield_at:
                     await self._yield()
                 return
         elif p.taps and self.is_active:
@@ -479,14 +482,13 @@ class KernelContext:
                 await p.send_many(batch)
             finally:
                 self._blocked = False
-        self.messages_out += n
-        self._spent = spent = self._spent + n
-        if spent >= _budget:
+        self.messages_out = out = self.messages_out + n
+        if out >= self._yield_at:
             await self._yield()
 
     async def _yield(self) -> None:
         """Let every other ready task run once (the budget is spent)."""
-        self._spent = 0
+        self._yield_at = self.messages_out + _budget
         await asyncio.sleep(0)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:
