@@ -32,7 +32,7 @@ from ringctl.engine.contract import (
     Wire,
 )
 from ringctl.engine.ledger import KernelBook, check_launch
-from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.engine.local import output
 from ringctl.engine.local.backends import (
     BackendChoice,
@@ -112,6 +112,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._sampler: asyncio.Task[None] | None = None
         self._deadlines = Deadlines()
+        #: The external queue of each running kernel that ``send`` has fed: its hot path
+        #: is one lookup (a kernel leaves this when it leaves the running states).
+        self._feeds: dict[str, Queue] = {}
+        #: The ports ``receive`` read, by kernel id (port ``out``) or (kernel id, port), so
+        #: that a read is one lookup; a kernel's leave with it (``remove``).
+        self._readers: dict[str | tuple[str, str], OutPort] = {}
         self.shutdown_timeout = shutdown_timeout
 
     # -- context manager -----------------------------------------------------------------
@@ -834,14 +840,17 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                         port.connect(q)
         self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
         del self._kernels[kernel_id]
+        self._readers = {
+            key: out for key, out in self._readers.items() if out.kernel_id != kernel_id
+        }
 
     # -- messages from and to the outside ------------------------------------------------
 
     async def send(self, kernel_id: str, msg: Any) -> None:
         """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
-        k = self._kernels.get(kernel_id)
-        q = None if k is None else k.external
-        if k is None or q is None or k.state not in RUNNING:
+        try:
+            q = self._feeds[kernel_id]
+        except KeyError:
             q = self._external(kernel_id)
         items = q._items
         if len(items) < q._limit:  # Queue.put_nowait inlined: the common case, room
@@ -855,9 +864,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
         """Queue several messages in one call (each is one message to the kernel)."""
         batch = msgs if type(msgs) is list else list(msgs)
-        k = self._kernels.get(kernel_id)
-        q = None if k is None else k.external
-        if k is None or q is None or k.state not in RUNNING:
+        try:
+            q = self._feeds[kernel_id]
+        except KeyError:
             q = self._external(kernel_id)
         items = q._items
         n = len(batch)
@@ -873,14 +882,19 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k = self._kernels.get(kernel_id)
         if k is None:
             k = self._require(kernel_id, "send")
-        q = k.external
-        if q is not None and k.state in RUNNING:
-            return q
         if k.state not in RUNNING:
             raise KernelStateError(kernel_id, "send", k.state, RUNNING)
-        # Made on first use so a kernel fed only by edges keeps a one-queue inbox (fast path).
-        q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
+        q = k.external
+        if q is None:
+            # Made on first use so a kernel fed only by edges keeps a one-queue inbox.
+            q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
+        self._feeds[k.id] = q
         return q
+
+    def _move(self, k: _Kernel, action: Action) -> None:
+        super()._move(k, action)
+        if k.state not in RUNNING:
+            self._feeds.pop(k.id, None)  # ``send`` looks at its state again
 
     async def receive(
         self, kernel_id: str, timeout: float | None = None, *, port: str = "out"
@@ -890,12 +904,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
         kernel failed and nothing is left to read (instead of hanging).
         """
-        k = self._kernels.get(kernel_id)
-        out = None if k is None else k.ports.get(port)
-        if k is None or out is None or out.targets:  # not sent on yet, or an error to raise
-            k, inbox = self._output(kernel_id, port)
-        else:
-            inbox = out.output_inbox
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
         q = inbox.single
         if q is None:  # fan-in
             item = inbox.get_nowait()
@@ -911,7 +926,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             if q._space_waiters:
                 _wake_first(q._space_waiters)
             return item
-        return await self._wait_output(k, inbox, timeout, 0)
+        return await self._wait_output(self._require(kernel_id), inbox, timeout, 0)
 
     async def receive_batch(
         self,
@@ -924,12 +939,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """Between 1 and ``max_items`` messages the kernel sent on an unwired ``port``."""
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        k = self._kernels.get(kernel_id)
-        out = None if k is None else k.ports.get(port)
-        if k is None or out is None or out.targets:  # not sent on yet, or an error to raise
-            k, inbox = self._output(kernel_id, port)
-        else:
-            inbox = out.output_inbox
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
         q = inbox.single
         if q is not None and 0 < len(q._items) <= max_items:
             # Inbox.get_many_nowait inlined: one queue, all it holds fits.
@@ -946,6 +962,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         batch = inbox.get_many_nowait(max_items)
         if batch:
             return batch
+        k = self._require(kernel_id)
         result: list[Any] = await self._wait_output(k, inbox, timeout, max_items)
         return result
 
@@ -957,6 +974,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """
         k = self._require(kernel_id, "receive")
         return [name for name, port in k.ports.items() if not port.targets]
+
+    def _reader(self, kernel_id: str, port: str) -> OutPort:
+        """The port ``receive`` reads, checked once and then kept for the next reads."""
+        k, _ = self._output(kernel_id, port)
+        out = k.ports[port]
+        self._readers[kernel_id if port == "out" else (kernel_id, port)] = out
+        return out
 
     def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
         k = self._require(kernel_id, "receive")
