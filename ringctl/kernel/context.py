@@ -39,8 +39,9 @@ __all__ = ["KernelContext"]
 _SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
 _NEVER: Final = math.inf  # the deadline of a wait without a timeout
 _perf_counter = time.perf_counter
-#: Most messages ``messages()`` takes from its queue at once.
-TAKE_AT_ONCE = 256
+#: Most messages ``messages()`` takes from its queue at once: a queue of the default size
+#: whole, in one copy (taking part of a longer queue pops one message at a time).
+TAKE_AT_ONCE = 1024
 #: A kernel yields the event loop after a budget of sends and receives since it last
 #: yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
