@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from itertools import islice
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -345,8 +346,7 @@ class KernelContext:
         closed.
         """
         inbox = self._inbox
-        batch: list[Any] = []
-        i = n = 0
+        held: Iterator[Any] | None = None  # what is left of the batch being handed out
         q: Queue | None = None
         try:
             while not self.should_terminate:
@@ -384,26 +384,39 @@ class KernelContext:
                 self.messages_in += n
                 self._yield_at -= n  # a batch costs what its messages would
                 # Processing latency, from handing a message out until the body asks for
-                # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
-                # per message): the one at ``sample`` in this batch, if any.
-                sampled = (-(self.messages_in - n) & _SAMPLE_MASK) + 1
-                i = 0
-                for msg in batch:
+                # the next one, timed for one message of the batch (no clock per message):
+                # the first whose count is a multiple of LATENCY_SAMPLE_EVERY, at ``at``,
+                # if the batch reaches it. The batch is handed out in up to three
+                # stretches (before it, it, after it): no other message pays for sampling.
+                at = -(self.messages_in - n) & _SAMPLE_MASK
+                held = it = iter(batch)
+                rest: list[Any] | None = None
+                for msg in islice(it, at) if at < n else it:
                     if not self.is_active or self.should_terminate:
+                        rest = [msg, *it]
                         break
-                    i += 1
-                    if i == sampled:
+                    yield msg
+                if at < n and rest is None:
+                    msg = next(it)
+                    if not self.is_active or self.should_terminate:
+                        rest = [msg, *it]
+                    else:
                         t0 = _perf_counter()
                         yield msg
                         self._latency.add(_perf_counter() - t0)
-                    else:
-                        yield msg
-                if i < n:  # paused or stopped first: the rest is queued again
-                    self._give_back(q, batch[i:])
-                i = n = 0
+                        for msg in it:
+                            if not self.is_active or self.should_terminate:
+                                rest = [msg, *it]
+                                break
+                            yield msg
+                held = None
+                if rest:  # paused or stopped first: the rest is queued again
+                    self._give_back(q, rest)
         finally:
-            if i < n and q is not None:  # the body left mid-batch (break, error, cancel)
-                self._give_back(q, batch[i:])
+            if held is not None and q is not None:  # the body left mid-batch
+                rest = list(held)  # (break, error, cancel): what it was not handed
+                if rest:
+                    self._give_back(q, rest)
 
     def _give_back(self, q: Queue, rest: list[Any]) -> None:
         self.messages_in -= len(rest)
