@@ -98,6 +98,7 @@ class KernelContext:
         "_t_take",
         "_takes",
         "_timer",
+        "_wait_fut",
         "_waiting",
         "_wakeups",
         "_yield_at",
@@ -148,9 +149,10 @@ class KernelContext:
         self.is_active = False
         #: True once termination was requested: finish the message in hand and return.
         self.should_terminate = False
-        #: The future a ``receive`` waits on (None when it does not wait): ``_wake`` and
-        #: the timer resolve it, and the runtime reads it as "idle in receive".
-        self._waiting: asyncio.Future[None] | None = None
+        #: True while a ``receive`` waits (the engines read it as "idle in receive"), on
+        #: ``_wait_fut``, which ``_wake`` and the timer resolve.
+        self._waiting = False
+        self._wait_fut: asyncio.Future[None] | None = None
         self._blocked = False
         self._wakeups: list[asyncio.Future[None]] = []
         self.messages_in = 0
@@ -202,7 +204,7 @@ class KernelContext:
         for fut in self._wakeups:
             if not fut.done():
                 fut.set_result(None)
-        waiting = self._waiting
+        waiting = self._wait_fut
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
 
@@ -301,7 +303,8 @@ class KernelContext:
                 self._deadline = deadline
                 if self._timer is None or self._armed_for > deadline:
                     self._arm(loop, deadline)
-            self._waiting = fut
+            self._wait_fut = fut
+            self._waiting = True
             try:
                 await fut
             except BaseException:
@@ -313,7 +316,8 @@ class KernelContext:
                             inbox.waiters.remove(fut)
                 raise
             finally:
-                self._waiting = None  # the timer stays armed for the next wait, if any
+                self._wait_fut = None  # the timer stays armed for the next wait, if any
+                self._waiting = False
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
@@ -325,7 +329,7 @@ class KernelContext:
         """The timer fired: expire the wait in progress if its deadline has come, else
         (the wait it was armed for ended and a later one began) move on to that deadline."""
         self._timer = None
-        fut = self._waiting
+        fut = self._wait_fut
         if fut is None or fut.done() or self._deadline is _NEVER:
             return  # no timed wait now: the next one arms the timer again
         if self._deadline > self._armed_for:
