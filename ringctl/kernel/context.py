@@ -95,13 +95,13 @@ class KernelContext:
         "_latency",
         "_port_factory",
         "_ports",
+        "_spent_from",
         "_t_take",
         "_takes",
         "_timer",
         "_wait_fut",
         "_waiting",
         "_wakeups",
-        "_yield_at",
         "backend",
         "device",
         "errors",
@@ -161,11 +161,11 @@ class KernelContext:
         self._takes = 0
         self._t_take = 0.0
         self._latency = LatencySampler()
-        # The budget, kept as the ``messages_out`` at which the kernel yields the loop next:
-        # each send raises ``messages_out`` towards it, each message received lowers it,
-        # so one comparison per send checks sends and receives together. 0 at first: the
-        # first operation yields once and sets it from the budget of that moment.
-        self._yield_at = 0
+        # What the kernel spent of its budget since it last yielded the loop is
+        # ``messages_out - _spent_from``: a send raises ``messages_out``, a message
+        # received lowers ``_spent_from``, so a send counts nothing more than it already
+        # does and checks sends and receives together in one comparison.
+        self._spent_from = 0
         # One timer serves every ``receive(timeout)`` of this kernel: armed for the first
         # wait's deadline and moved on when it fires early, rather than one timer made and
         # cancelled per wait (see ``_wait_for_messages``).
@@ -215,8 +215,8 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        self._yield_at = at = self._yield_at - 1
-        if self.messages_out >= at:
+        self._spent_from = base = self._spent_from - 1
+        if self.messages_out - base >= _budget:
             await self._yield()  # before taking: a message is never held across the yield
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
@@ -245,7 +245,7 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        if self.messages_out >= self._yield_at:
+        if self.messages_out - self._spent_from >= _budget:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
         q = self._inbox.single
@@ -264,7 +264,7 @@ class KernelContext:
             batch = await self._wait_for_messages(timeout, max_items)
             n = len(batch)
         self.messages_in += n
-        self._yield_at -= n  # a batch costs what its messages would
+        self._spent_from -= n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
         if not takes & _SAMPLE_MASK:
             self._t_take = _perf_counter()
@@ -370,7 +370,7 @@ class KernelContext:
                 if self._t_take:  # the receive() above timed its message: the body is back
                     self._latency.add(_perf_counter() - self._t_take)
                     self._t_take = 0.0
-                if self.messages_out >= self._yield_at:
+                if self.messages_out - self._spent_from >= _budget:
                     await self._yield()  # before taking: nothing is held across the yield
                     continue
                 items = q._items
@@ -386,7 +386,7 @@ class KernelContext:
                     n = TAKE_AT_ONCE
                 q._took(n)
                 self.messages_in += n
-                self._yield_at -= n  # a batch costs what its messages would
+                self._spent_from -= n  # a batch costs what its messages would
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message of the batch (no clock per message):
                 # the first whose count is a multiple of LATENCY_SAMPLE_EVERY, at ``at``,
@@ -456,7 +456,7 @@ class KernelContext:
                 if q._getters:
                     _wake_first(q._getters)
                 self.messages_out = out = self.messages_out + 1
-                if out >= self._yield_at:
+                if out - self._spent_from >= _budget:
                     await self._yield()
                 return
         elif p.taps and self.is_active:
@@ -501,12 +501,12 @@ class KernelContext:
             finally:
                 self._blocked = False
         self.messages_out = out = self.messages_out + n
-        if out >= self._yield_at:
+        if out - self._spent_from >= _budget:
             await self._yield()
 
     async def _yield(self) -> None:
         """Let every other ready task run once (the budget is spent)."""
-        self._yield_at = self.messages_out + _budget
+        self._spent_from = self.messages_out
         await asyncio.sleep(0)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:
