@@ -174,7 +174,7 @@ async def test_what_an_engine_cannot_do_is_refused_naming_the_engine(engine: Eng
             elif action == "reconfigure":
                 engine.reconfigure("relay", relay, params={}, queue_size=None)
             elif action == "rewire":
-                engine.rewire((), [("relay", "out", "relay")])
+                await engine.rewire((), [("relay", "out", "relay")])
             else:
                 engine.tap("relay")
 
