@@ -326,3 +326,57 @@ async def test_a_tap_on_a_port_the_kernel_does_not_have_is_refused(engine: Engin
     with pytest.raises(UserInputError, match="kernel 'relay' has no output port 'outt'") as e:
         engine.tap("relay", "outt")
     assert e.value.hint == "did you mean relay.out?"
+
+
+async def numbers_sink(ctx: Any) -> None:
+    """Counts what it took and adds it up: a message lost or taken twice shows in both."""
+    async for msg in ctx.messages():
+        ctx.metrics["seen"] = ctx.metrics.get("seen", 0) + 1
+        ctx.metrics["sum"] = ctx.metrics.get("sum", 0) + msg
+
+
+async def test_rewire_moves_a_queue_while_the_producer_sends_and_retune_changes_it(
+    engine: Engine,
+) -> None:
+    await engine.launch("old", numbers_sink)
+    await engine.launch("new", numbers_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "old", capacity=8)
+    for kid in ("old", "new", "relay"):
+        await engine.activate(kid)
+
+    async def feed() -> None:
+        for start in range(0, 400, 20):
+            await engine.send_batch("relay", list(range(start, start + 20)))
+            await asyncio.sleep(0.005)
+
+    sending = asyncio.ensure_future(feed())
+    await _until(lambda: engine.snapshot().kernel("old").metrics.get("seen", 0) > 0)
+    await engine.rewire([("relay", "out", "new", 4, "block", None)], [("relay", "out", "old")])
+    await engine.retune("relay", "out", "new", capacity=32, backpressure="block", fanout=None)
+    await sending
+    seen = lambda kid: engine.snapshot().kernel(kid).metrics.get("seen", 0)  # noqa: E731
+    await _until(lambda: seen("old") + seen("new") == 400)
+    await _until(lambda: engine.inflight("old") == 0 and engine.is_idle("old"))
+    assert seen("new") > 0  # the producer was switched while it sent
+    (queue,) = (q for q in engine.snapshot().queues if q.producer == "relay")
+    assert (queue.consumer, queue.capacity) == ("new", 32)  # the old queue is no longer listed
+    total = sum(engine.snapshot().kernel(k).metrics.get("sum", 0) for k in ("old", "new"))
+    assert total == sum(range(400))  # each number once
+
+    # A kernel taken out with everything processed: its id can be launched anew.
+    await engine.terminate("old", timeout=5.0)
+    assert engine.close_inbox("old", "left") == 0
+    engine.remove("old")
+    await engine.launch("old", numbers_sink)
+    await engine.rewire([("relay", "out", "old", None, "block", "round_robin")])
+    await engine.activate("old")
+    before = seen("new")
+    await engine.send_batch("relay", list(range(100)))
+    await _until(lambda: seen("old") == 50 and seen("new") == before + 50)
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    rows = {q.consumer: q for q in acc.queues if q.producer == "relay"}
+    assert (rows["new"].accepted, rows["new"].delivered) == (before + 50, before + 50)
+    assert (rows["old"].accepted, rows["old"].delivered, rows["old"].lost) == (50, 50, 0)
