@@ -364,6 +364,16 @@ async def test_rewire_moves_a_queue_while_the_producer_sends_and_retune_changes_
     total = sum(engine.snapshot().kernel(k).metrics.get("sum", 0) for k in ("old", "new"))
     assert total == sum(range(400))  # each number once
 
+    # Back and forth (as an apply that rolls back does): a queue wired again goes on
+    # counting where it stopped.
+    await engine.rewire([("relay", "out", "old", 8, "block", None)], [("relay", "out", "new")])
+    await engine.send_batch("relay", list(range(400, 440)))
+    await _until(lambda: seen("old") + seen("new") == 440)
+    await engine.rewire([("relay", "out", "new", 32, "block", None)], [("relay", "out", "old")])
+    await _until(lambda: engine.inflight("old") == 0 and engine.is_idle("old"))
+    total = sum(engine.snapshot().kernel(k).metrics.get("sum", 0) for k in ("old", "new"))
+    assert total == sum(range(440))
+
     # A kernel taken out with everything processed: its id can be launched anew.
     await engine.terminate("old", timeout=5.0)
     assert engine.close_inbox("old", "left") == 0
@@ -377,6 +387,9 @@ async def test_rewire_moves_a_queue_while_the_producer_sends_and_retune_changes_
     await engine.terminate_all(timeout=5.0)
     acc = engine.accounting()
     assert acc.holds, acc.violations
-    rows = {q.consumer: q for q in acc.queues if q.producer == "relay"}
-    assert (rows["new"].accepted, rows["new"].delivered) == (before + 50, before + 50)
-    assert (rows["old"].accepted, rows["old"].delivered, rows["old"].lost) == (50, 50, 0)
+    for kid, n in (("new", before + 50), ("old", 50)):  # a queue wired again may be a new row
+        rows = [q for q in acc.queues if (q.producer, q.consumer) == ("relay", kid)]
+        assert [sum(getattr(q, term) for q in rows) for term in ("accepted", "delivered")] == [
+            n, n,
+        ]  # fmt: skip
+        assert not any(q.lost or q.left or q.in_doubt for q in rows)
