@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -235,6 +236,8 @@ def _record(
         "ended": round(ended, 3),
         "duration_s": round(ended - started, 3),
         "kernel_log": str(kernel_log),
+        "pid": os.getpid(),
+        "launch_stopped": result is not None and result.launch_stopped,
     }
     try:
         record_run(directory, entry)

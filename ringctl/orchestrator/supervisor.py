@@ -129,6 +129,8 @@ class RunResult:
     failure: str | None = None
     #: The accounting law's terms at the end of the run (None if it never started).
     accounting: Accounting | None = None
+    #: A stop came before every kernel was up: the launch was rolled back.
+    launch_stopped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +140,7 @@ class RunResult:
             "failure": self.failure,
             "down": self.down.as_dict() if self.down is not None else None,
             "accounting": self.accounting.as_dict() if self.accounting is not None else None,
+            "launch_stopped": self.launch_stopped,
         }
 
 
@@ -480,7 +483,9 @@ class Supervisor:
                 summary=acc.summary() if acc is not None else "",
             )
         v = self.policy.result(facts)
-        return RunResult(v.outcome, v.exit_code, v.reason, down, v.failure, acc)
+        return RunResult(
+            v.outcome, v.exit_code, v.reason, down, v.failure, acc, self.policy.launch_stopped
+        )
 
     # -- control commands ----------------------------------------------------------------
 
