@@ -246,8 +246,6 @@ def _n(value: float | None) -> str:
 
 
 def _print_status(status: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from ringctl.dashboard import human_count, parse_status
     from ringctl.dashboard.view import status_word
 
@@ -301,28 +299,24 @@ def _print_status(status: dict[str, Any]) -> None:
         max([len(col)] + [len(printable(row[i])) for row in rows]) for i, col in enumerate(cols)
     ]
     room = max(console.width - sum(widths[:-1]) - 2 * (len(cols) - 1), 12)
-    table = Table(box=None, pad_edge=False)
-    for col in cols:
-        left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for row in rows:
-        text = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
-        table.add_row(*map(_shown, (*row[:-1], text)))
-    console.print(table)
+    rows = [(*row[:-1], row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…")
+            for row in rows]  # fmt: skip
+    right = ("IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS", "RESTARTS")
+    _render.table(console, cols, rows, right=right)
     if st.queues:
-        qt = Table(box=None, pad_edge=False)
-        for col in ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED"):
-            qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
-        for q in st.queues:
-            qt.add_row(
-                _shown(f"{q.source} -> {q.to}"),
+        qrows = [
+            (
+                f"{q.source} -> {q.to}",
                 f"{_n(q.depth)}/{_n(q.capacity)}",
                 q.backpressure or "--",
                 human_count(q.messages),
                 _n(q.drops),
                 f"{q.blocked_s or 0:.1f}s",
             )
-        console.print(qt)
+            for q in st.queues
+        ]
+        qcols = ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED")
+        _render.table(console, qcols, qrows, right=("DEPTH", "MESSAGES", "DROPS", "BLOCKED"))
     for k in st.kernels:
         if k.last_error:
             console.print(f"[red]{_shown(k.id)}: last error: {_shown(k.last_error)}[/]")

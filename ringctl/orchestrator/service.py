@@ -333,8 +333,11 @@ async def _publish(sup: Supervisor) -> None:
     """Build a status every ``PUBLISH_EVERY_S`` (``Supervisor.status`` hands each one to
     the control server), so ``ps`` has a recent one even while a kernel blocks the loop."""
     while not sup.ended:
+        started = time.perf_counter()
         sup.status()
-        await asyncio.sleep(PUBLISH_EVERY_S)
+        # A document of thousands of kernels takes a while to build: never spend more
+        # than a tenth of the kernels' loop on it.
+        await asyncio.sleep(max(PUBLISH_EVERY_S, 9 * (time.perf_counter() - started)))
 
 
 async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
