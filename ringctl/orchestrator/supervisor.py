@@ -134,17 +134,6 @@ class RunResult:
     #: A stop came before every kernel was up: the launch was rolled back.
     launch_stopped: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "reason": self.reason,
-            "failure": self.failure,
-            "down": self.down.as_dict() if self.down is not None else None,
-            "accounting": self.accounting.as_dict() if self.accounting is not None else None,
-            "launch_stopped": self.launch_stopped,
-        }
-
 
 class Supervisor:
     """Owns one running topology: its engine, its restarts and its way down."""
