@@ -320,6 +320,21 @@ def test_apply_adds_removes_moves_and_retunes_on_ray(ringctl: Ringctl, ray_head:
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "  - queue source.out -> extra: removed (with its consumer)" in applied.stdout
         assert ringctl("diff", "seq", str(path), ok=False).returncode == 0  # it matches its file
+
+        # A kernel whose set-up hook raises: nothing changes, exit 1.
+        broken = folder / "broken.yaml"
+        broken.write_text(
+            path.read_text()
+            .replace("kernels:\n", "kernels:\n  broken:\n    entry: orchestrator.testkernels:"
+                     "setup_fails\n")
+            .replace("queues:\n", "queues:\n  - {from: source, to: broken}\n")
+        )  # fmt: skip
+        failed = ringctl("apply", "--name", "seq", str(broken), ok=False)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "apply failed at `+ kernel broken" in failed.stderr
+        assert "seq runs as before" in failed.stderr
+        assert [k["id"] for k in status()["kernels"]] == ["new", "source"]
+        assert ringctl("diff", "seq", str(path), ok=False).returncode == 0
         down = ringctl("down", "seq", "--json", "--timeout", "20", ok=False)
         assert down.returncode == 0, down.stdout + down.stderr
         assert json.loads(down.stdout)["messages_left"] == 0
