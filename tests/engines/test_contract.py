@@ -393,3 +393,34 @@ async def test_rewire_moves_a_queue_while_the_producer_sends_and_retune_changes_
             n, n,
         ]  # fmt: skip
         assert not any(q.lost or q.left or q.in_doubt for q in rows)
+
+
+async def test_a_stage_inserted_while_messages_flow_sees_each_message_once(
+    engine: Engine,
+) -> None:
+    await engine.launch("sink", numbers_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=8)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.send_batch("relay", list(range(100)))
+    # As apply adds a kernel: launched, wired (the producer switched to it), activated.
+    await engine.launch("double", doubling)
+    await engine.rewire(
+        [("double", "out", "sink", None, "block", None), ("relay", "out", "double", 8, "block",
+                                                          None)],
+        [("relay", "out", "sink")],
+    )  # fmt: skip
+    await engine.activate("double")
+    await engine.send_batch("relay", list(range(100, 200)))
+    seen = lambda: engine.snapshot().kernel("sink").metrics  # noqa: E731
+    await _until(lambda: seen().get("seen") == 200)
+    through = engine.snapshot().kernel("double").messages_in
+    assert 100 <= through <= 200  # at least all those sent after the switch
+    # Each number once: the ones that went through the new stage came doubled.
+    doubled = set(range(200 - through, 200))
+    assert seen()["sum"] == sum(n * 2 if n in doubled else n for n in range(200))
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    assert not any(q.lost or q.left or q.in_doubt for q in acc.queues)
