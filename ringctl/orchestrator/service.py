@@ -349,7 +349,9 @@ async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
         if sup.ended:
             break
         try:
-            on_tick(sup.status())
+            # The document published last will do if it is recent: one of thousands of
+            # kernels is not built twice a tick.
+            on_tick(sup.status(max_age=min(1.0, interval / 2)))
         except OSError as exc:
             lost += 1
             if lost == 1:

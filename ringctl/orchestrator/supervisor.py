@@ -404,6 +404,8 @@ class Supervisor:
     def _check_finished(self) -> None:
         """Hand the policy every kernel instance that terminated."""
         for kernel_id in self.plan.order:
+            if self.runtime.get_state(kernel_id) is not S.TERMINATED:
+                continue
             info = self.runtime.get_info(kernel_id)
             if info.state is S.TERMINATED:
                 self._decide(KernelEnded(kernel_id, info.restarts, info.error, info.completed))
@@ -815,11 +817,12 @@ class Supervisor:
         every ``SAMPLE_EVERY_S``), e.g. to keep the latest where another thread reads it."""
         self._publishers.append(publish)
 
-    def status(self, *, fresh: bool = False) -> dict[str, Any]:
-        """The ``ringctl ps NAME --json`` document (rebuilt at most every 50 ms)."""
+    def status(self, *, fresh: bool = False, max_age: float = STATUS_MAX_AGE_S) -> dict[str, Any]:
+        """The ``ringctl ps NAME --json`` document (the one built last if it is at most
+        ``max_age`` seconds old)."""
         now = time.monotonic()
         cached = self._status_cache
-        if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
+        if not fresh and cached is not None and now - cached[0] < max_age:
             return cached[1]
         from ringctl.orchestrator.status import (
             AccountingDoc,
