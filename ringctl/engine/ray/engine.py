@@ -381,6 +381,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas
+        if replicas == old:
+            return old
+        feeding = [e.producer for e in self._every_edge() if e.consumer == kernel_id]
+        await self._answering((kernel_id, *feeding), f"scale {kernel_id!r}")
         if replicas > old:
             await self._add_replicas(k, replicas)
         elif replicas < old:
@@ -550,11 +554,12 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     async def _answering(self, kernel_ids: Iterable[str], action: str) -> None:
         """Refuse ``action`` before it changes anything unless every actor of these
-        kernels answers within ``ANSWER_WAIT_S``."""
+        kernels (those still running) answers within ``ANSWER_WAIT_S``."""
         asked = {
             asyncio.ensure_future(actor.node.remote()): kid
             for kid in dict.fromkeys(kernel_ids)
-            for actor in self._actors_of(kid)
+            if (k := self._kernels.get(kid)) is not None and k.state in RUNNING
+            for actor in k.actors
         }
         if not asked:
             return
@@ -602,9 +607,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             if e.id in wired and e.id not in dropping:
                 raise UserInputError(f"queue {e.id} is already wired")
         involved = [p for p, *_ in disconnect] + [x for e in new for x in (e.producer, e.consumer)]
-        await self._answering(
-            (kid for kid in involved if self._kernels[kid].state in RUNNING), "rewire the queues"
-        )
+        await self._answering(involved, "rewire the queues")
         await self._flush_wiring()
         # Consumers first: a queue exists before any producer sends on it.
         await asyncio.gather(*(
