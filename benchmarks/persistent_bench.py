@@ -38,6 +38,7 @@ import asyncio
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ GOALS = {
     "default_vs_no_spin": 0.7,
     "round_trip_p50_us": 2.0,
     "scaling_two_cores": 1.7,
+    "speedup_spread": 1.5,  # max / min of the speedups of repeated runs
 }
 NO_SPIN = LoopOptions(spin_us=0)
 CHUNK = 4096  # records the host pushes at once
@@ -275,35 +277,59 @@ def median(xs: list[float]) -> float:
     return float(np.median(xs))
 
 
-async def main(quick: bool) -> dict[str, Any]:
-    load = os.getloadavg()[0]
-    rounds = 3 if quick else 5
-    n_async = 10_000 if quick else 100_000
-    n_pers = 1 << (20 if quick else 25)
-    n_rt = 2_000 if quick else 50_000
-    n_scale = 20_000 if quick else 200_000
-    out: dict[str, Any] = {"quick": quick, "load_average": round(load, 2), "cores": os.cpu_count()}
+ORDERS = (("asyncio", "default", "no_spin"), ("default", "no_spin", "asyncio"),
+          ("no_spin", "asyncio", "default"))  # fmt: skip
+
+
+async def interleaved(rounds: int, n_async: int, n_pers: int) -> tuple[dict[str, list[float]], int]:
+    """The three throughputs, round after round, each round in a rotated order.
+
+    Every round measures all three within a few hundred milliseconds, so the ratios taken
+    inside one round compare rates measured under the same machine load; the rotation
+    keeps any one variant from always running first (after the others' caches and
+    naps) or last.
+    """
     default, no_spin = Pipeline("bench-default", None), Pipeline("bench-nospin", NO_SPIN)
     try:
         await default.start()
         await no_spin.start()
-        await default.run(n_pers // 8)  # warm up: pages, caches
-        await no_spin.run(n_pers // 8)
+        await default.run(n_pers // 4)  # warm up: pages, caches
+        await no_spin.run(n_pers // 4)
+        await asyncio_pipeline(n_async // 4)
         rates: dict[str, list[float]] = {"asyncio": [], "default": [], "no_spin": []}
-        for _ in range(rounds):  # interleaved: a drift in the machine's speed moves all three
-            rates["asyncio"].append(await asyncio_pipeline(n_async))
-            rates["default"].append(await default.run(n_pers))
-            rates["no_spin"].append(await no_spin.run(n_pers))
-        ordering = default.ordering_errors() + no_spin.ordering_errors()
+        for i in range(rounds):
+            for variant in ORDERS[i % len(ORDERS)]:
+                if variant == "asyncio":
+                    rates[variant].append(await asyncio_pipeline(n_async))
+                else:
+                    pipe = default if variant == "default" else no_spin
+                    rates[variant].append(await pipe.run(n_pers))
+        return rates, default.ordering_errors() + no_spin.ordering_errors()
     finally:
         await default.group.close()
         await no_spin.group.close()
+
+
+async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    rounds = rounds or (3 if quick else 21)
+    n_async = 10_000 if quick else 60_000
+    n_pers = 1 << (20 if quick else 23)
+    n_rt = 2_000 if quick else 50_000
+    n_scale = 20_000 if quick else 200_000
+    out: dict[str, Any] = {
+        "quick": quick,
+        "rounds": rounds,
+        "load_average": round(load, 2),
+        "cores": os.cpu_count(),
+    }
+    rates, ordering = await interleaved(rounds, n_async, n_pers)
     out["records_per_s_asyncio"] = round(median(rates["asyncio"]))
     out["records_per_s_persistent"] = round(median(rates["default"]))
     out["records_per_s_no_spin"] = round(median(rates["no_spin"]))
     ratios = [d / a for d, a in zip(rates["default"], rates["asyncio"], strict=True)]
     out["speedup_vs_asyncio"] = round(median(ratios), 1)
-    out["speedup_rounds"] = [round(r) for r in ratios]
+    out["speedup_quartiles"] = [round(float(q)) for q in np.percentile(ratios, [25, 75])]
     spin_cost = [d / z for d, z in zip(rates["default"], rates["no_spin"], strict=True)]
     out["default_vs_no_spin"] = round(median(spin_cost), 2)
     p50, p99, rt_errors, idle = await round_trip_and_idle(n_rt, 0.5 if quick else 2.0)
@@ -328,11 +354,57 @@ async def main(quick: bool) -> dict[str, Any]:
     return out
 
 
+def repeated(runs: int, quick: bool, rounds: int | None) -> dict[str, Any]:
+    """``runs`` full runs, each in a fresh process, and how far apart their medians are."""
+    results = []
+    for i in range(runs):
+        cmd = [sys.executable, __file__] + (["--quick"] if quick else [])
+        cmd += [] if rounds is None else ["--rounds", str(rounds)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
+        if done.returncode != 0 or not lines:
+            sys.exit(f"run {i + 1} failed:\n{done.stdout}{done.stderr}")
+        result = json.loads(lines[-1].removeprefix("BENCH "))
+        results.append(result)
+        print(f"run {i + 1}: " + json.dumps({k: result[k] for k in SUMMARY}), flush=True)
+    out: dict[str, Any] = {"runs": runs}
+    for key in SUMMARY:
+        values = [r[key] for r in results]
+        out[key] = values
+        if key in SPREAD:
+            out[f"{key}_median"] = median(values)
+            out[f"{key}_spread"] = round(max(values) / min(values), 2)
+    out["ordering_errors"] = sum(r["ordering_errors"] for r in results)
+    out["goals_met"] = {
+        "speedup_vs_asyncio": out["speedup_vs_asyncio_median"] >= GOALS["speedup_vs_asyncio"],
+        "speedup_spread": out["speedup_vs_asyncio_spread"] < GOALS["speedup_spread"],
+        "default_vs_no_spin": min(out["default_vs_no_spin"]) >= GOALS["default_vs_no_spin"],
+        "round_trip_p50_us": max(out["round_trip_p50_us"]) <= GOALS["round_trip_p50_us"],
+        "ordering": out["ordering_errors"] == 0,
+    }
+    return out
+
+
+SUMMARY = (
+    "load_average", "records_per_s_asyncio", "records_per_s_persistent",
+    "records_per_s_no_spin", "speedup_vs_asyncio", "speedup_quartiles",
+    "default_vs_no_spin", "round_trip_p50_us", "idle_cpu_percent",
+)  # fmt: skip
+SPREAD = ("speedup_vs_asyncio", "default_vs_no_spin", "round_trip_p50_us")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 21; quick 3)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="full runs, each in its own process: medians, spread"
+    )
     args = parser.parse_args()
-    result = asyncio.run(main(args.quick))
+    if args.runs > 1:
+        result = repeated(args.runs, args.quick, args.rounds)
+    else:
+        result = asyncio.run(main(args.quick, args.rounds))
     print("BENCH " + json.dumps(result), flush=True)
     if result["ordering_errors"]:
         sys.exit("records were lost or reordered")
