@@ -71,10 +71,6 @@ def start_spin(spinners: Any, spin_ns: int) -> int:
     return 0
 
 
-#: A sched_yield that took longer than this let another thread run on the core.
-_YIELD_GAP_NS = 5_000
-
-
 @numba.njit(cache=True, nogil=True)
 def rest(spinners: Any, idle: int, spin_until: int, nap_us: int) -> int:
     # One pass with nothing to do: spin (holding a slot) until spin_until, then nap.
@@ -83,14 +79,9 @@ def rest(spinners: Any, idle: int, spin_until: int, nap_us: int) -> int:
         if (idle & 15) != 0:
             cpu_relax()
             return spin_until
-        now = now_ns()
-        if now < spin_until:
-            # A thread queued for this core (the producer, the host, other work on the
-            # machine) goes first. If one did, the core is wanted: spinning on would take
-            # it from work, so the spin ends here and the loop naps.
-            yield_cpu()
-            if now_ns() - now < _YIELD_GAP_NS:
-                return spin_until
+        if now_ns() < spin_until:
+            yield_cpu()  # a thread queued for this core (the producer, the host) goes first
+            return spin_until
         fetch_add(spinners, SPINNING, -1)
     sleep_us(nap_us)
     return 0
