@@ -66,6 +66,7 @@ GOALS = {
 }
 NO_SPIN = LoopOptions(spin_us=0)
 CHUNK = 4096  # records the host pushes at once
+VERBOSE = False  # --verbose: each round's rates on stderr
 
 
 def records(n: int) -> np.ndarray:
@@ -304,6 +305,9 @@ async def interleaved(rounds: int, n_async: int, n_pers: int) -> tuple[dict[str,
                 else:
                     pipe = default if variant == "default" else no_spin
                     rates[variant].append(await pipe.run(n_pers))
+            if VERBOSE:
+                line = "  ".join(f"{k} {v[-1] / 1e6:8.2f} M/s" for k, v in rates.items())
+                print(f"round {i + 1:2d}: {line}", file=sys.stderr, flush=True)
         return rates, default.ordering_errors() + no_spin.ordering_errors()
     finally:
         await default.group.close()
@@ -400,7 +404,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--runs", type=int, default=1, help="full runs, each in its own process: medians, spread"
     )
+    parser.add_argument("--verbose", action="store_true", help="each round's rates on stderr")
     args = parser.parse_args()
+    VERBOSE = args.verbose
     if args.runs > 1:
         result = repeated(args.runs, args.quick, args.rounds)
     else:
