@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -109,7 +110,8 @@ async def wait_count(g: PersistentGroup, kid: str, n: int, timeout: float = 120.
 # -- asyncio baseline ----------------------------------------------------------------------
 
 
-async def asyncio_pipeline(n: int) -> float:
+async def asyncio_pipeline(n: int) -> tuple[float, float]:
+    """Records/s through the asyncio pipeline, and the cores' worth of CPU it used."""
     done = asyncio.Event()
 
     async def source(ctx: Any) -> None:
@@ -144,10 +146,11 @@ async def asyncio_pipeline(n: int) -> float:
         rt.connect("keep", "count")
         for kid in ("count", "keep", "double"):
             await rt.activate(kid)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_ns(None)
         await rt.activate("source")
         await asyncio.wait_for(done.wait(), 300)
-        return n / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        return n / elapsed, (cpu_ns(None) - c0) / 1e9 / elapsed
 
 
 # -- persistent ------------------------------------------------------------------------------
@@ -167,12 +170,15 @@ class Pipeline:
     async def start(self) -> None:
         await start(self.group, list(self.IDS))
 
-    async def run(self, n: int) -> float:
-        """Push ``n`` more records (whole chunks) and wait for the sink: records/s."""
-        t0 = time.perf_counter()
+    async def run(self, n: int) -> tuple[float, float]:
+        """Push ``n`` more records (whole chunks) and wait for the sink: records/s, and
+        the cores' worth of CPU the host and the worker used meanwhile."""
+        pid = self.group.worker_pid
+        t0, c0 = time.perf_counter(), cpu_ns(pid)
         self.feed(n // CHUNK)
         await wait_count(self.group, "count", self.sent // 2)
-        return (n // CHUNK * CHUNK) / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        return (n // CHUNK * CHUNK) / elapsed, (cpu_ns(pid) - c0) / 1e9 / elapsed
 
     def feed(self, chunks: int) -> None:
         """The host's side: push chunk after chunk, napping while the first ring is full."""
@@ -269,6 +275,16 @@ async def scaling(n: int, cores: list[int]) -> tuple[list[float], list[float]]:
         await g.close()
 
 
+def cpu_ns(worker: int | None) -> int:
+    """CPU time of this process, plus every thread of ``worker`` (nanoseconds)."""
+    total = time.process_time_ns()
+    if worker is not None:
+        for tid in os.listdir(f"/proc/{worker}/task"):
+            with contextlib.suppress(FileNotFoundError):
+                total += int(Path(f"/proc/{worker}/task/{tid}/schedstat").read_text().split()[0])
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -282,7 +298,9 @@ ORDERS = (("asyncio", "default", "no_spin"), ("default", "no_spin", "asyncio"),
           ("no_spin", "asyncio", "default"))  # fmt: skip
 
 
-async def interleaved(rounds: int, n_async: int, n_pers: int) -> tuple[dict[str, list[float]], int]:
+async def interleaved(
+    rounds: int, n_async: int, n_pers: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
     """The three throughputs, round after round, each round in a rotated order.
 
     Every round measures all three within a few hundred milliseconds, so the ratios taken
@@ -298,17 +316,23 @@ async def interleaved(rounds: int, n_async: int, n_pers: int) -> tuple[dict[str,
         await no_spin.run(n_pers // 4)
         await asyncio_pipeline(n_async // 4)
         rates: dict[str, list[float]] = {"asyncio": [], "default": [], "no_spin": []}
+        cores: dict[str, list[float]] = {"asyncio": [], "default": [], "no_spin": []}
         for i in range(rounds):
             for variant in ORDERS[i % len(ORDERS)]:
                 if variant == "asyncio":
-                    rates[variant].append(await asyncio_pipeline(n_async))
+                    rate, used = await asyncio_pipeline(n_async)
                 else:
                     pipe = default if variant == "default" else no_spin
-                    rates[variant].append(await pipe.run(n_pers))
+                    rate, used = await pipe.run(n_pers)
+                rates[variant].append(rate)
+                cores[variant].append(used)
             if VERBOSE:
-                line = "  ".join(f"{k} {v[-1] / 1e6:8.2f} M/s" for k, v in rates.items())
+                line = "  ".join(
+                    f"{k} {v[-1] / 1e6:8.2f} M/s {cores[k][-1]:4.2f} cores"
+                    for k, v in rates.items()
+                )
                 print(f"round {i + 1:2d}: {line}", file=sys.stderr, flush=True)
-        return rates, default.ordering_errors() + no_spin.ordering_errors()
+        return rates, cores, default.ordering_errors() + no_spin.ordering_errors()
     finally:
         await default.group.close()
         await no_spin.group.close()
@@ -316,9 +340,9 @@ async def interleaved(rounds: int, n_async: int, n_pers: int) -> tuple[dict[str,
 
 async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    rounds = rounds or (3 if quick else 21)
-    n_async = 10_000 if quick else 60_000
-    n_pers = 1 << (20 if quick else 23)
+    rounds = rounds or (3 if quick else 9)
+    n_async = 10_000 if quick else 200_000
+    n_pers = 1 << (20 if quick else 25)
     n_rt = 2_000 if quick else 50_000
     n_scale = 20_000 if quick else 200_000
     out: dict[str, Any] = {
@@ -327,13 +351,18 @@ async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
         "load_average": round(load, 2),
         "cores": os.cpu_count(),
     }
-    rates, ordering = await interleaved(rounds, n_async, n_pers)
+    rates, cores_used, ordering = await interleaved(rounds, n_async, n_pers)
     out["records_per_s_asyncio"] = round(median(rates["asyncio"]))
     out["records_per_s_persistent"] = round(median(rates["default"]))
     out["records_per_s_no_spin"] = round(median(rates["no_spin"]))
     ratios = [d / a for d, a in zip(rates["default"], rates["asyncio"], strict=True)]
     out["speedup_vs_asyncio"] = round(median(ratios), 1)
     out["speedup_quartiles"] = [round(float(q)) for q in np.percentile(ratios, [25, 75])]
+    out["cores_used"] = {k: round(median(v), 2) for k, v in cores_used.items()}
+    per_cpu = {k: [r / c for r, c in zip(rates[k], cores_used[k], strict=True)] for k in rates}
+    out["speedup_per_cpu_second"] = round(
+        median([d / a for d, a in zip(per_cpu["default"], per_cpu["asyncio"], strict=True)]), 1
+    )
     spin_cost = [d / z for d, z in zip(rates["default"], rates["no_spin"], strict=True)]
     out["default_vs_no_spin"] = round(median(spin_cost), 2)
     p50, p99, rt_errors, idle = await round_trip_and_idle(n_rt, 0.5 if quick else 2.0)
@@ -392,9 +421,10 @@ def repeated(runs: int, quick: bool, rounds: int | None) -> dict[str, Any]:
 SUMMARY = (
     "load_average", "records_per_s_asyncio", "records_per_s_persistent",
     "records_per_s_no_spin", "speedup_vs_asyncio", "speedup_quartiles",
-    "default_vs_no_spin", "round_trip_p50_us", "idle_cpu_percent",
+    "default_vs_no_spin", "round_trip_p50_us", "idle_cpu_percent", "cores_used",
+    "speedup_per_cpu_second",
 )  # fmt: skip
-SPREAD = ("speedup_vs_asyncio", "default_vs_no_spin", "round_trip_p50_us")
+SPREAD = ("speedup_vs_asyncio", "speedup_per_cpu_second", "default_vs_no_spin", "round_trip_p50_us")
 
 
 if __name__ == "__main__":
