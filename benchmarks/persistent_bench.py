@@ -1,20 +1,28 @@
 """Persistent kernels against asyncio kernels, in one run: prints one line ``BENCH {json}``.
 
-    python benchmarks/persistent_bench.py            # full run (about a minute on 2 cores)
+    python benchmarks/persistent_bench.py            # full run (about 40 s on 2 cores)
+    python benchmarks/persistent_bench.py --runs 3   # three full runs, each in its own
+                                                     # process: their medians and spread
     python benchmarks/persistent_bench.py --quick    # CI smoke: small sizes, same code paths
+    python benchmarks/persistent_bench.py --verbose  # each round's rates on stderr
 
-Every ratio is against a baseline measured in the same run, in interleaved rounds (the
-figures are medians over the rounds), so a machine whose speed drifts moves both sides:
+Every ratio is against a baseline measured in the same run. A run measures 15 rounds;
+each round runs all three pipelines one after another (about a third of a second each,
+in an order that rotates from round to round), so the two rates of a ratio are measured
+under the same machine load, and each ratio is the median of the rounds' ratios:
 
 - ``records_per_s_asyncio``: a 3-stage record pipeline (double -> keep even -> count) as
   asyncio kernels in one runtime, one message per record.
 - ``records_per_s_persistent``: the same 3 stages as persistent kernels in one worker
   with the default ``LoopOptions``, ring to ring, the host pushing chunks of records and
   napping while the first ring is full; ``speedup_vs_asyncio`` (median of the rounds'
-  ratios).
+  ratios) and ``speedup_quartiles`` (of the rounds' ratios).
 - ``records_per_s_no_spin``: the same pipeline, loops that nap as soon as they are idle
   (``spin_us=0``), in a worker of its own; ``default_vs_no_spin``: what the default's
   short spin costs in throughput.
+- ``cores_used``: the cores' worth of CPU each pipeline used while measured (this
+  process, plus the worker's threads); ``speedup_per_cpu_second``: the speedup counted
+  in records per CPU-second instead of per second, which moves less with the load.
 - ``round_trip_p50_us`` / ``_p99_us``: host -> persistent kernel (in its worker process)
   -> host, one record at a time, default options, the host spinning on the output ring.
 - ``scaling_two_cores``: two CPU-bound persistent stages, the worker pinned to one core,
@@ -26,6 +34,9 @@ figures are medians over the rounds), so a machine whose speed drifts moves both
 - ``ordering_errors``: records the counting sink saw out of sequence (must be 0).
 - ``load_average``: the machine's 1-minute load when the run started (the machine may
   be shared; read the figures with it).
+
+With ``--runs N`` each run's summary is printed as it ends, then one ``BENCH`` line with
+every run's figures, their medians and their spread (largest / smallest).
 
 The exit status is non-zero only for a real failure (a lost or reordered record, an
 error); a ratio that misses its goal on a busy machine shows in ``goals_met``.
@@ -301,9 +312,9 @@ ORDERS = (("asyncio", "default", "no_spin"), ("default", "no_spin", "asyncio"),
 async def interleaved(
     rounds: int, n_async: int, n_pers: int
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
-    """The three throughputs, round after round, each round in a rotated order.
+    """The three throughputs and the CPU they used, round after round, in rotated order.
 
-    Every round measures all three within a few hundred milliseconds, so the ratios taken
+    Every round measures all three within about a second, so the ratios taken
     inside one round compare rates measured under the same machine load; the rotation
     keeps any one variant from always running first (after the others' caches and
     naps) or last.
@@ -340,7 +351,7 @@ async def interleaved(
 
 async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    rounds = rounds or (3 if quick else 9)
+    rounds = rounds or (3 if quick else 15)
     n_async = 10_000 if quick else 200_000
     n_pers = 1 << (20 if quick else 25)
     n_rt = 2_000 if quick else 50_000
@@ -430,7 +441,7 @@ SPREAD = ("speedup_vs_asyncio", "speedup_per_cpu_second", "default_vs_no_spin", 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 21; quick 3)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 15; quick 3)")
     parser.add_argument(
         "--runs", type=int, default=1, help="full runs, each in its own process: medians, spread"
     )
