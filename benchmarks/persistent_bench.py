@@ -5,6 +5,7 @@
                                                      # process: their medians and spread
     python benchmarks/persistent_bench.py --quick    # CI smoke: small sizes, same code paths
     python benchmarks/persistent_bench.py --verbose  # each round's rates on stderr
+    python benchmarks/persistent_bench.py --one-core --runs 3   # both paths on one core
 
 Every ratio is against a baseline measured in the same run. A run measures 15 rounds;
 each round runs all three pipelines one after another (about a third of a second each,
@@ -37,6 +38,14 @@ under the same machine load, and each ratio is the median of the rounds' ratios:
 
 With ``--runs N`` each run's summary is printed as it ends, then one ``BENCH`` line with
 every run's figures, their medians and their spread (largest / smallest).
+
+On a machine shared with other work the persistent pipeline gets a second core only
+when the other work leaves one, and the asyncio pipeline never uses more than one, so
+their ratio moves with the machine's load from run to run. ``--one-core`` runs the whole
+benchmark (this process and the workers it starts) on one core, so both paths compete
+for the same share of the same core: the ratio per core, which holds from run to run.
+On one core no loop spins (no core to spare), so the round trip is a nap's and the
+spin-related goals are not checked.
 
 The exit status is non-zero only for a real failure (a lost or reordered record, an
 error); a ratio that misses its goal on a busy machine shows in ``goals_met``.
@@ -361,6 +370,7 @@ async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
         "rounds": rounds,
         "load_average": round(load, 2),
         "cores": os.cpu_count(),
+        "one_core": len(os.sched_getaffinity(0)) == 1,
     }
     rates, cores_used, ordering = await interleaved(rounds, n_async, n_pers)
     out["records_per_s_asyncio"] = round(median(rates["asyncio"]))
@@ -390,17 +400,21 @@ async def main(quick: bool, rounds: int | None = None) -> dict[str, Any]:
     out["idle_cpu_percent"] = round(idle, 1)
     out["goals_met"] = {
         "speedup_vs_asyncio": out["speedup_vs_asyncio"] >= GOALS["speedup_vs_asyncio"],
-        "default_vs_no_spin": out["default_vs_no_spin"] >= GOALS["default_vs_no_spin"],
-        "round_trip_p50_us": out["round_trip_p50_us"] <= GOALS["round_trip_p50_us"],
-        "scaling_two_cores": out.get("scaling_two_cores", 0.0) >= GOALS["scaling_two_cores"],
         "ordering": out["ordering_errors"] == 0,
     }
+    if not out["one_core"]:  # on one core nothing spins: these goals are about spare cores
+        out["goals_met"] |= {
+            "default_vs_no_spin": out["default_vs_no_spin"] >= GOALS["default_vs_no_spin"],
+            "round_trip_p50_us": out["round_trip_p50_us"] <= GOALS["round_trip_p50_us"],
+            "scaling_two_cores": out.get("scaling_two_cores", 0.0) >= GOALS["scaling_two_cores"],
+        }
     return out
 
 
 def repeated(runs: int, quick: bool, rounds: int | None) -> dict[str, Any]:
     """``runs`` full runs, each in a fresh process, and how far apart their medians are."""
     results = []
+    one_core = len(os.sched_getaffinity(0)) == 1  # --one-core: the runs inherit it
     for i in range(runs):
         cmd = [sys.executable, __file__] + (["--quick"] if quick else [])
         cmd += [] if rounds is None else ["--rounds", str(rounds)]
@@ -411,7 +425,7 @@ def repeated(runs: int, quick: bool, rounds: int | None) -> dict[str, Any]:
         result = json.loads(lines[-1].removeprefix("BENCH "))
         results.append(result)
         print(f"run {i + 1}: " + json.dumps({k: result[k] for k in SUMMARY}), flush=True)
-    out: dict[str, Any] = {"runs": runs}
+    out: dict[str, Any] = {"runs": runs, "one_core": one_core}
     for key in SUMMARY:
         values = [r[key] for r in results]
         out[key] = values
@@ -422,10 +436,13 @@ def repeated(runs: int, quick: bool, rounds: int | None) -> dict[str, Any]:
     out["goals_met"] = {
         "speedup_vs_asyncio": out["speedup_vs_asyncio_median"] >= GOALS["speedup_vs_asyncio"],
         "speedup_spread": out["speedup_vs_asyncio_spread"] < GOALS["speedup_spread"],
-        "default_vs_no_spin": min(out["default_vs_no_spin"]) >= GOALS["default_vs_no_spin"],
-        "round_trip_p50_us": max(out["round_trip_p50_us"]) <= GOALS["round_trip_p50_us"],
         "ordering": out["ordering_errors"] == 0,
     }
+    if not one_core:
+        out["goals_met"] |= {
+            "default_vs_no_spin": min(out["default_vs_no_spin"]) >= GOALS["default_vs_no_spin"],
+            "round_trip_p50_us": max(out["round_trip_p50_us"]) <= GOALS["round_trip_p50_us"],
+        }
     return out
 
 
@@ -446,8 +463,15 @@ if __name__ == "__main__":
         "--runs", type=int, default=1, help="full runs, each in its own process: medians, spread"
     )
     parser.add_argument("--verbose", action="store_true", help="each round's rates on stderr")
+    parser.add_argument(
+        "--one-core",
+        action="store_true",
+        help="run everything (this process, the workers) on one core: both paths get the same",
+    )
     args = parser.parse_args()
     VERBOSE = args.verbose
+    if args.one_core:  # before any thread or worker starts: they inherit it
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     if args.runs > 1:
         result = repeated(args.runs, args.quick, args.rounds)
     else:
