@@ -95,10 +95,10 @@ def longest_nap(nap_us: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def nap(nap: int, most: int) -> int:
+def nap(us: int, most: int) -> int:
     # One pass with nothing to do, no spin: sleep; returns the next pass's nap.
-    sleep_us(nap)
-    return min(2 * nap, most)
+    sleep_us(us)
+    return min(2 * us, most)
 
 
 @numba.njit(cache=True, nogil=True)
