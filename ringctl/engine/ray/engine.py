@@ -42,6 +42,7 @@ from ringctl.exceptions import (
     KernelLaunchError,
     KernelNotFoundError,
     KernelStateError,
+    RunFailedError,
     UserInputError,
 )
 from ringctl.kernel.ring import RingKernel, as_kernel, registered
@@ -57,6 +58,10 @@ POLL_S: Final = 0.05
 #: How long one poll waits for the actors' answers; an actor that takes longer (a kernel
 #: blocking its event loop) is asked again once it has answered, the others meanwhile.
 PROBE_WAIT_S: Final = 0.5
+#: How long the actors a queue change involves get to answer before it is refused: an
+#: actor whose kernel holds its event loop would hold the change (and the supervisor's
+#: command lock) for as long.
+ANSWER_WAIT_S: Final = 2.0
 #: What an actor's ``terminate`` may take beyond twice its timeout before it is killed.
 STOP_GRACE_S: Final = 3.0
 #: How long a new actor may wait to be placed before its launch fails. An actor that
@@ -376,6 +381,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas
+        if replicas == old:
+            return old
+        feeding = [e.producer for e in self._every_edge() if e.consumer == kernel_id]
+        await self._answering((kernel_id, *feeding), f"scale {kernel_id!r}")
         if replicas > old:
             await self._add_replicas(k, replicas)
         elif replicas < old:
@@ -543,6 +552,27 @@ class RayRuntime(KernelTable[_RayKernel]):
         k = self._kernels.get(kernel_id)
         return k.actors if k is not None else []
 
+    async def _answering(self, kernel_ids: Iterable[str], action: str) -> None:
+        """Refuse ``action`` before it changes anything unless every actor of these
+        kernels (those still running) answers within ``ANSWER_WAIT_S``."""
+        asked = {
+            asyncio.ensure_future(actor.node.remote()): kid
+            for kid in dict.fromkeys(kernel_ids)
+            if (k := self._kernels.get(kid)) is not None and k.state in RUNNING
+            for actor in k.actors
+        }
+        if not asked:
+            return
+        _, pending = await asyncio.wait(asked, timeout=ANSWER_WAIT_S)
+        if pending:
+            busy = sorted({asked[call] for call in pending})
+            raise RunFailedError(
+                f"cannot {action}: {', '.join(map(repr, busy))} did not answer within "
+                f"{ANSWER_WAIT_S:g} s (its kernel holds its actor's event loop); nothing "
+                "was changed",
+                hint="try again once it is free; ringctl ps NAME shows what each kernel does",
+            )
+
     async def rewire(
         self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
     ) -> None:
@@ -576,6 +606,8 @@ class RayRuntime(KernelTable[_RayKernel]):
         for e in new:
             if e.id in wired and e.id not in dropping:
                 raise UserInputError(f"queue {e.id} is already wired")
+        involved = [p for p, *_ in disconnect] + [x for e in new for x in (e.producer, e.consumer)]
+        await self._answering(involved, "rewire the queues")
         await self._flush_wiring()
         # Consumers first: a queue exists before any producer sends on it.
         await asyncio.gather(*(
@@ -618,6 +650,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         if size < 1:
             raise ValueError(f"queue {edge_id}: capacity must be at least 1, got {size}")
         edge = _Edge(edge_id, producer, port, consumer, size, str(backpressure), fanout)
+        await self._answering((producer, consumer), f"retune queue {edge_id}")
         await self._flush_wiring()
         actors = {id(a): a for kid in (producer, consumer) for a in self._actors_of(kid)}
         await asyncio.gather(*(
