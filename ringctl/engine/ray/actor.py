@@ -35,6 +35,8 @@ from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
 MAX_BATCH = 1000
+#: Push calls in flight per edge and consumer replica.
+WINDOW = 1
 #: Output lines kept between two probes; past it the oldest go (and are counted).
 MAX_OUTPUT = 10_000
 
