@@ -20,7 +20,8 @@ per-round ratios:
 Items/s runs from the source's first send to the sink's last item (both stamped in the
 actors, ``CLOCK_MONOTONIC`` spans processes), so neither side pays the driver's polling.
 Each sink checks that every int arrived once and in order; a ringctl run that lost or
-reordered one exits 1 (the baseline's calls may run out of order, which is only noted). The last line is ``BENCH {json}`` with every figure.
+reordered one exits 1 (the baseline's calls may run out of order, which is only noted).
+The last line is ``BENCH {json}`` with every figure.
 """
 
 from __future__ import annotations
@@ -257,7 +258,8 @@ async def main(quick: bool, address: str | None, rounds: int) -> int:
         print(f"ray {ray.__version__} started in {time.perf_counter() - t0:.1f} s")
     else:
         ray.init(address=address, logging_level="WARNING")
-    from ringctl.engine.ray.actor import MAX_BATCH, WINDOW as RINGCTL_WINDOW
+    from ringctl.engine.ray.actor import MAX_BATCH
+    from ringctl.engine.ray.actor import WINDOW as RINGCTL_WINDOW
 
     print(f"ringctl: up to {MAX_BATCH} messages per call, {RINGCTL_WINDOW} calls in flight "
           f"per edge; baselines: plain actors, {WINDOW} calls in flight per edge\n")  # fmt: skip

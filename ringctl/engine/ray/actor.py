@@ -18,6 +18,7 @@ each ``probe``, which writes it to the run's kernel log: ``ringctl logs`` reads 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import secrets
@@ -25,7 +26,9 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any
+from collections import deque
+from functools import partial
+from typing import Any, NamedTuple
 
 from ray.exceptions import RayActorError
 
@@ -36,9 +39,22 @@ from ringctl.kernel.context import KernelContext
 
 MAX_BATCH = 1000
 #: Push calls in flight per edge and consumer replica.
-WINDOW = 1
+WINDOW = 8
 #: Output lines kept between two probes; past it the oldest go (and are counted).
 MAX_OUTPUT = 10_000
+
+
+class _Push(NamedTuple):
+    """One push call in flight: its place in the pump's order, what it carries, its end."""
+
+    seq: int
+    batch: list[Any]
+    done: asyncio.Future[Any]
+
+
+def _wake(fut: asyncio.Future[None], _: object) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class _Output:
@@ -126,6 +142,11 @@ class KernelHost:
         self.pushed: dict[str, int] = {}
         self.received_from: dict[str, dict[str, int]] = {}
         self.closed_edges: set[str] = set()  # consumers that will never run again
+        # Push calls are numbered per (edge, consumer replica); a consumer queues each
+        # producer's pushes in that order (``next_seq``), holding any that came early.
+        self.seq: dict[tuple[str, int], int] = {}
+        self.next_seq: dict[tuple[str, str], int] = {}
+        self.early: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
         self.error_tb: str | None = None
@@ -238,48 +259,131 @@ class KernelHost:
             into[edge_id] = into.get(edge_id, 0) + n
 
     async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
+        """Move the outbox's messages to one consumer replica: up to ``WINDOW`` push calls
+        in flight, each with what was queued when it left (up to ``MAX_BATCH``). Calls
+        settle in the order they left, and the consumer queues them in that order."""
+        key = (edge_id, replica)
         loop = asyncio.get_running_loop()
-        while True:
-            if (edge_id, replica) in self.leaving:
-                return
-            batch = outbox.get_many_nowait(MAX_BATCH)
-            if not batch:
-                fut: asyncio.Future[None] = loop.create_future()
-                outbox.waiters.append(fut)
-                await fut  # nothing in flight: send what came at once, no linger
-                continue
-            if edge_id in self.closed_edges:
-                self._count(self.out_lost, edge_id, len(batch))
-                continue
-            self.in_flight += len(batch)
-            self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
-            try:
-                while True:
-                    try:
-                        await self.targets[(edge_id, replica)].push.remote(edge_id, batch, self.uid)
-                        self.pushed[edge_id] = self.pushed.get(edge_id, 0) + len(batch)
-                        break
-                    except RayActorError:  # the consumer died: hold the batch until retargeted
-                        if edge_id in self.closed_edges:  # ... or until it never will be
-                            self._count(self.out_lost, edge_id, len(batch))
-                            break
-                        await asyncio.sleep(0.1)
-            except Exception as exc:
-                # Not a death (a message that cannot be pickled, say): retrying cannot help,
-                # so the kernel fails with the reason and the batch is counted as lost.
-                self._count(self.out_lost, edge_id, len(batch))
-                self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
-                self.error_tb = traceback.format_exc()
-                return
-            finally:
-                self.in_flight -= len(batch)
-                self.in_flight_by[edge_id] -= len(batch)
+        flight: deque[_Push] = deque()
+        try:
+            while True:
+                leaving = key in self.leaving
+                if not leaving and len(flight) < WINDOW:
+                    batch = outbox.get_many_nowait(MAX_BATCH)
+                    if batch:
+                        self._send(key, batch, flight)
+                        continue
+                if flight and flight[0].done.done():
+                    await self._settle(key, flight)
+                    continue
+                if not flight and leaving:
+                    return
+                wake: asyncio.Future[None] = loop.create_future()
+                if len(flight) < WINDOW and not leaving:
+                    outbox.waiters.append(wake)  # nothing in flight: sent as it comes
+                if not flight:
+                    await wake
+                    continue
+                # Calls in flight: wait for the oldest to settle, or (room in the window)
+                # for more to send. What comes while the window is full is coalesced.
+                woke = partial(_wake, wake)
+                oldest = flight[0].done
+                oldest.add_done_callback(woke)
+                await wake
+                oldest.remove_done_callback(woke)
+        except Exception as exc:
+            # Not a death (a message that cannot be pickled, say): retrying cannot help,
+            # so the kernel fails with the reason; what is still in flight may arrive.
+            self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
+            self.error_tb = traceback.format_exc()
+            while flight:
+                push = flight[0]
+                with contextlib.suppress(Exception):
+                    await push.done
+                    self._count(self.pushed, edge_id, len(push.batch))
+                if not push.done.done() or push.done.exception() is not None:
+                    self._count(self.out_lost, edge_id, len(push.batch))
+                self._landed(edge_id, flight.popleft().batch)
+        finally:
+            for push in flight:  # cancelled by a stop: ``terminate`` counted them pending
+                self._landed(edge_id, push.batch)
 
-    async def push(self, edge_id: str, batch: list[Any], sender: str = "") -> None:
-        """Messages from an upstream actor; waits for space when the edge blocks."""
-        arrived = self.received_from.setdefault(edge_id, {})
-        arrived[sender] = arrived.get(sender, 0) + len(batch)
-        await self.edges[edge_id].put_many(batch)
+    def _send(self, key: tuple[str, int], batch: list[Any], flight: deque[_Push]) -> None:
+        """One push call. ``first``, the oldest call of this pump not yet settled, tells a
+        consumer that never heard from this pump where its numbering starts."""
+        edge_id = key[0]
+        if edge_id in self.closed_edges:
+            self._count(self.out_lost, edge_id, len(batch))
+            return
+        seq = self.seq.get(key, 0)
+        first = flight[0].seq if flight else seq
+        try:
+            ref = self.targets[key].push.remote(edge_id, batch, self.uid, seq, first)
+        except Exception:
+            self._count(self.out_lost, edge_id, len(batch))
+            raise
+        self.seq[key] = seq + 1
+        flight.append(_Push(seq, batch, asyncio.wrap_future(ref.future())))
+        self.in_flight += len(batch)
+        self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
+
+    async def _settle(self, key: tuple[str, int], flight: deque[_Push]) -> None:
+        """The oldest call in flight ended: count it pushed, or (its consumer died) send it
+        again, in order, once the consumer is restarted, or count it lost if it never is."""
+        edge_id = key[0]
+        push = flight[0]
+        try:
+            try:
+                push.done.result()
+            except RayActorError:
+                while edge_id not in self.closed_edges:  # held until retargeted
+                    await asyncio.sleep(0.1)
+                    target = self.targets[key]
+                    try:
+                        await target.push.remote(edge_id, push.batch, self.uid, push.seq, push.seq)
+                        break
+                    except RayActorError:
+                        continue
+                else:
+                    self._count(self.out_lost, edge_id, len(push.batch))
+                    return
+            self._count(self.pushed, edge_id, len(push.batch))
+        except Exception:
+            self._count(self.out_lost, edge_id, len(push.batch))
+            raise
+        finally:
+            flight.popleft()
+            self._landed(edge_id, push.batch)
+
+    def _landed(self, edge_id: str, batch: list[Any]) -> None:
+        self.in_flight -= len(batch)
+        self.in_flight_by[edge_id] -= len(batch)
+
+    async def push(
+        self, edge_id: str, batch: list[Any], sender: str = "", seq: int = -1, first: int = 0
+    ) -> None:
+        """Messages from an upstream actor; waits for space when the edge blocks.
+
+        A producer has several pushes in flight; Ray may start them out of order, so each
+        waits here for the one before it from the same producer (``seq``)."""
+        turn = (edge_id, sender)
+        if seq >= 0:
+            expected = max(self.next_seq.get(turn, first), first)
+            self.next_seq[turn] = expected
+            if seq > expected:
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self.early[(edge_id, sender, seq)] = fut
+                await fut
+        try:
+            arrived = self.received_from.setdefault(edge_id, {})
+            arrived[sender] = arrived.get(sender, 0) + len(batch)
+            await self.edges[edge_id].put_many(batch)
+        finally:
+            if seq >= 0 and seq >= self.next_seq[turn]:
+                self.next_seq[turn] = seq + 1
+                nxt = self.early.pop((edge_id, sender, seq + 1), None)
+                if nxt is not None and not nxt.done():
+                    nxt.set_result(None)
 
     async def send_external(self, msgs: list[Any]) -> None:
         if self.external is None:
