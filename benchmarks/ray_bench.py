@@ -246,7 +246,7 @@ async def raw_run(
 # -- rounds -------------------------------------------------------------------------------
 
 
-async def main(quick: bool, address: str | None, rounds: int) -> int:
+async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     import ray
@@ -272,6 +272,7 @@ async def main(quick: bool, address: str | None, rounds: int) -> int:
         "python_ints": {"count": n_int, "size": 1, "relays": 1, "gap": None},
         "int64_1000": {"count": n_arr, "size": 1000, "relays": 1, "gap": None},
     }
+    cases = {case: kw for case, kw in cases.items() if not only or case in only}
     figures: dict[str, dict[str, list[float]]] = {
         case: {"ringctl": [], "raw": [], "ratio": []} for case in cases
     }
@@ -322,6 +323,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="one short round (CI smoke)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
+    parser.add_argument("--case", action="append", default=[], help="only this figure",
+                        choices=("latency_4_hops", "python_ints", "int64_1000"))  # fmt: skip
     args = parser.parse_args()
     n_rounds = args.rounds or (1 if args.quick else 5)
-    sys.exit(run(main(args.quick, args.address, n_rounds)))
+    sys.exit(run(main(args.quick, args.address, n_rounds, args.case)))

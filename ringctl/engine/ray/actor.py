@@ -318,7 +318,7 @@ class KernelHost:
         seq = self.seq.get(key, 0)
         first = flight[0].seq if flight else seq
         try:
-            ref = self.targets[key].push.remote(edge_id, batch, self.uid, seq, first)
+            ref = self.targets[key].push.remote((edge_id, batch, self.uid, seq, first))
         except Exception:
             self._count(self.out_lost, edge_id, len(batch))
             raise
@@ -338,9 +338,9 @@ class KernelHost:
             except RayActorError:
                 while edge_id not in self.closed_edges:  # held until retargeted
                     await asyncio.sleep(0.1)
-                    target = self.targets[key]
+                    parcel = (edge_id, push.batch, self.uid, push.seq, push.seq)
                     try:
-                        await target.push.remote(edge_id, push.batch, self.uid, push.seq, push.seq)
+                        await self.targets[key].push.remote(parcel)
                         break
                     except RayActorError:
                         continue
@@ -359,27 +359,27 @@ class KernelHost:
         self.in_flight -= len(batch)
         self.in_flight_by[edge_id] -= len(batch)
 
-    async def push(
-        self, edge_id: str, batch: list[Any], sender: str = "", seq: int = -1, first: int = 0
-    ) -> None:
-        """Messages from an upstream actor; waits for space when the edge blocks.
+    async def push(self, parcel: tuple[str, list[Any], str, int, int]) -> None:
+        """Messages from an upstream actor: ``(edge id, batch, sender, seq, first)`` in one
+        argument (each argument of a call costs its own serialization); waits for space
+        when the edge blocks.
 
         A producer has several pushes in flight; Ray may start them out of order, so each
         waits here for the one before it from the same producer (``seq``)."""
+        edge_id, batch, sender, seq, first = parcel
         turn = (edge_id, sender)
-        if seq >= 0:
-            expected = max(self.next_seq.get(turn, first), first)
-            self.next_seq[turn] = expected
-            if seq > expected:
-                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                self.early[(edge_id, sender, seq)] = fut
-                await fut
+        expected = max(self.next_seq.get(turn, first), first)
+        self.next_seq[turn] = expected
+        if seq > expected:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.early[(edge_id, sender, seq)] = fut
+            await fut
         try:
             arrived = self.received_from.setdefault(edge_id, {})
             arrived[sender] = arrived.get(sender, 0) + len(batch)
             await self.edges[edge_id].put_many(batch)
         finally:
-            if seq >= 0 and seq >= self.next_seq[turn]:
+            if seq >= self.next_seq[turn]:
                 self.next_seq[turn] = seq + 1
                 nxt = self.early.pop((edge_id, sender, seq + 1), None)
                 if nxt is not None and not nxt.done():
