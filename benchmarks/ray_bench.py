@@ -1,6 +1,6 @@
 """``engine: ray`` against plain Ray actors doing the same work, in the same Ray session.
 
-    python benchmarks/ray_bench.py            # five interleaved rounds (a few minutes on 2 cores)
+    python benchmarks/ray_bench.py            # five interleaved rounds (about 3 min on 2 cores)
     python benchmarks/ray_bench.py --quick    # one short round, same code paths (CI smoke)
     python benchmarks/ray_bench.py --address 127.0.0.1:6379   # on a running cluster
 
@@ -266,7 +266,7 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
     stage_cls = raw_actor_class()
     n_lat = 10 if quick else 100
     n_int = 20_000 if quick else 400_000
-    n_arr = 200_000 if quick else 20_000_000
+    n_arr = 200_000 if quick else 5_000_000
     cases: dict[str, dict[str, Any]] = {
         "latency_4_hops": {"count": n_lat, "size": 1, "relays": 3, "gap": GAP_S},
         "python_ints": {"count": n_int, "size": 1, "relays": 1, "gap": None},

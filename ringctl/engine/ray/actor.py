@@ -57,6 +57,39 @@ def _wake(fut: asyncio.Future[None], _: object) -> None:
         fut.set_result(None)
 
 
+class InOrder:
+    """Lets numbered calls from each sender through one at a time, in their order.
+
+    ``wait(key, seq, first)`` returns once every call of ``key`` before ``seq`` is
+    ``done``; ``first`` is the sender's oldest call not yet answered, so a receiver that
+    never heard from it (a restarted consumer) starts there instead of waiting for calls
+    that went elsewhere. A call numbered below the next expected (sent again) waits for
+    nothing.
+    """
+
+    def __init__(self) -> None:
+        self.next: dict[Any, int] = {}
+        self.early: dict[tuple[Any, int], asyncio.Future[None]] = {}
+
+    async def wait(self, key: Any, seq: int, first: int) -> None:
+        if first > self.next.get(key, -1):
+            self._move(key, first)  # what came before ``first`` will not come here
+        if seq > self.next[key]:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.early[(key, seq)] = fut
+            await fut
+
+    def done(self, key: Any, seq: int) -> None:
+        if seq >= self.next[key]:
+            self._move(key, seq + 1)
+
+    def _move(self, key: Any, expected: int) -> None:
+        self.next[key] = expected
+        fut = self.early.pop((key, expected), None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
 class _Output:
     """This worker's captured kernel output, until the driver's next probe takes it."""
 
@@ -143,10 +176,9 @@ class KernelHost:
         self.received_from: dict[str, dict[str, int]] = {}
         self.closed_edges: set[str] = set()  # consumers that will never run again
         # Push calls are numbered per (edge, consumer replica); a consumer queues each
-        # producer's pushes in that order (``next_seq``), holding any that came early.
+        # producer's pushes in that order, holding any that came early.
         self.seq: dict[tuple[str, int], int] = {}
-        self.next_seq: dict[tuple[str, str], int] = {}
-        self.early: dict[tuple[str, str, int], asyncio.Future[None]] = {}
+        self.in_order = InOrder()
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
         self.error_tb: str | None = None
@@ -368,22 +400,13 @@ class KernelHost:
         waits here for the one before it from the same producer (``seq``)."""
         edge_id, batch, sender, seq, first = parcel
         turn = (edge_id, sender)
-        expected = max(self.next_seq.get(turn, first), first)
-        self.next_seq[turn] = expected
-        if seq > expected:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.early[(edge_id, sender, seq)] = fut
-            await fut
+        await self.in_order.wait(turn, seq, first)
         try:
             arrived = self.received_from.setdefault(edge_id, {})
             arrived[sender] = arrived.get(sender, 0) + len(batch)
             await self.edges[edge_id].put_many(batch)
         finally:
-            if seq >= self.next_seq[turn]:
-                self.next_seq[turn] = seq + 1
-                nxt = self.early.pop((edge_id, sender, seq + 1), None)
-                if nxt is not None and not nxt.done():
-                    nxt.set_result(None)
+            self.in_order.done(turn, seq)
 
     async def send_external(self, msgs: list[Any]) -> None:
         if self.external is None:
