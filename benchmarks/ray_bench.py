@@ -4,9 +4,9 @@
     python benchmarks/ray_bench.py --quick    # one short round, same code paths (CI smoke)
     python benchmarks/ray_bench.py --address 127.0.0.1:6379   # on a running cluster
 
-Three figures, each against its baseline, measured in interleaved rounds (ringctl, then
-the baseline, round after round) and reported as medians of the rounds and of the
-per-round ratios:
+Three figures, each against its baseline, measured in interleaved rounds (ringctl and
+the baseline, who goes first alternating by round, with a pause between runs) and
+reported as medians of the rounds and of the per-round ratios:
 
 - **latency**: a 4-hop chain (``source -> relay x3 -> sink``), one stamped message every
   ``GAP_S``, p50 from the source's send to the sink; the baseline is plain async actors,
@@ -46,6 +46,8 @@ from ringctl.engine.local.loop import run
 WINDOW = 8
 #: Seconds between two stamped messages in the latency chain.
 GAP_S = 0.01
+#: Seconds between two runs, for the last run's actors to go away.
+SETTLE_S = 2.0
 
 
 # -- ringctl kernels ----------------------------------------------------------------------
@@ -279,8 +281,14 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
     ok = True
     for r in range(rounds):
         for case, kw in cases.items():
-            mine = await ringctl_run(address=address, **kw)
-            raw = await raw_run(stage_cls, **kw)
+            # Who goes first alternates by round; each run starts after the last one's
+            # actors have had SETTLE_S to go away.
+            for side in ("ringctl", "raw") if r % 2 == 0 else ("raw", "ringctl"):
+                if side == "ringctl":
+                    mine = await ringctl_run(address=address, **kw)
+                else:
+                    raw = await raw_run(stage_cls, **kw)
+                await asyncio.sleep(0.2 if quick else SETTLE_S)
             ok = ok and mine["ok"] and raw["ok"]
             key = "p50_ms" if kw["gap"] else "rate"
             got = figures[case]

@@ -3,12 +3,14 @@
 Inside the actor the kernel runs exactly as in the local engine: the same
 ``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
 the same), the same lifecycle flags. What differs is the edge between two actors: the
-producer's port feeds a local *outbox* queue (edge capacity, blocking), and pump tasks
-move its contents to the consumer actor in batches, one call in flight per pump, so
-per-edge order holds and a full consumer inbox slows the producer down instead of
-growing memory. As in Nagle's algorithm, a pump with nothing in flight sends what is
-queued at once (a lone message pays one call, no wait); what is sent while a call is in
-flight waits for it and goes in the next batch (up to ``MAX_BATCH`` messages).
+producer's port feeds a local *outbox* queue (edge capacity, blocking), and a pump task
+per consumer replica moves its contents to that replica in batches, with up to
+``WINDOW`` push calls in flight. As in Nagle's algorithm, a pump with room in its window
+sends what is queued at once (a lone message pays one call, no wait); what is sent while
+the window is full waits and goes in the next batch (up to ``MAX_BATCH`` messages). The
+calls are numbered, and the consumer queues each producer's in that order (``InOrder``:
+Ray may start an async actor's calls out of order), so per-edge order holds; a full
+consumer inbox holds the pushes, then the window, then the outbox, then the producer.
 
 What the kernel prints or logs is captured as on the local engine
 (``ringctl.engine.local.output``), kept in a bounded buffer and handed to the driver with
