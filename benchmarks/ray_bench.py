@@ -46,7 +46,7 @@ from ringctl.engine.local.loop import run
 WINDOW = 8
 #: Seconds between two stamped messages in the latency chain.
 GAP_S = 0.01
-#: Seconds between two runs, for the last run's actors to go away.
+#: Seconds before a run measures (after its actors started) and after it ends.
 SETTLE_S = 2.0
 
 
@@ -58,6 +58,7 @@ async def source(ctx: Any) -> None:
     count, size, chunk = ctx.params["count"], ctx.params["size"], ctx.params["chunk"]
     gap = ctx.params.get("gap")
     array = np.arange(size, dtype=np.int64)
+    await asyncio.sleep(ctx.params["delay"])  # Ray replaces the workers the actors took
     ctx.metrics["t0"] = time.perf_counter()
     sent = 0
     while sent < count and not ctx.should_terminate:
@@ -102,7 +103,7 @@ async def sink(ctx: Any) -> None:
 
 
 async def ringctl_run(
-    *, count: int, size: int, relays: int, gap: float | None, address: str | None
+    *, count: int, size: int, relays: int, gap: float | None, delay: float, address: str | None
 ) -> dict[str, Any]:
     """``source -> relay x relays -> sink`` on the Ray engine until the sink has all."""
     from ringctl.engine.ray.engine import RayRuntime
@@ -115,7 +116,7 @@ async def ringctl_run(
         await rt.launch("sink", sink, queue_size=4096)
         for kid in stages[1:-1]:
             await rt.launch(kid, relay, queue_size=4096)
-        params = {"count": count, "size": size, "chunk": chunk, "gap": gap}
+        params = {"count": count, "size": size, "chunk": chunk, "gap": gap, "delay": delay}
         await rt.launch("source", source, params=params, queue_size=4096)
         for producer, consumer in zip(stages[:0:-1], stages[-2::-1], strict=True):
             rt.connect(producer, consumer, capacity=4096)
@@ -217,7 +218,7 @@ def raw_actor_class() -> Any:
 
 
 async def raw_run(
-    stage_cls: Any, *, count: int, size: int, relays: int, gap: float | None
+    stage_cls: Any, *, count: int, size: int, relays: int, gap: float | None, delay: float
 ) -> dict[str, Any]:
     import ray
 
@@ -227,6 +228,7 @@ async def raw_run(
     expected = count if gap or size == 1 else (count // size) * size
     try:
         await asyncio.gather(*(actor.result.remote() for actor in actors))  # all started
+        await asyncio.sleep(delay)  # Ray replaces the workers the actors took
         if gap:
             await actors[-1].emit_stamped.remote(count, gap)
             t0 = 0.0
@@ -279,16 +281,18 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
         case: {"ringctl": [], "raw": [], "ratio": []} for case in cases
     }
     ok = True
+    settle = 0.2 if quick else SETTLE_S
     for r in range(rounds):
         for case, kw in cases.items():
-            # Who goes first alternates by round; each run starts after the last one's
-            # actors have had SETTLE_S to go away.
+            # Who goes first alternates by round; each run measures from SETTLE_S after
+            # its actors started (Ray starts new idle workers meanwhile), and the last
+            # run's actors have had SETTLE_S to go away.
             for side in ("ringctl", "raw") if r % 2 == 0 else ("raw", "ringctl"):
                 if side == "ringctl":
-                    mine = await ringctl_run(address=address, **kw)
+                    mine = await ringctl_run(address=address, delay=settle, **kw)
                 else:
-                    raw = await raw_run(stage_cls, **kw)
-                await asyncio.sleep(0.2 if quick else SETTLE_S)
+                    raw = await raw_run(stage_cls, delay=settle, **kw)
+                await asyncio.sleep(settle)
             ok = ok and mine["ok"] and raw["ok"]
             key = "p50_ms" if kw["gap"] else "rate"
             got = figures[case]
