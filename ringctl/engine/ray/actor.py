@@ -20,7 +20,6 @@ each ``probe``, which writes it to the run's kernel log: ``ringctl logs`` reads 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pickle
 import secrets
@@ -39,9 +38,11 @@ from ringctl.engine.local.ports import OutPort, Tap
 from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
-MAX_BATCH = 1000
-#: Push calls in flight per edge and consumer replica.
+#: Messages per push call, push calls in flight, and messages in those calls, per edge
+#: and consumer replica.
+MAX_BATCH = 4096
 WINDOW = 8
+MAX_HELD = 8192
 #: Output lines kept between two probes; past it the oldest go (and are counted).
 MAX_OUTPUT = 10_000
 
@@ -299,21 +300,24 @@ class KernelHost:
         key = (edge_id, replica)
         loop = asyncio.get_running_loop()
         flight: deque[_Push] = deque()
+        held = 0  # messages in flight, at most MAX_HELD
         try:
             while True:
                 leaving = key in self.leaving
-                if not leaving and len(flight) < WINDOW:
-                    batch = outbox.get_many_nowait(MAX_BATCH)
+                room = MAX_HELD - held
+                if not leaving and len(flight) < WINDOW and room > 0:
+                    batch = outbox.get_many_nowait(min(MAX_BATCH, room))
                     if batch:
-                        self._send(key, batch, flight)
+                        held += len(batch) if self._send(key, batch, flight) else 0
                         continue
                 if flight and flight[0].done.done():
+                    held -= len(flight[0].batch)
                     await self._settle(key, flight)
                     continue
                 if not flight and leaving:
                     return
                 wake: asyncio.Future[None] = loop.create_future()
-                if len(flight) < WINDOW and not leaving:
+                if len(flight) < WINDOW and room > 0 and not leaving:
                     outbox.waiters.append(wake)  # nothing in flight: sent as it comes
                 if not flight:
                     await wake
@@ -332,23 +336,23 @@ class KernelHost:
             self.error_tb = traceback.format_exc()
             while flight:
                 push = flight[0]
-                with contextlib.suppress(Exception):
+                try:
                     await push.done
                     self._count(self.pushed, edge_id, len(push.batch))
-                if not push.done.done() or push.done.exception() is not None:
+                except Exception:
                     self._count(self.out_lost, edge_id, len(push.batch))
                 self._landed(edge_id, flight.popleft().batch)
         finally:
             for push in flight:  # cancelled by a stop: ``terminate`` counted them pending
                 self._landed(edge_id, push.batch)
 
-    def _send(self, key: tuple[str, int], batch: list[Any], flight: deque[_Push]) -> None:
+    def _send(self, key: tuple[str, int], batch: list[Any], flight: deque[_Push]) -> bool:
         """One push call. ``first``, the oldest call of this pump not yet settled, tells a
         consumer that never heard from this pump where its numbering starts."""
         edge_id = key[0]
         if edge_id in self.closed_edges:
             self._count(self.out_lost, edge_id, len(batch))
-            return
+            return False
         seq = self.seq.get(key, 0)
         first = flight[0].seq if flight else seq
         try:
@@ -360,6 +364,7 @@ class KernelHost:
         flight.append(_Push(seq, batch, asyncio.wrap_future(ref.future())))
         self.in_flight += len(batch)
         self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
+        return True
 
     async def _settle(self, key: tuple[str, int], flight: deque[_Push]) -> None:
         """The oldest call in flight ended: count it pushed, or (its consumer died) send it
