@@ -8,6 +8,8 @@ Figures (targets in brackets):
 - ``ringctl up -d`` of a small topology, wall time until every kernel is ACTIVE [< 1 s];
 - ``pause`` (and ``resume``) round trip on a 100-kernel topology, over the socket [< 100 ms];
 - a 1,000-kernel topology up and down, in-process ``Supervisor`` and via the CLI [< 5 s];
+- a topology of 5,000 idle kernels: the supervisor's CPU while nothing moves [< 10 % of
+  a core], and ``ringctl ps NAME`` wall time [< 2 s];
 - the control work's cost on kernel throughput: a pipeline's messages/s with nobody
   watching, then with a ``watch`` client at 20 Hz and ``ps`` polled every 50 ms [< 3 %];
 - ``ps NAME`` (a ``status`` round trip over the socket) while a kernel blocks the kernels'
@@ -187,6 +189,40 @@ def bench_many(b: Bench, kernels: int) -> None:
     print(
         f"{kernels} kernels via CLI: up -d {fmt_ms(t_up)}, down {fmt_ms(t_down)}; "
         f"total {fmt_ms(t_up + t_down)}   [target < 5000 ms]"
+    )
+
+
+def idle(name: str, kernels: int) -> str:
+    """``kernels`` relays in pairs ``a -> b``, nothing feeding the first: a topology that
+    runs and waits (each ``a`` is a source that never finishes) and moves nothing."""
+    lines, queues = [HEADER.format(name=name), "kernels:"], ["queues:"]
+    for i in range(kernels // 2):
+        lines += [f"  a{i}: {{entry: 'orchestrator.testkernels:relay'}}",
+                  f"  b{i}: {{entry: 'orchestrator.testkernels:relay'}}"]  # fmt: skip
+        queues.append(f"  - {{from: a{i}, to: b{i}}}")
+    return "\n".join(lines + queues) + "\n"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_idle_many(b: Bench, kernels: int, window: float) -> None:
+    name = f"idle{kernels}"
+    path = b.topology(name, idle(name, kernels))
+    b.ringctl("up", "-d", path)
+    pid = int(b.client(name).request("ping")["pid"])
+    time.sleep(1.0)  # past the launch
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
+    time.sleep(window)
+    share = (cpu_seconds(pid) - c0) / (time.perf_counter() - t0)
+    ps = [b.ringctl("ps", name)[0] for _ in range(3)]
+    b.ringctl("down", name)
+    print(
+        f"{kernels} idle kernels: supervisor CPU {share:6.1%} of a core over {window:g} s"
+        f"   [target < 10 %];  ps NAME median {fmt_ms(statistics.median(ps))}"
+        "   [target < 2000 ms]"
     )
 
 
@@ -431,7 +467,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, same code paths")
     parser.add_argument(
-        "--only", default="", help="comma-separated: up,pause,many,cost,status,blocked,thread"
+        "--only",
+        default="",
+        help="comma-separated: up,pause,many,idle,cost,status,blocked,thread",
     )
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -450,6 +488,8 @@ def main() -> None:
                 bench_pause(b, 100, 5 if q else 30)
             if wanted("many"):
                 bench_many(b, 100 if q else 1000)
+            if wanted("idle"):
+                bench_idle_many(b, 200 if q else 5000, 1.0 if q else 5.0)
             if wanted("cost"):
                 bench_control_cost(b, 0.5 if q else 2.0, 1 if q else 5)
             if wanted("status"):

@@ -264,6 +264,8 @@ class RunReport:
     status: dict[str, Any] = field(repr=False)
     #: With ``up``: how many lines of output (stdout, stderr, the log) a full disk lost.
     output_lost: str | None = None
+    #: A stop came before every kernel was up: the launch was rolled back.
+    launch_stopped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -288,7 +290,20 @@ class RunReport:
             down=result.down,
             accounting=result.accounting,
             status=status,
+            launch_stopped=result.launch_stopped,
         )
+
+    def result(self) -> dict[str, Any]:
+        """How the run ended as JSON (``up --json-stream``'s ``result``)."""
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "failure": self.failure,
+            "down": self.down.as_dict() if self.down is not None else None,
+            "accounting": self.accounting.as_dict() if self.accounting is not None else None,
+            "launch_stopped": self.launch_stopped,
+        }
 
 
 class TopologyFile:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,20 @@ class EngineChoice(enum.StrEnum):
 
     local = "local"
     ray = "ray"
+
+
+#: ``--json`` of every command that prints a result.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def run(action: Any) -> Any:
+    """``action()``, a ringctl error rendered as ``error:``/``hint:`` with its exit code."""
+    from ringctl.exceptions import RingctlError
+
+    try:
+        return action()
+    except RingctlError as exc:
+        _render.fail(exc)
 
 
 def load_file(file: Path, engine: str | None = None) -> TopologyFile:

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
+from ringctl.cli._common import JsonOpt
 
-_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _File = Annotated[
     Path, typer.Argument(help="The edited topology file.", show_default=False, dir_okay=False)
 ]
@@ -58,7 +58,7 @@ def apply(
             min=0,
         ),
     ] = 10.0,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Change a running topology into what its edited file says, without stopping the rest.
 
@@ -87,7 +87,7 @@ def apply(
 def diff(
     name: Annotated[str, typer.Argument(help="The running topology.", show_default=False)],
     file: _File,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """What apply would change in a running topology, one line per change (exit 1 if any)."""
     from ringctl import api

@@ -15,10 +15,12 @@ import typer
 from ringctl._printable import few, printable
 from ringctl.cli import _render
 from ringctl.cli._common import (
+    JsonOpt,
     check_name,
     complete_kernel,
     complete_topology,
     per_second,
+    run,
     seconds,
 )
 from ringctl.cli._common import console as make_console
@@ -35,7 +37,6 @@ _KernelsArg = Annotated[
     list[str] | None,
     typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
 ]
-_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _WaitOpt = Annotated[
     float | None,
     typer.Option(
@@ -55,15 +56,6 @@ def _connect(name: str | None, timeout: float = 10.0) -> Running:
     return connect(check_name(name), timeout=timeout)
 
 
-def _run(action: Any) -> Any:
-    from ringctl.exceptions import RingctlError
-
-    try:
-        return action()
-    except RingctlError as exc:
-        _render.fail(exc)
-
-
 def ps(
     name: Annotated[
         str | None,
@@ -73,7 +65,7 @@ def ps(
         bool,
         typer.Option("--all", "-a", help="Finished runs too: outcome, exit code, duration, end."),
     ] = False,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
     wait: _WaitOpt = None,
 ) -> None:
     """List running topologies, or one topology's kernels (status word, metrics) and queues.
@@ -86,7 +78,7 @@ def ps(
         from ringctl.api import listing
 
         died: list[str] = []
-        found = _run(lambda: listing(died=died))
+        found = run(lambda: listing(died=died))
         finished = _finished() if show_all else []
         applies = _applies() if show_all else []
         if as_json:
@@ -112,7 +104,7 @@ def ps(
         if applies:
             _print_applies(applies)
         return
-    status = _run(lambda: _connect(name, answer).status())
+    status = run(lambda: _connect(name, answer).status())
     if as_json:
         _render.print_json(status)
         return
@@ -246,8 +238,6 @@ def _n(value: float | None) -> str:
 
 
 def _print_status(status: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from ringctl.dashboard import human_count, parse_status
     from ringctl.dashboard.view import status_word
 
@@ -301,28 +291,24 @@ def _print_status(status: dict[str, Any]) -> None:
         max([len(col)] + [len(printable(row[i])) for row in rows]) for i, col in enumerate(cols)
     ]
     room = max(console.width - sum(widths[:-1]) - 2 * (len(cols) - 1), 12)
-    table = Table(box=None, pad_edge=False)
-    for col in cols:
-        left = col in ("KERNEL", "STATUS", "STATE", "BACKEND", "METRICS")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for row in rows:
-        text = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
-        table.add_row(*map(_shown, (*row[:-1], text)))
-    console.print(table)
+    rows = [(*row[:-1], row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…")
+            for row in rows]  # fmt: skip
+    right = ("IN", "OUT", "RATE/S", "INBOX", "DROPS", "ERRORS", "RESTARTS")
+    _render.table(console, cols, rows, right=right)
     if st.queues:
-        qt = Table(box=None, pad_edge=False)
-        for col in ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED"):
-            qt.add_column(col, justify="left" if col in ("QUEUE", "POLICY") else "right")
-        for q in st.queues:
-            qt.add_row(
-                _shown(f"{q.source} -> {q.to}"),
+        qrows = [
+            (
+                f"{q.source} -> {q.to}",
                 f"{_n(q.depth)}/{_n(q.capacity)}",
                 q.backpressure or "--",
                 human_count(q.messages),
                 _n(q.drops),
                 f"{q.blocked_s or 0:.1f}s",
             )
-        console.print(qt)
+            for q in st.queues
+        ]
+        qcols = ("QUEUE", "DEPTH", "POLICY", "MESSAGES", "DROPS", "BLOCKED")
+        _render.table(console, qcols, qrows, right=("DEPTH", "MESSAGES", "DROPS", "BLOCKED"))
     for k in st.kernels:
         if k.last_error:
             console.print(f"[red]{_shown(k.id)}: last error: {_shown(k.last_error)}[/]")
@@ -347,9 +333,9 @@ def _control(
     op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float | None
 ) -> None:
     answer = 10.0 if wait is None else wait
-    running = _run(lambda: _connect(name, answer))
+    running = run(lambda: _connect(name, answer))
     act = running.pause if op == "pause" else running.resume
-    result = _run(lambda: act(kernels or None))
+    result = run(lambda: act(kernels or None))
     if as_json:
         _render.print_json(result)
         return
@@ -364,7 +350,7 @@ def _control(
 def pause(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
     wait: _WaitOpt = None,
 ) -> None:
     """Deactivate all kernels (or the ones named); messages keep queueing."""
@@ -374,7 +360,7 @@ def pause(
 def resume(
     name: _NameArg = None,
     kernels: _KernelsArg = None,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
     wait: _WaitOpt = None,
 ) -> None:
     """Reactivate paused kernels; what queued meanwhile is processed in order."""
@@ -389,7 +375,7 @@ def down(
             help="Seconds to drain (and per kernel) before a force stop.", callback=seconds
         ),
     ] = 10.0,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
     wait: _WaitOpt = None,
 ) -> None:
     """Drain and terminate: sources first, then the rest in reverse launch order.
@@ -398,7 +384,7 @@ def down(
     progress line (it sends one every fraction of a second while it drains).
     """
     answer = 10.0 if wait is None else wait
-    running = _run(lambda: _connect(name, answer))
+    running = run(lambda: _connect(name, answer))
 
     def progress(data: dict[str, Any]) -> None:
         if as_json:
@@ -409,7 +395,7 @@ def down(
                 err=True,
             )
 
-    result = _run(lambda: running.down(timeout, on_progress=progress))
+    result = run(lambda: running.down(timeout, on_progress=progress))
     if as_json:
         _render.print_json(result)
     elif result.get("graceful"):
@@ -434,12 +420,12 @@ def top(
 
     Into a pipe or a file it writes plain progress lines instead, until the run ends.
     """
-    running = _run(lambda: _connect(name, (5.0 if wait is None else wait) + 1.0 / refresh))
-    _run(running.ping)  # not running: say so (exit 3), draw nothing
+    running = run(lambda: _connect(name, (5.0 if wait is None else wait) + 1.0 / refresh))
+    run(running.ping)  # not running: say so (exit 3), draw nothing
     if once:
         from ringctl.dashboard.view import render_text
 
-        status = _run(running.status)
+        status = run(running.status)
         typer.echo(render_text(status, width=width or 100, color=sys.stdout.isatty()), nl=False)
         return
     import threading

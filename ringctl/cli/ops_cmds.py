@@ -16,20 +16,10 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import RingctlCommand, _render
-from ringctl.cli._common import complete_kernel, complete_topology, usage_error
+from ringctl.cli._common import JsonOpt, complete_kernel, complete_topology, run, usage_error
 
-_JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def _run(action: Any) -> Any:
-    from ringctl.exceptions import RingctlError
-
-    try:
-        return action()
-    except RingctlError as exc:
-        _render.fail(exc)
 
 
 # -- logs ----------------------------------------------------------------------------------
@@ -117,11 +107,11 @@ def logs(
 
     if name is not None:
         _check_name(name)
-    found = _run(lambda: kernel_log(name))
+    found = run(lambda: kernel_log(name))
     name, path = found.name, found.path
     if kernels:
         _check_kernels(name, kernels)
-    cutoff = _run(lambda: parse_since(since, time.time())) if since else None
+    cutoff = run(lambda: parse_since(since, time.time())) if since else None
     from ringctl.api import LogFollower
 
     def render(records: list[dict[str, Any]]) -> list[str]:
@@ -264,7 +254,7 @@ def tap(
     port = port or "out"
     if chosen is not None:
         _check_name(chosen)
-    running = _run(lambda: connect(chosen))
+    running = run(lambda: connect(chosen))
     name = running.name
     messages = running.tap(kernel, port, count)
     shown_missed = 0
@@ -326,14 +316,14 @@ def restart(
     timeout: Annotated[
         float, typer.Option(help="Seconds each kernel gets to stop before a force stop.", min=0)
     ] = 5.0,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart)."""
     from ringctl.api import connect
 
     _check_name(name)
-    running = _run(lambda: connect(name))
-    result = _run(lambda: running.restart(kernels, timeout))
+    running = run(lambda: connect(name))
+    result = run(lambda: running.restart(kernels, timeout))
     if as_json:
         _render.print_json(result)
         return
@@ -368,7 +358,7 @@ def scale(
     timeout: Annotated[
         float, typer.Option(help="Seconds a removed replica gets to stop.", min=0)
     ] = 5.0,
-    as_json: _JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Change how many replicas of a running kernel share its inbox.
 
@@ -383,10 +373,10 @@ def scale(
     except RingctlError as exc:
         _render.fail(exc)
     _check_name(name)
-    running = _run(lambda: connect(name))
+    running = run(lambda: connect(name))
     results = []
     for kernel, replicas in wanted:
-        result = _run(lambda k=kernel, r=replicas: running.scale(k, r, timeout))
+        result = run(lambda k=kernel, r=replicas: running.scale(k, r, timeout))
         results.append(result)
         if not as_json:
             before, after = result.get("before"), result.get("after")

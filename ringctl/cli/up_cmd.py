@@ -143,14 +143,7 @@ def _final_document(
 
     doc: dict[str, Any] = dict(status or {})
     if result is not None:
-        doc["result"] = {
-            "outcome": result.outcome,
-            "exit_code": result.exit_code,
-            "reason": result.reason,
-            "failure": result.failure,
-            "down": result.down.as_dict() if result.down is not None else None,
-            "accounting": result.accounting.as_dict() if result.accounting is not None else None,
-        }
+        doc["result"] = result.result()
     else:
         doc["result"] = {
             "outcome": "failed",
@@ -159,6 +152,7 @@ def _final_document(
             "failure": getattr(error, "message", None) or str(error),
             "down": None,
             "accounting": None,
+            "launch_stopped": False,
         }
     sys.stdout.write(json_line(doc) + "\n")
     sys.stdout.flush()

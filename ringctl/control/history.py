@@ -1,7 +1,8 @@
 """Finished runs, kept in the state directory for ``ringctl ps -a``.
 
 ``history.jsonl`` holds one JSON document per finished run (name, file, outcome, exit
-code, start and end time, duration, reason), newest last, at most ``MAX_ENTRIES`` of
+code, start and end time, duration, reason, the supervisor's pid, and whether a stop
+came during the launch), newest last, at most ``MAX_ENTRIES`` of
 them. Writers take ``history.lock`` and replace the file atomically, so two supervisors
 ending together both get their line in, and a reader never sees half a file.
 

@@ -88,15 +88,20 @@ class ControlServer:
         self._handlers: set[asyncio.Task[Any]] = set()
         # (monotonic time, document): the last status the kernels' loop published.
         self._latest: tuple[float, dict[str, Any]] | None = None
+        t = target
+        # Commands handed to the kernels' loop as they are: op -> the call it makes.
+        commands: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            "pause": lambda a: t.pause(a.kernels),
+            "resume": lambda a: t.resume(a.kernels),
+            "restart": lambda a: t.restart(list(a.kernels), a.timeout),
+            "scale": lambda a: t.scale(a.kernel, a.replicas, a.timeout),
+        }
         self._ops: dict[str, Handler] = {
+            **{op: self._handing(call) for op, call in commands.items()},
             "ping": self._ping,
             "status": self._status,
-            "pause": self._pause,
-            "resume": self._resume,
             "down": self._down,
             "watch": self._watch,
-            "restart": self._restart,
-            "scale": self._scale,
             "tap": self._tap,
             "apply": self._apply,
         }
@@ -410,19 +415,11 @@ class ControlServer:
         )
         return base
 
-    async def _pause(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
-    ) -> Any:
-        args = request.args
-        assert isinstance(args, protocol.KernelsRequest)
-        return await self._command(request, lambda: self.target.pause(args.kernels))
+    def _handing(self, call: Callable[[Any], Awaitable[Any]]) -> Handler:
+        async def handle(request: protocol.Request, *_: object) -> Any:
+            return await self._command(request, lambda: call(request.args))
 
-    async def _resume(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
-    ) -> Any:
-        args = request.args
-        assert isinstance(args, protocol.KernelsRequest)
-        return await self._command(request, lambda: self.target.resume(args.kernels))
+        return handle
 
     async def _command(self, request: protocol.Request, make: Callable[[], Awaitable[Any]]) -> Any:
         assert self._handoff is not None
@@ -482,30 +479,6 @@ class ControlServer:
                 step = min(0.05, interval - waited)
                 await asyncio.sleep(step)
                 waited += step
-
-    async def _restart(
-        self,
-        request: protocol.Request,
-        writer: asyncio.StreamWriter,
-        reader: asyncio.StreamReader,
-    ) -> Any:
-        args = request.args
-        assert isinstance(args, protocol.RestartRequest)
-        return await self._command(
-            request, lambda: self.target.restart(list(args.kernels), args.timeout)
-        )
-
-    async def _scale(
-        self,
-        request: protocol.Request,
-        writer: asyncio.StreamWriter,
-        reader: asyncio.StreamReader,
-    ) -> Any:
-        args = request.args
-        assert isinstance(args, protocol.ScaleRequest)
-        return await self._command(
-            request, lambda: self.target.scale(args.kernel, args.replicas, args.timeout)
-        )
 
     async def _apply(
         self,

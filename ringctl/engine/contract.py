@@ -274,11 +274,11 @@ class Engine(Protocol):
         keep_state: bool = True,
     ) -> None: ...  # fmt: skip
 
-    def rewire(
+    async def rewire(
         self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
     ) -> None: ...
 
-    def retune(
+    async def retune(
         self, producer: str, port: str, consumer: str, *, capacity: int | None,
         backpressure: str, fanout: str | None,
     ) -> None: ...  # fmt: skip

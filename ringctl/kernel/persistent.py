@@ -37,7 +37,9 @@ class LoopOptions:
     #: Microseconds a loop that ran out of records spins (CPU pause hint) before napping;
     #: it spins only while the worker has a core to spare (cores - 1 loops at a time).
     spin_us: int = 20
-    #: Microseconds slept per empty pass once the spin is over.
+    #: Microseconds slept on the first empty pass once the spin is over; each further
+    #: empty pass sleeps twice as long, up to 16 x ``nap_us`` but not past 1 ms (or
+    #: ``nap_us`` if longer). A record brings the nap back to ``nap_us``.
     nap_us: int = 50
     #: Most records handled before the outputs and freed slots are published.
     batch: int = 256

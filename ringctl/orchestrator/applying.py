@@ -249,7 +249,7 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
         cut = [c.old_edge for c in by_kind["move"] if c.old_edge]
         cut += [c.edge for c in by_kind["disconnect"] if c.edge and c.edge.producer not in removed]
         if connect or cut:
-            rt.rewire([_wire(e) for e in connect], [edge_key(e) for e in cut])
+            await rt.rewire([_wire(e) for e in connect], [edge_key(e) for e in cut])
             undo.append(("rewiring", _unwire(rt, connect, cut)))
         for c in (*by_kind["connect"], *by_kind["move"], *by_kind["disconnect"]):
             if c.edge is None or c.edge.producer not in removed:
@@ -259,8 +259,8 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             e = c.edge
             assert e is not None
             step = c.line.strip()
-            rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                      backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
+            await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
+                            backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
             undo.append(
                 (f"retune of {e.producer}.{e.port}", _retune(rt, before_edges[edge_key(e)]))
             )
@@ -365,15 +365,15 @@ def _rescale(rt: Engine, kid: str, replicas: int, timeout: float) -> Undo:
 
 def _unwire(rt: Engine, connected: list[EdgePlan], cut: list[EdgePlan]) -> Undo:
     async def run() -> None:
-        rt.rewire([_wire(e) for e in cut], [edge_key(e) for e in connected])
+        await rt.rewire([_wire(e) for e in cut], [edge_key(e) for e in connected])
 
     return run
 
 
 def _retune(rt: Engine, e: EdgePlan) -> Undo:
     async def run() -> None:
-        rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                  backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
+        await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
+                        backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
 
     return run
 
@@ -428,7 +428,7 @@ async def _remove(sup: Running, rt: Engine, old: Plan, removed: set[str], timeou
     # Their own queues go too (what one to a kernel that stays holds is taken there).
     gone = [edge_key(e) for e in old.edges if e.producer in removed]
     if gone:
-        rt.rewire((), gone)
+        await rt.rewire((), gone)
     for kid in order:
         sup.policy.paused.discard(kid)
         what = f" ({left[kid]} messages left, counted)" if left.get(kid) else " (drained)"

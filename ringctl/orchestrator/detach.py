@@ -103,7 +103,7 @@ def start_detached(
         code = child.poll()
         if code is not None:
             if code == 0:
-                if _stopped_during_launch(directory, name):
+                if _stopped_during_launch(directory, name, child.pid):
                     return Detached(name, "stopped", child.pid, files.log, 0)
                 return Detached(name, "completed", child.pid, files.log, 0)
             return Detached(name, "failed", child.pid, files.log, code, _log_tail(files.log))
@@ -122,11 +122,11 @@ def start_detached(
     return Detached(name, "timeout", child.pid, files.log)
 
 
-def _stopped_during_launch(directory: StateDir, name: str) -> bool:
-    """True if the history's last run of ``name`` (``ringctl ps -a``) was stopped during
-    its launch."""
-    runs = [e for e in read_history(directory) if e.get("name") == name]
-    return bool(runs) and "(stopped during launch)" in str(runs[-1].get("reason"))
+def _stopped_during_launch(directory: StateDir, name: str, pid: int) -> bool:
+    """True if the history (``ringctl ps -a``) says the run of ``name`` that process
+    ``pid`` supervised was stopped during its launch."""
+    runs = [e for e in read_history(directory) if e.get("name") == name and e.get("pid") == pid]
+    return bool(runs) and runs[-1].get("launch_stopped") is True
 
 
 def _reap_later(child: subprocess.Popen[bytes]) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ringctl.orchestrator.plan import Plan
+
+if TYPE_CHECKING:
+    from ringctl.engine.contract import KernelSnapshot
 
 __all__ = ["FileWatch", "drift"]
 
 
-def drift(plan: Plan, kernels: Sequence[dict[str, Any]], edited: bool = False) -> list[str]:
+def drift(plan: Plan, kernels: Iterable[KernelSnapshot], edited: bool = False) -> list[str]:
     """How the running kernels differ from the plan of their file (a ``scale`` since the
     last ``up`` or ``apply``, or the file edited since)."""
     out = []
@@ -23,13 +26,13 @@ def drift(plan: Plan, kernels: Sequence[dict[str, Any]], edited: bool = False) -
             f"its file was edited since it was applied (ringctl diff {plan.name} "
             f"{plan.file} shows how)"
         )
-    for doc in kernels:
-        kid = doc.get("id")
-        if not isinstance(kid, str) or kid not in plan.order:
+    for k in kernels:
+        if k.id not in plan or k.state not in ("ACTIVE", "DEACTIVATED"):
             continue
-        want, have = plan.kernel(kid).replicas, doc.get("replicas")
-        if isinstance(have, int) and have != want and doc.get("state") in ("ACTIVE", "DEACTIVATED"):
-            out.append(f"{kid} runs {have} replica{'s' if have != 1 else ''}, its file says {want}")
+        want, have = plan.kernel(k.id).replicas, k.replicas
+        if have != want:
+            plural = "s" if have != 1 else ""
+            out.append(f"{k.id} runs {have} replica{plural}, its file says {want}")
     return out
 
 

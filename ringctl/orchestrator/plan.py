@@ -80,32 +80,44 @@ class Plan:
     description: str = ""
     #: The file's ``smoke:`` block (``ringctl smoke``), or None.
     smoke: Any = None
+    #: Each kernel by id (built once: a status of thousands of kernels looks each up).
+    _by_id: dict[str, KernelPlan] = field(init=False, repr=False, compare=False)
+    #: The roles of its kernels, worked out once (the supervisor asks every tick).
+    _roles: dict[str, list[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {k.id: k for k in self.kernels})
+        object.__setattr__(self, "_roles", {})
 
     @property
     def order(self) -> list[str]:
-        return [k.id for k in self.kernels]
+        return list(self._by_id)
 
     @property
     def sources(self) -> list[str]:
         """The kernels that originate work (``ringctl.topology.roles``): a drain stops
         them first, and a run completes once they have finished and every queue drained."""
-        from ringctl.topology.roles import source_ids
+        if "sources" not in self._roles:
+            from ringctl.topology.roles import source_ids
 
-        return source_ids(self.order, self._wiring())
+            self._roles["sources"] = source_ids(self.order, self._wiring())
+        return list(self._roles["sources"])
 
     @property
     def stop_first(self) -> list[str]:
         """What ``down`` stops before it waits for the queues to drain: every kernel no
         queue feeds (the sources, and kernels with no queue at all)."""
-        from ringctl.topology.roles import unfed_ids
+        if "stop_first" not in self._roles:
+            from ringctl.topology.roles import unfed_ids
 
-        return unfed_ids(self.order, self._wiring())
+            self._roles["stop_first"] = unfed_ids(self.order, self._wiring())
+        return list(self._roles["stop_first"])
 
     def _wiring(self) -> list[tuple[str, str, bool]]:
         return [(e.producer, e.consumer, e.feedback) for e in self.edges]
 
     def kernel(self, kernel_id: str) -> KernelPlan:
-        for k in self.kernels:
-            if k.id == kernel_id:
-                return k
-        raise KeyError(kernel_id)
+        return self._by_id[kernel_id]
+
+    def __contains__(self, kernel_id: object) -> bool:
+        return kernel_id in self._by_id

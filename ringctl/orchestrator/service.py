@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -235,6 +236,8 @@ def _record(
         "ended": round(ended, 3),
         "duration_s": round(ended - started, 3),
         "kernel_log": str(kernel_log),
+        "pid": os.getpid(),
+        "launch_stopped": result is not None and result.launch_stopped,
     }
     try:
         record_run(directory, entry)
@@ -330,8 +333,11 @@ async def _publish(sup: Supervisor) -> None:
     """Build a status every ``PUBLISH_EVERY_S`` (``Supervisor.status`` hands each one to
     the control server), so ``ps`` has a recent one even while a kernel blocks the loop."""
     while not sup.ended:
+        started = time.perf_counter()
         sup.status()
-        await asyncio.sleep(PUBLISH_EVERY_S)
+        # A document of thousands of kernels takes a while to build: never spend more
+        # than a tenth of the kernels' loop on it.
+        await asyncio.sleep(max(PUBLISH_EVERY_S, 9 * (time.perf_counter() - started)))
 
 
 async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
@@ -343,7 +349,9 @@ async def _tick(sup: Supervisor, on_tick: Tick, interval: float) -> None:
         if sup.ended:
             break
         try:
-            on_tick(sup.status())
+            # The document published last will do if it is recent: one of thousands of
+            # kernels is not built twice a tick.
+            on_tick(sup.status(max_age=min(1.0, interval / 2)))
         except OSError as exc:
             lost += 1
             if lost == 1:

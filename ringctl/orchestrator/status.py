@@ -221,11 +221,12 @@ class _Doc:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form: ``json.dumps`` takes it as it is."""
         out = {}
-        for name, key, _ in _plan(type(self)):
+        omit = self._OMIT_NONE
+        for name, key, plain in _dumps(type(self)):
             value = getattr(self, name)
-            if value is None and key in self._OMIT_NONE:
+            if value is None and key in omit:
                 continue
-            out[key] = _dump(value)
+            out[key] = value if plain else _dump(value)
         return out
 
 
@@ -251,6 +252,22 @@ def _dump(value: Any) -> Any:
 
 
 _PLANS: Final[dict[type, list[tuple[str, str, Callable[[object], Any]]]]] = {}
+_DUMPS: Final[dict[type, list[tuple[str, str, bool]]]] = {}
+
+
+def _dumps(cls: type[_Doc]) -> list[tuple[str, str, bool]]:
+    """(attribute, JSON key, sent as it is) of each field a class sends: a document of
+    thousands of kernels is written several times a second."""
+    found = _DUMPS.get(cls)
+    if found is None:
+        kinds = _annotations(cls)
+        found = _DUMPS[cls] = [
+            (name, key, kinds[name].removesuffix(" | None") in _PLAIN)
+            for name, key, _ in _plan(cls)
+        ]
+    return found
+
+
 _ANNOTATIONS: Final[dict[type, dict[str, str]]] = {}
 
 
@@ -277,6 +294,9 @@ def _reader(annotation: str) -> Callable[[object], Any]:
     nested = _DOCS[inner]
     return lambda value: nested.read(value) if isinstance(value, Mapping) else None
 
+
+#: Field types whose values go into the JSON form as they are.
+_PLAIN: Final = frozenset({"str", "float", "int", "bool"})
 
 _SCALARS: Final[dict[str, tuple[type, ...]]] = {
     "str": (str,),

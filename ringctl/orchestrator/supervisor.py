@@ -76,6 +76,8 @@ _LIVE: Final = (T.RUNNING, T.PAUSED)
 TICK_S: Final = 0.02
 #: A status document is rebuilt at most this often, however many watchers ask.
 STATUS_MAX_AGE_S: Final = 0.05
+#: Without a wake-up, how often the watch loop still looks at every kernel's state.
+LOOK_EVERY_S: Final = 0.5
 
 
 class LaunchFailed(RunFailedError):
@@ -129,16 +131,8 @@ class RunResult:
     failure: str | None = None
     #: The accounting law's terms at the end of the run (None if it never started).
     accounting: Accounting | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "reason": self.reason,
-            "failure": self.failure,
-            "down": self.down.as_dict() if self.down is not None else None,
-            "accounting": self.accounting.as_dict() if self.accounting is not None else None,
-        }
+    #: A stop came before every kernel was up: the launch was rolled back.
+    launch_stopped: bool = False
 
 
 class Supervisor:
@@ -375,20 +369,27 @@ class Supervisor:
     async def run(self, *, duration: float | None = None, down_timeout: float = 10.0) -> RunResult:
         """Watch the running topology until completion, a stop request, duration or failure."""
         deadline = None if duration is None else time.monotonic() + duration
+        looked = 0.0
         try:
             while not self._ended.is_set():
+                woken = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), TICK_S)
+                    woken = await asyncio.wait_for(self._wake.wait(), TICK_S)
                 self._wake.clear()
                 if self._ended.is_set():
                     break
                 # Level-triggered: every kernel that terminated since the last look is
-                # handled, however many wake-ups were merged or missed.
-                self._check_finished()
-                if deadline is not None and time.monotonic() >= deadline:
+                # handled, however many wake-ups were merged. Each look costs a pass over
+                # every kernel, so without a wake-up it is only a safety net.
+                now = time.monotonic()
+                if woken or now - looked >= LOOK_EVERY_S:
+                    looked = now
+                    self._check_finished()
+                if deadline is not None and now >= deadline:
                     self._decide(StopRequested(f"--duration {duration:g}s elapsed"))
                 if not self.policy.stopping:
-                    self._decide(Tick(self._sources_done(), self.runtime.is_quiescent()))
+                    done = self._sources_done()  # quiet only matters once they are done
+                    self._decide(Tick(done, done and self.runtime.is_quiescent()))
                 if self.policy.stopping:
                     break
             if not self._ended.is_set():
@@ -403,6 +404,8 @@ class Supervisor:
     def _check_finished(self) -> None:
         """Hand the policy every kernel instance that terminated."""
         for kernel_id in self.plan.order:
+            if self.runtime.get_state(kernel_id) is not S.TERMINATED:
+                continue
             info = self.runtime.get_info(kernel_id)
             if info.state is S.TERMINATED:
                 self._decide(KernelEnded(kernel_id, info.restarts, info.error, info.completed))
@@ -480,7 +483,9 @@ class Supervisor:
                 summary=acc.summary() if acc is not None else "",
             )
         v = self.policy.result(facts)
-        return RunResult(v.outcome, v.exit_code, v.reason, down, v.failure, acc)
+        return RunResult(
+            v.outcome, v.exit_code, v.reason, down, v.failure, acc, self.policy.launch_stopped
+        )
 
     # -- control commands ----------------------------------------------------------------
 
@@ -812,11 +817,12 @@ class Supervisor:
         every ``SAMPLE_EVERY_S``), e.g. to keep the latest where another thread reads it."""
         self._publishers.append(publish)
 
-    def status(self, *, fresh: bool = False) -> dict[str, Any]:
-        """The ``ringctl ps NAME --json`` document (rebuilt at most every 50 ms)."""
+    def status(self, *, fresh: bool = False, max_age: float = STATUS_MAX_AGE_S) -> dict[str, Any]:
+        """The ``ringctl ps NAME --json`` document (the one built last if it is at most
+        ``max_age`` seconds old)."""
         now = time.monotonic()
         cached = self._status_cache
-        if not fresh and cached is not None and now - cached[0] < STATUS_MAX_AGE_S:
+        if not fresh and cached is not None and now - cached[0] < max_age:
             return cached[1]
         from ringctl.orchestrator.status import (
             AccountingDoc,
@@ -835,11 +841,7 @@ class Supervisor:
         if [k.id for k in kernels] != self.plan.order:  # changed by an apply
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
             kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
-        self.drift = drift(
-            self.plan,
-            [{"id": k.id, "replicas": k.replicas, "state": k.state} for k in kernels],
-            self.file_watch.edited(),
-        )
+        self.drift = drift(self.plan, kernels, self.file_watch.edited())
         doc = StatusDocument(
             name=self.plan.name,
             file=self.plan.file,

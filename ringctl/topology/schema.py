@@ -205,7 +205,12 @@ class PersistentSpec(_Model):
         ),
     )
     nap_us: Count = Field(
-        50, description="Microseconds the loop sleeps per empty pass once the spin is over."
+        50,
+        description=(
+            "Microseconds the loop sleeps on its first empty pass once the spin is over; "
+            "each further empty pass sleeps twice as long, up to 16 x nap_us but not past "
+            "1 ms (or nap_us if longer). A record brings the nap back to nap_us."
+        ),
     )
 
     @model_validator(mode="after")

@@ -344,6 +344,7 @@ def test_json_stream_ends_with_the_final_document(ringctl: Ringctl) -> None:
     final = docs[-1]
     assert final["result"]["outcome"] == "completed", final["result"]
     assert final["result"]["exit_code"] == 0
+    assert final["result"]["launch_stopped"] is False
     assert final["state"] == "completed"
     assert {k["id"]: k["messages_in"] for k in final["kernels"]} == {
         "source": 0, "relay": 500, "total": 500,

@@ -77,6 +77,7 @@ def test_down_during_a_slow_launch_stops_it(ringctl: Ringctl) -> None:
     entry = _history(ringctl, "slowlaunch")
     assert (entry["outcome"], entry["exit_code"]) == ("stopped", 0)
     assert "stopped during launch" in str(entry["reason"])
+    assert entry["launch_stopped"] is True
     log = (ringctl.state / "slowlaunch.log").read_text()
     assert "Traceback" not in log
     assert "stopped during launch; rolled back" in log

@@ -174,7 +174,7 @@ async def test_what_an_engine_cannot_do_is_refused_naming_the_engine(engine: Eng
             elif action == "reconfigure":
                 engine.reconfigure("relay", relay, params={}, queue_size=None)
             elif action == "rewire":
-                engine.rewire((), [("relay", "out", "relay")])
+                await engine.rewire((), [("relay", "out", "relay")])
             else:
                 engine.tap("relay")
 
@@ -326,3 +326,101 @@ async def test_a_tap_on_a_port_the_kernel_does_not_have_is_refused(engine: Engin
     with pytest.raises(UserInputError, match="kernel 'relay' has no output port 'outt'") as e:
         engine.tap("relay", "outt")
     assert e.value.hint == "did you mean relay.out?"
+
+
+async def numbers_sink(ctx: Any) -> None:
+    """Counts what it took and adds it up: a message lost or taken twice shows in both."""
+    async for msg in ctx.messages():
+        ctx.metrics["seen"] = ctx.metrics.get("seen", 0) + 1
+        ctx.metrics["sum"] = ctx.metrics.get("sum", 0) + msg
+
+
+async def test_rewire_moves_a_queue_while_the_producer_sends_and_retune_changes_it(
+    engine: Engine,
+) -> None:
+    await engine.launch("old", numbers_sink)
+    await engine.launch("new", numbers_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "old", capacity=8)
+    for kid in ("old", "new", "relay"):
+        await engine.activate(kid)
+
+    async def feed() -> None:
+        for start in range(0, 400, 20):
+            await engine.send_batch("relay", list(range(start, start + 20)))
+            await asyncio.sleep(0.005)
+
+    sending = asyncio.ensure_future(feed())
+    await _until(lambda: engine.snapshot().kernel("old").metrics.get("seen", 0) > 0)
+    await engine.rewire([("relay", "out", "new", 4, "block", None)], [("relay", "out", "old")])
+    await engine.retune("relay", "out", "new", capacity=32, backpressure="block", fanout=None)
+    await sending
+    seen = lambda kid: engine.snapshot().kernel(kid).metrics.get("seen", 0)  # noqa: E731
+    await _until(lambda: seen("old") + seen("new") == 400)
+    await _until(lambda: engine.inflight("old") == 0 and engine.is_idle("old"))
+    assert seen("new") > 0  # the producer was switched while it sent
+    (queue,) = (q for q in engine.snapshot().queues if q.producer == "relay")
+    assert (queue.consumer, queue.capacity) == ("new", 32)  # the old queue is no longer listed
+    total = sum(engine.snapshot().kernel(k).metrics.get("sum", 0) for k in ("old", "new"))
+    assert total == sum(range(400))  # each number once
+
+    # Back and forth (as an apply that rolls back does): a queue wired again goes on
+    # counting where it stopped.
+    await engine.rewire([("relay", "out", "old", 8, "block", None)], [("relay", "out", "new")])
+    await engine.send_batch("relay", list(range(400, 440)))
+    await _until(lambda: seen("old") + seen("new") == 440)
+    await engine.rewire([("relay", "out", "new", 32, "block", None)], [("relay", "out", "old")])
+    await _until(lambda: engine.inflight("old") == 0 and engine.is_idle("old"))
+    total = sum(engine.snapshot().kernel(k).metrics.get("sum", 0) for k in ("old", "new"))
+    assert total == sum(range(440))
+
+    # A kernel taken out with everything processed: its id can be launched anew.
+    await engine.terminate("old", timeout=5.0)
+    assert engine.close_inbox("old", "left") == 0
+    engine.remove("old")
+    await engine.launch("old", numbers_sink)
+    await engine.rewire([("relay", "out", "old", None, "block", "round_robin")])
+    await engine.activate("old")
+    before = seen("new")
+    await engine.send_batch("relay", list(range(100)))
+    await _until(lambda: seen("old") == 50 and seen("new") == before + 50)
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    for kid, n in (("new", before + 50), ("old", 50)):  # a queue wired again may be a new row
+        rows = [q for q in acc.queues if (q.producer, q.consumer) == ("relay", kid)]
+        assert [sum(getattr(q, term) for q in rows) for term in ("accepted", "delivered")] == [
+            n, n,
+        ]  # fmt: skip
+        assert not any(q.lost or q.left or q.in_doubt for q in rows)
+
+
+async def test_a_stage_inserted_while_messages_flow_sees_each_message_once(
+    engine: Engine,
+) -> None:
+    await engine.launch("sink", numbers_sink)
+    await engine.launch("relay", relay)
+    engine.connect("relay", "sink", capacity=8)
+    await engine.activate("sink")
+    await engine.activate("relay")
+    await engine.send_batch("relay", list(range(100)))
+    # As apply adds a kernel: launched, wired (the producer switched to it), activated.
+    await engine.launch("double", doubling)
+    await engine.rewire(
+        [("double", "out", "sink", None, "block", None), ("relay", "out", "double", 8, "block",
+                                                          None)],
+        [("relay", "out", "sink")],
+    )  # fmt: skip
+    await engine.activate("double")
+    await engine.send_batch("relay", list(range(100, 200)))
+    seen = lambda: engine.snapshot().kernel("sink").metrics  # noqa: E731
+    await _until(lambda: seen().get("seen") == 200)
+    through = engine.snapshot().kernel("double").messages_in
+    assert 100 <= through <= 200  # at least all those sent after the switch
+    # Each number once: the ones that went through the new stage came doubled.
+    doubled = set(range(200 - through, 200))
+    assert seen()["sum"] == sum(n * 2 if n in doubled else n for n in range(200))
+    await engine.terminate_all(timeout=5.0)
+    acc = engine.accounting()
+    assert acc.holds, acc.violations
+    assert not any(q.lost or q.left or q.in_doubt for q in acc.queues)

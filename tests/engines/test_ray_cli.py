@@ -257,3 +257,137 @@ def test_apply_changes_params_live_on_ray(ringctl: Ringctl, ray_head: str) -> No
     (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
     assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sinks_topology(folder: Path, queues: dict[str, int], source: str = "") -> Path:
+    """The numbered source feeding one ``collect`` sink per entry of ``queues`` (the
+    sink's id: the capacity of its queue); ``source``: more of the source's params."""
+    tests = REPO / "tests"
+    path = folder / "seq.yaml"
+    sinks = "".join(
+        f"  {kid}:\n    entry: orchestrator.applykernels:collect\n"
+        f'    params: {{label: "{kid}", report: "{folder}/{kid}.json"}}\n'
+        for kid in queues
+    )
+    path.write_text(
+        f'version: 1\nname: seq\npython_path: ["{tests}"]\nengine: ray\n'
+        "defaults:\n  queue: {capacity: 64}\nkernels:\n"
+        "  source:\n    entry: orchestrator.applykernels:numbered\n"
+        f'    params: {{rate: 400, report: "{folder}/source.json"{source}}}\n'
+        + sinks
+        + "queues:\n"
+        + "".join(f"  - {{from: source, to: {kid}, capacity: {n}}}\n" for kid, n in queues.items())
+    )
+    return path
+
+
+def test_apply_adds_removes_moves_and_retunes_on_ray(ringctl: Ringctl, ray_head: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rc-seq-", dir="/tmp"))
+    status = lambda: json.loads(ringctl("ps", "seq", "--json").stdout)  # noqa: E731
+    got = lambda kid: int(_kernel(status(), kid)["metrics"].get("received", 0))  # noqa: E731
+    try:
+        path = _sinks_topology(folder, {"old": 64})
+        ringctl("up", str(path), "-d", "--address", ray_head)
+        wait_for(lambda: got("old") > 50, what="old receives")
+
+        # A kernel added, the queue moved to it while the source sends, the old one removed.
+        _sinks_topology(folder, {"new": 64})
+        plan = ringctl("diff", "seq", str(path), ok=False)
+        assert plan.returncode == 1, plan.stderr
+        assert plan.stdout.splitlines()[1:] == [
+            "  ~ queue source.out: old -> new (producer switched; what old holds drains there)",
+            "  - kernel old: drained, then terminated (what it holds is counted)",
+            f"seq vs {path}: 3 changes",
+        ]
+        applied = ringctl("apply", str(path), ok=False)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert applied.stdout.splitlines()[-1] == f"applied {path}: 3 changes"
+        assert [k["id"] for k in status()["kernels"]] == ["new", "source"]
+        wait_for(lambda: got("new") > 50, what="new receives")
+
+        # A queue retuned, and a kernel added with a queue of its own.
+        _sinks_topology(folder, {"new": 16, "extra": 64})
+        applied = ringctl("apply", str(path), ok=False)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "  ~ queue source.out -> new: capacity 64 -> 16 (applied live)" in applied.stdout
+        queues = {q["to"]: q for q in status()["queues"]}
+        assert (queues["new"]["capacity"], queues["extra"]["capacity"]) == (16, 64)
+        wait_for(lambda: got("extra") > 50, what="extra receives")
+
+        # ... and removed again, with its queue: what it held is processed first.
+        _sinks_topology(folder, {"new": 16})
+        applied = ringctl("apply", str(path), ok=False)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "  - queue source.out -> extra: removed (with its consumer)" in applied.stdout
+        assert ringctl("diff", "seq", str(path), ok=False).returncode == 0  # it matches its file
+
+        # A kernel whose set-up hook raises: nothing changes, exit 1.
+        broken = folder / "broken.yaml"
+        broken.write_text(
+            path.read_text()
+            .replace("kernels:\n", "kernels:\n  broken:\n    entry: orchestrator.testkernels:"
+                     "setup_fails\n")
+            .replace("queues:\n", "queues:\n  - {from: source, to: broken}\n")
+        )  # fmt: skip
+        failed = ringctl("apply", "--name", "seq", str(broken), ok=False)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "apply failed at `+ kernel broken" in failed.stderr
+        assert "seq runs as before" in failed.stderr
+        assert [k["id"] for k in status()["kernels"]] == ["new", "source"]
+        assert ringctl("diff", "seq", str(path), ok=False).returncode == 0
+        down = ringctl("down", "seq", "--json", "--timeout", "20", ok=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert json.loads(down.stdout)["messages_left"] == 0
+        (run,) = json.loads(ringctl("ps", "-a", "--json").stdout)["finished"]
+        assert (run["outcome"], run["exit_code"]) == ("stopped", 0), run
+
+        sent = json.loads((folder / "source.json").read_text())["sent"]
+        seen = {kid: json.loads((folder / f"{kid}.json").read_text())["seen"]
+                for kid in ("old", "new", "extra")}  # fmt: skip
+        assert seen["old"] and seen["new"]
+        assert sorted(seen["old"] + seen["new"]) == list(range(1, sent + 1))  # each once
+        # The broadcast copy the extra kernel took while wired: a run of numbers, each once.
+        extra = seen["extra"]
+        assert extra == list(range(extra[0], extra[0] + len(extra))) and extra[-1] < sent
+    finally:
+        ringctl("down", "seq", "--timeout", "5", ok=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_apply_on_ray_refuses_a_queue_change_a_blocked_producer_cannot_take(
+    ringctl: Ringctl, ray_head: str
+) -> None:
+    """A producer whose kernel holds its actor's event loop cannot switch a queue: the
+    apply says so at once and changes nothing, instead of holding the supervisor."""
+    folder = Path(tempfile.mkdtemp(prefix="rc-blk-", dir="/tmp"))
+    trigger = folder / "block"
+    status = lambda: json.loads(ringctl("ps", "seq", "--json").stdout)  # noqa: E731
+    got = lambda kid: int(_kernel(status(), kid)["metrics"].get("received", 0))  # noqa: E731
+    more = f', trigger: "{trigger}", block: 15'
+    try:
+        path = _sinks_topology(folder, {"old": 64}, more)
+        ringctl("up", str(path), "-d", "--address", ray_head)
+        wait_for(lambda: got("old") > 20, what="old receives")
+        _sinks_topology(folder, {"new": 64}, more)
+        trigger.touch()
+        wait_for(lambda: not trigger.exists(), what="the source blocks")
+        t0 = time.monotonic()
+        refused = ringctl("apply", str(path), ok=False)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "'source' did not answer" in refused.stderr, refused.stderr
+        assert time.monotonic() - t0 < 12.0, refused.stderr  # while the source still blocks
+        assert "seq runs as before" in refused.stderr, refused.stderr
+        assert [k["id"] for k in status()["kernels"]] == ["old", "source"]
+        before = got("old")
+        wait_for(lambda: got("old") > before + 20, timeout=30, what="the source sends again")
+        applied = ringctl("apply", str(path), ok=False)  # free again: the change goes through
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        wait_for(lambda: got("new") > 20, what="new receives")
+        down = ringctl("down", "seq", "--json", "--timeout", "20", ok=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        sent = json.loads((folder / "source.json").read_text())["sent"]
+        seen = [json.loads((folder / f"{kid}.json").read_text())["seen"] for kid in ("old", "new")]
+        assert sorted(seen[0] + seen[1]) == list(range(1, sent + 1))  # each once
+    finally:
+        ringctl("down", "seq", "--timeout", "5", ok=False)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +33,8 @@ class NumberedParams(BaseModel):
 
     rate: float = Field(1000.0, gt=0, description="Messages per second.")
     report: str = ""
+    trigger: str = Field("", description="When this file appears, block the event loop.")
+    block: float = Field(0.0, ge=0, description="For this long.")
 
 
 @ring_kernel(kernel_id="numbered", params=NumberedParams, ports=("out",))
@@ -44,6 +47,9 @@ async def numbered(ctx: KernelContext) -> None:
             if not ctx.is_active:
                 await ctx.wait_active()
                 continue
+            if p.trigger and Path(p.trigger).exists():  # noqa: ASYNC240
+                Path(p.trigger).unlink()  # noqa: ASYNC240
+                time.sleep(p.block)  # noqa: ASYNC251  (the point: block the loop)
             n = ctx.state.get("sent", 0) + 1
             await ctx.send(n)
             ctx.state["sent"] = n

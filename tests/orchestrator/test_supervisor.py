@@ -437,4 +437,5 @@ async def test_a_down_during_the_launch_stops_it_and_rolls_back(runtime: RingKer
     result = await sup.run()
     assert (result.outcome, result.exit_code) == ("stopped", 0)
     assert result.reason == "down requested (stopped during launch)"
+    assert result.launch_stopped
     assert result.accounting is not None and result.accounting.clean

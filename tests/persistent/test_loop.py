@@ -338,3 +338,21 @@ def test_idle_loops_spin_only_on_spare_cores_and_only_for_spin_us(
     beats = [load(r.ctrl, HEARTBEAT) for r in rigs]
     time.sleep(0.05)
     assert all(load(r.ctrl, HEARTBEAT) - b < 100 for r, b in zip(rigs, beats, strict=True))
+
+
+def test_an_idle_loop_naps_longer_and_longer_up_to_a_millisecond(rig: Callable[..., Rig]) -> None:
+    from ringctl.engine.local.persistent.loop import loops_for
+
+    longest = loops_for(handlers.double.handler).longest_nap
+    assert [longest(n) for n in (5, 50, 100, 1000, 5000)] == [80, 800, 1000, 1000, 5000]
+    r = rig(handlers.double, capacity=64, spin_us=0, nap_us=50)
+    r.command(Command.ACTIVE)
+    time.sleep(0.05)  # long past the growth: 50, 100, ..., 800 us
+    beat, started = load(r.ctrl, HEARTBEAT), time.monotonic()
+    time.sleep(0.2)
+    passes = load(r.ctrl, HEARTBEAT) - beat
+    elapsed = time.monotonic() - started  # the sleep may last longer on a busy machine
+    assert passes >= 10
+    assert elapsed / passes > 300e-6  # naps of 800 us (+ slack); 50 us naps: about 100 us
+    r.push_all(records(range(5)))  # work brings the short nap back; records flow as ever
+    assert list(r.drain(5)["seq"]) == list(range(5))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -412,3 +413,19 @@ def test_a_numba_kernel_cannot_ask_for_cuda() -> None:
     g = PersistentGroup("refuse")
     with pytest.raises(ValueError, match="not available"):
         g.add("k", "tests.persistent.handlers:double", backend="cuda")
+
+
+def test_an_idle_loop_naps_longer_and_longer(rig: Callable[..., Rig], backend: str) -> None:
+    if backend != "cpu":
+        pytest.skip("timed on the CPU")
+    r = rig(nh.double, capacity=64, spin_us=0, nap_us=50)
+    r.command(Command.ACTIVE)
+    time.sleep(0.05)  # long past the growth: 50, 100, ..., 800 us
+    beat, started = load(r.ctrl, HEARTBEAT), time.monotonic()
+    time.sleep(0.2)
+    passes = load(r.ctrl, HEARTBEAT) - beat
+    elapsed = time.monotonic() - started  # the sleep may last longer on a busy machine
+    assert passes >= 10
+    assert elapsed / passes > 300e-6  # naps of 800 us (+ slack); 50 us naps: about 100 us
+    r.push_all(records(range(5)))  # work brings the short nap back; records flow as ever
+    assert list(r.drain(5)["seq"]) == list(range(5))

@@ -717,7 +717,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if not keep_state:
             k.store = {}
 
-    def rewire(
+    async def rewire(
         self,
         connect: Sequence[Wire] = (),
         disconnect: Sequence[tuple[str, str, str]] = (),
@@ -725,7 +725,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """Connect ``(producer, port, consumer, capacity, backpressure, fanout)`` queues and
         disconnect ``(producer, port, consumer)`` ones in one step, producers running.
 
-        Nothing is awaited in between, so each message a producer sends goes either
+        Nothing is awaited, so each message a producer sends goes either
         where it went before or where it goes now: never both, never nowhere. A
         disconnected queue stays in its consumer's inbox until the consumer has taken
         what it holds (it is no longer listed among the topology's queues).
@@ -763,7 +763,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             out.connect(queue, _fanout(fanout))
             self._edges.append(queue)
 
-    def retune(
+    async def retune(
         self, producer: str, port: str, consumer: str, *, capacity: int | None,
         backpressure: str, fanout: str | None,
     ) -> None:  # fmt: skip

@@ -241,6 +241,8 @@ class KernelHost:
     def add_in_edge(self, edge_id: str, capacity: int, policy: str) -> None:
         if edge_id not in self.edges:
             self.edges[edge_id] = Queue(edge_id, self.inbox, capacity, Backpressure(policy))
+        else:  # wired again after a rewire took it away: its counts go on
+            self.edges[edge_id].retune(capacity, policy)
 
     def add_out_edge(
         self, port: str, edge_id: str, capacity: int, handles: list[Any], fanout: str | None
@@ -288,6 +290,61 @@ class KernelHost:
         """The consumer will never run again: what the outbox holds for it, and whatever
         is sent to it from now on, is counted as lost instead of waited on."""
         self.closed_edges.add(edge_id)
+
+    # -- rewiring while the kernel runs (``ringctl apply``) ------------------------------
+
+    def rewire_port(
+        self, port: str, cut: list[str], wire: list[tuple[str, int, list[Any], str | None]]
+    ) -> None:
+        """Switch ``port`` in one step: the edges ``cut`` get nothing more (what their
+        outboxes hold still goes to their consumers), the ``wire`` ones (edge id,
+        capacity, consumer handles, fanout) get every message sent from now on. Nothing
+        is awaited, so each message goes where it went before or where it goes now."""
+        out = self._port(port)
+        gone = [self.outboxes[edge_id] for edge_id in cut if edge_id in self.outboxes]
+        kept = [q for q in out.targets if all(q is not g for g in gone)]
+        fanout = out.fanout
+        out.disconnect_all()
+        for q in kept:
+            out.connect(q, fanout)
+        for edge_id, capacity, handles, edge_fanout in wire:
+            outbox = self.outboxes.get(edge_id)
+            if outbox is None:
+                self.add_out_edge(port, edge_id, capacity, handles, edge_fanout)
+                continue
+            outbox.retune(capacity, outbox.policy)  # the same edge wired again
+            out.connect(outbox, edge_fanout)  # type: ignore[arg-type]
+            for replica, handle in enumerate(handles):
+                self.targets[(edge_id, replica)] = handle
+                self.add_target(edge_id, replica, handle)
+
+    def retune_edge(
+        self, edge_id: str, port: str, capacity: int, policy: str, fanout: str | None
+    ) -> None:
+        """A wired edge's new capacity and backpressure (its queue here, if this actor
+        consumes it; its outbox, if it produces it) and its port's fanout."""
+        queue = self.edges.get(edge_id)
+        if queue is not None:
+            queue.retune(capacity, policy)
+        outbox = self.outboxes.get(edge_id)
+        if outbox is not None:
+            outbox.retune(capacity, outbox.policy)
+            out = self._port(port)
+            out.fanout = fanout or "broadcast"  # type: ignore[assignment]
+            out._route()
+
+    def forget_out_edge(self, port: str, edge_id: str) -> None:
+        """The edge's consumer was removed with everything it took processed: the edge
+        and what it counted go (the consumer's id may be launched anew)."""
+        if edge_id in self.outboxes:
+            self.rewire_port(port, [edge_id], [])
+            del self.outboxes[edge_id]
+        for key in [key for key in self.pumps if key[0] == edge_id]:
+            self.pumps.pop(key).cancel()
+            self.targets.pop(key, None)
+        for counts in (self.pushed, self.out_lost, self.out_left):
+            counts.pop(edge_id, None)
+        self.closed_edges.discard(edge_id)
 
     def _count(self, into: dict[str, int], edge_id: str, n: int) -> None:
         if n:

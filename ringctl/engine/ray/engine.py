@@ -31,7 +31,6 @@ from ringctl.engine.contract import (
     RuntimeSnapshot,
     TerminationReport,
     Wire,
-    refusal,
 )
 from ringctl.engine.ledger import KernelBook, check_launch, check_params
 from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
@@ -43,6 +42,7 @@ from ringctl.exceptions import (
     KernelLaunchError,
     KernelNotFoundError,
     KernelStateError,
+    RunFailedError,
     UserInputError,
 )
 from ringctl.kernel.ring import RingKernel, as_kernel, registered
@@ -58,6 +58,10 @@ POLL_S: Final = 0.05
 #: How long one poll waits for the actors' answers; an actor that takes longer (a kernel
 #: blocking its event loop) is asked again once it has answered, the others meanwhile.
 PROBE_WAIT_S: Final = 0.5
+#: How long the actors a queue change involves get to answer before it is refused: an
+#: actor whose kernel holds its event loop would hold the change (and the supervisor's
+#: command lock) for as long.
+ANSWER_WAIT_S: Final = 2.0
 #: What an actor's ``terminate`` may take beyond twice its timeout before it is killed.
 STOP_GRACE_S: Final = 3.0
 #: How long a new actor may wait to be placed before its launch fails. An actor that
@@ -185,13 +189,15 @@ class RayRuntime(KernelTable[_RayKernel]):
     Restart, scale and tap act on the running actors, as the local engine does on its
     tasks: a restart keeps each actor (its queues and ``ctx.state``) and runs a new
     instance of the kernel in it, with new code or params after ``reconfigure``; a
-    replica that leaves hands what is queued for it to the others. Rewiring queues
-    while producers run (``ringctl apply``) is refused.
+    replica that leaves hands what is queued for it to the others. ``rewire`` and
+    ``retune`` change queues while producers run (``ringctl apply``): each producer
+    actor switches its port in one step, and what an outbox already held for a queue
+    taken away still goes to that queue's consumer.
     """
 
     name: Final = "ray"
     capabilities: Final[frozenset[Capability]] = frozenset(
-        {"restart", "scale", "tap", "reconfigure"}
+        {"restart", "scale", "tap", "reconfigure", "rewire"}
     )
 
     def __init__(
@@ -210,6 +216,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         self._started_ray = False
         self._actor_class: Any = None
         self._edges: list[_Edge] = []
+        #: Queues rewired away: nothing new goes in, what they held still reaches their
+        #: consumer, and they stay in the accounting.
+        self._retired: list[_Edge] = []
+        self._rewired_at = 0.0  # a probe asked before this may not show the last rewire
         self._pending: list[Any] = []  # wiring calls not yet awaited (connect is sync)
         self._poller: asyncio.Task[None] | None = None
         self._idle_history: list[tuple[bool, int]] = []
@@ -345,14 +355,14 @@ class RayRuntime(KernelTable[_RayKernel]):
             hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
             k.actors[index], k.hosts[index] = fresh[0], hosts[0]
             k.nodes[index] = str(hosts[0]["node"])
-            for edge in self._edges:
+            for edge in self._every_edge():  # an outbox may still hold some for one rewired
                 if edge.consumer == k.id:
                     self._pending.append(
                         fresh[0].add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
                     )
-                    for actor in self._kernels[edge.producer].actors:
+                    for actor in self._actors_of(edge.producer):
                         self._pending.append(actor.retarget.remote(edge.id, index, fresh[0]))
-                if edge.producer == k.id:
+                if edge.producer == k.id and edge in self._edges:
                     c = self._kernels[edge.consumer]
                     self._pending.append(fresh[0].add_out_edge.remote(
                         edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
@@ -371,6 +381,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         if replicas < 1:
             raise UserInputError(f"replicas must be at least 1, got {replicas}")
         old = k.replicas
+        if replicas == old:
+            return old
+        feeding = [e.producer for e in self._every_edge() if e.consumer == kernel_id]
+        await self._answering((kernel_id, *feeding), f"scale {kernel_id!r}")
         if replicas > old:
             await self._add_replicas(k, replicas)
         elif replicas < old:
@@ -426,8 +440,8 @@ class RayRuntime(KernelTable[_RayKernel]):
         # stop; what is queued for them, then what still arrives, goes to the others.
         removals = asyncio.gather(*(
             producer.remove_target.remote(edge.id, index)
-            for edge in self._edges if edge.consumer == k.id
-            for producer in self._kernels[edge.producer].actors
+            for edge in self._every_edge() if edge.consumer == k.id
+            for producer in self._actors_of(edge.producer)
             for index in range(replicas, len(k.actors))
         ))  # fmt: skip
         await asyncio.gather(*(a.stop_for_scale.remote(timeout) for a in leaving))
@@ -531,19 +545,147 @@ class RayRuntime(KernelTable[_RayKernel]):
         if not keep_state:
             k.saved_state.clear()
 
-    def rewire(
+    def _every_edge(self) -> list[_Edge]:
+        return [*self._edges, *self._retired]
+
+    def _actors_of(self, kernel_id: str) -> list[Any]:
+        k = self._kernels.get(kernel_id)
+        return k.actors if k is not None else []
+
+    async def _answering(self, kernel_ids: Iterable[str], action: str) -> None:
+        """Refuse ``action`` before it changes anything unless every actor of these
+        kernels (those still running) answers within ``ANSWER_WAIT_S``."""
+        asked = {
+            asyncio.ensure_future(actor.node.remote()): kid
+            for kid in dict.fromkeys(kernel_ids)
+            if (k := self._kernels.get(kid)) is not None and k.state in RUNNING
+            for actor in k.actors
+        }
+        if not asked:
+            return
+        _, pending = await asyncio.wait(asked, timeout=ANSWER_WAIT_S)
+        if pending:
+            busy = sorted({asked[call] for call in pending})
+            raise RunFailedError(
+                f"cannot {action}: {', '.join(map(repr, busy))} did not answer within "
+                f"{ANSWER_WAIT_S:g} s (its kernel holds its actor's event loop); nothing "
+                "was changed",
+                hint="try again once it is free; ringctl ps NAME shows what each kernel does",
+            )
+
+    async def rewire(
         self, connect: Sequence[Wire] = (), disconnect: Sequence[tuple[str, str, str]] = ()
     ) -> None:
-        raise refusal(self, "rewire")
+        """Connect ``(producer, port, consumer, capacity, backpressure, fanout)`` queues and
+        disconnect ``(producer, port, consumer)`` ones, producers running.
 
-    def retune(
+        The consumers' queues are made first; then each producer actor switches each port
+        in one call (nothing awaited in between), so each message it sends goes where it
+        went before or where it goes now: never both, never nowhere. What an outbox held
+        for a disconnected queue still goes to that queue's consumer, which processes it;
+        the queue is no longer listed among the topology's queues but stays in the
+        accounting.
+        """
+        for producer, _port, consumer, *_ in connect:
+            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
+            if p.state not in RUNNING:
+                raise KernelStateError(producer, "connect", p.state, RUNNING)
+            if c.state not in RUNNING:
+                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+        wired = {e.id: e for e in self._edges}
+        dropping = {f"{p}.{port} -> {c}" for p, port, c in disconnect}
+        for producer, port, consumer in disconnect:
+            self._require(producer)
+            if f"{producer}.{port} -> {consumer}" not in wired:
+                raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
+        new = [
+            _Edge(f"{p}.{port} -> {c}", p, port, c,
+                  capacity or self._kernels[c].queue_size, str(backpressure), fanout)
+            for p, port, c, capacity, backpressure, fanout in connect
+        ]  # fmt: skip
+        for e in new:
+            if e.id in wired and e.id not in dropping:
+                raise UserInputError(f"queue {e.id} is already wired")
+        involved = [p for p, *_ in disconnect] + [x for e in new for x in (e.producer, e.consumer)]
+        await self._answering(involved, "rewire the queues")
+        await self._flush_wiring()
+        # Consumers first: a queue exists before any producer sends on it.
+        await asyncio.gather(*(
+            actor.add_in_edge.remote(e.id, e.capacity, e.backpressure)
+            for e in new for actor in self._kernels[e.consumer].actors
+        ))  # fmt: skip
+        ports: dict[tuple[str, str], tuple[list[str], list[_Edge]]] = {}
+        for producer, port, consumer in disconnect:
+            ports.setdefault((producer, port), ([], []))[0].append(
+                f"{producer}.{port} -> {consumer}"
+            )
+        for e in new:
+            ports.setdefault((e.producer, e.port), ([], []))[1].append(e)
+        self._rewired_at = time.monotonic()
+        switches = []
+        for (producer, port), (cut, wire) in ports.items():
+            p = self._kernels[producer]
+            if p.state not in RUNNING:
+                continue  # stopped: its actors send nothing more
+            args = [(e.id, e.capacity, self._kernels[e.consumer].actors, e.fanout) for e in wire]
+            switches += [actor.rewire_port.remote(port, cut, args) for actor in p.actors]
+        await asyncio.gather(*switches)
+        self._retired += [e for e in self._edges if e.id in dropping]
+        self._edges = [e for e in self._edges if e.id not in dropping]
+        again = {e.id for e in new}
+        self._retired = [e for e in self._retired if e.id not in again]
+        self._edges += new
+
+    async def retune(
         self, producer: str, port: str, consumer: str, *, capacity: int | None,
         backpressure: str, fanout: str | None,
     ) -> None:  # fmt: skip
-        raise refusal(self, "rewire")
+        """Change a wired queue's capacity and backpressure (its queue in each consumer
+        actor, its outbox in each producer actor) and its port's fanout, in place."""
+        edge_id = f"{producer}.{port} -> {consumer}"
+        index = next((i for i, e in enumerate(self._edges) if e.id == edge_id), None)
+        if index is None:
+            raise UserInputError(f"queue {edge_id} is not wired")
+        size = capacity if capacity is not None else self._require(consumer).queue_size
+        if size < 1:
+            raise ValueError(f"queue {edge_id}: capacity must be at least 1, got {size}")
+        edge = _Edge(edge_id, producer, port, consumer, size, str(backpressure), fanout)
+        await self._answering((producer, consumer), f"retune queue {edge_id}")
+        await self._flush_wiring()
+        actors = {id(a): a for kid in (producer, consumer) for a in self._actors_of(kid)}
+        await asyncio.gather(*(
+            a.retune_edge.remote(edge_id, port, size, edge.backpressure, fanout)
+            for a in actors.values()
+        ))  # fmt: skip
+        self._edges[index] = edge
 
     def inflight(self, kernel_id: str) -> int:
-        raise refusal(self, "rewire")
+        """Messages queued for the kernel, held for it in producers' outboxes or on their
+        way (pushed, not yet seen arrived), as of the actors' last probes. Until every
+        probe involved was asked after the last rewire, at least 1: not known yet."""
+        k = self._require(kernel_id)
+        into = [e for e in self._every_edge() if e.consumer == kernel_id]
+        involved = [self._kernels[kid] for kid in {kernel_id, *(e.producer for e in into)}
+                    if kid in self._kernels]  # fmt: skip
+        stale = any(
+            (p or {}).get("asked_at", 0.0) <= self._rewired_at
+            for x in involved if x.state in (*RUNNING, S.TERMINATING)
+            for p in x.probes if p is not None
+        )  # fmt: skip
+        held = int(sum(p["inbox_depth"] for p in k.probes if p))
+        arrived = {e.id: dict(self._edge_from.get(e.id, {})) for e in into}
+        for p in k.probes:
+            for edge_id, st in ((p or {}).get("edges") or {}).items():
+                if edge_id in arrived:
+                    _add_from(arrived, edge_id, st)
+        for e in into:
+            producer = self._kernels.get(e.producer)
+            for p in producer.probes if producer is not None else ():
+                out = ((p or {}).get("outboxes") or {}).get(e.id)
+                if p and out:
+                    came = arrived[e.id].get(str(p.get("uid", "")), 0)
+                    held += int(out["pending"]) + max(0, int(out["pushed"]) - came)
+        return max(held, 1) if stale else held
 
     # -- phase 1 -------------------------------------------------------------------------
 
@@ -879,21 +1021,38 @@ class RayRuntime(KernelTable[_RayKernel]):
             k.error = failure.reason if failure else f"{type(exc).__name__}: {exc}"
             self._move(k, "finish")
             raise failure or KernelLaunchError(k.id, k.error) from exc
-        for edge in self._edges:
+        for edge in self._every_edge():  # an outbox may still hold some for one rewired
             if edge.consumer == k.id:
                 self._wire_consumer(k, edge)
-                producer = self._kernels[edge.producer]
-                for actor in producer.actors:
+                for actor in self._actors_of(edge.producer):
                     for replica, handle in enumerate(k.actors):
                         self._pending.append(actor.retarget.remote(edge.id, replica, handle))
-            if edge.producer == k.id:
+            if edge.producer == k.id and edge in self._edges:
                 self._wire_producer(k, edge)
         await self._flush_wiring()
 
     def remove(self, kernel_id: str) -> None:
+        """Forget a TERMINATED kernel so that its id can be launched anew. The queues into
+        it go, with their counts (use it once it processed all they accepted); those out
+        of it stay with their consumers, and in the accounting."""
         k = self._require(kernel_id)
         if k.state is not S.TERMINATED:
             raise KernelStateError(kernel_id, "remove", k.state, (S.TERMINATED,))
+        for probe in k.probes:  # what its outboxes counted stays on their queues
+            self._fold(k, probe)
+        into = {e.id: e for e in self._every_edge() if e.consumer == kernel_id}
+        for e in into.values():
+            for actor in self._actors_of(e.producer):
+                if e.producer != kernel_id:
+                    self._pending.append(actor.forget_out_edge.remote(e.port, e.id))
+        for table in (self._edge_base, self._edge_from):
+            for edge_id in into:
+                table.pop(edge_id, None)
+        self._stale_edges -= set(into)
+        self._dead_outboxes = [d for d in self._dead_outboxes if d.edge not in into]
+        out = [e for e in self._edges if e.producer == kernel_id and e.id not in into]
+        self._edges = [e for e in self._edges if e.id not in into and e not in out]
+        self._retired = [e for e in self._retired if e.id not in into] + out
         for actor in k.actors:
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)
@@ -906,9 +1065,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         instead of waiting for a replacement that never comes."""
         k = self._require(kernel_id)
         if k.state is S.TERMINATED:
-            for edge in self._edges:
+            for edge in self._every_edge():
                 if edge.consumer == kernel_id:
-                    for actor in self._kernels[edge.producer].actors:
+                    for actor in self._actors_of(edge.producer):
                         actor.close_edge.remote(edge.id)
         return int(sum((p or {}).get("inbox_depth", 0) for p in k.probes))
 
@@ -930,7 +1089,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                 in_doubt=t["in_doubt"] + t["out_doubt"],
                 queued=t["depth"] + t["pending"],
             )
-            for e in self._edges
+            for e in self._every_edge()
             for t in (per_edge.get(e.id, _zero_edge()),)
         ]
         errors = {k.id: self._totals(k)[2] for k in self._kernels.values()}
@@ -1036,7 +1195,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         # then): an actor whose loop is blocked keeps its probe pending, and the others go
         # on being read meanwhile. A probe asked before a restart may show the old body's
         # end: it is not read.
-        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any], int]] = {}
+        asked: dict[tuple[_RayKernel, int], tuple[Any, asyncio.Future[Any], int, float]] = {}
         while True:
             live = [k for k in self._kernels.values() if k.state in (*RUNNING, S.TERMINATING)]
             # A kernel that ended with messages in its outboxes still delivers them.
@@ -1045,10 +1204,10 @@ class RayRuntime(KernelTable[_RayKernel]):
                 for i, actor in enumerate(k.actors):
                     if (k, i) not in asked:
                         call = asyncio.ensure_future(actor.probe.remote())
-                        asked[(k, i)] = (actor, call, k.restarts)
+                        asked[(k, i)] = (actor, call, k.restarts, time.monotonic())
             if asked:
-                await asyncio.wait([c for _, c, _ in asked.values()], timeout=PROBE_WAIT_S)
-                for (k, i), (actor, call, restarts) in list(asked.items()):
+                await asyncio.wait([c for _, c, _, _ in asked.values()], timeout=PROBE_WAIT_S)
+                for (k, i), (actor, call, restarts, at) in list(asked.items()):
                     if not call.done():
                         continue
                     del asked[(k, i)]
@@ -1070,7 +1229,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                     elif error is not None:
                         log.warning("probe of %s failed: %s", k.id, error)
                     else:
-                        k.probes[i] = _with_output(call.result())
+                        k.probes[i] = {**_with_output(call.result()), "asked_at": at}
                 for k in live:
                     self._check_done(k)
             self._sample(time.monotonic())
@@ -1085,7 +1244,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             k.sample(m_in, m_out, now)
 
     def _consumer(self, edge_id: str) -> str | None:
-        for e in self._edges:
+        for e in self._every_edge():
             if e.id == edge_id:
                 return e.consumer
         return None

@@ -7,11 +7,13 @@ is handled until it writes ``ACTIVE`` again). Records are handled in batches: th
 and the freed input slots of a batch are published together, after the batch, with one
 release store each, so a worker killed mid-batch leaves the rings as they were before it.
 When there is nothing to do the loop spins for at most ``spin_us`` microseconds (by the
-clock, with the CPU's pause hint), then sleeps ``nap_us`` microseconds per pass until work
-comes: the short spin keeps the round trip low while records flow, the nap gives the
-core back to the loops and the host that have work. A loop spins only while it holds one
-of the worker's spin slots (``SPIN_LIMIT``: the cores it may use, less one), so loops
-never spin on cores their producers need.
+clock, with the CPU's pause hint), then naps until work comes: ``nap_us`` microseconds
+first, twice as long each empty pass after that, up to 16 x ``nap_us`` but not past
+1 ms (``longest_nap``; ``nap_us`` if that is longer). The short spin keeps the round trip
+low while records flow, the nap gives the core back to the loops and the host that have
+work, and the growing nap keeps a loop that stays idle from waking thousands of times a
+second. A loop spins only while it holds one of the worker's spin slots (``SPIN_LIMIT``:
+the cores it may use, less one), so loops never spin on cores their producers need.
 
 Two shapes: a map (``handler(record, out_slot, state) -> int``, 1 emits ``out_slot``,
 0 emits nothing, negative counts an error) and a sink (``handler(record, state) -> int``).
@@ -72,19 +74,31 @@ def start_spin(spinners: Any, spin_ns: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def rest(spinners: Any, idle: int, spin_until: int, nap_us: int) -> int:
-    # One pass with nothing to do: spin (holding a slot) until spin_until, then nap.
+def spin(spinners: Any, idle: int, spin_until: int) -> int:
+    # One pass with nothing to do while holding a spin slot: spin until spin_until.
     # Returns the new spin_until (0 once the slot is given back).
-    if spin_until > 0:
-        if (idle & 15) != 0:
-            cpu_relax()
-            return spin_until
-        if now_ns() < spin_until:
-            yield_cpu()  # a thread queued for this core (the producer, the host) goes first
-            return spin_until
-        fetch_add(spinners, SPINNING, -1)
-    sleep_us(nap_us)
+    if (idle & 15) != 0:
+        cpu_relax()
+        return spin_until
+    if now_ns() < spin_until:
+        yield_cpu()  # a thread queued for this core (the producer, the host) goes first
+        return spin_until
+    fetch_add(spinners, SPINNING, -1)
     return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def longest_nap(nap_us: int) -> int:
+    # Naps double while a loop stays idle: up to 16 x nap_us, not past 1 ms (unless
+    # nap_us itself is longer), so an idle loop wakes about once a millisecond.
+    return max(nap_us, min(16 * nap_us, 1000))
+
+
+@numba.njit(cache=True, nogil=True)
+def nap(us: int, most: int) -> int:
+    # One pass with nothing to do, no spin: sleep; returns the next pass's nap.
+    sleep_us(us)
+    return min(2 * us, most)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -118,6 +132,8 @@ def map_loop(
     ack = -1
     idle = 0  # passes since the last record
     spin_until = 0  # while > 0 the loop holds a spin slot
+    most = longest_nap(nap_us)
+    sleep = nap_us  # the next nap, microseconds
     closed = False
     while True:
         beat += 1
@@ -190,7 +206,11 @@ def map_loop(
         idle += 1
         if idle == 1:
             spin_until = start_spin(spinners, spin_ns)
-        spin_until = rest(spinners, idle, spin_until, nap_us)
+            sleep = nap_us
+        if spin_until > 0:
+            spin_until = spin(spinners, idle, spin_until)
+        else:
+            sleep = nap(sleep, most)
     store_release(ctrl, TERMINATED, STOP_TERMINATED)
 
 
@@ -213,6 +233,8 @@ def sink_loop(
     ack = -1
     idle = 0  # passes since the last record
     spin_until = 0  # while > 0 the loop holds a spin slot
+    most = longest_nap(nap_us)
+    sleep = nap_us  # the next nap, microseconds
     while True:
         beat += 1
         store_release(ctrl, HEARTBEAT, beat)
@@ -241,7 +263,11 @@ def sink_loop(
         idle += 1
         if idle == 1:
             spin_until = start_spin(spinners, spin_ns)
-        spin_until = rest(spinners, idle, spin_until, nap_us)
+            sleep = nap_us
+        if spin_until > 0:
+            spin_until = spin(spinners, idle, spin_until)
+        else:
+            sleep = nap(sleep, most)
     store_release(ctrl, TERMINATED, STOP_TERMINATED)
 
 """

@@ -23,6 +23,10 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
   rc_word n_err = rc_load(ctrl + RC_ERRORS);
   rc_word ack = -1;
   rc_word idle = 0;
+  // Naps double while the loop stays idle: up to 16 x nap_us, not past 1 ms (unless
+  // nap_us itself is longer). Work brings them back to nap_us.
+  const rc_word most_nap = nap_us > 1000 ? nap_us : (16 * nap_us < 1000 ? 16 * nap_us : 1000);
+  rc_word nap = nap_us;
   for (;;) {
     beat += 1;
     rc_store_relaxed(ctrl + RC_HEARTBEAT, beat);
@@ -116,8 +120,13 @@ RINGCTL_ENTRY ringctl_loop(rc_word* ctrl, rc_word* in_hdr, In* in_recs, rc_word 
 #endif
     }
     idle += 1;
-    if (idle <= spin) rc_relax();
-    else rc_nap(nap_us);
+    if (idle <= spin) {
+      rc_relax();
+    } else {
+      if (idle == spin + 1) nap = nap_us;  // the first nap since the last record
+      rc_nap(nap);
+      nap = 2 * nap < most_nap ? 2 * nap : most_nap;
+    }
   }
   rc_store(ctrl + RC_TERMINATED, RC_STOP_TERMINATED);
 }
