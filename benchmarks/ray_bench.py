@@ -262,10 +262,11 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
         print(f"ray {ray.__version__} started in {time.perf_counter() - t0:.1f} s")
     else:
         ray.init(address=address, logging_level="WARNING")
-    from ringctl.engine.ray.actor import MAX_BATCH
+    from ringctl.engine.ray.actor import MAX_BATCH, MAX_HELD
     from ringctl.engine.ray.actor import WINDOW as RINGCTL_WINDOW
 
-    print(f"ringctl: up to {MAX_BATCH} messages per call, {RINGCTL_WINDOW} calls in flight "
+    print(f"ringctl: up to {MAX_BATCH} messages per call, {RINGCTL_WINDOW} calls and "
+          f"{MAX_HELD} messages in flight "
           f"per edge; baselines: plain actors, {WINDOW} calls in flight per edge\n")  # fmt: skip
     stage_cls = raw_actor_class()
     n_lat = 10 if quick else 100

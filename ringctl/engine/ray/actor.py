@@ -4,10 +4,10 @@ Inside the actor the kernel runs exactly as in the local engine: the same
 ``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
 the same), the same lifecycle flags. What differs is the edge between two actors: the
 producer's port feeds a local *outbox* queue (edge capacity, blocking), and a pump task
-per consumer replica moves its contents to that replica in batches, with up to
-``WINDOW`` push calls in flight. As in Nagle's algorithm, a pump with room in its window
-sends what is queued at once (a lone message pays one call, no wait); what is sent while
-the window is full waits and goes in the next batch (up to ``MAX_BATCH`` messages). The
+per consumer replica moves its contents to that replica in batches (up to ``MAX_BATCH``
+messages), with up to ``WINDOW`` push calls and ``MAX_HELD`` messages in flight. As in
+Nagle's algorithm, a pump with room sends what is queued at once (a lone message pays
+one call, no wait); what is sent while there is none waits and goes in the next batch. The
 calls are numbered, and the consumer queues each producer's in that order (``InOrder``:
 Ray may start an async actor's calls out of order), so per-edge order holds; a full
 consumer inbox holds the pushes, then the window, then the outbox, then the producer.
