@@ -57,12 +57,27 @@ import sys
 sys.path.insert(0, {bench_dir!r})
 import runtime_bench as rb
 from ringctl.engine.local.loop import run
-n = int(sys.argv[1])
-run(rb.three_stage(n) if sys.argv[2] == "three_stage" else rb.ping_pong(n))
+n, what = int(sys.argv[1]), sys.argv[2]
+run({{
+    "three_stage": lambda: rb.three_stage(n),
+    "messages": lambda: rb.three_stage(n, iterate=True),
+    "batches": lambda: rb.three_stage(n * 256, batch=256),
+    "floor": lambda: rb.bare_three_stage(n),
+    "floor_batched": lambda: rb.bare_three_stage_batched(n * 256, 256),
+    "ping_pong": lambda: rb.ping_pong(n),
+}}[what]())
 """
 
-#: (label, runtime_bench function) measured in instructions per message
-INSTRUCTION_FIGURES = (("ping-pong", "ping_pong"), ("3-stage per message", "three_stage"))
+#: (label, what the probe runs, messages per unit) measured in instructions per message;
+#: "batches" moves 256 messages per unit, so its figure is per message as well.
+INSTRUCTION_FIGURES = (
+    ("ping-pong", "ping_pong", 1),
+    ("3-stage per message", "three_stage", 1),
+    ("3-stage messages()", "messages", 1),
+    ("3-stage batches of 256", "batches", 256),
+    ("3-stage bare asyncio floor", "floor", 1),
+    ("3-stage floor, batches of 256", "floor_batched", 256),
+)
 
 
 def instructions(tree: Path, what: str, n: int) -> int:
@@ -92,9 +107,11 @@ def per_message(tree: Path, what: str, n: int) -> float:
 
 def compare_instructions(rev: str, other: Path, n: int) -> None:
     print(f"{'instructions per message':<32}{'this':>10}{rev:>12}{'this/other':>12}")
-    for label, what in INSTRUCTION_FIGURES:
-        a, b = per_message(REPO, what, n), per_message(other, what, n)
-        print(f"{label:<32}{a:>10.0f}{b:>12.0f}{a / b:>12.3f}   (lower is better)")
+    for label, what, unit in INSTRUCTION_FIGURES:
+        count = max(1, n // unit)
+        a = per_message(REPO, what, count) / unit
+        b = per_message(other, what, count) / unit
+        print(f"{label:<32}{a:>10.0f}{b:>12.0f}{a / b:>12.3f}   (lower is better)", flush=True)
 
 
 def main() -> None:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from itertools import islice
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.local.queues import EMPTY, Inbox, _wake_first
+from ringctl.engine.local.queues import EMPTY, Inbox, _wake_all, _wake_first
 from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
@@ -36,11 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["KernelContext"]
 
 _SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
+_NEVER: Final = math.inf  # the deadline of a wait without a timeout
 _perf_counter = time.perf_counter
-#: Most messages ``messages()`` takes from its queue at once.
-TAKE_AT_ONCE = 256
-#: A kernel yields the event loop after a budget of sends and receives that completed
-#: without waiting (cooperative scheduling, as Tokio's task budget): a source whose queue
+#: Most messages ``messages()`` takes from its queue at once: a queue of the default size
+#: whole, in one copy (taking part of a longer queue pops one message at a time).
+TAKE_AT_ONCE = 1024
+#: A kernel yields the event loop after a budget of sends and receives since it last
+#: yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
 #: empties, and with thousands of kernels one pass of the loop (and so every ``ps``,
 #: ``pause`` and ``down``) would wait for all of them. The budget is this many operations
@@ -91,11 +95,11 @@ class KernelContext:
         "_latency",
         "_port_factory",
         "_ports",
-        "_spent",
+        "_spent_from",
         "_t_take",
         "_takes",
-        "_timed",
         "_timer",
+        "_wait_fut",
         "_waiting",
         "_wakeups",
         "backend",
@@ -145,7 +149,10 @@ class KernelContext:
         self.is_active = False
         #: True once termination was requested: finish the message in hand and return.
         self.should_terminate = False
+        #: True while a ``receive`` waits (the engines read it as "idle in receive"), on
+        #: ``_wait_fut``, which ``_wake`` and the timer resolve.
         self._waiting = False
+        self._wait_fut: asyncio.Future[None] | None = None
         self._blocked = False
         self._wakeups: list[asyncio.Future[None]] = []
         self.messages_in = 0
@@ -154,14 +161,17 @@ class KernelContext:
         self._takes = 0
         self._t_take = 0.0
         self._latency = LatencySampler()
-        self._spent = 0  # sends and receives since this kernel last yielded the loop
+        # What the kernel spent of its budget since it last yielded the loop is
+        # ``messages_out - _spent_from``: a send raises ``messages_out``, a message
+        # received lowers ``_spent_from``, so a send counts nothing more than it already
+        # does and checks sends and receives together in one comparison.
+        self._spent_from = 0
         # One timer serves every ``receive(timeout)`` of this kernel: armed for the first
         # wait's deadline and moved on when it fires early, rather than one timer made and
         # cancelled per wait (see ``_wait_for_messages``).
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for = 0.0  # when the timer fires
-        self._deadline = 0.0  # of the wait in progress
-        self._timed: asyncio.Future[None] | None = None  # that wait's future
+        self._deadline = _NEVER  # of the wait in progress (``_NEVER``: it has none)
 
     def __repr__(self) -> str:
         return f"<KernelContext {self.kernel_id}[{self.replica}] active={self.is_active}>"
@@ -194,6 +204,9 @@ class KernelContext:
         for fut in self._wakeups:
             if not fut.done():
                 fut.set_result(None)
+        waiting = self._wait_fut
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -202,8 +215,8 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        self._spent = spent = self._spent + 1
-        if spent >= _budget:
+        self._spent_from = base = self._spent_from - 1
+        if self.messages_out - base >= _budget:
             await self._yield()  # before taking: a message is never held across the yield
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
@@ -232,17 +245,26 @@ class KernelContext:
         if self._t_take:
             self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
-        if self._spent >= _budget:
+        if self.messages_out - self._spent_from >= _budget:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
-        if self.is_active:
-            batch = self._inbox.get_many_nowait(max_items)
-            if not batch:
-                batch = await self._wait_for_messages(timeout, max_items)
-        else:
+        q = self._inbox.single
+        if q is not None and self.is_active and 0 < len(q._items) <= max_items:
+            # The fast path (one queue, all it holds fits): one copy, no call.
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            batch = list(items)
+            items.clear()
+            q.delivered += n
+            if q._space_waiters:
+                _wake_all(q._space_waiters)
+        else:  # fan-in, more than fits, nothing queued or paused: it looks first
             batch = await self._wait_for_messages(timeout, max_items)
-        self.messages_in += len(batch)
-        self._spent += len(batch)  # a batch costs what its messages would
+            n = len(batch)
+        self.messages_in += n
+        self._spent_from -= n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
         if not takes & _SAMPLE_MASK:
             self._t_take = _perf_counter()
@@ -275,26 +297,27 @@ class KernelContext:
             listening = self.is_active
             if listening:
                 inbox.waiters.append(fut)
-            self._wakeups.append(fut)
-            if deadline is not None:
+            if deadline is None:
+                self._deadline = _NEVER
+            else:
                 self._deadline = deadline
-                self._timed = fut
                 if self._timer is None or self._armed_for > deadline:
                     self._arm(loop, deadline)
+            self._wait_fut = fut
             self._waiting = True
             try:
                 await fut
             except BaseException:
-                if listening and _woken(fut):
-                    inbox.notify()  # woken for a message we will not take: pass it on
+                if listening:
+                    if _woken(fut):
+                        inbox.notify()  # woken for a message we will not take: pass it on
+                    else:
+                        with contextlib.suppress(ValueError):
+                            inbox.waiters.remove(fut)
                 raise
             finally:
+                self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
-                self._timed = None  # the timer stays armed for the next wait, if any
-                self._wakeups.remove(fut)
-                if listening and not _woken(fut):
-                    with contextlib.suppress(ValueError):
-                        inbox.waiters.remove(fut)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
@@ -306,8 +329,8 @@ class KernelContext:
         """The timer fired: expire the wait in progress if its deadline has come, else
         (the wait it was armed for ended and a later one began) move on to that deadline."""
         self._timer = None
-        fut = self._timed
-        if fut is None or fut.done():
+        fut = self._wait_fut
+        if fut is None or fut.done() or self._deadline is _NEVER:
             return  # no timed wait now: the next one arms the timer again
         if self._deadline > self._armed_for:
             self._arm(loop, self._deadline)
@@ -327,8 +350,7 @@ class KernelContext:
         closed.
         """
         inbox = self._inbox
-        batch: list[Any] = []
-        i = n = 0
+        held: Iterator[Any] | None = None  # what is left of the batch being handed out
         q: Queue | None = None
         try:
             while not self.should_terminate:
@@ -348,7 +370,7 @@ class KernelContext:
                 if self._t_take:  # the receive() above timed its message: the body is back
                     self._latency.add(_perf_counter() - self._t_take)
                     self._t_take = 0.0
-                if self._spent >= _budget:
+                if self.messages_out - self._spent_from >= _budget:
                     await self._yield()  # before taking: nothing is held across the yield
                     continue
                 items = q._items
@@ -364,29 +386,41 @@ class KernelContext:
                     n = TAKE_AT_ONCE
                 q._took(n)
                 self.messages_in += n
-                self._spent += n  # a batch costs what its messages would
+                self._spent_from -= n  # a batch costs what its messages would
                 # Processing latency, from handing a message out until the body asks for
-                # the next one, timed for one message in LATENCY_SAMPLE_EVERY (no clock
-                # per message): the one at ``sample`` in this batch, if any.
-                sample = -(self.messages_in - n) & _SAMPLE_MASK
-                i = 0
-                while i < n:
+                # the next one, timed for one message of the batch (no clock per message):
+                # the first whose count is a multiple of LATENCY_SAMPLE_EVERY, at ``at``,
+                # if the batch reaches it. The batch is handed out in up to three
+                # stretches (before it, it, after it): no other message pays for sampling.
+                at = -(self.messages_in - n) & _SAMPLE_MASK
+                held = it = iter(batch)
+                rest: list[Any] | None = None
+                for msg in islice(it, at) if at < n else it:
                     if not self.is_active or self.should_terminate:
+                        rest = [msg, *it]
                         break
-                    msg = batch[i]
-                    i += 1
-                    if i == sample + 1:
+                    yield msg
+                if at < n and rest is None:
+                    msg = next(it)
+                    if not self.is_active or self.should_terminate:
+                        rest = [msg, *it]
+                    else:
                         t0 = _perf_counter()
                         yield msg
                         self._latency.add(_perf_counter() - t0)
-                    else:
-                        yield msg
-                if i < n:  # paused or stopped first: the rest is queued again
-                    self._give_back(q, batch[i:])
-                i = n = 0
+                        for msg in it:
+                            if not self.is_active or self.should_terminate:
+                                rest = [msg, *it]
+                                break
+                            yield msg
+                held = None
+                if rest:  # paused or stopped first: the rest is queued again
+                    self._give_back(q, rest)
         finally:
-            if i < n and q is not None:  # the body left mid-batch (break, error, cancel)
-                self._give_back(q, batch[i:])
+            if held is not None and q is not None:  # the body left mid-batch
+                rest = list(held)  # (break, error, cancel): what it was not handed
+                if rest:
+                    self._give_back(q, rest)
 
     def _give_back(self, q: Queue, rest: list[Any]) -> None:
         self.messages_in -= len(rest)
@@ -408,22 +442,21 @@ class KernelContext:
 
     async def send(self, msg: Any, port: str = "out") -> None:
         """Send one message (by reference: do not mutate it afterwards) on ``port``."""
-        p = self._ports.get(port)
-        if p is None:
+        try:
+            p = self._ports[port]
+        except KeyError:
             p = self._port_factory(port)
         q = p.single
         if q is not None and self.is_active:
             # The fast path, Queue.put_nowait inlined: room in the one queue this port feeds.
             items = q._items
-            n = len(items)
-            if n < q._limit:
+            if len(items) < q._limit:
                 items.append(msg)
                 q.messages += 1
                 if q._getters:
                     _wake_first(q._getters)
-                self.messages_out += 1
-                self._spent = spent = self._spent + 1
-                if spent >= _budget:
+                self.messages_out = out = self.messages_out + 1
+                if out - self._spent_from >= _budget:
                     await self._yield()
                 return
         elif p.taps and self.is_active:
@@ -446,25 +479,34 @@ class KernelContext:
 
     async def send_batch(self, msgs: Iterable[Any], port: str = "out") -> None:
         """Send several messages in one call (each one is a message downstream)."""
-        p = self._ports.get(port)
-        if p is None:
-            p = self._port_factory(port)
-        batch = msgs if isinstance(msgs, list) else list(msgs)
-        if not self.is_active:
-            await self.wait_active()  # a paused kernel sends nothing either
-        self._blocked = True
         try:
-            await p.send_many(batch)
-        finally:
-            self._blocked = False
-        self.messages_out += len(batch)
-        self._spent = spent = self._spent + len(batch)
-        if spent >= _budget:
+            p = self._ports[port]
+        except KeyError:
+            p = self._port_factory(port)
+        batch = msgs if type(msgs) is list else list(msgs)
+        n = len(batch)
+        q = p.single
+        if q is not None and self.is_active and len(q._items) + n <= q._limit:
+            # The fast path, Queue.put_many inlined: the whole batch fits in the one queue.
+            q._items.extend(batch)
+            q.messages += n
+            if q._getters:
+                _wake_all(q._getters)
+        else:
+            if not self.is_active:
+                await self.wait_active()  # a paused kernel sends nothing either
+            self._blocked = True
+            try:
+                await p.send_many(batch)
+            finally:
+                self._blocked = False
+        self.messages_out = out = self.messages_out + n
+        if out - self._spent_from >= _budget:
             await self._yield()
 
     async def _yield(self) -> None:
         """Let every other ready task run once (the budget is spent)."""
-        self._spent = 0
+        self._spent_from = self.messages_out
         await asyncio.sleep(0)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:

@@ -159,6 +159,8 @@ async def test_terminated_stays_visible_until_removed_then_launches_anew(
 ) -> None:
     await runtime.launch("phoenix", echo)
     await runtime.activate("phoenix")
+    await runtime.send("phoenix", "first")  # the runtime has read this kernel once
+    assert await runtime.receive("phoenix", timeout=2) == "first"
     await runtime.terminate("phoenix")
 
     assert "phoenix" in runtime.kernel_ids

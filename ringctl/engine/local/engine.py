@@ -32,7 +32,7 @@ from ringctl.engine.contract import (
     Wire,
 )
 from ringctl.engine.ledger import KernelBook, check_launch
-from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.engine.local import output
 from ringctl.engine.local.backends import (
     BackendChoice,
@@ -40,8 +40,9 @@ from ringctl.engine.local.backends import (
     cuda_checked,
     resolve_backend,
 )
+from ringctl.engine.local.deadlines import Deadlines
 from ringctl.engine.local.ports import TAP_CAPACITY, Fanout, OutPort, Tap
-from ringctl.engine.local.queues import EMPTY, Inbox, Queue, _wake_first
+from ringctl.engine.local.queues import EMPTY, Inbox, Queue, _wake_all, _wake_first
 from ringctl.engine.table import KernelTable
 from ringctl.engine.telemetry import LatencySampler, merge_metrics
 from ringctl.exceptions import (
@@ -51,7 +52,7 @@ from ringctl.exceptions import (
     KernelStateError,
     UserInputError,
 )
-from ringctl.kernel.context import KernelContext, _expire, _woken, running_bodies
+from ringctl.kernel.context import KernelContext, _woken, running_bodies
 from ringctl.kernel.ring import RingKernel, as_kernel, registered
 
 __all__ = ["RingKernelRuntime"]
@@ -110,6 +111,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         self._edges: list[Queue] = []
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._sampler: asyncio.Task[None] | None = None
+        self._deadlines = Deadlines()
+        #: The external queue of each running kernel that ``send`` has fed: its hot path
+        #: is one lookup (a kernel leaves this when it leaves the running states).
+        self._feeds: dict[str, Queue] = {}
+        #: The ports ``receive`` read, by kernel id (port ``out``) or (kernel id, port), so
+        #: that a read is one lookup; a kernel's leave with it (``remove``).
+        self._readers: dict[str | tuple[str, str], OutPort] = {}
         self.shutdown_timeout = shutdown_timeout
 
     # -- context manager -----------------------------------------------------------------
@@ -832,14 +840,17 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                         port.connect(q)
         self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
         del self._kernels[kernel_id]
+        self._readers = {
+            key: out for key, out in self._readers.items() if out.kernel_id != kernel_id
+        }
 
     # -- messages from and to the outside ------------------------------------------------
 
     async def send(self, kernel_id: str, msg: Any) -> None:
         """Queue a message for the kernel (it waits in the inbox until the kernel reads it)."""
-        k = self._kernels.get(kernel_id)
-        q = None if k is None else k.external
-        if k is None or q is None or k.state not in RUNNING:
+        try:
+            q = self._feeds[kernel_id]
+        except KeyError:
             q = self._external(kernel_id)
         items = q._items
         if len(items) < q._limit:  # Queue.put_nowait inlined: the common case, room
@@ -852,20 +863,38 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     async def send_batch(self, kernel_id: str, msgs: Iterable[Any]) -> None:
         """Queue several messages in one call (each is one message to the kernel)."""
-        await self._external(kernel_id).put_many(msgs if isinstance(msgs, list) else list(msgs))
+        batch = msgs if type(msgs) is list else list(msgs)
+        try:
+            q = self._feeds[kernel_id]
+        except KeyError:
+            q = self._external(kernel_id)
+        items = q._items
+        n = len(batch)
+        if len(items) + n <= q._limit:  # Queue.put_many inlined: the batch fits
+            items.extend(batch)
+            q.messages += n
+            if q._getters:
+                _wake_all(q._getters)
+            return
+        await q.put_many(batch)
 
     def _external(self, kernel_id: str) -> Queue:
         k = self._kernels.get(kernel_id)
         if k is None:
             k = self._require(kernel_id, "send")
-        q = k.external
-        if q is not None and k.state in RUNNING:
-            return q
         if k.state not in RUNNING:
             raise KernelStateError(kernel_id, "send", k.state, RUNNING)
-        # Made on first use so a kernel fed only by edges keeps a one-queue inbox (fast path).
-        q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
+        q = k.external
+        if q is None:
+            # Made on first use so a kernel fed only by edges keeps a one-queue inbox.
+            q = k.external = Queue(f"(external) -> {k.id}", k.inbox, k.queue_size, consumer=k.id)
+        self._feeds[k.id] = q
         return q
+
+    def _move(self, k: _Kernel, action: Action) -> None:
+        super()._move(k, action)
+        if k.state not in RUNNING:
+            self._feeds.pop(k.id, None)  # ``send`` looks at its state again
 
     async def receive(
         self, kernel_id: str, timeout: float | None = None, *, port: str = "out"
@@ -875,12 +904,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
         kernel failed and nothing is left to read (instead of hanging).
         """
-        k = self._kernels.get(kernel_id)
-        out = None if k is None else k.ports.get(port)
-        if k is None or out is None or out.targets:  # not sent on yet, or an error to raise
-            k, inbox = self._output(kernel_id, port)
-        else:
-            inbox = out.output_inbox
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
         q = inbox.single
         if q is None:  # fan-in
             item = inbox.get_nowait()
@@ -896,7 +926,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             if q._space_waiters:
                 _wake_first(q._space_waiters)
             return item
-        return await self._wait_output(k, inbox, timeout, 0)
+        return await self._wait_output(self._require(kernel_id), inbox, timeout, 0)
 
     async def receive_batch(
         self,
@@ -909,10 +939,30 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """Between 1 and ``max_items`` messages the kernel sent on an unwired ``port``."""
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        k, inbox = self._output(kernel_id, port)
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
+        q = inbox.single
+        if q is not None and 0 < len(q._items) <= max_items:
+            # Inbox.get_many_nowait inlined: one queue, all it holds fits.
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            batch = list(items)
+            items.clear()
+            q.delivered += n
+            if q._space_waiters:
+                _wake_all(q._space_waiters)
+            return batch
         batch = inbox.get_many_nowait(max_items)
         if batch:
             return batch
+        k = self._require(kernel_id)
         result: list[Any] = await self._wait_output(k, inbox, timeout, max_items)
         return result
 
@@ -924,6 +974,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """
         k = self._require(kernel_id, "receive")
         return [name for name, port in k.ports.items() if not port.targets]
+
+    def _reader(self, kernel_id: str, port: str) -> OutPort:
+        """The port ``receive`` reads, checked once and then kept for the next reads."""
+        k, _ = self._output(kernel_id, port)
+        out = k.ports[port]
+        self._readers[kernel_id if port == "out" else (kernel_id, port)] = out
+        return out
 
     def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
         k = self._require(kernel_id, "receive")
@@ -943,6 +1000,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         # with it: on this path the helper calls cost 0.8 us of a 6.4 us ping-pong.
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        # A positive timeout cannot have run out before the first look: no clock read there.
+        skip_clock = timeout is not None and timeout > 0
         while True:
             if max_items:
                 batch = inbox.get_many_nowait(max_items)
@@ -959,11 +1018,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     k.id, "receive", k.state, RUNNING,
                     hint="it has terminated and everything it sent has been read",
                 )  # fmt: skip
-            if deadline is not None and loop.time() >= deadline:
+            if deadline is not None and not skip_clock and loop.time() >= deadline:
                 raise TimeoutError()
+            skip_clock = False
             fut: asyncio.Future[None] = loop.create_future()
             inbox.waiters.append(fut)
-            timer = loop.call_at(deadline, _expire, fut) if deadline is not None else None
+            if deadline is not None:
+                self._deadlines.add(loop, fut, deadline)  # one timer for every timed wait
             try:
                 await fut
             except BaseException:
@@ -971,13 +1032,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     # Woken for a message we will not take (cancelled meanwhile): pass the
                     # wake-up on, or another receive waiting here would hang.
                     inbox.notify()
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                if not _woken(fut):
+                else:
                     with contextlib.suppress(ValueError):
                         inbox.waiters.remove(fut)
+                raise
+            finally:
+                if deadline is not None:
+                    self._deadlines.discard(fut)
 
     # -- whole-runtime questions ---------------------------------------------------------
 

@@ -194,9 +194,16 @@ class Queue:
         the queue, until the queue is empty) rather than going in piece by piece: the
         consumer then takes whole batches instead of what fitted at each wake-up.
         """
-        batch = items if isinstance(items, list) else list(items)
+        batch = items if type(items) is list else list(items)
         start, total = 0, len(batch)
         queue = self._items
+        if len(queue) + total <= self._limit:  # it fits (never once closed: the limit is 0)
+            if total:
+                queue.extend(batch)
+                self.messages += total
+                if self._getters:
+                    _wake_all(self._getters)
+            return
         block = self.policy is Backpressure.BLOCK
         while start < total:
             room = self.capacity - len(queue)
@@ -434,16 +441,21 @@ class Inbox:
         single = self.single
         if single is not None:  # the hot path: one queue, no round robin to keep
             items = single._items
-            if not items:
+            n = len(items)
+            if not n:
                 return []
-            single._note_depth()
-            if len(items) <= max_items:
+            if n > single._high:
+                single._high = n
+            if n <= max_items:
                 batch = list(items)
                 items.clear()
             else:
                 popleft = items.popleft
                 batch = [popleft() for _ in range(max_items)]
-            single._took(len(batch))
+                n = max_items
+            single.delivered += n
+            if single._space_waiters:
+                _wake_all(single._space_waiters)
             return batch
         out: list[Any] = []
         queues = self.queues
