@@ -1,25 +1,34 @@
-"""``engine: ray`` against ``engine: local``: a 3-stage pipeline's items/s, and a hop's cost.
+"""``engine: ray`` against plain Ray actors doing the same work, in the same Ray session.
 
-    python benchmarks/ray_bench.py            # full run (about a minute on 2 cores)
-    python benchmarks/ray_bench.py --quick    # tiny sizes, same code paths
+    python benchmarks/ray_bench.py            # five interleaved rounds (about 3 min on 2 cores)
+    python benchmarks/ray_bench.py --quick    # one short round, same code paths (CI smoke)
     python benchmarks/ray_bench.py --address 127.0.0.1:6379   # on a running cluster
 
-The pipeline is ``source -> relay -> sink`` (three kernels, two queues), the same
-kernels on both engines. On Ray each kernel is an actor in its own process, and each
-queue is a batched actor-to-actor call (up to ``MAX_BATCH`` messages per call: sent at
-once when no call is in flight, coalesced while one is). A message is one Python int, or an int64
-array of ``size`` items: items/s counts the integers that reach the sink.
+Three figures, each against its baseline, measured in interleaved rounds (ringctl and
+the baseline, who goes first alternating by round, with a pause between runs) and
+reported as medians of the rounds and of the per-round ratios:
 
-The per-hop cost is measured two ways, each from a 1-relay and a 3-relay chain (the
-difference over the two extra hops): throughput (wall microseconds per message, with
-every core busy) and latency (one message at a time, timed from source to sink).
-Prints figures; asserts nothing.
+- **latency**: a 4-hop chain (``source -> relay x3 -> sink``), one stamped message every
+  ``GAP_S``, p50 from the source's send to the sink; the baseline is plain async actors,
+  each forwarding the message to the next with one call.
+- **Python ints**: ``source -> relay -> sink``, the source sending chunks of 1000
+  increasing ints; the baseline is plain actors forwarding each chunk (a list) with one
+  call, up to ``WINDOW`` calls in flight per edge.
+- **int64[1000] arrays**: the same pipeline, 100 arrays per chunk; the baseline is plain
+  actors forwarding one array per call, up to ``WINDOW`` calls in flight per edge.
+
+Items/s runs from the source's first send to the sink's last item (both stamped in the
+actors, ``CLOCK_MONOTONIC`` spans processes), so neither side pays the driver's polling.
+Each sink checks that every int arrived once and in order; a ringctl run that lost or
+reordered one exits 1 (the baseline's calls may run out of order, which is only noted).
+The last line is ``BENCH {json}`` with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -31,18 +40,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from ringctl import RingKernelRuntime
 from ringctl.engine.local.loop import run
+
+#: Calls in flight per edge in the plain-actor baselines.
+WINDOW = 8
+#: Seconds between two stamped messages in the latency chain.
+GAP_S = 0.01
+#: Seconds before a run measures (after its actors started) and after it ends.
+SETTLE_S = 2.0
+
+
+# -- ringctl kernels ----------------------------------------------------------------------
 
 
 async def source(ctx: Any) -> None:
-    """``count`` items: Python ints (``size`` 1) or int64 arrays of ``size``; then return."""
+    """``count`` items: increasing Python ints (``size`` 1) or int64 arrays of ``size``."""
     count, size, chunk = ctx.params["count"], ctx.params["size"], ctx.params["chunk"]
     gap = ctx.params.get("gap")
-    if size == 1:
-        msgs: list[Any] = list(range(chunk))
-    else:
-        msgs = [np.arange(size, dtype=np.int64) for _ in range(chunk)]
+    array = np.arange(size, dtype=np.int64)
+    await asyncio.sleep(ctx.params["delay"])  # Ray replaces the workers the actors took
+    ctx.metrics["t0"] = time.perf_counter()
     sent = 0
     while sent < count and not ctx.should_terminate:
         if gap:  # latency probe: one message at a time, stamped
@@ -50,10 +67,14 @@ async def source(ctx: Any) -> None:
             await ctx.send((time.perf_counter(), 1))
             sent += 1
             continue
-        n = min(chunk, (count - sent) // size)
-        await ctx.send_batch(msgs[:n])
-        sent += n * size
-    ctx.metrics["sent"] = sent
+        if size == 1:
+            n = min(chunk, count - sent)
+            await ctx.send_batch(list(range(sent, sent + n)))
+            sent += n
+        else:
+            n = min(chunk, (count - sent) // size)
+            await ctx.send_batch([array] * n)
+            sent += n * size
 
 
 async def relay(ctx: Any) -> None:
@@ -62,102 +83,55 @@ async def relay(ctx: Any) -> None:
 
 
 async def sink(ctx: Any) -> None:
-    """Counts items; for stamped messages, records the source-to-sink latency."""
-    items = 0
+    """Counts items and checks ints arrive once, in order; records stamped latencies."""
+    items = disorder = 0
     latencies: list[float] = []
     async for batch in ctx.batches(4096):
         now = time.perf_counter()
-        for msg in batch:
-            if isinstance(msg, tuple):  # (stamp, 1): CLOCK_MONOTONIC spans processes
-                latencies.append(now - msg[0])
-                items += 1
-            elif isinstance(msg, int):
-                items += 1
-            else:
-                items += len(msg)
-        ctx.metrics["items"] = items
-        if latencies:
+        first = batch[0]
+        if isinstance(first, tuple):  # (stamp, 1)
+            latencies.extend(now - msg[0] for msg in batch)
+            items += len(batch)
             ctx.metrics["latency_p50_ms"] = statistics.median(latencies) * 1e3
+        elif isinstance(first, int):
+            if batch != list(range(items, items + len(batch))):
+                disorder += 1
+            items += len(batch)
+        else:
+            items += sum(len(msg) for msg in batch)
+        ctx.metrics.update(items=items, disorder=disorder, t_last=now)
 
 
-async def pipeline(
-    engine: str, *, count: int, size: int, relays: int = 1, gap: float | None = None,
-    address: str | None = None,
-) -> tuple[float, dict[str, Any]]:  # fmt: skip
-    """Run ``source -> relay x relays -> sink`` until the sink has every item.
+async def ringctl_run(
+    *, count: int, size: int, relays: int, gap: float | None, delay: float, address: str | None
+) -> dict[str, Any]:
+    """``source -> relay x relays -> sink`` on the Ray engine until the sink has all."""
+    from ringctl.engine.ray.engine import RayRuntime
 
-    Returns items/s (from activation to the last item seen) and the sink's metrics.
-    """
-    if engine == "ray":
-        from ringctl.engine.ray.engine import RayRuntime
-
-        rt: Any = RayRuntime(address=address)
-    else:
-        rt = RingKernelRuntime()
+    rt = RayRuntime(address=address)
     stages = ["sink", *(f"relay{i}" for i in range(relays, 0, -1)), "source"]
-    chunk = max(1, min(1000, 100_000 // size))
+    chunk = 1000 if size == 1 else 100
+    expected = count if gap or size == 1 else (count // size) * size
     try:
         await rt.launch("sink", sink, queue_size=4096)
         for kid in stages[1:-1]:
             await rt.launch(kid, relay, queue_size=4096)
-        params = {"count": count, "size": size, "chunk": chunk, "gap": gap}
+        params = {"count": count, "size": size, "chunk": chunk, "gap": gap, "delay": delay}
         await rt.launch("source", source, params=params, queue_size=4096)
         for producer, consumer in zip(stages[:0:-1], stages[-2::-1], strict=True):
             rt.connect(producer, consumer, capacity=4096)
-        expected = count if gap else (count // size) * size
-        t0 = time.perf_counter()
         for kid in stages:
             await rt.activate(kid)
-        while True:
-            metrics = _metrics(rt, "sink")
-            if metrics.get("items", 0) >= expected:
-                break
-            await asyncio.sleep(0.001 if engine == "local" else 0.01)
-        elapsed = time.perf_counter() - t0
+        while (sunk := _metrics(rt, "sink")).get("items", 0) < expected:
+            await asyncio.sleep(0.02)
+        t0 = _metrics(rt, "source")["t0"]
     finally:
         await rt.close()
-    return expected / elapsed, metrics
-
-
-async def raw_chain_latency_ms(hops: int, count: int, gap: float) -> float:
-    """The floor for a chain's latency: plain async Ray actors, each forwarding a stamped
-    message to the next with one call, ``hops`` calls from the first to the last."""
-    import ray
-
-    @ray.remote
-    class Hop:
-        def __init__(self, nxt: Any) -> None:
-            self.next = nxt
-            self.latencies: list[float] = []
-
-        async def forward(self, msg: tuple[float, int]) -> None:
-            if self.next is None:
-                self.latencies.append(time.perf_counter() - msg[0])
-            else:
-                self.next.forward.remote(msg)
-
-        async def emit(self, n: int, pause: float) -> None:
-            for _ in range(n):
-                await asyncio.sleep(pause)
-                self.next.forward.remote((time.perf_counter(), 1))
-
-        def p50(self) -> float:
-            return statistics.median(self.latencies) if self.latencies else float("nan")
-
-        def seen(self) -> int:
-            return len(self.latencies)
-
-    actors = [Hop.remote(None)]
-    for _ in range(hops):
-        actors.append(Hop.remote(actors[-1]))
-    try:
-        await actors[-1].emit.remote(count, gap)
-        while await actors[0].seen.remote() < count:
-            await asyncio.sleep(0.01)
-        return float(await actors[0].p50.remote()) * 1e3
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+    return {
+        "rate": sunk["items"] / (sunk["t_last"] - t0),
+        "p50_ms": sunk.get("latency_p50_ms"),
+        "ok": sunk["items"] == expected and not sunk["disorder"],
+    }
 
 
 def _metrics(rt: Any, kernel_id: str) -> dict[str, Any]:
@@ -167,69 +141,203 @@ def _metrics(rt: Any, kernel_id: str) -> dict[str, Any]:
     return {}
 
 
-async def main(quick: bool, address: str | None) -> None:
-    scale = 0.05 if quick else 1.0
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    if address is None:
-        # Start Ray once, here, so no figure below includes its start-up.
-        import ray
+# -- the baselines: plain Ray actors ------------------------------------------------------
 
+
+def raw_actor_class() -> Any:
+    import ray
+
+    @ray.remote(num_cpus=0)  # as ringctl's actors: placed however many there are
+    class Stage:
+        """One stage: forwards what it gets to ``next`` (up to ``WINDOW`` calls in
+        flight), or, as the sink, counts it and checks the ints' order."""
+
+        def __init__(self, nxt: Any) -> None:
+            self.next = nxt
+            self.window = asyncio.Semaphore(WINDOW)
+            self.items = self.disorder = 0
+            self.latencies: list[float] = []
+            self.t_last = 0.0
+
+        async def forward(self, msg: tuple[float, int]) -> None:
+            """Latency chain: one call per hop, nothing awaited."""
+            if self.next is None:
+                self.latencies.append(time.perf_counter() - msg[0])
+                self.items += 1
+            else:
+                self.next.forward.remote(msg)
+
+        async def emit_stamped(self, n: int, gap: float) -> None:
+            for _ in range(n):
+                await asyncio.sleep(gap)
+                self.next.forward.remote((time.perf_counter(), 1))
+
+        async def put(self, msgs: Any) -> None:
+            if self.next is not None:
+                await self._send(msgs)
+                return
+            if isinstance(msgs, list):
+                if msgs != list(range(self.items, self.items + len(msgs))):
+                    self.disorder += 1
+                self.items += len(msgs)
+            else:
+                self.items += len(msgs)
+            self.t_last = time.perf_counter()
+
+        async def _send(self, msgs: Any) -> None:
+            await self.window.acquire()  # a full window holds the caller's call
+            ref = self.next.put.remote(msgs)
+            asyncio.get_running_loop().create_task(self._done(ref))
+
+        async def _done(self, ref: Any) -> None:
+            try:
+                await ref
+            finally:
+                self.window.release()
+
+        async def emit(self, count: int, size: int, chunk: int) -> float:
+            t0 = time.perf_counter()
+            array = np.arange(size, dtype=np.int64)
+            sent = 0
+            while sent < count:
+                if size == 1:
+                    n = min(chunk, count - sent)
+                    await self._send(list(range(sent, sent + n)))
+                    sent += n
+                else:
+                    await self._send(array)  # one array per call
+                    sent += size
+            return t0
+
+        def result(self) -> dict[str, Any]:
+            lat = statistics.median(self.latencies) if self.latencies else None
+            return {"items": self.items, "disorder": self.disorder, "t_last": self.t_last,
+                    "p50_ms": None if lat is None else lat * 1e3}  # fmt: skip
+
+    return Stage
+
+
+async def raw_run(
+    stage_cls: Any, *, count: int, size: int, relays: int, gap: float | None, delay: float
+) -> dict[str, Any]:
+    import ray
+
+    actors = [stage_cls.remote(None)]
+    for _ in range(relays + 1):
+        actors.append(stage_cls.remote(actors[-1]))
+    expected = count if gap or size == 1 else (count // size) * size
+    try:
+        await asyncio.gather(*(actor.result.remote() for actor in actors))  # all started
+        await asyncio.sleep(delay)  # Ray replaces the workers the actors took
+        if gap:
+            await actors[-1].emit_stamped.remote(count, gap)
+            t0 = 0.0
+        else:
+            t0 = await actors[-1].emit.remote(count, size, 1000)
+        while (res := await actors[0].result.remote())["items"] < expected:
+            await asyncio.sleep(0.02)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return {  # plain async actors do not keep calls in order: the baseline may reorder
+        "rate": res["items"] / (res["t_last"] - t0) if not gap else None,
+        "p50_ms": res["p50_ms"],
+        "ok": res["items"] == expected,
+        "reordered": res["disorder"],
+    }
+
+
+# -- rounds -------------------------------------------------------------------------------
+
+
+async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -> int:
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    import ray
+
+    if address is None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         t0 = time.perf_counter()
-        # Workers import the kernels below by value (cloudpickle) and `ringctl` from the venv.
         ray.init(include_dashboard=False, logging_level="WARNING")
         print(f"ray {ray.__version__} started in {time.perf_counter() - t0:.1f} s")
-    from ringctl.engine.ray.actor import MAX_BATCH
+    else:
+        ray.init(address=address, logging_level="WARNING")
+    from ringctl.engine.ray.actor import MAX_BATCH, MAX_HELD
+    from ringctl.engine.ray.actor import WINDOW as RINGCTL_WINDOW
 
-    print(f"ray queues: up to {MAX_BATCH} messages per call, one call in flight per edge\n")
-    print("3-stage pipeline source -> relay -> sink, items/s (from activation to last item)")
-    print(f"{'message':<22}{'items':>11}{'local':>14}{'ray':>14}{'ray msgs/s':>14}")
-    for size, count in ((1, 300_000), (100, 10_000_000), (1000, 50_000_000)):
-        count = max(size * 1000, int(count * scale))
-        rates = {}
-        for engine in ("local", "ray"):
-            rate, metrics = await pipeline(engine, count=count, size=size, address=address)
-            assert metrics["items"] >= (count // size) * size, metrics
-            rates[engine] = rate
-        label = "Python int" if size == 1 else f"int64[{size}]"
-        print(f"{label:<22}{count:>11,}{_fmt(rates['local'])}{_fmt(rates['ray'])}"
-              f"{_fmt(rates['ray'] / size)}")  # fmt: skip
+    print(f"ringctl: up to {MAX_BATCH} messages per call, {RINGCTL_WINDOW} calls and "
+          f"{MAX_HELD} messages in flight "
+          f"per edge; baselines: plain actors, {WINDOW} calls in flight per edge\n")  # fmt: skip
+    stage_cls = raw_actor_class()
+    n_lat = 10 if quick else 100
+    n_int = 20_000 if quick else 400_000
+    n_arr = 200_000 if quick else 5_000_000
+    cases: dict[str, dict[str, Any]] = {
+        "latency_4_hops": {"count": n_lat, "size": 1, "relays": 3, "gap": GAP_S},
+        "python_ints": {"count": n_int, "size": 1, "relays": 1, "gap": None},
+        "int64_1000": {"count": n_arr, "size": 1000, "relays": 1, "gap": None},
+    }
+    cases = {case: kw for case, kw in cases.items() if not only or case in only}
+    figures: dict[str, dict[str, list[float]]] = {
+        case: {"ringctl": [], "raw": [], "ratio": []} for case in cases
+    }
+    ok = True
+    settle = 0.2 if quick else SETTLE_S
+    for r in range(rounds):
+        for case, kw in cases.items():
+            # Who goes first alternates by round; each run measures from SETTLE_S after
+            # its actors started (Ray starts new idle workers meanwhile), and the last
+            # run's actors have had SETTLE_S to go away.
+            for side in ("ringctl", "raw") if r % 2 == 0 else ("raw", "ringctl"):
+                if side == "ringctl":
+                    mine = await ringctl_run(address=address, delay=settle, **kw)
+                else:
+                    raw = await raw_run(stage_cls, delay=settle, **kw)
+                await asyncio.sleep(settle)
+            ok = ok and mine["ok"] and raw["ok"]
+            key = "p50_ms" if kw["gap"] else "rate"
+            got = figures[case]
+            got["ringctl"].append(mine[key])
+            got["raw"].append(raw[key])
+            got["ratio"].append(mine[key] / raw[key])
+            unit = "ms" if kw["gap"] else "items/s"
+            print(f"round {r + 1} {case:<16} ringctl {_fmt(mine[key], unit)}  raw "
+                  f"{_fmt(raw[key], unit)}  ratio {mine[key] / raw[key]:.2f}x"
+                  + ("" if mine["ok"] else "  RINGCTL LOST OR REORDERED")
+                  + ("" if raw["ok"] else "  RAW LOST SOME")
+                  + (f"  (raw: {raw['reordered']} chunks out of order)" if raw.get("reordered")
+                     else ""))  # fmt: skip
+    goals = {"latency_4_hops": "<= 1.15x", "python_ints": ">= 0.9x", "int64_1000": ">= 5x"}
+    print(f"\nmedians of {rounds} round(s)")
+    for case, got in figures.items():
+        unit = "ms" if case == "latency_4_hops" else "items/s"
+        print(f"  {case:<16} ringctl {_fmt(statistics.median(got['ringctl']), unit)}  raw "
+              f"{_fmt(statistics.median(got['raw']), unit)}  ratio "
+              f"{statistics.median(got['ratio']):.2f}x (goal {goals[case]})")  # fmt: skip
+    summary = {
+        case: {key: statistics.median(vals) for key, vals in got.items()}
+        for case, got in figures.items()
+    }
+    print("BENCH " + json.dumps({"rounds": rounds, "ok": ok, **summary}))
+    ray.shutdown()
+    return 0 if ok else 1
 
-    print("\nper-hop cost, throughput: Python-int messages, 1 vs 3 relays (wall time, all cores)")
-    for engine, n in (("local", 3_000_000), ("ray", 300_000)):
-        n = max(20_000, int(n * scale))
-        one, _ = await pipeline(engine, count=n, size=1, relays=1, address=address)
-        three, _ = await pipeline(engine, count=n, size=1, relays=3, address=address)
-        hop_us = (1 / three - 1 / one) / 2 * 1e6
-        print(f"  {engine:<6} 1 relay {_fmt(one)}   3 relays {_fmt(three)}   "
-              f"{hop_us:+.3f} us per message per extra hop")  # fmt: skip
 
-    print("\nper-hop cost, latency: one stamped message every 20 ms, p50 source -> sink")
-    n_lat = 20 if quick else 100
-    lat: dict[str, list[float]] = {}
-    for engine in ("local", "ray"):
-        lat[engine] = []
-        for relays in (1, 3):
-            _, metrics = await pipeline(engine, count=n_lat, size=1, relays=relays, gap=0.02,
-                                        address=address)  # fmt: skip
-            lat[engine].append(float(metrics["latency_p50_ms"]))
-        hop = (lat[engine][1] - lat[engine][0]) / 2
-        print(f"  {engine:<6} 1 relay {lat[engine][0]:8.3f} ms   3 relays {lat[engine][1]:8.3f} ms"
-              f"   ~{hop:.3f} ms per hop")  # fmt: skip
-    raw = await raw_chain_latency_ms(4, n_lat, 0.02)
-    print(f"  raw Ray actors forwarding, 4 hops  {raw:8.3f} ms   ringctl 4 hops (3 relays) / raw "
-          f"{lat['ray'][1] / raw:.2f}x   (goal 1.15x)")  # fmt: skip
-
-
-def _fmt(rate: float) -> str:
-    if rate >= 1e6:
-        return f"{rate / 1e6:11.2f} M/s"
-    return f"{rate / 1e3:11.1f} K/s"
+def _fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:7.3f} ms"
+    if value >= 1e6:
+        return f"{value / 1e6:7.2f} M/s"
+    return f"{value / 1e3:7.1f} K/s"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, same code paths")
+    parser.add_argument("--quick", action="store_true", help="one short round (CI smoke)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
+    parser.add_argument("--case", action="append", default=[], help="only this figure",
+                        choices=("latency_4_hops", "python_ints", "int64_1000"))  # fmt: skip
     args = parser.parse_args()
-    run(main(args.quick, args.address))
+    n_rounds = args.rounds or (1 if args.quick else 5)
+    sys.exit(run(main(args.quick, args.address, n_rounds, args.case)))

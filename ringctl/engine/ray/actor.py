@@ -3,12 +3,14 @@
 Inside the actor the kernel runs exactly as in the local engine: the same
 ``KernelContext``, the same ``Inbox`` and ``Queue`` (so capacity and backpressure work
 the same), the same lifecycle flags. What differs is the edge between two actors: the
-producer's port feeds a local *outbox* queue (edge capacity, blocking), and pump tasks
-move its contents to the consumer actor in batches, one call in flight per pump, so
-per-edge order holds and a full consumer inbox slows the producer down instead of
-growing memory. As in Nagle's algorithm, a pump with nothing in flight sends what is
-queued at once (a lone message pays one call, no wait); what is sent while a call is in
-flight waits for it and goes in the next batch (up to ``MAX_BATCH`` messages).
+producer's port feeds a local *outbox* queue (edge capacity, blocking), and a pump task
+per consumer replica moves its contents to that replica in batches (up to ``MAX_BATCH``
+messages), with up to ``WINDOW`` push calls and ``MAX_HELD`` messages in flight. As in
+Nagle's algorithm, a pump with room sends what is queued at once (a lone message pays
+one call, no wait); what is sent while there is none waits and goes in the next batch. The
+calls are numbered, and the consumer queues each producer's in that order (``InOrder``:
+Ray may start an async actor's calls out of order), so per-edge order holds; a full
+consumer inbox holds the pushes, then the window, then the outbox, then the producer.
 
 What the kernel prints or logs is captured as on the local engine
 (``ringctl.engine.local.output``), kept in a bounded buffer and handed to the driver with
@@ -25,7 +27,9 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any
+from collections import deque
+from functools import partial
+from typing import Any, NamedTuple
 
 from ray.exceptions import RayActorError
 
@@ -34,9 +38,59 @@ from ringctl.engine.local.ports import OutPort, Tap
 from ringctl.engine.local.queues import Backpressure, Inbox, Queue
 from ringctl.kernel.context import KernelContext
 
-MAX_BATCH = 1000
+#: Messages per push call, push calls in flight, and messages in those calls, per edge
+#: and consumer replica.
+MAX_BATCH = 4096
+WINDOW = 8
+MAX_HELD = 8192
 #: Output lines kept between two probes; past it the oldest go (and are counted).
 MAX_OUTPUT = 10_000
+
+
+class _Push(NamedTuple):
+    """One push call in flight: its place in the pump's order, what it carries, its end."""
+
+    seq: int
+    batch: list[Any]
+    done: asyncio.Future[Any]
+
+
+def _wake(fut: asyncio.Future[None], _: object) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class InOrder:
+    """Lets numbered calls from each sender through one at a time, in their order.
+
+    ``wait(key, seq, first)`` returns once every call of ``key`` before ``seq`` is
+    ``done``; ``first`` is the sender's oldest call not yet answered, so a receiver that
+    never heard from it (a restarted consumer) starts there instead of waiting for calls
+    that went elsewhere. A call numbered below the next expected (sent again) waits for
+    nothing.
+    """
+
+    def __init__(self) -> None:
+        self.next: dict[Any, int] = {}
+        self.early: dict[tuple[Any, int], asyncio.Future[None]] = {}
+
+    async def wait(self, key: Any, seq: int, first: int) -> None:
+        if first > self.next.get(key, -1):
+            self._move(key, first)  # what came before ``first`` will not come here
+        if seq > self.next[key]:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.early[(key, seq)] = fut
+            await fut
+
+    def done(self, key: Any, seq: int) -> None:
+        if seq >= self.next[key]:
+            self._move(key, seq + 1)
+
+    def _move(self, key: Any, expected: int) -> None:
+        self.next[key] = expected
+        fut = self.early.pop((key, expected), None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
 
 class _Output:
@@ -124,6 +178,10 @@ class KernelHost:
         self.pushed: dict[str, int] = {}
         self.received_from: dict[str, dict[str, int]] = {}
         self.closed_edges: set[str] = set()  # consumers that will never run again
+        # Push calls are numbered per (edge, consumer replica); a consumer queues each
+        # producer's pushes in that order, holding any that came early.
+        self.seq: dict[tuple[str, int], int] = {}
+        self.in_order = InOrder()
         self.task: asyncio.Task[Any] | None = None
         self.error: str | None = None
         self.error_tb: str | None = None
@@ -293,48 +351,126 @@ class KernelHost:
             into[edge_id] = into.get(edge_id, 0) + n
 
     async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
+        """Move the outbox's messages to one consumer replica: up to ``WINDOW`` push calls
+        in flight, each with what was queued when it left (up to ``MAX_BATCH``). Calls
+        settle in the order they left, and the consumer queues them in that order."""
+        key = (edge_id, replica)
         loop = asyncio.get_running_loop()
-        while True:
-            if (edge_id, replica) in self.leaving:
-                return
-            batch = outbox.get_many_nowait(MAX_BATCH)
-            if not batch:
-                fut: asyncio.Future[None] = loop.create_future()
-                outbox.waiters.append(fut)
-                await fut  # nothing in flight: send what came at once, no linger
-                continue
-            if edge_id in self.closed_edges:
-                self._count(self.out_lost, edge_id, len(batch))
-                continue
-            self.in_flight += len(batch)
-            self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
-            try:
-                while True:
-                    try:
-                        await self.targets[(edge_id, replica)].push.remote(edge_id, batch, self.uid)
-                        self.pushed[edge_id] = self.pushed.get(edge_id, 0) + len(batch)
-                        break
-                    except RayActorError:  # the consumer died: hold the batch until retargeted
-                        if edge_id in self.closed_edges:  # ... or until it never will be
-                            self._count(self.out_lost, edge_id, len(batch))
-                            break
-                        await asyncio.sleep(0.1)
-            except Exception as exc:
-                # Not a death (a message that cannot be pickled, say): retrying cannot help,
-                # so the kernel fails with the reason and the batch is counted as lost.
-                self._count(self.out_lost, edge_id, len(batch))
-                self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
-                self.error_tb = traceback.format_exc()
-                return
-            finally:
-                self.in_flight -= len(batch)
-                self.in_flight_by[edge_id] -= len(batch)
+        flight: deque[_Push] = deque()
+        held = 0  # messages in flight, at most MAX_HELD
+        try:
+            while True:
+                leaving = key in self.leaving
+                room = MAX_HELD - held
+                if not leaving and len(flight) < WINDOW and room > 0:
+                    batch = outbox.get_many_nowait(min(MAX_BATCH, room))
+                    if batch:
+                        held += len(batch) if self._send(key, batch, flight) else 0
+                        continue
+                if flight and flight[0].done.done():
+                    held -= len(flight[0].batch)
+                    await self._settle(key, flight)
+                    continue
+                if not flight and leaving:
+                    return
+                wake: asyncio.Future[None] = loop.create_future()
+                if len(flight) < WINDOW and room > 0 and not leaving:
+                    outbox.waiters.append(wake)  # nothing in flight: sent as it comes
+                if not flight:
+                    await wake
+                    continue
+                # Calls in flight: wait for the oldest to settle, or (room in the window)
+                # for more to send. What comes while the window is full is coalesced.
+                woke = partial(_wake, wake)
+                oldest = flight[0].done
+                oldest.add_done_callback(woke)
+                await wake
+                oldest.remove_done_callback(woke)
+        except Exception as exc:
+            # Not a death (a message that cannot be pickled, say): retrying cannot help,
+            # so the kernel fails with the reason; what is still in flight may arrive.
+            self.error = f"cannot deliver to {edge_id}: {type(exc).__name__}: {exc}"
+            self.error_tb = traceback.format_exc()
+            while flight:
+                push = flight[0]
+                try:
+                    await push.done
+                    self._count(self.pushed, edge_id, len(push.batch))
+                except Exception:
+                    self._count(self.out_lost, edge_id, len(push.batch))
+                self._landed(edge_id, flight.popleft().batch)
+        finally:
+            for push in flight:  # cancelled by a stop: ``terminate`` counted them pending
+                self._landed(edge_id, push.batch)
 
-    async def push(self, edge_id: str, batch: list[Any], sender: str = "") -> None:
-        """Messages from an upstream actor; waits for space when the edge blocks."""
-        arrived = self.received_from.setdefault(edge_id, {})
-        arrived[sender] = arrived.get(sender, 0) + len(batch)
-        await self.edges[edge_id].put_many(batch)
+    def _send(self, key: tuple[str, int], batch: list[Any], flight: deque[_Push]) -> bool:
+        """One push call. ``first``, the oldest call of this pump not yet settled, tells a
+        consumer that never heard from this pump where its numbering starts."""
+        edge_id = key[0]
+        if edge_id in self.closed_edges:
+            self._count(self.out_lost, edge_id, len(batch))
+            return False
+        seq = self.seq.get(key, 0)
+        first = flight[0].seq if flight else seq
+        try:
+            ref = self.targets[key].push.remote((edge_id, batch, self.uid, seq, first))
+        except Exception:
+            self._count(self.out_lost, edge_id, len(batch))
+            raise
+        self.seq[key] = seq + 1
+        flight.append(_Push(seq, batch, asyncio.wrap_future(ref.future())))
+        self.in_flight += len(batch)
+        self.in_flight_by[edge_id] = self.in_flight_by.get(edge_id, 0) + len(batch)
+        return True
+
+    async def _settle(self, key: tuple[str, int], flight: deque[_Push]) -> None:
+        """The oldest call in flight ended: count it pushed, or (its consumer died) send it
+        again, in order, once the consumer is restarted, or count it lost if it never is."""
+        edge_id = key[0]
+        push = flight[0]
+        try:
+            try:
+                push.done.result()
+            except RayActorError:
+                while edge_id not in self.closed_edges:  # held until retargeted
+                    await asyncio.sleep(0.1)
+                    parcel = (edge_id, push.batch, self.uid, push.seq, push.seq)
+                    try:
+                        await self.targets[key].push.remote(parcel)
+                        break
+                    except RayActorError:
+                        continue
+                else:
+                    self._count(self.out_lost, edge_id, len(push.batch))
+                    return
+            self._count(self.pushed, edge_id, len(push.batch))
+        except Exception:
+            self._count(self.out_lost, edge_id, len(push.batch))
+            raise
+        finally:
+            flight.popleft()
+            self._landed(edge_id, push.batch)
+
+    def _landed(self, edge_id: str, batch: list[Any]) -> None:
+        self.in_flight -= len(batch)
+        self.in_flight_by[edge_id] -= len(batch)
+
+    async def push(self, parcel: tuple[str, list[Any], str, int, int]) -> None:
+        """Messages from an upstream actor: ``(edge id, batch, sender, seq, first)`` in one
+        argument (each argument of a call costs its own serialization); waits for space
+        when the edge blocks.
+
+        A producer has several pushes in flight; Ray may start them out of order, so each
+        waits here for the one before it from the same producer (``seq``)."""
+        edge_id, batch, sender, seq, first = parcel
+        turn = (edge_id, sender)
+        await self.in_order.wait(turn, seq, first)
+        try:
+            arrived = self.received_from.setdefault(edge_id, {})
+            arrived[sender] = arrived.get(sender, 0) + len(batch)
+            await self.edges[edge_id].put_many(batch)
+        finally:
+            self.in_order.done(turn, seq)
 
     async def send_external(self, msgs: list[Any]) -> None:
         if self.external is None:

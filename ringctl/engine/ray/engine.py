@@ -780,7 +780,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         """Start an actor for each of ``replicas`` (appended to ``into`` as they start,
         so a caller can kill them on failure), placed and set up; returns where each runs."""
         params = check_params(k.id, k.spec, k.params)
-        options: dict[str, Any] = {"max_concurrency": 64}
+        # Each producer replica may have a window of pushes waiting for space in an inbox:
+        # room for many, so the driver's probes and stops never queue behind them.
+        options: dict[str, Any] = {"max_concurrency": 1000}
         # Unasked, a replica reserves no CPU: kernels mostly wait on their inbox, and any
         # reservation would cap the replicas a machine takes (nine at 0.25 on 2 CPUs).
         options["num_cpus"] = k.resources.get("num_cpus", 0)
