@@ -363,31 +363,31 @@ def test_apply_on_ray_refuses_a_queue_change_a_blocked_producer_cannot_take(
     trigger = folder / "block"
     status = lambda: json.loads(ringctl("ps", "seq", "--json").stdout)  # noqa: E731
     got = lambda kid: int(_kernel(status(), kid)["metrics"].get("received", 0))  # noqa: E731
-    more = f', trigger: "{trigger}", block: 15'
+    more = f', trigger: "{trigger}", block: 6'
     try:
         path = _sinks_topology(folder, {"old": 64}, more)
         ringctl("up", str(path), "-d", "--address", ray_head)
         wait_for(lambda: got("old") > 20, what="old receives")
-        _sinks_topology(folder, {"new": 64}, more)
+        _sinks_topology(folder, {"old": 16}, more)  # a retune: it needs the source's actor
         trigger.touch()
         wait_for(lambda: not trigger.exists(), what="the source blocks")
         t0 = time.monotonic()
         refused = ringctl("apply", str(path), ok=False)
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "'source' did not answer" in refused.stderr, refused.stderr
-        assert time.monotonic() - t0 < 12.0, refused.stderr  # while the source still blocks
+        assert time.monotonic() - t0 < 5.0, refused.stderr  # while the source still blocks
         assert "seq runs as before" in refused.stderr, refused.stderr
-        assert [k["id"] for k in status()["kernels"]] == ["old", "source"]
+        assert status()["queues"][0]["capacity"] == 64
         before = got("old")
         wait_for(lambda: got("old") > before + 20, timeout=30, what="the source sends again")
         applied = ringctl("apply", str(path), ok=False)  # free again: the change goes through
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        wait_for(lambda: got("new") > 20, what="new receives")
+        assert status()["queues"][0]["capacity"] == 16
         down = ringctl("down", "seq", "--json", "--timeout", "20", ok=False)
         assert down.returncode == 0, down.stdout + down.stderr
         sent = json.loads((folder / "source.json").read_text())["sent"]
-        seen = [json.loads((folder / f"{kid}.json").read_text())["seen"] for kid in ("old", "new")]
-        assert sorted(seen[0] + seen[1]) == list(range(1, sent + 1))  # each once
+        seen = json.loads((folder / "old.json").read_text())["seen"]
+        assert sorted(seen) == list(range(1, sent + 1))  # each once
     finally:
         ringctl("down", "seq", "--timeout", "5", ok=False)
         shutil.rmtree(folder, ignore_errors=True)
