@@ -419,8 +419,11 @@ async def _remove(sup: Running, rt: Engine, old: Plan, removed: set[str], timeou
     for kid in rest:
         if rt.get_state(kid) is S.DEACTIVATED:
             await rt.reactivate(kid)
-    while rest and time.monotonic() < deadline:
-        if all(rt.inflight(kid) == 0 for kid in rest) and rt.is_quiescent(rest):
+    # Only a kernel that still runs can drain: one that ended (waiting out a restart
+    # that was just cancelled, or failed) has its queue counted as left at once.
+    draining = [kid for kid in rest if rt.get_state(kid) in _RUNNING]
+    while draining and time.monotonic() < deadline:
+        if all(rt.inflight(kid) == 0 for kid in draining) and rt.is_quiescent(draining):
             break
         await asyncio.sleep(0.02)
     for kid in reversed(rest):
