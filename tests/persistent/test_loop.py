@@ -204,9 +204,14 @@ def test_a_full_output_ring_holds_records_back(rig: Callable[..., Rig]) -> None:
     r.command(Command.ACTIVE)
     pushed = 0
     recs = records(range(100))
-    deadline = time.monotonic() + 5
+    # Push for as long as the rings take records; once 16 went in, keep trying for 1 s.
+    deadline, full_at = time.monotonic() + 5, None
     while time.monotonic() < deadline and pushed < 100:
         pushed += ring_push(r.inbox.header, r.inbox.records, recs[pushed:])
+        if pushed == 16 and full_at is None:
+            full_at = time.monotonic()
+        if full_at is not None and time.monotonic() - full_at > 1.0:
+            break
     assert pushed == 16  # 8 handled into the full output ring, 8 waiting in the input ring
     wait_for(lambda: load(r.ctrl, OUT) == 8)
     assert r.drain(8)["seq"].tolist() == list(range(8))
