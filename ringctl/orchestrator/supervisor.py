@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -493,7 +493,7 @@ class Supervisor:
         order = self.plan.order
         if not kernels:
             return order
-        unknown = [k for k in kernels if k not in order]
+        unknown = [k for k in kernels if k not in self.plan]
         if unknown:
             from ringctl.topology.errors import did_you_mean
 
@@ -503,12 +503,21 @@ class Supervisor:
                 hint=(guesses[0] + "; " if guesses else "")
                 + f"its kernels are: {', '.join(order)}",
             )
-        return [k for k in order if k in kernels]
+        chosen = set(kernels)
+        return [k for k in order if k in chosen]
+
+    @contextlib.asynccontextmanager
+    async def _command(self, action: str) -> AsyncIterator[None]:
+        """Hold the command lock for ``action``, refused unless the topology runs: checked
+        before waiting for the lock too (a down holds it for the whole drain, and a
+        command that came during it is answered at once) and again once it is held."""
+        self._check_live(action)
+        async with self._lock:
+            self._check_live(action)
+            yield
 
     def _check_live(self, action: str) -> None:
-        """Refuse ``action`` unless the topology runs. Called before waiting for the
-        command lock too: a down holds it for the whole drain, and a command that came
-        during it is answered at once, not when the drain is over."""
+        """Refuse ``action`` unless the topology runs."""
         if self._state not in _LIVE:
             draining = self._state is T.DRAINING
             raise ControlPlaneError(
@@ -519,9 +528,7 @@ class Supervisor:
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
         """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
-        self._check_live("pause")
-        async with self._lock:
-            self._check_live("pause")
+        async with self._command("pause"):
             done = []
             for kid in self._select(kernels):
                 self.policy.paused.add(kid)
@@ -540,9 +547,7 @@ class Supervisor:
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
-        self._check_live("resume")
-        async with self._lock:
-            self._check_live("resume")
+        async with self._command("resume"):
             done = []
             for kid in self._select(kernels):
                 self.policy.paused.discard(kid)
@@ -562,9 +567,7 @@ class Supervisor:
         """
         rt = self.runtime
         require(rt, "restart")
-        self._check_live("restart")
-        async with self._lock:
-            self._check_live("restart")
+        async with self._command("restart"):
             chosen = self._select(kernels)
             ended = [k for k in chosen if rt.get_state(k) not in RUNNING and k not in self._backoff]
             if ended:
@@ -603,9 +606,7 @@ class Supervisor:
         """Run ``replicas`` instances of a running kernel; returns ``{kernel, before, after}``."""
         rt = self.runtime
         require(rt, "scale")
-        self._check_live("scale")
-        async with self._lock:
-            self._check_live("scale")
+        async with self._command("scale"):
             (kid,) = self._select([kernel])
             at = self.policy.restart_due.get(kid)
             if kid in self._backoff and at is not None:
@@ -630,9 +631,7 @@ class Supervisor:
         say how). What cannot change live is refused before anything changes."""
         from ringctl.orchestrator import applying
 
-        self._check_live("apply")
-        async with self._lock:
-            self._check_live("apply")
+        async with self._command("apply"):
             d = applying.diff(applying.running_plan(self), new)
             if d.refused:
                 raise applying.refusal_error(d, source, file)
