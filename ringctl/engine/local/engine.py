@@ -896,16 +896,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if k.state not in RUNNING:
             self._feeds.pop(k.id, None)  # ``send`` looks at its state again
 
-    def _output_inbox(self, kernel_id: str, port: str) -> Inbox:
-        """Where ``receive`` reads the kernel's unwired ``port`` (looked up once)."""
-        try:
-            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
-        except KeyError:
-            out = self._reader(kernel_id, port)
-        if out.targets:
-            self._output(kernel_id, port)  # wired since: raises what to do instead
-        return out.output_inbox
-
     async def receive(
         self, kernel_id: str, timeout: float | None = None, *, port: str = "out"
     ) -> Any:
@@ -914,7 +904,13 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         Raises ``asyncio.TimeoutError`` after ``timeout``; ``KernelFailedError`` if the
         kernel failed and nothing is left to read (instead of hanging).
         """
-        inbox = self._output_inbox(kernel_id, port)
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
         q = inbox.single
         if q is None:  # fan-in
             item = inbox.get_nowait()
@@ -943,7 +939,26 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """Between 1 and ``max_items`` messages the kernel sent on an unwired ``port``."""
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        inbox = self._output_inbox(kernel_id, port)
+        try:
+            out = self._readers[kernel_id if port == "out" else (kernel_id, port)]
+        except KeyError:
+            out = self._reader(kernel_id, port)
+        if out.targets:
+            self._output(kernel_id, port)  # wired since: raises what to do instead
+        inbox = out.output_inbox
+        q = inbox.single
+        if q is not None and 0 < len(q._items) <= max_items:
+            # Inbox.get_many_nowait inlined: one queue, all it holds fits.
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            batch = list(items)
+            items.clear()
+            q.delivered += n
+            if q._space_waiters:
+                _wake_all(q._space_waiters)
+            return batch
         batch = inbox.get_many_nowait(max_items)
         if batch:
             return batch

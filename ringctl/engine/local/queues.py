@@ -269,25 +269,6 @@ class Queue:
         """Producers waiting for room (their messages are not in the queue yet)."""
         return sum(1 for f in self._space_waiters if not f.done())
 
-    def take(self, max_items: int) -> list[Any]:
-        """Up to ``max_items`` of the oldest messages (none when empty): all of them in
-        one copy when they fit. The one take every batch reader uses."""
-        items = self._items
-        n = len(items)
-        if not n:
-            return []
-        if n > self._high:
-            self._high = n
-        if n <= max_items:
-            batch = list(items)
-            items.clear()
-        else:
-            popleft = items.popleft
-            batch = [popleft() for _ in range(max_items)]
-            n = max_items
-        self._took(n)
-        return batch
-
     def _took(self, n: int) -> None:
         self.delivered += n
         if self._space_waiters:
@@ -459,7 +440,23 @@ class Inbox:
         """
         single = self.single
         if single is not None:  # the hot path: one queue, no round robin to keep
-            return single.take(max_items)
+            items = single._items
+            n = len(items)
+            if not n:
+                return []
+            if n > single._high:
+                single._high = n
+            if n <= max_items:
+                batch = list(items)
+                items.clear()
+            else:
+                popleft = items.popleft
+                batch = [popleft() for _ in range(max_items)]
+                n = max_items
+            single.delivered += n
+            if single._space_waiters:
+                _wake_all(single._space_waiters)
+            return batch
         out: list[Any] = []
         queues = self.queues
         n = len(queues)
