@@ -28,7 +28,7 @@ from itertools import islice
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.local.queues import EMPTY, Inbox, _wake_all, _wake_first
+from ringctl.engine.local.queues import EMPTY, Inbox, _wake_all, _wake_first, running_loop
 from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
@@ -272,9 +272,9 @@ class KernelContext:
 
     async def _wait_for_messages(self, timeout: float | None, max_items: int) -> Any:
         """The slow path: wait for a message (or ``max_items`` of them), a flag or a timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         inbox = self._inbox
+        loop = running_loop(inbox)
+        deadline = None if timeout is None else loop.time() + timeout
         # A positive timeout cannot have run out before the first look: no clock read there.
         skip_clock = timeout is not None and timeout > 0
         while True:

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from ringctl.exceptions import QueueFullError
 
-__all__ = ["EMPTY", "Backpressure", "Inbox", "Queue"]
+__all__ = ["EMPTY", "Backpressure", "Inbox", "Queue", "running_loop"]
 
 
 class Backpressure(enum.StrEnum):
@@ -53,6 +53,19 @@ class _Empty:
 
 #: Returned by ``Inbox.get_nowait`` when nothing is queued (``None`` is a valid message).
 EMPTY: Final = _Empty()
+
+
+def running_loop(inbox: Inbox) -> asyncio.AbstractEventLoop:
+    """The running event loop, kept on ``inbox`` for every wait that concerns it.
+
+    ``asyncio.get_running_loop()`` makes a system call (``getpid``) on every call before
+    Python 3.12, which cost a pipeline more than the rest of a wait. The loop kept is
+    looked up again once it no longer runs (a runtime used from a second event loop).
+    """
+    loop = inbox.loop
+    if loop is None or not loop.is_running():
+        loop = inbox.loop = asyncio.get_running_loop()
+    return loop
 
 
 def _wake_first(waiters: deque[asyncio.Future[None]]) -> None:
@@ -240,7 +253,7 @@ class Queue:
             self.lost += n
 
     async def _wait_for_space(self, need: int = 1) -> None:
-        loop = asyncio.get_running_loop()
+        loop = running_loop(self.inbox)
         started = time.perf_counter()
         try:
             while self.capacity - len(self._items) < need and not self.closed:
@@ -367,7 +380,7 @@ class Inbox:
     producer starves another; each queue stays FIFO.
     """
 
-    __slots__ = ("_cursor", "name", "queues", "single", "waiters")
+    __slots__ = ("_cursor", "loop", "name", "queues", "single", "waiters")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -376,6 +389,8 @@ class Inbox:
         #: The only queue, when there is exactly one: readers take the fast path.
         self.single: Queue | None = None
         self._cursor = 0
+        #: The event loop its readers and writers wait in (see ``running_loop``).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, queue: Queue) -> None:
         self.queues.append(queue)
