@@ -9,6 +9,7 @@ Waits come and go as entries in a dict, not as timers made and cancelled on the 
 from __future__ import annotations
 
 import asyncio
+import math
 
 __all__ = ["Deadlines"]
 
@@ -33,6 +34,10 @@ class Deadlines:
 
     def discard(self, fut: asyncio.Future[None]) -> None:
         self._waits.pop(fut, None)
+
+    def pop(self, fut: asyncio.Future[None]) -> float:
+        """Forget ``fut`` (resolved first); returns its deadline (``-inf`` once expired)."""
+        return self._waits.pop(fut, -math.inf)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
