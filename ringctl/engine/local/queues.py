@@ -34,6 +34,8 @@ from ringctl.exceptions import QueueFullError
 
 __all__ = ["EMPTY", "Backpressure", "Inbox", "Queue", "running_loop"]
 
+_perf_counter = time.perf_counter
+
 
 class Backpressure(enum.StrEnum):
     """What a full queue does with one more message."""
@@ -184,11 +186,20 @@ class Queue:
         policy = self.policy
         if policy is Backpressure.BLOCK:
             # Another producer may take the freed slot first: wait again until ours fits.
-            while not self.put_nowait(item):
-                if self.closed:
-                    self._refuse()
-                    return
-                await self._wait_for_space()
+            started = _perf_counter()
+            try:
+                while not self.put_nowait(item):
+                    if self.closed:
+                        self._refuse()
+                        return
+                    fut = self._space_future()
+                    try:
+                        await fut
+                    except BaseException:
+                        self._left_waiting(fut)
+                        raise
+            finally:
+                self.blocked_s += _perf_counter() - started
         elif policy is Backpressure.DROP_OLDEST:
             self._note_depth()
             self._items.popleft()
@@ -234,7 +245,20 @@ class Queue:
                     _wake_all(self._getters)
                 continue
             if block and not self.closed:
-                await self._wait_for_space(min(total - start, self.capacity))
+                # Wait until the rest fits (written out here, as in ``put``: one coroutine
+                # less per wait).
+                need = min(total - start, self.capacity)
+                started = _perf_counter()
+                try:
+                    while self.capacity - len(queue) < need and not self.closed:
+                        fut = self._space_future()
+                        try:
+                            await fut
+                        except BaseException:
+                            self._left_waiting(fut)
+                            raise
+                finally:
+                    self.blocked_s += _perf_counter() - started
                 continue
             # Full (or closed): the policy decides for the next message only.
             await self.put(batch[start])
@@ -252,22 +276,21 @@ class Queue:
         else:
             self.lost += n
 
-    async def _wait_for_space(self, need: int = 1) -> None:
-        loop = running_loop(self.inbox)
-        started = time.perf_counter()
-        try:
-            while self.capacity - len(self._items) < need and not self.closed:
-                fut: asyncio.Future[None] = loop.create_future()
-                self._space_waiters.append(fut)
-                try:
-                    await fut
-                except BaseException:
-                    # We were woken but leave without using the space: pass it on.
-                    if fut.done() and not fut.cancelled():
-                        _wake_first(self._space_waiters)
-                    raise
-        finally:
-            self.blocked_s += time.perf_counter() - started
+    def _space_future(self) -> asyncio.Future[None]:
+        """The future a consumer resolves when it takes something (a producer waits on it)."""
+        inbox = self.inbox
+        loop = inbox.loop
+        if loop is None or not loop.is_running():
+            loop = running_loop(inbox)
+        fut: asyncio.Future[None] = loop.create_future()
+        self._space_waiters.append(fut)
+        return fut
+
+    def _left_waiting(self, fut: asyncio.Future[None]) -> None:
+        """A wait for space ended in an exception (a cancelled producer)."""
+        if fut.done() and not fut.cancelled():
+            # It was woken but leaves without using the space: pass the wake-up on.
+            _wake_first(self._space_waiters)
 
     # -- consumer side (called through the Inbox) ---------------------------------------
 
