@@ -28,7 +28,7 @@ from itertools import islice
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.local.queues import EMPTY, Inbox, _wake_all, _wake_first, running_loop
+from ringctl.engine.local.queues import EMPTY, Inbox, running_loop
 from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
@@ -231,8 +231,12 @@ class KernelContext:
                             q._high = n
                         item = items.popleft()
                         q.delivered += 1
-                        if q._space_waiters:
-                            _wake_first(q._space_waiters)
+                        waiters = q._space_waiters
+                        while waiters:  # _wake_first inlined
+                            fut = waiters.popleft()
+                            if not fut.done():
+                                fut.set_result(None)
+                                break
                         break
                 else:
                     item = inbox.get_nowait()
@@ -271,19 +275,22 @@ class KernelContext:
         while True:
             if self.is_active:
                 q = inbox.single
-                if q is not None and 0 < len(q._items) <= max_items:
+                n = len(q._items) if q is not None else 0
+                if q is not None and 0 < n <= max_items:
                     # One queue and all it holds fits: one copy, no call.
                     items = q._items
-                    n = len(items)
                     if n > q._high:
                         q._high = n
                     batch = list(items)
                     items.clear()
                     q.delivered += n
-                    if q._space_waiters:
-                        _wake_all(q._space_waiters)
+                    waiters = q._space_waiters
+                    while waiters:  # _wake_all inlined
+                        fut = waiters.popleft()
+                        if not fut.done():
+                            fut.set_result(None)
                     break
-                if q is None or q._items:  # fan-in, or more than fits
+                if q is None or n:  # fan-in, or more than fits
                     batch = inbox.get_many_nowait(max_items)
                     n = len(batch)
                     if n:
@@ -482,8 +489,12 @@ class KernelContext:
             if len(items) < q._limit:
                 items.append(msg)
                 q.messages += 1
-                if q._getters:
-                    _wake_first(q._getters)
+                waiters = q._getters
+                while waiters:  # _wake_first inlined
+                    fut = waiters.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+                        break
                 self.messages_out = out = self.messages_out + 1
                 if out - self._spent_from >= _budget:
                     await self._yield()
@@ -519,8 +530,11 @@ class KernelContext:
             # The fast path, Queue.put_many inlined: the whole batch fits in the one queue.
             q._items.extend(batch)
             q.messages += n
-            if q._getters:
-                _wake_all(q._getters)
+            waiters = q._getters
+            while waiters:  # _wake_all inlined
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
         else:
             if not self.is_active:
                 await self.wait_active()  # a paused kernel sends nothing either

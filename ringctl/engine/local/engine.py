@@ -46,8 +46,6 @@ from ringctl.engine.local.queues import (
     EMPTY,
     Inbox,
     Queue,
-    _wake_all,
-    _wake_first,
     running_loop,
 )
 from ringctl.engine.table import KernelTable
@@ -863,8 +861,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if len(items) < q._limit:  # Queue.put_nowait inlined: the common case, room
             items.append(msg)
             q.messages += 1
-            if q._getters:
-                _wake_first(q._getters)
+            waiters = q._getters
+            while waiters:  # _wake_first inlined
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    break
             return
         await q.put(msg)
 
@@ -880,8 +882,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if len(items) + n <= q._limit:  # Queue.put_many inlined: the batch fits
             items.extend(batch)
             q.messages += n
-            if q._getters:
-                _wake_all(q._getters)
+            waiters = q._getters
+            while waiters:  # _wake_all inlined
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
             return
         await q.put_many(batch)
 
@@ -932,8 +937,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     q._high = n
                 item = items.popleft()
                 q.delivered += 1
-                if q._space_waiters:
-                    _wake_first(q._space_waiters)
+                waiters = q._space_waiters
+                while waiters:  # _wake_first inlined
+                    fut = waiters.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+                        break
                 return item
             # The wait, written out here and in receive_batch: one coroutine less per wait.
             fut = self._park(kernel_id, inbox, timeout, deadline)
@@ -966,19 +975,22 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         deadline = 0.0  # when a timed wait runs out, from the first time it waits
         while True:
             q = inbox.single
-            if q is not None and 0 < len(q._items) <= max_items:
+            n = len(q._items) if q is not None else 0
+            if q is not None and 0 < n <= max_items:
                 # Inbox.get_many_nowait inlined: one queue, all it holds fits.
                 items = q._items
-                n = len(items)
                 if n > q._high:
                     q._high = n
                 batch = list(items)
                 items.clear()
                 q.delivered += n
-                if q._space_waiters:
-                    _wake_all(q._space_waiters)
+                waiters = q._space_waiters
+                while waiters:  # _wake_all inlined
+                    fut = waiters.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
                 return batch
-            if q is None or q._items:  # fan-in, or more than fits
+            if q is None or n:  # fan-in, or more than fits
                 batch = inbox.get_many_nowait(max_items)
                 if batch:
                     return batch
