@@ -218,41 +218,42 @@ class KernelContext:
         self._spent_from = base = self._spent_from - 1
         if self.messages_out - base >= _budget:
             await self._yield()  # before taking: a message is never held across the yield
-        inbox = self._inbox
-        again = False
-        while True:
-            if self.is_active:
-                q = inbox.single
-                if q is not None:
-                    items = q._items
-                    if items:  # one queue, a message waiting: no future, no clock, no call
-                        n = len(items)
-                        if n > q._high:
-                            q._high = n
-                        item = items.popleft()
-                        q.delivered += 1
-                        waiters = q._space_waiters
-                        while waiters:  # _wake_first inlined
-                            fut = waiters.popleft()
-                            if not fut.done():
-                                fut.set_result(None)
-                                break
-                        break
-                else:
+        q = self._inbox.single
+        if q is not None and self.is_active and q._items:
+            # The fast path (one queue, a message waiting): no future, no clock, no call.
+            items = q._items
+            n = len(items)
+            if n > q._high:
+                q._high = n
+            item = items.popleft()
+            q.delivered += 1
+            waiters = q._space_waiters
+            while waiters:  # _wake_first inlined
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    break
+        else:
+            # The wait, written out here and in receive_batch: one coroutine less per wait.
+            inbox = self._inbox
+            again = False
+            look = q is None  # fan-in: look first; one queue: it was empty, or paused
+            while True:
+                if look and self.is_active:
                     item = inbox.get_nowait()
                     if item is not EMPTY:
                         break
-            # The wait, written out here and in receive_batch: one coroutine less per wait.
-            fut = self._park(timeout, again)
-            again = True
-            try:
-                await fut
-            except BaseException:
-                self._unpark(fut)
-                raise
-            self._wait_fut = None  # the timer stays armed for the next wait, if any
-            self._waiting = False
-            self._spent_from = self.messages_out  # it waited: its budget starts again
+                look = True
+                fut = self._park(timeout, again)
+                again = True
+                try:
+                    await fut
+                except BaseException:
+                    self._unpark(fut)
+                    raise
+                self._wait_fut = None  # the timer stays armed for the next wait, if any
+                self._waiting = False
+                self._spent_from = self.messages_out  # it waited: its budget starts again
         # Processing latency: from handing a message to the body until it asks for the
         # next one, measured on one message in LATENCY_SAMPLE_EVERY (no clock per message).
         self.messages_in = taken = self.messages_in + 1
@@ -270,41 +271,42 @@ class KernelContext:
         if self.messages_out - self._spent_from >= _budget:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
-        inbox = self._inbox
-        again = False
-        while True:
-            if self.is_active:
-                q = inbox.single
-                n = len(q._items) if q is not None else 0
-                if q is not None and 0 < n <= max_items:
-                    # One queue and all it holds fits: one copy, no call.
-                    items = q._items
-                    if n > q._high:
-                        q._high = n
-                    batch = list(items)
-                    items.clear()
-                    q.delivered += n
-                    waiters = q._space_waiters
-                    while waiters:  # _wake_all inlined
-                        fut = waiters.popleft()
-                        if not fut.done():
-                            fut.set_result(None)
-                    break
-                if q is None or n:  # fan-in, or more than fits
+        q = self._inbox.single
+        if q is not None and self.is_active and 0 < (n := len(q._items)) <= max_items:
+            # The fast path (one queue, all it holds fits): one copy, no call.
+            items = q._items
+            if n > q._high:
+                q._high = n
+            batch = list(items)
+            items.clear()
+            q.delivered += n
+            waiters = q._space_waiters
+            while waiters:  # _wake_all inlined
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+        else:
+            inbox = self._inbox
+            again = False
+            # Fan-in, or more queued than fits: look first; else it was empty, or paused.
+            look = q is None or bool(q._items)
+            while True:
+                if look and self.is_active:
                     batch = inbox.get_many_nowait(max_items)
                     n = len(batch)
                     if n:
                         break
-            fut = self._park(timeout, again)
-            again = True
-            try:
-                await fut
-            except BaseException:
-                self._unpark(fut)
-                raise
-            self._wait_fut = None  # the timer stays armed for the next wait, if any
-            self._waiting = False
-            self._spent_from = self.messages_out  # it waited: its budget starts again
+                look = True
+                fut = self._park(timeout, again)
+                again = True
+                try:
+                    await fut
+                except BaseException:
+                    self._unpark(fut)
+                    raise
+                self._wait_fut = None  # the timer stays armed for the next wait, if any
+                self._waiting = False
+                self._spent_from = self.messages_out  # it waited: its budget starts again
         self.messages_in += n
         self._spent_from -= n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
