@@ -18,8 +18,10 @@ import typer
 from ringctl.cli import _render
 from ringctl.cli._common import (
     EngineChoice,
+    check_name,
     load_file,
     per_second,
+    run,
     say,
     seconds,
 )
@@ -98,7 +100,8 @@ def up(
 
         from ringctl.api import TopologyFile
 
-        topology = TopologyFile(dataclasses.replace(topology.plan, name=_checked_name(name)))
+        check_name(name)  # it names files in the state directory
+        topology = TopologyFile(dataclasses.replace(topology.plan, name=name))
     if detach:
         _detach(file, topology.name, duration, timeout, engine, address)
         return
@@ -394,14 +397,12 @@ def _detach(
     address: str | None,
 ) -> None:
     from ringctl.api import start_detached
-    from ringctl.exceptions import RingctlError
 
-    try:
-        started = start_detached(
+    started = run(
+        lambda: start_detached(
             file, name, duration=duration, timeout=timeout, engine=engine, address=address
         )
-    except RingctlError as exc:
-        _render.fail(exc)
+    )
     if started.outcome == "up":
         say(f"{name} is up (pid {started.pid}); log: {started.log}")
         typer.echo(f"  ringctl ps {name}    ringctl top {name}    ringctl down {name}", err=True)
@@ -422,12 +423,3 @@ def _detach(
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
-
-
-def _checked_name(name: str) -> str:
-    """``--name``: a valid topology name (it names files in the state directory), or exit 2."""
-    from ringctl.cli._common import check_name
-
-    checked = check_name(name)
-    assert checked is not None
-    return checked
