@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
@@ -241,10 +241,8 @@ class RunReport:
 
     @classmethod
     def of(cls, result: RunResult, status: dict[str, Any], name: str) -> RunReport:
-        import dataclasses
-
-        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-        return cls(name=name, status=status, **fields)
+        copied = {f.name: getattr(result, f.name) for f in fields(result)}
+        return cls(name=name, status=status, **copied)
 
     def result(self) -> dict[str, Any]:
         """How the run ended as JSON (``up --json-stream``'s ``result``)."""
@@ -271,15 +269,17 @@ def _on_new_loop(method: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, 
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            from ringctl.engine.local.loop import run
+            pass  # none: start one below, not in here (the run's errors would chain to this)
+        else:
+            from ringctl.exceptions import UserInputError
 
-            return run(method(*args, **kwargs))
-        from ringctl.exceptions import UserInputError
+            raise UserInputError(
+                f"TopologyFile.{name}() cannot start an event loop inside a running one",
+                hint=f"use `await topology.{name}_async(...)` (in a notebook, or any async code)",
+            )
+        from ringctl.engine.local.loop import run
 
-        raise UserInputError(
-            f"TopologyFile.{name}() cannot start an event loop inside a running one",
-            hint=f"use `await topology.{name}_async(...)` (in a notebook, or any async code)",
-        )
+        return run(method(*args, **kwargs))
 
     on_new_loop.__name__, on_new_loop.__qualname__ = name, f"TopologyFile.{name}"
     return on_new_loop
@@ -416,9 +416,6 @@ def up(
     ``output_lost``, the first one also in the run's event log), and ringctl's own log
     records in the name's log in the state directory, which ``up -d`` writes too.
     """
-    import dataclasses
-    import os
-
     from ringctl.control.paths import state_dir
     from ringctl.orchestrator.detach import DETACHED_ENV
     from ringctl.orchestrator.outputs import Losses, guard_std_streams, log_records_to
@@ -440,7 +437,7 @@ def up(
         if start is not None:
             start(live)
 
-    hooks = dataclasses.replace(
+    hooks = replace(
         hooks,
         on_start=on_start,
         echo_output=None if detached else hooks.echo_output,  # the log would hold it twice
@@ -453,7 +450,7 @@ def up(
         log_path=log_path,
         hooks=hooks,
     )
-    return dataclasses.replace(report, output_lost=losses.summary())
+    return replace(report, output_lost=losses.summary())
 
 
 def graph_text(path: str | Path, fmt: str = "tree") -> str:

@@ -66,17 +66,6 @@ def log_lines(record: dict[str, Any]) -> list[str]:
     return [prefix + printable(line, lines=True) for line in text.split("\n")]
 
 
-def _select(
-    records: list[dict[str, Any]], kernels: list[str] | None, since: float | None
-) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in records
-        if (not kernels or r.get("kernel") in kernels)
-        and (since is None or float(r.get("ts") or 0) >= since)
-    ]
-
-
 def logs(
     name: Annotated[
         str | None,
@@ -106,7 +95,7 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
-    from ringctl.api import kernel_log
+    from ringctl.api import LogFollower, kernel_log
 
     check_name(name)
     found = run(lambda: kernel_log(name))
@@ -114,15 +103,14 @@ def logs(
     if kernels:
         _check_kernels(name, kernels)
     cutoff = run(lambda: parse_since(since, time.time())) if since else None
-    from ringctl.api import LogFollower
 
     def render(records: list[dict[str, Any]]) -> list[str]:
         lines: list[str] = []
-        for record in _select(records, kernels, cutoff):
-            if as_json:
-                lines.append(json.dumps(record, ensure_ascii=False))
-            else:
-                lines.extend(log_lines(record))
+        for r in records:
+            if (not kernels or r.get("kernel") in kernels) and (
+                cutoff is None or float(r.get("ts") or 0) >= cutoff
+            ):
+                lines.extend([json.dumps(r, ensure_ascii=False)] if as_json else log_lines(r))
         return lines
 
     # One reader for the backlog and what follows it: no line written in between is lost.

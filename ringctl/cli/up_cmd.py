@@ -142,22 +142,14 @@ def _final_document(
 ) -> None:
     """``--json-stream``'s last line: the final status document plus the run's ``result``
     (outcome, exit code, reason, failure, the drain's report and the accounting)."""
+    from ringctl.api import RunReport
     from ringctl.dashboard.plain import json_line
 
-    doc: dict[str, Any] = dict(status or {})
-    if result is not None:
-        doc["result"] = result.result()
-    else:
-        doc["result"] = {
-            "outcome": "failed",
-            "exit_code": int(getattr(error, "exit_code", 1)),
-            "reason": "launch failed",
-            "failure": getattr(error, "message", None) or str(error),
-            "down": None,
-            "accounting": None,
-            "launch_stopped": False,
-        }
-    sys.stdout.write(json_line(doc) + "\n")
+    if result is None:  # the launch failed
+        failure = getattr(error, "message", None) or str(error)
+        code = int(getattr(error, "exit_code", 1))
+        result = RunReport("", "failed", code, "launch failed", failure, None, None, {})
+    sys.stdout.write(json_line({**(status or {}), "result": result.result()}) + "\n")
     sys.stdout.flush()
 
 
