@@ -216,8 +216,7 @@ def _run_foreground(
         name = phase.get("name", "")
         if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
-        verb = "launched" if name == "launch" else "activated"
-        label = "phase 1" if name == "launch" else "phase 2"
+        label, verb = ("phase 1", "launched") if name == "launch" else ("phase 2", "activated")
         say(f"{label}: {verb} {phase['total']} kernels in {phase['elapsed_s'] * 1e3:.2f} ms")
 
     def on_tick(status: dict[str, Any]) -> None:
