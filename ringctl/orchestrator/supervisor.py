@@ -528,34 +528,28 @@ class Supervisor:
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
         """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
-        async with self._command("pause"):
-            done = []
-            for kid in self._select(kernels):
-                self.policy.paused.add(kid)
-                if self.runtime.get_state(kid) is S.ACTIVE:
-                    await self.runtime.deactivate(kid)
-                    done.append(kid)
-            self._update_paused_state()
-            self.event("pause", f"paused {few(done) if done else 'nothing (already paused)'}")
-            return done
-
-    def _update_paused_state(self) -> None:
-        """The topology reads "paused" while every kernel that still runs is paused."""
-        live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
-        everything_paused = bool(live) and all(kid in self.policy.paused for kid in live)
-        self._set_state(T.PAUSED if everything_paused else T.RUNNING)
+        return await self._pause(kernels, True)
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
-        async with self._command("resume"):
+        return await self._pause(kernels, False)
+
+    async def _pause(self, kernels: list[str] | None, pause: bool) -> list[str]:
+        """``pause`` (True) or ``resume`` (False) the named (or all) kernels."""
+        action = "pause" if pause else "resume"
+        async with self._command(action):
             done = []
             for kid in self._select(kernels):
-                self.policy.paused.discard(kid)
-                if self.runtime.get_state(kid) is S.DEACTIVATED:
-                    await self.runtime.reactivate(kid)
+                (self.policy.paused.add if pause else self.policy.paused.discard)(kid)
+                if self.runtime.get_state(kid) is (S.ACTIVE if pause else S.DEACTIVATED):
+                    await (self.runtime.deactivate if pause else self.runtime.reactivate)(kid)
                     done.append(kid)
-            self._update_paused_state()
-            self.event("resume", f"resumed {few(done) if done else 'nothing (none paused)'}")
+            # The topology reads "paused" while every kernel that still runs is paused.
+            live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
+            everything_paused = bool(live) and all(kid in self.policy.paused for kid in live)
+            self._set_state(T.PAUSED if everything_paused else T.RUNNING)
+            none = "nothing (already paused)" if pause else "nothing (none paused)"
+            self.event(action, f"{action}d {few(done) if done else none}")
             return done
 
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
@@ -793,18 +787,13 @@ class Supervisor:
         return self.down_report
 
     def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
-        waiting = []
-        for kid in self.plan.order:
-            if kid in self.policy.restart_due or (
-                self.runtime.get_state(kid) in RUNNING and not self.runtime.is_idle(kid)
-            ):
-                waiting.append(
-                    {
-                        "kernel": kid,
-                        "queued": self.runtime.queued(kid),
-                        "seconds_left": round(seconds_left, 1),
-                    }
-                )
+        rt = self.runtime
+        waiting = [
+            {"kernel": kid, "queued": rt.queued(kid), "seconds_left": round(seconds_left, 1)}
+            for kid in self.plan.order
+            if kid in self.policy.restart_due
+            or (rt.get_state(kid) in RUNNING and not rt.is_idle(kid))
+        ]
         self.phase = {"name": "drain", "done": 0, "total": 0, "waiting_on": waiting}
         if progress is not None:
             progress(dict(self.phase))
