@@ -25,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final, Protocol
 
 from ringctl.engine.contract import Capability, Engine, Wire
@@ -79,7 +80,7 @@ _VERBS: Final = {
     "disconnect": "rewire a queue", "retune": "retune a queue", "remove": "remove a kernel",
     "update": "update a kernel",
 }  # fmt: skip
-Undo = Callable[[], Awaitable[None]]
+Undo = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +243,7 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             elif c.kind == "scale":
                 kid, n = c.kernel.id, c.kernel.replicas
                 before = await rt.scale(kid, n, timeout=timeout)
-                undo.append((f"scale of {kid}", _rescale(rt, kid, before, timeout)))
+                undo.append((f"scale of {kid}", partial(rt.scale, kid, before, timeout=timeout)))
             done.append(c.line)
         step = "rewiring the queues"
         connect = [c.edge for c in (*by_kind["connect"], *by_kind["move"]) if c.edge]
@@ -250,7 +251,8 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
         cut += [c.edge for c in by_kind["disconnect"] if c.edge and c.edge.producer not in removed]
         if connect or cut:
             await rt.rewire([_wire(e) for e in connect], [edge_key(e) for e in cut])
-            undo.append(("rewiring", _unwire(rt, connect, cut)))
+            back = partial(rt.rewire, [_wire(e) for e in cut], [edge_key(e) for e in connect])
+            undo.append(("rewiring", back))
         for c in (*by_kind["connect"], *by_kind["move"], *by_kind["disconnect"]):
             if c.edge is None or c.edge.producer not in removed:
                 done.append(c.line)
@@ -259,11 +261,9 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             e = c.edge
             assert e is not None
             step = c.line.strip()
-            await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                            backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
-            undo.append(
-                (f"retune of {e.producer}.{e.port}", _retune(rt, before_edges[edge_key(e)]))
-            )
+            await _retune(rt, e)
+            was = before_edges[edge_key(e)]
+            undo.append((f"retune of {e.producer}.{e.port}", partial(_retune, rt, was)))
             done.append(c.line)
         for c in by_kind["add"]:
             assert c.kernel is not None
@@ -318,12 +318,8 @@ async def _restart(sup: Running, rt: Engine, old: Plan, c: Change, undo: list[tu
                 await rt.activate(k.id)
             sup.policy.since[k.id] = time.monotonic()
 
-        try:
-            await rt.restart(k.id, timeout=timeout)
-        except BaseException:
-            undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
-            raise
-        undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
+        undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))  # whether it starts or not
+        await rt.restart(k.id, timeout=timeout)
         sup.policy.since[k.id] = time.monotonic()
         sup.event("restart", f"{k.id} restarted by apply ({c.detail})")
     finally:
@@ -356,26 +352,10 @@ def _unlaunch(rt: Engine, kid: str) -> Undo:
     return run
 
 
-def _rescale(rt: Engine, kid: str, replicas: int, timeout: float) -> Undo:
-    async def run() -> None:
-        await rt.scale(kid, replicas, timeout=timeout)
-
-    return run
-
-
-def _unwire(rt: Engine, connected: list[EdgePlan], cut: list[EdgePlan]) -> Undo:
-    async def run() -> None:
-        await rt.rewire([_wire(e) for e in cut], [edge_key(e) for e in connected])
-
-    return run
-
-
-def _retune(rt: Engine, e: EdgePlan) -> Undo:
-    async def run() -> None:
-        await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                        backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
-
-    return run
+def _retune(rt: Engine, e: EdgePlan) -> Awaitable[None]:
+    """Give the running queue ``e``'s settings."""
+    return rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
+                     backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
 
 
 async def _roll_back(undo: list[tuple[str, Undo]]) -> list[str]:
