@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Final
@@ -26,7 +27,6 @@ from ringctl.dashboard._status import (
     FINAL_TOPOLOGY_STATES,
     STALL_AFTER_S,
     EventDoc,
-    KernelStatus,
     human_count,
     human_duration,
     parse_status,
@@ -112,10 +112,7 @@ def plain_line(
 
 
 def _hidden_summary(hidden: list[Any]) -> str:
-    urgent: dict[KernelStatus, int] = {}
-    for k in hidden:
-        if k.status in ATTENTION:
-            urgent[k.status] = urgent.get(k.status, 0) + 1
+    urgent = Counter(k.status for k in hidden if k.status in ATTENTION)
     if not urgent:
         return ""
     return " (" + ", ".join(f"{n} {s.value}" for s, n in urgent.items()) + ")"

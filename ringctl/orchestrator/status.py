@@ -16,6 +16,7 @@ Imports nothing beyond the standard library: ``ringctl ps`` starts fast.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -577,11 +578,7 @@ class StatusDocument(_Doc):
 
     @property
     def status_counts(self) -> dict[KernelStatus, int]:
-        counts: dict[KernelStatus, int] = {}
-        for k in self.kernels:
-            word = k.status
-            counts[word] = counts.get(word, 0) + 1
-        return counts
+        return dict(Counter(k.status for k in self.kernels))
 
     @property
     def throughput(self) -> float:
