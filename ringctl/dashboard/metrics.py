@@ -20,7 +20,7 @@ gauges (``ringctl_kernel_state{state="ACTIVE"}``), so an alert can say
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.dashboard._status import (
@@ -95,11 +95,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
         "1 for the topology's current state, 0 for the others.",
         labels=[*t_labels, "state"],
     )
-    states = list(TOPOLOGY_STATES)
-    if st.state and st.state not in states:
-        states.append(st.state)
-    for state in states:
-        t_state.add_metric([topology, state], 1.0 if state == st.state else 0.0)
+    _one_hot(t_state, [topology], TOPOLOGY_STATES, st.state)
     t_kernels = GaugeMetricFamily(
         "ringctl_topology_kernels", "Kernels in the topology.", labels=t_labels
     )
@@ -131,13 +127,8 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
         seen.add(k.id)
         lv = [topology, k.id]
         _add_figures(k, k_figures, lv)
-        states = list(KERNEL_STATES)
-        if k.state and k.state not in states:
-            states.append(k.state)
-        for state in states:
-            k_state.add_metric([*lv, state], 1.0 if state == k.state else 0.0)
-        for word in KernelStatus:
-            k_status.add_metric([*lv, word.value], 1.0 if word is k.status else 0.0)
+        _one_hot(k_state, lv, KERNEL_STATES, k.state)
+        _one_hot(k_status, lv, _WORDS, k.status.value)
         for name, value in k.numeric_metrics:
             k_user.add_metric([*lv, name], value)
         k_info.add_metric(lv, {key: getattr(k, key) or "" for key in _KERNEL_INFO})
@@ -172,6 +163,8 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
 
 _Figure = tuple[str, float, bool, str, str]
 
+#: Every status word, in ``KernelStatus`` order.
+_WORDS: Final = tuple(word.value for word in KernelStatus)
 #: What ``ringctl_kernel_info`` labels a kernel with.
 _KERNEL_INFO: Final = ("backend", "device", "node", "entry")
 
@@ -223,6 +216,13 @@ def _families(figures: tuple[_Figure, ...], labels: list[str]) -> list[tuple[str
         kind = CounterMetricFamily if counter else GaugeMetricFamily
         families.append((attr, divisor, kind(name, doc, labels=labels)))
     return families
+
+
+def _one_hot(family: Any, labels: list[str], known: Sequence[str], current: str | None) -> None:
+    """1 for ``current``, 0 for every other ``known`` value (``current`` is added if new)."""
+    new = [current] if current and current not in known else []
+    for value in (*known, *new):
+        family.add_metric([*labels, value], 1.0 if value == current else 0.0)
 
 
 def _add_figures(row: object, figures: list[tuple[str, float, Any]], labels: list[str]) -> None:
