@@ -95,14 +95,6 @@ def _quit_key(fd: int) -> bool:
     return any(byte in QUIT_KEYS for byte in data)
 
 
-def _stdin_tty_fd() -> int | None:
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, closed stdin
-        return None
-    return fd if os.isatty(fd) else None
-
-
 def _period(refresh_per_second: float) -> float:
     if not refresh_per_second > 0:
         raise UserInputError(
@@ -116,7 +108,13 @@ def _key_fd(input_fd: int | None, keys: bool | None) -> int | None:
     """Where to read ``q`` from: the given fd, else stdin if it is a terminal; or nowhere."""
     if keys is False:
         return None
-    return input_fd if input_fd is not None else _stdin_tty_fd()
+    if input_fd is not None:
+        return input_fd
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, closed stdin
+        return None
+    return fd if os.isatty(fd) else None
 
 
 def run_live(

@@ -262,12 +262,8 @@ def _new_events(events: tuple[EventDoc, ...], last: EventDoc | None) -> tuple[Ev
     The document carries a bounded tail of events, so its length stops growing once the
     tail is full; finding the last one shown is what tells new events apart.
     """
-    if last is None:
-        return events
-    for i in range(len(events) - 1, -1, -1):
-        if events[i] == last:
-            return events[i + 1 :]
-    return events
+    seen = [i for i, event in enumerate(events) if event == last]
+    return events[seen[-1] + 1 :] if seen else events
 
 
 def _stdout_line(line: str) -> None:

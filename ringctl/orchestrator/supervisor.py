@@ -461,9 +461,6 @@ class Supervisor:
         and stops every kernel after the message in hand. During the launch, the launch
         stops and what was launched is rolled back."""
         self._decide(StopRequested(reason, force))
-        self._stop_launch()
-
-    def _stop_launch(self) -> None:
         launch = self._launch
         if launch is not None and not launch.done():
             launch.cancel()
