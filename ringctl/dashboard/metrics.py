@@ -103,20 +103,9 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
 
     k_labels = ["topology", "kernel"]
     k_figures = _families(_KERNEL_FIGURES, k_labels)
-    k_state = GaugeMetricFamily(
-        "ringctl_kernel_state",
-        "1 for the kernel's lifecycle state, 0 for the others.",
-        labels=[*k_labels, "state"],
-    )
-    k_status = GaugeMetricFamily(
-        "ringctl_kernel_status",
-        "1 for the kernel's status word (idle, busy, backpressured, stalled, ...).",
-        labels=[*k_labels, "status"],
-    )
-    k_user = GaugeMetricFamily(
-        "ringctl_kernel_metric",
-        "Numeric values the kernel put in ctx.metrics.",
-        labels=[*k_labels, "metric"],
+    k_state, k_status, k_user = (
+        GaugeMetricFamily(name, doc, labels=[*k_labels, label])
+        for name, doc, label in _KERNEL_LABELLED
     )
     k_info = InfoMetricFamily("ringctl_kernel", "Where and how the kernel runs.", labels=k_labels)
 
@@ -163,6 +152,13 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
 
 _Figure = tuple[str, float, bool, str, str]
 
+#: (name, help, label) of the kernel gauges with a label of their own, in order.
+_KERNEL_LABELLED: Final = (
+    ("ringctl_kernel_state", "1 for the kernel's lifecycle state, 0 for the others.", "state"),
+    ("ringctl_kernel_status",
+     "1 for the kernel's status word (idle, busy, backpressured, stalled, ...).", "status"),
+    ("ringctl_kernel_metric", "Numeric values the kernel put in ctx.metrics.", "metric"),
+)  # fmt: skip
 #: Every status word, in ``KernelStatus`` order.
 _WORDS: Final = tuple(word.value for word in KernelStatus)
 #: What ``ringctl_kernel_info`` labels a kernel with.

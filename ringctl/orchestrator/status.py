@@ -142,8 +142,6 @@ def _flag(value: object) -> bool | None:
 
 
 def _get(mapping: Mapping[str, Any], key: str) -> object:
-    if type(mapping) is dict:  # what json.loads and the supervisor give: cannot raise
-        return mapping.get(key)
     try:
         return mapping.get(key)
     except Exception:  # a hostile Mapping; the document is data, never trust it
@@ -440,19 +438,9 @@ class QueueDoc(_Doc):
     def of(cls, q: QueueSnapshot) -> QueueDoc:
         """The entry of an engine's queue snapshot (the supervisor writes these)."""
         return cls(
+            **{name: getattr(q, name) for name in _QUEUE_SNAPSHOT_FIELDS},
             source=f"{q.producer}.{q.port}" if q.producer else "(external)",
             to=q.consumer or "(output)",
-            name=q.name,
-            depth=q.depth,
-            capacity=q.capacity,
-            backpressure=q.backpressure,
-            messages=q.messages,
-            drops=q.drops,
-            delivered=q.delivered,
-            lost=q.lost,
-            left=q.left,
-            in_doubt=q.in_doubt,
-            high_water=q.high_water,
             blocked_s=round(q.blocked_s, 6),
         )
 
@@ -613,6 +601,10 @@ class StatusDocument(_Doc):
 #: What an engine's ``KernelSnapshot`` gives a kernel's entry (all but the supervisor's).
 _SNAPSHOT_FIELDS: Final = tuple(
     f.name for f in fields(KernelDoc) if f.name not in ("restart_in_s", "word")
+)
+#: What a ``QueueSnapshot`` gives a queue's entry as it is.
+_QUEUE_SNAPSHOT_FIELDS: Final = tuple(
+    f.name for f in fields(QueueDoc) if f.name not in ("source", "to", "blocked_s")
 )
 
 _DOCS: Final[dict[str, type[_Doc]]] = {

@@ -809,16 +809,7 @@ class Supervisor:
         cached = self._status_cache
         if not fresh and cached is not None and now - cached[0] < max_age:
             return cached[1]
-        from ringctl.orchestrator.status import (
-            AccountingDoc,
-            AppliedDoc,
-            DownDoc,
-            EventDoc,
-            KernelDoc,
-            PhaseDoc,
-            QueueDoc,
-            StatusDocument,
-        )
+        from ringctl.orchestrator import status as sd
 
         snap = self.runtime.snapshot()
         restarting = self.policy.restart_due
@@ -827,25 +818,27 @@ class Supervisor:
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
             kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
         self.drift = drift(self.plan, kernels, self.file_watch.edited())
-        doc = StatusDocument(
+        doc = sd.StatusDocument(
             name=self.plan.name,
             file=self.plan.file,
             engine=self.plan.engine,
             pid=os.getpid(),
             uptime_s=round(self.uptime_s, 3),
             state=str(self._state),
-            phase=None if self.phase is None else PhaseDoc.check(self.phase),
+            phase=None if self.phase is None else sd.PhaseDoc.check(self.phase),
             failure=self.failure,
-            events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
+            events=tuple(sd.EventDoc(**e) for e in list(self.events)[-20:]),
             timings={k: round(v, 4) for k, v in self.timings.items()},
-            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
-            queues=tuple(QueueDoc.of(q) for q in snap.queues),
+            kernels=tuple(sd.KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
+            queues=tuple(sd.QueueDoc.of(q) for q in snap.queues),
             quiescent=snap.quiescent,
-            down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
+            down=None if self.down_report is None else sd.DownDoc.check(self.down_report.as_dict()),
             accounting=(
-                None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
+                None
+                if self.accounting is None
+                else sd.AccountingDoc.check(self.accounting.as_dict())
             ),
-            applied=None if self.applied is None else AppliedDoc.check(self.applied.as_dict()),
+            applied=None if self.applied is None else sd.AppliedDoc.check(self.applied.as_dict()),
             drift=tuple(self.drift),
         ).as_dict()
         self._status_cache = (now, doc)
