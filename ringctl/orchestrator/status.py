@@ -175,14 +175,12 @@ def _table(value: object) -> dict[str, Any] | None:
 
 D = TypeVar("D", bound="_Doc")
 
-#: How each field type is read from JSON (by its annotation); nested documents by name.
+#: How each field type is read from JSON (by its annotation, ``| None`` or not); nested
+#: documents by name.
 _READERS: Final[dict[str, Callable[[object], Any]]] = {
     "str": text,
-    "str | None": text,
     "float": number,
-    "float | None": number,
     "int": count,
-    "int | None": count,
     "bool": _flag,
     "tuple[str, ...]": _texts,
     "dict[str, Any]": _table,
@@ -266,9 +264,9 @@ def _dump(value: Any) -> Any:
 
 
 def _reader(annotation: str) -> Callable[[object], Any]:
-    if annotation in _READERS:
-        return _READERS[annotation]
     inner = annotation.removesuffix(" | None")
+    if inner in _READERS:
+        return _READERS[inner]
     if inner.startswith("tuple[") and inner.endswith(", ...]"):
         nested = _DOCS[inner[6:-6]]
         return lambda value: tuple(nested.read(m) for m in _mappings(value))
@@ -407,12 +405,11 @@ class KernelDoc(_Doc):
     @property
     def numeric_metrics(self) -> tuple[tuple[str, float], ...]:
         """The numeric entries of its ``ctx.metrics`` (what a gauge can show)."""
-        items = []
-        for key, raw in self.metrics.items():
-            n = number(raw)
-            if n is not None and not isinstance(raw, bool):
-                items.append((text(key) or str(key), n))
-        return tuple(items)
+        return tuple(
+            (text(key) or str(key), n)
+            for key, raw in self.metrics.items()
+            if (n := number(raw)) is not None and not isinstance(raw, bool)
+        )
 
 
 @dataclass(frozen=True, slots=True)
