@@ -33,7 +33,7 @@ from ringctl.engine.lifecycle import RUNNING as _RUNNING
 from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import ControlPlaneError, RingctlError, RunFailedError, UserInputError
 from ringctl.orchestrator.changes import Change, Diff, diff, edge_key
-from ringctl.orchestrator.plan import EdgePlan, Plan
+from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan
 from ringctl.orchestrator.policy import Policy
 from ringctl.orchestrator.states import TopologyState
 
@@ -200,6 +200,13 @@ def _accepted(rt: Engine, kid: str) -> int:
     return sum(q.accepted for q in rt.accounting().queues if q.consumer == kid)
 
 
+def launch(rt: Engine, k: KernelPlan) -> Awaitable[None]:
+    """Launch the kernel ``k`` plans on ``rt`` (``up`` and ``apply`` both do)."""
+    return rt.launch(k.id, k.kernel, params=k.params, replicas=k.replicas,
+                     queue_size=k.queue_size, backend=k.backend, entry=k.entry,
+                     resources=dict(k.resources))  # fmt: skip
+
+
 def _wire(e: EdgePlan) -> Wire:
     return (e.producer, e.port, e.consumer, e.capacity, e.backpressure, e.fanout)
 
@@ -224,9 +231,7 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             step = c.line.strip()
             if k.id in rt.kernel_ids:  # removed by an earlier apply, all it took processed
                 rt.remove(k.id)
-            await rt.launch(k.id, k.kernel, params=k.params, replicas=k.replicas,
-                            queue_size=k.queue_size, backend=k.backend, entry=k.entry,
-                            resources=dict(k.resources))  # fmt: skip
+            await launch(rt, k)
             undo.append((f"launch of {k.id}", _unlaunch(rt, k.id)))
             done.append(c.line)
         for c in changes:  # consumers before their producers, as the plan lists them

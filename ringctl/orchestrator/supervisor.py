@@ -34,6 +34,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
+from ringctl.orchestrator.applying import launch
 from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.policy import (
@@ -309,16 +310,7 @@ class Supervisor:
         try:
             for n, k in enumerate(plan.kernels, 1):
                 current = k.id
-                await rt.launch(
-                    k.id,
-                    k.kernel,
-                    params=k.params,
-                    replicas=k.replicas,
-                    queue_size=k.queue_size,
-                    backend=k.backend,
-                    entry=k.entry,
-                    resources=dict(k.resources),
-                )
+                await launch(rt, k)
                 launched.append(k.id)
                 self._set_phase("launch", n, len(plan.kernels), progress)
                 # A set-up hook may hold the loop for seconds: let a live view draw the
