@@ -562,25 +562,23 @@ class Supervisor:
                 )
             done = []
             for kid in chosen:
+                how = ""
                 if kid in self._backoff:
                     if not await self._restart_now(kid):
                         raise ControlPlaneError(
                             f"restart of {kid!r} failed: {self.failure or 'it did not start'}"
                         )
-                    restarts = rt.get_info(kid).restarts
-                    self.event("restart", f"{kid} restarted on request; restart {restarts}")
-                    done.append(kid)
-                    continue
-                self._decide(RestartStarted(kid))  # the watch loop leaves it be
-                try:
-                    report = await rt.restart(kid, timeout=timeout)
-                except RingctlError as exc:
-                    self._decide(RestartFailed(kid, str(exc)))
-                    raise
-                self._decide(Restarted(kid))
-                info = rt.get_info(kid)
-                how = " (force-stopped)" if report.forced else ""
-                self.event("restart", f"{kid} restarted on request{how}; restart {info.restarts}")
+                else:
+                    self._decide(RestartStarted(kid))  # the watch loop leaves it be
+                    try:
+                        report = await rt.restart(kid, timeout=timeout)
+                    except RingctlError as exc:
+                        self._decide(RestartFailed(kid, str(exc)))
+                        raise
+                    self._decide(Restarted(kid))
+                    how = " (force-stopped)" if report.forced else ""
+                restarts = rt.get_info(kid).restarts
+                self.event("restart", f"{kid} restarted on request{how}; restart {restarts}")
                 done.append(kid)
             self._status_cache = None
             return done
