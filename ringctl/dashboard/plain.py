@@ -1,10 +1,9 @@
 """Output without a terminal: one plain progress line per interval, or one JSON line.
 
-When stdout is a CI log or a pipe, a live view is noise (cursor moves, redraws). Issue 5
-asks instead for one line per ``--interval`` with totals and per-kernel rates that a
-person can read in a CI log, and for ``--json-stream``: one status document per line,
-the same structure as ``ringctl ps NAME --json``, for other tools (``jq``, log
-shippers).
+When stdout is a CI log or a pipe, a live view is noise (cursor moves, redraws). Instead:
+one line per ``--interval`` with totals and per-kernel rates that a person can read in a
+CI log, or ``--json-stream``: one status document per line, the same structure as
+``ringctl ps NAME --json``, for other tools (``jq``, log shippers).
 
 :func:`plain_line` and :func:`json_line` are pure; :func:`run_plain` is the loop that
 ``ringctl up --no-dashboard`` / ``--json-stream`` runs, with its clock, sleep and

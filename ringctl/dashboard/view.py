@@ -644,9 +644,8 @@ render = DashboardView
 
 def render_text(status: Mapping[str, Any] | None, *, width: int = 100, color: bool = False) -> str:
     """One frame as a string, e.g. for ``ringctl top NAME --once`` into a file or pipe."""
-    console = _printed(status, width, color)
-    out = console.file
-    assert isinstance(out, StringIO)
+    out = StringIO()
+    _print(status, out, width, color)
     return out.getvalue()
 
 
@@ -659,16 +658,16 @@ def render_svg(
     with a document saved from a real run (``ringctl ps NAME --json``), so the picture
     is never drawn by hand and never drifts from what the view really shows.
     """
-    return _printed(status, width, True, record=True).export_svg(title=title)
+    return _print(status, StringIO(), width, True, record=True).export_svg(title=title)
 
 
-def _printed(
-    status: Mapping[str, Any] | None, width: int, color: bool, record: bool = False
+def _print(
+    status: Mapping[str, Any] | None, out: StringIO, width: int, color: bool, record: bool = False
 ) -> Console:
-    """A console that printed one frame into a string (kept, with ``record``, for SVG)."""
+    """Print one frame into ``out``; the console (which keeps it, with ``record``, for SVG)."""
     console = Console(
         record=record,
-        file=StringIO(),
+        file=out,
         width=width,
         force_terminal=color,
         color_system="truecolor" if color else None,

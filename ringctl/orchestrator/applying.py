@@ -391,8 +391,7 @@ async def _remove(sup: Running, rt: Engine, old: Plan, removed: set[str], timeou
             report = await rt.terminate(kid, timeout=wait)
             if report.left_in_inbox:
                 left[kid] = report.left_in_inbox
-        swept = rt.close_inbox(kid, "left")
-        if swept:
+        if swept := rt.close_inbox(kid, "left"):
             left[kid] = left.get(kid, 0) + swept
 
     await asyncio.gather(*(stop(kid) for kid in order if kid not in fed))

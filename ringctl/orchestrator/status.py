@@ -137,10 +137,6 @@ def text(value: object) -> str | None:
     return None
 
 
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
 def _get(mapping: Mapping[str, Any], key: str) -> object:
     try:
         return mapping.get(key)
@@ -181,7 +177,7 @@ _READERS: Final[dict[str, Callable[[object], Any]]] = {
     "str": text,
     "float": number,
     "int": count,
-    "bool": _flag,
+    "bool": lambda value: value if isinstance(value, bool) else None,
     "tuple[str, ...]": _texts,
     "dict[str, Any]": _table,
     "dict[str, int]": _table,

@@ -289,8 +289,7 @@ class Supervisor:
         reports = await self.runtime.terminate_all(timeout=2.0)
         left = {r.kernel_id: r.left_in_inbox for r in reports if r.left_in_inbox}
         for kid in launched:
-            swept = self.runtime.close_inbox(kid, "left")
-            if swept:
+            if swept := self.runtime.close_inbox(kid, "left"):
                 left[kid] = left.get(kid, 0) + swept
         self.accounting = self.runtime.accounting()
         forced = tuple(r.kernel_id for r in reports if r.forced)
@@ -742,8 +741,7 @@ class Supervisor:
         for kid in self.plan.order:
             # The run is over: whatever still waits for a kernel will never be
             # processed. Closing every inbox turns it into "left", counted.
-            swept = rt.close_inbox(kid, "left")
-            if swept:
+            if swept := rt.close_inbox(kid, "left"):
                 left[kid] = left.get(kid, 0) + swept
         refused = tuple(rt.refused)
         for kid in refused:
