@@ -69,10 +69,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
     succeeds while the supervisor is gone must not look like a healthy idle topology.
     """
     _prometheus()  # the install hint, rather than a bare ImportError
-    from prometheus_client.core import (
-        GaugeMetricFamily,
-        InfoMetricFamily,
-    )
+    from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
     available = GaugeMetricFamily(
         "ringctl_status_available",

@@ -128,9 +128,9 @@ def _cell(text: str, style: str = "") -> Cell:
 def _bar_runs(
     depth: int | None, capacity: int | None, high_water: int | None, width: int, label: bool
 ) -> Cell:
-    depth_n = max(depth or 0, 0)
     if capacity is None or capacity <= 0:
-        return _cell(_exact(depth_n) if depth_n else "--")
+        return _depth_cell(depth, capacity)  # unbounded: only the depth
+    depth_n = max(depth or 0, 0)
     ratio = min(depth_n / capacity, 1.0)
     filled = min(width, max(1, round(ratio * width))) if depth_n > 0 else 0
     style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else "green"
