@@ -255,15 +255,14 @@ def _ring_to_ring(old: Plan, new: Plan) -> list[Refusal]:
             out.append(Refusal(("queues", index),
                 f"queue {edge_name(e)}: a ring between persistent kernels cannot be wired "
                 "while the topology runs", "ringctl down and up the topology"))  # fmt: skip
+    kept = {k.id for k in new.kernels}
     for e in old.edges:
-        if {e.producer, e.consumer} <= persistent and edge_key(e) not in after:
-            gone = e.producer not in {k.id for k in new.kernels} and e.consumer not in {
-                k.id for k in new.kernels}  # fmt: skip
-            if not gone:
-                out.append(Refusal(("queues",),
-                    f"queue {edge_name(e)}: a ring between persistent kernels cannot be "
-                    "removed while the topology runs (unless both kernels go)",
-                    "ringctl down and up the topology"))  # fmt: skip
+        ends = {e.producer, e.consumer}
+        if ends <= persistent and edge_key(e) not in after and ends & kept:  # not both gone
+            out.append(Refusal(("queues",),
+                f"queue {edge_name(e)}: a ring between persistent kernels cannot be "
+                "removed while the topology runs (unless both kernels go)",
+                "ringctl down and up the topology"))  # fmt: skip
     return out
 
 

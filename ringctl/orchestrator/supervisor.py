@@ -200,8 +200,7 @@ class Supervisor:
                     self.event(kind, text)
                 case RestartAt(kernel, _at, delay):
                     now = asyncio.Event()
-                    loop = asyncio.get_running_loop()
-                    task = loop.create_task(self._restart(kernel, delay, now))
+                    task = asyncio.get_running_loop().create_task(self._restart(kernel, delay, now))
                     self._backoff[kernel] = (now, task)
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
