@@ -90,10 +90,15 @@ class Problem:
     key: bool = False
 
 
-def _describe_default(path: DataPath) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(
-        "."
-    )
+def describe_path(path: Sequence[str | int]) -> str:
+    """``("queues", 1, "capacity")`` -> ``queues[1].capacity``, as a user would name it."""
+    text = ""
+    for step in path:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        else:
+            text += f".{step}" if text else str(step)
+    return text
 
 
 def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
@@ -105,7 +110,7 @@ def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_graph(
-    topology: Wiring, where: Callable[[DataPath], str] = _describe_default
+    topology: Wiring, where: Callable[[DataPath], str] = describe_path
 ) -> list[Problem]:
     """Every wiring problem: unknown kernels, self-loops, duplicates, cycles.
 
@@ -152,24 +157,15 @@ def check_graph(
     flows: dict[str, list[tuple[str, int]]] = {kernel_id: [] for kernel_id in known}
     for index, edge in enumerate(topology.queues):
         ok = True
-        if edge.producer not in known_set:
-            ok = False
-            problems.append(
-                Problem(
-                    ("queues", index, "from"),
-                    f"queue from '{edge.from_}': there is no kernel '{edge.producer}'",
-                    _unknown_kernel_hint(edge.producer, known),
-                )
-            )
-        if edge.to not in known_set:
-            ok = False
-            problems.append(
-                Problem(
-                    ("queues", index, "to"),
-                    f"queue to '{edge.to}': there is no kernel '{edge.to}'",
-                    _unknown_kernel_hint(edge.to, known),
-                )
-            )
+        for field, written, kernel_id in (
+            ("from", edge.from_, edge.producer),
+            ("to", edge.to, edge.to),
+        ):
+            if kernel_id not in known_set:
+                ok = False
+                message = f"queue {field} '{written}': there is no kernel '{kernel_id}'"
+                hint = _unknown_kernel_hint(kernel_id, known)
+                problems.append(Problem(("queues", index, field), message, hint))
         if edge.producer == edge.to:
             problems.append(
                 Problem(
@@ -384,7 +380,7 @@ def launch_order(topology: Wiring) -> list[str]:
 
 
 def _topological(
-    ids: list[str], dependents: dict[str, list[str]], waiting: dict[str, int]
+    ids: list[str], dependents: Mapping[str, Iterable[str]], waiting: dict[str, int]
 ) -> list[str]:
     """Kahn's algorithm in file order; kernels on a cycle are left out."""
     queue = [k for k in ids if waiting[k] == 0]
@@ -407,14 +403,10 @@ def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[s
         for target in targets:
             producers[target].add(producer)
     rank = dict.fromkeys(ids, 0)
-    queue = [k for k in ids if outdegree[k] == 0]
-    while queue:
-        kernel_id = queue.pop()
+    # Sinks first: a kernel's rank is final before its producers read it.
+    for kernel_id in _topological(ids, producers, outdegree):
         for producer in producers[kernel_id]:
             rank[producer] = max(rank[producer], rank[kernel_id] + 1)
-            outdegree[producer] -= 1
-            if outdegree[producer] == 0:
-                queue.append(producer)
     return rank
 
 
