@@ -148,8 +148,7 @@ activates in it and terminates in reverse.
 """
 
 
-def _example() -> str:
-    return """\
+_EXAMPLE = """\
 version: 1
 name: quickstart
 description: Count, square and sum integers.
@@ -188,14 +187,10 @@ smoke:
 """
 
 
-def _anchor(name: str) -> str:
-    return name.lower()
-
-
 def _type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
         name = str(prop["$ref"]).rsplit("/", 1)[-1]
-        return f"[{name}](#{_anchor(name)})"
+        return f"[{name}](#{name.lower()})"
     if "anyOf" in prop:
         options = [p for p in prop["anyOf"] if p.get("type") != "null"]
         return " or ".join(_type(p) for p in options)
@@ -209,14 +204,10 @@ def _type(prop: dict[str, Any]) -> str:
         bounds.append(f"≥ {prop['minimum']}")
     if "exclusiveMinimum" in prop:
         bounds.append(f"> {prop['exclusiveMinimum']}")
-    if kind == "integer":
-        return " ".join(["integer", *bounds])
-    if kind == "number":
-        return " ".join(["number", *bounds])
-    if kind == "boolean":
-        return "boolean"
-    if kind == "string":
-        return "string"
+    if kind in ("integer", "number"):
+        return " ".join([kind, *bounds])
+    if kind in ("boolean", "string"):
+        return str(kind)
     if kind == "array":
         return f"list of {_type(prop.get('items', {}))}"
     if kind == "object":
@@ -247,11 +238,11 @@ def render_reference() -> str:
     schema = topology_json_schema()
     definitions = dict(schema.get("$defs", {}))
     definitions["Topology"] = schema
-    parts = [_INTRO.format(example=_example())]
+    parts = [_INTRO.format(example=_EXAMPLE)]
     for name in _ORDER:
         model = definitions[name]
         title = "the file (top level)" if name == "Topology" else name
-        parts.append(f"\n### {name}\n\n" if name != "Topology" else f"\n### {title}\n\n")
+        parts.append(f"\n### {title}\n\n")
         parts.append(f"{model.get('description', '').strip()}\n\n")
         parts.append("| field | type | default | description |\n")
         parts.append("| --- | --- | --- | --- |\n")

@@ -323,14 +323,16 @@ class _Frame:
 
     __slots__ = ("anchor", "data", "is_key", "key", "merges", "node", "path")
 
-    def __init__(self, node: Node, data: Any, path: DataPath, anchor: str | None) -> None:
+    def __init__(
+        self, node: Node, data: Any, path: DataPath, anchor: str | None, is_key: bool
+    ) -> None:
         self.node = node
         self.data = data
         self.path = path
         self.anchor = anchor
         self.key: tuple[str, Node] | None = None  # mapping: the key whose value comes next
         self.merges: list[tuple[Node, Any]] = []
-        self.is_key = False  # a list or mapping written as a key: reported, then dropped
+        self.is_key = is_key  # a list or mapping written as a key: reported, then dropped
 
 
 class _Builder:
@@ -352,10 +354,9 @@ class _Builder:
         self.anchors: dict[str, tuple[Node, Any]] = {}
         self.open_anchors: set[str] = set()
 
-    def report(
-        self, line: int, column: int, path: DataPath, message: str, hint: str | None = None
-    ) -> None:
-        self.problems.append(Diagnostic(self.file, line + 1, column + 1, message, hint))
+    def report(self, at: Any, path: DataPath, message: str, hint: str | None = None) -> None:
+        """A problem ``at`` a parser mark or a ``Node`` (both count lines from 0)."""
+        self.problems.append(Diagnostic(self.file, at.line + 1, at.column + 1, message, hint))
         self.spoiled.append(path)
 
     def run(self, events: Any) -> tuple[Node | None, Any]:
@@ -384,20 +385,12 @@ class _Builder:
                 tag = event.tag
                 if tag not in (None, "!", _MAP if is_map else _SEQ):
                     self._bad_tag(tag, mark, path)
-                if stack and isinstance(stack[-1].data, dict) and stack[-1].key is None:
-                    self.report(
-                        mark.line,
-                        mark.column,
-                        stack[-1].path,
-                        "a mapping key must be a plain string, not a list or mapping",
-                    )
-                    is_key = True
-                else:
-                    is_key = False
+                is_key = bool(stack) and isinstance(stack[-1].data, dict) and stack[-1].key is None
+                if is_key:
+                    self.report(mark, stack[-1].path, _NOT_A_KEY)
                 if event.anchor is not None:
                     self.open_anchors.add(event.anchor)
-                stack.append(_Frame(node, {} if is_map else [], path, event.anchor))
-                stack[-1].is_key = is_key
+                stack.append(_Frame(node, {} if is_map else [], path, event.anchor, is_key))
                 continue
             elif kind is events_.MappingEndEvent or kind is events_.SequenceEndEvent:
                 frame = stack.pop()
@@ -416,17 +409,11 @@ class _Builder:
                 mark = event.start_mark
                 path = self._path_of_next(stack)
                 if event.anchor in self.open_anchors:
-                    self.report(
-                        mark.line,
-                        mark.column,
-                        path,
-                        "an alias refers to a node that contains it (a cycle)",
-                    )
+                    self.report(mark, path, "an alias refers to a node that contains it (a cycle)")
                     node, value = Node(mark.line, mark.column), None
                 elif event.anchor not in self.anchors:
                     self.report(
-                        mark.line,
-                        mark.column,
+                        mark,
                         path,
                         f"found undefined alias *{event.anchor}",
                         "define the anchor (&name) before using the alias (*name)",
@@ -439,12 +426,7 @@ class _Builder:
                     if node.items is None and isinstance(value, str | int | float | bool):
                         stack[-1].key = self._claim_key(stack[-1], str(value), node)
                     else:
-                        self.report(
-                            mark.line,
-                            mark.column,
-                            stack[-1].path,
-                            "a mapping key must be a plain string, not a list or mapping",
-                        )
+                        self.report(mark, stack[-1].path, _NOT_A_KEY)
                         stack[-1].key = ("", _DISCARD_NODE)
                     continue
             elif kind is events_.DocumentStartEvent:
@@ -504,8 +486,7 @@ class _Builder:
         if name in items:
             first = items[name][0].line + 1
             self.report(
-                node.line,
-                node.column,
+                node,
                 (*frame.path, name),
                 f"duplicate key '{name}' (first at line {first})",
                 "YAML keeps only one of them; remove or rename one",
@@ -524,10 +505,7 @@ class _Builder:
         for node, value in sources:
             if not isinstance(value, dict) or not isinstance(node.items, dict):
                 self.report(
-                    node.line,
-                    node.column,
-                    frame.path,
-                    "'<<' (a merge key) takes a mapping or a list of them",
+                    node, frame.path, "'<<' (a merge key) takes a mapping or a list of them"
                 )
                 continue
             for name, pair in node.items.items():
@@ -538,22 +516,15 @@ class _Builder:
     def _bad_tag(self, tag: str, mark: Any, path: DataPath) -> None:
         shown = "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
         if "python/" in tag:
-            self.report(
-                mark.line,
-                mark.column,
-                path,
+            message = (
                 f"the tag {shown} is refused: topology files are plain data, "
-                "and tags that build Python objects are never executed",
-                "remove the tag; kernels are named with `entry: module:attribute`",
+                "and tags that build Python objects are never executed"
             )
+            hint = "remove the tag; kernels are named with `entry: module:attribute`"
         else:
-            self.report(
-                mark.line,
-                mark.column,
-                path,
-                f"the tag {shown} is not supported in topology files",
-                "remove the tag; use plain strings, numbers, booleans, lists and mappings",
-            )
+            message = f"the tag {shown} is not supported in topology files"
+            hint = "remove the tag; use plain strings, numbers, booleans, lists and mappings"
+        self.report(mark, path, message, hint)
 
     def _scalar(self, event: Any, node: Node, path: DataPath) -> Any:
         tag = event.tag
@@ -572,9 +543,7 @@ class _Builder:
             return _CONSTRUCT[tag](ScalarNode(tag, value)) if tag in _CONSTRUCT else None
         except (ValueError, KeyError, yaml.YAMLError):
             mark = event.start_mark
-            self.report(
-                mark.line, mark.column, path, f"{value!r} is not a valid {tag[len(_TAG) :]}"
-            )
+            self.report(mark, path, f"{value!r} is not a valid {tag[len(_TAG) :]}")
             return None
 
     def _column_of(self, event: Any, value: str, offset: int) -> int:
@@ -608,6 +577,7 @@ class _Builder:
         return Substituted(expanded)  # a variable's text: read as a value where it is used
 
 
+_NOT_A_KEY: Final = "a mapping key must be a plain string, not a list or mapping"
 _DISCARD_NODE: Final = Node(-1, -1)
 _MERGE_NODE: Final = Node(-1, -1)
 
