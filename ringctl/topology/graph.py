@@ -10,6 +10,7 @@ read of a topology: the pydantic ``Topology`` is one, and so is the plain view t
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -246,24 +247,13 @@ def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[
         start = min(component, key=order.__getitem__)
         # Breadth-first from `start`, inside the component, back to `start`.
         parent: dict[str, str] = {}
-        frontier = [start]
-        found = False
-        while frontier and not found:
-            following: list[str] = []
-            for node in frontier:
-                for succ in successors.get(node, ()):
-                    if succ not in members:
-                        continue
-                    if succ == start:
-                        parent[start] = node
-                        found = True
-                        break
-                    if succ not in parent:
-                        parent[succ] = node
-                        following.append(succ)
-                if found:
-                    break
-            frontier = following
+        queue = deque([start])
+        while start not in parent:  # the component is strongly connected: it gets there
+            node = queue.popleft()
+            for succ in successors.get(node, ()):
+                if succ in members and succ not in parent:
+                    parent[succ] = node
+                    queue.append(succ)
         path = [start]
         node = parent[start]
         while node != start:

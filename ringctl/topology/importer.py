@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from ringctl._substituted import typed
 from ringctl.topology.entries import EntryError, missing_entries, search_path, split_entry
-from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean, in_file_order
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
 from ringctl.topology.validate import pydantic_diagnostics
@@ -55,7 +55,7 @@ def find_entries(topology: Topology) -> None:
             hint = _not_found_hint(miss.module, miss.package, folders)
         problems.append(source.diagnostic(at, f"kernel '{miss.kernel_id}': {message}", hint))
     if problems:
-        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+        raise TopologyError(in_file_order(problems))
 
 
 def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
@@ -96,15 +96,13 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
         except AttributeError:
             names = [n for n in dir(obj) if not n.startswith("_")]
             guess = did_you_mean(part, names)
+            kernels = _kernels_in(obj) if guess is None else []
             if guess is not None:
                 hint = f"did you mean '{guess}'?"
+            elif kernels:
+                hint = "kernels there: " + ", ".join(kernels)
             else:
-                kernels = _kernels_in(obj)
-                hint = (
-                    "kernels there: " + ", ".join(kernels)
-                    if kernels
-                    else "check the name after the ':'"
-                )
+                hint = "check the name after the ':'"
             raise EntryError(f"'{walked}' has no attribute '{part}'", hint) from None
         walked = f"{walked}:{part}" if walked == module_name else f"{walked}.{part}"
     return obj
@@ -237,7 +235,7 @@ def resolve_entries(
         if compile_handlers is not None and not problems:
             problems.extend(_compile(persistent, source, compile_handlers))
     if problems:
-        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+        raise TopologyError(in_file_order(problems))
     entries: dict[str, RingKernel | PersistentKernel] = {**resolved, **persistent}
     return {kid: entries[kid] for kid in topology.kernels}  # file order
 

@@ -28,6 +28,7 @@ from ringctl.topology.rules import (
     instances_problem,
     not_bool,
     queue_label,
+    raise_problem,
     ring_problem,
     split_endpoint,
 )
@@ -92,12 +93,7 @@ KernelId = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        use_attribute_docstrings=False,
-        validate_default=False,
-    )
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class QueueDefaults(_Model):
@@ -215,9 +211,8 @@ class PersistentSpec(_Model):
 
     @model_validator(mode="after")
     def _ring_power_of_two(self) -> PersistentSpec:
-        problem = None if self.ring is None else ring_problem(self.ring)
-        if problem is not None:
-            raise ValueError(problem)
+        if self.ring is not None:
+            raise_problem(ring_problem(self.ring))
         return self
 
 
@@ -374,9 +369,7 @@ class MetricBounds(_Model):
 
     @model_validator(mode="after")
     def _some_bound(self) -> MetricBounds:
-        problem = bounds_problem(self.equals, self.min, self.max)
-        if problem is not None:
-            raise ValueError(problem)
+        raise_problem(bounds_problem(self.equals, self.min, self.max))
         return self
 
 
@@ -459,9 +452,7 @@ class Topology(_Model):
 
     @model_validator(mode="after")
     def _apply_defaults(self) -> Topology:
-        problem = instances_problem(sum(spec.replicas for spec in self.kernels.values()))
-        if problem is not None:
-            raise ValueError(problem)
+        raise_problem(instances_problem(sum(spec.replicas for spec in self.kernels.values())))
         # Children learn their ids and the file's defaults once, here, so their
         # `effective_*` properties need no back-reference to the topology.
         for kernel_id, spec in self.kernels.items():

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean, in_file_order
 from ringctl.topology.graph import check_graph, describe_path
 from ringctl.topology.loader import DataPath, Loaded, SourceMap, load_yaml
 from ringctl.topology.schema import (
@@ -72,9 +72,9 @@ def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
         for diagnostic_path, diagnostic in pydantic_diagnostics(exc, source, Topology):
             if not loaded.is_spoiled(diagnostic_path):
                 problems.append(diagnostic)
-        raise TopologyError(_sorted(problems or [source.diagnostic((), str(exc))])) from None
+        raise TopologyError(in_file_order(problems or [source.diagnostic((), str(exc))])) from None
     if problems:
-        raise TopologyError(_sorted(problems))
+        raise TopologyError(in_file_order(problems))
 
     topology._source_path = Path(path)
     topology._source = source
@@ -87,13 +87,8 @@ def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
             source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key)
         )
     if problems:
-        raise TopologyError(_sorted(problems))
+        raise TopologyError(in_file_order(problems))
     return topology
-
-
-def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
-    # File order reads best; a stable sort keeps same-place problems in the order found.
-    return sorted(problems, key=lambda d: (d.line or 0, d.column or 0))
 
 
 def pydantic_diagnostics(
