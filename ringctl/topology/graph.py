@@ -77,8 +77,6 @@ class Wiring(Protocol):
     def queues(self) -> Sequence[EdgeWiring]: ...
     @property
     def smoke(self) -> SmokeWiring | None: ...
-    def inbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
-    def outbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,8 +433,8 @@ def _check_persistent(topology: Wiring) -> list[Problem]:
                 )
             )
         for direction, edges in (
-            ("inbound", topology.inbound(kernel_id)),
-            ("outbound", topology.outbound(kernel_id)),
+            ("inbound", [edge for edge in topology.queues if edge.to == kernel_id]),
+            ("outbound", [edge for edge in topology.queues if edge.producer == kernel_id]),
         ):
             if len(edges) > 1:
                 second = topology.queues.index(edges[1])

@@ -92,12 +92,6 @@ class _View:
         self.python_path: Sequence[str] = data["python_path"]
         self.base_dir = path.parent
 
-    def inbound(self, kernel_id: str) -> list[_Edge]:
-        return [edge for edge in self.queues if edge.to == kernel_id]
-
-    def outbound(self, kernel_id: str) -> list[_Edge]:
-        return [edge for edge in self.queues if edge.producer == kernel_id]
-
 
 def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
     """The summary of a file with nothing to report; ``None`` means: ask the models.
