@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,7 +116,10 @@ def check_graph(
     ``where`` names a place for messages that point back to an earlier one ("first at
     line 12"); by default it spells the data path.
     """
-    problems: list[Problem] = []
+    return list(_graph_problems(topology, where))
+
+
+def _graph_problems(topology: Wiring, where: Callable[[DataPath], str]) -> Iterator[Problem]:
     known = list(topology.kernels)
     known_set = set(known)
 
@@ -128,25 +131,19 @@ def check_graph(
         for index, dep in enumerate(spec.depends_on):
             path: DataPath = ("kernels", kernel_id, "depends_on", index)
             if dep == kernel_id:
-                problems.append(
-                    Problem(
-                        path,
-                        f"kernel '{kernel_id}' depends on itself",
-                        f"remove '{kernel_id}' from its own depends_on",
-                    )
+                yield Problem(
+                    path,
+                    f"kernel '{kernel_id}' depends on itself",
+                    f"remove '{kernel_id}' from its own depends_on",
                 )
             elif dep not in known_set:
-                problems.append(
-                    Problem(
-                        path,
-                        f"kernel '{kernel_id}' depends on '{dep}', which is not a kernel here",
-                        _unknown_kernel_hint(dep, known),
-                    )
+                yield Problem(
+                    path,
+                    f"kernel '{kernel_id}' depends on '{dep}', which is not a kernel here",
+                    _unknown_kernel_hint(dep, known),
                 )
             elif dep in seen:
-                problems.append(
-                    Problem(path, f"kernel '{kernel_id}' lists '{dep}' twice in depends_on")
-                )
+                yield Problem(path, f"kernel '{kernel_id}' lists '{dep}' twice in depends_on")
             else:
                 depends[kernel_id].append(dep)
             seen.add(dep)
@@ -164,25 +161,21 @@ def check_graph(
                 ok = False
                 message = f"queue {field} '{written}': there is no kernel '{kernel_id}'"
                 hint = _unknown_kernel_hint(kernel_id, known)
-                problems.append(Problem(("queues", index, field), message, hint))
+                yield Problem(("queues", index, field), message, hint)
         if edge.producer == edge.to:
-            problems.append(
-                Problem(
-                    ("queues", index),
-                    f"queue {edge.label} wires kernel '{edge.to}' to itself",
-                    "a kernel cannot feed its own inbox through a queue; remove this edge",
-                )
+            yield Problem(
+                ("queues", index),
+                f"queue {edge.label} wires kernel '{edge.to}' to itself",
+                "a kernel cannot feed its own inbox through a queue; remove this edge",
             )
             continue
         signature = (edge.producer, edge.port, edge.to)
         if signature in first_edge:
             first = ("queues", first_edge[signature])
-            problems.append(
-                Problem(
-                    ("queues", index),
-                    f"duplicate queue {edge.label} (first at {where(first)})",
-                    "remove one; to carry more messages, raise its capacity",
-                )
+            yield Problem(
+                ("queues", index),
+                f"duplicate queue {edge.label} (first at {where(first)})",
+                "remove one; to carry more messages, raise its capacity",
             )
             continue
         first_edge[signature] = index
@@ -192,41 +185,34 @@ def check_graph(
     for cycle in find_cycles(known, depends):
         start, nxt = cycle[0], cycle[1]
         index = topology.kernels[start].depends_on.index(nxt)
-        problems.append(
-            Problem(
-                ("kernels", start, "depends_on", index),
-                "dependency cycle: " + " -> ".join(cycle),
-                "depends_on must not loop; remove one of these dependencies",
-            )
+        yield Problem(
+            ("kernels", start, "depends_on", index),
+            "dependency cycle: " + " -> ".join(cycle),
+            "depends_on must not loop; remove one of these dependencies",
         )
 
     successors = {k: [to for to, _ in v] for k, v in flows.items()}
     for cycle in find_cycles(known, successors):
         start, nxt = cycle[0], cycle[1]
         index = next(i for to, i in flows[start] if to == nxt)
-        problems.append(
-            Problem(
-                ("queues", index),
-                "queue cycle: " + " -> ".join(cycle),
-                "if the loop is intended, mark one of its queues `feedback: true`; "
-                "otherwise remove one of them",
-            )
+        yield Problem(
+            ("queues", index),
+            "queue cycle: " + " -> ".join(cycle),
+            "if the loop is intended, mark one of its queues `feedback: true`; "
+            "otherwise remove one of them",
         )
 
-    problems.extend(_check_persistent(topology))
+    yield from _check_persistent(topology)
 
     if topology.smoke is not None:
         for kernel_id in topology.smoke.expect:
             if kernel_id not in known_set:
-                problems.append(
-                    Problem(
-                        ("smoke", "expect", kernel_id),
-                        f"smoke.expect names '{kernel_id}', which is not a kernel here",
-                        _unknown_kernel_hint(kernel_id, known),
-                        key=True,
-                    )
+                yield Problem(
+                    ("smoke", "expect", kernel_id),
+                    f"smoke.expect names '{kernel_id}', which is not a kernel here",
+                    _unknown_kernel_hint(kernel_id, known),
+                    key=True,
                 )
-    return problems
 
 
 def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[list[str]]:
@@ -398,39 +384,32 @@ def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[s
     return rank
 
 
-def _check_persistent(topology: Wiring) -> list[Problem]:
+def _check_persistent(topology: Wiring) -> Iterator[Problem]:
     """What a persistent kernel cannot do (yet), found without importing anything."""
-    problems: list[Problem] = []
     for kernel_id, spec in topology.kernels.items():
         if spec.persistent is None:
             continue
         at: DataPath = ("kernels", kernel_id, "persistent")
         if spec.effective_backend == "cuda":
             where_: DataPath = ("kernels", kernel_id, "backend") if spec.backend is not None else at
-            problems.append(
-                Problem(
-                    where_,
-                    f"kernel '{kernel_id}': persistent kernels on backend cuda are not "
-                    "available yet (only the CPU loop ships)",
-                    "set `backend: cpu` (or `auto`) on this kernel",
-                )
+            yield Problem(
+                where_,
+                f"kernel '{kernel_id}': persistent kernels on backend cuda are not "
+                "available yet (only the CPU loop ships)",
+                "set `backend: cpu` (or `auto`) on this kernel",
             )
         if topology.engine != "local":
-            problems.append(
-                Problem(
-                    at,
-                    f"kernel '{kernel_id}': persistent kernels run on the local engine only",
-                    "remove `engine: ray`, or make this kernel an ordinary one",
-                )
+            yield Problem(
+                at,
+                f"kernel '{kernel_id}': persistent kernels run on the local engine only",
+                "remove `engine: ray`, or make this kernel an ordinary one",
             )
         if spec.replicas != 1:
-            problems.append(
-                Problem(
-                    ("kernels", kernel_id, "replicas"),
-                    f"kernel '{kernel_id}': a persistent kernel runs as one replica "
-                    f"(its rings have one consumer), got replicas: {spec.replicas}",
-                    "remove `replicas`, or split the work over several persistent kernels",
-                )
+            yield Problem(
+                ("kernels", kernel_id, "replicas"),
+                f"kernel '{kernel_id}': a persistent kernel runs as one replica "
+                f"(its rings have one consumer), got replicas: {spec.replicas}",
+                "remove `replicas`, or split the work over several persistent kernels",
             )
         for direction, edges in (
             ("inbound", [edge for edge in topology.queues if edge.to == kernel_id]),
@@ -438,12 +417,9 @@ def _check_persistent(topology: Wiring) -> list[Problem]:
         ):
             if len(edges) > 1:
                 second = topology.queues.index(edges[1])
-                problems.append(
-                    Problem(
-                        ("queues", second),
-                        f"kernel '{kernel_id}' is persistent and has {len(edges)} {direction} "
-                        "queues; a persistent kernel reads one ring and writes one ring",
-                        "join or split the stream in an ordinary kernel next to it",
-                    )
+                yield Problem(
+                    ("queues", second),
+                    f"kernel '{kernel_id}' is persistent and has {len(edges)} {direction} "
+                    "queues; a persistent kernel reads one ring and writes one ring",
+                    "join or split the stream in an ordinary kernel next to it",
                 )
-    return problems

@@ -16,7 +16,7 @@ import os
 import pkgutil
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -288,10 +288,9 @@ def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagno
 
 def _compile(
     persistent: dict[str, Any], source: SourceMap, check_compiles: CompileCheck
-) -> list[Diagnostic]:
+) -> Iterator[Diagnostic]:
     from ringctl.checks import NUMBA_HINT
 
-    problems: list[Diagnostic] = []
     for kernel_id, kernel in persistent.items():
         if getattr(kernel, "native", None) is not None:
             continue  # a C++ handler: its compiler reports at launch, at the file's line
@@ -300,42 +299,35 @@ def _compile(
             continue
         at: DataPath = ("kernels", kernel_id, "entry")
         if NUMBA_HINT in error:
-            problems.append(source.diagnostic(at, "Numba is not installed", NUMBA_HINT))
-            break
-        problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {error}"))
-    return problems
+            yield source.diagnostic(at, "Numba is not installed", NUMBA_HINT)
+            return
+        yield source.diagnostic(at, f"kernel '{kernel_id}': {error}")
 
 
 def _check_records(
     topology: Topology, persistent: dict[str, Any], source: SourceMap
-) -> list[Diagnostic]:
+) -> Iterator[Diagnostic]:
     """Records must match where a persistent kernel writes into another's ring."""
-    problems: list[Diagnostic] = []
     for index, edge in enumerate(topology.queues):
         producer = persistent.get(edge.producer)
         if producer is not None and producer.output is None:
-            problems.append(
-                source.diagnostic(
-                    ("queues", index, "from"),
-                    f"kernel '{edge.producer}' is a persistent sink (it writes no records), "
-                    f"so it cannot feed '{edge.to}'",
-                    "give its @persistent_kernel an `output=` record type, or remove this queue",
-                )
+            yield source.diagnostic(
+                ("queues", index, "from"),
+                f"kernel '{edge.producer}' is a persistent sink (it writes no records), "
+                f"so it cannot feed '{edge.to}'",
+                "give its @persistent_kernel an `output=` record type, or remove this queue",
             )
             continue
         consumer = persistent.get(edge.to)
         if producer is None or consumer is None or producer.output == consumer.input:
             continue
-        problems.append(
-            source.diagnostic(
-                ("queues", index),
-                f"queue {edge.label}: '{edge.producer}' writes records {_fields(producer.output)}"
-                f" but '{edge.to}' reads {_fields(consumer.input)}",
-                "connected persistent kernels must use the same record dtype (same fields, "
-                "types and order)",
-            )
+        yield source.diagnostic(
+            ("queues", index),
+            f"queue {edge.label}: '{edge.producer}' writes records {_fields(producer.output)}"
+            f" but '{edge.to}' reads {_fields(consumer.input)}",
+            "connected persistent kernels must use the same record dtype (same fields, "
+            "types and order)",
         )
-    return problems
 
 
 def _fields(dtype: Any) -> str:

@@ -631,8 +631,6 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
         hint = "YAML indents with spaces, not tabs"
     elif "mapping values are not allowed" in problem:
         hint = "a ':' inside a value needs quotes, or the line above is indented wrongly"
-    elif "found undefined alias" in problem:
-        hint = "define the anchor (&name) before using the alias (*name)"
     elif "duplicate" in problem:
         hint = "remove or rename one of them"
     return Diagnostic(file, line, column, message, hint)

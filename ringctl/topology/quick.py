@@ -17,9 +17,9 @@ from typing import Any
 
 from ringctl.topology.compiled import load_validator, store
 from ringctl.topology.entries import missing_entries
-from ringctl.topology.errors import Diagnostic
+from ringctl.topology.errors import Diagnostic, TopologyError
 from ringctl.topology.graph import check_graph
-from ringctl.topology.loader import Loaded
+from ringctl.topology.loader import Loaded, load_yaml
 from ringctl.topology.rules import queue_label, split_endpoint
 
 __all__ = ["Summary", "check_file", "quick_validate"]
@@ -127,9 +127,6 @@ def check_file(
     (``import_entries`` needs the models for params). Whenever the models were built,
     the schema is compiled into the cache for the next run (missing or damaged: anew).
     """
-    from ringctl.topology.errors import TopologyError
-    from ringctl.topology.loader import load_yaml
-
     loaded = load_yaml(path)
     summary = None if import_entries else quick_validate(loaded, path)
     if summary is not None:

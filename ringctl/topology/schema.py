@@ -478,10 +478,6 @@ class Topology(_Model):
         return self._source_path.parent if self._source_path is not None else Path.cwd()
 
     @property
-    def kernel_ids(self) -> list[str]:
-        return list(self.kernels)
-
-    @property
     def source_kernels(self) -> list[str]:
         """The sources, in file order: the kernels `down` stops first (``roles.source_ids``)."""
         from ringctl.topology.roles import source_ids
@@ -496,9 +492,3 @@ class Topology(_Model):
 
     def inbound(self, kernel_id: str) -> list[Edge]:
         return [edge for edge in self.queues if edge.to == kernel_id]
-
-    def outbound(self, kernel_id: str) -> list[Edge]:
-        return [edge for edge in self.queues if edge.producer == kernel_id]
-
-    def kernel_backend(self, kernel_id: str) -> Backend:
-        return self.kernels[kernel_id].effective_backend
