@@ -239,9 +239,8 @@ def parse_yaml(raw: bytes | str, file: str, *, env: Mapping[str, str] | None = N
     except yaml.MarkedYAMLError as exc:
         return _failed(_yaml_error(exc, file, text))
     except yaml.reader.ReaderError as exc:
-        line, column = _line_column(text, exc.position, "\n")
         message = f"the file is not YAML text: {exc.reason} (character {exc.character!r})"
-        return _failed(Diagnostic(file, line, column, message))
+        return _failed(Diagnostic(file, *_line_column(text, exc.position, "\n"), message))
     except _SecondDocument as exc:
         return _failed(
             Diagnostic(
@@ -562,14 +561,9 @@ class _Builder:
             return value
         expanded, problems = interpolate(value, self.env)
         for offset, message, hint in problems:
+            column = self._column_of(event, value, offset)
             self.problems.append(
-                Diagnostic(
-                    self.file,
-                    event.start_mark.line + 1,
-                    self._column_of(event, value, offset),
-                    message,
-                    hint,
-                )
+                Diagnostic(self.file, event.start_mark.line + 1, column, message, hint)
             )
             self.spoiled.append(path)
         if problems or expanded == value.replace("$${", "${"):
@@ -588,11 +582,9 @@ def _failed(problem: Diagnostic) -> Loaded:
 
 def _decode(raw: bytes, file: str) -> str | Diagnostic:
     if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        line, column = _line_column(raw, raw.index(b"\x00"), b"\n")
         return Diagnostic(
             file,
-            line,
-            column,
+            *_line_column(raw, raw.index(b"\x00"), b"\n"),
             "this is not a text file (it contains NUL bytes); a topology is YAML text",
             "check that the path names the .yaml file",
         )
@@ -601,11 +593,9 @@ def _decode(raw: bytes, file: str) -> str | Diagnostic:
             return raw.decode("utf-16")
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line, column = _line_column(raw, exc.start, b"\n")
         return Diagnostic(
             file,
-            line,
-            column,
+            *_line_column(raw, exc.start, b"\n"),
             f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be decoded)",
             "save the file as UTF-8",
         )

@@ -82,10 +82,8 @@ def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
     def where(data_path: DataPath) -> str:
         return f"line {source.position(data_path)[0]}"
 
-    for problem in check_graph(topology, where):
-        problems.append(
-            source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key)
-        )
+    for p in check_graph(topology, where):
+        problems.append(source.diagnostic(p.path, p.message, p.hint, key=p.key))
     if problems:
         raise TopologyError(in_file_order(problems))
     return topology
