@@ -187,6 +187,9 @@ smoke:
 """
 
 
+_BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"))
+
+
 def _type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
         name = str(prop["$ref"]).rsplit("/", 1)[-1]
@@ -199,11 +202,7 @@ def _type(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " \\| ".join(f"`{v}`" for v in prop["enum"])
     kind = prop.get("type")
-    bounds = []
-    if "minimum" in prop:
-        bounds.append(f"≥ {prop['minimum']}")
-    if "exclusiveMinimum" in prop:
-        bounds.append(f"> {prop['exclusiveMinimum']}")
+    bounds = [f"{sign} {prop[key]}" for key, sign in _BOUNDS if key in prop]
     if kind in ("integer", "number"):
         return " ".join([kind, *bounds])
     if kind in ("boolean", "string"):

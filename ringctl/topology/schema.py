@@ -352,9 +352,7 @@ class Edge(_Model):
 
     @property
     def effective_backpressure(self) -> Backpressure:
-        if self.backpressure is not None:
-            return self.backpressure
-        return self._queue_defaults.backpressure
+        return self.backpressure or self._queue_defaults.backpressure
 
 
 _Figure = Annotated[int | float, _Number]
