@@ -148,24 +148,15 @@ class SourceMap:
         than its value's (an unknown field is reported where its name is written).
         """
         node = self.root
-        depth = 0
-        for depth_index, step in enumerate(path):
-            if node is None:
-                break
-            items = node.items
-            if isinstance(items, dict):
-                entry = items.get(str(step))
-                if entry is None:
-                    break
-                node = entry[0] if key and depth_index == len(path) - 1 else entry[1]
-            elif isinstance(items, list) and isinstance(step, int):
-                if not 0 <= step < len(items):
-                    break
+        for depth, step in enumerate(path):
+            items = None if node is None else node.items
+            if isinstance(items, dict) and (entry := items.get(str(step))) is not None:
+                node = entry[0] if key and depth == len(path) - 1 else entry[1]
+            elif isinstance(items, list) and isinstance(step, int) and 0 <= step < len(items):
                 node = items[step]
             else:
-                break
-            depth += 1
-        return node, depth
+                return node, depth
+        return node, len(path)
 
     def position(self, path: DataPath, *, key: bool = False) -> tuple[int, int]:
         """1-based ``(line, column)`` of the node at ``path`` (or of its nearest ancestor)."""
