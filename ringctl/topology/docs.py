@@ -148,7 +148,8 @@ activates in it and terminates in reverse.
 """
 
 
-_EXAMPLE = """\
+def _example() -> str:
+    return """\
 version: 1
 name: quickstart
 description: Count, square and sum integers.
@@ -237,7 +238,7 @@ def render_reference() -> str:
     schema = topology_json_schema()
     definitions = dict(schema.get("$defs", {}))
     definitions["Topology"] = schema
-    parts = [_INTRO.format(example=_EXAMPLE)]
+    parts = [_INTRO.format(example=_example())]
     for name in _ORDER:
         model = definitions[name]
         title = "the file (top level)" if name == "Topology" else name
