@@ -104,11 +104,7 @@ def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
     validator = load_validator()
     if validator is None:
         return None
-    data = {
-        key: value
-        for key, value in loaded.data.items()
-        if not (isinstance(key, str) and key.startswith("x-"))
-    }
+    data = {key: value for key, value in loaded.data.items() if not key.startswith("x-")}
     try:
         view = _View(validator.validate_python(data), Path(path))
     except Exception:  # a validation error, or a shape this path did not expect

@@ -273,15 +273,11 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | 
     annotation: Any = model
     for step in loc:
         annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = _field_named(annotation, str(step))
-            if field is None:
-                return None
-            annotation = field
-            continue
         origin = typing.get_origin(annotation)
         args = typing.get_args(annotation)
-        if origin is dict and len(args) == 2:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _field_named(annotation, str(step))  # None: no such field, no fields
+        elif origin is dict and len(args) == 2:
             annotation = args[1]
         elif origin is list and args:
             annotation = args[0]
