@@ -253,7 +253,6 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
-                self._spent_from = self.messages_out  # it waited: its budget starts again
         # Processing latency: from handing a message to the body until it asks for the
         # next one, measured on one message in LATENCY_SAMPLE_EVERY (no clock per message).
         self.messages_in = taken = self.messages_in + 1
@@ -306,7 +305,6 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
-                self._spent_from = self.messages_out  # it waited: its budget starts again
         self.messages_in += n
         self._spent_from -= n  # a batch costs what its messages would
         self._takes = takes = self._takes + 1
