@@ -28,7 +28,7 @@ from itertools import islice
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.engine.local.queues import EMPTY, Inbox, running_loop
+from ringctl.engine.local.queues import EMPTY, Inbox, _wake_first, running_loop
 from ringctl.engine.telemetry import LATENCY_SAMPLE_EVERY, LatencySampler
 
 if TYPE_CHECKING:
@@ -227,12 +227,8 @@ class KernelContext:
                 q._high = n
             item = items.popleft()
             q.delivered += 1
-            waiters = q._space_waiters
-            while waiters:  # _wake_first inlined
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(None)
-                    break
+            if q._space_waiters:
+                _wake_first(q._space_waiters)
         else:
             # The wait, written out here and in receive_batch: one coroutine less per wait.
             inbox = self._inbox
@@ -489,12 +485,8 @@ class KernelContext:
             if len(items) < q._limit:
                 items.append(msg)
                 q.messages += 1
-                waiters = q._getters
-                while waiters:  # _wake_first inlined
-                    fut = waiters.popleft()
-                    if not fut.done():
-                        fut.set_result(None)
-                        break
+                if q._getters:
+                    _wake_first(q._getters)
                 self.messages_out = out = self.messages_out + 1
                 if out - self._spent_from >= _budget:
                     await self._yield()

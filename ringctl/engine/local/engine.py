@@ -46,6 +46,7 @@ from ringctl.engine.local.queues import (
     EMPTY,
     Inbox,
     Queue,
+    _wake_first,
     running_loop,
 )
 from ringctl.engine.table import KernelTable
@@ -861,12 +862,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         if len(items) < q._limit:  # Queue.put_nowait inlined: the common case, room
             items.append(msg)
             q.messages += 1
-            waiters = q._getters
-            while waiters:  # _wake_first inlined
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(None)
-                    break
+            if q._getters:
+                _wake_first(q._getters)
             return
         await q.put(msg)
 
@@ -937,12 +934,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                     q._high = n
                 item = items.popleft()
                 q.delivered += 1
-                waiters = q._space_waiters
-                while waiters:  # _wake_first inlined
-                    fut = waiters.popleft()
-                    if not fut.done():
-                        fut.set_result(None)
-                        break
+                if q._space_waiters:
+                    _wake_first(q._space_waiters)
                 return item
             # The wait, written out here and in receive_batch: one coroutine less per wait.
             fut = self._park(kernel_id, inbox, timeout, deadline)
