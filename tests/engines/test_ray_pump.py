@@ -1,6 +1,6 @@
 """A Ray edge's pump, driven in this process with a stand-in for the consumer's handle:
-a message sent while the window has room leaves in the sender's own step; while the
-window is full, what is sent is coalesced into the next call, in order."""
+while the window has room each message leaves in a call of its own; while it is full,
+what is sent is coalesced into the next call, in order."""
 
 from __future__ import annotations
 
@@ -57,27 +57,6 @@ async def _idle(host: KernelHost) -> None:
     """Until every pump waits (a few loop passes)."""
     for _ in range(5):
         await asyncio.sleep(0)
-
-
-async def test_a_message_to_an_idle_pump_leaves_in_the_senders_step(host: KernelHost) -> None:
-    consumer = _Consumer()
-    host.add_out_edge("out", "e", 64, [consumer], None)
-    await _idle(host)
-    await host.ctx.send(1)  # room in the queue: returns without waiting
-    assert [p[1] for p in consumer.push.parcels] == [[1]]  # no pass of the loop needed
-    consumer.push.ends[0].set_result(None)
-    await _idle(host)
-    await host.ctx.send_batch([2, 3])
-    assert [p[1] for p in consumer.push.parcels] == [[1], [2, 3]]
-    assert [p[3] for p in consumer.push.parcels] == [0, 1]  # numbered in order
-    consumer.push.ends[1].set_result(None)
-    await _idle(host)
-    assert host.pushed == {"e": 3}
-    assert host.in_flight == 0
-    for i in range(4, 8):  # a burst: the first leaves at once, the rest go together
-        await host.ctx.send(i)
-    await _idle(host)
-    assert [p[1] for p in consumer.push.parcels[2:]] == [[4], [5, 6, 7]]
 
 
 async def test_a_full_window_coalesces_what_is_sent_meanwhile(host: KernelHost) -> None:

@@ -28,7 +28,6 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -54,19 +53,6 @@ class _Push(NamedTuple):
     seq: int
     batch: list[Any]
     done: asyncio.Future[Any]
-
-
-class _Kick(asyncio.Future[None]):
-    """What an idle pump waits on: resolving it (a message arrived in the outbox) also
-    sends at once, in the resolver's step, before the pump's task runs again."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable[[], None]) -> None:
-        super().__init__(loop=loop)
-        self.send = send
-
-    def set_result(self, result: None, /) -> None:
-        super().set_result(result)
-        self.send()
 
 
 def _wake(fut: asyncio.Future[None], _: object) -> None:
@@ -367,53 +353,29 @@ class KernelHost:
     async def _pump(self, edge_id: str, replica: int, outbox: Inbox) -> None:
         """Move the outbox's messages to one consumer replica: up to ``WINDOW`` push calls
         in flight, each with what was queued when it left (up to ``MAX_BATCH``). Calls
-        settle in the order they left, and the consumer queues them in that order.
-
-        While the window has room the pump waits with a ``_Kick`` among the outbox's
-        waiters, so the message that wakes it leaves at once, in the sender's own step:
-        a hop costs the kernel's send and one call, not a wake-up of this task first."""
+        settle in the order they left, and the consumer queues them in that order."""
         key = (edge_id, replica)
         loop = asyncio.get_running_loop()
         flight: deque[_Push] = deque()
         held = 0  # messages in flight, at most MAX_HELD
-        failed: list[Exception] = []  # what a send in the sender's step raised
-
-        def send_queued() -> bool:
-            """One push of what the outbox holds, if the window has room; False if not."""
-            nonlocal held
-            room = MAX_HELD - held
-            if len(flight) >= WINDOW or room <= 0 or key in self.leaving:
-                return False
-            batch = outbox.get_many_nowait(min(MAX_BATCH, room))
-            if not batch:
-                return False
-            if self._send(key, batch, flight):
-                held += len(batch)
-            return True
-
-        def kicked() -> None:
-            if not failed:
-                try:
-                    send_queued()
-                except Exception as exc:  # raised in the pump, not in the sending kernel
-                    failed.append(exc)
-
         try:
             while True:
-                if failed:
-                    raise failed[0]
-                if send_queued():
-                    continue
+                leaving = key in self.leaving
+                room = MAX_HELD - held
+                if not leaving and len(flight) < WINDOW and room > 0:
+                    batch = outbox.get_many_nowait(min(MAX_BATCH, room))
+                    if batch:
+                        held += len(batch) if self._send(key, batch, flight) else 0
+                        continue
                 if flight and flight[0].done.done():
                     held -= len(flight[0].batch)
                     await self._settle(key, flight)
                     continue
-                leaving = key in self.leaving
                 if not flight and leaving:
                     return
-                wake = _Kick(loop, kicked)
-                if len(flight) < WINDOW and held < MAX_HELD and not leaving:
-                    outbox.waiters.append(wake)  # room in the window: sent as it comes
+                wake: asyncio.Future[None] = loop.create_future()
+                if len(flight) < WINDOW and room > 0 and not leaving:
+                    outbox.waiters.append(wake)  # nothing in flight: sent as it comes
                 if not flight:
                     await wake
                     continue
@@ -499,24 +461,16 @@ class KernelHost:
         when the edge blocks.
 
         A producer has several pushes in flight; Ray may start them out of order, so each
-        waits here for the one before it from the same producer (``seq``).
-
-        If the kernel was waiting for messages, the call answers only after the kernel
-        had its turn: what it sends on leaves first, and the answer's work in this
-        process does not compete with the next hop (a plain actor forwards within the
-        call, too)."""
+        waits here for the one before it from the same producer (``seq``)."""
         edge_id, batch, sender, seq, first = parcel
         turn = (edge_id, sender)
         await self.in_order.wait(turn, seq, first)
-        waiting = bool(self.inbox.waiters)
         try:
             arrived = self.received_from.setdefault(edge_id, {})
             arrived[sender] = arrived.get(sender, 0) + len(batch)
             await self.edges[edge_id].put_many(batch)
         finally:
             self.in_order.done(turn, seq)
-        if waiting:
-            await asyncio.sleep(0)
 
     async def send_external(self, msgs: list[Any]) -> None:
         if self.external is None:
