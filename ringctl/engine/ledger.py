@@ -47,6 +47,7 @@ class KernelBook:
 
     id: str
     state: KernelState = KernelState.LAUNCHED
+    replicas: int = 1
     restarts: int = 0
     completed: bool = False  # the body returned on its own
     forced: bool = False  # a terminate timed out and the body was cancelled

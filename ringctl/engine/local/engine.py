@@ -48,12 +48,11 @@ from ringctl.engine.telemetry import LatencySampler, merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
-    KernelNotFoundError,
     KernelStateError,
     UserInputError,
 )
 from ringctl.kernel.context import KernelContext, _woken, running_bodies
-from ringctl.kernel.ring import RingKernel, as_kernel, registered
+from ringctl.kernel.ring import RingKernel, as_kernel
 
 __all__ = ["RingKernelRuntime"]
 
@@ -72,7 +71,6 @@ class _Kernel(KernelBook):
 
     spec: RingKernel
     params: Any
-    replicas: int
     choice: BackendChoice
     inbox: Inbox
     ports: dict[str, OutPort]
@@ -194,21 +192,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         backend that is not usable, a set-up hook that raises) leaves nothing behind and
         raises ``KernelLaunchError``.
         """
-        existing = self._kernels.get(kernel_id)
-        if existing is not None:
-            next_state(kernel_id, existing.state, "launch")  # raises: already launched
-        if func is None:
-            spec = registered(kernel_id)
-            if spec is None:
-                raise KernelNotFoundError(kernel_id, self._known_ids())
-        else:
-            try:
-                spec = as_kernel(func, kernel_id)
-            except TypeError as exc:
-                raise KernelLaunchError(kernel_id, str(exc)) from exc
-        next_state(kernel_id, S.CREATED, "launch")
-        args = check_launch(
-            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        spec, args = self._launching(
+            kernel_id, func, replicas=replicas, queue_size=queue_size, params=params
         )
         requested = backend or spec.backend or "cpu"
         if requested != "cpu" and not cuda_checked():
@@ -351,44 +336,27 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     # -- phase 2 and the ACTIVE ⇄ DEACTIVATED loop ---------------------------------------
 
-    async def activate(self, kernel_id: str) -> None:
-        """Start the kernel's body (one task per replica)."""
-        k = self._require(kernel_id, "activate")
-        next_state(k.id, k.state, "activate")
+    async def _obey(self, k: _Kernel, action: Action) -> None:
+        """The control's hook first (persistent work obeys before the state moves), then
+        the replicas' flags; ``activate`` starts one task per replica."""
         if k.spec.control is not None:
-            await k.spec.control.activate()
-        self._move(k, "activate")
+            await getattr(k.spec.control, action)()
         for ctx in k.ctxs:
-            ctx.is_active = True
+            ctx.is_active = action != "deactivate"
+            ctx._wake()
+        if action == "activate":
+            if self._sampler is None:
+                self._sampler = asyncio.get_running_loop().create_task(
+                    self._sample_forever(), name="ringctl-rate-sampler"
+                )
+            self._start_bodies(k, k.ctxs)
+
+    def _start_bodies(self, k: _Kernel, ctxs: list[KernelContext]) -> None:
         loop = asyncio.get_running_loop()
-        if self._sampler is None:
-            self._sampler = loop.create_task(self._sample_forever(), name="ringctl-rate-sampler")
-        for ctx in k.ctxs:
+        for ctx in ctxs:
             task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
             task.add_done_callback(functools.partial(self._body_done, k, ctx))
             k.tasks.append(task)
-
-    async def deactivate(self, kernel_id: str) -> None:
-        """Pause: from the moment this returns the kernel receives nothing until reactivated."""
-        k = self._require(kernel_id, "deactivate")
-        next_state(k.id, k.state, "deactivate")
-        if k.spec.control is not None:
-            await k.spec.control.deactivate()
-        self._move(k, "deactivate")
-        for ctx in k.ctxs:
-            ctx.is_active = False
-            ctx._wake()
-
-    async def reactivate(self, kernel_id: str) -> None:
-        """Resume a paused kernel; what queued meanwhile is processed in order."""
-        k = self._require(kernel_id, "reactivate")
-        next_state(k.id, k.state, "reactivate")
-        if k.spec.control is not None:
-            await k.spec.control.reactivate()
-        self._move(k, "reactivate")
-        for ctx in k.ctxs:
-            ctx.is_active = True
-            ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
         # This task's prints and logs are this replica's; a coroutine it never awaited
@@ -618,24 +586,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             kernel_id, graceful=not forced, forced=forced, left_in_inbox=0, abandoned=abandoned
         )
 
-    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        """Run ``replicas`` instances of a running kernel from now on; returns how many ran.
-
-        New replicas run the kernel's set-up hook first (a kernel that cannot run as
-        several refuses there, and nothing changes); they share the inbox, so what is
-        queued is spread over them. Removed replicas are asked to stop after the message
-        in hand, as on ``terminate``; what is queued stays for the others, so no message
-        is lost or taken twice. Their counters stay in the kernel's totals.
-        """
-        k = self._require_running(kernel_id, "scale")
-        if replicas < 1:
-            raise UserInputError(f"replicas must be at least 1, got {replicas}")
-        old = k.replicas
-        if replicas > old:
+    async def _rescale(self, k: _Kernel, replicas: int, timeout: float) -> None:
+        """New replicas share the inbox, so what is queued is spread over them."""
+        if replicas > k.replicas:
             await self._add_replicas(k, replicas)
-        elif replicas < old:
+        else:
             await self._remove_replicas(k, replicas, timeout)
-        return old
 
     async def _add_replicas(self, k: _Kernel, replicas: int) -> None:
         old = k.replicas
@@ -661,12 +617,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.ctxs.extend(fresh)
         if k.state is S.LAUNCHED:
             return
-        loop = asyncio.get_running_loop()
         for ctx in fresh:
             ctx.is_active = k.state is S.ACTIVE
-            task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
-            task.add_done_callback(functools.partial(self._body_done, k, ctx))
-            k.tasks.append(task)
+        self._start_bodies(k, fresh)
 
     async def _remove_replicas(self, k: _Kernel, replicas: int, timeout: float) -> None:
         leaving = k.ctxs[replicas:]

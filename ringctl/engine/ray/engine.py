@@ -33,19 +33,18 @@ from ringctl.engine.contract import (
     Wire,
 )
 from ringctl.engine.ledger import KernelBook, check_launch, check_params
-from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState
 from ringctl.engine.local.backends import resolve_backend
 from ringctl.engine.table import KernelTable
 from ringctl.engine.telemetry import merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
-    KernelNotFoundError,
     KernelStateError,
     RunFailedError,
     UserInputError,
 )
-from ringctl.kernel.ring import RingKernel, as_kernel, registered
+from ringctl.kernel.ring import RingKernel, as_kernel
 
 if TYPE_CHECKING:
     from ringctl.engine.local.ports import Tap
@@ -108,7 +107,6 @@ class _RayKernel(KernelBook):
     spec: RingKernel
     kernel_bytes: bytes
     params: Any
-    replicas: int
     backend: str
     device: str | None
     note: str | None
@@ -368,28 +366,15 @@ class RayRuntime(KernelTable[_RayKernel]):
                         edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
         await self._flush_wiring()
 
-    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        """Run ``replicas`` actors of a running kernel from now on; returns how many ran.
-
-        New actors run the set-up hook first (a kernel that cannot run as several
-        refuses there, and nothing changes), then get their share of each queue. A
-        replica that leaves stops after the message in hand, as on ``terminate``; what
-        was queued for it is handed to the others, so no message is lost or taken twice.
-        Its counters stay in the kernel's totals.
-        """
-        k = self._require_running(kernel_id, "scale")
-        if replicas < 1:
-            raise UserInputError(f"replicas must be at least 1, got {replicas}")
-        old = k.replicas
-        if replicas == old:
-            return old
-        feeding = [e.producer for e in self._every_edge() if e.consumer == kernel_id]
-        await self._answering((kernel_id, *feeding), f"scale {kernel_id!r}")
-        if replicas > old:
+    async def _rescale(self, k: _RayKernel, replicas: int, timeout: float) -> None:
+        """New actors get their share of each queue; what was queued for one that leaves
+        is handed to the others."""
+        feeding = [e.producer for e in self._every_edge() if e.consumer == k.id]
+        await self._answering((k.id, *feeding), f"scale {k.id!r}")
+        if replicas > k.replicas:
             await self._add_replicas(k, replicas)
-        elif replicas < old:
+        else:
             await self._remove_replicas(k, replicas, timeout)
-        return old
 
     async def _add_replicas(self, k: _RayKernel, replicas: int) -> None:
         old = k.replicas
@@ -702,20 +687,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         entry: str | None = None,
         resources: dict[str, float] | None = None,
     ) -> None:
-        if kernel_id in self._kernels:
-            next_state(kernel_id, self._kernels[kernel_id].state, "launch")
-        if func is None:
-            spec = registered(kernel_id)
-            if spec is None:
-                raise KernelNotFoundError(kernel_id, self._known_ids())
-        else:
-            try:
-                spec = as_kernel(func, kernel_id)
-            except TypeError as exc:
-                raise KernelLaunchError(kernel_id, str(exc)) from exc
         # A clear error here, before any actor starts, with the local engine's words.
-        args = check_launch(
-            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        spec, args = self._launching(
+            kernel_id, func, replicas=replicas, queue_size=queue_size, params=params
         )
         resources = dict(resources or {})
         wants_gpu = resources.get("num_gpus", 0) > 0
@@ -895,24 +869,10 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     # -- phase 2, pause, resume ----------------------------------------------------------
 
-    async def activate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "activate")
-        next_state(kernel_id, k.state, "activate")
-        await self._flush_wiring()
-        await asyncio.gather(*(a.activate.remote() for a in k.actors))
-        self._move(k, "activate")
-
-    async def deactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "deactivate")
-        next_state(kernel_id, k.state, "deactivate")
-        await asyncio.gather(*(a.deactivate.remote() for a in k.actors))
-        self._move(k, "deactivate")
-
-    async def reactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "reactivate")
-        next_state(kernel_id, k.state, "reactivate")
-        await asyncio.gather(*(a.reactivate.remote() for a in k.actors))
-        self._move(k, "reactivate")
+    async def _obey(self, k: _RayKernel, action: Action) -> None:
+        if action == "activate":
+            await self._flush_wiring()
+        await asyncio.gather(*(getattr(a, action).remote() for a in k.actors))
 
     # -- termination and restarts --------------------------------------------------------
 
