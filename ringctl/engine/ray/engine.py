@@ -318,9 +318,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                 self._ray.kill(k.actors[i])
             log.warning("kernel %r: an actor did not restart in time; replaced it", k.id)
             k.forced = True
-            probe, k.probes[i] = k.probes[i], None
-            self._fold(k, probe, died=True)
-            k.saved_state.update((probe or {}).get("state") or {})
+            k.saved_state.update(self._died(k, i).get("state") or {})
             gone.append(i)
         forced = k.forced
         self._finish(k)
@@ -353,17 +351,22 @@ class RayRuntime(KernelTable[_RayKernel]):
             hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
             k.actors[index], k.hosts[index] = fresh[0], hosts[0]
             k.nodes[index] = str(hosts[0]["node"])
-            for edge in self._every_edge():  # an outbox may still hold some for one rewired
-                if edge.consumer == k.id:
-                    self._pending.append(
-                        fresh[0].add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
-                    )
-                    for actor in self._actors_of(edge.producer):
-                        self._pending.append(actor.retarget.remote(edge.id, index, fresh[0]))
-                if edge.producer == k.id and edge in self._edges:
-                    c = self._kernels[edge.consumer]
-                    self._pending.append(fresh[0].add_out_edge.remote(
-                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
+        await self._wire_anew(k, indices)
+
+    async def _wire_anew(self, k: _RayKernel, indices: Iterable[int]) -> None:
+        """Wire the new actors at ``indices`` as those they replace were: into every queue
+        that feeds the kernel (an outbox may still hold some for one rewired), producers
+        retargeted to them, and onto every queue it feeds."""
+        fresh = {i: k.actors[i] for i in indices}
+        for edge in self._every_edge():
+            if edge.consumer == k.id:
+                self._wire_consumer(edge, fresh.values())
+                for actor in self._actors_of(edge.producer):
+                    self._pending += [
+                        actor.retarget.remote(edge.id, i, a) for i, a in fresh.items()
+                    ]
+            if edge.producer == k.id and edge in self._edges:
+                self._wire_producer(edge, fresh.values())
         await self._flush_wiring()
 
     async def _rescale(self, k: _RayKernel, replicas: int, timeout: float) -> None:
@@ -397,14 +400,10 @@ class RayRuntime(KernelTable[_RayKernel]):
             ) from exc
         for edge in self._edges:
             if edge.consumer == k.id:
-                for actor in fresh:
-                    await actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+                self._wire_consumer(edge, fresh)
             if edge.producer == k.id:
-                c = self._kernels[edge.consumer]
-                for actor in fresh:
-                    await actor.add_out_edge.remote(
-                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout
-                    )
+                self._wire_producer(edge, fresh)
+        await self._flush_wiring()
         for edge in self._edges:
             if edge.consumer == k.id:
                 for producer in self._kernels[edge.producer].actors:
@@ -846,21 +845,20 @@ class RayRuntime(KernelTable[_RayKernel]):
         if any(e.id == edge.id for e in self._edges):
             raise UserInputError(f"queue {edge.id} is already wired")
         self._edges.append(edge)
-        self._wire_consumer(c, edge)
-        self._wire_producer(p, edge)
+        self._wire_consumer(edge, c.actors)
+        self._wire_producer(edge, p.actors)
 
-    def _wire_consumer(self, c: _RayKernel, edge: _Edge) -> None:
-        for actor in c.actors:
-            self._pending.append(
-                actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
-            )
+    def _wire_consumer(self, edge: _Edge, actors: Iterable[Any]) -> None:
+        self._pending += [
+            a.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure) for a in actors
+        ]
 
-    def _wire_producer(self, p: _RayKernel, edge: _Edge) -> None:
+    def _wire_producer(self, edge: _Edge, actors: Iterable[Any]) -> None:
         c = self._kernels[edge.consumer]
-        for actor in p.actors:
-            self._pending.append(
-                actor.add_out_edge.remote(edge.port, edge.id, edge.capacity, c.actors, edge.fanout)
-            )
+        self._pending += [
+            a.add_out_edge.remote(edge.port, edge.id, edge.capacity, c.actors, edge.fanout)
+            for a in actors
+        ]
 
     async def _flush_wiring(self) -> None:
         pending, self._pending = self._pending, []
@@ -888,9 +886,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                 # last probe saw queued with it: left (a forced stop) or lost.
                 killed = isinstance(result, _Unresponsive)
                 k.forced = k.forced or killed
-                probe, k.probes[i] = k.probes[i], None
-                left += (probe or {}).get("inbox_depth", 0)
-                self._fold(k, probe, died=True, term="left" if killed else "lost")
+                left += self._died(k, i, "left" if killed else "lost").get("inbox_depth", 0)
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
@@ -981,15 +977,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             k.error = failure.reason if failure else f"{type(exc).__name__}: {exc}"
             self._move(k, "finish")
             raise failure or KernelLaunchError(k.id, k.error) from exc
-        for edge in self._every_edge():  # an outbox may still hold some for one rewired
-            if edge.consumer == k.id:
-                self._wire_consumer(k, edge)
-                for actor in self._actors_of(edge.producer):
-                    for replica, handle in enumerate(k.actors):
-                        self._pending.append(actor.retarget.remote(edge.id, replica, handle))
-            if edge.producer == k.id and edge in self._edges:
-                self._wire_producer(k, edge)
-        await self._flush_wiring()
+        await self._wire_anew(k, range(len(k.actors)))
 
     def remove(self, kernel_id: str) -> None:
         """Forget a TERMINATED kernel so that its id can be launched anew. The queues into
@@ -1182,8 +1170,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                     error = call.exception()
                     if isinstance(error, ray.exceptions.RayActorError):
                         if k.state is S.TERMINATED:  # its outboxes died with it
-                            probe, k.probes[i] = k.probes[i], None
-                            self._fold(k, probe, died=True)
+                            self._died(k, i)
                         else:
                             self._actor_died(k, i, error)
                     elif error is not None:
@@ -1249,15 +1236,20 @@ class RayRuntime(KernelTable[_RayKernel]):
                 else:
                     base["out_lost"] += out.get("pending", 0)
 
+    def _died(self, k: _RayKernel, i: int, term: str = "lost") -> dict[str, Any]:
+        """Replica ``i``'s actor is gone: what its last probe counted is folded in as on a
+        death (``_fold``), and that probe returned (``{}`` when there was none)."""
+        probe, k.probes[i] = k.probes[i], None
+        self._fold(k, probe, died=True, term=term)
+        return probe or {}
+
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
         # Producers keep their batches for it until the restart retargets them.
-        probe = k.probes[index]
-        k.probes[index] = None
-        self._fold(k, probe, died=True)
-        k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
-        held = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
-        paused = not (probe or {}).get("active", True) and k.state is S.DEACTIVATED
+        probe = self._died(k, index)
+        k.saved_state.update(probe.get("state") or {})  # a restart resumes from it
+        held = probe.get("inbox_depth", 0) + probe.get("pending_out", 0)
+        paused = not probe.get("active", True) and k.state is S.DEACTIVATED
         if k.error is None and not k.terminating:
             k.error = f"actor of replica {index} died ({type(exc).__name__}); " + (
                 f"{held} queued messages lost"
@@ -1297,8 +1289,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         results = await self._stop_actors(k, 0.5, "lost")
         for i, result in enumerate(results):
             if isinstance(result, _Unresponsive):
-                probe, k.probes[i] = k.probes[i], None
-                self._fold(k, probe, died=True)
+                self._died(k, i)
             if not isinstance(result, BaseException):
                 # A restart replaces these actors: what they still held is lost, and counted
                 # on its edges (the inbox by its queues, the outboxes by the actor).
@@ -1352,24 +1343,13 @@ class RayRuntime(KernelTable[_RayKernel]):
         edge_stats = self._edge_totals()
         queues = tuple(
             QueueSnapshot(
-                name=e.id,
-                producer=e.producer,
-                port=e.port,
-                consumer=e.consumer,
-                depth=edge_stats.get(e.id, {}).get("depth", 0),
-                capacity=e.capacity,
-                backpressure=e.backpressure,
-                messages=edge_stats.get(e.id, {}).get("messages", 0),
-                drops=edge_stats.get(e.id, {}).get("drops", 0),
-                high_water=edge_stats.get(e.id, {}).get("high_water", 0),
-                blocked_s=edge_stats.get(e.id, {}).get("blocked_s", 0.0),
-                delivered=edge_stats.get(e.id, {}).get("delivered", 0),
-                lost=edge_stats.get(e.id, {}).get("lost", 0),
-                left=edge_stats.get(e.id, {}).get("left", 0),
-                in_doubt=edge_stats.get(e.id, {}).get("in_doubt", 0),
+                name=e.id, producer=e.producer, port=e.port, consumer=e.consumer,
+                capacity=e.capacity, backpressure=e.backpressure,
+                **{key: t[key] for key in (*_EDGE_SUMS, "high_water")},
             )
             for e in self._edges
-        )
+            for t in ({**_zero_edge(), "blocked_s": 0.0, **edge_stats.get(e.id, {})},)
+        )  # fmt: skip
         return RuntimeSnapshot(now, kernels, queues, quiescent=self._idle_now())
 
     def _snapshot_kernel(self, k: _RayKernel, now: float) -> KernelSnapshot:
