@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ringctl.exceptions import UserInputError
 
@@ -111,19 +111,13 @@ class QueueSnapshot:
         return {
             "from": f"{self.producer}.{self.port}" if self.producer else "(external)",
             "to": self.consumer or "(output)",
-            "name": self.name,
-            "depth": self.depth,
-            "capacity": self.capacity,
-            "backpressure": self.backpressure,
-            "messages": self.messages,
-            "drops": self.drops,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "left": self.left,
-            "in_doubt": self.in_doubt,
-            "high_water": self.high_water,
+            **{key: getattr(self, key) for key in _QUEUE_KEYS},
             "blocked_s": round(self.blocked_s, 6),
         }
+
+
+_QUEUE_KEYS: Final = ("name", "depth", "capacity", "backpressure", "messages", "drops",
+                      "delivered", "lost", "left", "in_doubt", "high_water")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ kernel has finished. Every move goes through the one transition table
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from ringctl.engine.contract import KernelInfo, StateListener
 from ringctl.engine.ledger import KernelBook, LaunchArgs, check_launch, missing_kernel
@@ -72,6 +72,16 @@ class KernelTable(Generic[K]):
         k = self._require(kernel_id)
         await asyncio.wait_for(k.finished.wait(), timeout)
         return self.get_info(kernel_id)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> object:
+        """Terminate every kernel (each engine its own way)."""
+        raise NotImplementedError
 
     async def activate(self, kernel_id: str) -> None:
         """Start the kernel's body (every replica)."""

@@ -17,8 +17,7 @@ import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
@@ -117,19 +116,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         #: that a read is one lookup; a kernel's leave with it (``remove``).
         self._readers: dict[str | tuple[str, str], OutPort] = {}
         self.shutdown_timeout = shutdown_timeout
-
-    # -- context manager -----------------------------------------------------------------
-
-    async def __aenter__(self) -> RingKernelRuntime:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Terminate every kernel and make sure no task of theirs is left running.
@@ -340,7 +326,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         """The control's hook first (persistent work obeys before the state moves), then
         the replicas' flags; ``activate`` starts one task per replica."""
         if k.spec.control is not None:
-            await getattr(k.spec.control, action)()
+            await k.spec.control.obey(action)
         for ctx in k.ctxs:
             ctx.is_active = action != "deactivate"
             ctx._wake()
@@ -692,11 +678,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         what it holds (it is no longer listed among the topology's queues).
         """
         for producer, _port, consumer, *_ in connect:
-            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
-            if p.state not in RUNNING:
-                raise KernelStateError(producer, "connect", p.state, RUNNING)
-            if c.state not in RUNNING:
-                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+            self._require_running(producer, "connect")
+            self._require_running(consumer, "connect")
         dropping = set(disconnect)
         for producer, port, consumer in disconnect:
             k = self._require(producer)
@@ -705,11 +688,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                 raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
         for producer, port, _consumer in disconnect:
             out = self._kernels[producer].ports[port]
-            kept = [q for q in out.targets if (producer, port, q.consumer) not in dropping]
-            was = out.fanout
-            out.disconnect_all()
-            for q in kept:
-                out.connect(q, was)
+            out.targets = [q for q in out.targets if (producer, port, q.consumer) not in dropping]
+            out._route()
         self._edges = [q for q in self._edges if (q.producer, q.port, q.consumer) not in dropping]
         for producer, port, consumer, capacity, backpressure, fanout in connect:
             p, c = self._kernels[producer], self._kernels[consumer]
@@ -786,11 +766,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             )  # fmt: skip
         for other in self._kernels.values():
             for port in other.ports.values():
-                kept = [q for q in port.targets if q.consumer != kernel_id]
-                if len(kept) != len(port.targets):
-                    port.disconnect_all()
-                    for q in kept:
-                        port.connect(q)
+                port.targets = [q for q in port.targets if q.consumer != kernel_id]
+                port._route()
         self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
         del self._kernels[kernel_id]
         self._readers = {
@@ -1180,10 +1157,6 @@ def _describe(exc: BaseException | None) -> str | None:
 
 
 def _fanout(value: str | None) -> Fanout | None:
-    if value is None:
-        return None
-    if value == "broadcast":
-        return "broadcast"
-    if value == "round_robin":
-        return "round_robin"
-    raise UserInputError(f"fanout must be broadcast or round_robin, got {value!r}")
+    if value not in (None, "broadcast", "round_robin"):
+        raise UserInputError(f"fanout must be broadcast or round_robin, got {value!r}")
+    return cast("Fanout | None", value)

@@ -93,11 +93,6 @@ class Tap:
         return out
 
     @property
-    def kept_bytes(self) -> int:
-        """What the messages it keeps now take, as it counts them."""
-        return self._bytes
-
-    @property
     def missed(self) -> int:
         """Messages that were dropped (the oldest, to stay in bounds) before the reader took
         them."""
@@ -175,10 +170,6 @@ class OutPort:
         self.single: Queue | None = self.output
         self.taps: list[Tap] = []
         self._rr = 0
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.targets)
 
     def connect(self, queue: Queue, fanout: Fanout | None = None) -> None:
         self.targets.append(queue)

@@ -571,11 +571,8 @@ class RayRuntime(KernelTable[_RayKernel]):
         accounting.
         """
         for producer, _port, consumer, *_ in connect:
-            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
-            if p.state not in RUNNING:
-                raise KernelStateError(producer, "connect", p.state, RUNNING)
-            if c.state not in RUNNING:
-                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+            self._require_running(producer, "connect")
+            self._require_running(consumer, "connect")
         wired = {e.id: e for e in self._edges}
         dropping = {f"{p}.{port} -> {c}" for p, port, c in disconnect}
         for producer, port, consumer in disconnect:
@@ -1092,12 +1089,6 @@ class RayRuntime(KernelTable[_RayKernel]):
             if self._started_ray:
                 self._ray.shutdown()
                 self._started_ray = False
-
-    async def __aenter__(self) -> RayRuntime:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- messages from and to the outside (the spec's runtime.send / receive) ------------
 

@@ -120,14 +120,8 @@ class _Bridge:
             raise
         self._publish(ctx)
 
-    async def activate(self) -> None:
-        await self.group.activate(self.kernel_id)
-
-    async def deactivate(self) -> None:
-        await self.group.deactivate(self.kernel_id)
-
-    async def reactivate(self) -> None:
-        await self.group.reactivate(self.kernel_id)
+    async def obey(self, action: str) -> None:
+        await getattr(self.group, action)(self.kernel_id)
 
     def accounts(self) -> list[QueueAccount]:
         """The kernel's input ring as one row of the accounting law, in records.
