@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
     Capability,
@@ -30,7 +29,7 @@ from ringctl.engine.contract import (
     TerminationReport,
     Wire,
 )
-from ringctl.engine.ledger import KernelBook, check_launch
+from ringctl.engine.ledger import KernelBook, check_launch, check_tap
 from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.engine.local import output
 from ringctl.engine.local.backends import (
@@ -303,20 +302,21 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             )  # fmt: skip
         if c.state not in RUNNING:
             raise KernelStateError(consumer, "connect", c.state, RUNNING)
+        self._wire(p, port, c, capacity, backpressure, fanout)
+
+    def _wire(
+        self, p: _Kernel, port: str, c: _Kernel, capacity: int | None, backpressure: str,
+        fanout: str | None,
+    ) -> None:  # fmt: skip
+        """A new bounded queue from ``p.port`` into ``c``'s inbox (its size by default)."""
         out = self._port(p, port)
-        for q in out.targets:
-            if q.consumer == consumer:
-                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
-        size = capacity if capacity is not None else c.queue_size
+        if any(q.consumer == c.id for q in out.targets):
+            raise UserInputError(f"queue {p.id}.{port} -> {c.id} is already wired")
         queue = Queue(
-            f"{producer}.{port} -> {consumer}",
-            c.inbox,
-            size,
-            backpressure,
-            producer=producer,
-            port=port,
-            consumer=consumer,
-        )
+            f"{p.id}.{port} -> {c.id}", c.inbox,
+            capacity if capacity is not None else c.queue_size, backpressure,
+            producer=p.id, port=port, consumer=c.id,
+        )  # fmt: skip
         out.connect(queue, _fanout(fanout))
         self._edges.append(queue)
 
@@ -693,16 +693,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         self._edges = [q for q in self._edges if (q.producer, q.port, q.consumer) not in dropping]
         for producer, port, consumer, capacity, backpressure, fanout in connect:
             p, c = self._kernels[producer], self._kernels[consumer]
-            out = self._port(p, port)
-            if any(q.consumer == consumer for q in out.targets):
-                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
-            queue = Queue(
-                f"{producer}.{port} -> {consumer}", c.inbox,
-                capacity if capacity is not None else c.queue_size, backpressure,
-                producer=producer, port=port, consumer=consumer,
-            )  # fmt: skip
-            out.connect(queue, _fanout(fanout))
-            self._edges.append(queue)
+            self._wire(p, port, c, capacity, backpressure, fanout)
 
     async def retune(
         self, producer: str, port: str, consumer: str, *, capacity: int | None,
@@ -730,24 +721,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         tap's bounded buffer (oldest overwritten, never blocking).
         """
         k = self._require(kernel_id, "tap")
-        refused = None if k.spec.control is None else k.spec.control.untappable(port)
-        if refused is not None:
-            raise UserInputError(refused[0], hint=refused[1])
-        out = k.ports.get(port)
-        if out is None:
-            declared = k.spec.ports
-            known = sorted(set(k.ports) | set(declared or ()))
-            if (declared is not None and port in declared) or (declared is None and port == "out"):
-                out = self._port(k, port)  # declared (or the default), not yet sent on
-            else:
-                guess = did_you_mean(port, known) if known else None
-                raise UserInputError(
-                    f"kernel {kernel_id!r} has no output port {port!r}"
-                    + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
-                    hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
-                )
+        declared = k.spec.ports
+        ports = {*k.ports, *(declared if declared is not None else ("out",))}
+        check_tap(k.id, k.spec, port, ports, known={*k.ports, *(declared or ())})
         tap = Tap(capacity)
-        out.add_tap(tap)
+        self._port(k, port).add_tap(tap)  # a declared port (or the default) made if unused
         return tap
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:

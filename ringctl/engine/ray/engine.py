@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
     Capability,
@@ -32,7 +31,7 @@ from ringctl.engine.contract import (
     TerminationReport,
     Wire,
 )
-from ringctl.engine.ledger import KernelBook, check_launch, check_params
+from ringctl.engine.ledger import KernelBook, check_launch, check_params, check_tap
 from ringctl.engine.lifecycle import RUNNING, Action, KernelState
 from ringctl.engine.local.backends import resolve_backend
 from ringctl.engine.table import KernelTable
@@ -461,9 +460,6 @@ class RayRuntime(KernelTable[_RayKernel]):
         from ringctl.engine.local.ports import Tap
 
         k = self._require(kernel_id, "tap")
-        refused = None if k.spec.control is None else k.spec.control.untappable(port)
-        if refused is not None:
-            raise UserInputError(refused[0], hint=refused[1])
         declared = k.spec.ports
         # Undeclared: the default port and those wired in the topology.
         ports = (
@@ -471,14 +467,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             if declared is not None
             else {"out"} | {e.port for e in self._edges if e.producer == kernel_id}
         )
-        if port not in ports:
-            known = sorted(ports)
-            guess = did_you_mean(port, known) if known else None
-            raise UserInputError(
-                f"kernel {kernel_id!r} has no output port {port!r}"
-                + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
-                hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
-            )
+        check_tap(k.id, k.spec, port, ports, known=ports)
         tap = Tap(capacity)
         tap_id = f"{kernel_id}.{port}#{id(tap)}"
         for actor in k.actors:  # attached before anything sent after this call
@@ -579,11 +568,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             self._require(producer)
             if f"{producer}.{port} -> {consumer}" not in wired:
                 raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
-        new = [
-            _Edge(f"{p}.{port} -> {c}", p, port, c,
-                  capacity or self._kernels[c].queue_size, str(backpressure), fanout)
-            for p, port, c, capacity, backpressure, fanout in connect
-        ]  # fmt: skip
+        new = [self._edge(*wire) for wire in connect]
         for e in new:
             if e.id in wired and e.id not in dropping:
                 raise UserInputError(f"queue {e.id} is already wired")
@@ -830,20 +815,21 @@ class RayRuntime(KernelTable[_RayKernel]):
         p, c = self._require(producer), self._require(consumer)
         if p.state is not S.LAUNCHED:
             raise KernelStateError(producer, "connect", p.state, (S.LAUNCHED,))
-        edge = _Edge(
-            f"{producer}.{port} -> {consumer}",
-            producer,
-            port,
-            consumer,
-            capacity or c.queue_size,
-            str(backpressure),
-            fanout,
-        )
+        edge = self._edge(producer, port, consumer, capacity, backpressure, fanout)
         if any(e.id == edge.id for e in self._edges):
             raise UserInputError(f"queue {edge.id} is already wired")
         self._edges.append(edge)
         self._wire_consumer(edge, c.actors)
         self._wire_producer(edge, p.actors)
+
+    def _edge(
+        self, producer: str, port: str, consumer: str, capacity: int | None, backpressure: str,
+        fanout: str | None,
+    ) -> _Edge:  # fmt: skip
+        """A queue ``producer.port -> consumer`` (the consumer's queue size by default)."""
+        size = capacity or self._kernels[consumer].queue_size
+        return _Edge(f"{producer}.{port} -> {consumer}", producer, port, consumer, size,
+                     str(backpressure), fanout)  # fmt: skip
 
     def _wire_consumer(self, edge: _Edge, actors: Iterable[Any]) -> None:
         self._pending += [
