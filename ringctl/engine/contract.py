@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from ringctl.kernel.ring import RingKernel
 
 __all__ = ["ENGINES", "Capability", "Engine", "KernelInfo", "KernelSnapshot", "QueueSnapshot",
-           "RuntimeSnapshot", "StateListener", "TerminationReport", "Wire", "refusal",
-           "require"]  # fmt: skip
+           "RuntimeSnapshot", "StateListener", "TerminationReport", "Wire", "require"]  # fmt: skip
 
 #: ``listener(kernel_id, old, new)``: called on every state change (keep it quick).
 StateListener = Callable[[str, "KernelState", "KernelState"], None]
@@ -45,17 +44,12 @@ Wire = tuple[str, str, str, "int | None", str, "str | None"]
 
 
 def require(engine: Engine, action: Capability) -> None:
-    """Refuse ``action`` where ``engine`` does not declare it (``UserInputError``)."""
+    """Refuse ``action`` where ``engine`` does not declare it (``UserInputError``, naming both)."""
     if action not in engine.capabilities:
-        raise refusal(engine, action)
-
-
-def refusal(engine: Engine, action: Capability) -> UserInputError:
-    """The error for ``action`` on an engine that cannot do it, naming both."""
-    return UserInputError(
-        f"{action} is not supported with engine: {engine.name} yet",
-        hint="run the topology with engine: local to use it",
-    )
+        raise UserInputError(
+            f"{action} is not supported with engine: {engine.name} yet",
+            hint="run the topology with engine: local to use it",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +248,7 @@ class Engine(Protocol):
 
     async def relaunch(self, kernel_id: str) -> None: ...
 
-    # Capabilities: an engine that lacks one raises ``refusal`` from its method.
+    # Capabilities: ``require`` refuses one an engine lacks, before its method is called.
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport: ...
 
     async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int: ...

@@ -11,9 +11,9 @@ kernel has finished. Every move goes through the one transition table
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
-from ringctl.engine.contract import KernelInfo, StateListener
+from ringctl.engine.contract import Capability, KernelInfo, StateListener
 from ringctl.engine.ledger import KernelBook, LaunchArgs, check_launch, missing_kernel
 from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.exceptions import (
@@ -31,6 +31,10 @@ K = TypeVar("K", bound=KernelBook)
 
 class KernelTable(Generic[K]):
     """The records of one engine's kernels, in launch order, and who listens to them."""
+
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure", "rewire"}
+    )
 
     def __init__(self) -> None:
         self._kernels: dict[str, K] = {}

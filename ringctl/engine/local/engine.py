@@ -21,7 +21,6 @@ from typing import Any, Final, cast
 
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
-    Capability,
     KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
@@ -98,9 +97,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     """
 
     name: Final = "local"
-    capabilities: Final[frozenset[Capability]] = frozenset(
-        {"restart", "scale", "tap", "reconfigure", "rewire"}
-    )
 
     def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
         super().__init__()
@@ -526,8 +522,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.base_out += sum(c.messages_out for c in k.ctxs)
         k.base_errors += sum(c.errors for c in k.ctxs)
         for ctx in k.ctxs:
-            for sample in ctx._latency._samples:
-                k.latency.add(sample)
+            k.latency._samples.extend(ctx._latency._samples)
         for q in k.inbox.queues:
             q.reopen()
         k.restarted()
@@ -621,8 +616,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             k.base_in += ctx.messages_in
             k.base_out += ctx.messages_out
             k.base_errors += ctx.errors
-            for sample in ctx._latency._samples:
-                k.latency.add(sample)
+            k.latency._samples.extend(ctx._latency._samples)
             exc = task.exception() if task.done() and not task.cancelled() else None
             if exc is not None and not isinstance(exc, TimeoutError):
                 k.errors += 1
@@ -1031,11 +1025,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         m_out = k.base_out + sum(c.messages_out for c in ctxs)
         errors = k.errors + k.base_errors + sum(c.errors for c in ctxs)
         merged = LatencySampler()
-        for sample in k.latency._samples:
-            merged.add(sample)
+        merged._samples.extend(k.latency._samples)
         for c in ctxs:
-            for sample in c._latency._samples:
-                merged.add(sample)
+            merged._samples.extend(c._latency._samples)
         p50, p99 = merged.percentiles_us()
         running = [(c, t) for c, t in zip(ctxs, k.tasks, strict=False) if not t.done()]
         metrics = merge_metrics(c.metrics for c in ctxs)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
-    Capability,
     KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
@@ -113,7 +112,6 @@ class _RayKernel(KernelBook):
     resources: dict[str, float]
     entry: str | None
     actors: list[Any] = field(default_factory=list)
-    nodes: list[str] = field(default_factory=list)
     hosts: list[dict[str, Any]] = field(default_factory=list)  # setup(): pid, node, node_id
     probes: list[dict[str, Any] | None] = field(default_factory=list)
     error: str | None = None
@@ -193,9 +191,6 @@ class RayRuntime(KernelTable[_RayKernel]):
     """
 
     name: Final = "ray"
-    capabilities: Final[frozenset[Capability]] = frozenset(
-        {"restart", "scale", "tap", "reconfigure", "rewire"}
-    )
 
     def __init__(
         self,
@@ -313,8 +308,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                     failure = failure or error  # the set-up hook raised
                     continue
             call.cancel()
-            with contextlib.suppress(Exception):
-                self._ray.kill(k.actors[i])
+            self._kill([k.actors[i]])
             log.warning("kernel %r: an actor did not restart in time; replaced it", k.id)
             k.forced = True
             k.saved_state.update(self._died(k, i).get("state") or {})
@@ -349,7 +343,6 @@ class RayRuntime(KernelTable[_RayKernel]):
             fresh: list[Any] = []
             hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
             k.actors[index], k.hosts[index] = fresh[0], hosts[0]
-            k.nodes[index] = str(hosts[0]["node"])
         await self._wire_anew(k, indices)
 
     async def _wire_anew(self, k: _RayKernel, indices: Iterable[int]) -> None:
@@ -388,9 +381,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             hosts = await self._spawn(k, range(old, replicas), {}, [], fresh)
         except Exception as exc:
             k.replicas = old
-            for actor in fresh:
-                with contextlib.suppress(Exception):
-                    self._ray.kill(actor)
+            self._kill(fresh)
             cause = getattr(exc, "cause", exc)
             raise UserInputError(
                 f"kernel {k.id!r} refuses {replicas} replicas: its set-up hook raised "
@@ -410,7 +401,6 @@ class RayRuntime(KernelTable[_RayKernel]):
                         await producer.add_target.remote(edge.id, index, actor)
         k.actors.extend(fresh)
         k.hosts.extend(hosts)
-        k.nodes.extend(str(host["node"]) for host in hosts)
         k.probes.extend([None] * len(fresh))
         await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
         if k.state is not S.LAUNCHED:
@@ -447,10 +437,8 @@ class RayRuntime(KernelTable[_RayKernel]):
             probe = k.probes[i] if isinstance(result, BaseException) else result["probe"]
             self._fold(k, _with_output(probe) if probe else None,
                        died=isinstance(result, BaseException))  # fmt: skip
-        for actor in leaving:
-            with contextlib.suppress(Exception):
-                self._ray.kill(actor)
-        del k.actors[replicas:], k.hosts[replicas:], k.nodes[replicas:], k.probes[replicas:]
+        self._kill(leaving)
+        del k.actors[replicas:], k.hosts[replicas:], k.probes[replicas:]
         k.replicas = replicas
         await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
 
@@ -517,6 +505,11 @@ class RayRuntime(KernelTable[_RayKernel]):
         k.drop_state = k.drop_state or not keep_state
         if not keep_state:
             k.saved_state.clear()
+
+    def _kill(self, actors: Iterable[Any]) -> None:
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
 
     def _every_edge(self) -> list[_Edge]:
         return [*self._edges, *self._retired]
@@ -680,7 +673,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         else:
             choice = resolve_backend(kernel_id, requested, device)
             choice_backend, note = choice.backend, choice.note
-        ray = self._ensure_ray()
+        self._ensure_ray()
         from ray import cloudpickle
 
         k = _RayKernel(
@@ -699,9 +692,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         try:
             await self._start_actors(k)
         except Exception as exc:
-            for actor in k.actors:
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
+            self._kill(k.actors)
             if isinstance(exc, TimeoutError):
                 raise self._unplaced(k) from exc
             cause = getattr(exc, "cause", exc)
@@ -725,7 +716,6 @@ class RayRuntime(KernelTable[_RayKernel]):
         metrics = [dict((p or {}).get("metrics") or {}) for p in k.probes]
         k.actors = []
         k.hosts = await self._spawn(k, range(k.replicas), state, metrics, k.actors)
-        k.nodes = [str(host["node"]) for host in k.hosts]
         k.probes = [None] * k.replicas
 
     async def _spawn(
@@ -890,8 +880,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         for actor, call in zip(k.actors, calls, strict=True):
             if not call.done():
                 call.cancel()
-                with contextlib.suppress(Exception):
-                    self._ray.kill(actor)
+                self._kill([actor])
                 log.warning("kernel %r: an actor did not stop in time; killed it", k.id)
                 results.append(_Unresponsive())
             elif call.cancelled():
@@ -945,12 +934,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
         k = self._require(kernel_id, "relaunch")
         self._move(k, "relaunch")
-        ray = self._ensure_ray()
+        self._ensure_ray()
         for probe in k.probes:
             self._fold(k, probe)
-        for actor in k.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
+        self._kill(k.actors)
         k.restarted()
         k.error = k.error_tb = None
         try:
@@ -984,9 +971,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         out = [e for e in self._edges if e.producer == kernel_id and e.id not in into]
         self._edges = [e for e in self._edges if e.id not in into and e not in out]
         self._retired = [e for e in self._retired if e.id not in into] + out
-        for actor in k.actors:
-            with contextlib.suppress(Exception):
-                self._ray.kill(actor)
+        self._kill(k.actors)
         del self._kernels[kernel_id]
 
     def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
@@ -1069,9 +1054,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             self._poller = None
         if self._ray is not None:
             for k in self._kernels.values():
-                for actor in k.actors:
-                    with contextlib.suppress(Exception):
-                        self._ray.kill(actor)
+                self._kill(k.actors)
             if self._started_ray:
                 self._ray.shutdown()
                 self._started_ray = False
@@ -1363,7 +1346,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             blocked=sum(1 for p in probes if p["blocked"]),
             last_progress_s=round(now - k.progress_at, 3),
             entry=k.entry,
-            node=",".join(sorted(set(k.nodes))) or None,
+            node=",".join(sorted({str(host["node"]) for host in k.hosts})) or None,
             backend_note=k.note,
             metrics=metrics,
         )

@@ -173,7 +173,7 @@ class _Bridge:
             return True
         if ring_count(group.inbox(kid).header):
             return False
-        out = group.outbox(kid) if group.drained_by_host(kid) else None
+        out = group.outbox(kid) if group.reader(kid) is None else None  # drained by the host
         return out is None or ring_count(out.header) == 0
 
     async def terminate(self, timeout: float) -> tuple[int, bool]:
@@ -227,9 +227,9 @@ class _Bridge:
         from ringctl.engine.local.persistent.ringops import ring_count, ring_pop, ring_push
 
         group, kid = self.group, self.kernel_id
-        feeding = group.fed_by_host(kid)
+        feeding = group.feeder(kid) is None
         inbox = group.inbox(kid)
-        outbox = group.outbox(kid) if group.drained_by_host(kid) else None
+        outbox = group.outbox(kid) if group.reader(kid) is None else None
         out_buf = None if outbox is None else np.empty(outbox.capacity, outbox.records.dtype)
         next_metrics = next_state = 0.0
         was_busy = False

@@ -237,10 +237,6 @@ class PersistentGroup(KernelTable[_Member]):
     def kernel(self, kernel_id: str) -> PersistentKernel:
         return self._require(kernel_id).kernel
 
-    def fed_by_host(self, kernel_id: str) -> bool:
-        """True unless another kernel of the group writes this kernel's input ring."""
-        return self._require(kernel_id).feeds_from is None
-
     def feeder(self, kernel_id: str) -> str | None:
         """The kernel of the group that writes this kernel's input ring, if any."""
         return self._require(kernel_id).feeds_from
@@ -249,13 +245,6 @@ class PersistentGroup(KernelTable[_Member]):
         """The kernel of the group that reads this kernel's output ring, if any."""
         self._require(kernel_id)
         return next((k for k, m in self._kernels.items() if m.feeds_from == kernel_id), None)
-
-    def drained_by_host(self, kernel_id: str) -> bool:
-        """True if the kernel has an output ring that no kernel of the group reads."""
-        m = self._require(kernel_id)
-        return m.kernel.output is not None and not any(
-            o.feeds_from == kernel_id for o in self._kernels.values()
-        )
 
     @property
     def running(self) -> bool:
