@@ -879,21 +879,19 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     def _reader(self, kernel_id: str, port: str) -> OutPort:
         """The port ``receive`` reads, checked once and then kept for the next reads."""
-        k, _ = self._output(kernel_id, port)
-        out = k.ports[port]
+        out = self._output(kernel_id, port)
         self._readers[kernel_id if port == "out" else (kernel_id, port)] = out
         return out
 
-    def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
-        k = self._require(kernel_id, "receive")
-        out = self._port(k, port)
+    def _output(self, kernel_id: str, port: str) -> OutPort:
+        out = self._port(self._require(kernel_id, "receive"), port)
         if out.targets:
             wired = ", ".join(q.consumer or "?" for q in out.targets)
             raise UserInputError(
                 f"port {port!r} of kernel {kernel_id!r} is wired to {wired}",
                 hint="runtime.receive reads ports with no queue edge; read at the consumer",
             )
-        return k, out.output_inbox
+        return out
 
     async def _wait_output(
         self, k: _Kernel, inbox: Inbox, timeout: float | None, max_items: int
