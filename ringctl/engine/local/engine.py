@@ -81,7 +81,6 @@ class _Kernel(KernelBook):
     error_tb: str | None = None
     errors: int = 0  # crashes, summed over restarts
     refused: bool = False  # a task swallowed cancellation and was abandoned
-    left_in_inbox: int = 0
     # Counters of earlier instances (before a restart), so totals survive restarts.
     base_in: int = 0
     base_out: int = 0
@@ -203,9 +202,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     def _make_contexts(self, k: _Kernel, first: int = 0, replicas: int = 0) -> list[KernelContext]:
         """Contexts for replicas ``first`` .. ``replicas - 1`` (default: all of them)."""
         factory = functools.partial(self._port, k)
-        if k.spec.ports:
-            for name in k.spec.ports:
-                self._port(k, name)
+        for name in k.spec.ports or ():
+            self._port(k, name)
         return [
             KernelContext(
                 k.id,
@@ -415,12 +413,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         forced, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
         k.forced = k.forced or forced
         self._finish(k)
-        k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
             forced=k.forced,
-            left_in_inbox=k.left_in_inbox,
+            left_in_inbox=k.inbox.close("left") + left_outside,
             abandoned=abandoned,
             error=_describe(k.error),
         )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from ringctl.engine.lifecycle import KernelState
-from ringctl.engine.local.persistent.host import PersistentGroup
+from ringctl.engine.local.persistent.host import PersistentGroup, last_line
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 from ringctl.kernel.ring import RingKernel
 
@@ -301,7 +301,7 @@ class _Bridge:
         if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
             error = self.group.stats(self.kernel_id).error
             if error is not None:
-                raise PersistentFailed(_summary(error))
+                raise PersistentFailed(last_line(error, error))
 
     def _publish(self, ctx: KernelContext) -> None:
         st = self.group.stats(self.kernel_id)
@@ -316,8 +316,3 @@ class _Bridge:
             ring_depth=st.inbox_depth,
             ring_capacity=st.inbox_capacity,
         )
-
-
-def _summary(error: str) -> str:
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else error

@@ -57,7 +57,7 @@ from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 log = logging.getLogger("ringctl.persistent")
 
-__all__ = ["PersistentGroup", "PersistentStats", "StallError"]
+__all__ = ["PersistentGroup", "PersistentStats", "StallError", "last_line"]
 
 S = KernelState
 #: A running kernel whose heartbeat has not moved for this long shows as stalled.
@@ -432,7 +432,7 @@ class PersistentGroup(KernelTable[_Member]):
                 log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
                 if len(reply) < 4:  # a C++ handler: the compiler's report, its line last
                     report = str(reply[2])
-                    raise KernelLaunchError(m.id, _last_line(report), hint=report)
+                    raise KernelLaunchError(m.id, last_line(report), hint=report)
                 reason = str(reply[3])
                 if NUMBA_HINT in reason:
                     raise KernelLaunchError(m.id, "Numba is not installed", hint=NUMBA_HINT)
@@ -551,6 +551,7 @@ def _load_host_ops() -> None:
     store(words, HEAD, load(words, TAIL) + ring_count(words))
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str, default: str = "unknown error") -> str:
+    """The last line of a report (a traceback's names the exception), else ``default``."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+    return lines[-1] if lines else default
