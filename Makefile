@@ -22,8 +22,10 @@ $(DEV): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(DEMO)
 
+# Two processes: most tests wait on subprocesses and sockets, so two share two cores well.
+TEST_WORKERS ?= 2
 test: $(DEV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 demo: $(DEMO)
 	QUICKSTART_RATE=$${QUICKSTART_RATE:-30} $(BIN)/ringctl up topologies/quickstart.yaml

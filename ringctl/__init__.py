@@ -24,73 +24,40 @@ from ringctl._lazy import lazy_exports
 from ringctl._version import __version__
 
 if TYPE_CHECKING:
-    from ringctl.api import RunHooks, RunReport, TopologyFile, check, load
-    from ringctl.engine.contract import (
-        KernelInfo,
-        KernelSnapshot,
-        QueueSnapshot,
-        RuntimeSnapshot,
-        TerminationReport,
-    )
-    from ringctl.engine.lifecycle import KernelState
-    from ringctl.engine.local.engine import RingKernelRuntime
-    from ringctl.exceptions import (
-        KernelFailedError,
-        KernelNotFoundError,
-        KernelStateError,
-        QueueFullError,
-        RingctlError,
-    )
-    from ringctl.kernel.context import KernelContext
-    from ringctl.kernel.ring import RingKernel, ring_kernel
+    from ringctl.api import RunHooks as RunHooks
+    from ringctl.api import RunReport as RunReport
+    from ringctl.api import TopologyFile as TopologyFile
+    from ringctl.api import check as check
+    from ringctl.api import load as load
+    from ringctl.engine.contract import KernelInfo as KernelInfo
+    from ringctl.engine.contract import KernelSnapshot as KernelSnapshot
+    from ringctl.engine.contract import QueueSnapshot as QueueSnapshot
+    from ringctl.engine.contract import RuntimeSnapshot as RuntimeSnapshot
+    from ringctl.engine.contract import TerminationReport as TerminationReport
+    from ringctl.engine.lifecycle import KernelState as KernelState
+    from ringctl.engine.local.engine import RingKernelRuntime as RingKernelRuntime
+    from ringctl.exceptions import KernelFailedError as KernelFailedError
+    from ringctl.exceptions import KernelNotFoundError as KernelNotFoundError
+    from ringctl.exceptions import KernelStateError as KernelStateError
+    from ringctl.exceptions import QueueFullError as QueueFullError
+    from ringctl.exceptions import RingctlError as RingctlError
+    from ringctl.kernel.context import KernelContext as KernelContext
+    from ringctl.kernel.ring import RingKernel as RingKernel
+    from ringctl.kernel.ring import ring_kernel as ring_kernel
 
 
 _EXPORTS = {
-    "KernelContext": "ringctl.kernel.context",
-    "KernelFailedError": "ringctl.exceptions",
-    "KernelInfo": "ringctl.engine.contract",
-    "KernelNotFoundError": "ringctl.exceptions",
-    "KernelSnapshot": "ringctl.engine.contract",
+    **dict.fromkeys(["KernelInfo", "KernelSnapshot", "QueueSnapshot"], "ringctl.engine.contract"),
+    **dict.fromkeys(["RuntimeSnapshot", "TerminationReport"], "ringctl.engine.contract"),
     "KernelState": "ringctl.engine.lifecycle",
-    "KernelStateError": "ringctl.exceptions",
-    "QueueFullError": "ringctl.exceptions",
-    "QueueSnapshot": "ringctl.engine.contract",
-    "RingKernel": "ringctl.kernel.ring",
     "RingKernelRuntime": "ringctl.engine.local.engine",
-    "RingctlError": "ringctl.exceptions",
-    "RuntimeSnapshot": "ringctl.engine.contract",
-    "TerminationReport": "ringctl.engine.contract",
-    "ring_kernel": "ringctl.kernel.ring",
-    "RunHooks": "ringctl.api",
-    "RunReport": "ringctl.api",
-    "TopologyFile": "ringctl.api",
-    "check": "ringctl.api",
-    "load": "ringctl.api",
+    **dict.fromkeys(["KernelFailedError", "KernelNotFoundError"], "ringctl.exceptions"),
+    **dict.fromkeys(["KernelStateError", "QueueFullError", "RingctlError"], "ringctl.exceptions"),
+    "KernelContext": "ringctl.kernel.context",
+    **dict.fromkeys(["RingKernel", "ring_kernel"], "ringctl.kernel.ring"),
+    **dict.fromkeys(["RunHooks", "RunReport", "TopologyFile", "check", "load"], "ringctl.api"),
 }
 
-__all__ = [
-    "KernelContext",
-    "KernelFailedError",
-    "KernelInfo",
-    "KernelNotFoundError",
-    "KernelSnapshot",
-    "KernelState",
-    "KernelStateError",
-    "QueueFullError",
-    "QueueSnapshot",
-    "RingKernel",
-    "RingKernelRuntime",
-    "RingctlError",
-    "RunHooks",
-    "RunReport",
-    "RuntimeSnapshot",
-    "TerminationReport",
-    "TopologyFile",
-    "__version__",
-    "check",
-    "load",
-    "ring_kernel",
-]
-
+__all__ = ["__version__", *_EXPORTS]
 
 __getattr__, __dir__ = lazy_exports("ringctl", _EXPORTS, globals(), __all__)

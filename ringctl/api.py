@@ -18,64 +18,62 @@ anything starts; ``check`` returns those problems instead of raising.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from ringctl._lazy import lazy_exports
 
 if TYPE_CHECKING:
     import asyncio
 
-    from ringctl._preview import preview_text
-    from ringctl.checks import MAX_SECONDS, check_name, check_seconds
-    from ringctl.control.remote import (
-        KernelLog,
-        Running,
-        applies,
-        connect,
-        finished,
-        kernel_log,
-        last_run,
-        listing,
-        names,
-    )
-    from ringctl.engine.accounting import Accounting, equation
+    from ringctl._preview import preview_text as preview_text
+    from ringctl.checks import MAX_SECONDS as MAX_SECONDS
+    from ringctl.checks import check_name as check_name
+    from ringctl.checks import check_seconds as check_seconds
+    from ringctl.control.remote import KernelLog as KernelLog
+    from ringctl.control.remote import Running as Running
+    from ringctl.control.remote import applies as applies
+    from ringctl.control.remote import connect as connect
+    from ringctl.control.remote import finished as finished
+    from ringctl.control.remote import kernel_log as kernel_log
+    from ringctl.control.remote import last_run as last_run
+    from ringctl.control.remote import listing as listing
+    from ringctl.control.remote import names as names
+    from ringctl.engine.accounting import Accounting
+    from ringctl.engine.accounting import equation as equation
     from ringctl.engine.contract import Engine
-    from ringctl.engine.local.output import (
-        LogFollower,
-        OutputRecord,
-        capture,
-        unmarked,
-    )
-    from ringctl.orchestrator.detach import Detached, start_detached
+    from ringctl.engine.local.output import LogFollower as LogFollower
+    from ringctl.engine.local.output import OutputRecord
+    from ringctl.engine.local.output import capture as capture
+    from ringctl.engine.local.output import unmarked as unmarked
+    from ringctl.orchestrator.detach import Detached as Detached
+    from ringctl.orchestrator.detach import start_detached as start_detached
     from ringctl.orchestrator.plan import Plan
-    from ringctl.orchestrator.smoke import SmokeResult, junit_xml
-    from ringctl.orchestrator.supervisor import DownReport, LaunchFailed, RunResult, Supervisor
-    from ringctl.scaffold import shell_arg, write_project
-    from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+    from ringctl.orchestrator.smoke import SmokeResult as SmokeResult
+    from ringctl.orchestrator.smoke import junit_xml as junit_xml
+    from ringctl.orchestrator.supervisor import DownReport, RunResult, Supervisor
+    from ringctl.orchestrator.supervisor import LaunchFailed as LaunchFailed
+    from ringctl.scaffold import shell_arg as shell_arg
+    from ringctl.scaffold import write_project as write_project
+    from ringctl.topology.errors import Diagnostic as Diagnostic
+    from ringctl.topology.errors import TopologyError as TopologyError
+    from ringctl.topology.errors import did_you_mean as did_you_mean
     from ringctl.topology.quick import Summary
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: What the door passes on from the modules behind it, imported on first use so that
 #: ``ringctl ps`` and ``validate`` load only what they call.
 _EXPORTS = {
     **dict.fromkeys(["MAX_SECONDS", "check_name", "check_seconds"], "ringctl.checks"),
-    **dict.fromkeys(
-        [
-            "KernelLog",
-            "Running",
-            "applies",
-            "connect",
-            "finished",
-            "kernel_log",
-            "last_run",
-            "listing",
-            "names",
-        ],
-        "ringctl.control.remote",
-    ),
+    **dict.fromkeys(["KernelLog", "Running", "applies"], "ringctl.control.remote"),
+    **dict.fromkeys(["connect", "finished", "kernel_log"], "ringctl.control.remote"),
+    **dict.fromkeys(["last_run", "listing", "names"], "ringctl.control.remote"),
     "preview_text": "ringctl._preview",
     "equation": "ringctl.engine.accounting",
     **dict.fromkeys(["LogFollower", "capture", "unmarked"], "ringctl.engine.local.output"),
@@ -86,47 +84,9 @@ _EXPORTS = {
     **dict.fromkeys(["Diagnostic", "TopologyError", "did_you_mean"], "ringctl.topology.errors"),
 }
 
-__all__ = [
-    "MAX_SECONDS",
-    "Checked",
-    "Detached",
-    "Diagnostic",
-    "KernelLog",
-    "LaunchFailed",
-    "LiveRun",
-    "LogFollower",
-    "RunHooks",
-    "RunReport",
-    "Running",
-    "SmokeResult",
-    "TopologyError",
-    "TopologyFile",
-    "applies",
-    "apply",
-    "capture",
-    "check",
-    "check_name",
-    "check_seconds",
-    "connect",
-    "did_you_mean",
-    "diff",
-    "equation",
-    "finished",
-    "graph_text",
-    "junit_xml",
-    "kernel_log",
-    "last_run",
-    "listing",
-    "load",
-    "names",
-    "preview_text",
-    "shell_arg",
-    "start_detached",
-    "topology_schema",
-    "unmarked",
-    "up",
-    "write_project",
-]
+#: Besides those, what this module defines for the CLI and for programs.
+__all__ = [*_EXPORTS, "Checked", "LiveRun", "RunHooks", "RunReport", "TopologyFile"]
+__all__ += ["apply", "check", "diff", "graph_text", "load", "topology_schema", "up"]
 
 __getattr__, __dir__ = lazy_exports("ringctl.api", _EXPORTS, globals(), __all__)
 
@@ -281,17 +241,8 @@ class RunReport:
 
     @classmethod
     def of(cls, result: RunResult, status: dict[str, Any], name: str) -> RunReport:
-        return cls(
-            name=name,
-            outcome=result.outcome,
-            exit_code=result.exit_code,
-            reason=result.reason,
-            failure=result.failure,
-            down=result.down,
-            accounting=result.accounting,
-            status=status,
-            launch_stopped=result.launch_stopped,
-        )
+        copied = {f.name: getattr(result, f.name) for f in fields(result)}
+        return cls(name=name, status=status, **copied)
 
     def result(self) -> dict[str, Any]:
         """How the run ended as JSON (``up --json-stream``'s ``result``)."""
@@ -304,6 +255,34 @@ class RunReport:
             "accounting": self.accounting.as_dict() if self.accounting is not None else None,
             "launch_stopped": self.launch_stopped,
         }
+
+
+def _on_new_loop(method: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, _R]:
+    """``TopologyFile.run`` from ``run_async`` (``smoke`` from ``smoke_async``): the same
+    call on a new event loop (uvloop when installed); refused inside a running one."""
+    name = method.__name__.removesuffix("_async")
+
+    @functools.wraps(method)
+    def on_new_loop(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # none: start one below, not in here (the run's errors would chain to this)
+        else:
+            from ringctl.exceptions import UserInputError
+
+            raise UserInputError(
+                f"TopologyFile.{name}() cannot start an event loop inside a running one",
+                hint=f"use `await topology.{name}_async(...)` (in a notebook, or any async code)",
+            )
+        from ringctl.engine.local.loop import run
+
+        return run(method(*args, **kwargs))
+
+    on_new_loop.__name__, on_new_loop.__qualname__ = name, f"TopologyFile.{name}"
+    return on_new_loop
 
 
 class TopologyFile:
@@ -411,30 +390,7 @@ class TopologyFile:
         status = runs[0].status(fresh=True) if runs else {}
         return RunReport.of(result, status, self.name)
 
-    def run(
-        self,
-        *,
-        duration: float | None = None,
-        down_timeout: float = 10.0,
-        control: bool = False,
-        address: str | None = None,
-        log_path: str | None = None,
-        hooks: RunHooks | None = None,
-    ) -> RunReport:
-        """``run_async`` on a new event loop (uvloop when installed); see there."""
-        _no_running_loop("run")
-        from ringctl.engine.local.loop import run
-
-        return run(
-            self.run_async(
-                duration=duration,
-                down_timeout=down_timeout,
-                control=control,
-                address=address,
-                log_path=log_path,
-                hooks=hooks,
-            )
-        )
+    run = _on_new_loop(run_async)
 
     async def smoke_async(self, *, address: str | None = None) -> SmokeResult:
         """What ``ringctl smoke`` does: run to completion (or ``smoke.duration``), check
@@ -444,12 +400,7 @@ class TopologyFile:
 
         return await smoke_plan(self.plan, engine=engine_for(self.plan, address))
 
-    def smoke(self, *, address: str | None = None) -> SmokeResult:
-        """``smoke_async`` on a new event loop; see there."""
-        _no_running_loop("smoke")
-        from ringctl.engine.local.loop import run
-
-        return run(self.smoke_async(address=address))
+    smoke = _on_new_loop(smoke_async)
 
 
 def up(
@@ -465,9 +416,6 @@ def up(
     ``output_lost``, the first one also in the run's event log), and ringctl's own log
     records in the name's log in the state directory, which ``up -d`` writes too.
     """
-    import dataclasses
-    import os
-
     from ringctl.control.paths import state_dir
     from ringctl.orchestrator.detach import DETACHED_ENV
     from ringctl.orchestrator.outputs import Losses, guard_std_streams, log_records_to
@@ -489,7 +437,7 @@ def up(
         if start is not None:
             start(live)
 
-    hooks = dataclasses.replace(
+    hooks = replace(
         hooks,
         on_start=on_start,
         echo_output=None if detached else hooks.echo_output,  # the log would hold it twice
@@ -502,7 +450,7 @@ def up(
         log_path=log_path,
         hooks=hooks,
     )
-    return dataclasses.replace(report, output_lost=losses.summary())
+    return replace(report, output_lost=losses.summary())
 
 
 def graph_text(path: str | Path, fmt: str = "tree") -> str:
@@ -529,21 +477,6 @@ def engine_for(plan: Plan, address: str | None = None) -> Engine:
     from ringctl.engine import make_engine
 
     return make_engine(plan.engine, address=address)
-
-
-def _no_running_loop(method: str) -> None:
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    from ringctl.exceptions import UserInputError
-
-    raise UserInputError(
-        f"TopologyFile.{method}() cannot start an event loop inside a running one",
-        hint=f"use `await topology.{method}_async(...)` (in a notebook, or any async code)",
-    )
 
 
 def apply(

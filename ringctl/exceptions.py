@@ -52,8 +52,6 @@ class UserInputError(RingctlError):
 class RunFailedError(RingctlError):
     """The run failed: a kernel failed past its restart policy, an expectation was not met."""
 
-    exit_code = 1
-
 
 class KernelStateError(RingctlError):
     """An action that the lifecycle's transition table does not allow from the current state.
@@ -61,8 +59,6 @@ class KernelStateError(RingctlError):
     ``current_state`` is where the kernel is; ``expected_states`` are the states from
     which the action would have been valid (the spec's fields, to the letter).
     """
-
-    exit_code = 1
 
     def __init__(
         self,
@@ -107,8 +103,6 @@ class KernelNotFoundError(RingctlError, KeyError):
 class KernelFailedError(RingctlError):
     """A kernel's body raised; carries the original exception as ``cause``."""
 
-    exit_code = 1
-
     def __init__(self, kernel_id: str, cause: BaseException) -> None:
         self.kernel_id = kernel_id
         self.cause = cause
@@ -121,8 +115,6 @@ class KernelFailedError(RingctlError):
 class KernelLaunchError(RingctlError):
     """A kernel could not be launched (phase 1): nothing was activated."""
 
-    exit_code = 1
-
     def __init__(self, kernel_id: str, reason: str, *, hint: str | None = None) -> None:
         self.kernel_id = kernel_id
         self.reason = reason
@@ -131,8 +123,6 @@ class KernelLaunchError(RingctlError):
 
 class QueueFullError(RingctlError):
     """A send on a queue whose backpressure policy is ``reject`` found it full."""
-
-    exit_code = 1
 
     def __init__(self, queue_name: str, capacity: int) -> None:
         self.queue_name = queue_name
@@ -151,5 +141,3 @@ class TopologyNotRunningError(RingctlError):
 
 class ControlPlaneError(RingctlError):
     """The supervisor refused or failed a control request."""
-
-    exit_code = 1

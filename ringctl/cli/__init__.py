@@ -23,81 +23,66 @@ from ringctl.cli._params import plain_params
 
 __all__ = ["COMMANDS", "app", "main"]
 
-#: Every command: the module that registers it, and the one-line summary ``--help``
-#: lists (a test checks it is the first line of the command's own help).
+#: Every command: the module of ``ringctl.cli`` that registers it, and the one-line summary
+#: ``--help`` lists (a test checks it is the first line of the command's own help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": (
-        "ringctl.cli.init_cmd",
-        "Write a starter project: a topology, its kernels and their tests.",
-    ),
+    "init": ("init_cmd", "Write a starter project: a topology, its kernels and their tests."),
     "validate": (
-        "ringctl.cli.topology_cmds",
+        "topology_cmds",
         "Check topology files: schema and graph (no kernel runs). Exit 2 if any has an error.",
     ),
     "graph": (
-        "ringctl.cli.topology_cmds",
+        "topology_cmds",
         "Show kernels, queues (capacity, policy) and launch order as a tree, Mermaid or DOT.",
     ),
     "schema": (
-        "ringctl.cli.topology_cmds",
+        "topology_cmds",
         "Print the JSON Schema of topology files (for editors; see docs/topology.md).",
     ),
-    "up": (
-        "ringctl.cli.up_cmd",
-        "Launch a topology in two phases, in dependency order, and run it.",
-    ),
+    "up": ("up_cmd", "Launch a topology in two phases, in dependency order, and run it."),
     "ps": (
-        "ringctl.cli.control_cmds",
+        "control_cmds",
         "List running topologies, or one topology's kernels (status word, metrics) and queues.",
     ),
     "top": (
-        "ringctl.cli.control_cmds",
+        "control_cmds",
         "The live dashboard of a running topology (q or Ctrl-C detaches; it keeps running).",
     ),
     "pause": (
-        "ringctl.cli.control_cmds",
+        "control_cmds",
         "Deactivate all kernels (or the ones named); messages keep queueing.",
     ),
     "resume": (
-        "ringctl.cli.control_cmds",
+        "control_cmds",
         "Reactivate paused kernels; what queued meanwhile is processed in order.",
     ),
     "down": (
-        "ringctl.cli.control_cmds",
+        "control_cmds",
         "Drain and terminate: sources first, then the rest in reverse launch order.",
     ),
     "logs": (
-        "ringctl.cli.ops_cmds",
+        "ops_cmds",
         "What the kernels printed, logged and raised, each line tagged with time and kernel.",
     ),
-    "tap": (
-        "ringctl.cli.ops_cmds",
-        "Sample the messages leaving a kernel's port, as they go by.",
-    ),
+    "tap": ("ops_cmds", "Sample the messages leaving a kernel's port, as they go by."),
     "restart": (
-        "ringctl.cli.ops_cmds",
+        "ops_cmds",
         "Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart).",
     ),
-    "scale": (
-        "ringctl.cli.ops_cmds",
-        "Change how many replicas of a running kernel share its inbox.",
-    ),
+    "scale": ("ops_cmds", "Change how many replicas of a running kernel share its inbox."),
     "apply": (
-        "ringctl.cli.apply_cmd",
+        "apply_cmd",
         "Change a running topology into what its edited file says, without stopping the rest.",
     ),
     "diff": (
-        "ringctl.cli.apply_cmd",
+        "apply_cmd",
         "What apply would change in a running topology, one line per change (exit 1 if any).",
     ),
     "smoke": (
-        "ringctl.cli.smoke_cmd",
+        "smoke_cmd",
         "Run each topology until it completes (or for smoke.duration) and check smoke.expect.",
     ),
-    "version": (
-        "ringctl.cli.init_cmd",
-        "Print ringctl's version (also `ringctl --version` and `-V`).",
-    ),
+    "version": ("init_cmd", "Print ringctl's version (also `ringctl --version` and `-V`)."),
 }
 
 
@@ -138,7 +123,7 @@ class LazyGroup(TyperGroup):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        module = entry[0]
+        module = f"ringctl.cli.{entry[0]}"
         if module not in self._loaded:
             self._loaded[module] = _load_module_commands(module)
         return self._loaded[module].get(cmd_name)

@@ -27,6 +27,37 @@ class EngineChoice(enum.StrEnum):
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+def complete_topology(incomplete: str) -> list[str]:
+    """Shell completion: the names of the topologies in the state directory."""
+    try:
+        from ringctl.api import names
+
+        return sorted(n for n in names() if n.startswith(incomplete))
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+
+
+def complete_kernel(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the kernel ids of the topology named before (or the only one)."""
+    try:
+        from ringctl.api import connect
+
+        name = ctx.params.get("name") or None
+        status = connect(name, timeout=1.0).status()
+        taken = set(ctx.params.get("kernels") or ())
+        ids = (str(k.get("id")) for k in status.get("kernels") or [] if isinstance(k, dict))
+        return sorted(k for k in ids if k.startswith(incomplete) and k not in taken)
+    except Exception:  # not running, or not answering: nothing to offer
+        return []
+
+
+#: ``KERNELS...`` of the commands that act on some kernels of a running topology.
+KernelsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
+]
+
+
 def run(action: Any) -> Any:
     """``action()``, a ringctl error rendered as ``error:``/``hint:`` with its exit code."""
     from ringctl.exceptions import RingctlError
@@ -76,17 +107,11 @@ def check_name(name: str | None) -> str | None:
 
     Names become file names in the state directory: ``../victim`` must never reach it.
     """
-    if name is None:
-        return None
-    from ringctl.api import check_name as check
-    from ringctl.exceptions import UserInputError
+    if name is not None:
+        from ringctl.api import check_name as check
 
-    try:
-        return check(name)
-    except UserInputError as exc:
-        from ringctl.cli import _render
-
-        _render.fail(exc)
+        run(lambda: check(name))
+    return name
 
 
 def seconds(value: float | None) -> float | None:
@@ -114,27 +139,3 @@ def per_second(value: float | None) -> float | None:
     if not math.isfinite(value) or not 0.1 <= value <= 1000:
         raise typer.BadParameter(f"must be a number from 0.1 to 1000; got {value!r}")
     return value
-
-
-def complete_topology(incomplete: str) -> list[str]:
-    """Shell completion: the names of the topologies in the state directory."""
-    try:
-        from ringctl.api import names
-
-        return sorted(n for n in names() if n.startswith(incomplete))
-    except Exception:  # completion must never print a traceback into the shell
-        return []
-
-
-def complete_kernel(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion: the kernel ids of the topology named before (or the only one)."""
-    try:
-        from ringctl.api import connect
-
-        name = ctx.params.get("name") or None
-        status = connect(name, timeout=1.0).status()
-        taken = set(ctx.params.get("kernels") or ())
-        ids = (str(k.get("id")) for k in status.get("kernels") or [] if isinstance(k, dict))
-        return sorted(k for k in ids if k.startswith(incomplete) and k not in taken)
-    except Exception:  # not running, or not answering: nothing to offer
-        return []

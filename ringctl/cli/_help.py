@@ -52,12 +52,10 @@ def usage_pieces(command: Any, ctx: Any) -> list[str]:
 
 
 def _default(param: Any) -> str:
+    default = param.default
     if param.param_type_name == "argument" or getattr(param, "is_flag", False):
         return ""
-    if param.show_default is False:
-        return ""
-    default = param.default
-    if default is None or default == () or default == []:
+    if param.show_default is False or default is None or default == () or default == []:
         return ""
     if isinstance(default, enum.Enum):
         default = default.value

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, NoReturn
 
 import typer
 
-__all__ = ["error", "fail", "print_json", "stderr", "table", "warning"]
+__all__ = ["error", "fail", "print_json", "rich_table", "stderr", "table", "warning"]
 
 
 @cache
@@ -101,3 +101,21 @@ def table(
     console.print(Text(line(header), style="bold"), no_wrap=True, crop=True)
     if shown:
         console.out("\n".join(line(row) for row in shown), highlight=False)
+
+
+def rich_table(
+    header: tuple[str, ...],
+    rows: Iterable[tuple[str, ...]],
+    *,
+    right: tuple[str, ...] = (),
+    title: str | None = None,
+) -> Any:
+    """rich's ``Table`` without borders, for a few rows: cells are markup."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, title=title, title_justify="left")
+    for col in header:
+        table.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table

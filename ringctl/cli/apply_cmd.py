@@ -16,20 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from ringctl.cli import _render
-from ringctl.cli._common import JsonOpt
+from ringctl.cli._common import JsonOpt, run
 
 _File = Annotated[
     Path, typer.Argument(help="The edited topology file.", show_default=False, dir_okay=False)
 ]
-
-
-def _call(action: Any) -> Any:
-    from ringctl.exceptions import RingctlError
-
-    try:
-        return action()
-    except RingctlError as exc:
-        _render.fail(exc)
 
 
 def _print_plan(result: dict[str, Any], title: str) -> None:
@@ -71,7 +62,7 @@ def apply(
     """
     from ringctl import api
 
-    result = _call(lambda: api.apply(file, name=name, dry_run=dry_run, timeout=timeout))
+    result = run(lambda: api.apply(file, name=name, dry_run=dry_run, timeout=timeout))
     if as_json:
         _render.print_json(result)
     elif dry_run:
@@ -92,7 +83,7 @@ def diff(
     """What apply would change in a running topology, one line per change (exit 1 if any)."""
     from ringctl import api
 
-    result = _call(lambda: api.diff(name, file))
+    result = run(lambda: api.diff(name, file))
     if as_json:
         _render.print_json(result)
     else:

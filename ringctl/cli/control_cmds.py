@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,8 +17,8 @@ from ringctl._printable import few, printable
 from ringctl.cli import _render
 from ringctl.cli._common import (
     JsonOpt,
+    KernelsArg,
     check_name,
-    complete_kernel,
     complete_topology,
     per_second,
     run,
@@ -33,10 +34,6 @@ _NameArg = Annotated[
     str | None,
     typer.Argument(help=_NAME_HELP, show_default=False, autocompletion=complete_topology),
 ]
-_KernelsArg = Annotated[
-    list[str] | None,
-    typer.Argument(help="Only these kernels.", show_default=False, autocompletion=complete_kernel),
-]
 _WaitOpt = Annotated[
     float | None,
     typer.Option(
@@ -50,10 +47,10 @@ _WaitOpt = Annotated[
 ]
 
 
-def _connect(name: str | None, timeout: float = 10.0) -> Running:
+def _connect(name: str | None, wait: float | None) -> Running:
     from ringctl.api import connect
 
-    return connect(check_name(name), timeout=timeout)
+    return connect(check_name(name), timeout=10.0 if wait is None else wait)
 
 
 def ps(
@@ -73,38 +70,37 @@ def ps(
     A topology whose supervisor does not answer is listed as "not responding".
     """
     check_name(name)
-    answer = 10.0 if wait is None else wait
     if name is None:
-        from ringctl.api import listing
+        from ringctl.api import applies, finished, listing
 
         died: list[str] = []
         found = run(lambda: listing(died=died))
-        finished = _finished() if show_all else []
-        applies = _applies() if show_all else []
+        ended = finished() if show_all else []  # newest first
+        applied = applies() if show_all else []  # newest first
         if as_json:
             doc: dict[str, Any] = {"topologies": found}
             if show_all:
-                doc["finished"] = finished
-                doc["applied"] = applies
+                doc["finished"] = ended
+                doc["applied"] = applied
             _render.print_json(doc)
             return
         for gone in died:
             _render.warning(
                 f"{gone}: its supervisor died before the run ended (ringctl ps -a lists it)"
             )
-        if not found and not finished:
+        if not found and not ended:
             typer.echo("no topology is running (start one with: ringctl up FILE)")
             return
         if found:
             _print_topologies(found)
         elif show_all:
             typer.echo("no topology is running")
-        if finished:
-            _print_finished(finished)
-        if applies:
-            _print_applies(applies)
+        if ended:
+            _print_finished(ended)
+        if applied:
+            _print_applies(applied)
         return
-    status = run(lambda: _connect(name, answer).status())
+    status = run(lambda: _connect(name, wait).status())
     if as_json:
         _render.print_json(status)
         return
@@ -112,22 +108,12 @@ def ps(
 
 
 def _print_topologies(found: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("NAME", "STATE", "UPTIME", "PID", "FILE", "APPLIED"):
-        table.add_column(col)
-    for t in found:
-        uptime = t.get("uptime_s")
-        state = str(t.get("state"))
-        if t.get("loop") == "blocked":
-            state += " (loop blocked)"
-        table.add_row(_shown(t.get("name")), _shown(state),
-                      f"{uptime:.1f}s" if isinstance(uptime, int | float) else "?",
-                      _shown(t.get("pid")), _shown(t.get("file") or ""),
-                      _applied_cell(t.get("applied")))  # fmt: skip
+    rows = [(_shown(t.get("name")),
+             _shown(f"{t.get('state')}{' (loop blocked)' if t.get('loop') == 'blocked' else ''}"),
+             _duration(t.get("uptime_s")), _shown(t.get("pid")), _shown(t.get("file") or ""),
+             _applied_cell(t.get("applied"))) for t in found]  # fmt: skip
     console = make_console()
-    console.print(table)
+    console.print(_render.rich_table(("NAME", "STATE", "UPTIME", "PID", "FILE", "APPLIED"), rows))
     for t in found:
         if t.get("state") == "not responding":
             console.print(
@@ -137,50 +123,32 @@ def _print_topologies(found: list[dict[str, Any]]) -> None:
             )
 
 
-def _finished() -> list[dict[str, Any]]:
-    from ringctl.api import finished
-
-    return finished()  # newest first
-
-
 def _print_finished(finished: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, title="finished", title_justify="left")
-    for col in ("NAME", "OUTCOME", "EXIT", "DURATION", "ENDED", "REASON"):
-        table.add_column(col, justify="right" if col in ("EXIT", "DURATION") else "left")
-    for t in finished:
-        ended = t.get("ended")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended)) if ended else "?"
-        table.add_row(_shown(t.get("name")), _shown(t.get("outcome")), _shown(t.get("exit_code")),
-                      _duration(t.get("duration_s")), when,
-                      _shown(t.get("reason") or ""))  # fmt: skip
+    rows = [(_shown(t.get("name")), _shown(t.get("outcome")), _shown(t.get("exit_code")),
+             _duration(t.get("duration_s")), _clock(t.get("ended") or None, "?"),
+             _shown(t.get("reason") or "")) for t in finished]  # fmt: skip
+    cols = ("NAME", "OUTCOME", "EXIT", "DURATION", "ENDED", "REASON")
+    table = _render.rich_table(cols, rows, right=("EXIT", "DURATION"), title="finished")
     make_console().print(table)
-
-
-def _applies() -> list[dict[str, Any]]:
-    from ringctl.api import applies
-
-    return applies()  # newest first
 
 
 def _print_applies(applies: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, title="applied", title_justify="left")
-    for col in ("NAME", "APPLIED", "FILE", "CHANGES"):
-        table.add_column(col)
-    for a in applies:
-        changes = a.get("changes")
-        changes = changes if isinstance(changes, list) else []
-        table.add_row(_shown(a.get("name")), _clock(a.get("at")), _shown(a.get("file")),
-                      _shown("; ".join(str(c).strip() for c in changes)))  # fmt: skip
+    rows = [
+        (_shown(a.get("name")), _clock(a.get("at")), _shown(a.get("file")), _shown(_changes(a)))
+        for a in applies
+    ]
+    table = _render.rich_table(("NAME", "APPLIED", "FILE", "CHANGES"), rows, title="applied")
     make_console().print(table)
 
 
-def _clock(at: Any) -> str:
+def _changes(applied: dict[str, Any]) -> str:
+    changes = applied.get("changes")
+    return "; ".join(str(c).strip() for c in changes) if isinstance(changes, list) else ""
+
+
+def _clock(at: Any, missing: str = "--") -> str:
     if not isinstance(at, int | float):
-        return "--"
+        return missing
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
@@ -213,15 +181,12 @@ def _duration(value: Any) -> str:
 
 def _metrics_text(metrics: Any) -> str:
     """``total=333328333350000 batches=100``: a kernel's own figures, whole."""
-    if not isinstance(metrics, dict) or not metrics:
+    if not isinstance(metrics, dict):
         return ""
-    return " ".join(f"{key}={_metric_value(value)}" for key, value in metrics.items())
-
-
-def _metric_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return " ".join(
+        f"{key}={f'{value:.6g}' if isinstance(value, float) else value}"
+        for key, value in metrics.items()
+    )
 
 
 def _shown(value: Any) -> str:
@@ -329,42 +294,34 @@ def _print_status(status: dict[str, Any]) -> None:
         console.print(f"[red]failure: {_shown(st.failure)}[/]")
 
 
-def _control(
-    op: str, name: str | None, kernels: list[str] | None, as_json: bool, wait: float | None
-) -> None:
-    answer = 10.0 if wait is None else wait
-    running = run(lambda: _connect(name, answer))
-    act = running.pause if op == "pause" else running.resume
-    result = run(lambda: act(kernels or None))
-    if as_json:
-        _render.print_json(result)
-        return
-    done = result.get("paused" if op == "pause" else "resumed") or []
-    verb = "paused" if op == "pause" else "resumed"
-    if done:
-        typer.echo(f"{verb}: {few(done)}")
-    else:
-        typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
+def _pause_or_resume(op: str, doc: str) -> Callable[..., None]:
+    def command(
+        name: _NameArg = None,
+        kernels: KernelsArg = None,
+        as_json: JsonOpt = False,
+        wait: _WaitOpt = None,
+    ) -> None:
+        running = run(lambda: _connect(name, wait))
+        result = run(lambda: getattr(running, op)(kernels or None))
+        if as_json:
+            _render.print_json(result)
+            return
+        done = result.get(f"{op}d") or []  # "paused" or "resumed"
+        if done:
+            typer.echo(f"{op}d: {few(done)}")
+        else:
+            typer.echo(f"nothing to do: no kernel was {'active' if op == 'pause' else 'paused'}")
+
+    command.__doc__ = doc
+    return command
 
 
-def pause(
-    name: _NameArg = None,
-    kernels: _KernelsArg = None,
-    as_json: JsonOpt = False,
-    wait: _WaitOpt = None,
-) -> None:
-    """Deactivate all kernels (or the ones named); messages keep queueing."""
-    _control("pause", name, kernels, as_json, wait)
-
-
-def resume(
-    name: _NameArg = None,
-    kernels: _KernelsArg = None,
-    as_json: JsonOpt = False,
-    wait: _WaitOpt = None,
-) -> None:
-    """Reactivate paused kernels; what queued meanwhile is processed in order."""
-    _control("resume", name, kernels, as_json, wait)
+pause = _pause_or_resume(
+    "pause", "Deactivate all kernels (or the ones named); messages keep queueing."
+)
+resume = _pause_or_resume(
+    "resume", "Reactivate paused kernels; what queued meanwhile is processed in order."
+)
 
 
 def down(
@@ -383,8 +340,7 @@ def down(
     --wait bounds the wait for the supervisor to start the down and, after that, for each
     progress line (it sends one every fraction of a second while it drains).
     """
-    answer = 10.0 if wait is None else wait
-    running = run(lambda: _connect(name, answer))
+    running = run(lambda: _connect(name, wait))
 
     def progress(data: dict[str, Any]) -> None:
         if as_json:
@@ -466,8 +422,6 @@ def top(
     if sys.stdout.isatty():
         run_live(current, refresh_per_second=refresh, give_up_after_s=5.0)
     else:  # a pipe or a file: plain lines, as `up` writes them, at most one a second
-        import time
-
         from ringctl.dashboard.plain import run_plain
 
         deadline = time.monotonic() + 5.0
@@ -479,7 +433,7 @@ def top(
 
 def register(app: typer.Typer) -> None:
     app.command()(ps)
-    app.command()(pause)
-    app.command()(resume)
+    app.command("pause")(pause)
+    app.command("resume")(resume)
     app.command()(down)
     app.command()(top)

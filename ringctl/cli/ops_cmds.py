@@ -16,7 +16,15 @@ import typer
 
 from ringctl._printable import printable
 from ringctl.cli import RingctlCommand, _render
-from ringctl.cli._common import JsonOpt, complete_kernel, complete_topology, run, usage_error
+from ringctl.cli._common import (
+    JsonOpt,
+    KernelsArg,
+    check_name,
+    complete_kernel,
+    complete_topology,
+    run,
+    usage_error,
+)
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -58,17 +66,6 @@ def log_lines(record: dict[str, Any]) -> list[str]:
     return [prefix + printable(line, lines=True) for line in text.split("\n")]
 
 
-def _select(
-    records: list[dict[str, Any]], kernels: list[str] | None, since: float | None
-) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in records
-        if (not kernels or r.get("kernel") in kernels)
-        and (since is None or float(r.get("ts") or 0) >= since)
-    ]
-
-
 def logs(
     name: Annotated[
         str | None,
@@ -78,12 +75,7 @@ def logs(
             autocompletion=complete_topology,
         ),
     ] = None,
-    kernels: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Only these kernels.", show_default=False, autocompletion=complete_kernel
-        ),
-    ] = None,
+    kernels: KernelsArg = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
     ] = False,
@@ -103,24 +95,22 @@ def logs(
     Works while the topology runs (foreground or -d) and after it ended, until the next
     run of the same name. A failed kernel's traceback is here in full.
     """
-    from ringctl.api import kernel_log
+    from ringctl.api import LogFollower, kernel_log
 
-    if name is not None:
-        _check_name(name)
+    check_name(name)
     found = run(lambda: kernel_log(name))
     name, path = found.name, found.path
     if kernels:
         _check_kernels(name, kernels)
     cutoff = run(lambda: parse_since(since, time.time())) if since else None
-    from ringctl.api import LogFollower
 
     def render(records: list[dict[str, Any]]) -> list[str]:
         lines: list[str] = []
-        for record in _select(records, kernels, cutoff):
-            if as_json:
-                lines.append(json.dumps(record, ensure_ascii=False))
-            else:
-                lines.extend(log_lines(record))
+        for r in records:
+            if (not kernels or r.get("kernel") in kernels) and (
+                cutoff is None or float(r.get("ts") or 0) >= cutoff
+            ):
+                lines.extend([json.dumps(r, ensure_ascii=False)] if as_json else log_lines(r))
         return lines
 
     # One reader for the backlog and what follows it: no line written in between is lost.
@@ -169,17 +159,6 @@ def _say_if_died(name: str) -> None:
     last = last_run(name)
     if last is not None and last.get("outcome") == "died":
         _render.warning(f"{name}: {last.get('reason')}")
-
-
-def _check_name(name: str) -> None:
-    """A topology name as topology files spell it (never a path into somewhere else)."""
-    from ringctl.api import check_name
-    from ringctl.exceptions import UserInputError
-
-    try:
-        check_name(name)
-    except UserInputError as exc:
-        _render.fail(exc)
 
 
 def _check_kernels(name: str, kernels: list[str]) -> None:
@@ -252,8 +231,7 @@ def tap(
     if not kernel or (target.count(".") and not port):
         _render.fail(usage_error(f"{target!r} is not KERNEL or KERNEL.PORT", "e.g. square.out"))
     port = port or "out"
-    if chosen is not None:
-        _check_name(chosen)
+    check_name(chosen)
     running = run(lambda: connect(chosen))
     name = running.name
     messages = running.tap(kernel, port, count)
@@ -300,13 +278,16 @@ def tap(
 # -- restart and scale ---------------------------------------------------------------------
 
 
+_Running = Annotated[
+    str,
+    typer.Argument(
+        help="The running topology.", show_default=False, autocompletion=complete_topology
+    ),
+]
+
+
 def restart(
-    name: Annotated[
-        str,
-        typer.Argument(
-            help="The running topology.", show_default=False, autocompletion=complete_topology
-        ),
-    ],
+    name: _Running,
     kernels: Annotated[
         list[str],
         typer.Argument(
@@ -321,7 +302,7 @@ def restart(
     """Stop and relaunch kernels; each keeps its inbox and ctx.state (counts as a restart)."""
     from ringctl.api import connect
 
-    _check_name(name)
+    check_name(name)
     running = run(lambda: connect(name))
     result = run(lambda: running.restart(kernels, timeout))
     if as_json:
@@ -345,12 +326,7 @@ def parse_scale(items: list[str]) -> list[tuple[str, int]]:
 
 
 def scale(
-    name: Annotated[
-        str,
-        typer.Argument(
-            help="The running topology.", show_default=False, autocompletion=complete_topology
-        ),
-    ],
+    name: _Running,
     targets: Annotated[
         list[str],
         typer.Argument(metavar="KERNEL=N", help="New replica counts.", show_default=False),
@@ -366,13 +342,9 @@ def scale(
     why there); removed ones finish the message in hand. Nothing queued is lost.
     """
     from ringctl.api import connect
-    from ringctl.exceptions import RingctlError
 
-    try:
-        wanted = parse_scale(targets)
-    except RingctlError as exc:
-        _render.fail(exc)
-    _check_name(name)
+    wanted = run(lambda: parse_scale(targets))
+    check_name(name)
     running = run(lambda: connect(name))
     results = []
     for kernel, replicas in wanted:

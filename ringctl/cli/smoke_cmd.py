@@ -89,26 +89,24 @@ def _write_report(path: Path, xml: str) -> bool:
 
 def _print_table(results: list[Any]) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from ringctl._printable import printable
     from ringctl.cli._common import console as make_console
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("RESULT", "TOPOLOGY", "SECONDS", "OUTCOME", "CHECKS", "FILE"):
-        table.add_column(col)
-    for r in results:
-        passed = sum(1 for c in r.checks if c.ok)
-        table.add_row(
+    rows = [
+        (
             "[green]PASS[/]" if r.ok else "[red]FAIL[/]",
             escape(printable(r.name)),
             f"{r.seconds:.2f}",
             escape(printable(r.outcome)),
-            f"{passed}/{len(r.checks)}",
+            f"{sum(1 for c in r.checks if c.ok)}/{len(r.checks)}",
             escape(printable(_short(r.file))),
         )
+        for r in results
+    ]
     console = make_console()
-    console.print(table)
+    cols = ("RESULT", "TOPOLOGY", "SECONDS", "OUTCOME", "CHECKS", "FILE")
+    console.print(_render.rich_table(cols, rows))
     for r in results:
         for failure in r.failures:
             console.print(f"[red]{escape(printable(f'{r.name}: {failure}'))}[/]")
@@ -116,8 +114,6 @@ def _print_table(results: list[Any]) -> None:
 
 def _short(file: str) -> str:
     """A file under the current folder as a relative path; anything else as it is."""
-    import os
-
     relative = os.path.relpath(file) if os.path.isabs(file) else file
     return file if relative.startswith("..") else relative
 

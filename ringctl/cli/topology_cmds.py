@@ -59,6 +59,7 @@ def validate(
     runs start from it.
     """
     import contextlib
+    import dataclasses
     import sys
 
     from ringctl.api import check
@@ -81,13 +82,7 @@ def validate(
                 _print_diagnostics(found)
                 typer.echo(f"{file}: {len(found)} error{'s' if len(found) != 1 else ''}", err=True)
         else:
-            report.update(
-                ok=True,
-                name=summary.name,
-                kernels=summary.kernels,
-                queues=summary.queues,
-                engine=summary.engine,
-            )
+            report.update(ok=True, **dataclasses.asdict(summary))  # name, kernels, queues, engine
             if not as_json:
                 imported = ", entries imported" if import_entries else ""
                 kernels = _count(summary.kernels, "kernel")

@@ -18,8 +18,10 @@ import typer
 from ringctl.cli import _render
 from ringctl.cli._common import (
     EngineChoice,
+    check_name,
     load_file,
     per_second,
+    run,
     say,
     seconds,
 )
@@ -98,7 +100,8 @@ def up(
 
         from ringctl.api import TopologyFile
 
-        topology = TopologyFile(dataclasses.replace(topology.plan, name=_checked_name(name)))
+        check_name(name)  # it names files in the state directory
+        topology = TopologyFile(dataclasses.replace(topology.plan, name=name))
     if detach:
         _detach(file, topology.name, duration, timeout, engine, address)
         return
@@ -139,22 +142,14 @@ def _final_document(
 ) -> None:
     """``--json-stream``'s last line: the final status document plus the run's ``result``
     (outcome, exit code, reason, failure, the drain's report and the accounting)."""
+    from ringctl.api import RunReport
     from ringctl.dashboard.plain import json_line
 
-    doc: dict[str, Any] = dict(status or {})
-    if result is not None:
-        doc["result"] = result.result()
-    else:
-        doc["result"] = {
-            "outcome": "failed",
-            "exit_code": int(getattr(error, "exit_code", 1)),
-            "reason": "launch failed",
-            "failure": getattr(error, "message", None) or str(error),
-            "down": None,
-            "accounting": None,
-            "launch_stopped": False,
-        }
-    sys.stdout.write(json_line(doc) + "\n")
+    if result is None:  # the launch failed
+        failure = getattr(error, "message", None) or str(error)
+        code = int(getattr(error, "exit_code", 1))
+        result = RunReport("", "failed", code, "launch failed", failure, None, None, {})
+    sys.stdout.write(json_line({**(status or {}), "result": result.result()}) + "\n")
     sys.stdout.flush()
 
 
@@ -221,8 +216,7 @@ def _run_foreground(
         name = phase.get("name", "")
         if dashboard or name not in ("launch", "activate") or phase["done"] != phase["total"]:
             return
-        verb = "launched" if name == "launch" else "activated"
-        label = "phase 1" if name == "launch" else "phase 2"
+        label, verb = ("phase 1", "launched") if name == "launch" else ("phase 2", "activated")
         say(f"{label}: {verb} {phase['total']} kernels in {phase['elapsed_s'] * 1e3:.2f} ms")
 
     def on_tick(status: dict[str, Any]) -> None:
@@ -394,14 +388,12 @@ def _detach(
     address: str | None,
 ) -> None:
     from ringctl.api import start_detached
-    from ringctl.exceptions import RingctlError
 
-    try:
-        started = start_detached(
+    started = run(
+        lambda: start_detached(
             file, name, duration=duration, timeout=timeout, engine=engine, address=address
         )
-    except RingctlError as exc:
-        _render.fail(exc)
+    )
     if started.outcome == "up":
         say(f"{name} is up (pid {started.pid}); log: {started.log}")
         typer.echo(f"  ringctl ps {name}    ringctl top {name}    ringctl down {name}", err=True)
@@ -422,12 +414,3 @@ def _detach(
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
-
-
-def _checked_name(name: str) -> str:
-    """``--name``: a valid topology name (it names files in the state directory), or exit 2."""
-    from ringctl.cli._common import check_name
-
-    checked = check_name(name)
-    assert checked is not None
-    return checked

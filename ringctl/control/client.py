@@ -21,7 +21,7 @@ from ringctl.control.history import clean_if_stale
 from ringctl.control.paths import StateDir, TopologyFiles, state_dir
 from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError, UserInputError
 
-__all__ = ["ControlClient", "SupervisorDiedError", "find", "running"]
+__all__ = ["ControlClient", "SupervisorDiedError", "find", "refusal", "running"]
 
 
 class SupervisorDiedError(TopologyNotRunningError):
@@ -131,13 +131,18 @@ class ControlClient:
                 continue
             if message["ok"]:
                 return message.get("result")
-            error = message.get("error") or {}
-            exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
-            exc.exit_code = int(error.get("exit_code", 1))
-            raise exc
+            raise refusal(message)
         raise TopologyNotRunningError(
             f"the supervisor of {self.files.name!r} closed the connection without a reply"
         )
+
+
+def refusal(reply: dict[str, Any]) -> ControlPlaneError:
+    """The error a ``{"ok": false, "error": ...}`` reply carries, with its exit code."""
+    error = reply.get("error") or {}
+    exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
+    exc.exit_code = int(error.get("exit_code", 1))
+    return exc
 
 
 #: How long ``running`` waits for each supervisor's ping.

@@ -34,14 +34,10 @@ _RUNS: Final = "history.jsonl"
 _APPLIES: Final = "applies.jsonl"
 
 
-def _path(directory: StateDir, name: str = _RUNS) -> Path:
-    return directory.path / name
-
-
 def read_history(directory: StateDir, *, name: str = _RUNS) -> list[dict[str, Any]]:
     """The finished runs, oldest first (lines that do not parse are skipped)."""
     try:
-        text = _path(directory, name).read_text(encoding="utf-8", errors="replace")
+        text = (directory.path / name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     out = []
@@ -67,7 +63,7 @@ def record_run(
     directory: StateDir, entry: dict[str, Any], *, keep: int = MAX_ENTRIES, name: str = _RUNS
 ) -> None:
     """Append ``entry``, dropping the oldest past ``keep``. Raises ``OSError`` (disk full)."""
-    path = _path(directory, name)
+    path = directory.path / name
     fd = os.open(directory.path / "history.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

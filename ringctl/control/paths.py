@@ -203,20 +203,17 @@ class StateDir:
             raise UserInputError(
                 f"cannot use the state directory {self.path}: {exc.strerror or exc}", hint=_HINT
             ) from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise UserInputError(f"the state directory {self.path} is not a directory", hint=_HINT)
-        if st.st_uid != os.getuid():
-            raise UserInputError(
-                f"the state directory {self.path} belongs to another user (uid {st.st_uid})",
-                hint=_HINT,
-            )
         mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o022:
-            raise UserInputError(
-                f"the state directory {self.path} is writable by others (mode {mode:o}); "
-                "ringctl will not keep control sockets there",
-                hint=_HINT,
-            )
+        others = (
+            f"is writable by others (mode {mode:o}); ringctl will not keep control sockets there"
+        )
+        for bad, problem in (
+            (not stat.S_ISDIR(st.st_mode), "is not a directory"),
+            (st.st_uid != os.getuid(), f"belongs to another user (uid {st.st_uid})"),
+            (mode & 0o022, others),
+        ):
+            if bad:
+                raise UserInputError(f"the state directory {self.path} {problem}", hint=_HINT)
         # Every command that looks here also frees the shared memory of runs whose
         # supervisor was killed together with its workers (nobody else could).
         from ringctl.engine.local.persistent.leftovers import reclaim
@@ -244,7 +241,4 @@ class StateDir:
         """Names that have a socket or pid file here (running, or stale and not yet cleaned)."""
         if not self.check():
             return []
-        found = {p.stem for p in self.path.glob("*.sock")} | {
-            p.stem for p in self.path.glob("*.pid")
-        }
-        return sorted(found)
+        return sorted({p.stem for kind in ("*.sock", "*.pid") for p in self.path.glob(kind)})

@@ -27,38 +27,13 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from ringctl.checks import MAX_NAME_LENGTH, MAX_SECONDS
-from ringctl.control.wire import (
-    MAX_LINE,
-    PROTOCOL_VERSION,
-    encode,
-    error_reply,
-    event,
-    ok_reply,
-)
+from ringctl.control.wire import MAX_LINE as MAX_LINE
+from ringctl.control.wire import PROTOCOL_VERSION
+from ringctl.control.wire import encode as encode
+from ringctl.control.wire import error_reply as error_reply
+from ringctl.control.wire import event as event
+from ringctl.control.wire import ok_reply as ok_reply
 from ringctl.exceptions import UserInputError
-
-__all__ = [
-    "MAX_LINE",
-    "PROTOCOL_VERSION",
-    "REQUESTS",
-    "ApplyRequest",
-    "BadRequest",
-    "DownRequest",
-    "Envelope",
-    "KernelsRequest",
-    "NoArgs",
-    "Request",
-    "RestartRequest",
-    "ScaleRequest",
-    "TapRequest",
-    "WatchRequest",
-    "decode",
-    "encode",
-    "error_reply",
-    "event",
-    "ok_reply",
-    "parse_request",
-]
 
 #: More kernels than any topology may have (the schema's bound is lower).
 _MAX_KERNELS_NAMED: Final = 10_000

@@ -15,23 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ringctl.checks import check_name
-from ringctl.control.client import ControlClient, find
+from ringctl.control.client import ControlClient, find, refusal
 from ringctl.control.client import running as _running
 from ringctl.control.history import clean_if_stale, read_applies, read_history
 from ringctl.control.paths import TopologyFiles, state_dir
-from ringctl.exceptions import ControlPlaneError, TopologyNotRunningError
-
-__all__ = [
-    "KernelLog",
-    "Running",
-    "applies",
-    "connect",
-    "finished",
-    "kernel_log",
-    "last_run",
-    "listing",
-    "names",
-]
+from ringctl.exceptions import TopologyNotRunningError
 
 
 class Running:
@@ -45,25 +33,27 @@ class Running:
     def name(self) -> str:
         return self._files.name
 
+    def _ask(self, op: str, wait: float | None = None, /, **args: Any) -> dict[str, Any]:
+        """One request; ``wait``: a command's own timeout, which its answer may take."""
+        client = self._client if wait is None else ControlClient(self._files, timeout=wait + 30)
+        answer: dict[str, Any] = client.request(op, **args)
+        return answer
+
     def ping(self) -> dict[str, Any]:
         """Name, state, pid, uptime: answered even while the kernels' loop is busy."""
-        answer: dict[str, Any] = self._client.request("ping")
-        return answer
+        return self._ask("ping")
 
     def status(self) -> dict[str, Any]:
         """The status document (``ringctl ps NAME --json``)."""
-        answer: dict[str, Any] = self._client.request("status")
-        return answer
+        return self._ask("status")
 
     def pause(self, kernels: list[str] | None = None) -> dict[str, Any]:
         """Deactivate every kernel, or those named: ``{"paused": [...]}``."""
-        answer: dict[str, Any] = self._client.request("pause", **_only(kernels))
-        return answer
+        return self._ask("pause", **({"kernels": kernels} if kernels else {}))
 
     def resume(self, kernels: list[str] | None = None) -> dict[str, Any]:
         """Reactivate paused kernels: ``{"resumed": [...]}``."""
-        answer: dict[str, Any] = self._client.request("resume", **_only(kernels))
-        return answer
+        return self._ask("resume", **({"kernels": kernels} if kernels else {}))
 
     def down(
         self,
@@ -90,17 +80,11 @@ class Running:
 
     def restart(self, kernels: list[str], timeout: float = 5.0) -> dict[str, Any]:
         """Stop and relaunch kernels (``timeout`` each to stop): ``{"restarted": [...]}``."""
-        client = ControlClient(self._files, timeout=timeout + 30.0)
-        answer: dict[str, Any] = client.request("restart", kernels=kernels, timeout=timeout)
-        return answer
+        return self._ask("restart", timeout, kernels=kernels, timeout=timeout)
 
     def scale(self, kernel: str, replicas: int, timeout: float = 5.0) -> dict[str, Any]:
         """Change a kernel's replica count: ``{"kernel", "before", "after"}``."""
-        client = ControlClient(self._files, timeout=timeout + 30.0)
-        answer: dict[str, Any] = client.request(
-            "scale", kernel=kernel, replicas=replicas, timeout=timeout
-        )
-        return answer
+        return self._ask("scale", timeout, kernel=kernel, replicas=replicas, timeout=timeout)
 
     def tap(
         self, kernel: str, port: str = "out", count: int | None = None
@@ -111,10 +95,7 @@ class Running:
         for message in self._client.stream("tap", kernel=kernel, port=port, count=count):
             if "ok" in message:
                 if not message["ok"]:
-                    error = message.get("error") or {}
-                    exc = ControlPlaneError(str(error.get("message")), hint=error.get("hint"))
-                    exc.exit_code = int(error.get("exit_code", 1))
-                    raise exc
+                    raise refusal(message)
                 summary: dict[str, Any] = message.get("result") or {}
                 return summary
             if message.get("event") == "waiting":
@@ -132,10 +113,6 @@ class Running:
         for message in self._client.stream("watch", interval=interval):
             if message.get("event") == "status":
                 yield message.get("data") or {}
-
-
-def _only(kernels: list[str] | None) -> dict[str, Any]:
-    return {"kernels": kernels} if kernels else {}
 
 
 def connect(name: str | None = None, *, timeout: float = 10.0) -> Running:

@@ -99,7 +99,7 @@ class ControlServer:
         self._ops: dict[str, Handler] = {
             **{op: self._handing(call) for op, call in commands.items()},
             "ping": self._ping,
-            "status": self._status,
+            "status": lambda *_: self._document(),
             "down": self._down,
             "watch": self._watch,
             "tap": self._tap,
@@ -375,9 +375,7 @@ class ControlServer:
 
     # -- ops -----------------------------------------------------------------------------
 
-    async def _ping(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
-    ) -> Any:
+    async def _ping(self, *_: object) -> Any:
         t = self.target
         loop = t.loop_report()
         return {
@@ -389,11 +387,6 @@ class ControlServer:
             "loop": loop.get("status") if loop else None,
             "applied": t.applied,
         }
-
-    async def _status(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
-    ) -> Any:
-        return await self._document()
 
     async def _document(self) -> dict[str, Any]:
         """A fresh status if the kernels' loop answers in time, else the last one."""
@@ -427,7 +420,7 @@ class ControlServer:
         return await self._handoff.run(make, claim, refused=self._refused(request.op))
 
     async def _down(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+        self, request: protocol.Request, writer: asyncio.StreamWriter, *_: object
     ) -> Any:
         args = request.args
         assert isinstance(args, protocol.DownRequest) and self._handoff is not None
@@ -462,7 +455,7 @@ class ControlServer:
                 await pumper
 
     async def _watch(
-        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+        self, request: protocol.Request, writer: asyncio.StreamWriter, *_: object
     ) -> Any:
         args = request.args
         assert isinstance(args, protocol.WatchRequest)
@@ -480,12 +473,7 @@ class ControlServer:
                 await asyncio.sleep(step)
                 waited += step
 
-    async def _apply(
-        self,
-        request: protocol.Request,
-        writer: asyncio.StreamWriter,
-        reader: asyncio.StreamReader,
-    ) -> Any:
+    async def _apply(self, request: protocol.Request, *_: object) -> Any:
         """Diff (and unless ``dry_run``, carry out) the edited file; each apply that
         changed something is added to the history ``ringctl ps -a`` shows."""
         from ringctl.control.history import record_apply
@@ -505,10 +493,7 @@ class ControlServer:
         return result
 
     async def _tap(
-        self,
-        request: protocol.Request,
-        writer: asyncio.StreamWriter,
-        reader: asyncio.StreamReader,
+        self, request: protocol.Request, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
     ) -> Any:
         """Attach on the kernels' loop, stream from here, detach on the kernels' loop."""
         args = request.args

@@ -72,12 +72,9 @@ def start_detached(
         )
     args = [sys.executable, "-m", "ringctl.cli", "up", str(file), "--no-dashboard",
             "--timeout", str(timeout), "--interval", "5", "--name", name]  # fmt: skip
-    if duration is not None:
-        args += ["--duration", str(duration)]
-    if engine is not None:
-        args += ["--engine", engine]
-    if address is not None:
-        args += ["--address", address]
+    for option, value in (("--duration", duration), ("--engine", engine), ("--address", address)):
+        if value is not None:
+            args += [option, str(value)]
     try:
         fd = os.open(files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "ab") as log:

@@ -118,16 +118,11 @@ def _checks(plan: Plan, status: dict[str, Any]) -> list[Check]:
         if k is None:
             checks.append(Check(kernel_id, "exists", True, False, False))
             continue
-        minimums = (("min_messages_in", k["messages_in"]), ("min_messages_out", k["messages_out"]))
-        maximums = (("max_errors", k["errors"]), ("max_drops", k["drops"]))
-        for what, actual in minimums:
-            expected = getattr(expect, what)
+        for what in ("min_messages_in", "min_messages_out", "max_errors", "max_drops"):
+            expected, actual = getattr(expect, what), k[what[4:]]  # min_messages_in: messages_in
             if expected is not None:
-                checks.append(Check(kernel_id, what, expected, actual, actual >= expected))
-        for what, actual in maximums:
-            expected = getattr(expect, what)
-            if expected is not None:
-                checks.append(Check(kernel_id, what, expected, actual, actual <= expected))
+                ok = actual >= expected if what.startswith("min_") else actual <= expected
+                checks.append(Check(kernel_id, what, expected, actual, ok))
         if expect.must_complete:
             checks.append(Check(kernel_id, "must_complete", True, k["completed"], k["completed"]))
         metrics = k.get("metrics") or {}

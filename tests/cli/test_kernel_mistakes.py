@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,15 +58,23 @@ def pipeline(tmp_path: Path, name: str, stay: bool) -> Path:
     return path
 
 
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A folder whose path fits the run summary's column (pytest's own may not, under xdist)."""
+    folder = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_a_send_never_awaited_is_an_event_and_an_error_of_the_kernel(
-    tmp_path: Path, ringctl: Ringctl
+    short_path: Path, ringctl: Ringctl
 ) -> None:
-    where = f"{tmp_path / 'forgot.py'}:7: coroutine 'KernelContext.send' was never awaited"
-    result = ringctl("up", pipeline(tmp_path, "forgot", stay=False), "--no-dashboard")
+    where = f"{short_path / 'forgot.py'}:7: coroutine 'KernelContext.send' was never awaited"
+    result = ringctl("up", pipeline(short_path, "forgot", stay=False), "--no-dashboard")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"event warning: source: {where}: add `await` before the call" in result.stdout
     summary = next(x for x in result.stderr.splitlines() if x.strip().startswith("source "))
-    assert "errors 1" in summary and f"last_error={tmp_path / 'forgot.py'}:7" in summary, summary
+    assert "errors 1" in summary and f"last_error={short_path / 'forgot.py'}:7" in summary, summary
     logs = ringctl("logs", "forgot", "source")
     assert where in logs.stdout, logs.stdout + logs.stderr
 
