@@ -4,7 +4,9 @@ An engine keeps one ``KernelBook`` per kernel (its own subclass, with what it ne
 run it) in a ``KernelTable``; the table answers the questions every engine answers the
 same way: which kernels there are, their state and info (a ``@ring_kernel`` registered
 but never launched here is CREATED, to both), who to tell about a move, and when a
-kernel has finished. Every move goes through the one transition table
+kernel has finished. It checks what ``launch``, ``activate`` / ``deactivate`` /
+``reactivate`` and ``scale`` are asked for; each engine only says how its replicas obey
+(``_obey``, ``_rescale``). Every move goes through the one transition table
 (``ringctl.engine.lifecycle``) by ``KernelBook.move``.
 """
 
