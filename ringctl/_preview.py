@@ -51,18 +51,14 @@ def preview(value: Any, depth: int = 0) -> Any:
         return _array(value)
     if depth >= MAX_DEPTH:
         return {"type": _type_name(value), "repr": _short_repr(value)}
+    names: list[str] | None = None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [f.name for f in dataclasses.fields(value)][:MAX_FIELDS]
-        return {
-            "type": _type_name(value),
-            "fields": {n: preview(getattr(value, n), depth + 1) for n in names},
-        }
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
-        names = list(value._fields)[:MAX_FIELDS]
-        return {
-            "type": _type_name(value),
-            "fields": {n: preview(getattr(value, n), depth + 1) for n in names},
-        }
+        names = [f.name for f in dataclasses.fields(value)]
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
+        names = list(value._fields)
+    if names is not None:
+        fields = {n: preview(getattr(value, n), depth + 1) for n in names[:MAX_FIELDS]}
+        return {"type": _type_name(value), "fields": fields}
     if isinstance(value, Mapping):
         items = list(value.items())
         doc = {str(k): preview(v, depth + 1) for k, v in items[:MAX_FIELDS]}

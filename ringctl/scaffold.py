@@ -127,14 +127,14 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
             with open(target, "x", encoding="utf-8") as out:
                 written.append(target)
                 out.write(text)
-    except FileExistsError as exc:
-        _remove(written)
-        raise UserInputError(
-            f"refusing to overwrite {exc.filename}",
-            hint="it appeared while the project was written",
-        ) from None
     except OSError as exc:
-        _remove(written)
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise UserInputError(
+                f"refusing to overwrite {exc.filename}",
+                hint="it appeared while the project was written",
+            ) from None
         raise UserInputError(
             f"cannot write the project into {folder}: {exc.strerror or exc}",
             hint="check the folder's permissions and free space",
@@ -147,11 +147,6 @@ def write_project(folder: Path, *, template: str = "pipeline", name: str | None 
         tests=targets["test_kernels.py"],
         extra=[path for path in texts if path not in targets.values()],
     )
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
 
 
 def _yaml_name(slug: str) -> str:

@@ -130,16 +130,8 @@ def pick_rows(
     if limit is None or len(rows) <= limit:
         return list(rows), []
     limit = max(limit, 0)
-    keep: set[int] = set()
-    for i, row in enumerate(rows):
-        if len(keep) >= limit:
-            break
-        if urgent(row):
-            keep.add(i)
-    for i in range(len(rows)):
-        if len(keep) >= limit:
-            break
-        keep.add(i)
+    keep = set([i for i, row in enumerate(rows) if urgent(row)][:limit])
+    keep.update([i for i in range(len(rows)) if i not in keep][: limit - len(keep)])
     shown = [row for i, row in enumerate(rows) if i in keep]
     hidden = [row for i, row in enumerate(rows) if i not in keep]
     return shown, hidden

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Final
 
 from rich.console import Console, RenderableType
@@ -39,14 +40,16 @@ QUIT_KEYS: Final = frozenset(b"qQ")
 StatusGetter = Callable[[], Mapping[str, Any] | None]
 
 
-class _Frame:
+def _frame(poller: StatusPoller, console: Console, stall_after_s: float) -> RenderableType:
     """What ``Live(get_renderable=...)`` pulls: the view of the latest snapshot."""
-
-    def __init__(self, view: RenderableType) -> None:
-        self.view = view
-
-    def __call__(self) -> RenderableType:
-        return self.view
+    return render(
+        poller.last,
+        connection=poller.connection,
+        stall_after_s=stall_after_s,
+        # A live frame taller than the terminal scrolls and flickers; trim it, keeping
+        # the rows that need a look.
+        fit_height=console.is_terminal,
+    )
 
 
 @contextmanager
@@ -80,21 +83,16 @@ def _wait_for_key(fd: int | None, timeout: float, sleep: Callable[[float], None]
             sleep(timeout)
         return False
     readable, _, _ = select.select([fd], [], [], max(timeout, 0.0))
-    if not readable:
-        return False
+    return bool(readable) and _quit_key(fd)
+
+
+def _quit_key(fd: int) -> bool:
+    """Read what was typed on ``fd``: True if it holds a quit key."""
     try:
         data = os.read(fd, 64)
     except OSError:
         return False
     return any(byte in QUIT_KEYS for byte in data)
-
-
-def _stdin_tty_fd() -> int | None:
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, closed stdin
-        return None
-    return fd if os.isatty(fd) else None
 
 
 def _period(refresh_per_second: float) -> float:
@@ -110,7 +108,13 @@ def _key_fd(input_fd: int | None, keys: bool | None) -> int | None:
     """Where to read ``q`` from: the given fd, else stdin if it is a terminal; or nowhere."""
     if keys is False:
         return None
-    return input_fd if input_fd is not None else _stdin_tty_fd()
+    if input_fd is not None:
+        return input_fd
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, closed stdin
+        return None
+    return fd if os.isatty(fd) else None
 
 
 def run_live(
@@ -147,23 +151,11 @@ def run_live(
     console = console if console is not None else Console()
     fd = _key_fd(input_fd, keys)
     poller = StatusPoller(get_status, give_up_after_s=give_up_after_s, clock=clock)
-
-    def view() -> RenderableType:
-        return render(
-            poller.last,
-            connection=poller.connection,
-            stall_after_s=stall_after_s,
-            # A live frame taller than the terminal scrolls and flickers; trim it,
-            # keeping the rows that need a look.
-            fit_height=console.is_terminal,
-        )
-
-    frame = _Frame(render(None))
     try:
         with (
             _cbreak(fd) as key_fd,
             Live(
-                get_renderable=frame,
+                get_renderable=partial(_frame, poller, console, stall_after_s),
                 console=console,
                 auto_refresh=False,
                 screen=screen,
@@ -174,7 +166,6 @@ def run_live(
             while True:
                 started = clock()
                 poller.poll()
-                frame.view = view()
                 live.refresh()
                 if stop_when_finished and poller.finished:
                     return StopReason.FINISHED
@@ -219,20 +210,15 @@ async def run_live_async(
     poller = StatusPoller(get_status)
     loop = asyncio.get_running_loop()
     quit_pressed = asyncio.Event()
-    frame = _Frame(render(None))
 
     def on_key(key_fd: int) -> None:
-        try:
-            data = os.read(key_fd, 64)
-        except OSError:
-            return
-        if any(byte in QUIT_KEYS for byte in data):
+        if _quit_key(key_fd):
             quit_pressed.set()
 
     with (
         _cbreak(fd) as key_fd,
         Live(
-            get_renderable=frame,
+            get_renderable=partial(_frame, poller, console, stall_after_s),
             console=console,
             auto_refresh=False,
             redirect_stdout=redirect_io,
@@ -245,12 +231,6 @@ async def run_live_async(
             while True:
                 stopping = should_stop is not None and should_stop()
                 poller.poll()
-                frame.view = render(
-                    poller.last,
-                    connection=poller.connection,
-                    stall_after_s=stall_after_s,
-                    fit_height=console.is_terminal,
-                )
                 live.refresh()
                 if stopping:
                     return StopReason.STOPPED

@@ -20,7 +20,7 @@ gauges (``ringctl_kernel_state{state="ACTIVE"}``), so an alert can say
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ringctl.dashboard._status import (
@@ -69,11 +69,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
     succeeds while the supervisor is gone must not look like a healthy idle topology.
     """
     _prometheus()  # the install hint, rather than a bare ImportError
-    from prometheus_client.core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        InfoMetricFamily,
-    )
+    from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
     available = GaugeMetricFamily(
         "ringctl_status_available",
@@ -96,58 +92,17 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
         "1 for the topology's current state, 0 for the others.",
         labels=[*t_labels, "state"],
     )
-    states = list(TOPOLOGY_STATES)
-    if st.state and st.state not in states:
-        states.append(st.state)
-    for state in states:
-        t_state.add_metric([topology, state], 1.0 if state == st.state else 0.0)
+    _one_hot(t_state, [topology], TOPOLOGY_STATES, st.state)
     t_kernels = GaugeMetricFamily(
         "ringctl_topology_kernels", "Kernels in the topology.", labels=t_labels
     )
     t_kernels.add_metric([topology], len(st.kernels))
 
     k_labels = ["topology", "kernel"]
-
-    def counter(name: str, doc: str) -> Any:
-        return CounterMetricFamily(name, doc, labels=k_labels)
-
-    def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Any:
-        return GaugeMetricFamily(name, doc, labels=[*k_labels, *extra])
-
-    k_in = counter("ringctl_kernel_messages_in", "Messages the kernel received.")
-    k_out = counter("ringctl_kernel_messages_out", "Messages the kernel sent.")
-    k_errors = counter("ringctl_kernel_errors", "Errors raised by the kernel's body.")
-    k_drops = counter("ringctl_kernel_drops", "Messages dropped on the way into the inbox.")
-    k_restarts = counter("ringctl_kernel_restarts", "Times the kernel was restarted.")
-    k_rate_in = gauge(
-        "ringctl_kernel_messages_in_per_second", "Receive rate over the runtime's window."
-    )
-    k_rate_out = gauge(
-        "ringctl_kernel_messages_out_per_second", "Send rate over the runtime's window."
-    )
-    k_depth = gauge("ringctl_kernel_inbox_depth", "Messages waiting in the inbox.")
-    k_capacity = gauge("ringctl_kernel_inbox_capacity", "Capacity of the inbox.")
-    k_high = gauge("ringctl_kernel_inbox_high_water", "Highest inbox depth seen.")
-    k_p50 = gauge("ringctl_kernel_latency_p50_seconds", "Median processing time.")
-    k_p99 = gauge("ringctl_kernel_latency_p99_seconds", "99th percentile processing time.")
-    k_replicas = gauge("ringctl_kernel_replicas", "Replicas of the kernel.")
-    k_waiting = gauge("ringctl_kernel_waiting_replicas", "Replicas idle in receive.")
-    k_blocked = gauge(
-        "ringctl_kernel_blocked_replicas", "Replicas waiting for space on a full queue."
-    )
-    k_quiet = gauge(
-        "ringctl_kernel_seconds_since_progress", "Seconds since the kernel last received or sent."
-    )
-    k_state = gauge(
-        "ringctl_kernel_state", "1 for the kernel's lifecycle state, 0 for the others.", ("state",)
-    )
-    k_status = gauge(
-        "ringctl_kernel_status",
-        "1 for the kernel's status word (idle, busy, backpressured, stalled, ...).",
-        ("status",),
-    )
-    k_user = gauge(
-        "ringctl_kernel_metric", "Numeric values the kernel put in ctx.metrics.", ("metric",)
+    k_figures = _families(_KERNEL_FIGURES, k_labels)
+    k_state, k_status, k_user = (
+        GaugeMetricFamily(name, doc, labels=[*k_labels, label])
+        for name, doc, label in _KERNEL_LABELLED
     )
     k_info = InfoMetricFamily("ringctl_kernel", "Where and how the kernel runs.", labels=k_labels)
 
@@ -157,60 +112,15 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
             continue
         seen.add(k.id)
         lv = [topology, k.id]
-        for family, value in (
-            (k_in, k.messages_in),
-            (k_out, k.messages_out),
-            (k_errors, k.errors),
-            (k_drops, k.drops),
-            (k_restarts, k.restarts),
-            (k_rate_in, k.rate_in),
-            (k_rate_out, k.rate_out),
-            (k_depth, k.inbox_depth),
-            (k_capacity, k.inbox_capacity),
-            (k_high, k.inbox_high_water),
-            (k_p50, None if k.latency_p50_us is None else k.latency_p50_us / 1e6),
-            (k_p99, None if k.latency_p99_us is None else k.latency_p99_us / 1e6),
-            (k_replicas, k.replicas),
-            (k_waiting, k.waiting),
-            (k_blocked, k.blocked),
-            (k_quiet, k.last_progress_s),
-        ):
-            if value is not None:  # unknown is absent, not a misleading zero
-                family.add_metric(lv, float(value))
-        states = list(KERNEL_STATES)
-        if k.state and k.state not in states:
-            states.append(k.state)
-        for state in states:
-            k_state.add_metric([*lv, state], 1.0 if state == k.state else 0.0)
-        for word in KernelStatus:
-            k_status.add_metric([*lv, word.value], 1.0 if word is k.status else 0.0)
+        _add_figures(k, k_figures, lv)
+        _one_hot(k_state, lv, KERNEL_STATES, k.state)
+        _one_hot(k_status, lv, _WORDS, k.status.value)
         for name, value in k.numeric_metrics:
             k_user.add_metric([*lv, name], value)
-        k_info.add_metric(
-            lv,
-            {
-                "backend": k.backend or "",
-                "device": k.device or "",
-                "node": k.node or "",
-                "entry": k.entry or "",
-            },
-        )
+        k_info.add_metric(lv, {key: getattr(k, key) or "" for key in _KERNEL_INFO})
 
     q_labels = ["topology", "from", "to"]
-    q_depth = GaugeMetricFamily("ringctl_queue_depth", "Messages in the queue.", labels=q_labels)
-    q_capacity = GaugeMetricFamily("ringctl_queue_capacity", "Queue capacity.", labels=q_labels)
-    q_high = GaugeMetricFamily(
-        "ringctl_queue_high_water", "Highest queue depth seen.", labels=q_labels
-    )
-    q_messages = CounterMetricFamily(
-        "ringctl_queue_messages", "Messages accepted into the queue.", labels=q_labels
-    )
-    q_drops = CounterMetricFamily("ringctl_queue_drops", "Messages dropped.", labels=q_labels)
-    q_blocked = CounterMetricFamily(
-        "ringctl_queue_blocked_seconds",
-        "Total time producers waited for space in the queue.",
-        labels=q_labels,
-    )
+    q_figures = _families(_QUEUE_FIGURES, q_labels)
     q_info = InfoMetricFamily("ringctl_queue", "The queue's name and policy.", labels=q_labels)
     seen_edges: set[tuple[str, str]] = set()
     for q in st.queues:
@@ -219,16 +129,7 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
             continue
         seen_edges.add(edge)
         lv = [topology, q.source, q.to]
-        for family, value in (
-            (q_depth, q.depth),
-            (q_capacity, q.capacity),
-            (q_high, q.high_water),
-            (q_messages, q.messages),
-            (q_drops, q.drops),
-            (q_blocked, q.blocked_s),
-        ):
-            if value is not None:
-                family.add_metric(lv, float(value))
+        _add_figures(q, q_figures, lv)
         q_info.add_metric(lv, {"name": q.name or "", "backpressure": q.backpressure or ""})
 
     return [
@@ -236,34 +137,92 @@ def metric_families(status: Mapping[str, Any] | None) -> list[Metric]:
         uptime,
         t_state,
         t_kernels,
-        k_in,
-        k_out,
-        k_errors,
-        k_drops,
-        k_restarts,
-        k_rate_in,
-        k_rate_out,
-        k_depth,
-        k_capacity,
-        k_high,
-        k_p50,
-        k_p99,
-        k_replicas,
-        k_waiting,
-        k_blocked,
-        k_quiet,
+        *(family for _, _, family in k_figures),
         k_state,
         k_status,
         k_user,
         k_info,
-        q_depth,
-        q_capacity,
-        q_high,
-        q_messages,
-        q_drops,
-        q_blocked,
+        *(family for _, _, family in q_figures),
         q_info,
     ]
+
+
+_Figure = tuple[str, float, bool, str, str]
+
+#: (name, help, label) of the kernel gauges with a label of their own, in order.
+_KERNEL_LABELLED: Final = (
+    ("ringctl_kernel_state", "1 for the kernel's lifecycle state, 0 for the others.", "state"),
+    ("ringctl_kernel_status",
+     "1 for the kernel's status word (idle, busy, backpressured, stalled, ...).", "status"),
+    ("ringctl_kernel_metric", "Numeric values the kernel put in ctx.metrics.", "metric"),
+)  # fmt: skip
+#: Every status word, in ``KernelStatus`` order.
+_WORDS: Final = tuple(word.value for word in KernelStatus)
+#: What ``ringctl_kernel_info`` labels a kernel with.
+_KERNEL_INFO: Final = ("backend", "device", "node", "entry")
+
+#: (attribute, divisor, counter, name, help) of each figure a kernel exports, in order.
+_KERNEL_FIGURES: Final[tuple[_Figure, ...]] = (
+    ("messages_in", 1.0, True, "ringctl_kernel_messages_in", "Messages the kernel received."),
+    ("messages_out", 1.0, True, "ringctl_kernel_messages_out", "Messages the kernel sent."),
+    ("errors", 1.0, True, "ringctl_kernel_errors", "Errors raised by the kernel's body."),
+    ("drops", 1.0, True, "ringctl_kernel_drops", "Messages dropped on the way into the inbox."),
+    ("restarts", 1.0, True, "ringctl_kernel_restarts", "Times the kernel was restarted."),
+    ("rate_in", 1.0, False, "ringctl_kernel_messages_in_per_second",
+     "Receive rate over the runtime's window."),
+    ("rate_out", 1.0, False, "ringctl_kernel_messages_out_per_second",
+     "Send rate over the runtime's window."),
+    ("inbox_depth", 1.0, False, "ringctl_kernel_inbox_depth", "Messages waiting in the inbox."),
+    ("inbox_capacity", 1.0, False, "ringctl_kernel_inbox_capacity", "Capacity of the inbox."),
+    ("inbox_high_water", 1.0, False, "ringctl_kernel_inbox_high_water",
+     "Highest inbox depth seen."),
+    ("latency_p50_us", 1e6, False, "ringctl_kernel_latency_p50_seconds",
+     "Median processing time."),
+    ("latency_p99_us", 1e6, False, "ringctl_kernel_latency_p99_seconds",
+     "99th percentile processing time."),
+    ("replicas", 1.0, False, "ringctl_kernel_replicas", "Replicas of the kernel."),
+    ("waiting", 1.0, False, "ringctl_kernel_waiting_replicas", "Replicas idle in receive."),
+    ("blocked", 1.0, False, "ringctl_kernel_blocked_replicas",
+     "Replicas waiting for space on a full queue."),
+    ("last_progress_s", 1.0, False, "ringctl_kernel_seconds_since_progress",
+     "Seconds since the kernel last received or sent."),
+)  # fmt: skip
+
+#: The same for each figure a queue exports.
+_QUEUE_FIGURES: Final[tuple[_Figure, ...]] = (
+    ("depth", 1.0, False, "ringctl_queue_depth", "Messages in the queue."),
+    ("capacity", 1.0, False, "ringctl_queue_capacity", "Queue capacity."),
+    ("high_water", 1.0, False, "ringctl_queue_high_water", "Highest queue depth seen."),
+    ("messages", 1.0, True, "ringctl_queue_messages", "Messages accepted into the queue."),
+    ("drops", 1.0, True, "ringctl_queue_drops", "Messages dropped."),
+    ("blocked_s", 1.0, True, "ringctl_queue_blocked_seconds",
+     "Total time producers waited for space in the queue."),
+)  # fmt: skip
+
+
+def _families(figures: tuple[_Figure, ...], labels: list[str]) -> list[tuple[str, float, Any]]:
+    """(attribute, divisor, metric family) for each row of a figures table."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    families = []
+    for attr, divisor, counter, name, doc in figures:
+        kind = CounterMetricFamily if counter else GaugeMetricFamily
+        families.append((attr, divisor, kind(name, doc, labels=labels)))
+    return families
+
+
+def _one_hot(family: Any, labels: list[str], known: Sequence[str], current: str | None) -> None:
+    """1 for ``current``, 0 for every other ``known`` value (``current`` is added if new)."""
+    new = [current] if current and current not in known else []
+    for value in (*known, *new):
+        family.add_metric([*labels, value], 1.0 if value == current else 0.0)
+
+
+def _add_figures(row: object, figures: list[tuple[str, float, Any]], labels: list[str]) -> None:
+    for attr, divisor, family in figures:
+        value = getattr(row, attr)
+        if value is not None:  # unknown is absent, not a misleading zero
+            family.add_metric(labels, float(value) / divisor)
 
 
 class StatusCollector:

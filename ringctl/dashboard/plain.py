@@ -1,10 +1,9 @@
 """Output without a terminal: one plain progress line per interval, or one JSON line.
 
-When stdout is a CI log or a pipe, a live view is noise (cursor moves, redraws). Issue 5
-asks instead for one line per ``--interval`` with totals and per-kernel rates that a
-person can read in a CI log, and for ``--json-stream``: one status document per line,
-the same structure as ``ringctl ps NAME --json``, for other tools (``jq``, log
-shippers).
+When stdout is a CI log or a pipe, a live view is noise (cursor moves, redraws). Instead:
+one line per ``--interval`` with totals and per-kernel rates that a person can read in a
+CI log, or ``--json-stream``: one status document per line, the same structure as
+``ringctl ps NAME --json``, for other tools (``jq``, log shippers).
 
 :func:`plain_line` and :func:`json_line` are pure; :func:`run_plain` is the loop that
 ``ringctl up --no-dashboard`` / ``--json-stream`` runs, with its clock, sleep and
@@ -17,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Final
@@ -26,7 +26,6 @@ from ringctl.dashboard._status import (
     FINAL_TOPOLOGY_STATES,
     STALL_AFTER_S,
     EventDoc,
-    KernelStatus,
     human_count,
     human_duration,
     parse_status,
@@ -112,10 +111,7 @@ def plain_line(
 
 
 def _hidden_summary(hidden: list[Any]) -> str:
-    urgent: dict[KernelStatus, int] = {}
-    for k in hidden:
-        if k.status in ATTENTION:
-            urgent[k.status] = urgent.get(k.status, 0) + 1
+    urgent = Counter(k.status for k in hidden if k.status in ATTENTION)
     if not urgent:
         return ""
     return " (" + ", ".join(f"{n} {s.value}" for s, n in urgent.items()) + ")"
@@ -265,12 +261,8 @@ def _new_events(events: tuple[EventDoc, ...], last: EventDoc | None) -> tuple[Ev
     The document carries a bounded tail of events, so its length stops growing once the
     tail is full; finding the last one shown is what tells new events apart.
     """
-    if last is None:
-        return events
-    for i in range(len(events) - 1, -1, -1):
-        if events[i] == last:
-            return events[i + 1 :]
-    return events
+    seen = [i for i, event in enumerate(events) if event == last]
+    return events[seen[-1] + 1 :] if seen else events
 
 
 def _stdout_line(line: str) -> None:

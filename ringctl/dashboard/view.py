@@ -13,8 +13,9 @@ inbox bar replaces the bare ``depth/capacity`` figure only where it fits.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from io import StringIO
 from typing import Any, Final, Generic, TypeVar
 
@@ -127,9 +128,9 @@ def _cell(text: str, style: str = "") -> Cell:
 def _bar_runs(
     depth: int | None, capacity: int | None, high_water: int | None, width: int, label: bool
 ) -> Cell:
-    depth_n = max(depth or 0, 0)
     if capacity is None or capacity <= 0:
-        return _cell(_exact(depth_n) if depth_n else "--")
+        return _depth_cell(depth, capacity)  # unbounded: only the depth
+    depth_n = max(depth or 0, 0)
     ratio = min(depth_n / capacity, 1.0)
     filled = min(width, max(1, round(ratio * width))) if depth_n > 0 else 0
     style = "red" if ratio >= 0.9 else "yellow" if ratio >= 0.5 else "green"
@@ -246,6 +247,18 @@ def _edge(q: QueueDoc) -> Cell:
     return ((q.source, ""), (" → ", "dim"), (q.to, "bold"))
 
 
+def _inbox_bar(k: KernelDoc) -> Cell:
+    return _bar_runs(k.inbox_depth, k.inbox_capacity, k.inbox_high_water, BAR_WIDTH, True)
+
+
+def _queue_bar(q: QueueDoc) -> Cell:
+    return _bar_runs(q.depth, q.capacity, q.high_water, BAR_WIDTH, True)
+
+
+def _blocked(q: QueueDoc) -> Cell:
+    return _cell(human_duration(q.blocked_s) if q.blocked_s else "--", "dim")
+
+
 # --------------------------------------------------------------------------- columns
 
 RowT = TypeVar("RowT")
@@ -278,13 +291,7 @@ KERNEL_COLUMNS: Final[tuple[Column[KernelDoc], ...]] = (
     Column("in", "in", 1, lambda k: _cell(total_rate(k.messages_in, k.rate_in)), "right"),
     Column("out", "out", 3, lambda k: _cell(total_rate(k.messages_out, k.rate_out)), "right"),
     Column("depth", "inbox", 2, lambda k: _depth_cell(k.inbox_depth, k.inbox_capacity), "right"),
-    Column(
-        "inbox",
-        "inbox",
-        5,
-        lambda k: _bar_runs(k.inbox_depth, k.inbox_capacity, k.inbox_high_water, BAR_WIDTH, True),
-        replaces="depth",
-    ),
+    Column("inbox", "inbox", 5, _inbox_bar, replaces="depth"),
     Column("drops", "drops", 4, lambda k: _count_cell(k.drops, "yellow"), "right"),
     Column("errors", "errors", 4, lambda k: _count_cell(k.errors), "right"),
     Column("restarts", "restarts", 6, lambda k: _count_cell(k.restarts, "yellow"), "right"),
@@ -299,23 +306,11 @@ KERNEL_COLUMNS: Final[tuple[Column[KernelDoc], ...]] = (
 QUEUE_COLUMNS: Final[tuple[Column[QueueDoc], ...]] = (
     Column("edge", "queue", 0, _edge, cap=_NAME_CAP + 8),
     Column("depth", "depth", 1, lambda q: _depth_cell(q.depth, q.capacity), "right"),
-    Column(
-        "bar",
-        "depth",
-        5,
-        lambda q: _bar_runs(q.depth, q.capacity, q.high_water, BAR_WIDTH, True),
-        replaces="depth",
-    ),
+    Column("bar", "depth", 5, _queue_bar, replaces="depth"),
     Column("policy", "policy", 2, lambda q: _cell(q.backpressure or "--")),
     Column("drops", "drops", 3, lambda q: _count_cell(q.drops, "yellow"), "right"),
     Column("messages", "messages", 4, lambda q: _cell(human_count(q.messages)), "right"),
-    Column(
-        "blocked",
-        "blocked",
-        6,
-        lambda q: _cell(human_duration(q.blocked_s) if q.blocked_s else "--", "dim"),
-        "right",
-    ),
+    Column("blocked", "blocked", 6, _blocked, "right"),
 )
 
 
@@ -526,36 +521,28 @@ def _notes(st: StatusDocument) -> list[Text]:
     notes: list[Text] = []
     for k in st.kernels:
         if k.status is KernelStatus.FAILED or (k.last_error and k.status is not KernelStatus.DONE):
-            note = Text("✗ ", style="red")
-            note.append(k.id, style="bold")
-            note.append(f": {k.last_error or 'failed'}")
-            notes.append(note)
+            notes.append(_note("✗ ", "red", k, k.last_error or "failed"))
         elif k.status is KernelStatus.STALLED:
-            note = Text("! ", style="bold red")
-            note.append(k.id, style="bold")
-            note.append(
-                f": {k.inbox_depth or 0} queued, no progress for "
-                f"{human_duration(k.last_progress_s)}"
+            quiet = human_duration(k.last_progress_s)
+            notes.append(
+                _note("! ", "bold red", k, f"{k.inbox_depth or 0} queued, no progress for {quiet}")
             )
-            notes.append(note)
         if k.backend_note:
-            note = Text("* ", style="yellow")
-            note.append(k.id, style="bold")
-            note.append(f": {k.backend_note}")
-            notes.append(note)
+            notes.append(_note("* ", "yellow", k, k.backend_note))
     if len(notes) > _MAX_NOTES:
         extra = len(notes) - _MAX_NOTES + 1
         notes = [*notes[: _MAX_NOTES - 1], Text(f"… and {extra} more notes", style="dim")]
     return notes
 
 
+def _note(mark: str, style: str, k: KernelDoc, text: str) -> Text:
+    return Text.assemble(mark, (k.id, "bold"), f": {text}", style=style)
+
+
 def _more(hidden: Sequence[KernelDoc] | Sequence[QueueDoc], noun: str) -> str | None:
     if not hidden:
         return None
-    counts: dict[KernelStatus, int] = {}
-    for row in hidden:
-        if isinstance(row, KernelDoc):
-            counts[row.status] = counts.get(row.status, 0) + 1
+    counts = Counter(row.status for row in hidden if isinstance(row, KernelDoc))
     words = [f"{counts[s]} {s.value}" for s in KernelStatus if s in counts]  # header's order
     detail = f" ({', '.join(words)})" if words else ""
     return f"… {len(hidden)} more {noun}{detail}"
@@ -566,13 +553,20 @@ def _more(hidden: Sequence[KernelDoc] | Sequence[QueueDoc], noun: str) -> str | 
 
 @dataclass(frozen=True, slots=True)
 class DashboardView:
-    """The dashboard for one status document: a plain object rich knows how to draw.
+    """The dashboard for one status document (``ringctl ps NAME --json``'s shape): a
+    plain object rich knows how to draw.
 
-    Build it with :func:`render`. Nothing is computed until rich renders it, because
-    only then is the width known; rendering the same object twice gives the same text.
+    Nothing is computed until rich renders it, because only then is the width known;
+    rendering the same object twice gives the same text. ``status=None`` draws a
+    "waiting" frame (nothing received yet); ``connection`` adds a red line to the
+    header, e.g. ``"supervisor not answering (3 s)"`` while the view keeps showing the
+    last document it had. ``fit_height`` trims the tables to the terminal's height,
+    keeping failed, stalled and backpressured rows: for live frames, not for ``--once``
+    output that a script or a file should get whole.
     """
 
     status: Mapping[str, Any] | None
+    _: KW_ONLY
     connection: str | None = None
     stall_after_s: float = STALL_AFTER_S
     max_kernel_rows: int | None = None
@@ -644,45 +638,14 @@ def _split_height(height: int, fixed: int, st: StatusDocument) -> tuple[int, int
     return k_rows, max(q_rows, 2)
 
 
-def render(
-    status: Mapping[str, Any] | None,
-    *,
-    connection: str | None = None,
-    stall_after_s: float = STALL_AFTER_S,
-    max_kernel_rows: int | None = None,
-    max_queue_rows: int | None = None,
-    fit_height: bool = False,
-) -> DashboardView:
-    """The dashboard for one status document (``ringctl ps NAME --json``'s shape).
-
-    ``status=None`` draws a "waiting" frame (nothing received yet); ``connection`` adds
-    a red line to the header, e.g. ``"supervisor not answering (3 s)"`` while the view
-    keeps showing the last document it had. ``fit_height`` trims the tables to the
-    terminal's height, keeping failed, stalled and backpressured rows: for live frames,
-    not for ``--once`` output that a script or a file should get whole.
-    """
-    return DashboardView(
-        status=status,
-        connection=connection,
-        stall_after_s=stall_after_s,
-        max_kernel_rows=max_kernel_rows,
-        max_queue_rows=max_queue_rows,
-        fit_height=fit_height,
-    )
+#: The dashboard for one status document: ``render(status, connection=..., ...)``.
+render = DashboardView
 
 
 def render_text(status: Mapping[str, Any] | None, *, width: int = 100, color: bool = False) -> str:
     """One frame as a string, e.g. for ``ringctl top NAME --once`` into a file or pipe."""
-    console = Console(
-        file=StringIO(),
-        width=width,
-        force_terminal=color,
-        color_system="truecolor" if color else None,
-        legacy_windows=False,
-    )
-    console.print(render(status))
-    out = console.file
-    assert isinstance(out, StringIO)
+    out = StringIO()
+    _print(status, out, width, color)
     return out.getvalue()
 
 
@@ -695,13 +658,20 @@ def render_svg(
     with a document saved from a real run (``ringctl ps NAME --json``), so the picture
     is never drawn by hand and never drifts from what the view really shows.
     """
+    return _print(status, StringIO(), width, True, record=True).export_svg(title=title)
+
+
+def _print(
+    status: Mapping[str, Any] | None, out: StringIO, width: int, color: bool, record: bool = False
+) -> Console:
+    """Print one frame into ``out``; the console (which keeps it, with ``record``, for SVG)."""
     console = Console(
-        record=True,
-        file=StringIO(),
+        record=record,
+        file=out,
         width=width,
-        force_terminal=True,
-        color_system="truecolor",
+        force_terminal=color,
+        color_system="truecolor" if color else None,
         legacy_windows=False,
     )
     console.print(render(status))
-    return console.export_svg(title=title)
+    return console

@@ -25,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final, Protocol
 
 from ringctl.engine.contract import Capability, Engine, Wire
@@ -32,7 +33,7 @@ from ringctl.engine.lifecycle import RUNNING as _RUNNING
 from ringctl.engine.lifecycle import KernelState
 from ringctl.exceptions import ControlPlaneError, RingctlError, RunFailedError, UserInputError
 from ringctl.orchestrator.changes import Change, Diff, diff, edge_key
-from ringctl.orchestrator.plan import EdgePlan, Plan
+from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan
 from ringctl.orchestrator.policy import Policy
 from ringctl.orchestrator.states import TopologyState
 
@@ -58,13 +59,9 @@ class Running(Protocol):
 
     def event(self, kind: str, text: str) -> None: ...
 
-    def forget_status(self) -> None:
-        """The next status document is built anew (the kernels changed)."""
-        ...
+    def forget_status(self) -> None: ...
 
-    async def cancel_backoff(self, kernel_id: str) -> None:
-        """A kernel waiting out its restart backoff is not brought back."""
-        ...
+    async def cancel_backoff(self, kernel_id: str) -> None: ...
 
 
 #: The engine capabilities each kind of change needs (the local engine has them all).
@@ -79,7 +76,7 @@ _VERBS: Final = {
     "disconnect": "rewire a queue", "retune": "retune a queue", "remove": "remove a kernel",
     "update": "update a kernel",
 }  # fmt: skip
-Undo = Callable[[], Awaitable[None]]
+Undo = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +200,13 @@ def _accepted(rt: Engine, kid: str) -> int:
     return sum(q.accepted for q in rt.accounting().queues if q.consumer == kid)
 
 
+def launch(rt: Engine, k: KernelPlan) -> Awaitable[None]:
+    """Launch the kernel ``k`` plans on ``rt`` (``up`` and ``apply`` both do)."""
+    return rt.launch(k.id, k.kernel, params=k.params, replicas=k.replicas,
+                     queue_size=k.queue_size, backend=k.backend, entry=k.entry,
+                     resources=dict(k.resources))  # fmt: skip
+
+
 def _wire(e: EdgePlan) -> Wire:
     return (e.producer, e.port, e.consumer, e.capacity, e.backpressure, e.fanout)
 
@@ -227,9 +231,7 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             step = c.line.strip()
             if k.id in rt.kernel_ids:  # removed by an earlier apply, all it took processed
                 rt.remove(k.id)
-            await rt.launch(k.id, k.kernel, params=k.params, replicas=k.replicas,
-                            queue_size=k.queue_size, backend=k.backend, entry=k.entry,
-                            resources=dict(k.resources))  # fmt: skip
+            await launch(rt, k)
             undo.append((f"launch of {k.id}", _unlaunch(rt, k.id)))
             done.append(c.line)
         for c in changes:  # consumers before their producers, as the plan lists them
@@ -242,7 +244,7 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             elif c.kind == "scale":
                 kid, n = c.kernel.id, c.kernel.replicas
                 before = await rt.scale(kid, n, timeout=timeout)
-                undo.append((f"scale of {kid}", _rescale(rt, kid, before, timeout)))
+                undo.append((f"scale of {kid}", partial(rt.scale, kid, before, timeout=timeout)))
             done.append(c.line)
         step = "rewiring the queues"
         connect = [c.edge for c in (*by_kind["connect"], *by_kind["move"]) if c.edge]
@@ -250,7 +252,8 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
         cut += [c.edge for c in by_kind["disconnect"] if c.edge and c.edge.producer not in removed]
         if connect or cut:
             await rt.rewire([_wire(e) for e in connect], [edge_key(e) for e in cut])
-            undo.append(("rewiring", _unwire(rt, connect, cut)))
+            back = partial(rt.rewire, [_wire(e) for e in cut], [edge_key(e) for e in connect])
+            undo.append(("rewiring", back))
         for c in (*by_kind["connect"], *by_kind["move"], *by_kind["disconnect"]):
             if c.edge is None or c.edge.producer not in removed:
                 done.append(c.line)
@@ -259,11 +262,9 @@ async def carry_out(sup: Running, new: Plan, changes: Sequence[Change], file: st
             e = c.edge
             assert e is not None
             step = c.line.strip()
-            await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                            backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
-            undo.append(
-                (f"retune of {e.producer}.{e.port}", _retune(rt, before_edges[edge_key(e)]))
-            )
+            await _retune(rt, e)
+            was = before_edges[edge_key(e)]
+            undo.append((f"retune of {e.producer}.{e.port}", partial(_retune, rt, was)))
             done.append(c.line)
         for c in by_kind["add"]:
             assert c.kernel is not None
@@ -318,12 +319,8 @@ async def _restart(sup: Running, rt: Engine, old: Plan, c: Change, undo: list[tu
                 await rt.activate(k.id)
             sup.policy.since[k.id] = time.monotonic()
 
-        try:
-            await rt.restart(k.id, timeout=timeout)
-        except BaseException:
-            undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
-            raise
-        undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))
+        undo.append((f"restart of {k.id}", _marked(sup, k.id, back)))  # whether it starts or not
+        await rt.restart(k.id, timeout=timeout)
         sup.policy.since[k.id] = time.monotonic()
         sup.event("restart", f"{k.id} restarted by apply ({c.detail})")
     finally:
@@ -356,26 +353,10 @@ def _unlaunch(rt: Engine, kid: str) -> Undo:
     return run
 
 
-def _rescale(rt: Engine, kid: str, replicas: int, timeout: float) -> Undo:
-    async def run() -> None:
-        await rt.scale(kid, replicas, timeout=timeout)
-
-    return run
-
-
-def _unwire(rt: Engine, connected: list[EdgePlan], cut: list[EdgePlan]) -> Undo:
-    async def run() -> None:
-        await rt.rewire([_wire(e) for e in cut], [edge_key(e) for e in connected])
-
-    return run
-
-
-def _retune(rt: Engine, e: EdgePlan) -> Undo:
-    async def run() -> None:
-        await rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
-                        backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
-
-    return run
+def _retune(rt: Engine, e: EdgePlan) -> Awaitable[None]:
+    """Give the running queue ``e``'s settings."""
+    return rt.retune(e.producer, e.port, e.consumer, capacity=e.capacity,
+                     backpressure=e.backpressure, fanout=e.fanout)  # fmt: skip
 
 
 async def _roll_back(undo: list[tuple[str, Undo]]) -> list[str]:
@@ -410,8 +391,7 @@ async def _remove(sup: Running, rt: Engine, old: Plan, removed: set[str], timeou
             report = await rt.terminate(kid, timeout=wait)
             if report.left_in_inbox:
                 left[kid] = report.left_in_inbox
-        swept = rt.close_inbox(kid, "left")
-        if swept:
+        if swept := rt.close_inbox(kid, "left"):
             left[kid] = left.get(kid, 0) + swept
 
     await asyncio.gather(*(stop(kid) for kid in order if kid not in fed))

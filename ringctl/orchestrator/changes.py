@@ -10,20 +10,17 @@ supervisor carries them out in, the two phases of ``up``:
    producer's port in one step, so no message is lost or sent twice;
 3. activate the kernels added;
 4. kernels removed: stopped once what they hold has drained, counted by the law.
-
-``patch(old, changes)`` is the plan the changes lead to: ``patch(a, diff(a, b))`` equals
-``b`` (kernels by id, queues as a set; the launch order comes from the graph).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan
 
-__all__ = ["Change", "Diff", "Refusal", "diff", "edge_key", "patch", "same_plan"]
+__all__ = ["Change", "Diff", "Refusal", "diff", "edge_key"]
 
 ChangeKind = Literal[
     "add", "restart", "scale", "update", "connect", "move", "retune", "disconnect", "remove"
@@ -258,15 +255,14 @@ def _ring_to_ring(old: Plan, new: Plan) -> list[Refusal]:
             out.append(Refusal(("queues", index),
                 f"queue {edge_name(e)}: a ring between persistent kernels cannot be wired "
                 "while the topology runs", "ringctl down and up the topology"))  # fmt: skip
+    kept = {k.id for k in new.kernels}
     for e in old.edges:
-        if {e.producer, e.consumer} <= persistent and edge_key(e) not in after:
-            gone = e.producer not in {k.id for k in new.kernels} and e.consumer not in {
-                k.id for k in new.kernels}  # fmt: skip
-            if not gone:
-                out.append(Refusal(("queues",),
-                    f"queue {edge_name(e)}: a ring between persistent kernels cannot be "
-                    "removed while the topology runs (unless both kernels go)",
-                    "ringctl down and up the topology"))  # fmt: skip
+        ends = {e.producer, e.consumer}
+        if ends <= persistent and edge_key(e) not in after and ends & kept:  # not both gone
+            out.append(Refusal(("queues",),
+                f"queue {edge_name(e)}: a ring between persistent kernels cannot be "
+                "removed while the topology runs (unless both kernels go)",
+                "ringctl down and up the topology"))  # fmt: skip
     return out
 
 
@@ -276,55 +272,3 @@ def _added_text(k: KernelPlan) -> str:
     if k.params:
         text += f", params {_show(k.params)}"
     return text + " (launched, wired, then activated)"
-
-
-def patch(old: Plan, changes: Sequence[Change], *, order: Sequence[str] | None = None) -> Plan:
-    """The plan ``changes`` lead to from ``old`` (``order``: the launch order to give it;
-    default: the kernels kept in their order, then those added)."""
-    kernels = {k.id: k for k in old.kernels}
-    edges = {edge_key(e): e for e in old.edges}
-    for c in changes:
-        if c.kind == "add" and c.kernel is not None:
-            kernels[c.kernel.id] = c.kernel
-        elif c.kind == "remove" and c.kernel is not None:
-            kernels.pop(c.kernel.id, None)
-        elif c.kind == "restart" and c.kernel is not None:
-            k, to = kernels[c.kernel.id], c.kernel
-            kernels[k.id] = replace(k, kernel=to.kernel, entry=to.entry, params=to.params,
-                                    queue_size=to.queue_size)  # fmt: skip
-        elif c.kind == "scale" and c.kernel is not None:
-            kernels[c.kernel.id] = replace(kernels[c.kernel.id], replicas=c.kernel.replicas)
-        elif c.kind == "update" and c.kernel is not None:
-            k = kernels[c.kernel.id]
-            kernels[k.id] = replace(k, restart=c.kernel.restart, keep_state=c.kernel.keep_state)
-        elif c.kind in ("connect", "retune") and c.edge is not None:
-            edges[edge_key(c.edge)] = c.edge
-        elif c.kind == "move" and c.edge is not None and c.old_edge is not None:
-            edges.pop(edge_key(c.old_edge), None)
-            edges[edge_key(c.edge)] = c.edge
-        elif c.kind == "disconnect" and c.edge is not None:
-            edges.pop(edge_key(c.edge), None)
-    ids = [i for i in (order or []) if i in kernels] or list(kernels)
-    return replace(old, kernels=[kernels[i] for i in ids], edges=list(edges.values()))
-
-
-def same_plan(a: Plan, b: Plan) -> bool:
-    """Whether two plans run the same kernels and queues (launch order aside)."""
-    return (
-        a.engine == b.engine
-        and {k.id: _kernel_key(k) for k in a.kernels} == {k.id: _kernel_key(k) for k in b.kernels}
-        and {edge_key(e): e for e in a.edges} == {edge_key(e): e for e in b.edges}
-    )
-
-
-def _kernel_key(k: KernelPlan) -> tuple[Any, ...]:
-    return (k.entry, _freeze(k.params), k.replicas, k.backend, k.queue_size, k.restart,
-            _freeze(dict(k.resources)), k.keep_state, _freeze(k.persistent))  # fmt: skip
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value

@@ -61,13 +61,7 @@ def plan_from_file(
                 # must not make its bridge look like a GPU kernel.
                 backend="cpu" if spec.persistent is not None else spec.effective_backend,
                 queue_size=spec.queue_size,
-                restart=RestartPolicy(
-                    policy=spec.restart.policy,
-                    max_restarts=spec.restart.max_restarts,
-                    backoff=spec.restart.backoff,
-                    max_backoff=spec.restart.max_backoff,
-                    reset_after=spec.restart.reset_after,
-                ),
+                restart=RestartPolicy(**spec.restart.model_dump()),
                 entry=spec.entry,
                 resources=resources,
                 keep_state=spec.keep_state,

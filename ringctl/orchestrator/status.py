@@ -16,11 +16,12 @@ Imports nothing beyond the standard library: ``ringctl ps`` starts fast.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, TypeVar, cast
 
 from ringctl._printable import printable
 
@@ -136,13 +137,7 @@ def text(value: object) -> str | None:
     return None
 
 
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
 def _get(mapping: Mapping[str, Any], key: str) -> object:
-    if type(mapping) is dict:  # what json.loads and the supervisor give: cannot raise
-        return mapping.get(key)
     try:
         return mapping.get(key)
     except Exception:  # a hostile Mapping; the document is data, never trust it
@@ -176,15 +171,13 @@ def _table(value: object) -> dict[str, Any] | None:
 
 D = TypeVar("D", bound="_Doc")
 
-#: How each field type is read from JSON (by its annotation); nested documents by name.
+#: How each field type is read from JSON (by its annotation, ``| None`` or not); nested
+#: documents by name.
 _READERS: Final[dict[str, Callable[[object], Any]]] = {
     "str": text,
-    "str | None": text,
     "float": number,
-    "float | None": number,
     "int": count,
-    "int | None": count,
-    "bool": _flag,
+    "bool": lambda value: value if isinstance(value, bool) else None,
     "tuple[str, ...]": _texts,
     "dict[str, Any]": _table,
     "dict[str, int]": _table,
@@ -208,21 +201,22 @@ class _Doc:
     def check(cls: type[D], raw: Mapping[str, Any]) -> D:
         """The document's part as its writer must send it: every key known, every value of
         its type (raises ``ValueError`` naming the first that is not). For tests."""
-        known = {key: name for name, key, _ in _plan(cls)}
-        unknown = sorted(set(raw) - set(known))
+        plan = _FIELDS[cls]
+        unknown = sorted(set(raw) - {f.key for f in plan})
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
-        values = {}
-        for name, key, _ in _plan(cls):
-            if key in raw:
-                values[name] = _checked(cls, name, raw[key])
+        values = {
+            f.name: _checked(f"{cls.__name__}.{f.name}", f.kind, raw[f.key])
+            for f in plan
+            if f.key in raw
+        }
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form: ``json.dumps`` takes it as it is."""
         out = {}
         omit = self._OMIT_NONE
-        for name, key, plain in _dumps(type(self)):
+        for name, key, _, _, plain in _FIELDS[type(self)]:
             value = getattr(self, name)
             if value is None and key in omit:
                 continue
@@ -230,12 +224,26 @@ class _Doc:
         return out
 
 
+class _Field(NamedTuple):
+    """One field of a document class as the JSON sees it."""
+
+    name: str  # the attribute
+    key: str  # the JSON key
+    kind: str  # the annotation, e.g. ``int | None``
+    read: Callable[[object], Any]  # the tolerant reader
+    plain: bool  # sent as it is (no nested document, tuple or dict to copy)
+
+
+#: Each class's fields in the document's order (filled once every class is defined).
+_FIELDS: Final[dict[type, tuple[_Field, ...]]] = {}
+
+
 def _values(cls: type[_Doc], raw: object, skip: str = "") -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         return {}
     get: Callable[[str], object] = raw.get if type(raw) is dict else partial(_get, raw)
     values = {}
-    for name, key, read in _plan(cls):
+    for name, key, _, read, _ in _FIELDS[cls]:
         if key != skip and (value := read(get(key))) is not None:
             values[name] = value
     return values
@@ -251,43 +259,10 @@ def _dump(value: Any) -> Any:
     return value
 
 
-_PLANS: Final[dict[type, list[tuple[str, str, Callable[[object], Any]]]]] = {}
-_DUMPS: Final[dict[type, list[tuple[str, str, bool]]]] = {}
-
-
-def _dumps(cls: type[_Doc]) -> list[tuple[str, str, bool]]:
-    """(attribute, JSON key, sent as it is) of each field a class sends: a document of
-    thousands of kernels is written several times a second."""
-    found = _DUMPS.get(cls)
-    if found is None:
-        kinds = _annotations(cls)
-        found = _DUMPS[cls] = [
-            (name, key, kinds[name].removesuffix(" | None") in _PLAIN)
-            for name, key, _ in _plan(cls)
-        ]
-    return found
-
-
-_ANNOTATIONS: Final[dict[type, dict[str, str]]] = {}
-
-
-def _plan(cls: type[_Doc]) -> list[tuple[str, str, Callable[[object], Any]]]:
-    """(attribute, JSON key, reader) of each field a class sends, in the document's order."""
-    plan = _PLANS.get(cls)
-    if plan is not None:
-        return plan
-    plan = _PLANS[cls] = []
-    for f in fields(cast(Any, cls)):
-        if not f.init or f.metadata.get("local"):
-            continue
-        plan.append((f.name, f.metadata.get("key", f.name), _reader(str(f.type))))
-    return plan
-
-
 def _reader(annotation: str) -> Callable[[object], Any]:
-    if annotation in _READERS:
-        return _READERS[annotation]
     inner = annotation.removesuffix(" | None")
+    if inner in _READERS:
+        return _READERS[inner]
     if inner.startswith("tuple[") and inner.endswith(", ...]"):
         nested = _DOCS[inner[6:-6]]
         return lambda value: tuple(nested.read(m) for m in _mappings(value))
@@ -309,40 +284,23 @@ _SCALARS: Final[dict[str, tuple[type, ...]]] = {
 }
 
 
-def _annotations(cls: type[_Doc]) -> dict[str, str]:
-    found = _ANNOTATIONS.get(cls)
-    if found is None:
-        found = _ANNOTATIONS[cls] = {f.name: str(f.type) for f in fields(cast(Any, cls))}
-    return found
-
-
-def _checked(cls: type[_Doc], name: str, value: Any) -> Any:
-    annotation = _annotations(cls)[name]
-    optional = annotation.endswith(" | None")
+def _checked(where: str, annotation: str, value: Any) -> Any:
     inner = annotation.removesuffix(" | None")
-    where = f"{cls.__name__}.{name}"
     if value is None:
-        if optional:
+        if inner != annotation:
             return None
         raise ValueError(f"{where}: null where {inner} belongs")
     if inner.startswith("tuple["):
         if not isinstance(value, list):
             raise ValueError(f"{where}: {value!r} is not a list")
-        item = inner[6:-6]
-        if item == "str":
-            return tuple(_checked_scalar(where, "str", v) for v in value)
-        return tuple(_DOCS[item].check(v) for v in value)
+        return tuple(_checked(where, inner[6:-6], item) for item in value)
     if inner in _DOCS:
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: {value!r} is not an object")
         return _DOCS[inner].check(value)
-    return _checked_scalar(where, inner, value)
-
-
-def _checked_scalar(where: str, kind: str, value: Any) -> Any:
-    types = _SCALARS[kind]
+    types = _SCALARS[inner]
     if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-        raise ValueError(f"{where}: {value!r} is not {kind}")
+        raise ValueError(f"{where}: {value!r} is not {inner}")
     return value
 
 
@@ -443,12 +401,11 @@ class KernelDoc(_Doc):
     @property
     def numeric_metrics(self) -> tuple[tuple[str, float], ...]:
         """The numeric entries of its ``ctx.metrics`` (what a gauge can show)."""
-        items = []
-        for key, raw in self.metrics.items():
-            n = number(raw)
-            if n is not None and not isinstance(raw, bool):
-                items.append((text(key) or str(key), n))
-        return tuple(items)
+        return tuple(
+            (text(key) or str(key), n)
+            for key, raw in self.metrics.items()
+            if (n := number(raw)) is not None and not isinstance(raw, bool)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,19 +431,9 @@ class QueueDoc(_Doc):
     def of(cls, q: QueueSnapshot) -> QueueDoc:
         """The entry of an engine's queue snapshot (the supervisor writes these)."""
         return cls(
+            **{name: getattr(q, name) for name in _QUEUE_SNAPSHOT_FIELDS},
             source=f"{q.producer}.{q.port}" if q.producer else "(external)",
             to=q.consumer or "(output)",
-            name=q.name,
-            depth=q.depth,
-            capacity=q.capacity,
-            backpressure=q.backpressure,
-            messages=q.messages,
-            drops=q.drops,
-            delivered=q.delivered,
-            lost=q.lost,
-            left=q.left,
-            in_doubt=q.in_doubt,
-            high_water=q.high_water,
             blocked_s=round(q.blocked_s, 6),
         )
 
@@ -612,11 +559,7 @@ class StatusDocument(_Doc):
 
     @property
     def status_counts(self) -> dict[KernelStatus, int]:
-        counts: dict[KernelStatus, int] = {}
-        for k in self.kernels:
-            word = k.status
-            counts[word] = counts.get(word, 0) + 1
-        return counts
+        return dict(Counter(k.status for k in self.kernels))
 
     @property
     def throughput(self) -> float:
@@ -652,6 +595,10 @@ class StatusDocument(_Doc):
 _SNAPSHOT_FIELDS: Final = tuple(
     f.name for f in fields(KernelDoc) if f.name not in ("restart_in_s", "word")
 )
+#: What a ``QueueSnapshot`` gives a queue's entry as it is.
+_QUEUE_SNAPSHOT_FIELDS: Final = tuple(
+    f.name for f in fields(QueueDoc) if f.name not in ("source", "to", "blocked_s")
+)
 
 _DOCS: Final[dict[str, type[_Doc]]] = {
     cls.__name__: cls
@@ -671,6 +618,19 @@ _DOCS: Final[dict[str, type[_Doc]]] = {
         StatusDocument,
     )
 }
+
+
+def _fields_of(cls: type[_Doc]) -> tuple[_Field, ...]:
+    found = []
+    for f in fields(cast(Any, cls)):
+        if f.init and not f.metadata.get("local"):
+            kind = str(f.type)
+            plain = kind.removesuffix(" | None") in _PLAIN
+            found.append(_Field(f.name, f.metadata.get("key", f.name), kind, _reader(kind), plain))
+    return tuple(found)
+
+
+_FIELDS.update((cls, _fields_of(cls)) for cls in _DOCS.values())
 
 
 def read_status(document: object, *, stall_after_s: float = STALL_AFTER_S) -> StatusDocument:

@@ -34,6 +34,7 @@ from ringctl.exceptions import (
     RunFailedError,
     UserInputError,
 )
+from ringctl.orchestrator.applying import launch
 from ringctl.orchestrator.drift import FileWatch, drift
 from ringctl.orchestrator.plan import Plan
 from ringctl.orchestrator.policy import (
@@ -199,8 +200,7 @@ class Supervisor:
                     self.event(kind, text)
                 case RestartAt(kernel, _at, delay):
                     now = asyncio.Event()
-                    loop = asyncio.get_running_loop()
-                    task = loop.create_task(self._restart(kernel, delay, now))
+                    task = asyncio.get_running_loop().create_task(self._restart(kernel, delay, now))
                     self._backoff[kernel] = (now, task)
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -288,8 +288,7 @@ class Supervisor:
         reports = await self.runtime.terminate_all(timeout=2.0)
         left = {r.kernel_id: r.left_in_inbox for r in reports if r.left_in_inbox}
         for kid in launched:
-            swept = self.runtime.close_inbox(kid, "left")
-            if swept:
+            if swept := self.runtime.close_inbox(kid, "left"):
                 left[kid] = left.get(kid, 0) + swept
         self.accounting = self.runtime.accounting()
         forced = tuple(r.kernel_id for r in reports if r.forced)
@@ -309,16 +308,7 @@ class Supervisor:
         try:
             for n, k in enumerate(plan.kernels, 1):
                 current = k.id
-                await rt.launch(
-                    k.id,
-                    k.kernel,
-                    params=k.params,
-                    replicas=k.replicas,
-                    queue_size=k.queue_size,
-                    backend=k.backend,
-                    entry=k.entry,
-                    resources=dict(k.resources),
-                )
+                await launch(rt, k)
                 launched.append(k.id)
                 self._set_phase("launch", n, len(plan.kernels), progress)
                 # A set-up hook may hold the loop for seconds: let a live view draw the
@@ -461,9 +451,6 @@ class Supervisor:
         and stops every kernel after the message in hand. During the launch, the launch
         stops and what was launched is rolled back."""
         self._decide(StopRequested(reason, force))
-        self._stop_launch()
-
-    def _stop_launch(self) -> None:
         launch = self._launch
         if launch is not None and not launch.done():
             launch.cancel()
@@ -528,34 +515,28 @@ class Supervisor:
 
     async def pause(self, kernels: list[str] | None = None) -> list[str]:
         """Deactivate the named (or all) ACTIVE kernels; returns those it paused."""
-        async with self._command("pause"):
-            done = []
-            for kid in self._select(kernels):
-                self.policy.paused.add(kid)
-                if self.runtime.get_state(kid) is S.ACTIVE:
-                    await self.runtime.deactivate(kid)
-                    done.append(kid)
-            self._update_paused_state()
-            self.event("pause", f"paused {few(done) if done else 'nothing (already paused)'}")
-            return done
-
-    def _update_paused_state(self) -> None:
-        """The topology reads "paused" while every kernel that still runs is paused."""
-        live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
-        everything_paused = bool(live) and all(kid in self.policy.paused for kid in live)
-        self._set_state(T.PAUSED if everything_paused else T.RUNNING)
+        return await self._pause(kernels, True)
 
     async def resume(self, kernels: list[str] | None = None) -> list[str]:
         """Reactivate the named (or all) paused kernels; returns those it resumed."""
-        async with self._command("resume"):
+        return await self._pause(kernels, False)
+
+    async def _pause(self, kernels: list[str] | None, pause: bool) -> list[str]:
+        """``pause`` (True) or ``resume`` (False) the named (or all) kernels."""
+        action = "pause" if pause else "resume"
+        async with self._command(action):
             done = []
             for kid in self._select(kernels):
-                self.policy.paused.discard(kid)
-                if self.runtime.get_state(kid) is S.DEACTIVATED:
-                    await self.runtime.reactivate(kid)
+                (self.policy.paused.add if pause else self.policy.paused.discard)(kid)
+                if self.runtime.get_state(kid) is (S.ACTIVE if pause else S.DEACTIVATED):
+                    await (self.runtime.deactivate if pause else self.runtime.reactivate)(kid)
                     done.append(kid)
-            self._update_paused_state()
-            self.event("resume", f"resumed {few(done) if done else 'nothing (none paused)'}")
+            # The topology reads "paused" while every kernel that still runs is paused.
+            live = [kid for kid in self.plan.order if self.runtime.get_state(kid) in RUNNING]
+            everything_paused = bool(live) and all(kid in self.policy.paused for kid in live)
+            self._set_state(T.PAUSED if everything_paused else T.RUNNING)
+            none = "nothing (already paused)" if pause else "nothing (none paused)"
+            self.event(action, f"{action}d {few(done) if done else none}")
             return done
 
     async def restart(self, kernels: list[str], timeout: float = 5.0) -> list[str]:
@@ -579,25 +560,23 @@ class Supervisor:
                 )
             done = []
             for kid in chosen:
+                how = ""
                 if kid in self._backoff:
                     if not await self._restart_now(kid):
                         raise ControlPlaneError(
                             f"restart of {kid!r} failed: {self.failure or 'it did not start'}"
                         )
-                    restarts = rt.get_info(kid).restarts
-                    self.event("restart", f"{kid} restarted on request; restart {restarts}")
-                    done.append(kid)
-                    continue
-                self._decide(RestartStarted(kid))  # the watch loop leaves it be
-                try:
-                    report = await rt.restart(kid, timeout=timeout)
-                except RingctlError as exc:
-                    self._decide(RestartFailed(kid, str(exc)))
-                    raise
-                self._decide(Restarted(kid))
-                info = rt.get_info(kid)
-                how = " (force-stopped)" if report.forced else ""
-                self.event("restart", f"{kid} restarted on request{how}; restart {info.restarts}")
+                else:
+                    self._decide(RestartStarted(kid))  # the watch loop leaves it be
+                    try:
+                        report = await rt.restart(kid, timeout=timeout)
+                    except RingctlError as exc:
+                        self._decide(RestartFailed(kid, str(exc)))
+                        raise
+                    self._decide(Restarted(kid))
+                    how = " (force-stopped)" if report.forced else ""
+                restarts = rt.get_info(kid).restarts
+                self.event("restart", f"{kid} restarted on request{how}; restart {restarts}")
                 done.append(kid)
             self._status_cache = None
             return done
@@ -761,8 +740,7 @@ class Supervisor:
         for kid in self.plan.order:
             # The run is over: whatever still waits for a kernel will never be
             # processed. Closing every inbox turns it into "left", counted.
-            swept = rt.close_inbox(kid, "left")
-            if swept:
+            if swept := rt.close_inbox(kid, "left"):
                 left[kid] = left.get(kid, 0) + swept
         refused = tuple(rt.refused)
         for kid in refused:
@@ -793,18 +771,13 @@ class Supervisor:
         return self.down_report
 
     def _report_drain(self, seconds_left: float, progress: Progress | None) -> None:
-        waiting = []
-        for kid in self.plan.order:
-            if kid in self.policy.restart_due or (
-                self.runtime.get_state(kid) in RUNNING and not self.runtime.is_idle(kid)
-            ):
-                waiting.append(
-                    {
-                        "kernel": kid,
-                        "queued": self.runtime.queued(kid),
-                        "seconds_left": round(seconds_left, 1),
-                    }
-                )
+        rt = self.runtime
+        waiting = [
+            {"kernel": kid, "queued": rt.queued(kid), "seconds_left": round(seconds_left, 1)}
+            for kid in self.plan.order
+            if kid in self.policy.restart_due
+            or (rt.get_state(kid) in RUNNING and not rt.is_idle(kid))
+        ]
         self.phase = {"name": "drain", "done": 0, "total": 0, "waiting_on": waiting}
         if progress is not None:
             progress(dict(self.phase))
@@ -823,16 +796,7 @@ class Supervisor:
         cached = self._status_cache
         if not fresh and cached is not None and now - cached[0] < max_age:
             return cached[1]
-        from ringctl.orchestrator.status import (
-            AccountingDoc,
-            AppliedDoc,
-            DownDoc,
-            EventDoc,
-            KernelDoc,
-            PhaseDoc,
-            QueueDoc,
-            StatusDocument,
-        )
+        from ringctl.orchestrator import status as sd
 
         snap = self.runtime.snapshot()
         restarting = self.policy.restart_due
@@ -841,25 +805,27 @@ class Supervisor:
             rank = {kid: n for n, kid in enumerate(self.plan.order)}
             kernels = tuple(sorted((k for k in kernels if k.id in rank), key=lambda k: rank[k.id]))
         self.drift = drift(self.plan, kernels, self.file_watch.edited())
-        doc = StatusDocument(
+        doc = sd.StatusDocument(
             name=self.plan.name,
             file=self.plan.file,
             engine=self.plan.engine,
             pid=os.getpid(),
             uptime_s=round(self.uptime_s, 3),
             state=str(self._state),
-            phase=None if self.phase is None else PhaseDoc.check(self.phase),
+            phase=None if self.phase is None else sd.PhaseDoc.check(self.phase),
             failure=self.failure,
-            events=tuple(EventDoc(**e) for e in list(self.events)[-20:]),
+            events=tuple(sd.EventDoc(**e) for e in list(self.events)[-20:]),
             timings={k: round(v, 4) for k, v in self.timings.items()},
-            kernels=tuple(KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
-            queues=tuple(QueueDoc.of(q) for q in snap.queues),
+            kernels=tuple(sd.KernelDoc.of(k, _due(restarting.get(k.id), now)) for k in kernels),
+            queues=tuple(sd.QueueDoc.of(q) for q in snap.queues),
             quiescent=snap.quiescent,
-            down=None if self.down_report is None else DownDoc.check(self.down_report.as_dict()),
+            down=None if self.down_report is None else sd.DownDoc.check(self.down_report.as_dict()),
             accounting=(
-                None if self.accounting is None else AccountingDoc.check(self.accounting.as_dict())
+                None
+                if self.accounting is None
+                else sd.AccountingDoc.check(self.accounting.as_dict())
             ),
-            applied=None if self.applied is None else AppliedDoc.check(self.applied.as_dict()),
+            applied=None if self.applied is None else sd.AppliedDoc.check(self.applied.as_dict()),
             drift=tuple(self.drift),
         ).as_dict()
         self._status_cache = (now, doc)

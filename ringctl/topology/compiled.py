@@ -260,10 +260,8 @@ def _function(spec: Mapping[str, Any]) -> dict[str, Any]:
     function: Callable[..., Any] = spec["function"]
     if spec.get("type") != "no-info":
         raise CompileError(f"validator {function!r} takes validation info")
-    for name, rule in RULES.items():
-        if rule is function:
-            return {"type": "no-info", "function": {_RULE: name}}
     qualname = getattr(function, "__qualname__", "")
-    if qualname in MODEL_RULES:
-        return {"type": "no-info", "function": {_RULE: MODEL_RULES[qualname]}}
-    raise CompileError(f"validator {qualname or function!r} has no twin in rules.py")
+    name = next((n for n, rule in RULES.items() if rule is function), MODEL_RULES.get(qualname))
+    if name is None:
+        raise CompileError(f"validator {qualname or function!r} has no twin in rules.py")
+    return {"type": "no-info", "function": {_RULE: name}}

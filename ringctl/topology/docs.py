@@ -188,14 +188,13 @@ smoke:
 """
 
 
-def _anchor(name: str) -> str:
-    return name.lower()
+_BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"))
 
 
 def _type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
         name = str(prop["$ref"]).rsplit("/", 1)[-1]
-        return f"[{name}](#{_anchor(name)})"
+        return f"[{name}](#{name.lower()})"
     if "anyOf" in prop:
         options = [p for p in prop["anyOf"] if p.get("type") != "null"]
         return " or ".join(_type(p) for p in options)
@@ -204,19 +203,11 @@ def _type(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " \\| ".join(f"`{v}`" for v in prop["enum"])
     kind = prop.get("type")
-    bounds = []
-    if "minimum" in prop:
-        bounds.append(f"≥ {prop['minimum']}")
-    if "exclusiveMinimum" in prop:
-        bounds.append(f"> {prop['exclusiveMinimum']}")
-    if kind == "integer":
-        return " ".join(["integer", *bounds])
-    if kind == "number":
-        return " ".join(["number", *bounds])
-    if kind == "boolean":
-        return "boolean"
-    if kind == "string":
-        return "string"
+    bounds = [f"{sign} {prop[key]}" for key, sign in _BOUNDS if key in prop]
+    if kind in ("integer", "number"):
+        return " ".join([kind, *bounds])
+    if kind in ("boolean", "string"):
+        return str(kind)
     if kind == "array":
         return f"list of {_type(prop.get('items', {}))}"
     if kind == "object":
@@ -251,7 +242,7 @@ def render_reference() -> str:
     for name in _ORDER:
         model = definitions[name]
         title = "the file (top level)" if name == "Topology" else name
-        parts.append(f"\n### {name}\n\n" if name != "Topology" else f"\n### {title}\n\n")
+        parts.append(f"\n### {title}\n\n")
         parts.append(f"{model.get('description', '').strip()}\n\n")
         parts.append("| field | type | default | description |\n")
         parts.append("| --- | --- | --- | --- |\n")

@@ -63,13 +63,10 @@ def search_path(topology: Searchable) -> list[tuple[Path, str]]:
     for entry in topology.python_path:
         folders.append(((base / entry).resolve(), f"python_path '{entry}'"))
     folders.append((Path.cwd().resolve(), "the current folder"))
-    unique: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
+    unique: dict[Path, str] = {}
     for folder, why in folders:
-        if folder not in seen:
-            seen.add(folder)
-            unique.append((folder, why))
-    return unique
+        unique.setdefault(folder, why)  # the first reason a folder is there
+    return list(unique.items())
 
 
 def split_entry(entry: str) -> tuple[str, str]:

@@ -7,14 +7,14 @@ links, plus a hint when there is something specific to do about it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ringctl.checks import did_you_mean
 from ringctl.exceptions import UserInputError
 
-__all__ = ["Diagnostic", "TopologyError", "did_you_mean"]
+__all__ = ["Diagnostic", "TopologyError", "did_you_mean", "in_file_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +50,12 @@ class Diagnostic:
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` form; the keys are a stable interface (add, never rename)."""
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-            "hint": self.hint,
-        }
+        return asdict(self)
+
+
+def in_file_order(problems: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """File order reads best; a stable sort keeps same-place problems in the order found."""
+    return sorted(problems, key=lambda d: (d.line or 0, d.column or 0))
 
 
 class TopologyError(UserInputError):

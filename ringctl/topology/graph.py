@@ -10,7 +10,8 @@ read of a topology: the pydantic ``Topology`` is one, and so is the plain view t
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,8 +77,6 @@ class Wiring(Protocol):
     def queues(self) -> Sequence[EdgeWiring]: ...
     @property
     def smoke(self) -> SmokeWiring | None: ...
-    def inbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
-    def outbound(self, kernel_id: str) -> Sequence[EdgeWiring]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +89,15 @@ class Problem:
     key: bool = False
 
 
-def _describe_default(path: DataPath) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(
-        "."
-    )
+def describe_path(path: Sequence[str | int]) -> str:
+    """``("queues", 1, "capacity")`` -> ``queues[1].capacity``, as a user would name it."""
+    text = ""
+    for step in path:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        else:
+            text += f".{step}" if text else str(step)
+    return text
 
 
 def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
@@ -105,14 +109,17 @@ def _unknown_kernel_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_graph(
-    topology: Wiring, where: Callable[[DataPath], str] = _describe_default
+    topology: Wiring, where: Callable[[DataPath], str] = describe_path
 ) -> list[Problem]:
     """Every wiring problem: unknown kernels, self-loops, duplicates, cycles.
 
     ``where`` names a place for messages that point back to an earlier one ("first at
     line 12"); by default it spells the data path.
     """
-    problems: list[Problem] = []
+    return list(_graph_problems(topology, where))
+
+
+def _graph_problems(topology: Wiring, where: Callable[[DataPath], str]) -> Iterator[Problem]:
     known = list(topology.kernels)
     known_set = set(known)
 
@@ -124,25 +131,19 @@ def check_graph(
         for index, dep in enumerate(spec.depends_on):
             path: DataPath = ("kernels", kernel_id, "depends_on", index)
             if dep == kernel_id:
-                problems.append(
-                    Problem(
-                        path,
-                        f"kernel '{kernel_id}' depends on itself",
-                        f"remove '{kernel_id}' from its own depends_on",
-                    )
+                yield Problem(
+                    path,
+                    f"kernel '{kernel_id}' depends on itself",
+                    f"remove '{kernel_id}' from its own depends_on",
                 )
             elif dep not in known_set:
-                problems.append(
-                    Problem(
-                        path,
-                        f"kernel '{kernel_id}' depends on '{dep}', which is not a kernel here",
-                        _unknown_kernel_hint(dep, known),
-                    )
+                yield Problem(
+                    path,
+                    f"kernel '{kernel_id}' depends on '{dep}', which is not a kernel here",
+                    _unknown_kernel_hint(dep, known),
                 )
             elif dep in seen:
-                problems.append(
-                    Problem(path, f"kernel '{kernel_id}' lists '{dep}' twice in depends_on")
-                )
+                yield Problem(path, f"kernel '{kernel_id}' lists '{dep}' twice in depends_on")
             else:
                 depends[kernel_id].append(dep)
             seen.add(dep)
@@ -152,42 +153,29 @@ def check_graph(
     flows: dict[str, list[tuple[str, int]]] = {kernel_id: [] for kernel_id in known}
     for index, edge in enumerate(topology.queues):
         ok = True
-        if edge.producer not in known_set:
-            ok = False
-            problems.append(
-                Problem(
-                    ("queues", index, "from"),
-                    f"queue from '{edge.from_}': there is no kernel '{edge.producer}'",
-                    _unknown_kernel_hint(edge.producer, known),
-                )
-            )
-        if edge.to not in known_set:
-            ok = False
-            problems.append(
-                Problem(
-                    ("queues", index, "to"),
-                    f"queue to '{edge.to}': there is no kernel '{edge.to}'",
-                    _unknown_kernel_hint(edge.to, known),
-                )
-            )
+        for field, written, kernel_id in (
+            ("from", edge.from_, edge.producer),
+            ("to", edge.to, edge.to),
+        ):
+            if kernel_id not in known_set:
+                ok = False
+                message = f"queue {field} '{written}': there is no kernel '{kernel_id}'"
+                hint = _unknown_kernel_hint(kernel_id, known)
+                yield Problem(("queues", index, field), message, hint)
         if edge.producer == edge.to:
-            problems.append(
-                Problem(
-                    ("queues", index),
-                    f"queue {edge.label} wires kernel '{edge.to}' to itself",
-                    "a kernel cannot feed its own inbox through a queue; remove this edge",
-                )
+            yield Problem(
+                ("queues", index),
+                f"queue {edge.label} wires kernel '{edge.to}' to itself",
+                "a kernel cannot feed its own inbox through a queue; remove this edge",
             )
             continue
         signature = (edge.producer, edge.port, edge.to)
         if signature in first_edge:
             first = ("queues", first_edge[signature])
-            problems.append(
-                Problem(
-                    ("queues", index),
-                    f"duplicate queue {edge.label} (first at {where(first)})",
-                    "remove one; to carry more messages, raise its capacity",
-                )
+            yield Problem(
+                ("queues", index),
+                f"duplicate queue {edge.label} (first at {where(first)})",
+                "remove one; to carry more messages, raise its capacity",
             )
             continue
         first_edge[signature] = index
@@ -197,41 +185,34 @@ def check_graph(
     for cycle in find_cycles(known, depends):
         start, nxt = cycle[0], cycle[1]
         index = topology.kernels[start].depends_on.index(nxt)
-        problems.append(
-            Problem(
-                ("kernels", start, "depends_on", index),
-                "dependency cycle: " + " -> ".join(cycle),
-                "depends_on must not loop; remove one of these dependencies",
-            )
+        yield Problem(
+            ("kernels", start, "depends_on", index),
+            "dependency cycle: " + " -> ".join(cycle),
+            "depends_on must not loop; remove one of these dependencies",
         )
 
     successors = {k: [to for to, _ in v] for k, v in flows.items()}
     for cycle in find_cycles(known, successors):
         start, nxt = cycle[0], cycle[1]
         index = next(i for to, i in flows[start] if to == nxt)
-        problems.append(
-            Problem(
-                ("queues", index),
-                "queue cycle: " + " -> ".join(cycle),
-                "if the loop is intended, mark one of its queues `feedback: true`; "
-                "otherwise remove one of them",
-            )
+        yield Problem(
+            ("queues", index),
+            "queue cycle: " + " -> ".join(cycle),
+            "if the loop is intended, mark one of its queues `feedback: true`; "
+            "otherwise remove one of them",
         )
 
-    problems.extend(_check_persistent(topology))
+    yield from _check_persistent(topology)
 
     if topology.smoke is not None:
         for kernel_id in topology.smoke.expect:
             if kernel_id not in known_set:
-                problems.append(
-                    Problem(
-                        ("smoke", "expect", kernel_id),
-                        f"smoke.expect names '{kernel_id}', which is not a kernel here",
-                        _unknown_kernel_hint(kernel_id, known),
-                        key=True,
-                    )
+                yield Problem(
+                    ("smoke", "expect", kernel_id),
+                    f"smoke.expect names '{kernel_id}', which is not a kernel here",
+                    _unknown_kernel_hint(kernel_id, known),
+                    key=True,
                 )
-    return problems
 
 
 def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[list[str]]:
@@ -250,24 +231,13 @@ def find_cycles(nodes: Sequence[str], successors: dict[str, list[str]]) -> list[
         start = min(component, key=order.__getitem__)
         # Breadth-first from `start`, inside the component, back to `start`.
         parent: dict[str, str] = {}
-        frontier = [start]
-        found = False
-        while frontier and not found:
-            following: list[str] = []
-            for node in frontier:
-                for succ in successors.get(node, ()):
-                    if succ not in members:
-                        continue
-                    if succ == start:
-                        parent[start] = node
-                        found = True
-                        break
-                    if succ not in parent:
-                        parent[succ] = node
-                        following.append(succ)
-                if found:
-                    break
-            frontier = following
+        queue = deque([start])
+        while start not in parent:  # the component is strongly connected: it gets there
+            node = queue.popleft()
+            for succ in successors.get(node, ()):
+                if succ in members and succ not in parent:
+                    parent[succ] = node
+                    queue.append(succ)
         path = [start]
         node = parent[start]
         while node != start:
@@ -384,7 +354,7 @@ def launch_order(topology: Wiring) -> list[str]:
 
 
 def _topological(
-    ids: list[str], dependents: dict[str, list[str]], waiting: dict[str, int]
+    ids: list[str], dependents: Mapping[str, Iterable[str]], waiting: dict[str, int]
 ) -> list[str]:
     """Kahn's algorithm in file order; kernels on a cycle are left out."""
     queue = [k for k in ids if waiting[k] == 0]
@@ -407,63 +377,49 @@ def _distance_to_sink(ids: list[str], consumers: dict[str, list[str]]) -> dict[s
         for target in targets:
             producers[target].add(producer)
     rank = dict.fromkeys(ids, 0)
-    queue = [k for k in ids if outdegree[k] == 0]
-    while queue:
-        kernel_id = queue.pop()
+    # Sinks first: a kernel's rank is final before its producers read it.
+    for kernel_id in _topological(ids, producers, outdegree):
         for producer in producers[kernel_id]:
             rank[producer] = max(rank[producer], rank[kernel_id] + 1)
-            outdegree[producer] -= 1
-            if outdegree[producer] == 0:
-                queue.append(producer)
     return rank
 
 
-def _check_persistent(topology: Wiring) -> list[Problem]:
+def _check_persistent(topology: Wiring) -> Iterator[Problem]:
     """What a persistent kernel cannot do (yet), found without importing anything."""
-    problems: list[Problem] = []
     for kernel_id, spec in topology.kernels.items():
         if spec.persistent is None:
             continue
         at: DataPath = ("kernels", kernel_id, "persistent")
         if spec.effective_backend == "cuda":
             where_: DataPath = ("kernels", kernel_id, "backend") if spec.backend is not None else at
-            problems.append(
-                Problem(
-                    where_,
-                    f"kernel '{kernel_id}': persistent kernels on backend cuda are not "
-                    "available yet (only the CPU loop ships)",
-                    "set `backend: cpu` (or `auto`) on this kernel",
-                )
+            yield Problem(
+                where_,
+                f"kernel '{kernel_id}': persistent kernels on backend cuda are not "
+                "available yet (only the CPU loop ships)",
+                "set `backend: cpu` (or `auto`) on this kernel",
             )
         if topology.engine != "local":
-            problems.append(
-                Problem(
-                    at,
-                    f"kernel '{kernel_id}': persistent kernels run on the local engine only",
-                    "remove `engine: ray`, or make this kernel an ordinary one",
-                )
+            yield Problem(
+                at,
+                f"kernel '{kernel_id}': persistent kernels run on the local engine only",
+                "remove `engine: ray`, or make this kernel an ordinary one",
             )
         if spec.replicas != 1:
-            problems.append(
-                Problem(
-                    ("kernels", kernel_id, "replicas"),
-                    f"kernel '{kernel_id}': a persistent kernel runs as one replica "
-                    f"(its rings have one consumer), got replicas: {spec.replicas}",
-                    "remove `replicas`, or split the work over several persistent kernels",
-                )
+            yield Problem(
+                ("kernels", kernel_id, "replicas"),
+                f"kernel '{kernel_id}': a persistent kernel runs as one replica "
+                f"(its rings have one consumer), got replicas: {spec.replicas}",
+                "remove `replicas`, or split the work over several persistent kernels",
             )
         for direction, edges in (
-            ("inbound", topology.inbound(kernel_id)),
-            ("outbound", topology.outbound(kernel_id)),
+            ("inbound", [edge for edge in topology.queues if edge.to == kernel_id]),
+            ("outbound", [edge for edge in topology.queues if edge.producer == kernel_id]),
         ):
             if len(edges) > 1:
                 second = topology.queues.index(edges[1])
-                problems.append(
-                    Problem(
-                        ("queues", second),
-                        f"kernel '{kernel_id}' is persistent and has {len(edges)} {direction} "
-                        "queues; a persistent kernel reads one ring and writes one ring",
-                        "join or split the stream in an ordinary kernel next to it",
-                    )
+                yield Problem(
+                    ("queues", second),
+                    f"kernel '{kernel_id}' is persistent and has {len(edges)} {direction} "
+                    "queues; a persistent kernel reads one ring and writes one ring",
+                    "join or split the stream in an ordinary kernel next to it",
                 )
-    return problems

@@ -16,7 +16,7 @@ import os
 import pkgutil
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from ringctl._substituted import typed
 from ringctl.topology.entries import EntryError, missing_entries, search_path, split_entry
-from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean, in_file_order
 from ringctl.topology.loader import DataPath, SourceMap
 from ringctl.topology.schema import PersistentSpec, Topology
 from ringctl.topology.validate import pydantic_diagnostics
@@ -55,7 +55,7 @@ def find_entries(topology: Topology) -> None:
             hint = _not_found_hint(miss.module, miss.package, folders)
         problems.append(source.diagnostic(at, f"kernel '{miss.kernel_id}': {message}", hint))
     if problems:
-        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+        raise TopologyError(in_file_order(problems))
 
 
 def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> Any:
@@ -96,15 +96,13 @@ def import_entry(entry: str, searched: list[tuple[Path, str]] | None = None) -> 
         except AttributeError:
             names = [n for n in dir(obj) if not n.startswith("_")]
             guess = did_you_mean(part, names)
+            kernels = _kernels_in(obj) if guess is None else []
             if guess is not None:
                 hint = f"did you mean '{guess}'?"
+            elif kernels:
+                hint = "kernels there: " + ", ".join(kernels)
             else:
-                kernels = _kernels_in(obj)
-                hint = (
-                    "kernels there: " + ", ".join(kernels)
-                    if kernels
-                    else "check the name after the ':'"
-                )
+                hint = "check the name after the ':'"
             raise EntryError(f"'{walked}' has no attribute '{part}'", hint) from None
         walked = f"{walked}:{part}" if walked == module_name else f"{walked}.{part}"
     return obj
@@ -237,7 +235,7 @@ def resolve_entries(
         if compile_handlers is not None and not problems:
             problems.extend(_compile(persistent, source, compile_handlers))
     if problems:
-        raise TopologyError(sorted(problems, key=lambda d: (d.line or 0, d.column or 0)))
+        raise TopologyError(in_file_order(problems))
     entries: dict[str, RingKernel | PersistentKernel] = {**resolved, **persistent}
     return {kid: entries[kid] for kid in topology.kernels}  # file order
 
@@ -290,10 +288,9 @@ def _numba_missing(persistent: dict[str, Any], source: SourceMap) -> list[Diagno
 
 def _compile(
     persistent: dict[str, Any], source: SourceMap, check_compiles: CompileCheck
-) -> list[Diagnostic]:
+) -> Iterator[Diagnostic]:
     from ringctl.checks import NUMBA_HINT
 
-    problems: list[Diagnostic] = []
     for kernel_id, kernel in persistent.items():
         if getattr(kernel, "native", None) is not None:
             continue  # a C++ handler: its compiler reports at launch, at the file's line
@@ -302,42 +299,35 @@ def _compile(
             continue
         at: DataPath = ("kernels", kernel_id, "entry")
         if NUMBA_HINT in error:
-            problems.append(source.diagnostic(at, "Numba is not installed", NUMBA_HINT))
-            break
-        problems.append(source.diagnostic(at, f"kernel '{kernel_id}': {error}"))
-    return problems
+            yield source.diagnostic(at, "Numba is not installed", NUMBA_HINT)
+            return
+        yield source.diagnostic(at, f"kernel '{kernel_id}': {error}")
 
 
 def _check_records(
     topology: Topology, persistent: dict[str, Any], source: SourceMap
-) -> list[Diagnostic]:
+) -> Iterator[Diagnostic]:
     """Records must match where a persistent kernel writes into another's ring."""
-    problems: list[Diagnostic] = []
     for index, edge in enumerate(topology.queues):
         producer = persistent.get(edge.producer)
         if producer is not None and producer.output is None:
-            problems.append(
-                source.diagnostic(
-                    ("queues", index, "from"),
-                    f"kernel '{edge.producer}' is a persistent sink (it writes no records), "
-                    f"so it cannot feed '{edge.to}'",
-                    "give its @persistent_kernel an `output=` record type, or remove this queue",
-                )
+            yield source.diagnostic(
+                ("queues", index, "from"),
+                f"kernel '{edge.producer}' is a persistent sink (it writes no records), "
+                f"so it cannot feed '{edge.to}'",
+                "give its @persistent_kernel an `output=` record type, or remove this queue",
             )
             continue
         consumer = persistent.get(edge.to)
         if producer is None or consumer is None or producer.output == consumer.input:
             continue
-        problems.append(
-            source.diagnostic(
-                ("queues", index),
-                f"queue {edge.label}: '{edge.producer}' writes records {_fields(producer.output)}"
-                f" but '{edge.to}' reads {_fields(consumer.input)}",
-                "connected persistent kernels must use the same record dtype (same fields, "
-                "types and order)",
-            )
+        yield source.diagnostic(
+            ("queues", index),
+            f"queue {edge.label}: '{edge.producer}' writes records {_fields(producer.output)}"
+            f" but '{edge.to}' reads {_fields(consumer.input)}",
+            "connected persistent kernels must use the same record dtype (same fields, "
+            "types and order)",
         )
-    return problems
 
 
 def _fields(dtype: Any) -> str:

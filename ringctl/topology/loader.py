@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, AnyStr, Final
 
 import yaml
 from yaml.nodes import ScalarNode
@@ -51,6 +51,11 @@ _INTERPOLATION: Final = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
 _VAR_BODY: Final = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.S)
 
 _constructor = yaml.constructor.SafeConstructor()
+_CONSTRUCT: Final = {
+    _INT: _constructor.construct_yaml_int,
+    _FLOAT: _constructor.construct_yaml_float,
+    _BOOL: _constructor.construct_yaml_bool,
+}
 
 
 class _Loader(_BaseLoader):
@@ -93,22 +98,21 @@ class Substituted(str):
 
 def scalar_value(text: str) -> Any:
     """``text`` as this loader reads an unquoted scalar: an int, float, boolean or string."""
-    for tag, regexp in _Loader.yaml_implicit_resolvers.get(text[:1] if text else "", ()):
-        if regexp.match(text):
-            node = ScalarNode(tag, text)
-            try:
-                if tag == _INT:
-                    return _constructor.construct_yaml_int(node)
-                if tag == _FLOAT:
-                    return _constructor.construct_yaml_float(node)
-                if tag == _BOOL:
-                    return _constructor.construct_yaml_bool(node)
-                if tag == _NULL:
-                    return None
-            except (ValueError, KeyError, yaml.YAMLError):
-                return text
-            return text
-    return text
+    tag = _resolve(text)
+    if tag == _NULL:
+        return None
+    try:
+        return _CONSTRUCT[tag](ScalarNode(tag, text)) if tag in _CONSTRUCT else text
+    except (ValueError, KeyError, yaml.YAMLError):
+        return text
+
+
+def _resolve(value: str) -> str:
+    """The tag YAML gives ``value`` written unquoted."""
+    for tag, regexp in _Loader.yaml_implicit_resolvers.get(value[:1] if value else "", ()):
+        if regexp.match(value):
+            return str(tag)
+    return _STR
 
 
 class Node:
@@ -144,24 +148,15 @@ class SourceMap:
         than its value's (an unknown field is reported where its name is written).
         """
         node = self.root
-        depth = 0
-        for depth_index, step in enumerate(path):
-            if node is None:
-                break
-            items = node.items
-            if isinstance(items, dict):
-                entry = items.get(str(step))
-                if entry is None:
-                    break
-                node = entry[0] if key and depth_index == len(path) - 1 else entry[1]
-            elif isinstance(items, list) and isinstance(step, int):
-                if not 0 <= step < len(items):
-                    break
+        for depth, step in enumerate(path):
+            items = None if node is None else node.items
+            if isinstance(items, dict) and (entry := items.get(str(step))) is not None:
+                node = entry[0] if key and depth == len(path) - 1 else entry[1]
+            elif isinstance(items, list) and isinstance(step, int) and 0 <= step < len(items):
                 node = items[step]
             else:
-                break
-            depth += 1
-        return node, depth
+                return node, depth
+        return node, len(path)
 
     def position(self, path: DataPath, *, key: bool = False) -> tuple[int, int]:
         """1-based ``(line, column)`` of the node at ``path`` (or of its nearest ancestor)."""
@@ -206,65 +201,56 @@ def load_yaml(path: str | Path, *, env: Mapping[str, str] | None = None) -> Load
     """
     name = str(path)
     if not name:  # Path("") would be the current folder
-        return _failed("''", "the file name is empty", "pass the path of a topology file")
+        return _unread("''", "the file name is empty", "pass the path of a topology file")
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        return _failed(name, "no such file", "check the path; it is relative to the current folder")
+        return _unread(name, "no such file", "check the path; it is relative to the current folder")
     except IsADirectoryError:
-        return _failed(name, "is a folder, not a topology file", f"try {name.rstrip('/')}/*.yaml")
+        return _unread(name, "is a folder, not a topology file", f"try {name.rstrip('/')}/*.yaml")
     except PermissionError:
-        return _failed(name, "cannot be read: permission denied")
+        return _unread(name, "cannot be read: permission denied")
     except OSError as exc:
-        return _failed(name, f"cannot be read: {exc.strerror or exc}")
+        return _unread(name, f"cannot be read: {exc.strerror or exc}")
     return parse_yaml(raw, name, env=env)
+
+
+def _unread(file: str, message: str, hint: str | None = None) -> Loaded:
+    return _failed(Diagnostic(file, None, None, message, hint))
 
 
 def parse_yaml(raw: bytes | str, file: str, *, env: Mapping[str, str] | None = None) -> Loaded:
     """Like ``load_yaml`` for text already in memory (``file`` names it in diagnostics)."""
-    if isinstance(raw, bytes):
-        text_or_problem = _decode(raw, file)
-        if isinstance(text_or_problem, Diagnostic):
-            return Loaded(None, SourceMap(file, None), [text_or_problem])
-        text = text_or_problem
-    else:
-        text = raw
+    text = _decode(raw, file) if isinstance(raw, bytes) else raw
+    if isinstance(text, Diagnostic):
+        return _failed(text)
     builder = _Builder(file, os.environ if env is None else env, text)
     try:
         root, data = builder.run(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
-        return Loaded(None, SourceMap(file, None), [_yaml_error(exc, file, text)])
+        return _failed(_yaml_error(exc, file, text))
     except yaml.reader.ReaderError as exc:
-        line, column = _line_column(text, exc.position)
         message = f"the file is not YAML text: {exc.reason} (character {exc.character!r})"
-        return Loaded(None, SourceMap(file, None), [Diagnostic(file, line, column, message)])
+        return _failed(Diagnostic(file, *_line_column(text, exc.position, "\n"), message))
     except _SecondDocument as exc:
-        return Loaded(
-            None,
-            SourceMap(file, None),
-            [
-                Diagnostic(
-                    file,
-                    exc.line + 1,
-                    exc.column + 1,
-                    "a topology file holds one YAML document, and a second one starts here",
-                    "remove the '---' line and what follows, or split the file in two",
-                )
-            ],
+        return _failed(
+            Diagnostic(
+                file,
+                exc.line + 1,
+                exc.column + 1,
+                "a topology file holds one YAML document, and a second one starts here",
+                "remove the '---' line and what follows, or split the file in two",
+            )
         )
     if root is None:
-        return Loaded(
-            None,
-            SourceMap(file, None),
-            [
-                Diagnostic(
-                    file,
-                    1,
-                    1,
-                    "the file is empty: a topology needs at least 'version', 'name' and 'kernels'",
-                    "start from `version: 1`, `name: ...`, `kernels: {...}`; see docs/topology.md",
-                )
-            ],
+        return _failed(
+            Diagnostic(
+                file,
+                1,
+                1,
+                "the file is empty: a topology needs at least 'version', 'name' and 'kernels'",
+                "start from `version: 1`, `name: ...`, `kernels: {...}`; see docs/topology.md",
+            )
         )
     return Loaded(data, SourceMap(file, root), builder.problems, builder.spoiled)
 
@@ -288,25 +274,15 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[tuple[int
             parts.append("${")
             continue
         body = match.group("body")
-        if body is None:
-            problems.append(
-                (
-                    match.start(),
-                    "unterminated '${' in a string",
-                    "close it with '}', or write '$${' for a literal '${'",
-                )
-            )
-            parts.append(text)
-            continue
-        var = _VAR_BODY.fullmatch(body)
+        var = None if body is None else _VAR_BODY.fullmatch(body)
         if var is None:
-            problems.append(
-                (
-                    match.start(),
-                    f"'{text}' is not a variable reference",
-                    "write ${NAME} or ${NAME:-default}, or '$${' for a literal '${'",
-                )
-            )
+            if body is None:
+                message = "unterminated '${' in a string"
+                hint = "close it with '}', or write '$${' for a literal '${'"
+            else:
+                message = f"'{text}' is not a variable reference"
+                hint = "write ${NAME} or ${NAME:-default}, or '$${' for a literal '${'"
+            problems.append((match.start(), message, hint))
             parts.append(text)
             continue
         name, default = var.group("name"), var.group("default")
@@ -337,14 +313,16 @@ class _Frame:
 
     __slots__ = ("anchor", "data", "is_key", "key", "merges", "node", "path")
 
-    def __init__(self, node: Node, data: Any, path: DataPath, anchor: str | None) -> None:
+    def __init__(
+        self, node: Node, data: Any, path: DataPath, anchor: str | None, is_key: bool
+    ) -> None:
         self.node = node
         self.data = data
         self.path = path
         self.anchor = anchor
         self.key: tuple[str, Node] | None = None  # mapping: the key whose value comes next
         self.merges: list[tuple[Node, Any]] = []
-        self.is_key = False  # a list or mapping written as a key: reported, then dropped
+        self.is_key = is_key  # a list or mapping written as a key: reported, then dropped
 
 
 class _Builder:
@@ -365,12 +343,10 @@ class _Builder:
         # chains cannot blow up in size (the "billion laughs").
         self.anchors: dict[str, tuple[Node, Any]] = {}
         self.open_anchors: set[str] = set()
-        self.resolver = _Loader.yaml_implicit_resolvers
 
-    def report(
-        self, line: int, column: int, path: DataPath, message: str, hint: str | None = None
-    ) -> None:
-        self.problems.append(Diagnostic(self.file, line + 1, column + 1, message, hint))
+    def report(self, at: Any, path: DataPath, message: str, hint: str | None = None) -> None:
+        """A problem ``at`` a parser mark or a ``Node`` (both count lines from 0)."""
+        self.problems.append(Diagnostic(self.file, at.line + 1, at.column + 1, message, hint))
         self.spoiled.append(path)
 
     def run(self, events: Any) -> tuple[Node | None, Any]:
@@ -399,20 +375,12 @@ class _Builder:
                 tag = event.tag
                 if tag not in (None, "!", _MAP if is_map else _SEQ):
                     self._bad_tag(tag, mark, path)
-                if stack and isinstance(stack[-1].data, dict) and stack[-1].key is None:
-                    self.report(
-                        mark.line,
-                        mark.column,
-                        stack[-1].path,
-                        "a mapping key must be a plain string, not a list or mapping",
-                    )
-                    is_key = True
-                else:
-                    is_key = False
+                is_key = bool(stack) and isinstance(stack[-1].data, dict) and stack[-1].key is None
+                if is_key:
+                    self.report(mark, stack[-1].path, _NOT_A_KEY)
                 if event.anchor is not None:
                     self.open_anchors.add(event.anchor)
-                stack.append(_Frame(node, {} if is_map else [], path, event.anchor))
-                stack[-1].is_key = is_key
+                stack.append(_Frame(node, {} if is_map else [], path, event.anchor, is_key))
                 continue
             elif kind is events_.MappingEndEvent or kind is events_.SequenceEndEvent:
                 frame = stack.pop()
@@ -431,17 +399,11 @@ class _Builder:
                 mark = event.start_mark
                 path = self._path_of_next(stack)
                 if event.anchor in self.open_anchors:
-                    self.report(
-                        mark.line,
-                        mark.column,
-                        path,
-                        "an alias refers to a node that contains it (a cycle)",
-                    )
+                    self.report(mark, path, "an alias refers to a node that contains it (a cycle)")
                     node, value = Node(mark.line, mark.column), None
                 elif event.anchor not in self.anchors:
                     self.report(
-                        mark.line,
-                        mark.column,
+                        mark,
                         path,
                         f"found undefined alias *{event.anchor}",
                         "define the anchor (&name) before using the alias (*name)",
@@ -454,12 +416,7 @@ class _Builder:
                     if node.items is None and isinstance(value, str | int | float | bool):
                         stack[-1].key = self._claim_key(stack[-1], str(value), node)
                     else:
-                        self.report(
-                            mark.line,
-                            mark.column,
-                            stack[-1].path,
-                            "a mapping key must be a plain string, not a list or mapping",
-                        )
+                        self.report(mark, stack[-1].path, _NOT_A_KEY)
                         stack[-1].key = ("", _DISCARD_NODE)
                     continue
             elif kind is events_.DocumentStartEvent:
@@ -519,8 +476,7 @@ class _Builder:
         if name in items:
             first = items[name][0].line + 1
             self.report(
-                node.line,
-                node.column,
+                node,
                 (*frame.path, name),
                 f"duplicate key '{name}' (first at line {first})",
                 "YAML keeps only one of them; remove or rename one",
@@ -539,10 +495,7 @@ class _Builder:
         for node, value in sources:
             if not isinstance(value, dict) or not isinstance(node.items, dict):
                 self.report(
-                    node.line,
-                    node.column,
-                    frame.path,
-                    "'<<' (a merge key) takes a mapping or a list of them",
+                    node, frame.path, "'<<' (a merge key) takes a mapping or a list of them"
                 )
                 continue
             for name, pair in node.items.items():
@@ -553,34 +506,21 @@ class _Builder:
     def _bad_tag(self, tag: str, mark: Any, path: DataPath) -> None:
         shown = "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
         if "python/" in tag:
-            self.report(
-                mark.line,
-                mark.column,
-                path,
+            message = (
                 f"the tag {shown} is refused: topology files are plain data, "
-                "and tags that build Python objects are never executed",
-                "remove the tag; kernels are named with `entry: module:attribute`",
+                "and tags that build Python objects are never executed"
             )
+            hint = "remove the tag; kernels are named with `entry: module:attribute`"
         else:
-            self.report(
-                mark.line,
-                mark.column,
-                path,
-                f"the tag {shown} is not supported in topology files",
-                "remove the tag; use plain strings, numbers, booleans, lists and mappings",
-            )
-
-    def _resolve(self, value: str) -> str:
-        for tag, regexp in self.resolver.get(value[:1] if value else "", ()):
-            if regexp.match(value):
-                return str(tag)
-        return _STR
+            message = f"the tag {shown} is not supported in topology files"
+            hint = "remove the tag; use plain strings, numbers, booleans, lists and mappings"
+        self.report(mark, path, message, hint)
 
     def _scalar(self, event: Any, node: Node, path: DataPath) -> Any:
         tag = event.tag
         value = event.value
         if tag is None or tag == "!":
-            tag = self._resolve(value) if event.implicit[0] and tag is None else _STR
+            tag = _resolve(value) if event.implicit[0] and tag is None else _STR
         elif tag not in _SCALAR_TAGS:
             self._bad_tag(tag, event.start_mark, path)
             return None
@@ -589,20 +529,11 @@ class _Builder:
         if tag == _TIMESTAMP:
             # A date is only ever a description or a param here: keep the text written.
             return str(value)
-        scalar = ScalarNode(tag, value)
         try:
-            if tag == _INT:
-                return _constructor.construct_yaml_int(scalar)
-            if tag == _FLOAT:
-                return _constructor.construct_yaml_float(scalar)
-            if tag == _BOOL:
-                return _constructor.construct_yaml_bool(scalar)
-            return None
+            return _CONSTRUCT[tag](ScalarNode(tag, value)) if tag in _CONSTRUCT else None
         except (ValueError, KeyError, yaml.YAMLError):
             mark = event.start_mark
-            self.report(
-                mark.line, mark.column, path, f"{value!r} is not a valid {tag[len(_TAG) :]}"
-            )
+            self.report(mark, path, f"{value!r} is not a valid {tag[len(_TAG) :]}")
             return None
 
     def _column_of(self, event: Any, value: str, offset: int) -> int:
@@ -621,14 +552,9 @@ class _Builder:
             return value
         expanded, problems = interpolate(value, self.env)
         for offset, message, hint in problems:
+            column = self._column_of(event, value, offset)
             self.problems.append(
-                Diagnostic(
-                    self.file,
-                    event.start_mark.line + 1,
-                    self._column_of(event, value, offset),
-                    message,
-                    hint,
-                )
+                Diagnostic(self.file, event.start_mark.line + 1, column, message, hint)
             )
             self.spoiled.append(path)
         if problems or expanded == value.replace("$${", "${"):
@@ -636,21 +562,20 @@ class _Builder:
         return Substituted(expanded)  # a variable's text: read as a value where it is used
 
 
+_NOT_A_KEY: Final = "a mapping key must be a plain string, not a list or mapping"
 _DISCARD_NODE: Final = Node(-1, -1)
 _MERGE_NODE: Final = Node(-1, -1)
 
 
-def _failed(file: str, message: str, hint: str | None = None) -> Loaded:
-    return Loaded(None, SourceMap(file, None), [Diagnostic(file, None, None, message, hint)])
+def _failed(problem: Diagnostic) -> Loaded:
+    return Loaded(None, SourceMap(problem.file, None), [problem])
 
 
 def _decode(raw: bytes, file: str) -> str | Diagnostic:
     if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        line, column = _line_column_bytes(raw, raw.index(b"\x00"))
         return Diagnostic(
             file,
-            line,
-            column,
+            *_line_column(raw, raw.index(b"\x00"), b"\n"),
             "this is not a text file (it contains NUL bytes); a topology is YAML text",
             "check that the path names the .yaml file",
         )
@@ -659,24 +584,17 @@ def _decode(raw: bytes, file: str) -> str | Diagnostic:
             return raw.decode("utf-16")
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line, column = _line_column_bytes(raw, exc.start)
         return Diagnostic(
             file,
-            line,
-            column,
+            *_line_column(raw, exc.start, b"\n"),
             f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be decoded)",
             "save the file as UTF-8",
         )
 
 
-def _line_column(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    return line, index - (text.rfind("\n", 0, index) + 1) + 1
-
-
-def _line_column_bytes(raw: bytes, index: int) -> tuple[int, int]:
-    line = raw.count(b"\n", 0, index) + 1
-    return line, index - (raw.rfind(b"\n", 0, index) + 1) + 1
+def _line_column(text: AnyStr, index: int, newline: AnyStr) -> tuple[int, int]:
+    line = text.count(newline, 0, index) + 1
+    return line, index - (text.rfind(newline, 0, index) + 1) + 1
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
@@ -684,9 +602,7 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = exc.problem or "invalid YAML"
     message = f"invalid YAML: {problem}"
-    if "another document" in problem:
-        message = "a topology file holds one YAML document, and a second one starts here"
-    elif exc.context and exc.context_mark is not None:
+    if exc.context and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"
     elif exc.context:
         message += f" ({exc.context})"
@@ -694,12 +610,8 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     char = _char_at(text, line, column)
     if char == "\t":
         hint = "YAML indents with spaces, not tabs"
-    elif "another document" in (problem or ""):
-        hint = "remove the '---' line and what follows, or split the file in two"
     elif "mapping values are not allowed" in problem:
         hint = "a ':' inside a value needs quotes, or the line above is indented wrongly"
-    elif "found undefined alias" in problem:
-        hint = "define the anchor (&name) before using the alias (*name)"
     elif "duplicate" in problem:
         hint = "remove or rename one of them"
     return Diagnostic(file, line, column, message, hint)

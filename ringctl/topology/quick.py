@@ -17,9 +17,9 @@ from typing import Any
 
 from ringctl.topology.compiled import load_validator, store
 from ringctl.topology.entries import missing_entries
-from ringctl.topology.errors import Diagnostic
+from ringctl.topology.errors import Diagnostic, TopologyError
 from ringctl.topology.graph import check_graph
-from ringctl.topology.loader import Loaded
+from ringctl.topology.loader import Loaded, load_yaml
 from ringctl.topology.rules import queue_label, split_endpoint
 
 __all__ = ["Summary", "check_file", "quick_validate"]
@@ -92,12 +92,6 @@ class _View:
         self.python_path: Sequence[str] = data["python_path"]
         self.base_dir = path.parent
 
-    def inbound(self, kernel_id: str) -> list[_Edge]:
-        return [edge for edge in self.queues if edge.to == kernel_id]
-
-    def outbound(self, kernel_id: str) -> list[_Edge]:
-        return [edge for edge in self.queues if edge.producer == kernel_id]
-
 
 def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
     """The summary of a file with nothing to report; ``None`` means: ask the models.
@@ -110,11 +104,7 @@ def quick_validate(loaded: Loaded, path: str | Path) -> Summary | None:
     validator = load_validator()
     if validator is None:
         return None
-    data = {
-        key: value
-        for key, value in loaded.data.items()
-        if not (isinstance(key, str) and key.startswith("x-"))
-    }
+    data = {key: value for key, value in loaded.data.items() if not key.startswith("x-")}
     try:
         view = _View(validator.validate_python(data), Path(path))
     except Exception:  # a validation error, or a shape this path did not expect
@@ -133,9 +123,6 @@ def check_file(
     (``import_entries`` needs the models for params). Whenever the models were built,
     the schema is compiled into the cache for the next run (missing or damaged: anew).
     """
-    from ringctl.topology.errors import TopologyError
-    from ringctl.topology.loader import load_yaml
-
     loaded = load_yaml(path)
     summary = None if import_entries else quick_validate(loaded, path)
     if summary is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "instances_problem",
     "not_bool",
     "queue_label",
+    "raise_problem",
     "ring_problem",
     "split_endpoint",
 ]
@@ -77,27 +78,28 @@ def queue_label(producer: str, port: str, consumer: str) -> str:
     return f"{producer}.{port} -> {consumer}"
 
 
-# The same checks over the dicts the compiled schema validates into.
-
-
-def _raise(problem: str | None) -> None:
+def raise_problem(problem: str | None) -> None:
+    """Raise a problem found as a validator does: ``ValueError`` (none: nothing to raise)."""
     if problem is not None:
         raise ValueError(problem)
 
 
+# The same checks over the dicts the compiled schema validates into.
+
+
 def persistent_rule(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     if spec["ring"] is not None:  # None: sized in bytes at launch
-        _raise(ring_problem(spec["ring"]))
+        raise_problem(ring_problem(spec["ring"]))
     return spec
 
 
 def bounds_rule(bounds: Mapping[str, Any]) -> Mapping[str, Any]:
-    _raise(bounds_problem(bounds.get("equals"), bounds.get("min"), bounds.get("max")))
+    raise_problem(bounds_problem(bounds.get("equals"), bounds.get("min"), bounds.get("max")))
     return bounds
 
 
 def topology_rule(topology: Mapping[str, Any]) -> Mapping[str, Any]:
-    _raise(instances_problem(sum(spec["replicas"] for spec in topology["kernels"].values())))
+    raise_problem(instances_problem(sum(spec["replicas"] for spec in topology["kernels"].values())))
     return topology
 
 

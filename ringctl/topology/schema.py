@@ -28,6 +28,7 @@ from ringctl.topology.rules import (
     instances_problem,
     not_bool,
     queue_label,
+    raise_problem,
     ring_problem,
     split_endpoint,
 )
@@ -92,12 +93,7 @@ KernelId = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        use_attribute_docstrings=False,
-        validate_default=False,
-    )
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class QueueDefaults(_Model):
@@ -215,9 +211,8 @@ class PersistentSpec(_Model):
 
     @model_validator(mode="after")
     def _ring_power_of_two(self) -> PersistentSpec:
-        problem = None if self.ring is None else ring_problem(self.ring)
-        if problem is not None:
-            raise ValueError(problem)
+        if self.ring is not None:
+            raise_problem(ring_problem(self.ring))
         return self
 
 
@@ -357,9 +352,7 @@ class Edge(_Model):
 
     @property
     def effective_backpressure(self) -> Backpressure:
-        if self.backpressure is not None:
-            return self.backpressure
-        return self._queue_defaults.backpressure
+        return self.backpressure or self._queue_defaults.backpressure
 
 
 _Figure = Annotated[int | float, _Number]
@@ -374,9 +367,7 @@ class MetricBounds(_Model):
 
     @model_validator(mode="after")
     def _some_bound(self) -> MetricBounds:
-        problem = bounds_problem(self.equals, self.min, self.max)
-        if problem is not None:
-            raise ValueError(problem)
+        raise_problem(bounds_problem(self.equals, self.min, self.max))
         return self
 
 
@@ -459,9 +450,7 @@ class Topology(_Model):
 
     @model_validator(mode="after")
     def _apply_defaults(self) -> Topology:
-        problem = instances_problem(sum(spec.replicas for spec in self.kernels.values()))
-        if problem is not None:
-            raise ValueError(problem)
+        raise_problem(instances_problem(sum(spec.replicas for spec in self.kernels.values())))
         # Children learn their ids and the file's defaults once, here, so their
         # `effective_*` properties need no back-reference to the topology.
         for kernel_id, spec in self.kernels.items():
@@ -487,10 +476,6 @@ class Topology(_Model):
         return self._source_path.parent if self._source_path is not None else Path.cwd()
 
     @property
-    def kernel_ids(self) -> list[str]:
-        return list(self.kernels)
-
-    @property
     def source_kernels(self) -> list[str]:
         """The sources, in file order: the kernels `down` stops first (``roles.source_ids``)."""
         from ringctl.topology.roles import source_ids
@@ -505,9 +490,3 @@ class Topology(_Model):
 
     def inbound(self, kernel_id: str) -> list[Edge]:
         return [edge for edge in self.queues if edge.to == kernel_id]
-
-    def outbound(self, kernel_id: str) -> list[Edge]:
-        return [edge for edge in self.queues if edge.producer == kernel_id]
-
-    def kernel_backend(self, kernel_id: str) -> Backend:
-        return self.kernels[kernel_id].effective_backend

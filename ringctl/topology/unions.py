@@ -19,23 +19,6 @@ __all__ = ["EXPECTED", "merge_union_errors"]
 #: The names pydantic gives union members in an error's path: a schema's own name
 #: (``function-after[_some_bound(), MetricBounds]``) or a plain type (``int``).
 _MEMBER: Final = re.compile(r"[a-z][a-z-]*\[.*\]|int|float|str|bool|bytes|list|dict|none")
-#: Errors that only say the value is not of a member's type.
-_SHAPE_KINDS: Final = frozenset(
-    {
-        "int_type",
-        "int_parsing",
-        "int_from_float",
-        "float_type",
-        "float_parsing",
-        "bool_type",
-        "bool_parsing",
-        "string_type",
-        "dict_type",
-        "list_type",
-        "model_type",
-        "model_attributes_type",
-    }
-)
 #: What each kind of type error expects, in the user's words (shared with validate.py).
 EXPECTED: Final = {
     "int_type": "an integer",
@@ -52,6 +35,8 @@ EXPECTED: Final = {
     "list_type": "a list",
     "finite_number": "a finite number",
 }
+#: Errors that only say the value is not of a member's type.
+_SHAPE_KINDS: Final = frozenset(EXPECTED) - {"finite_number"}
 
 
 def merge_union_errors(

@@ -11,12 +11,12 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean
-from ringctl.topology.graph import check_graph
+from ringctl.topology.errors import Diagnostic, TopologyError, did_you_mean, in_file_order
+from ringctl.topology.graph import check_graph, describe_path
 from ringctl.topology.loader import DataPath, Loaded, SourceMap, load_yaml
 from ringctl.topology.schema import (
     ENDPOINT_PATTERN,
@@ -72,9 +72,9 @@ def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
         for diagnostic_path, diagnostic in pydantic_diagnostics(exc, source, Topology):
             if not loaded.is_spoiled(diagnostic_path):
                 problems.append(diagnostic)
-        raise TopologyError(_sorted(problems or [source.diagnostic((), str(exc))])) from None
+        raise TopologyError(in_file_order(problems or [source.diagnostic((), str(exc))])) from None
     if problems:
-        raise TopologyError(_sorted(problems))
+        raise TopologyError(in_file_order(problems))
 
     topology._source_path = Path(path)
     topology._source = source
@@ -82,29 +82,11 @@ def check_loaded(loaded: Loaded, path: str | Path) -> Topology:
     def where(data_path: DataPath) -> str:
         return f"line {source.position(data_path)[0]}"
 
-    for problem in check_graph(topology, where):
-        problems.append(
-            source.diagnostic(problem.path, problem.message, problem.hint, key=problem.key)
-        )
+    for p in check_graph(topology, where):
+        problems.append(source.diagnostic(p.path, p.message, p.hint, key=p.key))
     if problems:
-        raise TopologyError(_sorted(problems))
+        raise TopologyError(in_file_order(problems))
     return topology
-
-
-def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
-    # File order reads best; a stable sort keeps same-place problems in the order found.
-    return sorted(problems, key=lambda d: (d.line or 0, d.column or 0))
-
-
-def describe_path(path: Sequence[str | int]) -> str:
-    """``("queues", 1, "capacity")`` -> ``queues[1].capacity``, as a user would name it."""
-    text = ""
-    for step in path:
-        if isinstance(step, int):
-            text += f"[{step}]"
-        else:
-            text += f".{step}" if text else str(step)
-    return text
 
 
 def pydantic_diagnostics(
@@ -159,6 +141,15 @@ _PATTERN_RULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: pydantic's bound errors: the operator shown, and the bound's key in the error's ``ctx``.
+_BOUNDS: Final = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
+
+
 def _explain(
     error: Mapping[str, Any],
     loc: tuple[str | int, ...],
@@ -194,27 +185,23 @@ def _explain(
         else:
             hint = None
         return f"unknown field '{field}'{where}", hint, True, False
+    if kind == "string_too_long":
+        too_long = f"'{value}'" if at_key else name
+        message = f"{too_long} is too long (at most {ctx.get('max_length')} characters)"
+        return message, None, at_key, False
     if at_key:
         if kind == "string_pattern_mismatch" and ctx.get("pattern") == KERNEL_ID_PATTERN:
             rule, why = _PATTERN_RULES[KERNEL_ID_PATTERN]
             return rule.format(name=name, value=value), why, True, False
-        if kind == "string_too_long":
-            return (
-                f"'{value}' is too long (at most {ctx.get('max_length')} characters)",
-                None,
-                True,
-                False,
-            )
         return f"key {value!r} in {describe_path(full[:-1])}: {error['msg']}", None, True, False
     if kind == "literal_error":
         if loc == ("version",) and not prefix:
             versions = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
-            return (
-                f"version {value!r} is not one this ringctl reads (it reads version {versions})",
-                "write `version: 1`, or upgrade ringctl if the file is newer",
-                False,
-                False,
+            message = (
+                f"version {value!r} is not one this ringctl reads (it reads version {versions})"
             )
+            hint = "write `version: 1`, or upgrade ringctl if the file is newer"
+            return message, hint, False, False
         expected = str(ctx.get("expected", ""))
         options = [part.strip().strip("'") for part in expected.replace(" or ", ",").split(",")]
         guess = did_you_mean(str(value), options) if isinstance(value, str) else None
@@ -227,42 +214,20 @@ def _explain(
         if pattern in _PATTERN_RULES:
             rule, why = _PATTERN_RULES[pattern]
             if pattern == KERNEL_ID_PATTERN and loc and loc[-1] == "to" and "." in str(value):
-                return (
-                    f"{name}: '{value}' names a port; a queue goes into a kernel's one inbox",
-                    f"write `to: {str(value).partition('.')[0]}`",
-                    False,
-                    False,
-                )
+                message = f"{name}: '{value}' names a port; a queue goes into a kernel's one inbox"
+                return message, f"write `to: {str(value).partition('.')[0]}`", False, False
             return rule.format(name=name, value=value), why, False, False
-    if kind == "string_too_long":
-        return (
-            f"{name} is too long (at most {ctx.get('max_length')} characters)",
-            None,
-            False,
-            False,
-        )
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op, bound = {
-            "greater_than_equal": (">=", ctx.get("ge")),
-            "greater_than": (">", ctx.get("gt")),
-            "less_than_equal": ("<=", ctx.get("le")),
-            "less_than": ("<", ctx.get("lt")),
-        }[kind]
+    if kind in _BOUNDS:
+        op, bound = _BOUNDS[kind][0], ctx.get(_BOUNDS[kind][1])
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)
         return f"{name} must be {op} {bound}; got {_show(value)}", None, False, False
     if kind == "too_short" and loc == ("kernels",):
         return "a topology needs at least one kernel", "add one under `kernels:`", False, False
-    if kind == "union_shape":
-        return f"{name} must be {ctx.get('expected')}; got {_show(value)}", None, False, False
-    expected_kind = EXPECTED.get(kind)
+    expected_kind = ctx.get("expected") if kind == "union_shape" else EXPECTED.get(kind)
     if expected_kind is not None:
         return f"{name} must be {expected_kind}; got {_show(value)}", None, False, False
-    if kind == "model_type" or kind == "model_attributes_type":
-        return f"{name} must be a mapping; got {_show(value)}", None, False, False
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+    message = str(error["msg"]).removeprefix("Value error, ")
     if message.startswith("must be "):
         return f"{name} {message}", None, False, False
     return f"{name}: {message}", None, False, False
@@ -297,18 +262,10 @@ def _entry_message(name: str, value: str) -> tuple[str, str | None, bool, bool]:
     if ":" not in value:
         module, _, attr = value.rpartition(".")
         example = f"{module}:{attr}" if module else "kernels.math:square"
-        return (
-            f"{name}: '{value}' has no ':' between the module and the attribute",
-            f"write `module:attribute`, e.g. `{example}`",
-            False,
-            False,
-        )
-    return (
-        f"{name}: '{value}' is not `module:attribute`",
-        "both parts are dotted Python names, e.g. `kernels.math:square`",
-        False,
-        False,
-    )
+        message = f"{name}: '{value}' has no ':' between the module and the attribute"
+        return message, f"write `module:attribute`, e.g. `{example}`", False, False
+    hint = "both parts are dotted Python names, e.g. `kernels.math:square`"
+    return f"{name}: '{value}' is not `module:attribute`", hint, False, False
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
@@ -316,15 +273,11 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | 
     annotation: Any = model
     for step in loc:
         annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = _field_named(annotation, str(step))
-            if field is None:
-                return None
-            annotation = field
-            continue
         origin = typing.get_origin(annotation)
         args = typing.get_args(annotation)
-        if origin is dict and len(args) == 2:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _field_named(annotation, str(step))  # None: no such field, no fields
+        elif origin is dict and len(args) == 2:
             annotation = args[1]
         elif origin is list and args:
             annotation = args[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ringctl import KernelContext, ring_kernel
-from ringctl.orchestrator.changes import diff, patch, same_plan
+from ringctl.orchestrator.changes import Change, diff, edge_key
 from ringctl.orchestrator.plan import EdgePlan, KernelPlan, Plan, RestartPolicy
 
 
@@ -29,6 +30,69 @@ def plan(*kernels: KernelPlan, edges: tuple[EdgePlan, ...] = (), engine: str = "
 
 def lines(old: Plan, new: Plan) -> list[str]:
     return [c.line for c in diff(old, new).changes]
+
+
+def patch(old: Plan, changes: Sequence[Change], *, order: Sequence[str] | None = None) -> Plan:
+    """The plan ``changes`` lead to from ``old``: ``patch(a, diff(a, b))`` must equal ``b``
+    (kernels by id, queues as a set). ``order``: the launch order to give it; default:
+    the kernels kept in their order, then those added."""
+    kernels = {k.id: k for k in old.kernels}
+    edges = {edge_key(e): e for e in old.edges}
+    for c in changes:
+        if c.kind == "add" and c.kernel is not None:
+            kernels[c.kernel.id] = c.kernel
+        elif c.kind == "remove" and c.kernel is not None:
+            kernels.pop(c.kernel.id, None)
+        elif c.kind == "restart" and c.kernel is not None:
+            k, to = kernels[c.kernel.id], c.kernel
+            kernels[k.id] = replace(
+                k, kernel=to.kernel, entry=to.entry, params=to.params, queue_size=to.queue_size
+            )
+        elif c.kind == "scale" and c.kernel is not None:
+            kernels[c.kernel.id] = replace(kernels[c.kernel.id], replicas=c.kernel.replicas)
+        elif c.kind == "update" and c.kernel is not None:
+            k = kernels[c.kernel.id]
+            kernels[k.id] = replace(k, restart=c.kernel.restart, keep_state=c.kernel.keep_state)
+        elif c.kind in ("connect", "retune") and c.edge is not None:
+            edges[edge_key(c.edge)] = c.edge
+        elif c.kind == "move" and c.edge is not None and c.old_edge is not None:
+            edges.pop(edge_key(c.old_edge), None)
+            edges[edge_key(c.edge)] = c.edge
+        elif c.kind == "disconnect" and c.edge is not None:
+            edges.pop(edge_key(c.edge), None)
+    ids = [i for i in (order or []) if i in kernels] or list(kernels)
+    return replace(old, kernels=[kernels[i] for i in ids], edges=list(edges.values()))
+
+
+def same_plan(a: Plan, b: Plan) -> bool:
+    """Whether two plans run the same kernels and queues (launch order aside)."""
+    return (
+        a.engine == b.engine
+        and {k.id: _kernel_key(k) for k in a.kernels} == {k.id: _kernel_key(k) for k in b.kernels}
+        and {edge_key(e): e for e in a.edges} == {edge_key(e): e for e in b.edges}
+    )
+
+
+def _kernel_key(k: KernelPlan) -> tuple[Any, ...]:
+    return (
+        k.entry,
+        _freeze(k.params),
+        k.replicas,
+        k.backend,
+        k.queue_size,
+        k.restart,
+        _freeze(dict(k.resources)),
+        k.keep_state,
+        _freeze(k.persistent),
+    )
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 BASE = plan(

@@ -35,7 +35,7 @@ def test_defaults_apply_where_a_queue_or_kernel_says_nothing(tmp_path: Path) -> 
     assert (second.effective_capacity, second.effective_backpressure) == (3, "reject")
     assert (first.producer, first.port, first.consumer) == ("a", "out", "b")
     assert second.label == "a.extra -> b"
-    assert topology.kernel_backend("a") == "cuda"
+    assert topology.kernels["a"].effective_backend == "cuda"
     assert topology.kernels["b"].effective_backend == "auto"
     assert topology.kernels["b"].kernel_id == "b"
     assert topology.source_kernels == ["a"]
