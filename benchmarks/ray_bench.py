@@ -1,6 +1,6 @@
 """``engine: ray`` against plain Ray actors doing the same work, in the same Ray session.
 
-    python benchmarks/ray_bench.py            # five interleaved rounds (about 3 min on 2 cores)
+    python benchmarks/ray_bench.py            # five interleaved rounds (about 6 min on 2 cores)
     python benchmarks/ray_bench.py --quick    # one short round, same code paths (CI smoke)
     python benchmarks/ray_bench.py --address 127.0.0.1:6379   # on a running cluster
 
@@ -9,8 +9,11 @@ the baseline, who goes first alternating by round, with a pause between runs) an
 reported as medians of the rounds and of the per-round ratios:
 
 - **latency**: a 4-hop chain (``source -> relay x3 -> sink``), one stamped message every
-  ``GAP_S``, p50 from the source's send to the sink; the baseline is plain async actors,
-  each forwarding the message to the next with one call.
+  ``GAP_S``, p50 from the source's send to the sink; the baseline is plain threaded
+  actors, each forwarding the message to the next with one call (the fastest plain
+  forwarding: a call runs on the thread that took it), and plain async actors doing the
+  same are shown beside it. ``LATENCY_PAIRS`` runs of each a round, since one run is a
+  second of traffic at the mercy of whatever else the machine runs.
 - **Python ints**: ``source -> relay -> sink``, the source sending chunks of 1000
   increasing ints; the baseline is plain actors forwarding each chunk (a list) with one
   call, up to ``WINDOW`` calls in flight per edge.
@@ -48,6 +51,8 @@ WINDOW = 8
 GAP_S = 0.01
 #: Seconds before a run measures (after its actors started) and after it ends.
 SETTLE_S = 2.0
+#: Latency runs (each side) per round: one such run is short and noisy.
+LATENCY_PAIRS = 2
 
 
 # -- ringctl kernels ----------------------------------------------------------------------
@@ -217,6 +222,39 @@ def raw_actor_class() -> Any:
     return Stage
 
 
+def sync_actor_class() -> Any:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class SyncStage:
+        """The latency chain on plain threaded actors: a call runs on the thread that
+        took it, with no hop to an event loop, so these forward faster than async ones."""
+
+        def __init__(self, nxt: Any) -> None:
+            self.next = nxt
+            self.items = 0
+            self.latencies: list[float] = []
+
+        def forward(self, msg: tuple[float, int]) -> None:
+            if self.next is None:
+                self.latencies.append(time.perf_counter() - msg[0])
+                self.items += 1
+            else:
+                self.next.forward.remote(msg)
+
+        def emit_stamped(self, n: int, gap: float) -> None:
+            for _ in range(n):
+                time.sleep(gap)
+                self.next.forward.remote((time.perf_counter(), 1))
+
+        def result(self) -> dict[str, Any]:
+            lat = statistics.median(self.latencies) if self.latencies else None
+            return {"items": self.items, "disorder": 0, "t_last": 0.0,
+                    "p50_ms": None if lat is None else lat * 1e3}  # fmt: skip
+
+    return SyncStage
+
+
 async def raw_run(
     stage_cls: Any, *, count: int, size: int, relays: int, gap: float | None, delay: float
 ) -> dict[str, Any]:
@@ -269,6 +307,7 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
           f"{MAX_HELD} messages in flight "
           f"per edge; baselines: plain actors, {WINDOW} calls in flight per edge\n")  # fmt: skip
     stage_cls = raw_actor_class()
+    sync_cls = sync_actor_class()
     n_lat = 10 if quick else 100
     n_int = 20_000 if quick else 400_000
     n_arr = 200_000 if quick else 5_000_000
@@ -278,42 +317,57 @@ async def main(quick: bool, address: str | None, rounds: int, only: list[str]) -
         "int64_1000": {"count": n_arr, "size": 1000, "relays": 1, "gap": None},
     }
     cases = {case: kw for case, kw in cases.items() if not only or case in only}
-    figures: dict[str, dict[str, list[float]]] = {
-        case: {"ringctl": [], "raw": [], "ratio": []} for case in cases
-    }
+    figures: dict[str, dict[str, list[float]]] = {case: {"ringctl": []} for case in cases}
     ok = True
     settle = 0.2 if quick else SETTLE_S
     for r in range(rounds):
         for case, kw in cases.items():
-            # Who goes first alternates by round; each run measures from SETTLE_S after
-            # its actors started (Ray starts new idle workers meanwhile), and the last
-            # run's actors have had SETTLE_S to go away.
-            for side in ("ringctl", "raw") if r % 2 == 0 else ("raw", "ringctl"):
-                if side == "ringctl":
-                    mine = await ringctl_run(address=address, delay=settle, **kw)
-                else:
-                    raw = await raw_run(stage_cls, delay=settle, **kw)
-                await asyncio.sleep(settle)
-            ok = ok and mine["ok"] and raw["ok"]
-            key = "p50_ms" if kw["gap"] else "rate"
-            got = figures[case]
-            got["ringctl"].append(mine[key])
-            got["raw"].append(raw[key])
-            got["ratio"].append(mine[key] / raw[key])
-            unit = "ms" if kw["gap"] else "items/s"
-            print(f"round {r + 1} {case:<16} ringctl {_fmt(mine[key], unit)}  raw "
-                  f"{_fmt(raw[key], unit)}  ratio {mine[key] / raw[key]:.2f}x"
-                  + ("" if mine["ok"] else "  RINGCTL LOST OR REORDERED")
-                  + ("" if raw["ok"] else "  RAW LOST SOME")
-                  + (f"  (raw: {raw['reordered']} chunks out of order)" if raw.get("reordered")
-                     else ""))  # fmt: skip
+            # A latency figure is a second or so of traffic, at the mercy of whatever
+            # else the machine runs then: it is taken LATENCY_PAIRS times a round, and
+            # against both kinds of plain actor (the threaded ones forward faster).
+            pairs = LATENCY_PAIRS if kw["gap"] and not quick else 1
+            baselines = (
+                {"raw": sync_cls, "raw_async": stage_cls} if kw["gap"] else {"raw": stage_cls}
+            )
+            for pair in range(pairs):
+                # Who goes first alternates; each run measures from SETTLE_S after its
+                # actors started (Ray starts new idle workers meanwhile), and the last
+                # run's actors have had SETTLE_S to go away.
+                sides = ["ringctl", *baselines]
+                res: dict[str, dict[str, Any]] = {}
+                for side in sides if (r * pairs + pair) % 2 == 0 else sides[::-1]:
+                    if side == "ringctl":
+                        res[side] = await ringctl_run(address=address, delay=settle, **kw)
+                    else:
+                        res[side] = await raw_run(baselines[side], delay=settle, **kw)
+                    await asyncio.sleep(settle)
+                mine = res["ringctl"]
+                ok = ok and all(got["ok"] for got in res.values())
+                key = "p50_ms" if kw["gap"] else "rate"
+                got = figures[case]
+                unit = "ms" if kw["gap"] else "items/s"
+                line = f"round {r + 1} {case:<16} ringctl {_fmt(mine[key], unit)}"
+                for side in baselines:
+                    ratio = mine[key] / res[side][key]
+                    got.setdefault(side, []).append(res[side][key])
+                    got.setdefault(side.replace("raw", "ratio"), []).append(ratio)
+                    line += f"  {side} {_fmt(res[side][key], unit)} ({ratio:.2f}x)"
+                got["ringctl"].append(mine[key])
+                line += "" if mine["ok"] else "  RINGCTL LOST OR REORDERED"
+                line += "" if all(res[side]["ok"] for side in baselines) else "  RAW LOST SOME"
+                if res["raw"].get("reordered"):
+                    line += f"  (raw: {res['raw']['reordered']} chunks out of order)"
+                print(line)
     goals = {"latency_4_hops": "<= 1.15x", "python_ints": ">= 0.9x", "int64_1000": ">= 5x"}
-    print(f"\nmedians of {rounds} round(s)")
+    print(f"\nmedians of {rounds} round(s) (ratio: of each round's ratios)")
     for case, got in figures.items():
         unit = "ms" if case == "latency_4_hops" else "items/s"
         print(f"  {case:<16} ringctl {_fmt(statistics.median(got['ringctl']), unit)}  raw "
               f"{_fmt(statistics.median(got['raw']), unit)}  ratio "
-              f"{statistics.median(got['ratio']):.2f}x (goal {goals[case]})")  # fmt: skip
+              f"{statistics.median(got['ratio']):.2f}x (goal {goals[case]})"
+              + (f"; async raw {_fmt(statistics.median(got['raw_async']), unit)} ratio "
+                 f"{statistics.median(got['ratio_async']):.2f}x" if "raw_async" in got
+                 else ""))  # fmt: skip
     summary = {
         case: {key: statistics.median(vals) for key, vals in got.items()}
         for case, got in figures.items()

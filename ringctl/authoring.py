@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -132,12 +131,7 @@ class SendBuffer:
     async def __aenter__(self) -> SendBuffer:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
             await self.flush()
 

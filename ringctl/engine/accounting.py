@@ -80,21 +80,10 @@ class QueueAccount:
     def violation(self) -> str | None:
         if self.balance == 0:
             return None
-        terms = {t: getattr(self, t) for t in _TERMS}
-        return f"queue {self.source} -> {self.consumer}: {equation(terms)}"
+        return f"queue {self.source} -> {self.consumer}: {equation(_terms(self))}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "from": self.source,
-            "to": self.consumer,
-            "accepted": self.accepted,
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-            "lost": self.lost,
-            "left": self.left,
-            "in_doubt": self.in_doubt,
-            "queued": self.queued,
-        }
+        return {"from": self.source, "to": self.consumer, **_terms(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +101,11 @@ class KernelAccount:
     errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kernel": self.kernel_id,
-            "accepted": self.accepted,
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-            "lost": self.lost,
-            "left": self.left,
-            "in_doubt": self.in_doubt,
-            "queued": self.queued,
-            "errors": self.errors,
-        }
+        return {"kernel": self.kernel_id, **_terms(self), "errors": self.errors}
+
+
+def _terms(account: QueueAccount | KernelAccount) -> dict[str, int]:
+    return {t: getattr(account, t) for t in _TERMS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ringctl.exceptions import UserInputError
 
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from ringctl.kernel.ring import RingKernel
 
 __all__ = ["ENGINES", "Capability", "Engine", "KernelInfo", "KernelSnapshot", "QueueSnapshot",
-           "RuntimeSnapshot", "StateListener", "TerminationReport", "Wire", "refusal",
-           "require"]  # fmt: skip
+           "RuntimeSnapshot", "StateListener", "TerminationReport", "Wire", "require"]  # fmt: skip
 
 #: ``listener(kernel_id, old, new)``: called on every state change (keep it quick).
 StateListener = Callable[[str, "KernelState", "KernelState"], None]
@@ -45,17 +44,12 @@ Wire = tuple[str, str, str, "int | None", str, "str | None"]
 
 
 def require(engine: Engine, action: Capability) -> None:
-    """Refuse ``action`` where ``engine`` does not declare it (``UserInputError``)."""
+    """Refuse ``action`` where ``engine`` does not declare it (``UserInputError``, naming both)."""
     if action not in engine.capabilities:
-        raise refusal(engine, action)
-
-
-def refusal(engine: Engine, action: Capability) -> UserInputError:
-    """The error for ``action`` on an engine that cannot do it, naming both."""
-    return UserInputError(
-        f"{action} is not supported with engine: {engine.name} yet",
-        hint="run the topology with engine: local to use it",
-    )
+        raise UserInputError(
+            f"{action} is not supported with engine: {engine.name} yet",
+            hint="run the topology with engine: local to use it",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +105,13 @@ class QueueSnapshot:
         return {
             "from": f"{self.producer}.{self.port}" if self.producer else "(external)",
             "to": self.consumer or "(output)",
-            "name": self.name,
-            "depth": self.depth,
-            "capacity": self.capacity,
-            "backpressure": self.backpressure,
-            "messages": self.messages,
-            "drops": self.drops,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "left": self.left,
-            "in_doubt": self.in_doubt,
-            "high_water": self.high_water,
+            **{key: getattr(self, key) for key in _QUEUE_KEYS},
             "blocked_s": round(self.blocked_s, 6),
         }
+
+
+_QUEUE_KEYS: Final = ("name", "depth", "capacity", "backpressure", "messages", "drops",
+                      "delivered", "lost", "left", "in_doubt", "high_water")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +248,7 @@ class Engine(Protocol):
 
     async def relaunch(self, kernel_id: str) -> None: ...
 
-    # Capabilities: an engine that lacks one raises ``refusal`` from its method.
+    # Capabilities: ``require`` refuses one an engine lacks, before its method is called.
     async def restart(self, kernel_id: str, timeout: float = 5.0) -> TerminationReport: ...
 
     async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int: ...

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ringctl.checks import did_you_mean
 from ringctl.engine.lifecycle import RUNNING, USER_ACTIONS, Action, KernelState, next_state
 from ringctl.engine.telemetry import RateWindow
 from ringctl.exceptions import (
@@ -25,6 +26,7 @@ from ringctl.exceptions import (
     KernelNotFoundError,
     KernelStateError,
     RingctlError,
+    UserInputError,
 )
 from ringctl.kernel.ring import RingKernel, registered
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from ringctl.engine.contract import StateListener
 
 __all__ = ["MAX_QUEUE_SIZE", "MAX_REPLICAS", "KernelBook", "LaunchArgs", "check_launch",
-           "check_params", "missing_kernel"]  # fmt: skip
+           "check_params", "check_tap", "missing_kernel"]  # fmt: skip
 
 log = logging.getLogger("ringctl.runtime")
 
@@ -47,6 +49,7 @@ class KernelBook:
 
     id: str
     state: KernelState = KernelState.LAUNCHED
+    replicas: int = 1
     restarts: int = 0
     completed: bool = False  # the body returned on its own
     forced: bool = False  # a terminate timed out and the body was cancelled
@@ -133,6 +136,25 @@ def check_params(kernel_id: str, spec: RingKernel, params: Any) -> Any:
             f"params do not fit {model.__name__}: {problems}",
             hint="fix the kernel's params in the topology (ringctl validate --import checks them)",
         ) from exc
+
+
+def check_tap(
+    kernel_id: str, spec: RingKernel, port: str, ports: Collection[str], *,
+    known: Collection[str],
+) -> None:  # fmt: skip
+    """Refuse a tap on ``port`` where its messages never pass through Python (the kernel's
+    control says why) or it is not one of the kernel's ``ports`` (the error names ``known``)."""
+    refused = None if spec.control is None else spec.control.untappable(port)
+    if refused is not None:
+        raise UserInputError(refused[0], hint=refused[1])
+    if port not in ports:
+        names = sorted(known)
+        guess = did_you_mean(port, names) if names else None
+        raise UserInputError(
+            f"kernel {kernel_id!r} has no output port {port!r}"
+            + (f" (its ports: {', '.join(names)})" if names else " (it sends nothing)"),
+            hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
+        )
 
 
 def missing_kernel(kernel_id: str, action: str | None, known: Iterable[str]) -> RingctlError:

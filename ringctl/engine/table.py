@@ -4,23 +4,27 @@ An engine keeps one ``KernelBook`` per kernel (its own subclass, with what it ne
 run it) in a ``KernelTable``; the table answers the questions every engine answers the
 same way: which kernels there are, their state and info (a ``@ring_kernel`` registered
 but never launched here is CREATED, to both), who to tell about a move, and when a
-kernel has finished. Every move goes through the one transition table
+kernel has finished. It checks what ``launch``, ``activate`` / ``deactivate`` /
+``reactivate`` and ``scale`` are asked for; each engine only says how its replicas obey
+(``_obey``, ``_rescale``). Every move goes through the one transition table
 (``ringctl.engine.lifecycle``) by ``KernelBook.move``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
-from ringctl.engine.contract import KernelInfo, StateListener
-from ringctl.engine.ledger import KernelBook, missing_kernel
-from ringctl.engine.lifecycle import RUNNING, Action, KernelState
-from ringctl.exceptions import KernelNotFoundError, KernelStateError
-from ringctl.kernel.ring import registered, registered_ids
-
-if TYPE_CHECKING:
-    from ringctl.kernel.ring import RingKernel
+from ringctl.engine.contract import Capability, KernelInfo, StateListener
+from ringctl.engine.ledger import KernelBook, LaunchArgs, check_launch, missing_kernel
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
+from ringctl.exceptions import (
+    KernelLaunchError,
+    KernelNotFoundError,
+    KernelStateError,
+    UserInputError,
+)
+from ringctl.kernel.ring import RingKernel, as_kernel, registered, registered_ids
 
 __all__ = ["KernelTable"]
 
@@ -29,6 +33,10 @@ K = TypeVar("K", bound=KernelBook)
 
 class KernelTable(Generic[K]):
     """The records of one engine's kernels, in launch order, and who listens to them."""
+
+    capabilities: Final[frozenset[Capability]] = frozenset(
+        {"restart", "scale", "tap", "reconfigure", "rewire"}
+    )
 
     def __init__(self) -> None:
         self._kernels: dict[str, K] = {}
@@ -71,9 +79,84 @@ class KernelTable(Generic[K]):
         await asyncio.wait_for(k.finished.wait(), timeout)
         return self.get_info(kernel_id)
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> object:
+        """Terminate every kernel (each engine its own way)."""
+        raise NotImplementedError
+
+    async def activate(self, kernel_id: str) -> None:
+        """Start the kernel's body (every replica)."""
+        await self._act(kernel_id, "activate")
+
+    async def deactivate(self, kernel_id: str) -> None:
+        """Pause: from the moment this returns the kernel receives nothing until reactivated."""
+        await self._act(kernel_id, "deactivate")
+
+    async def reactivate(self, kernel_id: str) -> None:
+        """Resume a paused kernel; what queued meanwhile is processed in order."""
+        await self._act(kernel_id, "reactivate")
+
+    async def _act(self, kernel_id: str, action: Action) -> None:
+        k = self._require(kernel_id, action)
+        next_state(k.id, k.state, action)  # refuse before the engine does anything
+        await self._obey(k, action)  # raises: the state stays as it was
+        self._move(k, action)
+
+    async def _obey(self, k: K, action: Action) -> None:
+        """Have the kernel's replicas start, pause or resume (each engine its own way)."""
+        raise NotImplementedError
+
+    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
+        """Run ``replicas`` instances of a running kernel from now on; returns how many ran.
+
+        New replicas run the kernel's set-up hook first (a kernel that cannot run as
+        several refuses there, and nothing changes), then share its queues. A replica
+        that leaves is asked to stop after the message in hand, as on ``terminate``; what
+        is queued stays for the others, so no message is lost or taken twice. Its
+        counters stay in the kernel's totals.
+        """
+        k = self._require_running(kernel_id, "scale")
+        if replicas < 1:
+            raise UserInputError(f"replicas must be at least 1, got {replicas}")
+        old = k.replicas
+        if replicas != old:
+            await self._rescale(k, replicas, timeout)
+        return old
+
+    async def _rescale(self, k: K, replicas: int, timeout: float) -> None:
+        raise NotImplementedError
+
     def _info(self, k: K) -> KernelInfo:
         """``get_info`` for a kernel this engine holds (each engine says what it knows)."""
         raise NotImplementedError
+
+    def _launching(
+        self, kernel_id: str, func: object | None, *, replicas: int, queue_size: int | None,
+        params: Any,
+    ) -> tuple[RingKernel, LaunchArgs]:  # fmt: skip
+        """The kernel ``launch`` is asked for (by id: a ``@ring_kernel``) and its checked
+        arguments; else the error: already launched, unknown, not a kernel, bad arguments."""
+        existing = self._kernels.get(kernel_id)
+        if existing is not None:
+            next_state(kernel_id, existing.state, "launch")  # raises: already launched
+        if func is None:
+            spec = registered(kernel_id)
+            if spec is None:
+                raise KernelNotFoundError(kernel_id, self._known_ids())
+        else:
+            try:
+                spec = as_kernel(func, kernel_id)
+            except TypeError as exc:
+                raise KernelLaunchError(kernel_id, str(exc)) from exc
+        args = check_launch(
+            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        )
+        return spec, args
 
     def _add(self, k: K) -> None:
         """A launched kernel joins the table; listeners see it go CREATED -> LAUNCHED."""

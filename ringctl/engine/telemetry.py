@@ -28,10 +28,8 @@ def merge_metrics(per_replica: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for metrics in per_replica:
         for key, value in metrics.items():
             previous = merged.get(key)
-            if _is_number(value) and _is_number(previous):
-                merged[key] = previous + value
-            else:
-                merged[key] = value
+            both = _is_number(value) and _is_number(previous)
+            merged[key] = previous + value if both else value
     return merged
 
 

@@ -63,11 +63,6 @@ def running_bodies(delta: int) -> None:
     _budget = max(_MIN_BUDGET, _OPS_PER_PASS // max(1, _running))
 
 
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
-
-
 def _woken(fut: asyncio.Future[None]) -> bool:
     """Resolved by a producer or the runtime (not by our timer, not cancelled)."""
     return fut.done() and not fut.cancelled() and fut.exception() is None

@@ -46,11 +46,8 @@ class KernelControl(Protocol):
     was. Each hook returns only once the outside work obeyed (or raises).
     """
 
-    async def activate(self) -> None: ...
-
-    async def deactivate(self) -> None: ...
-
-    async def reactivate(self) -> None: ...
+    async def obey(self, action: str) -> None:
+        """``activate``, ``deactivate`` or ``reactivate`` the outside work."""
 
     def accounts(self) -> list[QueueAccount]:
         """The accounting law's rows for what flows outside the event loop (rings)."""

@@ -17,13 +17,10 @@ import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
-    Capability,
     KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
@@ -31,7 +28,7 @@ from ringctl.engine.contract import (
     TerminationReport,
     Wire,
 )
-from ringctl.engine.ledger import KernelBook, check_launch
+from ringctl.engine.ledger import KernelBook, check_launch, check_tap
 from ringctl.engine.lifecycle import RUNNING, Action, KernelState, next_state
 from ringctl.engine.local import output
 from ringctl.engine.local.backends import (
@@ -54,12 +51,11 @@ from ringctl.engine.telemetry import LatencySampler, merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
-    KernelNotFoundError,
     KernelStateError,
     UserInputError,
 )
 from ringctl.kernel.context import KernelContext, _woken, running_bodies
-from ringctl.kernel.ring import RingKernel, as_kernel, registered
+from ringctl.kernel.ring import RingKernel, as_kernel
 
 __all__ = ["RingKernelRuntime"]
 
@@ -78,7 +74,6 @@ class _Kernel(KernelBook):
 
     spec: RingKernel
     params: Any
-    replicas: int
     choice: BackendChoice
     inbox: Inbox
     ports: dict[str, OutPort]
@@ -92,7 +87,6 @@ class _Kernel(KernelBook):
     error_tb: str | None = None
     errors: int = 0  # crashes, summed over restarts
     refused: bool = False  # a task swallowed cancellation and was abandoned
-    left_in_inbox: int = 0
     # Counters of earlier instances (before a restart), so totals survive restarts.
     base_in: int = 0
     base_out: int = 0
@@ -108,9 +102,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     """
 
     name: Final = "local"
-    capabilities: Final[frozenset[Capability]] = frozenset(
-        {"restart", "scale", "tap", "reconfigure", "rewire"}
-    )
 
     def __init__(self, *, shutdown_timeout: float = 5.0) -> None:
         super().__init__()
@@ -125,19 +116,6 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         #: that a read is one lookup; a kernel's leave with it (``remove``).
         self._readers: dict[str | tuple[str, str], OutPort] = {}
         self.shutdown_timeout = shutdown_timeout
-
-    # -- context manager -----------------------------------------------------------------
-
-    async def __aenter__(self) -> RingKernelRuntime:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Terminate every kernel and make sure no task of theirs is left running.
@@ -200,21 +178,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         backend that is not usable, a set-up hook that raises) leaves nothing behind and
         raises ``KernelLaunchError``.
         """
-        existing = self._kernels.get(kernel_id)
-        if existing is not None:
-            next_state(kernel_id, existing.state, "launch")  # raises: already launched
-        if func is None:
-            spec = registered(kernel_id)
-            if spec is None:
-                raise KernelNotFoundError(kernel_id, self._known_ids())
-        else:
-            try:
-                spec = as_kernel(func, kernel_id)
-            except TypeError as exc:
-                raise KernelLaunchError(kernel_id, str(exc)) from exc
-        next_state(kernel_id, S.CREATED, "launch")
-        args = check_launch(
-            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        spec, args = self._launching(
+            kernel_id, func, replicas=replicas, queue_size=queue_size, params=params
         )
         requested = backend or spec.backend or "cpu"
         if requested != "cpu" and not cuda_checked():
@@ -243,9 +208,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
     def _make_contexts(self, k: _Kernel, first: int = 0, replicas: int = 0) -> list[KernelContext]:
         """Contexts for replicas ``first`` .. ``replicas - 1`` (default: all of them)."""
         factory = functools.partial(self._port, k)
-        if k.spec.ports:
-            for name in k.spec.ports:
-                self._port(k, name)
+        for name in k.spec.ports or ():
+            self._port(k, name)
         return [
             KernelContext(
                 k.id,
@@ -338,63 +302,47 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             )  # fmt: skip
         if c.state not in RUNNING:
             raise KernelStateError(consumer, "connect", c.state, RUNNING)
+        self._wire(p, port, c, capacity, backpressure, fanout)
+
+    def _wire(
+        self, p: _Kernel, port: str, c: _Kernel, capacity: int | None, backpressure: str,
+        fanout: str | None,
+    ) -> None:  # fmt: skip
+        """A new bounded queue from ``p.port`` into ``c``'s inbox (its size by default)."""
         out = self._port(p, port)
-        for q in out.targets:
-            if q.consumer == consumer:
-                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
-        size = capacity if capacity is not None else c.queue_size
+        if any(q.consumer == c.id for q in out.targets):
+            raise UserInputError(f"queue {p.id}.{port} -> {c.id} is already wired")
         queue = Queue(
-            f"{producer}.{port} -> {consumer}",
-            c.inbox,
-            size,
-            backpressure,
-            producer=producer,
-            port=port,
-            consumer=consumer,
-        )
+            f"{p.id}.{port} -> {c.id}", c.inbox,
+            capacity if capacity is not None else c.queue_size, backpressure,
+            producer=p.id, port=port, consumer=c.id,
+        )  # fmt: skip
         out.connect(queue, _fanout(fanout))
         self._edges.append(queue)
 
     # -- phase 2 and the ACTIVE ⇄ DEACTIVATED loop ---------------------------------------
 
-    async def activate(self, kernel_id: str) -> None:
-        """Start the kernel's body (one task per replica)."""
-        k = self._require(kernel_id, "activate")
-        next_state(k.id, k.state, "activate")
+    async def _obey(self, k: _Kernel, action: Action) -> None:
+        """The control's hook first (persistent work obeys before the state moves), then
+        the replicas' flags; ``activate`` starts one task per replica."""
         if k.spec.control is not None:
-            await k.spec.control.activate()
-        self._move(k, "activate")
+            await k.spec.control.obey(action)
         for ctx in k.ctxs:
-            ctx.is_active = True
+            ctx.is_active = action != "deactivate"
+            ctx._wake()
+        if action == "activate":
+            if self._sampler is None:
+                self._sampler = asyncio.get_running_loop().create_task(
+                    self._sample_forever(), name="ringctl-rate-sampler"
+                )
+            self._start_bodies(k, k.ctxs)
+
+    def _start_bodies(self, k: _Kernel, ctxs: list[KernelContext]) -> None:
         loop = asyncio.get_running_loop()
-        if self._sampler is None:
-            self._sampler = loop.create_task(self._sample_forever(), name="ringctl-rate-sampler")
-        for ctx in k.ctxs:
+        for ctx in ctxs:
             task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
             task.add_done_callback(functools.partial(self._body_done, k, ctx))
             k.tasks.append(task)
-
-    async def deactivate(self, kernel_id: str) -> None:
-        """Pause: from the moment this returns the kernel receives nothing until reactivated."""
-        k = self._require(kernel_id, "deactivate")
-        next_state(k.id, k.state, "deactivate")
-        if k.spec.control is not None:
-            await k.spec.control.deactivate()
-        self._move(k, "deactivate")
-        for ctx in k.ctxs:
-            ctx.is_active = False
-            ctx._wake()
-
-    async def reactivate(self, kernel_id: str) -> None:
-        """Resume a paused kernel; what queued meanwhile is processed in order."""
-        k = self._require(kernel_id, "reactivate")
-        next_state(k.id, k.state, "reactivate")
-        if k.spec.control is not None:
-            await k.spec.control.reactivate()
-        self._move(k, "reactivate")
-        for ctx in k.ctxs:
-            ctx.is_active = True
-            ctx._wake()
 
     async def _run_body(self, k: _Kernel, ctx: KernelContext) -> Any:
         # This task's prints and logs are this replica's; a coroutine it never awaited
@@ -471,12 +419,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         forced, abandoned = await self._stop(k, k.ctxs, k.tasks, timeout)
         k.forced = k.forced or forced
         self._finish(k)
-        k.left_in_inbox = k.inbox.close("left") + left_outside
         return TerminationReport(
             kernel_id=k.id,
             graceful=not k.forced,
             forced=k.forced,
-            left_in_inbox=k.left_in_inbox,
+            left_in_inbox=k.inbox.close("left") + left_outside,
             abandoned=abandoned,
             error=_describe(k.error),
         )
@@ -578,8 +525,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.base_out += sum(c.messages_out for c in k.ctxs)
         k.base_errors += sum(c.errors for c in k.ctxs)
         for ctx in k.ctxs:
-            for sample in ctx._latency._samples:
-                k.latency.add(sample)
+            k.latency._samples.extend(ctx._latency._samples)
         for q in k.inbox.queues:
             q.reopen()
         k.restarted()
@@ -624,24 +570,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             kernel_id, graceful=not forced, forced=forced, left_in_inbox=0, abandoned=abandoned
         )
 
-    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        """Run ``replicas`` instances of a running kernel from now on; returns how many ran.
-
-        New replicas run the kernel's set-up hook first (a kernel that cannot run as
-        several refuses there, and nothing changes); they share the inbox, so what is
-        queued is spread over them. Removed replicas are asked to stop after the message
-        in hand, as on ``terminate``; what is queued stays for the others, so no message
-        is lost or taken twice. Their counters stay in the kernel's totals.
-        """
-        k = self._require_running(kernel_id, "scale")
-        if replicas < 1:
-            raise UserInputError(f"replicas must be at least 1, got {replicas}")
-        old = k.replicas
-        if replicas > old:
+    async def _rescale(self, k: _Kernel, replicas: int, timeout: float) -> None:
+        """New replicas share the inbox, so what is queued is spread over them."""
+        if replicas > k.replicas:
             await self._add_replicas(k, replicas)
-        elif replicas < old:
+        else:
             await self._remove_replicas(k, replicas, timeout)
-        return old
 
     async def _add_replicas(self, k: _Kernel, replicas: int) -> None:
         old = k.replicas
@@ -667,12 +601,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         k.ctxs.extend(fresh)
         if k.state is S.LAUNCHED:
             return
-        loop = asyncio.get_running_loop()
         for ctx in fresh:
             ctx.is_active = k.state is S.ACTIVE
-            task = loop.create_task(self._run_body(k, ctx), name=f"ringctl:{k.id}[{ctx.replica}]")
-            task.add_done_callback(functools.partial(self._body_done, k, ctx))
-            k.tasks.append(task)
+        self._start_bodies(k, fresh)
 
     async def _remove_replicas(self, k: _Kernel, replicas: int, timeout: float) -> None:
         leaving = k.ctxs[replicas:]
@@ -688,8 +619,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             k.base_in += ctx.messages_in
             k.base_out += ctx.messages_out
             k.base_errors += ctx.errors
-            for sample in ctx._latency._samples:
-                k.latency.add(sample)
+            k.latency._samples.extend(ctx._latency._samples)
             exc = task.exception() if task.done() and not task.cancelled() else None
             if exc is not None and not isinstance(exc, TimeoutError):
                 k.errors += 1
@@ -745,11 +675,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         what it holds (it is no longer listed among the topology's queues).
         """
         for producer, _port, consumer, *_ in connect:
-            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
-            if p.state not in RUNNING:
-                raise KernelStateError(producer, "connect", p.state, RUNNING)
-            if c.state not in RUNNING:
-                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+            self._require_running(producer, "connect")
+            self._require_running(consumer, "connect")
         dropping = set(disconnect)
         for producer, port, consumer in disconnect:
             k = self._require(producer)
@@ -758,24 +685,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                 raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
         for producer, port, _consumer in disconnect:
             out = self._kernels[producer].ports[port]
-            kept = [q for q in out.targets if (producer, port, q.consumer) not in dropping]
-            was = out.fanout
-            out.disconnect_all()
-            for q in kept:
-                out.connect(q, was)
+            out.targets = [q for q in out.targets if (producer, port, q.consumer) not in dropping]
+            out._route()
         self._edges = [q for q in self._edges if (q.producer, q.port, q.consumer) not in dropping]
         for producer, port, consumer, capacity, backpressure, fanout in connect:
             p, c = self._kernels[producer], self._kernels[consumer]
-            out = self._port(p, port)
-            if any(q.consumer == consumer for q in out.targets):
-                raise UserInputError(f"queue {producer}.{port} -> {consumer} is already wired")
-            queue = Queue(
-                f"{producer}.{port} -> {consumer}", c.inbox,
-                capacity if capacity is not None else c.queue_size, backpressure,
-                producer=producer, port=port, consumer=consumer,
-            )  # fmt: skip
-            out.connect(queue, _fanout(fanout))
-            self._edges.append(queue)
+            self._wire(p, port, c, capacity, backpressure, fanout)
 
     async def retune(
         self, producer: str, port: str, consumer: str, *, capacity: int | None,
@@ -803,24 +718,11 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         tap's bounded buffer (oldest overwritten, never blocking).
         """
         k = self._require(kernel_id, "tap")
-        refused = None if k.spec.control is None else k.spec.control.untappable(port)
-        if refused is not None:
-            raise UserInputError(refused[0], hint=refused[1])
-        out = k.ports.get(port)
-        if out is None:
-            declared = k.spec.ports
-            known = sorted(set(k.ports) | set(declared or ()))
-            if (declared is not None and port in declared) or (declared is None and port == "out"):
-                out = self._port(k, port)  # declared (or the default), not yet sent on
-            else:
-                guess = did_you_mean(port, known) if known else None
-                raise UserInputError(
-                    f"kernel {kernel_id!r} has no output port {port!r}"
-                    + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
-                    hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
-                )
+        declared = k.spec.ports
+        ports = {*k.ports, *(declared if declared is not None else ("out",))}
+        check_tap(k.id, k.spec, port, ports, known={*k.ports, *(declared or ())})
         tap = Tap(capacity)
-        out.add_tap(tap)
+        self._port(k, port).add_tap(tap)  # a declared port (or the default) made if unused
         return tap
 
     def untap(self, kernel_id: str, port: str, tap: Tap) -> None:
@@ -839,11 +741,8 @@ class RingKernelRuntime(KernelTable[_Kernel]):
             )  # fmt: skip
         for other in self._kernels.values():
             for port in other.ports.values():
-                kept = [q for q in port.targets if q.consumer != kernel_id]
-                if len(kept) != len(port.targets):
-                    port.disconnect_all()
-                    for q in kept:
-                        port.connect(q)
+                port.targets = [q for q in port.targets if q.consumer != kernel_id]
+                port._route()
         self._edges = [q for q in self._edges if kernel_id not in (q.producer, q.consumer)]
         del self._kernels[kernel_id]
         self._readers = {
@@ -1007,21 +906,19 @@ class RingKernelRuntime(KernelTable[_Kernel]):
 
     def _reader(self, kernel_id: str, port: str) -> OutPort:
         """The port ``receive`` reads, checked once and then kept for the next reads."""
-        k, _ = self._output(kernel_id, port)
-        out = k.ports[port]
+        out = self._output(kernel_id, port)
         self._readers[kernel_id if port == "out" else (kernel_id, port)] = out
         return out
 
-    def _output(self, kernel_id: str, port: str) -> tuple[_Kernel, Inbox]:
-        k = self._require(kernel_id, "receive")
-        out = self._port(k, port)
+    def _output(self, kernel_id: str, port: str) -> OutPort:
+        out = self._port(self._require(kernel_id, "receive"), port)
         if out.targets:
             wired = ", ".join(q.consumer or "?" for q in out.targets)
             raise UserInputError(
                 f"port {port!r} of kernel {kernel_id!r} is wired to {wired}",
                 hint="runtime.receive reads ports with no queue edge; read at the consumer",
             )
-        return k, out.output_inbox
+        return out
 
     def _park(
         self, kernel_id: str, inbox: Inbox, timeout: float | None, deadline: float
@@ -1152,11 +1049,9 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         m_out = k.base_out + sum(c.messages_out for c in ctxs)
         errors = k.errors + k.base_errors + sum(c.errors for c in ctxs)
         merged = LatencySampler()
-        for sample in k.latency._samples:
-            merged.add(sample)
+        merged._samples.extend(k.latency._samples)
         for c in ctxs:
-            for sample in c._latency._samples:
-                merged.add(sample)
+            merged._samples.extend(c._latency._samples)
         p50, p99 = merged.percentiles_us()
         running = [(c, t) for c, t in zip(ctxs, k.tasks, strict=False) if not t.done()]
         metrics = merge_metrics(c.metrics for c in ctxs)
@@ -1256,10 +1151,6 @@ def _describe(exc: BaseException | None) -> str | None:
 
 
 def _fanout(value: str | None) -> Fanout | None:
-    if value is None:
-        return None
-    if value == "broadcast":
-        return "broadcast"
-    if value == "round_robin":
-        return "round_robin"
-    raise UserInputError(f"fanout must be broadcast or round_robin, got {value!r}")
+    if value not in (None, "broadcast", "round_robin"):
+        raise UserInputError(f"fanout must be broadcast or round_robin, got {value!r}")
+    return cast("Fanout | None", value)

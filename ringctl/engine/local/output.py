@@ -113,15 +113,8 @@ def unmarked() -> Iterator[None]:
         _current.reset(token)
 
 
-class _Router:
-    """The installed sink and the streams that were there before ``capture``."""
-
-    def __init__(self) -> None:
-        self.sink: Sink | None = None
-        self.lock = threading.Lock()
-
-
-_router = _Router()
+_sink: Sink | None = None  # installed by ``capture``
+_lock = threading.Lock()  # kernel streams' partial lines
 
 
 def emit(
@@ -136,7 +129,7 @@ def emit(
 
     ``ts``: when it was written, if not now (output shipped from another process).
     """
-    sink = _router.sink
+    sink = _sink
     if sink is None:
         return
     try:
@@ -164,7 +157,7 @@ class _KernelStream(io.TextIOBase):
         if self.passthrough is not None:
             with contextlib.suppress(Exception):
                 self.passthrough.write(printable(s, lines=True))
-        with _router.lock:
+        with _lock:
             text = self._partial.pop(who, "") + s
             *lines, rest = text.split("\n")
             if len(rest) > MAX_LINE:
@@ -185,7 +178,7 @@ class _KernelStream(io.TextIOBase):
 
     def drain(self) -> None:
         """Emit what is left without a newline (at the end of the run)."""
-        with _router.lock:
+        with _lock:
             partial, self._partial = self._partial, {}
         for (kernel_id, replica), line in partial.items():
             emit(kernel_id, replica, self.name, line)
@@ -257,13 +250,14 @@ def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
     foreground run in plain mode keeps showing what kernels print). The streams and
     handlers are restored on exit.
     """
+    global _sink
     old_out, old_err = sys.stdout, sys.stderr
     out = _KernelStream("stdout", old_out, echo)
     err = _KernelStream("stderr", old_err, echo)
     handler = _KernelLogHandler(level=logging.INFO)
     root = logging.getLogger()
     old_level = root.level
-    _router.sink = sink
+    _sink = sink
     sys.stdout, sys.stderr = out, err
     old_show = warnings.showwarning
     warnings.showwarning = _kernel_warning(old_show)
@@ -281,7 +275,7 @@ def capture(sink: Sink, *, echo: TextIO | None = None) -> Iterator[None]:
         root.setLevel(old_level)
         warnings.showwarning = old_show
         sys.stdout, sys.stderr = old_out, old_err
-        _router.sink = None
+        _sink = None
 
 
 class KernelLog:

@@ -46,13 +46,11 @@ class Tap:
 
     __slots__ = ("_buffer", "_bytes", "_guard", "capacity", "max_bytes", "seen", "taken")
 
-    def __init__(self, capacity: int = TAP_CAPACITY, max_bytes: int = TAP_MAX_BYTES) -> None:
+    def __init__(self, capacity: int = TAP_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError(f"a tap keeps at least 1 message, got {capacity}")
-        if max_bytes < 1:
-            raise ValueError(f"a tap keeps at least 1 byte, got {max_bytes}")
         self.capacity = capacity
-        self.max_bytes = max_bytes
+        self.max_bytes = TAP_MAX_BYTES
         self._buffer: deque[tuple[Any, int]] = deque()
         self._bytes = 0
         self._guard = threading.Lock()
@@ -91,11 +89,6 @@ class Tap:
                 out.append(msg)
             self.taken += len(out)
         return out
-
-    @property
-    def kept_bytes(self) -> int:
-        """What the messages it keeps now take, as it counts them."""
-        return self._bytes
 
     @property
     def missed(self) -> int:
@@ -175,10 +168,6 @@ class OutPort:
         self.single: Queue | None = self.output
         self.taps: list[Tap] = []
         self._rr = 0
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.targets)
 
     def connect(self, queue: Queue, fanout: Fanout | None = None) -> None:
         self.targets.append(queue)

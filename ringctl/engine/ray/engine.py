@@ -21,10 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ringctl.checks import did_you_mean
 from ringctl.engine.accounting import Accounting, QueueAccount, build_accounting
 from ringctl.engine.contract import (
-    Capability,
     KernelInfo,
     KernelSnapshot,
     QueueSnapshot,
@@ -32,20 +30,19 @@ from ringctl.engine.contract import (
     TerminationReport,
     Wire,
 )
-from ringctl.engine.ledger import KernelBook, check_launch, check_params
-from ringctl.engine.lifecycle import RUNNING, KernelState, next_state
+from ringctl.engine.ledger import KernelBook, check_launch, check_params, check_tap
+from ringctl.engine.lifecycle import RUNNING, Action, KernelState
 from ringctl.engine.local.backends import resolve_backend
 from ringctl.engine.table import KernelTable
 from ringctl.engine.telemetry import merge_metrics
 from ringctl.exceptions import (
     KernelFailedError,
     KernelLaunchError,
-    KernelNotFoundError,
     KernelStateError,
     RunFailedError,
     UserInputError,
 )
-from ringctl.kernel.ring import RingKernel, as_kernel, registered
+from ringctl.kernel.ring import RingKernel, as_kernel
 
 if TYPE_CHECKING:
     from ringctl.engine.local.ports import Tap
@@ -108,7 +105,6 @@ class _RayKernel(KernelBook):
     spec: RingKernel
     kernel_bytes: bytes
     params: Any
-    replicas: int
     backend: str
     device: str | None
     note: str | None
@@ -116,7 +112,6 @@ class _RayKernel(KernelBook):
     resources: dict[str, float]
     entry: str | None
     actors: list[Any] = field(default_factory=list)
-    nodes: list[str] = field(default_factory=list)
     hosts: list[dict[str, Any]] = field(default_factory=list)  # setup(): pid, node, node_id
     probes: list[dict[str, Any] | None] = field(default_factory=list)
     error: str | None = None
@@ -196,9 +191,6 @@ class RayRuntime(KernelTable[_RayKernel]):
     """
 
     name: Final = "ray"
-    capabilities: Final[frozenset[Capability]] = frozenset(
-        {"restart", "scale", "tap", "reconfigure", "rewire"}
-    )
 
     def __init__(
         self,
@@ -316,13 +308,10 @@ class RayRuntime(KernelTable[_RayKernel]):
                     failure = failure or error  # the set-up hook raised
                     continue
             call.cancel()
-            with contextlib.suppress(Exception):
-                self._ray.kill(k.actors[i])
+            self._kill([k.actors[i]])
             log.warning("kernel %r: an actor did not restart in time; replaced it", k.id)
             k.forced = True
-            probe, k.probes[i] = k.probes[i], None
-            self._fold(k, probe, died=True)
-            k.saved_state.update((probe or {}).get("state") or {})
+            k.saved_state.update(self._died(k, i).get("state") or {})
             gone.append(i)
         forced = k.forced
         self._finish(k)
@@ -354,42 +343,33 @@ class RayRuntime(KernelTable[_RayKernel]):
             fresh: list[Any] = []
             hosts = await self._spawn(k, range(index, index + 1), state, [], fresh)
             k.actors[index], k.hosts[index] = fresh[0], hosts[0]
-            k.nodes[index] = str(hosts[0]["node"])
-            for edge in self._every_edge():  # an outbox may still hold some for one rewired
-                if edge.consumer == k.id:
-                    self._pending.append(
-                        fresh[0].add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
-                    )
-                    for actor in self._actors_of(edge.producer):
-                        self._pending.append(actor.retarget.remote(edge.id, index, fresh[0]))
-                if edge.producer == k.id and edge in self._edges:
-                    c = self._kernels[edge.consumer]
-                    self._pending.append(fresh[0].add_out_edge.remote(
-                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout))  # fmt: skip
+        await self._wire_anew(k, indices)
+
+    async def _wire_anew(self, k: _RayKernel, indices: Iterable[int]) -> None:
+        """Wire the new actors at ``indices`` as those they replace were: into every queue
+        that feeds the kernel (an outbox may still hold some for one rewired), producers
+        retargeted to them, and onto every queue it feeds."""
+        fresh = {i: k.actors[i] for i in indices}
+        for edge in self._every_edge():
+            if edge.consumer == k.id:
+                self._wire_consumer(edge, fresh.values())
+                for actor in self._actors_of(edge.producer):
+                    self._pending += [
+                        actor.retarget.remote(edge.id, i, a) for i, a in fresh.items()
+                    ]
+            if edge.producer == k.id and edge in self._edges:
+                self._wire_producer(edge, fresh.values())
         await self._flush_wiring()
 
-    async def scale(self, kernel_id: str, replicas: int, timeout: float = 5.0) -> int:
-        """Run ``replicas`` actors of a running kernel from now on; returns how many ran.
-
-        New actors run the set-up hook first (a kernel that cannot run as several
-        refuses there, and nothing changes), then get their share of each queue. A
-        replica that leaves stops after the message in hand, as on ``terminate``; what
-        was queued for it is handed to the others, so no message is lost or taken twice.
-        Its counters stay in the kernel's totals.
-        """
-        k = self._require_running(kernel_id, "scale")
-        if replicas < 1:
-            raise UserInputError(f"replicas must be at least 1, got {replicas}")
-        old = k.replicas
-        if replicas == old:
-            return old
-        feeding = [e.producer for e in self._every_edge() if e.consumer == kernel_id]
-        await self._answering((kernel_id, *feeding), f"scale {kernel_id!r}")
-        if replicas > old:
+    async def _rescale(self, k: _RayKernel, replicas: int, timeout: float) -> None:
+        """New actors get their share of each queue; what was queued for one that leaves
+        is handed to the others."""
+        feeding = [e.producer for e in self._every_edge() if e.consumer == k.id]
+        await self._answering((k.id, *feeding), f"scale {k.id!r}")
+        if replicas > k.replicas:
             await self._add_replicas(k, replicas)
-        elif replicas < old:
+        else:
             await self._remove_replicas(k, replicas, timeout)
-        return old
 
     async def _add_replicas(self, k: _RayKernel, replicas: int) -> None:
         old = k.replicas
@@ -401,9 +381,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             hosts = await self._spawn(k, range(old, replicas), {}, [], fresh)
         except Exception as exc:
             k.replicas = old
-            for actor in fresh:
-                with contextlib.suppress(Exception):
-                    self._ray.kill(actor)
+            self._kill(fresh)
             cause = getattr(exc, "cause", exc)
             raise UserInputError(
                 f"kernel {k.id!r} refuses {replicas} replicas: its set-up hook raised "
@@ -412,14 +390,10 @@ class RayRuntime(KernelTable[_RayKernel]):
             ) from exc
         for edge in self._edges:
             if edge.consumer == k.id:
-                for actor in fresh:
-                    await actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
+                self._wire_consumer(edge, fresh)
             if edge.producer == k.id:
-                c = self._kernels[edge.consumer]
-                for actor in fresh:
-                    await actor.add_out_edge.remote(
-                        edge.port, edge.id, edge.capacity, c.actors, edge.fanout
-                    )
+                self._wire_producer(edge, fresh)
+        await self._flush_wiring()
         for edge in self._edges:
             if edge.consumer == k.id:
                 for producer in self._kernels[edge.producer].actors:
@@ -427,7 +401,6 @@ class RayRuntime(KernelTable[_RayKernel]):
                         await producer.add_target.remote(edge.id, index, actor)
         k.actors.extend(fresh)
         k.hosts.extend(hosts)
-        k.nodes.extend(str(host["node"]) for host in hosts)
         k.probes.extend([None] * len(fresh))
         await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
         if k.state is not S.LAUNCHED:
@@ -464,10 +437,8 @@ class RayRuntime(KernelTable[_RayKernel]):
             probe = k.probes[i] if isinstance(result, BaseException) else result["probe"]
             self._fold(k, _with_output(probe) if probe else None,
                        died=isinstance(result, BaseException))  # fmt: skip
-        for actor in leaving:
-            with contextlib.suppress(Exception):
-                self._ray.kill(actor)
-        del k.actors[replicas:], k.hosts[replicas:], k.nodes[replicas:], k.probes[replicas:]
+        self._kill(leaving)
+        del k.actors[replicas:], k.hosts[replicas:], k.probes[replicas:]
         k.replicas = replicas
         await asyncio.gather(*(a.set_replicas.remote(replicas) for a in k.actors))
 
@@ -477,9 +448,6 @@ class RayRuntime(KernelTable[_RayKernel]):
         from ringctl.engine.local.ports import Tap
 
         k = self._require(kernel_id, "tap")
-        refused = None if k.spec.control is None else k.spec.control.untappable(port)
-        if refused is not None:
-            raise UserInputError(refused[0], hint=refused[1])
         declared = k.spec.ports
         # Undeclared: the default port and those wired in the topology.
         ports = (
@@ -487,14 +455,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             if declared is not None
             else {"out"} | {e.port for e in self._edges if e.producer == kernel_id}
         )
-        if port not in ports:
-            known = sorted(ports)
-            guess = did_you_mean(port, known) if known else None
-            raise UserInputError(
-                f"kernel {kernel_id!r} has no output port {port!r}"
-                + (f" (its ports: {', '.join(known)})" if known else " (it sends nothing)"),
-                hint=f"did you mean {kernel_id}.{guess}?" if guess else None,
-            )
+        check_tap(k.id, k.spec, port, ports, known=ports)
         tap = Tap(capacity)
         tap_id = f"{kernel_id}.{port}#{id(tap)}"
         for actor in k.actors:  # attached before anything sent after this call
@@ -545,6 +506,11 @@ class RayRuntime(KernelTable[_RayKernel]):
         if not keep_state:
             k.saved_state.clear()
 
+    def _kill(self, actors: Iterable[Any]) -> None:
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+
     def _every_edge(self) -> list[_Edge]:
         return [*self._edges, *self._retired]
 
@@ -587,22 +553,15 @@ class RayRuntime(KernelTable[_RayKernel]):
         accounting.
         """
         for producer, _port, consumer, *_ in connect:
-            p, c = self._require(producer, "connect"), self._require(consumer, "connect")
-            if p.state not in RUNNING:
-                raise KernelStateError(producer, "connect", p.state, RUNNING)
-            if c.state not in RUNNING:
-                raise KernelStateError(consumer, "connect", c.state, RUNNING)
+            self._require_running(producer, "connect")
+            self._require_running(consumer, "connect")
         wired = {e.id: e for e in self._edges}
         dropping = {f"{p}.{port} -> {c}" for p, port, c in disconnect}
         for producer, port, consumer in disconnect:
             self._require(producer)
             if f"{producer}.{port} -> {consumer}" not in wired:
                 raise UserInputError(f"queue {producer}.{port} -> {consumer} is not wired")
-        new = [
-            _Edge(f"{p}.{port} -> {c}", p, port, c,
-                  capacity or self._kernels[c].queue_size, str(backpressure), fanout)
-            for p, port, c, capacity, backpressure, fanout in connect
-        ]  # fmt: skip
+        new = [self._edge(*wire) for wire in connect]
         for e in new:
             if e.id in wired and e.id not in dropping:
                 raise UserInputError(f"queue {e.id} is already wired")
@@ -702,20 +661,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         entry: str | None = None,
         resources: dict[str, float] | None = None,
     ) -> None:
-        if kernel_id in self._kernels:
-            next_state(kernel_id, self._kernels[kernel_id].state, "launch")
-        if func is None:
-            spec = registered(kernel_id)
-            if spec is None:
-                raise KernelNotFoundError(kernel_id, self._known_ids())
-        else:
-            try:
-                spec = as_kernel(func, kernel_id)
-            except TypeError as exc:
-                raise KernelLaunchError(kernel_id, str(exc)) from exc
         # A clear error here, before any actor starts, with the local engine's words.
-        args = check_launch(
-            kernel_id, spec, replicas=replicas, queue_size=queue_size, params=params
+        spec, args = self._launching(
+            kernel_id, func, replicas=replicas, queue_size=queue_size, params=params
         )
         resources = dict(resources or {})
         wants_gpu = resources.get("num_gpus", 0) > 0
@@ -725,7 +673,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         else:
             choice = resolve_backend(kernel_id, requested, device)
             choice_backend, note = choice.backend, choice.note
-        ray = self._ensure_ray()
+        self._ensure_ray()
         from ray import cloudpickle
 
         k = _RayKernel(
@@ -744,9 +692,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         try:
             await self._start_actors(k)
         except Exception as exc:
-            for actor in k.actors:
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
+            self._kill(k.actors)
             if isinstance(exc, TimeoutError):
                 raise self._unplaced(k) from exc
             cause = getattr(exc, "cause", exc)
@@ -770,7 +716,6 @@ class RayRuntime(KernelTable[_RayKernel]):
         metrics = [dict((p or {}).get("metrics") or {}) for p in k.probes]
         k.actors = []
         k.hosts = await self._spawn(k, range(k.replicas), state, metrics, k.actors)
-        k.nodes = [str(host["node"]) for host in k.hosts]
         k.probes = [None] * k.replicas
 
     async def _spawn(
@@ -860,33 +805,33 @@ class RayRuntime(KernelTable[_RayKernel]):
         p, c = self._require(producer), self._require(consumer)
         if p.state is not S.LAUNCHED:
             raise KernelStateError(producer, "connect", p.state, (S.LAUNCHED,))
-        edge = _Edge(
-            f"{producer}.{port} -> {consumer}",
-            producer,
-            port,
-            consumer,
-            capacity or c.queue_size,
-            str(backpressure),
-            fanout,
-        )
+        edge = self._edge(producer, port, consumer, capacity, backpressure, fanout)
         if any(e.id == edge.id for e in self._edges):
             raise UserInputError(f"queue {edge.id} is already wired")
         self._edges.append(edge)
-        self._wire_consumer(c, edge)
-        self._wire_producer(p, edge)
+        self._wire_consumer(edge, c.actors)
+        self._wire_producer(edge, p.actors)
 
-    def _wire_consumer(self, c: _RayKernel, edge: _Edge) -> None:
-        for actor in c.actors:
-            self._pending.append(
-                actor.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure)
-            )
+    def _edge(
+        self, producer: str, port: str, consumer: str, capacity: int | None, backpressure: str,
+        fanout: str | None,
+    ) -> _Edge:  # fmt: skip
+        """A queue ``producer.port -> consumer`` (the consumer's queue size by default)."""
+        size = capacity or self._kernels[consumer].queue_size
+        return _Edge(f"{producer}.{port} -> {consumer}", producer, port, consumer, size,
+                     str(backpressure), fanout)  # fmt: skip
 
-    def _wire_producer(self, p: _RayKernel, edge: _Edge) -> None:
+    def _wire_consumer(self, edge: _Edge, actors: Iterable[Any]) -> None:
+        self._pending += [
+            a.add_in_edge.remote(edge.id, edge.capacity, edge.backpressure) for a in actors
+        ]
+
+    def _wire_producer(self, edge: _Edge, actors: Iterable[Any]) -> None:
         c = self._kernels[edge.consumer]
-        for actor in p.actors:
-            self._pending.append(
-                actor.add_out_edge.remote(edge.port, edge.id, edge.capacity, c.actors, edge.fanout)
-            )
+        self._pending += [
+            a.add_out_edge.remote(edge.port, edge.id, edge.capacity, c.actors, edge.fanout)
+            for a in actors
+        ]
 
     async def _flush_wiring(self) -> None:
         pending, self._pending = self._pending, []
@@ -895,24 +840,10 @@ class RayRuntime(KernelTable[_RayKernel]):
 
     # -- phase 2, pause, resume ----------------------------------------------------------
 
-    async def activate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "activate")
-        next_state(kernel_id, k.state, "activate")
-        await self._flush_wiring()
-        await asyncio.gather(*(a.activate.remote() for a in k.actors))
-        self._move(k, "activate")
-
-    async def deactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "deactivate")
-        next_state(kernel_id, k.state, "deactivate")
-        await asyncio.gather(*(a.deactivate.remote() for a in k.actors))
-        self._move(k, "deactivate")
-
-    async def reactivate(self, kernel_id: str) -> None:
-        k = self._require(kernel_id, "reactivate")
-        next_state(kernel_id, k.state, "reactivate")
-        await asyncio.gather(*(a.reactivate.remote() for a in k.actors))
-        self._move(k, "reactivate")
+    async def _obey(self, k: _RayKernel, action: Action) -> None:
+        if action == "activate":
+            await self._flush_wiring()
+        await asyncio.gather(*(getattr(a, action).remote() for a in k.actors))
 
     # -- termination and restarts --------------------------------------------------------
 
@@ -928,9 +859,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                 # last probe saw queued with it: left (a forced stop) or lost.
                 killed = isinstance(result, _Unresponsive)
                 k.forced = k.forced or killed
-                probe, k.probes[i] = k.probes[i], None
-                left += (probe or {}).get("inbox_depth", 0)
-                self._fold(k, probe, died=True, term="left" if killed else "lost")
+                left += self._died(k, i, "left" if killed else "lost").get("inbox_depth", 0)
                 continue
             k.forced = k.forced or bool(result["forced"])
             left += int(result["left"]) + int(result["unsent"])
@@ -951,8 +880,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         for actor, call in zip(k.actors, calls, strict=True):
             if not call.done():
                 call.cancel()
-                with contextlib.suppress(Exception):
-                    self._ray.kill(actor)
+                self._kill([actor])
                 log.warning("kernel %r: an actor did not stop in time; killed it", k.id)
                 results.append(_Unresponsive())
             elif call.cancelled():
@@ -1006,12 +934,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         """A new actor (per replica) for a TERMINATED kernel, wired like the old one."""
         k = self._require(kernel_id, "relaunch")
         self._move(k, "relaunch")
-        ray = self._ensure_ray()
+        self._ensure_ray()
         for probe in k.probes:
             self._fold(k, probe)
-        for actor in k.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
+        self._kill(k.actors)
         k.restarted()
         k.error = k.error_tb = None
         try:
@@ -1021,15 +947,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             k.error = failure.reason if failure else f"{type(exc).__name__}: {exc}"
             self._move(k, "finish")
             raise failure or KernelLaunchError(k.id, k.error) from exc
-        for edge in self._every_edge():  # an outbox may still hold some for one rewired
-            if edge.consumer == k.id:
-                self._wire_consumer(k, edge)
-                for actor in self._actors_of(edge.producer):
-                    for replica, handle in enumerate(k.actors):
-                        self._pending.append(actor.retarget.remote(edge.id, replica, handle))
-            if edge.producer == k.id and edge in self._edges:
-                self._wire_producer(k, edge)
-        await self._flush_wiring()
+        await self._wire_anew(k, range(len(k.actors)))
 
     def remove(self, kernel_id: str) -> None:
         """Forget a TERMINATED kernel so that its id can be launched anew. The queues into
@@ -1053,9 +971,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         out = [e for e in self._edges if e.producer == kernel_id and e.id not in into]
         self._edges = [e for e in self._edges if e.id not in into and e not in out]
         self._retired = [e for e in self._retired if e.id not in into] + out
-        for actor in k.actors:
-            with contextlib.suppress(Exception):
-                self._ray.kill(actor)
+        self._kill(k.actors)
         del self._kernels[kernel_id]
 
     def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
@@ -1138,18 +1054,10 @@ class RayRuntime(KernelTable[_RayKernel]):
             self._poller = None
         if self._ray is not None:
             for k in self._kernels.values():
-                for actor in k.actors:
-                    with contextlib.suppress(Exception):
-                        self._ray.kill(actor)
+                self._kill(k.actors)
             if self._started_ray:
                 self._ray.shutdown()
                 self._started_ray = False
-
-    async def __aenter__(self) -> RayRuntime:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- messages from and to the outside (the spec's runtime.send / receive) ------------
 
@@ -1222,8 +1130,7 @@ class RayRuntime(KernelTable[_RayKernel]):
                     error = call.exception()
                     if isinstance(error, ray.exceptions.RayActorError):
                         if k.state is S.TERMINATED:  # its outboxes died with it
-                            probe, k.probes[i] = k.probes[i], None
-                            self._fold(k, probe, died=True)
+                            self._died(k, i)
                         else:
                             self._actor_died(k, i, error)
                     elif error is not None:
@@ -1289,15 +1196,20 @@ class RayRuntime(KernelTable[_RayKernel]):
                 else:
                     base["out_lost"] += out.get("pending", 0)
 
+    def _died(self, k: _RayKernel, i: int, term: str = "lost") -> dict[str, Any]:
+        """Replica ``i``'s actor is gone: what its last probe counted is folded in as on a
+        death (``_fold``), and that probe returned (``{}`` when there was none)."""
+        probe, k.probes[i] = k.probes[i], None
+        self._fold(k, probe, died=True, term=term)
+        return probe or {}
+
     def _actor_died(self, k: _RayKernel, index: int, exc: BaseException) -> None:
         # Its inbox and outboxes died with it: counted (from its last probe) as lost.
         # Producers keep their batches for it until the restart retargets them.
-        probe = k.probes[index]
-        k.probes[index] = None
-        self._fold(k, probe, died=True)
-        k.saved_state.update((probe or {}).get("state") or {})  # a restart resumes from it
-        held = (probe or {}).get("inbox_depth", 0) + (probe or {}).get("pending_out", 0)
-        paused = not (probe or {}).get("active", True) and k.state is S.DEACTIVATED
+        probe = self._died(k, index)
+        k.saved_state.update(probe.get("state") or {})  # a restart resumes from it
+        held = probe.get("inbox_depth", 0) + probe.get("pending_out", 0)
+        paused = not probe.get("active", True) and k.state is S.DEACTIVATED
         if k.error is None and not k.terminating:
             k.error = f"actor of replica {index} died ({type(exc).__name__}); " + (
                 f"{held} queued messages lost"
@@ -1337,8 +1249,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         results = await self._stop_actors(k, 0.5, "lost")
         for i, result in enumerate(results):
             if isinstance(result, _Unresponsive):
-                probe, k.probes[i] = k.probes[i], None
-                self._fold(k, probe, died=True)
+                self._died(k, i)
             if not isinstance(result, BaseException):
                 # A restart replaces these actors: what they still held is lost, and counted
                 # on its edges (the inbox by its queues, the outboxes by the actor).
@@ -1392,24 +1303,13 @@ class RayRuntime(KernelTable[_RayKernel]):
         edge_stats = self._edge_totals()
         queues = tuple(
             QueueSnapshot(
-                name=e.id,
-                producer=e.producer,
-                port=e.port,
-                consumer=e.consumer,
-                depth=edge_stats.get(e.id, {}).get("depth", 0),
-                capacity=e.capacity,
-                backpressure=e.backpressure,
-                messages=edge_stats.get(e.id, {}).get("messages", 0),
-                drops=edge_stats.get(e.id, {}).get("drops", 0),
-                high_water=edge_stats.get(e.id, {}).get("high_water", 0),
-                blocked_s=edge_stats.get(e.id, {}).get("blocked_s", 0.0),
-                delivered=edge_stats.get(e.id, {}).get("delivered", 0),
-                lost=edge_stats.get(e.id, {}).get("lost", 0),
-                left=edge_stats.get(e.id, {}).get("left", 0),
-                in_doubt=edge_stats.get(e.id, {}).get("in_doubt", 0),
+                name=e.id, producer=e.producer, port=e.port, consumer=e.consumer,
+                capacity=e.capacity, backpressure=e.backpressure,
+                **{key: t[key] for key in (*_EDGE_SUMS, "high_water")},
             )
             for e in self._edges
-        )
+            for t in ({**_zero_edge(), "blocked_s": 0.0, **edge_stats.get(e.id, {})},)
+        )  # fmt: skip
         return RuntimeSnapshot(now, kernels, queues, quiescent=self._idle_now())
 
     def _snapshot_kernel(self, k: _RayKernel, now: float) -> KernelSnapshot:
@@ -1446,7 +1346,7 @@ class RayRuntime(KernelTable[_RayKernel]):
             blocked=sum(1 for p in probes if p["blocked"]),
             last_progress_s=round(now - k.progress_at, 3),
             entry=k.entry,
-            node=",".join(sorted(set(k.nodes))) or None,
+            node=",".join(sorted({str(host["node"]) for host in k.hosts})) or None,
             backend_note=k.note,
             metrics=metrics,
         )

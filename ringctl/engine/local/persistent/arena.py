@@ -168,10 +168,6 @@ class Arena:
             for name, (off, words) in layout.arrays.items()
         }
 
-    @classmethod
-    def attach(cls, layout: ArenaLayout) -> Arena:
-        return cls(layout, owner=False)
-
     def close(self) -> None:
         """Drop the views and unmap; the owner also removes the file. Idempotent."""
         if self._map is None:

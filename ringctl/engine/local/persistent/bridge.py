@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from ringctl.engine.lifecycle import KernelState
-from ringctl.engine.local.persistent.host import PersistentGroup
+from ringctl.engine.local.persistent.host import PersistentGroup, last_line
 from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 from ringctl.kernel.ring import RingKernel
 
@@ -120,14 +120,8 @@ class _Bridge:
             raise
         self._publish(ctx)
 
-    async def activate(self) -> None:
-        await self.group.activate(self.kernel_id)
-
-    async def deactivate(self) -> None:
-        await self.group.deactivate(self.kernel_id)
-
-    async def reactivate(self) -> None:
-        await self.group.reactivate(self.kernel_id)
+    async def obey(self, action: str) -> None:
+        await getattr(self.group, action)(self.kernel_id)
 
     def accounts(self) -> list[QueueAccount]:
         """The kernel's input ring as one row of the accounting law, in records.
@@ -179,7 +173,7 @@ class _Bridge:
             return True
         if ring_count(group.inbox(kid).header):
             return False
-        out = group.outbox(kid) if group.drained_by_host(kid) else None
+        out = group.outbox(kid) if group.reader(kid) is None else None  # drained by the host
         return out is None or ring_count(out.header) == 0
 
     async def terminate(self, timeout: float) -> tuple[int, bool]:
@@ -233,9 +227,9 @@ class _Bridge:
         from ringctl.engine.local.persistent.ringops import ring_count, ring_pop, ring_push
 
         group, kid = self.group, self.kernel_id
-        feeding = group.fed_by_host(kid)
+        feeding = group.feeder(kid) is None
         inbox = group.inbox(kid)
-        outbox = group.outbox(kid) if group.drained_by_host(kid) else None
+        outbox = group.outbox(kid) if group.reader(kid) is None else None
         out_buf = None if outbox is None else np.empty(outbox.capacity, outbox.records.dtype)
         next_metrics = next_state = 0.0
         was_busy = False
@@ -307,7 +301,7 @@ class _Bridge:
         if self.group.get_state(self.kernel_id) is KernelState.TERMINATED:
             error = self.group.stats(self.kernel_id).error
             if error is not None:
-                raise PersistentFailed(_summary(error))
+                raise PersistentFailed(last_line(error, error))
 
     def _publish(self, ctx: KernelContext) -> None:
         st = self.group.stats(self.kernel_id)
@@ -322,8 +316,3 @@ class _Bridge:
             ring_depth=st.inbox_depth,
             ring_capacity=st.inbox_capacity,
         )
-
-
-def _summary(error: str) -> str:
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else error

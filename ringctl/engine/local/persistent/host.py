@@ -57,7 +57,7 @@ from ringctl.kernel.persistent import LoopOptions, PersistentKernel
 
 log = logging.getLogger("ringctl.persistent")
 
-__all__ = ["PersistentGroup", "PersistentStats", "StallError"]
+__all__ = ["PersistentGroup", "PersistentStats", "StallError", "last_line"]
 
 S = KernelState
 #: A running kernel whose heartbeat has not moved for this long shows as stalled.
@@ -237,10 +237,6 @@ class PersistentGroup(KernelTable[_Member]):
     def kernel(self, kernel_id: str) -> PersistentKernel:
         return self._require(kernel_id).kernel
 
-    def fed_by_host(self, kernel_id: str) -> bool:
-        """True unless another kernel of the group writes this kernel's input ring."""
-        return self._require(kernel_id).feeds_from is None
-
     def feeder(self, kernel_id: str) -> str | None:
         """The kernel of the group that writes this kernel's input ring, if any."""
         return self._require(kernel_id).feeds_from
@@ -249,13 +245,6 @@ class PersistentGroup(KernelTable[_Member]):
         """The kernel of the group that reads this kernel's output ring, if any."""
         self._require(kernel_id)
         return next((k for k, m in self._kernels.items() if m.feeds_from == kernel_id), None)
-
-    def drained_by_host(self, kernel_id: str) -> bool:
-        """True if the kernel has an output ring that no kernel of the group reads."""
-        m = self._require(kernel_id)
-        return m.kernel.output is not None and not any(
-            o.feeds_from == kernel_id for o in self._kernels.values()
-        )
 
     @property
     def running(self) -> bool:
@@ -443,7 +432,7 @@ class PersistentGroup(KernelTable[_Member]):
                 log.info("the worker could not import or compile %s:\n%s", m.entry, reply[2])
                 if len(reply) < 4:  # a C++ handler: the compiler's report, its line last
                     report = str(reply[2])
-                    raise KernelLaunchError(m.id, _last_line(report), hint=report)
+                    raise KernelLaunchError(m.id, last_line(report), hint=report)
                 reason = str(reply[3])
                 if NUMBA_HINT in reason:
                     raise KernelLaunchError(m.id, "Numba is not installed", hint=NUMBA_HINT)
@@ -562,6 +551,7 @@ def _load_host_ops() -> None:
     store(words, HEAD, load(words, TAIL) + ring_count(words))
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str, default: str = "unknown error") -> str:
+    """The last line of a report (a traceback's names the exception), else ``default``."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+    return lines[-1] if lines else default

@@ -83,19 +83,12 @@ class LoopThread:
         from ringctl.engine.local.persistent.loop import loops_for
 
         loops = loops_for(self.kernel.handler)
-        o = self._options
-        if self._outbox is None:
-            args: tuple[Any, ...] = (
-                self._ctrl, self._inbox.header, self._inbox.records, self._state,
-                o.spin_us * 1000, o.nap_us, o.batch, spin_slots(),
-            )  # fmt: skip
-            return loops.sink_loop, args
-        args = (
-            self._ctrl, self._inbox.header, self._inbox.records,
-            self._outbox.header, self._outbox.records, self._state,
-            o.spin_us * 1000, o.nap_us, o.batch, spin_slots(),
-        )  # fmt: skip
-        return loops.map_loop, args
+        o, out = self._options, self._outbox
+        rings: tuple[Any, ...] = (self._inbox.header, self._inbox.records)
+        if out is not None:  # a map: its output ring too
+            rings += (out.header, out.records)
+        args = (self._ctrl, *rings, self._state, o.spin_us * 1000, o.nap_us, o.batch, spin_slots())
+        return loops.sink_loop if out is None else loops.map_loop, args
 
     def start(self, *, skip_wedged: bool = False) -> None:
         """Start the loop (idle until the host writes ACTIVE).

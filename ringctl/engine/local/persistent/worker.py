@@ -74,7 +74,7 @@ def worker_main(conn: Connection) -> None:
     for path in reversed(spec.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
-    arena = Arena.attach(spec.arena)
+    arena = Arena(spec.arena)  # mapped, not owned: the host removes the file
     loops: dict[str, Any] = {}  # kernel id -> LoopThread
     reported: set[str] = set()
     try:

@@ -46,22 +46,8 @@ _PASSES_PER_US = 32
 class NativeLoop(LoopThread):
     """One C++ kernel's loop; ``compile`` builds it (phase 1), ``start`` runs it."""
 
-    def __init__(
-        self,
-        kernel: PersistentKernel,
-        ctrl: np.ndarray[Any, np.dtype[np.int64]],
-        inbox: RingView,
-        outbox: RingView | None,
-        state: np.ndarray[Any, np.dtype[np.float64]],
-        options: LoopOptions | None = None,
-        *,
-        backend: NativeBackend = "twin",
-    ) -> None:
-        super().__init__(kernel, ctrl, inbox, outbox, state, options)
-        if kernel.native is None:
-            raise TypeError(f"{kernel.kernel_id} has no C++ handler")
-        self.backend = backend
-        self._entry: Any = None
+    backend: NativeBackend = "twin"
+    _entry: Any = None
 
     def compile(self) -> None:
         """Build the loop with the kernel's handler; a compiler error raises here, at launch."""
@@ -106,15 +92,17 @@ def native_loop(
     options: LoopOptions,
 ) -> NativeLoop:
     """The loop for a worker: ``cpu`` runs the twin, ``cuda`` the GPU (arena registered)."""
+    if backend not in ("cpu", "cuda"):
+        raise ValueError(f"{kernel.kernel_id}: unknown backend {backend!r} (cpu or cuda)")
+    if kernel.native is None:
+        raise TypeError(f"{kernel.kernel_id} has no C++ handler")
+    loop = NativeLoop(kernel, ctrl, inbox, outbox, state, options)
     if backend == "cuda":
         from ringctl.engine.local.persistent.native.cuda import register_host_memory
 
-        base, size = arena_span(arena)
-        register_host_memory(base, size)
-        return NativeLoop(kernel, ctrl, inbox, outbox, state, options, backend="cuda")
-    if backend != "cpu":
-        raise ValueError(f"{kernel.kernel_id}: unknown backend {backend!r} (cpu or cuda)")
-    return NativeLoop(kernel, ctrl, inbox, outbox, state, options, backend="twin")
+        register_host_memory(*arena_span(arena))
+        loop.backend = "cuda"
+    return loop
 
 
 def arena_span(arena: Arena) -> tuple[int, int]:
