@@ -209,3 +209,15 @@ def test_argument_names_in_help_and_reference_are_the_ones_usage_shows() -> None
     assert "- `KERNEL=N...`: New replica counts." in reference
     assert "- `KERNEL[.PORT]`: The port to sample" in reference
     assert "TARGET" not in reference  # the parameters' Python names are not what users type
+
+
+def test_reading_a_status_document_loads_neither_the_supervisor_nor_an_engine() -> None:
+    # What `ps NAME`, `top` and the metrics read a running topology with.
+    code = "import sys, ringctl.dashboard._status\nprint(','.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    loaded = set(out.stdout.strip().split(","))
+    assert "ringctl.orchestrator.status" in loaded, out.stderr
+    heavy = {"ringctl.orchestrator.supervisor", "ringctl.engine.local", "numpy", "pydantic"}
+    assert not heavy & loaded
