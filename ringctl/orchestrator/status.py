@@ -200,7 +200,8 @@ class _Doc:
     @classmethod
     def check(cls: type[D], raw: Mapping[str, Any]) -> D:
         """The document's part as its writer must send it: every key known, every value of
-        its type (raises ``ValueError`` naming the first that is not). For tests."""
+        its type (raises ``ValueError`` naming the first that is not): the supervisor builds
+        the parts it writes with it, and the tests check whole documents."""
         plan = _FIELDS[cls]
         unknown = sorted(set(raw) - {f.key for f in plan})
         if unknown:
