@@ -262,24 +262,13 @@ class KernelContext:
             await self._yield()  # the last batch spent it; yield before taking the next
         batch: list[Any]
         q = self._inbox.single
-        if q is not None and self.is_active and 0 < (n := len(q._items)) <= max_items:
-            # The fast path (one queue, all it holds fits): one copy, no call.
-            items = q._items
-            if n > q._high:
-                q._high = n
-            batch = list(items)
-            items.clear()
-            q.delivered += n
-            waiters = q._space_waiters
-            while waiters:  # _wake_all inlined
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(None)
+        if q is not None and self.is_active and q._items:
+            batch = q.take(max_items)  # the fast path: one queue, one copy
+            n = len(batch)
         else:
             inbox = self._inbox
             again = False
-            # Fan-in, or more queued than fits: look first; else it was empty, or paused.
-            look = q is None or bool(q._items)
+            look = q is None  # fan-in: look first; one queue: it was empty, or paused
             while True:
                 if look and self.is_active:
                     batch = inbox.get_many_nowait(max_items)
@@ -313,7 +302,7 @@ class KernelContext:
         if self.should_terminate:
             raise TimeoutError()
         inbox = self._inbox
-        loop = inbox.loop
+        loop = inbox.loop  # running_loop(inbox) written out: a wait per message in ping-pong
         if loop is None or not loop.is_running():
             loop = running_loop(inbox)
         if timeout is None:

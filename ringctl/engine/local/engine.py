@@ -867,25 +867,12 @@ class RingKernelRuntime(KernelTable[_Kernel]):
         deadline = 0.0  # when a timed wait runs out, from the first time it waits
         while True:
             q = inbox.single
-            n = len(q._items) if q is not None else 0
-            if q is not None and 0 < n <= max_items:
-                # Inbox.get_many_nowait inlined: one queue, all it holds fits.
-                items = q._items
-                if n > q._high:
-                    q._high = n
-                batch = list(items)
-                items.clear()
-                q.delivered += n
-                waiters = q._space_waiters
-                while waiters:  # _wake_all inlined
-                    fut = waiters.popleft()
-                    if not fut.done():
-                        fut.set_result(None)
-                return batch
-            if q is None or n:  # fan-in, or more than fits
+            if q is None:  # fan-in
                 batch = inbox.get_many_nowait(max_items)
                 if batch:
                     return batch
+            elif q._items:
+                return q.take(max_items)
             fut = self._park(kernel_id, inbox, timeout, deadline)
             try:
                 await fut
@@ -937,7 +924,7 @@ class RingKernelRuntime(KernelTable[_Kernel]):
                 k.id, "receive", k.state, RUNNING,
                 hint="it has terminated and everything it sent has been read",
             )  # fmt: skip
-        loop = inbox.loop
+        loop = inbox.loop  # running_loop(inbox) written out: a wait per message in ping-pong
         if loop is None or not loop.is_running():
             loop = running_loop(inbox)
         if timeout is None:

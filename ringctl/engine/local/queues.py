@@ -186,20 +186,11 @@ class Queue:
         policy = self.policy
         if policy is Backpressure.BLOCK:
             # Another producer may take the freed slot first: wait again until ours fits.
-            started = _perf_counter()
-            try:
-                while not self.put_nowait(item):
-                    if self.closed:
-                        self._refuse()
-                        return
-                    fut = self._space_future()
-                    try:
-                        await fut
-                    except BaseException:
-                        self._left_waiting(fut)
-                        raise
-            finally:
-                self.blocked_s += _perf_counter() - started
+            while not self.put_nowait(item):
+                if self.closed:
+                    self._refuse()
+                    return
+                await self._wait_for_space()
         elif policy is Backpressure.DROP_OLDEST:
             self._note_depth()
             self._items.popleft()
@@ -245,20 +236,7 @@ class Queue:
                     _wake_all(self._getters)
                 continue
             if block and not self.closed:
-                # Wait until the rest fits (written out here, as in ``put``: one coroutine
-                # less per wait).
-                need = min(total - start, self.capacity)
-                started = _perf_counter()
-                try:
-                    while self.capacity - len(queue) < need and not self.closed:
-                        fut = self._space_future()
-                        try:
-                            await fut
-                        except BaseException:
-                            self._left_waiting(fut)
-                            raise
-                finally:
-                    self.blocked_s += _perf_counter() - started
+                await self._wait_for_space(min(total - start, self.capacity))
                 continue
             # Full (or closed): the policy decides for the next message only.
             await self.put(batch[start])
@@ -276,21 +254,22 @@ class Queue:
         else:
             self.lost += n
 
-    def _space_future(self) -> asyncio.Future[None]:
-        """The future a consumer resolves when it takes something (a producer waits on it)."""
-        inbox = self.inbox
-        loop = inbox.loop
-        if loop is None or not loop.is_running():
-            loop = running_loop(inbox)
-        fut: asyncio.Future[None] = loop.create_future()
-        self._space_waiters.append(fut)
-        return fut
-
-    def _left_waiting(self, fut: asyncio.Future[None]) -> None:
-        """A wait for space ended in an exception (a cancelled producer)."""
-        if fut.done() and not fut.cancelled():
-            # It was woken but leaves without using the space: pass the wake-up on.
-            _wake_first(self._space_waiters)
+    async def _wait_for_space(self, need: int = 1) -> None:
+        """Until ``need`` slots are free or the queue closes; the time counts as blocked."""
+        started = _perf_counter()
+        try:
+            while self.capacity - len(self._items) < need and not self.closed:
+                fut: asyncio.Future[None] = running_loop(self.inbox).create_future()
+                self._space_waiters.append(fut)
+                try:
+                    await fut
+                except BaseException:
+                    if fut.done() and not fut.cancelled():
+                        # Woken, but it leaves without using the space: pass the wake-up on.
+                        _wake_first(self._space_waiters)
+                    raise
+        finally:
+            self.blocked_s += _perf_counter() - started
 
     # -- consumer side (called through the Inbox) ---------------------------------------
 
@@ -304,6 +283,25 @@ class Queue:
     def producers_waiting(self) -> int:
         """Producers waiting for room (their messages are not in the queue yet)."""
         return sum(1 for f in self._space_waiters if not f.done())
+
+    def take(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` queued messages, oldest first, in one copy (counted
+        delivered; every producer waiting for space is woken)."""
+        items = self._items
+        n = len(items)
+        if n > self._high:
+            self._high = n
+        if n <= max_items:
+            batch = list(items)
+            items.clear()
+        else:
+            popleft = items.popleft
+            batch = [popleft() for _ in range(max_items)]
+            n = max_items
+        self.delivered += n
+        if self._space_waiters:
+            _wake_all(self._space_waiters)
+        return batch
 
     def _took(self, n: int) -> None:
         self.delivered += n
@@ -478,23 +476,7 @@ class Inbox:
         """
         single = self.single
         if single is not None:  # the hot path: one queue, no round robin to keep
-            items = single._items
-            n = len(items)
-            if not n:
-                return []
-            if n > single._high:
-                single._high = n
-            if n <= max_items:
-                batch = list(items)
-                items.clear()
-            else:
-                popleft = items.popleft
-                batch = [popleft() for _ in range(max_items)]
-                n = max_items
-            single.delivered += n
-            if single._space_waiters:
-                _wake_all(single._space_waiters)
-            return batch
+            return single.take(max_items) if single._items else []
         out: list[Any] = []
         queues = self.queues
         n = len(queues)
