@@ -42,11 +42,11 @@ _perf_counter = time.perf_counter
 #: Most messages ``messages()`` takes from its queue at once: a queue of the default size
 #: whole, in one copy (taking part of a longer queue pops one message at a time).
 TAKE_AT_ONCE = 1024
-#: A kernel yields the event loop after a budget of sends and receives since it last
-#: yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
+#: A kernel yields the event loop after a budget of messages received, or sent, since it
+#: last yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
 #: empties, and with thousands of kernels one pass of the loop (and so every ``ps``,
-#: ``pause`` and ``down``) would wait for all of them. The budget is this many operations
+#: ``pause`` and ``down``) would wait for all of them. The budget is this many messages
 #: per pass of the loop, shared by the kernels running (at least ``_MIN_BUDGET`` each),
 #: so one busy kernel alone almost never yields and five thousand yield every few sends.
 _OPS_PER_PASS = 16384
@@ -86,10 +86,11 @@ class KernelContext:
         "_blocked",
         "_deadline",
         "_in_check",
+        "_in_from",
         "_inbox",
         "_latency",
-        "_mark",
         "_out_check",
+        "_out_from",
         "_port_factory",
         "_ports",
         "_sample_at",
@@ -158,11 +159,13 @@ class KernelContext:
         # The budget and the latency samples are looked after every few messages, not on
         # each: a receive calls ``_tick_in`` once ``messages_in`` reaches ``_in_check``, a
         # send calls ``_spend`` once ``messages_out`` reaches ``_out_check``, and those
-        # calls set when the next look comes. What the kernel spent of its budget is
-        # ``messages_in + messages_out - _mark`` (the sum when it last yielded the loop).
+        # calls set when the next look comes. The budget is spent once either count has
+        # gone up by it since the kernel last yielded the loop (from ``_in_from`` and
+        # ``_out_from``).
         self._in_check = 0
         self._out_check = 0
-        self._mark = 0
+        self._in_from = 0
+        self._out_from = 0
         # Processing latency is timed for one message in LATENCY_SAMPLE_EVERY: from
         # handing it to the body (``_t_take``) until the body asks for the next one.
         self._t_take = 0.0
@@ -311,19 +314,15 @@ class KernelContext:
         return spent
 
     def _spend(self) -> bool:
-        """Whether the budget is spent since the loop last ran others (if so, it starts
-        again from now); sets when receive and send look next, halfway to the budget
-        on each side (both spend it) or at the next latency sample."""
+        """Whether the budget is spent on either side since the loop last ran others (if
+        so, it starts again from now); sets when receive and send look next."""
         n_in, n_out = self.messages_in, self.messages_out
-        left = _budget - (n_in + n_out - self._mark)
-        spent = left <= 0
+        spent = n_in >= self._in_from + _budget or n_out >= self._out_from + _budget
         if spent:
-            self._mark = n_in + n_out
-            left = _budget
-        step = (left + 1) // 2
-        self._out_check = n_out + step
+            self._in_from, self._out_from = n_in, n_out
+        self._out_check = self._out_from + _budget
         # A sample in progress ends at the next receive, whatever it finds.
-        self._in_check = n_in if self._t_take else min(self._sample_at, n_in + step)
+        self._in_check = n_in if self._t_take else min(self._sample_at, self._in_from + _budget)
         return spent
 
     def _park(self, timeout: float | None, again: bool) -> asyncio.Future[None]:
