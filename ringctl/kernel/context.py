@@ -37,17 +37,16 @@ if TYPE_CHECKING:
 
 __all__ = ["KernelContext"]
 
-_SAMPLE_MASK = LATENCY_SAMPLE_EVERY - 1
 _NEVER: Final = math.inf  # the deadline of a wait without a timeout
 _perf_counter = time.perf_counter
 #: Most messages ``messages()`` takes from its queue at once: a queue of the default size
 #: whole, in one copy (taking part of a longer queue pops one message at a time).
 TAKE_AT_ONCE = 1024
-#: A kernel yields the event loop after a budget of sends and receives since it last
-#: yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
+#: A kernel yields the event loop after a budget of messages received, or sent, since it
+#: last yielded (cooperative scheduling, as Tokio's task budget): a source whose queue
 #: has room, or a sink whose inbox is full, would otherwise run until the queue fills or
 #: empties, and with thousands of kernels one pass of the loop (and so every ``ps``,
-#: ``pause`` and ``down``) would wait for all of them. The budget is this many operations
+#: ``pause`` and ``down``) would wait for all of them. The budget is this many messages
 #: per pass of the loop, shared by the kernels running (at least ``_MIN_BUDGET`` each),
 #: so one busy kernel alone almost never yields and five thousand yield every few sends.
 _OPS_PER_PASS = 16384
@@ -86,13 +85,16 @@ class KernelContext:
         "_armed_for",
         "_blocked",
         "_deadline",
+        "_in_check",
+        "_in_from",
         "_inbox",
         "_latency",
+        "_out_check",
+        "_out_from",
         "_port_factory",
         "_ports",
-        "_spent_from",
+        "_sample_at",
         "_t_take",
-        "_takes",
         "_timer",
         "_wait_fut",
         "_waiting",
@@ -153,14 +155,23 @@ class KernelContext:
         self.messages_in = 0
         self.messages_out = 0
         self.errors = 0
-        self._takes = 0
-        self._t_take = 0.0
         self._latency = LatencySampler()
-        # What the kernel spent of its budget since it last yielded the loop is
-        # ``messages_out - _spent_from``: a send raises ``messages_out``, a message
-        # received lowers ``_spent_from``, so a send counts nothing more than it already
-        # does and checks sends and receives together in one comparison.
-        self._spent_from = 0
+        # The budget and the latency samples are looked after every few messages, not on
+        # each: a receive calls ``_tick_in`` once ``messages_in`` reaches ``_in_check``, a
+        # send calls ``_spend`` once ``messages_out`` reaches ``_out_check``, and those
+        # calls set when the next look comes. The budget is spent once either count has
+        # gone up by it since the kernel last yielded the loop (from ``_in_from`` and
+        # ``_out_from``).
+        self._in_check = 0
+        self._out_check = 0
+        self._in_from = 0
+        self._out_from = 0
+        # Processing latency is timed for one message in LATENCY_SAMPLE_EVERY: from
+        # handing it to the body (``_t_take``) until the body asks for the next one.
+        self._t_take = 0.0
+        # The ``messages_in`` count at which the next sample starts (while one runs, the
+        # count it started at).
+        self._sample_at = 0
         # One timer serves every ``receive(timeout)`` of this kernel: armed for the first
         # wait's deadline and moved on when it fires early, rather than one timer made and
         # cancelled per wait (see ``_wait_for_messages``).
@@ -207,11 +218,7 @@ class KernelContext:
 
     async def receive(self, timeout: float | None = None) -> Any:
         """The next message; raises ``asyncio.TimeoutError`` if none came within ``timeout``."""
-        if self._t_take:
-            self._latency.add(_perf_counter() - self._t_take)
-            self._t_take = 0.0
-        self._spent_from = base = self._spent_from - 1
-        if self.messages_out - base >= _budget:
+        if self.messages_in >= self._in_check and self._tick_in():
             await self._yield()  # before taking: a message is never held across the yield
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
@@ -229,10 +236,13 @@ class KernelContext:
             inbox = self._inbox
             again = False
             look = q is None  # fan-in: look first; one queue: it was empty, or paused
+            timing, self._t_take = self._t_take, 0.0  # a sample starts when a message comes
             while True:
                 if look and self.is_active:
                     item = inbox.get_nowait()
                     if item is not EMPTY:
+                        if timing:
+                            self._t_take = _perf_counter()
                         break
                 look = True
                 fut = self._park(timeout, again)
@@ -244,22 +254,15 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
-        # Processing latency: from handing a message to the body until it asks for the
-        # next one, measured on one message in LATENCY_SAMPLE_EVERY (no clock per message).
-        self.messages_in = taken = self.messages_in + 1
-        if not taken & _SAMPLE_MASK:
-            self._t_take = _perf_counter()
+        self.messages_in += 1
         return item
 
     async def receive_batch(self, max_items: int = 1024, timeout: float | None = None) -> list[Any]:
         """Between 1 and ``max_items`` messages, waiting up to ``timeout`` for the first."""
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        if self._t_take:
-            self._latency.add(_perf_counter() - self._t_take)
-            self._t_take = 0.0
-        if self.messages_out - self._spent_from >= _budget:
-            await self._yield()  # the last batch spent it; yield before taking the next
+        if self.messages_in >= self._in_check and self._tick_in():
+            await self._yield()  # before taking: a message is never held across the yield
         batch: list[Any]
         q = self._inbox.single
         if q is not None and self.is_active and q._items:
@@ -269,11 +272,14 @@ class KernelContext:
             inbox = self._inbox
             again = False
             look = q is None  # fan-in: look first; one queue: it was empty, or paused
+            timing, self._t_take = self._t_take, 0.0  # a sample starts when messages come
             while True:
                 if look and self.is_active:
                     batch = inbox.get_many_nowait(max_items)
                     n = len(batch)
                     if n:
+                        if timing:
+                            self._t_take = _perf_counter()
                         break
                 look = True
                 fut = self._park(timeout, again)
@@ -285,12 +291,39 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
-        self.messages_in += n
-        self._spent_from -= n  # a batch costs what its messages would
-        self._takes = takes = self._takes + 1
-        if not takes & _SAMPLE_MASK:
-            self._t_take = _perf_counter()
+        self.messages_in += n  # a batch costs what its messages would
         return batch
+
+    def _tick_in(self, start: bool = True) -> bool:
+        """A receive's look every few messages: ends the latency sample in progress (the
+        body asks for the next message), starts the next one when due (unless ``start``
+        is false), and says whether the budget is spent (the caller then yields)."""
+        n = self.messages_in
+        if self._t_take:
+            self._latency.add(_perf_counter() - self._t_take)
+            self._t_take = 0.0
+            # One take in LATENCY_SAMPLE_EVERY: the next sample comes that many times
+            # what this take handed out (one message, or a batch) later.
+            taken = n - self._sample_at
+            self._sample_at += LATENCY_SAMPLE_EVERY * (taken if taken > 1 else 1)
+            return self._spend()
+        spent = self._spend()
+        if start and not spent and n >= self._sample_at:  # (a yield is no work: not timed)
+            self._t_take = _perf_counter()
+            self._sample_at = self._in_check = n  # while it runs: the count it started at
+        return spent
+
+    def _spend(self) -> bool:
+        """Whether the budget is spent on either side since the loop last ran others (if
+        so, it starts again from now); sets when receive and send look next."""
+        n_in, n_out = self.messages_in, self.messages_out
+        spent = n_in >= self._in_from + _budget or n_out >= self._out_from + _budget
+        if spent:
+            self._in_from, self._out_from = n_in, n_out
+        self._out_check = self._out_from + _budget
+        # A sample in progress ends at the next receive, whatever it finds.
+        self._in_check = n_in if self._t_take else min(self._sample_at, self._in_from + _budget)
+        return spent
 
     def _park(self, timeout: float | None, again: bool) -> asyncio.Future[None]:
         """Nothing to take: the future that a message, a flag or the timeout resolves.
@@ -383,10 +416,8 @@ class KernelContext:
                         continue
                     yield msg
                     continue
-                if self._t_take:  # the receive() above timed its message: the body is back
-                    self._latency.add(_perf_counter() - self._t_take)
-                    self._t_take = 0.0
-                if self.messages_out - self._spent_from >= _budget:
+                # (Ends a sample the receive() above started: the body is back.)
+                if self.messages_in >= self._in_check and self._tick_in(start=False):
                     await self._yield()  # before taking: nothing is held across the yield
                     continue
                 items = q._items
@@ -401,14 +432,16 @@ class KernelContext:
                     batch = [popleft() for _ in range(TAKE_AT_ONCE)]
                     n = TAKE_AT_ONCE
                 q._took(n)
-                self.messages_in += n
-                self._spent_from -= n  # a batch costs what its messages would
+                first = self.messages_in
+                self.messages_in = first + n  # a batch costs what its messages would
                 # Processing latency, from handing a message out until the body asks for
                 # the next one, timed for one message of the batch (no clock per message):
-                # the first whose count is a multiple of LATENCY_SAMPLE_EVERY, at ``at``,
-                # if the batch reaches it. The batch is handed out in up to three
-                # stretches (before it, it, after it): no other message pays for sampling.
-                at = -(self.messages_in - n) & _SAMPLE_MASK
+                # the one whose count reaches the next sample's, at ``at``, if the batch
+                # reaches it. The batch is handed out in up to three stretches (before
+                # it, it, after it): no other message pays for sampling.
+                at = max(0, self._sample_at - first)
+                if at < n:
+                    self._sample_at = first + at + LATENCY_SAMPLE_EVERY
                 held = it = iter(batch)
                 rest: list[Any] | None = None
                 for msg in islice(it, at) if at < n else it:
@@ -472,7 +505,7 @@ class KernelContext:
                 if q._getters:
                     _wake_first(q._getters)
                 self.messages_out = out = self.messages_out + 1
-                if out - self._spent_from >= _budget:
+                if out >= self._out_check and self._spend():
                     await self._yield()
                 return
         elif p.taps and self.is_active:
@@ -520,12 +553,11 @@ class KernelContext:
             finally:
                 self._blocked = False
         self.messages_out = out = self.messages_out + n
-        if out - self._spent_from >= _budget:
+        if out >= self._out_check and self._spend():
             await self._yield()
 
     async def _yield(self) -> None:
         """Let every other ready task run once (the budget is spent)."""
-        self._spent_from = self.messages_out
         await asyncio.sleep(0)
 
     def record_error(self, exc: BaseException | str | None = None) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ringctl import KernelContext, RingKernelRuntime
 from ringctl.kernel import context
 
@@ -50,6 +52,50 @@ async def test_a_source_that_never_waits_yields_the_loop(runtime: RingKernelRunt
     finally:
         stop.set()
         await counter
+
+
+async def _drain(ctx: KernelContext) -> None:
+    """A sink that only receives, one message at a time, one batch at a time, or
+    through ``messages()``, as its params say."""
+    style = ctx.params["style"]
+    if style == "messages":
+        async for _ in ctx.messages():
+            pass
+        return
+    while not ctx.should_terminate:
+        try:
+            if style == "receive":
+                await ctx.receive(timeout=0.5)
+            else:
+                await ctx.receive_batch(8, timeout=0.5)
+        except TimeoutError:
+            continue
+
+
+@pytest.mark.parametrize("style", ["receive", "receive_batch", "messages"])
+async def test_a_sink_with_a_full_inbox_yields_the_loop(
+    runtime: RingKernelRuntime, style: str
+) -> None:
+    n = 200_000
+    await runtime.launch("sink", _drain, params={"style": style}, queue_size=n)
+    await runtime.send_batch("sink", range(n))
+    seen: list[int] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:  # one look per pass of the loop
+        while not stop.is_set():
+            seen.append(runtime.snapshot().kernel("sink").messages_in)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await runtime.activate("sink")
+        await wait_until(lambda: runtime.queued("sink") == 0, timeout=30, what="the drain")
+    finally:
+        stop.set()
+        await watcher
+    # Without a budget on receiving the sink would take all it holds in one pass.
+    assert any(0 < m < n for m in seen), seen[:5]
 
 
 def test_the_budget_is_shared_by_the_running_kernels() -> None:

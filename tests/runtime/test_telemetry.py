@@ -136,6 +136,37 @@ async def test_latency_percentiles_appear_after_enough_messages(
     assert 0 < snap.latency_p50_us <= snap.latency_p99_us
 
 
+@pytest.mark.parametrize("style", ["receive", "receive_batch", "messages"])
+async def test_latency_times_the_work_not_the_wait_for_a_message(
+    runtime: RingKernelRuntime, style: str
+) -> None:
+    async def worker(ctx: KernelContext) -> None:
+        if style == "messages":
+            async for msg in ctx.messages():
+                await asyncio.sleep(0.002)  # the work
+                await ctx.send(msg)
+            return
+        while not ctx.should_terminate:
+            try:
+                if style == "receive":
+                    msg = await ctx.receive(timeout=1)
+                else:
+                    msg = await ctx.receive_batch(1, timeout=1)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(0.002)  # the work
+            await ctx.send(msg)
+
+    await runtime.launch("w", worker)
+    await runtime.activate("w")
+    for i in range(40):  # the kernel waits ~60 ms for each message, then works ~2 ms
+        await asyncio.sleep(0.06)
+        await runtime.send("w", i)
+        await runtime.receive("w", timeout=5)
+    p50 = runtime.snapshot().kernel("w").latency_p50_us
+    assert p50 is not None and 1_500 <= p50 < 40_000, p50
+
+
 async def test_rate_over_a_window(runtime: RingKernelRuntime) -> None:
     await runtime.launch("echo", echo)
     await runtime.activate("echo")
