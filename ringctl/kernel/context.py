@@ -297,21 +297,29 @@ class KernelContext:
     def _tick_in(self, start: bool = True) -> bool:
         """A receive's look every few messages: ends the latency sample in progress (the
         body asks for the next message), starts the next one when due (unless ``start``
-        is false), and says whether the budget is spent (the caller then yields)."""
+        is false), and says whether the budget is spent (the caller then yields). Only
+        the receiving side's budget is looked at here: a send looks at its own."""
         n = self.messages_in
-        if self._t_take:
-            self._latency.add(_perf_counter() - self._t_take)
+        limit = self._in_from + _budget
+        t = self._t_take
+        if t:
+            self._latency.add(_perf_counter() - t)
             self._t_take = 0.0
             # One take in LATENCY_SAMPLE_EVERY: the next sample comes that many times
             # what this take handed out (one message, or a batch) later.
             taken = n - self._sample_at
-            self._sample_at += LATENCY_SAMPLE_EVERY * (taken if taken > 1 else 1)
-            return self._spend()
-        spent = self._spend()
-        if start and not spent and n >= self._sample_at:  # (a yield is no work: not timed)
-            self._t_take = _perf_counter()
-            self._sample_at = self._in_check = n  # while it runs: the count it started at
-        return spent
+            self._sample_at = at = self._sample_at + LATENCY_SAMPLE_EVERY * max(taken, 1)
+            if n < limit:
+                self._in_check = at if at < limit else limit
+                return False
+        elif n < limit:
+            if start and n >= self._sample_at:  # (a yield is no work: never timed)
+                self._t_take = _perf_counter()
+                self._sample_at = self._in_check = n  # while it runs: the count it started at
+            else:
+                self._in_check = self._sample_at if self._sample_at < limit else limit
+            return False
+        return self._spend()
 
     def _spend(self) -> bool:
         """Whether the budget is spent on either side since the loop last ran others (if
