@@ -224,6 +224,10 @@ class RayRuntime(KernelTable[_RayKernel]):
         self._stale_edges: set[str] = set()
         self._final = False  # every actor that is alive has sent its last report
         self._taps: dict[int, tuple[str, asyncio.Task[None]]] = {}  # id(tap) -> (id, reader)
+        # Kernel id -> its actors' answers to a ``tap`` not yet awaited: the next message
+        # the driver sends that kernel waits for them (Ray may run an async actor's calls
+        # out of order, and the message must not pass the port before the tap is on it).
+        self._attaching: dict[str, list[Any]] = {}
 
     # -- Ray itself ----------------------------------------------------------------------
 
@@ -458,8 +462,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         check_tap(k.id, k.spec, port, ports, known=ports)
         tap = Tap(capacity)
         tap_id = f"{kernel_id}.{port}#{id(tap)}"
-        for actor in k.actors:  # attached before anything sent after this call
-            actor.tap_attach.remote(port, tap_id, capacity)
+        attaching = self._attaching.setdefault(k.id, [])
+        for actor in k.actors:  # attached before anything the driver sends it after this
+            attaching.append(actor.tap_attach.remote(port, tap_id, capacity))
         reader = asyncio.get_running_loop().create_task(self._read_tap(k, port, tap_id, tap))
         self._taps[id(tap)] = (tap_id, reader)
         return tap
@@ -973,6 +978,7 @@ class RayRuntime(KernelTable[_RayKernel]):
         self._retired = [e for e in self._retired if e.id not in into] + out
         self._kill(k.actors)
         del self._kernels[kernel_id]
+        self._attaching.pop(kernel_id, None)
 
     def close_inbox(self, kernel_id: str, reason: str = "lost") -> int:
         """What is still queued for the kernel. Its actors closed their queues when they
@@ -1068,6 +1074,9 @@ class RayRuntime(KernelTable[_RayKernel]):
         k = self._require(kernel_id)
         if k.state not in RUNNING:
             raise KernelStateError(kernel_id, "send", k.state, RUNNING)
+        attaching = self._attaching.pop(k.id, None)
+        if attaching:  # a tap asked for since the last send: on the port first
+            await asyncio.gather(*attaching, return_exceptions=True)
         await k.actors[0].send_external.remote(list(msgs))
 
     async def receive(
