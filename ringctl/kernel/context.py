@@ -241,8 +241,6 @@ class KernelContext:
                 if look and self.is_active:
                     item = inbox.get_nowait()
                     if item is not EMPTY:
-                        if timing:
-                            self._t_take = _perf_counter()
                         break
                 look = True
                 fut = self._park(timeout, again)
@@ -254,6 +252,8 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
+            if timing:
+                self._t_take = _perf_counter()
         self.messages_in += 1
         return item
 
@@ -278,8 +278,6 @@ class KernelContext:
                     batch = inbox.get_many_nowait(max_items)
                     n = len(batch)
                     if n:
-                        if timing:
-                            self._t_take = _perf_counter()
                         break
                 look = True
                 fut = self._park(timeout, again)
@@ -291,33 +289,27 @@ class KernelContext:
                     raise
                 self._wait_fut = None  # the timer stays armed for the next wait, if any
                 self._waiting = False
+            if timing:
+                self._t_take = _perf_counter()
         self.messages_in += n  # a batch costs what its messages would
         return batch
 
     def _tick_in(self, start: bool = True) -> bool:
         """A receive's look every few messages: ends the latency sample in progress (the
-        body asks for the next message), starts the next one when due (unless ``start``
-        is false), and says whether the budget is spent (the caller then yields). Only
-        the receiving side's budget is looked at here: a send looks at its own."""
+        body asks for the next message), or starts the next one when due (unless
+        ``start`` is false), and says whether the budget is spent (the caller then
+        yields). Starting a sample is all a look does while the budget holds."""
         n = self.messages_in
-        limit = self._in_from + _budget
-        t = self._t_take
-        if t:
-            self._latency.add(_perf_counter() - t)
+        if self._t_take:
+            self._latency.add(_perf_counter() - self._t_take)
             self._t_take = 0.0
             # One take in LATENCY_SAMPLE_EVERY: the next sample comes that many times
             # what this take handed out (one message, or a batch) later.
-            taken = n - self._sample_at
-            self._sample_at = at = self._sample_at + LATENCY_SAMPLE_EVERY * max(taken, 1)
-            if n < limit:
-                self._in_check = at if at < limit else limit
-                return False
-        elif n < limit:
-            if start and n >= self._sample_at:  # (a yield is no work: never timed)
-                self._t_take = _perf_counter()
-                self._sample_at = self._in_check = n  # while it runs: the count it started at
-            else:
-                self._in_check = self._sample_at if self._sample_at < limit else limit
+            self._sample_at += LATENCY_SAMPLE_EVERY * max(n - self._sample_at, 1)
+        elif start and self._sample_at <= n < self._in_from + _budget:
+            # (Not when a yield is due: a yield is no work, never timed.)
+            self._t_take = _perf_counter()
+            self._sample_at = self._in_check = n  # while it runs: the count it started at
             return False
         return self._spend()
 
