@@ -175,11 +175,25 @@ def _metrics(rt: Any, kernel_id: str) -> dict[str, Any]:
 # -- the baselines: plain Ray actors ------------------------------------------------------
 
 
+class _StampedSink:
+    """What a plain latency chain's sink keeps: each window's latencies, in seconds."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[int, list[float]] = {}
+
+    def _arrived(self, msg: tuple[float, int, int]) -> None:
+        self.latencies.setdefault(msg[1], []).append(time.perf_counter() - msg[0])
+
+    def window_p50(self, window: int, n: int) -> float | None:
+        got = self.latencies.get(window, [])
+        return statistics.median(got) * 1e3 if got and len(got) == n else None
+
+
 def raw_actor_class() -> Any:
     import ray
 
     @ray.remote(num_cpus=0)  # as ringctl's actors: placed however many there are
-    class Stage:
+    class Stage(_StampedSink):
         """One stage: forwards what it gets to ``next`` (up to ``WINDOW`` calls in
         flight), or, as the sink, counts it and checks the ints' order."""
 
@@ -187,13 +201,13 @@ def raw_actor_class() -> Any:
             self.next = nxt
             self.window = asyncio.Semaphore(WINDOW)
             self.items = self.disorder = 0
-            self.latencies: dict[int, list[float]] = {}
+            super().__init__()
             self.t_last = 0.0
 
         async def forward(self, msg: tuple[float, int, int]) -> None:
             """Latency chain: one call per hop, nothing awaited."""
             if self.next is None:
-                self.latencies.setdefault(msg[1], []).append(time.perf_counter() - msg[0])
+                self._arrived(msg)
             else:
                 self.next.forward.remote(msg)
 
@@ -242,10 +256,6 @@ def raw_actor_class() -> Any:
         def result(self) -> dict[str, Any]:
             return {"items": self.items, "disorder": self.disorder, "t_last": self.t_last}
 
-        def window_p50(self, window: int, n: int) -> float | None:
-            got = self.latencies.get(window, [])
-            return statistics.median(got) * 1e3 if got and len(got) == n else None
-
     return Stage
 
 
@@ -253,17 +263,17 @@ def sync_actor_class() -> Any:
     import ray
 
     @ray.remote(num_cpus=0)
-    class SyncStage:
+    class SyncStage(_StampedSink):
         """The latency chain on plain threaded actors: a call runs on the thread that
         took it, with no hop to an event loop, so these forward faster than async ones."""
 
         def __init__(self, nxt: Any) -> None:
             self.next = nxt
-            self.latencies: dict[int, list[float]] = {}
+            super().__init__()
 
         def forward(self, msg: tuple[float, int, int]) -> None:
             if self.next is None:
-                self.latencies.setdefault(msg[1], []).append(time.perf_counter() - msg[0])
+                self._arrived(msg)
             else:
                 self.next.forward.remote(msg)
 
@@ -273,10 +283,6 @@ def sync_actor_class() -> Any:
                 if delay > 0:
                     time.sleep(delay)
                 self.next.forward.remote((time.perf_counter(), window, n))
-
-        def window_p50(self, window: int, n: int) -> float | None:
-            got = self.latencies.get(window, [])
-            return statistics.median(got) * 1e3 if got and len(got) == n else None
 
     return SyncStage
 
